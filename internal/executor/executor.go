@@ -1,0 +1,109 @@
+// Package executor is the contract of an executor — who runs and owns a
+// run — and the registry of executors named in schedules (local,
+// inprocess, and later ssh, sge, agent). Implementations live in
+// sub-packages and import only talon and this package.
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/talonhq/talon"
+)
+
+// ErrLost is returned by Recover when a run started by an earlier
+// scheduler cannot be re-attached; the engine fails it with reason
+// "lost: …" and retries apply.
+var ErrLost = errors.New("lost")
+
+// Executor starts runs and re-attaches to them after a restart.
+type Executor interface {
+	// Start starts the run described by s and returns once it has started
+	// (or could not start: the error becomes the run's failure reason).
+	Start(ctx context.Context, s Spec) (Process, error)
+	// Recover re-attaches to a run that an earlier scheduler started, from
+	// the handle it stored, or returns an error wrapping ErrLost.
+	Recover(ctx context.Context, run talon.Run, handle string) (Process, error)
+}
+
+// Process is one started run.
+type Process interface {
+	// Handle is the executor's id for the run (a pid, an SGE job id),
+	// stored so a restarted scheduler can Recover it.
+	Handle() string
+	// Wait blocks until the run ends and says how.
+	Wait() Outcome
+	// Cancel stops the run (its whole process group, remote job, …); the
+	// cause becomes the reason. Wait then returns.
+	Cancel(cause error)
+}
+
+// Outcome is how a run ended.
+type Outcome struct {
+	Succeeded bool
+	ExitCode  int
+	// Reason is a short human sentence: "exit status 3", "killed: timeout
+	// after 2h", "cancelled by alice".
+	Reason string
+}
+
+// Spec is everything an executor needs to start a run.
+type Spec struct {
+	Run talon.Run
+	Job *talon.Job
+	// Env holds the TALON_* variables (TALON_RUN_ID, TALON_JOB,
+	// TALON_PERIOD, TALON_URL, TALON_TOKEN, TALON_PARAMS, …) as KEY=VALUE,
+	// to be added to the job's own env.
+	Env []string
+	// LogPath is the file that receives the run's stdout and stderr.
+	LogPath string
+	// Params is the JSON of the run's parameters (job params overlaid with
+	// the trigger's), also in Env as TALON_PARAMS.
+	Params []byte
+	// OnLine, when set, receives each output line, so the engine can read
+	// "::talon progress 40%" lines from executors that cannot reach the
+	// server.
+	OnLine func(line string)
+}
+
+var (
+	mu        sync.RWMutex
+	executors = map[string]Executor{}
+)
+
+// Register makes an executor available to jobs under name.
+func Register(name string, e Executor) {
+	mu.Lock()
+	defer mu.Unlock()
+	executors[name] = e
+}
+
+// Get returns the executor registered under name.
+func Get(name string) (Executor, error) {
+	mu.RLock()
+	defer mu.RUnlock()
+	e := executors[name]
+	if e == nil {
+		return nil, fmt.Errorf("unknown executor %q (known: %v)", name, namesLocked())
+	}
+	return e, nil
+}
+
+// Names lists registered executors, sorted.
+func Names() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	return namesLocked()
+}
+
+func namesLocked() []string {
+	out := make([]string, 0, len(executors))
+	for k := range executors {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,277 @@
+// Package store is the contract of Talon's state store: the one place that
+// holds runs, their history and decisions, artifacts and trigger cursors.
+// Two implementations satisfy it, store/sqlite (embedded default) and
+// store/postgres (several schedulers, many nodes), and both pass the one
+// conformance suite in store/storetest.
+//
+// Every transition is one transaction guarded by the state the caller
+// expects (compare-and-set) and writes an event row. Run creation is
+// idempotent on (job, period, trigger, fire time), or on a client key,
+// through a unique index. Fenced limits (max_running, once per period) are
+// decided inside the transaction, so they hold with several schedulers.
+// Times come from the caller; implementations store them in UTC with
+// microsecond precision.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/talonhq/talon"
+)
+
+// Sentinel errors callers branch on.
+var (
+	// ErrNotFound: the run (or other row) does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the run left the state the caller expected.
+	ErrConflict = errors.New("conflict: run is not in the expected state")
+	// ErrFenced: a fenced limit (max_running, once per period) holds.
+	// FenceError carries which one.
+	ErrFenced = errors.New("fenced limit reached")
+	// ErrUnavailable: the database cannot be reached; retry later.
+	ErrUnavailable = errors.New("state store unavailable")
+)
+
+// FenceError says which fenced limit stopped a transition.
+type FenceError struct {
+	Constraint string // "max_running" or "once_per_period"
+	Reason     string
+}
+
+func (e *FenceError) Error() string { return e.Constraint + ": " + e.Reason }
+func (e *FenceError) Unwrap() error { return ErrFenced }
+
+// Store is the state store.
+type Store interface {
+	// CreateRuns creates runs in one transaction, idempotently: a run whose
+	// (job, period, trigger, fire time) — or, when Key is set, (job, key) —
+	// already exists is not created again; the existing run is returned
+	// with Created false. Results are in the order of ps.
+	CreateRuns(ctx context.Context, ps []CreateRun) ([]Created, error)
+
+	// GetRun returns a run with its progress and artifacts, or ErrNotFound.
+	GetRun(ctx context.Context, id int64) (talon.Run, error)
+
+	// ListRuns returns runs matching f, newest first (by id).
+	ListRuns(ctx context.Context, f RunFilter) ([]talon.Run, error)
+
+	// Transition applies each transition in its own compare-and-set within
+	// one transaction, and returns one result per item: the updated run,
+	// or ErrNotFound, ErrConflict (the run was not in From) or a
+	// *FenceError. An error return means the whole batch was not applied
+	// (e.g. ErrUnavailable).
+	Transition(ctx context.Context, ts []Transition) ([]Result, error)
+
+	// Decisions returns the latest answer of every constraint for a run.
+	Decisions(ctx context.Context, runID int64) ([]talon.Decision, error)
+
+	// Events returns a run's history, oldest first.
+	Events(ctx context.Context, runID int64) ([]talon.Event, error)
+
+	// Summaries returns, for each (job, period), the counts of its runs by
+	// state. Pairs without runs are absent from the map.
+	Summaries(ctx context.Context, keys []JobPeriod) (map[JobPeriod]Summary, error)
+
+	// JobCounts returns, for each job, the counts of its runs by state
+	// over all periods (blocked, ready and running matter to limits).
+	JobCounts(ctx context.Context, jobs []string) (map[string]Summary, error)
+
+	// ListPeriods returns the periods that have runs, with counts per job,
+	// newest period first.
+	ListPeriods(ctx context.Context, f PeriodFilter) ([]PeriodRow, error)
+
+	// SetProgress replaces a run's progress. ErrNotFound for unknown runs.
+	SetProgress(ctx context.Context, runID int64, p talon.Progress) error
+
+	// AddArtifact records an artifact of a run (its job and period are
+	// taken from the run). ErrNotFound for unknown runs.
+	AddArtifact(ctx context.Context, runID int64, url string, now time.Time) (talon.Artifact, error)
+
+	// Cursor returns the last fire instant handled for a job's trigger, and
+	// false if there is none yet.
+	Cursor(ctx context.Context, job, trigger string) (time.Time, bool, error)
+
+	// AdvanceCursors moves trigger cursors forward; a cursor never moves
+	// back, so two schedulers may both advance it.
+	AdvanceCursors(ctx context.Context, cs []CursorUpdate) error
+
+	// Heartbeat records that a scheduler instance is alive, and returns the
+	// database's clock, which lease comparisons use.
+	Heartbeat(ctx context.Context, in Instance) (dbNow time.Time, err error)
+
+	// Instances lists the scheduler instances known to the store.
+	Instances(ctx context.Context) ([]Instance, error)
+
+	// Close releases the store's connections.
+	Close() error
+}
+
+// CreateRun describes a run to create.
+type CreateRun struct {
+	Job         string
+	Period      string // period key
+	Environment string
+	Trigger     string
+	FireTime    time.Time // zero for external triggers
+	Key         string    // client idempotency key, optional
+	Executor    string
+	Attempt     int // default 1
+	RetryOf     int64
+	Params      map[string]string
+	// State is the initial state: blocked (default), or skipped to record
+	// a missed fire that the catch-up policy drops, never silently.
+	State  talon.State
+	Reason string
+	Now    time.Time
+	// NotBefore, when set, is the earliest the run is checked (a retry's
+	// delay); it becomes the run's RecheckAt.
+	NotBefore time.Time
+}
+
+// Created is one result of CreateRuns.
+type Created struct {
+	Run     talon.Run
+	Created bool
+}
+
+// Transition moves one run from one of the From states to To, with a
+// reason, stamping Started when entering running and Finished when
+// entering a terminal state. Decisions, when non-nil, replace the run's
+// stored decisions (the latest answer of each constraint).
+type Transition struct {
+	RunID     int64
+	From      []talon.State
+	To        talon.State
+	Reason    string
+	Now       time.Time
+	Decisions []talon.Decision
+	RecheckAt time.Time // blocked runs: when to look again; zero clears
+	Owner     string    // set when entering ready or running
+	Handle    string    // set when non-empty
+	Executor  string    // set when non-empty
+	// Fence, when set, is checked inside the transaction before the run
+	// enters ready; if it holds, the item's result is a *FenceError.
+	Fence *Fence
+	// Quiet skips the event row for a blocked → blocked re-decision whose
+	// reason did not change, so polling does not flood the history.
+	Quiet bool
+}
+
+// Fence carries the limits decided inside the store's transaction.
+type Fence struct {
+	// MaxRunning > 0 limits the job's runs in ready or running.
+	MaxRunning int
+	// OncePerPeriod: no other run of the job in the run's period may have
+	// succeeded, be running or be ready.
+	OncePerPeriod bool
+}
+
+// Result is one transition's outcome.
+type Result struct {
+	Run talon.Run
+	Err error
+}
+
+// RunFilter selects runs. Zero fields match everything.
+type RunFilter struct {
+	Job      string
+	Period   string
+	States   []talon.State
+	IDs      []int64
+	BeforeID int64 // pagination: only runs with id < BeforeID
+	Limit    int   // 0: no limit
+}
+
+// JobPeriod names one job's period.
+type JobPeriod struct {
+	Job    string
+	Period string
+}
+
+// Summary counts runs by state.
+type Summary map[talon.State]int
+
+// Active is the number of runs ready or running.
+func (s Summary) Active() int { return s[talon.StateReady] + s[talon.StateRunning] }
+
+// PeriodFilter selects periods.
+type PeriodFilter struct {
+	Job   string
+	Limit int
+}
+
+// PeriodRow is one (period, job) with its run counts and latest run.
+type PeriodRow struct {
+	Period    string
+	Job       string
+	Counts    Summary
+	LatestRun int64
+	Latest    talon.State
+}
+
+// CursorUpdate moves one trigger cursor.
+type CursorUpdate struct {
+	Job     string
+	Trigger string
+	Fired   time.Time
+}
+
+// Instance is one running scheduler process.
+type Instance struct {
+	ID        string
+	Host      string
+	PID       int
+	Started   time.Time
+	Heartbeat time.Time
+}
+
+// Opener opens a store from a URL such as "sqlite:talon.db" or
+// "postgres://…".
+type Opener func(ctx context.Context, url string) (Store, error)
+
+var (
+	mu      sync.RWMutex
+	openers = map[string]Opener{}
+)
+
+// Register makes a store implementation available under a URL scheme, so
+// a program embedding Talon can add its own.
+func Register(scheme string, o Opener) {
+	mu.Lock()
+	defer mu.Unlock()
+	openers[scheme] = o
+}
+
+// Open opens the store named by url, choosing the implementation by its
+// scheme ("sqlite:", "postgres://", "postgresql://").
+func Open(ctx context.Context, url string) (Store, error) {
+	scheme, _, ok := strings.Cut(url, ":")
+	if !ok {
+		return nil, fmt.Errorf("state %q: want sqlite:PATH or postgres://…", url)
+	}
+	mu.RLock()
+	o := openers[scheme]
+	mu.RUnlock()
+	if o == nil {
+		return nil, fmt.Errorf("state %q: unknown store %q (known: %s)", url, scheme, strings.Join(Schemes(), ", "))
+	}
+	return o(ctx, url)
+}
+
+// Schemes lists registered store schemes.
+func Schemes() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	var out []string
+	for k := range openers {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,156 @@
+package talon
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// PeriodType is the kind of interval a job is run for.
+type PeriodType string
+
+// Period types. Hourly and yearly are cheap extras beyond DESIGN.md's five.
+const (
+	Hourly    PeriodType = "hourly"
+	Daily     PeriodType = "daily"
+	Weekly    PeriodType = "weekly"
+	Monthly   PeriodType = "monthly"
+	Quarterly PeriodType = "quarterly"
+	Yearly    PeriodType = "yearly"
+	Oneshot   PeriodType = "oneshot"
+)
+
+// PeriodTypes lists the period types in order of length.
+var PeriodTypes = []PeriodType{Hourly, Daily, Weekly, Monthly, Quarterly, Yearly, Oneshot}
+
+// Period is one interval of a period type in a zone: [Start, End). A
+// oneshot period has a Name instead of bounds.
+type Period struct {
+	Type        PeriodType
+	Start       time.Time // in the job's zone
+	End         time.Time // exclusive
+	Name        string    // oneshot only
+	Environment string
+}
+
+// Key is the period's stable name, such as "daily/2026-11-26",
+// "weekly/2026-W48", "monthly/2026-11", "quarterly/2026-Q4",
+// "oneshot/NAME", prefixed by "ENV:" when the period has an environment.
+// It comes from calendar dates in the period's zone, so a 23- or 25-hour
+// day is still exactly one key.
+func (p Period) Key() string {
+	var b strings.Builder
+	if p.Environment != "" {
+		b.WriteString(p.Environment)
+		b.WriteByte(':')
+	}
+	b.WriteString(string(p.Type))
+	b.WriteByte('/')
+	s := p.Start
+	switch p.Type {
+	case Hourly:
+		b.WriteString(s.Format("2006-01-02T15"))
+	case Daily:
+		b.WriteString(s.Format("2006-01-02"))
+	case Weekly:
+		y, w := s.ISOWeek()
+		fmt.Fprintf(&b, "%04d-W%02d", y, w)
+	case Monthly:
+		b.WriteString(s.Format("2006-01"))
+	case Quarterly:
+		fmt.Fprintf(&b, "%04d-Q%d", s.Year(), (int(s.Month())-1)/3+1)
+	case Yearly:
+		fmt.Fprintf(&b, "%04d", s.Year())
+	case Oneshot:
+		b.WriteString(p.Name)
+	}
+	return b.String()
+}
+
+// Job is a named unit of work in the schedule.
+type Job struct {
+	Name        string
+	Description string
+	Period      PeriodSpec
+	// Timezone is the IANA name of the job's zone ("UTC" by default);
+	// Location is that zone, loaded once when the schedule is read.
+	Timezone    string
+	Location    *time.Location
+	Environment string
+	Triggers    []TriggerSpec
+	Constraints []ConstraintSpec
+	Resources   map[string]int
+	Executor    string
+	Command     []string
+	Env         map[string]string
+	Dir         string
+	Params      map[string]any
+	Poll        time.Duration // default 1m
+	Timeout     time.Duration // zero: none
+	Retries     RetryPolicy
+	Catchup     CatchupPolicy
+	// CatchupWindow bounds how far back missed fires are considered; zero
+	// means no bound.
+	CatchupWindow time.Duration
+	Priority      int
+}
+
+// PeriodSpec says which periods a job is run for.
+type PeriodSpec struct {
+	Type     PeriodType
+	Calendar string // optional business calendar name
+}
+
+// PeriodOffset maps a fire instant's period to the run's period.
+type PeriodOffset string
+
+// Period offsets: the period containing the fire, or the one before it
+// ("run at 06:00 for yesterday").
+const (
+	PeriodSame     PeriodOffset = "same"
+	PeriodPrevious PeriodOffset = "previous"
+)
+
+// TriggerSpec is one trigger of a job: a time schedule or the completion
+// of another job. External triggers (API, CLI) need no spec.
+type TriggerSpec struct {
+	// ID names the trigger in run rows; it is stable across reloads as long
+	// as the trigger itself does not change (e.g. "schedule:30 6 * * 1-5",
+	// "after:extract").
+	ID       string
+	Schedule string
+	After    string
+	Period   PeriodOffset
+}
+
+// RetryPolicy says how often and after how long a failed run is retried.
+type RetryPolicy struct {
+	Max   int
+	Delay time.Duration
+}
+
+// CatchupPolicy says what happens to time-trigger fires missed while no
+// scheduler was running.
+type CatchupPolicy string
+
+// Catch-up policies; the default is latest.
+const (
+	CatchupAll    CatchupPolicy = "all"
+	CatchupLatest CatchupPolicy = "latest"
+	CatchupNone   CatchupPolicy = "none"
+)
+
+// ConstraintSpec is one constraint of a job as written in the schedule:
+// its kind (the registry name, e.g. "not_before") and its value decoded
+// from YAML into plain Go values (string, bool, int, float64, []any,
+// map[string]any). The constraint package compiles it.
+type ConstraintSpec struct {
+	Kind  string
+	Value any
+}
+
+// Internal trigger ids for runs not created by a schedule entry.
+const (
+	TriggerAPI   = "api"   // external: API, CLI, webhook
+	TriggerRetry = "retry" // a retry of a failed run
+)

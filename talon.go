@@ -1,0 +1,229 @@
+// Package talon holds Talon's vocabulary: the types every other package
+// speaks (Job, Period, Run, State, Action, Decision, Event, Progress,
+// Artifact) and the error codes that travel to users. It imports only the
+// standard library, so pure packages can depend on it without pulling in
+// the engine, the store or an executor.
+//
+// The words are those of DESIGN.md §1: a job is run for a period when a
+// trigger fires; the run stays blocked until every constraint passes.
+package talon
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// State is where a run is in its life. There are exactly six.
+type State string
+
+// The six states of a run (DESIGN.md §2).
+const (
+	StateBlocked   State = "blocked"
+	StateReady     State = "ready"
+	StateRunning   State = "running"
+	StateSucceeded State = "succeeded"
+	StateFailed    State = "failed"
+	StateSkipped   State = "skipped"
+)
+
+// States lists every state in the order of a run's life.
+var States = []State{StateBlocked, StateReady, StateRunning, StateSucceeded, StateFailed, StateSkipped}
+
+// Terminal reports whether no transition leaves s.
+func (s State) Terminal() bool {
+	return s == StateSucceeded || s == StateFailed || s == StateSkipped
+}
+
+// Valid reports whether s is one of the six states.
+func (s State) Valid() bool {
+	for _, v := range States {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// CanTransition reports whether a run may move from one state to another.
+// A blocked run may be re-decided (blocked → blocked) to record a new
+// decision; every other transition changes state.
+func CanTransition(from, to State) bool {
+	switch from {
+	case StateBlocked:
+		return to == StateBlocked || to == StateReady || to == StateSkipped || to == StateFailed
+	case StateReady:
+		// ready → blocked happens when a fenced limit (max_running, once per
+		// period, resources) is found taken inside the store's transaction.
+		return to == StateRunning || to == StateBlocked || to == StateSkipped || to == StateFailed
+	case StateRunning:
+		return to == StateSucceeded || to == StateFailed
+	}
+	return false
+}
+
+// Action is a constraint's answer.
+type Action string
+
+// The four actions, from weakest to strongest.
+const (
+	ActionPass   Action = "pass"
+	ActionBlock  Action = "block"
+	ActionFail   Action = "fail"
+	ActionCancel Action = "cancel"
+)
+
+// Rank orders actions by precedence: cancel > fail > block > pass. A run
+// that is no longer needed is skipped rather than failed.
+func (a Action) Rank() int {
+	switch a {
+	case ActionPass:
+		return 0
+	case ActionBlock:
+		return 1
+	case ActionFail:
+		return 2
+	case ActionCancel:
+		return 3
+	}
+	return -1
+}
+
+// Valid reports whether a is one of the four actions.
+func (a Action) Valid() bool { return a.Rank() >= 0 }
+
+// Combine returns the action that wins when constraints disagree.
+func Combine(actions ...Action) Action {
+	out := ActionPass
+	for _, a := range actions {
+		if a.Rank() > out.Rank() {
+			out = a
+		}
+	}
+	return out
+}
+
+// Decision is one constraint's latest answer for a run, stored so that
+// operators can always see why a run waits.
+type Decision struct {
+	Constraint string    `json:"constraint"`
+	Action     Action    `json:"action"`
+	Reason     string    `json:"reason"`
+	RecheckAt  time.Time `json:"recheck_at,omitzero"`
+}
+
+// Run is one attempt to do a job for a period.
+type Run struct {
+	ID          int64             `json:"id"`
+	Job         string            `json:"job"`
+	Period      string            `json:"period"`
+	Environment string            `json:"environment"`
+	State       State             `json:"state"`
+	Attempt     int               `json:"attempt"`
+	Executor    string            `json:"executor"`
+	Trigger     string            `json:"trigger"`
+	FireTime    time.Time         `json:"fire_time,omitzero"`
+	Key         string            `json:"key,omitempty"`
+	Params      map[string]string `json:"params,omitempty"`
+	RetryOf     int64             `json:"retry_of,omitempty"`
+	Created     time.Time         `json:"created"`
+	Started     *time.Time        `json:"started"`
+	Finished    *time.Time        `json:"finished"`
+	Reason      string            `json:"reason"`
+	Progress    *Progress         `json:"progress"`
+	Artifacts   []Artifact        `json:"artifacts"`
+	// RecheckAt is when the engine will look at a blocked run again at the
+	// latest; zero means at the next poll.
+	RecheckAt time.Time `json:"recheck_at,omitzero"`
+	// Owner is the scheduler instance that dispatched a ready or running
+	// run; Handle is the executor's own id for it (a pid, an SGE job id),
+	// so a restarted scheduler can re-attach or declare it lost.
+	Owner  string `json:"owner,omitempty"`
+	Handle string `json:"handle,omitempty"`
+}
+
+// Progress is what a running run reports about itself.
+type Progress struct {
+	Percent  *float64       `json:"percent,omitempty"`
+	Expected Duration       `json:"expected,omitzero"`
+	Elapsed  Duration       `json:"elapsed,omitzero"`
+	Message  string         `json:"message,omitempty"`
+	Items    []ProgressItem `json:"items,omitempty"`
+	Updated  time.Time      `json:"updated,omitzero"`
+}
+
+// ProgressItem is one item of a run's work, with its own state.
+type ProgressItem struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+}
+
+// Artifact is a URL produced by a run, tied to its run and period.
+type Artifact struct {
+	ID      int64     `json:"id"`
+	RunID   int64     `json:"run"`
+	Job     string    `json:"job"`
+	Period  string    `json:"period"`
+	URL     string    `json:"url"`
+	Created time.Time `json:"created"`
+}
+
+// Event is one row of a run's history: a transition or a new decision.
+type Event struct {
+	ID     int64     `json:"id"`
+	RunID  int64     `json:"run"`
+	Time   time.Time `json:"time"`
+	From   State     `json:"from,omitempty"`
+	To     State     `json:"to"`
+	Reason string    `json:"reason"`
+}
+
+// Duration is a time.Duration that reads and writes as "1h30m" in JSON.
+type Duration time.Duration
+
+// MarshalJSON writes d as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a Go duration string or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err != nil {
+		return fmt.Errorf("duration: want a string like \"90s\" or a number of seconds")
+	}
+	*d = Duration(secs * float64(time.Second))
+	return nil
+}
+
+// Error codes that travel to users through the API and the CLI.
+const (
+	ECONFLICT    = "conflict"
+	EINTERNAL    = "internal"
+	EINVALID     = "invalid"
+	ENOTFOUND    = "not_found"
+	EUNAVAILABLE = "unavailable"
+)
+
+// Error is an error a user can act on: a code, mapped to an HTTP status in
+// one place, and a message safe to show.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Errorf returns an *Error with the given code.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
