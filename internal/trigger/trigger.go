@@ -1,0 +1,46 @@
+// Package trigger compiles time-trigger expressions (cron with 5 or 6
+// fields, @ descriptors, and later the English form of TRIGGERS.md) into
+// a Trigger with a pure Next.
+package trigger
+
+import (
+	"time"
+
+	"github.com/talonhq/talon/internal/calendar"
+)
+
+// Trigger yields fire instants.
+type Trigger interface {
+	// Next returns the first fire instant strictly after after, or the
+	// zero time if the trigger never fires again.
+	Next(after time.Time) time.Time
+}
+
+// Options are what an expression is compiled against.
+type Options struct {
+	// Location is the zone of the expression when it names none (the
+	// job's zone); nil means UTC.
+	Location *time.Location
+	// Calendars are the business calendars of the schedule, by name.
+	Calendars map[string]*calendar.Calendar
+}
+
+// Error is a parse error with its position in the expression.
+type Error struct {
+	Offset int    // byte offset in the expression, 0-based
+	Msg    string // what was wrong and what was expected
+	Hint   string // optional: "did you mean …"
+}
+
+func (e *Error) Error() string {
+	s := e.Msg
+	if e.Hint != "" {
+		s += " (" + e.Hint + ")"
+	}
+	return s
+}
+
+// Parse compiles expr. Errors are *Error.
+func Parse(expr string, opt Options) (Trigger, error) {
+	return nil, &Error{Msg: "not implemented"}
+}
