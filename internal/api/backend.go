@@ -1,0 +1,71 @@
+package api
+
+import (
+	"context"
+	"io"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/store"
+)
+
+// Backend is what the HTTP handlers serve; the engine implements it. It
+// is small and lives next to its consumer so handlers can be tested with
+// any implementation, and so authentication and new routes can be added
+// around it without touching the engine.
+//
+// Errors are *talon.Error (code invalid, not_found, conflict, unavailable)
+// when the user can act on them; any other error is an internal error.
+type Backend interface {
+	Jobs(ctx context.Context) ([]JobInfo, error)
+	Runs(ctx context.Context, f store.RunFilter) ([]talon.Run, error)
+	// Run returns a run with its latest decisions and history.
+	Run(ctx context.Context, id int64) (RunDetail, error)
+	Periods(ctx context.Context, f store.PeriodFilter) ([]store.PeriodRow, error)
+	// Trigger creates a run of job from an external request. created is
+	// false when the idempotency key matched an existing run.
+	Trigger(ctx context.Context, job string, req TriggerRequest) (run talon.Run, created bool, err error)
+	// Cancel cancels a run: a blocked or ready run becomes skipped, a
+	// running one is killed and failed with reason "cancelled by USER".
+	Cancel(ctx context.Context, id int64, by string) (talon.Run, error)
+	// Retry creates a new attempt of a finished run in the same period.
+	Retry(ctx context.Context, id int64, by string) (talon.Run, error)
+	// Logs opens the run's log (stdout and stderr).
+	Logs(ctx context.Context, id int64) (io.ReadCloser, error)
+	// Reload re-reads the schedule; an invalid schedule keeps the old one
+	// and the error says why.
+	Reload(ctx context.Context) (summary string, err error)
+	SetProgress(ctx context.Context, id int64, p talon.Progress) error
+	AddArtifact(ctx context.Context, id int64, url string) (talon.Artifact, error)
+	// Health is nil when the scheduler and its store are working;
+	// otherwise an *talon.Error with code unavailable.
+	Health(ctx context.Context) error
+}
+
+// JobInfo describes one job of the loaded schedule.
+type JobInfo struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Period      string   `json:"period"`
+	Calendar    string   `json:"calendar,omitempty"`
+	Timezone    string   `json:"timezone"`
+	Environment string   `json:"environment,omitempty"`
+	Executor    string   `json:"executor"`
+	Triggers    []string `json:"triggers"`
+	Constraints []string `json:"constraints"`
+	// Next is the next time-trigger fire (RFC 3339), if any.
+	Next string `json:"next,omitempty"`
+}
+
+// RunDetail is a run with why it is where it is.
+type RunDetail struct {
+	talon.Run
+	Decisions []talon.Decision `json:"decisions"`
+	Events    []talon.Event    `json:"events"`
+}
+
+// TriggerRequest is the body of POST /api/v1/jobs/{name}/trigger.
+type TriggerRequest struct {
+	Period string            `json:"period,omitempty"` // default: the period containing now
+	Params map[string]string `json:"params,omitempty"`
+	Key    string            `json:"key,omitempty"` // idempotency key
+}
