@@ -1,0 +1,360 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/store"
+)
+
+// Limits of list routes.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+type callerKey struct{}
+
+func withCaller(ctx context.Context, who string) context.Context {
+	return context.WithValue(ctx, callerKey{}, who)
+}
+
+// Caller returns who the Authorizer said is making the request.
+func Caller(ctx context.Context) string {
+	who, _ := ctx.Value(callerKey{}).(string)
+	return who
+}
+
+// PeriodInfo is one (period, job) of GET /api/v1/periods: its run counts
+// by state and its latest run.
+type PeriodInfo struct {
+	Period    string              `json:"period"`
+	Job       string              `json:"job"`
+	Counts    map[talon.State]int `json:"counts"`
+	LatestRun int64               `json:"latest_run"`
+	Latest    talon.State         `json:"latest"`
+}
+
+// ArtifactRequest is the body of POST /api/v1/runs/{id}/artifacts.
+type ArtifactRequest struct {
+	URL string `json:"url"`
+}
+
+// ReloadResult is the answer of POST /api/v1/reload.
+type ReloadResult struct {
+	Summary string `json:"summary"`
+}
+
+// Health is the answer of GET /api/v1/healthz when all is well.
+type Health struct {
+	Status string `json:"status"`
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
+	if err := s.backend.Health(r.Context()); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, Health{Status: "ok"})
+	return nil
+}
+
+func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "application/json")
+	_, err := w.Write(openAPIDoc)
+	return err
+}
+
+func (s *Server) jobs(w http.ResponseWriter, r *http.Request) error {
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	jobs, err := s.backend.Jobs(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, nonNil(jobs))
+	return nil
+}
+
+func (s *Server) runs(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	if err := onlyParams(q, "job", "period", "state", "before", "limit"); err != nil {
+		return err
+	}
+	f := store.RunFilter{Job: q.Get("job"), Period: q.Get("period")}
+	for _, v := range q["state"] {
+		for st := range strings.SplitSeq(v, ",") {
+			st = strings.TrimSpace(st)
+			if st == "" {
+				continue
+			}
+			if !talon.State(st).Valid() {
+				return talon.Errorf(talon.EINVALID, "state %q: want one of %s", st, joinStates())
+			}
+			f.States = append(f.States, talon.State(st))
+		}
+	}
+	if v := q.Get("before"); v != "" {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id <= 0 {
+			return talon.Errorf(talon.EINVALID, "before %q: want a run id (a positive integer)", v)
+		}
+		f.BeforeID = id
+	}
+	limit, err := limitParam(q)
+	if err != nil {
+		return err
+	}
+	f.Limit = limit
+	runs, err := s.backend.Runs(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	// A full page may have a next one: say where it starts, so clients
+	// page without knowing how ids are ordered.
+	if len(runs) == limit && limit > 0 {
+		next := r.URL.Query()
+		next.Set("before", strconv.FormatInt(runs[len(runs)-1].ID, 10))
+		w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, r.URL.Path, next.Encode()))
+	}
+	writeJSON(w, http.StatusOK, nonNil(runs))
+	return nil
+}
+
+func (s *Server) run(w http.ResponseWriter, r *http.Request) error {
+	id, err := runID(r)
+	if err != nil {
+		return err
+	}
+	d, err := s.backend.Run(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	d.Decisions = nonNil(d.Decisions)
+	d.Events = nonNil(d.Events)
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+func (s *Server) periods(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	if err := onlyParams(q, "job", "limit"); err != nil {
+		return err
+	}
+	limit, err := limitParam(q)
+	if err != nil {
+		return err
+	}
+	rows, err := s.backend.Periods(r.Context(), store.PeriodFilter{Job: q.Get("job"), Limit: limit})
+	if err != nil {
+		return err
+	}
+	out := make([]PeriodInfo, 0, len(rows))
+	for _, p := range rows {
+		counts := map[talon.State]int(p.Counts)
+		if counts == nil {
+			counts = map[talon.State]int{}
+		}
+		out = append(out, PeriodInfo{Period: p.Period, Job: p.Job, Counts: counts, LatestRun: p.LatestRun, Latest: p.Latest})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) trigger(w http.ResponseWriter, r *http.Request) error {
+	var req TriggerRequest
+	if err := decode(r, &req, true); err != nil {
+		return err
+	}
+	run, created, err := s.backend.Trigger(r.Context(), r.PathValue("name"), req)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	w.Header().Set("Location", fmt.Sprintf("%sruns/%d", Prefix, run.ID))
+	writeJSON(w, status, run)
+	return nil
+}
+
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request) error {
+	id, err := runID(r)
+	if err != nil {
+		return err
+	}
+	if err := decode(r, &struct{}{}, true); err != nil {
+		return err
+	}
+	run, err := s.backend.Cancel(r.Context(), id, Caller(r.Context()))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, run)
+	return nil
+}
+
+func (s *Server) retry(w http.ResponseWriter, r *http.Request) error {
+	id, err := runID(r)
+	if err != nil {
+		return err
+	}
+	if err := decode(r, &struct{}{}, true); err != nil {
+		return err
+	}
+	run, err := s.backend.Retry(r.Context(), id, Caller(r.Context()))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", fmt.Sprintf("%sruns/%d", Prefix, run.ID))
+	writeJSON(w, http.StatusCreated, run)
+	return nil
+}
+
+func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
+	id, err := runID(r)
+	if err != nil {
+		return err
+	}
+	rc, err := s.backend.Logs(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	// The log of a running run grows while we send it: flush every chunk
+	// so `talon logs` shows lines as they come.
+	fw := &flushWriter{w: w, rc: http.NewResponseController(w)}
+	if _, err := io.Copy(fw, rc); err != nil && !fw.wrote {
+		return fmt.Errorf("read log of run %d: %w", id, err)
+	} else if err != nil {
+		// The status is sent; all we can do is stop and say so in the log.
+		s.logger.Warn("log stream ended early", "run", id, "err", err)
+	}
+	return nil
+}
+
+type flushWriter struct {
+	w     io.Writer
+	rc    *http.ResponseController
+	wrote bool
+}
+
+func (f *flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	f.wrote = true
+	if err != nil {
+		return n, err
+	}
+	_ = f.rc.Flush() // a writer that cannot flush still gets the bytes
+	return n, nil
+}
+
+func (s *Server) progress(w http.ResponseWriter, r *http.Request) error {
+	id, err := runID(r)
+	if err != nil {
+		return err
+	}
+	var p talon.Progress
+	if err := decode(r, &p, false); err != nil {
+		return err
+	}
+	if p.Percent != nil && (*p.Percent < 0 || *p.Percent > 100) {
+		return talon.Errorf(talon.EINVALID, "percent %g: want 0 to 100", *p.Percent)
+	}
+	for i, it := range p.Items {
+		if it.Name == "" {
+			return talon.Errorf(talon.EINVALID, "items[%d]: name is empty", i)
+		}
+	}
+	if err := s.backend.SetProgress(r.Context(), id, p); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) artifact(w http.ResponseWriter, r *http.Request) error {
+	id, err := runID(r)
+	if err != nil {
+		return err
+	}
+	var req ArtifactRequest
+	if err := decode(r, &req, false); err != nil {
+		return err
+	}
+	if req.URL == "" {
+		return talon.Errorf(talon.EINVALID, "url is empty")
+	}
+	a, err := s.backend.AddArtifact(r.Context(), id, req.URL)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, a)
+	return nil
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) error {
+	if err := decode(r, &struct{}{}, true); err != nil {
+		return err
+	}
+	summary, err := s.backend.Reload(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ReloadResult{Summary: summary})
+	return nil
+}
+
+// onlyParams rejects query parameters a route does not know, so a typo
+// (?stat=failed) is an error rather than a silently unfiltered list.
+func onlyParams(q url.Values, known ...string) error {
+	for k := range q {
+		if !slices.Contains(known, k) {
+			if len(known) == 0 {
+				return talon.Errorf(talon.EINVALID, "unknown query parameter %q (this route takes none)", k)
+			}
+			return talon.Errorf(talon.EINVALID, "unknown query parameter %q (want %s)", k, strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
+
+func limitParam(q url.Values) (int, error) {
+	v := q.Get("limit")
+	if v == "" {
+		return DefaultLimit, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > MaxLimit {
+		return 0, talon.Errorf(talon.EINVALID, "limit %q: want 1 to %d", v, MaxLimit)
+	}
+	return n, nil
+}
+
+func joinStates() string {
+	var b strings.Builder
+	for i, s := range talon.States {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(string(s))
+	}
+	return b.String()
+}
+
+// nonNil makes empty lists read as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,333 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/talonhq/talon"
+)
+
+// Error codes the HTTP layer adds to talon's: they are reserved for the
+// authentication middleware, which the default Authorizer never needs.
+const (
+	EUNAUTHORIZED = "unauthorized"
+	EFORBIDDEN    = "forbidden"
+)
+
+// Access is what a route lets its caller do, so that an Authorizer can
+// decide per route without knowing the routes.
+type Access string
+
+// Access levels, from least to most powerful. AccessRun is for a job
+// reporting about its own run (progress, artifacts): an Authorizer can
+// check that a run-scoped token names the run in the path.
+const (
+	AccessPublic  Access = "public"  // health and the API description
+	AccessRead    Access = "read"    // list and show
+	AccessRun     Access = "run"     // a run reports about itself
+	AccessOperate Access = "operate" // trigger, cancel, retry
+	AccessAdmin   Access = "admin"   // reload
+)
+
+// Authorizer decides whether a request may use a route of the given
+// access level. It returns who the caller is (recorded as the "by" of a
+// cancel or retry), or an error: a *talon.Error with code unauthorized or
+// forbidden becomes 401 or 403.
+type Authorizer func(r *http.Request, access Access) (who string, err error)
+
+// UserHeader carries the caller's name when there is no authentication:
+// the CLI sends the local user's name so a cancel says who did it.
+const UserHeader = "X-Talon-User"
+
+// AllowAll is the default Authorizer, for a server listening on loopback:
+// everyone may do everything, and says who they are in UserHeader.
+func AllowAll(r *http.Request, _ Access) (string, error) {
+	if u := r.Header.Get(UserHeader); u != "" {
+		return u, nil
+	}
+	return "api", nil
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithAuthorizer sets the function every request passes through before
+// its handler; the default is AllowAll.
+func WithAuthorizer(a Authorizer) Option {
+	return func(s *Server) { s.authorize = a }
+}
+
+// Server serves the API of a Backend. It is an http.Handler.
+type Server struct {
+	backend   Backend
+	logger    *slog.Logger
+	authorize Authorizer
+	mux       *http.ServeMux
+
+	// Request ids are a per-process random prefix and a counter: unique
+	// enough to find a request's log line, and cheap.
+	idPrefix string
+	idNext   atomic.Uint64
+}
+
+// NewServer returns a Server for b that logs to logger.
+func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
+	s := &Server{
+		backend:   b,
+		logger:    logger,
+		authorize: AllowAll,
+		mux:       http.NewServeMux(),
+	}
+	var p [4]byte
+	_, _ = rand.Read(p[:]) // never fails (crypto/rand documents it)
+	s.idPrefix = hex.EncodeToString(p[:])
+	for _, o := range opts {
+		o(s)
+	}
+	s.routes()
+	return s
+}
+
+// route is one entry of the API: its pattern, who may call it, and what
+// it does.
+type route struct {
+	pattern string
+	access  Access
+	handler handlerFunc
+}
+
+// handlerFunc is a handler that returns its error, so that one wrapper
+// maps errors to statuses.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Prefix is the path every route of the API lives under.
+const Prefix = "/api/v1/"
+
+func (s *Server) routes() {
+	for _, rt := range []route{
+		{"GET /api/v1/healthz", AccessPublic, s.health},
+		{"GET /api/v1/openapi.json", AccessPublic, s.openAPI},
+		{"GET /api/v1/jobs", AccessRead, s.jobs},
+		{"GET /api/v1/runs", AccessRead, s.runs},
+		{"GET /api/v1/runs/{id}", AccessRead, s.run},
+		{"GET /api/v1/runs/{id}/logs", AccessRead, s.logs},
+		{"GET /api/v1/periods", AccessRead, s.periods},
+		{"POST /api/v1/jobs/{name}/trigger", AccessOperate, s.trigger},
+		{"POST /api/v1/runs/{id}/cancel", AccessOperate, s.cancel},
+		{"POST /api/v1/runs/{id}/retry", AccessOperate, s.retry},
+		{"POST /api/v1/runs/{id}/progress", AccessRun, s.progress},
+		{"POST /api/v1/runs/{id}/artifacts", AccessRun, s.artifact},
+		{"POST /api/v1/reload", AccessAdmin, s.reload},
+	} {
+		s.mux.Handle(rt.pattern, s.wrap(rt.access, rt.handler))
+	}
+}
+
+// ServeHTTP serves the API. Requests no route matches get a JSON error
+// like every other, rather than the ServeMux's plain text.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		h.ServeHTTP(w, r)
+		return
+	}
+	// The mux answers 404, 405 (with an Allow header) or a redirect to a
+	// cleaned path; let it decide, then speak JSON for the errors.
+	rec := &statusRecorder{header: http.Header{}}
+	h.ServeHTTP(rec, r)
+	switch rec.status {
+	case http.StatusNotFound:
+		writeError(w, http.StatusNotFound, talon.ENOTFOUND, fmt.Sprintf("no such route: %s %s", r.Method, r.URL.Path))
+	case http.StatusMethodNotAllowed:
+		allow := rec.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, talon.EINVALID, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
+	default:
+		h.ServeHTTP(w, r)
+	}
+}
+
+// statusRecorder learns what status the mux's fallback handler chose.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *statusRecorder) Header() http.Header { return r.header }
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+}
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+// wrap is the one wrapper every route goes through: it gives the request
+// an id, asks the Authorizer, runs the handler and maps its error.
+func (s *Server) wrap(access Access, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := fmt.Sprintf("%s-%d", s.idPrefix, s.idNext.Add(1))
+		w.Header().Set("X-Request-Id", id)
+		who, err := s.authorize(r, access)
+		if err == nil {
+			r = r.WithContext(withCaller(r.Context(), who))
+			err = h(w, r)
+		}
+		if err == nil {
+			return
+		}
+		var te *talon.Error
+		if errors.As(err, &te) {
+			if status := statusOf(te.Code); status != http.StatusInternalServerError {
+				writeError(w, status, te.Code, te.Message)
+				return
+			}
+		}
+		if r.Context().Err() != nil {
+			// The client went away; there is no one to answer.
+			s.logger.Debug("request abandoned", "request", id, "method", r.Method, "path", r.URL.Path, "err", err)
+			return
+		}
+		s.logger.Error("request failed", "request", id, "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, talon.EINTERNAL, "internal error (request "+id+")")
+	})
+}
+
+// statusOf maps an error code to its HTTP status: the one place that does.
+func statusOf(code string) int {
+	switch code {
+	case talon.EINVALID:
+		return http.StatusBadRequest
+	case talon.ENOTFOUND:
+		return http.StatusNotFound
+	case talon.ECONFLICT:
+		return http.StatusConflict
+	case talon.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	case EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case EFORBIDDEN:
+		return http.StatusForbidden
+	}
+	return http.StatusInternalServerError
+}
+
+// codeOf maps a status back to a code, for answers that did not come
+// from a Talon server (a proxy's 502, say).
+func codeOf(status int) string {
+	switch status {
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
+		return talon.EINVALID
+	case http.StatusNotFound:
+		return talon.ENOTFOUND
+	case http.StatusConflict:
+		return talon.ECONFLICT
+	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return talon.EUNAVAILABLE
+	case http.StatusUnauthorized:
+		return EUNAUTHORIZED
+	case http.StatusForbidden:
+		return EFORBIDDEN
+	}
+	return talon.EINTERNAL
+}
+
+// errorBody is the shape of every error answer.
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	var b errorBody
+	b.Error.Code = code
+	b.Error.Message = msg
+	writeJSON(w, status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Only our own types are written; a failure here is a bug in them.
+		body = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+		status = http.StatusInternalServerError
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// maxBody bounds request bodies: the largest legitimate one is a progress
+// report with many items.
+const maxBody = 1 << 20
+
+// decode reads one JSON value from the body into v, strictly: unknown
+// fields, trailing data and wrong types are invalid, with a message that
+// says which. An empty body leaves v as it is when emptyOK.
+func decode(r *http.Request, v any, emptyOK bool) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return fmt.Errorf("read request body: %w", err)
+	}
+	if len(body) > maxBody {
+		return talon.Errorf(talon.EINVALID, "request body: larger than %d bytes", maxBody)
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		if emptyOK {
+			return nil
+		}
+		return talon.Errorf(talon.EINVALID, "request body: empty, want a JSON object")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return talon.Errorf(talon.EINVALID, "request body: %s", describeJSONError(err))
+	}
+	if dec.More() {
+		return talon.Errorf(talon.EINVALID, "request body: unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// describeJSONError turns encoding/json's errors into words a user of
+// curl can act on.
+func describeJSONError(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte %d: %v", syn.Offset, syn)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return fmt.Sprintf("field %q: want %s, got JSON %s", typ.Field, typ.Type, typ.Value)
+		}
+		return fmt.Sprintf("want %s, got JSON %s", typ.Type, typ.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated JSON"
+	}
+	// Unknown fields come as plain errors: `json: unknown field "x"`.
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// runID reads the {id} of a run route.
+func runID(r *http.Request) (int64, error) {
+	s := r.PathValue("id")
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, talon.Errorf(talon.EINVALID, "run id %q: want a positive integer", s)
+	}
+	return id, nil
+}
