@@ -57,7 +57,9 @@ func CanTransition(from, to State) bool {
 		// period, resources) is found taken inside the store's transaction.
 		return to == StateRunning || to == StateBlocked || to == StateSkipped || to == StateFailed
 	case StateRunning:
-		return to == StateSucceeded || to == StateFailed
+		// running → running records a new owner when a scheduler
+		// re-attaches to a run another one started.
+		return to == StateRunning || to == StateSucceeded || to == StateFailed
 	}
 	return false
 }
