@@ -1,0 +1,346 @@
+// Package apitest provides an in-memory api.Backend for tests of the HTTP
+// layer and of the CLI. It keeps runs in a map and follows the rules the
+// engine follows at the API's edge (who may be cancelled or retried,
+// idempotency keys), but it schedules nothing: tests of scheduling use
+// the engine with a real store.
+package apitest
+
+import (
+	"context"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/api"
+	"github.com/talonhq/talon/internal/store"
+)
+
+// Backend is an in-memory api.Backend. Its exported fields may be set
+// before it serves; use its methods afterwards.
+type Backend struct {
+	// Now stamps created runs and artifacts; the default is a fixed time,
+	// so outputs are stable.
+	Now func() time.Time
+	// HealthErr is what Health returns.
+	HealthErr error
+	// ReloadSummary and ReloadErr are what Reload returns.
+	ReloadSummary string
+	ReloadErr     error
+	// Err, when set, is returned by every other method: an internal error
+	// to see how the server hides it.
+	Err error
+
+	mu     sync.Mutex
+	jobs   []api.JobInfo
+	runs   map[int64]*api.RunDetail
+	logs   map[int64]string
+	nextID int64
+	last   Call
+}
+
+// Call records the arguments of the latest call, for tests that check
+// what the HTTP layer passed on.
+type Call struct {
+	Method       string
+	RunFilter    store.RunFilter
+	PeriodFilter store.PeriodFilter
+	Job          string
+	Trigger      api.TriggerRequest
+	By           string
+	Progress     talon.Progress
+}
+
+// Fixed is the default Now of a Backend.
+var Fixed = time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
+
+var _ api.Backend = (*Backend)(nil)
+
+// New returns a Backend serving the given jobs and no runs.
+func New(jobs ...api.JobInfo) *Backend {
+	return &Backend{
+		Now:  func() time.Time { return Fixed },
+		jobs: jobs,
+		runs: map[int64]*api.RunDetail{},
+		logs: map[int64]string{},
+	}
+}
+
+// Add stores a run (its ID is assigned when zero) with its decisions and
+// events, and returns it.
+func (b *Backend) Add(r talon.Run, decisions []talon.Decision, events []talon.Event) talon.Run {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.add(r, decisions, events)
+}
+
+func (b *Backend) add(r talon.Run, decisions []talon.Decision, events []talon.Event) talon.Run {
+	if r.ID == 0 {
+		b.nextID++
+		r.ID = b.nextID
+	} else if r.ID > b.nextID {
+		b.nextID = r.ID
+	}
+	if r.Attempt == 0 {
+		r.Attempt = 1
+	}
+	if r.Created.IsZero() {
+		r.Created = b.Now()
+	}
+	b.runs[r.ID] = &api.RunDetail{Run: r, Decisions: decisions, Events: events}
+	return r
+}
+
+// SetLog sets the text Logs returns for a run.
+func (b *Backend) SetLog(id int64, text string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.logs[id] = text
+}
+
+// Last returns the arguments of the latest call.
+func (b *Backend) Last() Call {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.last
+}
+
+func notFound(id int64) error { return talon.Errorf(talon.ENOTFOUND, "run %d not found", id) }
+
+// Jobs implements api.Backend.
+func (b *Backend) Jobs(ctx context.Context) ([]api.JobInfo, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = Call{Method: "Jobs"}
+	if b.Err != nil {
+		return nil, b.Err
+	}
+	return slices.Clone(b.jobs), nil
+}
+
+// Runs implements api.Backend.
+func (b *Backend) Runs(ctx context.Context, f store.RunFilter) ([]talon.Run, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = Call{Method: "Runs", RunFilter: f}
+	if b.Err != nil {
+		return nil, b.Err
+	}
+	var out []talon.Run
+	for _, d := range b.runs {
+		r := d.Run
+		if (f.Job != "" && r.Job != f.Job) || (f.Period != "" && r.Period != f.Period) ||
+			(len(f.States) > 0 && !slices.Contains(f.States, r.State)) ||
+			(f.BeforeID > 0 && r.ID >= f.BeforeID) {
+			continue
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b talon.Run) int { return int(b.ID - a.ID) })
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+// Run implements api.Backend.
+func (b *Backend) Run(ctx context.Context, id int64) (api.RunDetail, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = Call{Method: "Run"}
+	if b.Err != nil {
+		return api.RunDetail{}, b.Err
+	}
+	d, ok := b.runs[id]
+	if !ok {
+		return api.RunDetail{}, notFound(id)
+	}
+	return *d, nil
+}
+
+// Periods implements api.Backend: one row per (period, job) that has runs.
+func (b *Backend) Periods(ctx context.Context, f store.PeriodFilter) ([]store.PeriodRow, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = Call{Method: "Periods", PeriodFilter: f}
+	if b.Err != nil {
+		return nil, b.Err
+	}
+	rows := map[store.JobPeriod]*store.PeriodRow{}
+	for _, d := range b.runs {
+		r := d.Run
+		if f.Job != "" && r.Job != f.Job {
+			continue
+		}
+		k := store.JobPeriod{Job: r.Job, Period: r.Period}
+		row := rows[k]
+		if row == nil {
+			row = &store.PeriodRow{Period: r.Period, Job: r.Job, Counts: store.Summary{}}
+			rows[k] = row
+		}
+		row.Counts[r.State]++
+		if r.ID > row.LatestRun {
+			row.LatestRun, row.Latest = r.ID, r.State
+		}
+	}
+	var out []store.PeriodRow
+	for _, r := range rows {
+		out = append(out, *r)
+	}
+	slices.SortFunc(out, func(a, b store.PeriodRow) int {
+		if c := strings.Compare(b.Period, a.Period); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Job, b.Job)
+	})
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+// Trigger implements api.Backend. Without a period, the run is for the
+// daily period of Now.
+func (b *Backend) Trigger(ctx context.Context, job string, req api.TriggerRequest) (talon.Run, bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = Call{Method: "Trigger", Job: job, Trigger: req}
+	if b.Err != nil {
+		return talon.Run{}, false, b.Err
+	}
+	i := slices.IndexFunc(b.jobs, func(j api.JobInfo) bool { return j.Name == job })
+	if i < 0 {
+		return talon.Run{}, false, talon.Errorf(talon.ENOTFOUND, "job %q not found", job)
+	}
+	if req.Key != "" {
+		for _, d := range b.runs {
+			if d.Job == job && d.Key == req.Key {
+				return d.Run, false, nil
+			}
+		}
+	}
+	period := req.Period
+	if period == "" {
+		period = "daily/" + b.Now().Format("2006-01-02")
+	}
+	r := b.add(talon.Run{
+		Job: job, Period: period, State: talon.StateBlocked, Executor: b.jobs[i].Executor,
+		Trigger: talon.TriggerAPI, Key: req.Key, Params: req.Params, Reason: "created by api",
+	}, nil, []talon.Event{{RunID: 0, Time: b.Now(), To: talon.StateBlocked, Reason: "created by api"}})
+	b.runs[r.ID].Events[0].RunID = r.ID
+	return r, true, nil
+}
+
+// Cancel implements api.Backend.
+func (b *Backend) Cancel(ctx context.Context, id int64, by string) (talon.Run, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = Call{Method: "Cancel", By: by}
+	if b.Err != nil {
+		return talon.Run{}, b.Err
+	}
+	d, ok := b.runs[id]
+	if !ok {
+		return talon.Run{}, notFound(id)
+	}
+	now := b.Now()
+	from := d.State
+	switch from {
+	case talon.StateBlocked, talon.StateReady:
+		d.State = talon.StateSkipped
+	case talon.StateRunning:
+		d.State = talon.StateFailed
+	default:
+		return talon.Run{}, talon.Errorf(talon.ECONFLICT, "run %d is %s: only blocked, ready or running runs can be cancelled", id, from)
+	}
+	d.Reason = "cancelled by " + by
+	d.Finished = &now
+	d.Events = append(d.Events, talon.Event{RunID: id, Time: now, From: from, To: d.State, Reason: d.Reason})
+	return d.Run, nil
+}
+
+// Retry implements api.Backend.
+func (b *Backend) Retry(ctx context.Context, id int64, by string) (talon.Run, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = Call{Method: "Retry", By: by}
+	if b.Err != nil {
+		return talon.Run{}, b.Err
+	}
+	d, ok := b.runs[id]
+	if !ok {
+		return talon.Run{}, notFound(id)
+	}
+	if d.State != talon.StateFailed && d.State != talon.StateSkipped {
+		return talon.Run{}, talon.Errorf(talon.ECONFLICT, "run %d is %s: only failed or skipped runs can be retried", id, d.State)
+	}
+	reason := "retry of run " + strconv.FormatInt(id, 10) + " by " + by
+	r := b.add(talon.Run{
+		Job: d.Job, Period: d.Period, State: talon.StateBlocked, Executor: d.Executor,
+		Trigger: talon.TriggerRetry, Attempt: d.Attempt + 1, RetryOf: id, Params: d.Params, Reason: reason,
+	}, nil, nil)
+	b.runs[r.ID].Events = []talon.Event{{RunID: r.ID, Time: b.Now(), To: talon.StateBlocked, Reason: reason}}
+	return r, nil
+}
+
+// Logs implements api.Backend.
+func (b *Backend) Logs(ctx context.Context, id int64) (io.ReadCloser, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = Call{Method: "Logs"}
+	if b.Err != nil {
+		return nil, b.Err
+	}
+	if _, ok := b.runs[id]; !ok {
+		return nil, notFound(id)
+	}
+	return io.NopCloser(strings.NewReader(b.logs[id])), nil
+}
+
+// Reload implements api.Backend.
+func (b *Backend) Reload(ctx context.Context) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = Call{Method: "Reload"}
+	return b.ReloadSummary, b.ReloadErr
+}
+
+// SetProgress implements api.Backend.
+func (b *Backend) SetProgress(ctx context.Context, id int64, p talon.Progress) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = Call{Method: "SetProgress", Progress: p}
+	if b.Err != nil {
+		return b.Err
+	}
+	d, ok := b.runs[id]
+	if !ok {
+		return notFound(id)
+	}
+	p.Updated = b.Now()
+	d.Progress = &p
+	return nil
+}
+
+// AddArtifact implements api.Backend.
+func (b *Backend) AddArtifact(ctx context.Context, id int64, url string) (talon.Artifact, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = Call{Method: "AddArtifact"}
+	if b.Err != nil {
+		return talon.Artifact{}, b.Err
+	}
+	d, ok := b.runs[id]
+	if !ok {
+		return talon.Artifact{}, notFound(id)
+	}
+	a := talon.Artifact{ID: int64(len(d.Artifacts) + 1), RunID: id, Job: d.Job, Period: d.Period, URL: url, Created: b.Now()}
+	d.Artifacts = append(d.Artifacts, a)
+	return a, nil
+}
+
+// Health implements api.Backend.
+func (b *Backend) Health(ctx context.Context) error { return b.HealthErr }
