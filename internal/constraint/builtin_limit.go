@@ -152,5 +152,9 @@ func (m maxBlocked) Check(ctx context.Context, in Input) Answer {
 		}
 		return Answer{Action: talon.ActionCancel, Reason: fmt.Sprintf("%d older runs of %s are blocked (max_blocked %d)", older, job, m.n)}
 	}
-	return Answer{Action: talon.ActionPass, Reason: fmt.Sprintf("%d older runs of %s blocked (max_blocked %d)", older, job, m.n)}
+	runs := "runs"
+	if older == 1 {
+		runs = "run"
+	}
+	return Answer{Action: talon.ActionPass, Reason: fmt.Sprintf("%d older %s of %s blocked (max_blocked %d)", older, runs, job, m.n)}
 }

@@ -166,6 +166,9 @@ func formatWait(d time.Duration) string {
 	if d < time.Minute {
 		return (d + time.Second - 1).Truncate(time.Second).String()
 	}
-	s := (d + time.Minute - 1).Truncate(time.Minute).String()
-	return strings.TrimSuffix(s, "0s")
+	s := strings.TrimSuffix((d + time.Minute - 1).Truncate(time.Minute).String(), "0s")
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
