@@ -1,8 +1,10 @@
-// Package schedule reads schedule YAML (one file or a directory of them)
-// into jobs, keeping positions so every error reads file:line:col.
 package schedule
 
 import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/calendar"
 	"github.com/talonhq/talon/internal/constraint"
@@ -37,3 +39,39 @@ type Resource struct {
 	Capacity   int
 	Attributes map[string]string
 }
+
+// Summary is the one line `talon validate` prints for a valid schedule,
+// such as "ok: 5 jobs (3 time triggers, 2 completion triggers), 1
+// calendar, 1 resource in 2 files".
+func (s *Schedule) Summary() string {
+	var timeTriggers, afterTriggers int
+	for _, j := range s.Jobs {
+		for _, t := range j.Triggers {
+			if t.After != "" {
+				afterTriggers++
+			} else {
+				timeTriggers++
+			}
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "ok: %s (%s, %s), %s, %s in %s",
+		plural(len(s.Jobs), "job"),
+		plural(timeTriggers, "time trigger"),
+		plural(afterTriggers, "completion trigger"),
+		plural(len(s.Calendars), "calendar"),
+		plural(len(s.Resources), "resource"),
+		plural(len(s.Files), "file"))
+	return b.String()
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// jsonMarshal is how params become TALON_PARAMS; the loader calls it so
+// values JSON cannot carry (.inf, .nan) are reported with a position.
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -1,0 +1,67 @@
+// Package schedule reads schedule YAML (one file or a directory of them)
+// into jobs, keeping positions so every error reads file:line:col.
+//
+// # Format
+//
+//	calendars:                   # optional business calendars
+//	  uk:
+//	    weekend: [sat, sun]      # default [sat, sun]; full names work too
+//	    holidays: [2026-12-25]
+//	    extra_business_days: []
+//	    through: 2027-12-31      # last date covered; later dates are errors
+//	resources:                   # optional; capacity per node
+//	  db/prod/connections: {capacity: 4, attributes: {tier: gold}}
+//	  hosts/linux/h01: 8         # shorthand for {capacity: 8}
+//	jobs:
+//	  extract:
+//	    description: Fetch prices
+//	    period: daily            # or {type: daily, calendar: uk}
+//	    timezone: Europe/London  # IANA name; default UTC
+//	    environment: prod
+//	    executor: local          # default local
+//	    schedule: "@daily"       # shorthand for one more time trigger
+//	    triggers:
+//	      - schedule: "30 6 * * 1-5"
+//	        period: previous     # same (default) | previous
+//	      - after: other-job     # when other-job succeeds
+//	    command: ["/opt/bin/extract", "--out", "/data"]
+//	    dir: /data
+//	    env: {MODE: full}
+//	    params: {source: lse}    # any YAML mapping; TALON_PARAMS as JSON
+//	    poll: 1m                 # default 1m
+//	    timeout: 2h              # default none
+//	    retries: {max: 2, delay: 5m}   # or retries: 2
+//	    catchup: latest          # all | latest (default) | none
+//	    catchup_window: 6h
+//	    priority: 0
+//	    constraints: {not_before: "07:00", max_running: 1}
+//	    resources: {db/prod/connections: 1}
+//
+// # Rules
+//
+//   - Job, calendar and environment names match [a-z0-9][a-z0-9_.-]*
+//     (at most 128 characters): lowercase, so a name reads the same in
+//     URLs, file names, period keys and TALON_JOB, and without ':' or
+//     '/', which period keys use as separators.
+//   - Unknown keys are errors, with the nearest known key as a hint. A key
+//     with an empty (null) value counts as absent.
+//   - The top level may also hold talon.yaml's keys (state, schedule,
+//     listen, tls, auth, executors, logs, node); they are skipped here and
+//     read by internal/config, so the quick start can be one file.
+//   - Defaults: period daily, timezone UTC, executor local, poll 1m,
+//     catchup latest, trigger period same, no timeout, no retries.
+//   - command is an argv list, never a shell line, and is required unless
+//     the executor is inprocess (which runs a Go function by job name).
+//   - Durations are Go durations (90s, 1h30m) or whole days (2d).
+//   - Trigger IDs are "schedule:EXPR" and "after:JOB"; the n-th repeat of
+//     the same trigger in a job gets "#n", so IDs stay put across reloads.
+//   - Completion triggers may not form a cycle; each loop is reported once.
+//   - A job's resource request must name a declared resource, a namespace
+//     above declared ones, or a glob (hosts/linux/*) matching one of them,
+//     and may not ask for more than a declared node's capacity.
+//   - YAML anchors, aliases and merge keys (<<) work; aliases may expand
+//     to at most 1<<20 values per file.
+//
+// Load and LoadBytes report every problem found as an ErrorList sorted by
+// position, so `talon validate` shows them all at once.
+package schedule

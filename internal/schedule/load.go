@@ -1,0 +1,1039 @@
+package schedule
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+	_ "time/tzdata" // zones must load on hosts without a zoneinfo database
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/calendar"
+	"github.com/talonhq/talon/internal/constraint"
+	"github.com/talonhq/talon/internal/trigger"
+	"gopkg.in/yaml.v3"
+)
+
+// Top-level keys. ConfigKeys belong to talon.yaml (internal/config) and
+// are skipped here, so the quick start can keep config and schedule in one
+// file; internal/config skips the schedule keys in turn.
+var (
+	scheduleKeys = []string{"calendars", "resources", "jobs"}
+	// ConfigKeys are the top-level keys of talon.yaml that a schedule file
+	// may contain and the schedule loader ignores.
+	ConfigKeys = []string{"state", "schedule", "listen", "tls", "auth", "executors", "logs", "node"}
+	// Keys are the top-level keys of a schedule.
+	Keys = scheduleKeys
+
+	jobKeys = []string{
+		"description", "period", "timezone", "environment", "triggers",
+		"command", "env", "dir", "params", "poll", "timeout", "retries",
+		"catchup", "catchup_window", "constraints", "resources", "executor",
+		"priority", "schedule",
+	}
+	calendarKeys = []string{"weekend", "holidays", "extra_business_days", "through"}
+	resourceKeys = []string{"capacity", "attributes"}
+	triggerKeys  = []string{"schedule", "after", "period"}
+	periodKeys   = []string{"type", "calendar"}
+	retryKeys    = []string{"max", "delay"}
+)
+
+// nameRE is the rule for job, calendar and environment names: lowercase
+// so they read the same in URLs, file names, period keys and
+// TALON_JOB, and free of ':' and '/' which period keys use as separators.
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+
+// maxName bounds names so they fit comfortably in keys and columns.
+const maxName = 128
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// resourceRE is the rule for resource paths: non-empty segments of
+// letters, digits, '_', '.' and '-' joined by '/'. Requests may also use
+// the glob characters * and ?.
+var (
+	resourceRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$`)
+	requestRE  = regexp.MustCompile(`^[A-Za-z0-9_.*?-]+(/[A-Za-z0-9_.*?-]+)*$`)
+)
+
+// Load reads a schedule from files and directories. A directory
+// contributes every *.yaml and *.yml file below it, recursively, in
+// lexical order. All files form one schedule: a job, calendar or resource
+// may be defined in only one of them, and may refer to ones defined in
+// others.
+//
+// When the schedule is invalid, the error is an ErrorList holding every
+// problem found, sorted by position. Trouble reading the files is
+// returned as a plain wrapped error.
+func Load(paths ...string) (*Schedule, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("load schedule: no files given")
+	}
+	var files []string
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("load schedule: %w", err)
+		}
+		if !fi.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		var found []string
+		err = filepath.WalkDir(p, func(name string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && (strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
+				found = append(found, name)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("load schedule %s: %w", p, err)
+		}
+		if len(found) == 0 {
+			return nil, fmt.Errorf("load schedule %s: no .yaml or .yml files in it", p)
+		}
+		sort.Strings(found)
+		files = append(files, found...)
+	}
+	l := newLoader()
+	seen := map[string]bool{}
+	for _, name := range files {
+		if seen[name] {
+			continue // a file named twice, or inside a directory also named
+		}
+		seen[name] = true
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("load schedule: %w", err)
+		}
+		l.file(name, data)
+	}
+	return l.finish()
+}
+
+// LoadBytes reads a schedule from one file's contents; name is used in
+// positions. Errors are as for Load.
+func LoadBytes(name string, data []byte) (*Schedule, error) {
+	l := newLoader()
+	l.file(name, data)
+	return l.finish()
+}
+
+type loader struct {
+	errs      ErrorList
+	files     []string
+	jobs      map[string]*jobDraft
+	calendars map[string]*calDraft
+	resources map[string]*resDraft
+}
+
+type jobDraft struct {
+	job     *Job
+	s       scope      // job "name": …
+	key     *yaml.Node // the name, for "defined twice"
+	calName string
+	calNode *yaml.Node
+	trig    []*yaml.Node // per trigger: its schedule or after value
+	refs    []ref        // jobs named by after constraints
+	res     []pair       // resource requests
+	ids     map[string]int
+}
+
+type ref struct {
+	name string
+	node *yaml.Node
+	s    scope
+}
+
+type calDraft struct {
+	cal *calendar.Calendar
+	pos Pos
+}
+
+type resDraft struct {
+	res Resource
+	pos Pos
+}
+
+func newLoader() *loader {
+	return &loader{
+		jobs:      map[string]*jobDraft{},
+		calendars: map[string]*calDraft{},
+		resources: map[string]*resDraft{},
+	}
+}
+
+// file reads one file's documents into the loader's drafts.
+func (l *loader) file(name string, data []byte) {
+	l.files = append(l.files, name)
+	f := &file{name: name, src: data}
+	docs, perr := parseDocs(f)
+	if perr != nil {
+		l.errs = append(l.errs, perr)
+	}
+	top := scope{l: l, f: f}
+	for _, doc := range docs {
+		if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || isNull(doc.Content[0]) {
+			continue // an empty document
+		}
+		root := deref(doc.Content[0])
+		if root.Kind != yaml.MappingNode {
+			top.errf(doc.Content[0], "want jobs:, calendars: or resources:", "want a mapping at the top level, not a %s", kindName(root))
+			continue
+		}
+		for _, p := range top.pairs(root) {
+			switch {
+			case p.name == "jobs":
+				l.jobsSection(top, p.val)
+			case p.name == "calendars":
+				l.calendarsSection(top, p.val)
+			case p.name == "resources":
+				l.resourcesSection(top, p.val)
+			case contains(ConfigKeys, p.name):
+				// talon.yaml's business; see internal/config.
+			default:
+				top.errf(p.key, didYouMean(p.name, append(append([]string{}, scheduleKeys...), ConfigKeys...)), "unknown key %q", p.name)
+			}
+		}
+	}
+}
+
+// checkName reports a name that breaks nameRE, with a hint.
+func checkName(s scope, n *yaml.Node, what, name string) bool {
+	if nameRE.MatchString(name) && len(name) <= maxName {
+		return true
+	}
+	hint := "use lowercase letters, digits, '_', '.' and '-', starting with a letter or digit"
+	if low := strings.ToLower(name); low != name && nameRE.MatchString(low) {
+		hint = fmt.Sprintf("did you mean %q?", low)
+	}
+	if len(name) > maxName {
+		hint = fmt.Sprintf("at most %d characters", maxName)
+	}
+	s.errf(n, hint, "invalid %s name %q", what, name)
+	return false
+}
+
+func (l *loader) mapping(s scope, n *yaml.Node, what string) []pair {
+	if isNull(n) {
+		return nil
+	}
+	if deref(n).Kind != yaml.MappingNode {
+		s.errf(n, "", "want a mapping of %s, not a %s", what, kindName(deref(n)))
+		return nil
+	}
+	return s.pairs(n)
+}
+
+func (l *loader) jobsSection(top scope, n *yaml.Node) {
+	s := top.sub("jobs")
+	for _, p := range l.mapping(s, n, "job names to jobs") {
+		if !checkName(top, p.key, "job", p.name) {
+			continue
+		}
+		js := scope{l: l, f: top.f, where: fmt.Sprintf("job %q: ", p.name)}
+		if first, ok := l.jobs[p.name]; ok {
+			top.errf(p.key, "", "job %q defined twice (first at %s)", p.name, first.s.pos(first.key))
+			continue
+		}
+		d := &jobDraft{s: js, key: p.key}
+		l.jobs[p.name] = d
+		l.job(d, p.name, p.val)
+	}
+}
+
+func (l *loader) calendarsSection(top scope, n *yaml.Node) {
+	s := top.sub("calendars")
+	for _, p := range l.mapping(s, n, "calendar names to calendars") {
+		if !checkName(top, p.key, "calendar", p.name) {
+			continue
+		}
+		if first, ok := l.calendars[p.name]; ok {
+			top.errf(p.key, "", "calendar %q defined twice (first at %s)", p.name, first.pos)
+			continue
+		}
+		cs := scope{l: l, f: top.f, where: fmt.Sprintf("calendar %q: ", p.name)}
+		cal := &calendar.Calendar{Name: p.name, Weekend: []time.Weekday{time.Saturday, time.Sunday}}
+		l.calendars[p.name] = &calDraft{cal: cal, pos: top.pos(p.key)}
+		if isNull(p.val) {
+			continue
+		}
+		fs := cs.fields(p.val, calendarKeys, "calendar settings")
+		if f, ok := fs["weekend"]; ok {
+			cal.Weekend = weekdays(cs.sub("weekend"), f.val)
+		}
+		if f, ok := fs["holidays"]; ok {
+			cal.Holidays = dates(cs.sub("holidays"), f.val)
+		}
+		if f, ok := fs["extra_business_days"]; ok {
+			cal.ExtraBusinessDays = dates(cs.sub("extra_business_days"), f.val)
+		}
+		if f, ok := fs["through"]; ok {
+			ts := cs.sub("through")
+			if v, ok := ts.str(f.val); ok {
+				if d, ok := parseDate(ts, f.val, v); ok {
+					cal.Through = d
+				}
+			}
+		}
+	}
+}
+
+var weekdayNames = map[string]time.Weekday{
+	"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
+	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday,
+}
+
+func weekdays(s scope, n *yaml.Node) []time.Weekday {
+	out := []time.Weekday{}
+	dn := deref(n)
+	if dn.Kind != yaml.SequenceNode {
+		s.errf(n, "", "want a list of days like [sat, sun], not a %s", kindName(dn))
+		return out
+	}
+	for _, it := range dn.Content {
+		v, ok := s.str(it)
+		if !ok {
+			continue
+		}
+		low := strings.ToLower(v)
+		if len(low) > 3 {
+			// Accept full names: "saturday" → "sat".
+			for short, wd := range weekdayNames {
+				if low == strings.ToLower(wd.String()) {
+					low = short
+				}
+			}
+		}
+		wd, ok := weekdayNames[low]
+		if !ok {
+			s.errf(it, "want mon, tue, wed, thu, fri, sat or sun", "unknown day %q", v)
+			continue
+		}
+		out = append(out, wd)
+	}
+	return out
+}
+
+func dates(s scope, n *yaml.Node) []calendar.Date {
+	var out []calendar.Date
+	vals, _ := s.strs(n, "a list of dates like [2026-12-25]")
+	dn := deref(n)
+	for i, v := range vals {
+		if i >= len(dn.Content) {
+			break
+		}
+		if d, ok := parseDate(s, dn.Content[i], v); ok {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func parseDate(s scope, n *yaml.Node, v string) (calendar.Date, bool) {
+	t, err := time.Parse("2006-01-02", v)
+	if err != nil {
+		s.errf(n, "", "want a date like 2026-12-25, not %q", v)
+		return calendar.Date{}, false
+	}
+	return calendar.Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}, true
+}
+
+func (l *loader) resourcesSection(top scope, n *yaml.Node) {
+	s := top.sub("resources")
+	for _, p := range l.mapping(s, n, "resource paths to capacities") {
+		if !resourceRE.MatchString(p.name) {
+			top.errf(p.key, "use segments of letters, digits, '_', '.' and '-' joined by '/', like db/prod/connections", "invalid resource path %q", p.name)
+			continue
+		}
+		if first, ok := l.resources[p.name]; ok {
+			top.errf(p.key, "", "resource %q defined twice (first at %s)", p.name, first.pos)
+			continue
+		}
+		rs := scope{l: l, f: top.f, where: fmt.Sprintf("resource %q: ", p.name)}
+		r := Resource{Path: p.name}
+		l.resources[p.name] = &resDraft{res: r, pos: top.pos(p.key)}
+		dv := deref(p.val)
+		if dv.Kind == yaml.ScalarNode {
+			// Shorthand: `db/prod/connections: 4`.
+			if c, ok := rs.integer(p.val, "a capacity (a whole number ≥ 0) or {capacity: N, attributes: {…}}"); ok {
+				if c < 0 {
+					rs.errf(p.val, "", "capacity: want a whole number ≥ 0, not %d", c)
+				}
+				r.Capacity = c
+			}
+			l.resources[p.name].res = r
+			continue
+		}
+		fs := rs.fields(p.val, resourceKeys, "resource settings")
+		if fs == nil {
+			continue
+		}
+		if f, ok := fs["capacity"]; ok {
+			if c, ok := rs.sub("capacity").integer(f.val, "a whole number ≥ 0"); ok {
+				if c < 0 {
+					rs.errf(f.val, "", "capacity: want a whole number ≥ 0, not %d", c)
+				}
+				r.Capacity = c
+			}
+		} else {
+			rs.errf(p.key, "", "missing capacity")
+		}
+		if f, ok := fs["attributes"]; ok {
+			as := rs.sub("attributes")
+			r.Attributes = map[string]string{}
+			for _, a := range l.mapping(as, f.val, "attribute names to values") {
+				if v, ok := as.sub(a.name).str(a.val); ok {
+					r.Attributes[a.name] = v
+				}
+			}
+		}
+		l.resources[p.name].res = r
+	}
+}
+
+// job decodes one job; checks that need the whole schedule (calendars,
+// other jobs, resources, triggers) wait for finish.
+func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
+	s := d.s
+	j := &Job{Job: talon.Job{
+		Name:     name,
+		Period:   talon.PeriodSpec{Type: talon.Daily},
+		Timezone: "UTC",
+		Location: time.UTC,
+		Executor: "local",
+		Poll:     time.Minute,
+		Catchup:  talon.CatchupLatest,
+	}}
+	d.job = j
+	if isNull(n) {
+		s.errf(d.key, "", "missing command")
+		return
+	}
+	fs := s.fields(n, jobKeys, "job settings")
+	if fs == nil {
+		return
+	}
+	if f, ok := fs["description"]; ok {
+		j.Description, _ = s.sub("description").str(f.val)
+	}
+	if f, ok := fs["period"]; ok {
+		l.period(d, s.sub("period"), f.val)
+	}
+	if f, ok := fs["timezone"]; ok {
+		ts := s.sub("timezone")
+		if v, ok := ts.str(f.val); ok {
+			loc, err := loadZone(v)
+			if err != nil {
+				ts.errf(f.val, `want an IANA name like "Europe/London" or "UTC"`, "unknown zone %q", v)
+			} else {
+				j.Timezone, j.Location = v, loc
+			}
+		}
+	}
+	if f, ok := fs["environment"]; ok {
+		if v, ok := s.sub("environment").str(f.val); ok && checkName(s, f.val, "environment", v) {
+			j.Environment = v
+		}
+	}
+	if f, ok := fs["executor"]; ok {
+		if v, ok := s.sub("executor").str(f.val); ok {
+			if v == "" {
+				s.sub("executor").errf(f.val, "", "want an executor name like local")
+			} else {
+				j.Executor = v
+			}
+		}
+	}
+	if f, ok := fs["command"]; ok {
+		cs := s.sub("command")
+		const want = `a non-empty list of strings (argv), like ["/opt/bin/load", "--all"]`
+		if v, ok := cs.strs(f.val, want); ok {
+			if len(v) == 0 || v[0] == "" {
+				cs.errf(f.val, "", "want %s", want)
+			} else {
+				j.Command = v
+			}
+		}
+	} else if j.Executor != "inprocess" {
+		// The inprocess executor runs a Go function registered under the
+		// job's name, so only it can do without a command.
+		s.errf(d.key, "", "missing command")
+	}
+	if f, ok := fs["env"]; ok {
+		es := s.sub("env")
+		j.Env = map[string]string{}
+		for _, p := range l.mapping(es, f.val, "variable names to values") {
+			if !envNameRE.MatchString(p.name) {
+				es.errf(p.key, "use letters, digits and '_', not starting with a digit", "invalid variable name %q", p.name)
+				continue
+			}
+			if strings.HasPrefix(p.name, "TALON_") {
+				es.errf(p.key, "Talon sets TALON_ variables itself", "variable %q is reserved", p.name)
+				continue
+			}
+			if v, ok := es.sub(p.name).str(p.val); ok {
+				j.Env[p.name] = v
+			}
+		}
+	}
+	if f, ok := fs["dir"]; ok {
+		j.Dir, _ = s.sub("dir").str(f.val)
+	}
+	if f, ok := fs["params"]; ok {
+		ps := s.sub("params")
+		if deref(f.val).Kind != yaml.MappingNode {
+			ps.errf(f.val, "", "want a mapping of names to values, not a %s", kindName(deref(f.val)))
+		} else if v, ok := ps.value(f.val, 0); ok {
+			j.Params = v.(map[string]any)
+			if _, err := jsonMarshal(j.Params); err != nil {
+				ps.errf(f.val, "", "cannot be passed as JSON: %v", err)
+			}
+		}
+	}
+	if f, ok := fs["poll"]; ok {
+		if v, ok := s.sub("poll").duration(f.val); ok {
+			if v <= 0 {
+				s.sub("poll").errf(f.val, "", "want a positive duration like 1m, not %q", deref(f.val).Value)
+			} else {
+				j.Poll = v
+			}
+		}
+	}
+	if f, ok := fs["timeout"]; ok {
+		j.Timeout, _ = s.sub("timeout").duration(f.val)
+	}
+	if f, ok := fs["catchup_window"]; ok {
+		j.CatchupWindow, _ = s.sub("catchup_window").duration(f.val)
+	}
+	if f, ok := fs["retries"]; ok {
+		j.Retries = retries(s.sub("retries"), f.val)
+	}
+	if f, ok := fs["catchup"]; ok {
+		cs := s.sub("catchup")
+		if v, ok := cs.str(f.val); ok {
+			switch c := talon.CatchupPolicy(v); c {
+			case talon.CatchupAll, talon.CatchupLatest, talon.CatchupNone:
+				j.Catchup = c
+			default:
+				cs.errf(f.val, didYouMean(v, []string{"all", "latest", "none"}), "want all, latest or none, not %q", v)
+			}
+		}
+	}
+	if f, ok := fs["priority"]; ok {
+		j.Priority, _ = s.sub("priority").integer(f.val, "a whole number")
+	}
+	if f, ok := fs["schedule"]; ok {
+		// Shorthand for a single time trigger: `schedule: "@daily"`.
+		if v, ok := s.sub("schedule").str(f.val); ok {
+			d.addTrigger(talon.TriggerSpec{ID: "schedule:" + v, Schedule: v, Period: talon.PeriodSame}, f.val)
+		}
+	}
+	if f, ok := fs["triggers"]; ok {
+		l.triggers(d, s.sub("triggers"), f.val)
+	}
+	if f, ok := fs["constraints"]; ok {
+		l.constraints(d, s, f.val)
+	}
+	if f, ok := fs["resources"]; ok {
+		rs := s.sub("resources")
+		j.Resources = map[string]int{}
+		for _, p := range l.mapping(rs, f.val, "resource paths to amounts") {
+			if !requestRE.MatchString(p.name) {
+				rs.errf(p.key, "use a path like db/prod/connections or hosts/linux/*", "invalid resource path %q", p.name)
+				continue
+			}
+			if c, ok := rs.sub(p.name).integer(p.val, "a whole number ≥ 1"); ok {
+				if c < 1 {
+					rs.sub(p.name).errf(p.val, "", "want a whole number ≥ 1, not %d", c)
+					continue
+				}
+				j.Resources[p.name] = c
+				d.res = append(d.res, p)
+			}
+		}
+	}
+}
+
+// loadZone loads an IANA zone. An empty name would be UTC to
+// time.LoadLocation; it is refused so a blank value is not silently UTC.
+func loadZone(name string) (*time.Location, error) {
+	if name == "" || name == "Local" {
+		return nil, fmt.Errorf("unknown zone %q", name)
+	}
+	return time.LoadLocation(name)
+}
+
+var periodTypeNames = func() []string {
+	out := make([]string, len(talon.PeriodTypes))
+	for i, t := range talon.PeriodTypes {
+		out[i] = string(t)
+	}
+	return out
+}()
+
+func (l *loader) period(d *jobDraft, s scope, n *yaml.Node) {
+	typeNode := n
+	if deref(n).Kind == yaml.MappingNode {
+		fs := s.fields(n, periodKeys, "period settings")
+		f, ok := fs["type"]
+		if !ok {
+			s.errf(n, "want one of "+strings.Join(periodTypeNames, ", "), "missing type")
+			typeNode = nil
+		} else {
+			typeNode = f.val
+		}
+		if f, ok := fs["calendar"]; ok {
+			if v, ok := s.sub("calendar").str(f.val); ok {
+				d.calName, d.calNode = v, f.val
+			}
+		}
+		s = s.sub("type")
+	}
+	if typeNode == nil {
+		return
+	}
+	v, ok := s.str(typeNode)
+	if !ok {
+		return
+	}
+	if !contains(periodTypeNames, v) {
+		hint := didYouMean(v, periodTypeNames)
+		if hint == "" {
+			hint = "want one of " + strings.Join(periodTypeNames, ", ")
+		}
+		s.errf(typeNode, hint, "unknown period type %q", v)
+		return
+	}
+	d.job.Period.Type = talon.PeriodType(v)
+}
+
+func retries(s scope, n *yaml.Node) talon.RetryPolicy {
+	var r talon.RetryPolicy
+	if deref(n).Kind == yaml.ScalarNode {
+		// Shorthand: `retries: 2` retries at once.
+		if v, ok := s.integer(n, "a number of retries or {max: N, delay: 5m}"); ok {
+			if v < 0 {
+				s.errf(n, "", "want a whole number ≥ 0, not %d", v)
+			} else {
+				r.Max = v
+			}
+		}
+		return r
+	}
+	fs := s.fields(n, retryKeys, "retry settings")
+	if f, ok := fs["max"]; ok {
+		ms := s.sub("max")
+		if v, ok := ms.integer(f.val, "a whole number ≥ 0"); ok {
+			if v < 0 {
+				ms.errf(f.val, "", "want a whole number ≥ 0, not %d", v)
+			} else {
+				r.Max = v
+			}
+		}
+	} else if fs != nil {
+		s.errf(n, "", "missing max")
+	}
+	if f, ok := fs["delay"]; ok {
+		r.Delay, _ = s.sub("delay").duration(f.val)
+	}
+	return r
+}
+
+func (l *loader) triggers(d *jobDraft, s scope, n *yaml.Node) {
+	dn := deref(n)
+	if dn.Kind != yaml.SequenceNode {
+		s.errf(n, "", `want a list like [{schedule: "30 6 * * 1-5"}, {after: extract}], not a %s`, kindName(dn))
+		return
+	}
+	for _, it := range dn.Content {
+		fs := s.fields(it, triggerKeys, "trigger settings")
+		if fs == nil {
+			continue
+		}
+		sched, hasSched := fs["schedule"]
+		after, hasAfter := fs["after"]
+		if hasSched == hasAfter {
+			s.errf(it, "", "want exactly one of schedule or after in a trigger")
+			continue
+		}
+		t := talon.TriggerSpec{Period: talon.PeriodSame}
+		var node *yaml.Node
+		if hasSched {
+			v, ok := s.sub("schedule").str(sched.val)
+			if !ok {
+				continue
+			}
+			t.Schedule, t.ID, node = v, "schedule:"+v, sched.val
+		} else {
+			v, ok := s.sub("after").str(after.val)
+			if !ok {
+				continue
+			}
+			t.After, t.ID, node = v, "after:"+v, after.val
+		}
+		if f, ok := fs["period"]; ok {
+			ps := s.sub("period")
+			if v, ok := ps.str(f.val); ok {
+				switch o := talon.PeriodOffset(v); o {
+				case talon.PeriodSame, talon.PeriodPrevious:
+					t.Period = o
+				default:
+					ps.errf(f.val, didYouMean(v, []string{"same", "previous"}), "want same or previous, not %q", v)
+				}
+			}
+		}
+		d.addTrigger(t, node)
+	}
+}
+
+// addTrigger appends t, whose schedule or after value is node.
+func (d *jobDraft) addTrigger(t talon.TriggerSpec, node *yaml.Node) {
+	// IDs name triggers in run rows, so they must stay put across
+	// reloads: the n-th copy of the same trigger gets "#n".
+	if d.ids == nil {
+		d.ids = map[string]int{}
+	}
+	d.ids[t.ID]++
+	if c := d.ids[t.ID]; c > 1 {
+		t.ID = fmt.Sprintf("%s#%d", t.ID, c)
+	}
+	d.job.Triggers = append(d.job.Triggers, t)
+	d.trig = append(d.trig, node)
+}
+
+func (l *loader) constraints(d *jobDraft, js scope, n *yaml.Node) {
+	s := js.sub("constraints")
+	for _, p := range l.mapping(s, n, "constraint kinds to settings") {
+		kinds := constraint.Kinds()
+		if !contains(kinds, p.name) {
+			hint := didYouMean(p.name, kinds)
+			if hint == "" && len(kinds) > 0 {
+				hint = "want one of " + strings.Join(kinds, ", ")
+			}
+			js.errf(p.key, hint, "unknown constraint %q", p.name)
+			continue
+		}
+		cs := js.sub("constraint " + p.name)
+		v, ok := cs.value(p.val, 0)
+		if !ok {
+			continue
+		}
+		if p.name == "after" {
+			d.refs = append(d.refs, afterRefs(cs, p.val)...)
+		}
+		c, err := constraint.Compile(p.name, v)
+		if err != nil {
+			cs.errf(p.key, "", "%v", err)
+			continue
+		}
+		d.job.Constraints = append(d.job.Constraints, talon.ConstraintSpec{Kind: p.name, Value: v})
+		d.job.Checks = append(d.job.Checks, c)
+	}
+}
+
+// afterRefs finds the job names in an after constraint's value (a name, a
+// list of names, {job: NAME, …} or a list mixing both) with their
+// positions; the constraint's own factory checks the rest of the shape.
+func afterRefs(s scope, n *yaml.Node) []ref {
+	dn := deref(n)
+	var items []*yaml.Node
+	if dn.Kind == yaml.SequenceNode {
+		items = dn.Content
+	} else {
+		items = []*yaml.Node{n}
+	}
+	var out []ref
+	for _, it := range items {
+		d := deref(it)
+		switch d.Kind {
+		case yaml.ScalarNode:
+			if d.ShortTag() == "!!str" {
+				out = append(out, ref{name: d.Value, node: it, s: s})
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(d.Content); i += 2 {
+				k, v := deref(d.Content[i]), d.Content[i+1]
+				if k.Value == "job" && deref(v).Kind == yaml.ScalarNode {
+					out = append(out, ref{name: deref(v).Value, node: v, s: s})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// finish runs the checks that need the whole schedule and builds it.
+func (l *loader) finish() (*Schedule, error) {
+	sch := &Schedule{
+		ByName:    map[string]*Job{},
+		Calendars: map[string]*calendar.Calendar{},
+		Resources: map[string]Resource{},
+		Files:     l.files,
+	}
+	for name, c := range l.calendars {
+		sch.Calendars[name] = c.cal
+	}
+	for name, r := range l.resources {
+		sch.Resources[name] = r.res
+	}
+	names := make([]string, 0, len(l.jobs))
+	for name := range l.jobs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	calNames := sortedKeys(sch.Calendars)
+	for _, name := range names {
+		d := l.jobs[name]
+		j := d.job
+		if d.calName != "" {
+			if c, ok := sch.Calendars[d.calName]; ok {
+				j.Period.Calendar, j.Calendar = d.calName, c
+			} else {
+				hint := didYouMean(d.calName, calNames)
+				if hint == "" {
+					hint = "declare it under calendars: at the top level"
+				}
+				d.s.sub("period").sub("calendar").errf(d.calNode, hint, "unknown calendar %q", d.calName)
+			}
+		}
+		j.Times = make([]trigger.Trigger, len(j.Triggers))
+		for i, t := range j.Triggers {
+			if t.Schedule != "" {
+				j.Times[i] = l.compileTrigger(d, d.trig[i], t.Schedule, sch.Calendars)
+			} else {
+				l.checkRef(d.s.sub("after"), d.trig[i], t.After, names)
+			}
+		}
+		for _, r := range d.refs {
+			l.checkRef(r.s, r.node, r.name, names)
+		}
+		l.checkResources(d, sch.Resources)
+		sch.Jobs = append(sch.Jobs, j)
+		sch.ByName[name] = j
+	}
+	l.cycles(names)
+	if len(l.errs) > 0 {
+		l.errs.Sort()
+		return nil, l.errs
+	}
+	return sch, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// parseTrigger is trigger.Parse; a variable so tests can run before the
+// trigger package understands every expression.
+var parseTrigger = trigger.Parse
+
+func (l *loader) compileTrigger(d *jobDraft, n *yaml.Node, expr string, cals map[string]*calendar.Calendar) trigger.Trigger {
+	t, err := parseTrigger(expr, trigger.Options{Location: d.job.Location, Calendars: cals})
+	if err == nil {
+		return t
+	}
+	s := d.s
+	var te *trigger.Error
+	if errors.As(err, &te) {
+		s.errAt(s.offsetPos(n, te.Offset), te.Hint, "trigger %q: %s", expr, te.Msg)
+	} else {
+		s.errf(n, "", "trigger %q: %v", expr, err)
+	}
+	return nil
+}
+
+func (l *loader) checkRef(s scope, n *yaml.Node, name string, jobs []string) {
+	if _, ok := l.jobs[name]; ok {
+		return
+	}
+	s.errf(n, didYouMean(name, jobs), "unknown job %q", name)
+}
+
+// checkResources reports requests for undeclared resources. A request
+// matches a declared node, a namespace above declared nodes
+// (`hosts/linux` when `hosts/linux/h01` is declared) or, with * or ?, a
+// glob over either. Allocation itself is decided elsewhere.
+func (l *loader) checkResources(d *jobDraft, declared map[string]Resource) {
+	if len(d.res) == 0 {
+		return
+	}
+	var known []string
+	seen := map[string]bool{}
+	for p := range declared {
+		for q := p; q != "." && q != "/" && q != ""; q = path.Dir(q) {
+			if !seen[q] {
+				seen[q] = true
+				known = append(known, q)
+			}
+		}
+	}
+	sort.Strings(known)
+	s := d.s.sub("resources")
+	for _, p := range d.res {
+		if r, ok := declared[p.name]; ok {
+			if want := d.job.Resources[p.name]; want > r.Capacity {
+				s.errf(p.val, "", "asks for %d of %q, which has capacity %d", want, p.name, r.Capacity)
+			}
+			continue
+		}
+		if seen[p.name] {
+			continue
+		}
+		matched := false
+		if strings.ContainsAny(p.name, "*?") {
+			for _, k := range known {
+				if ok, _ := path.Match(p.name, k); ok {
+					matched = true
+					break
+				}
+			}
+		}
+		if matched {
+			continue
+		}
+		hint := didYouMean(p.name, known)
+		if hint == "" {
+			hint = "declare it under resources: at the top level"
+		}
+		s.errf(p.key, hint, "unknown resource %q", p.name)
+	}
+}
+
+// cycles reports each loop of completion triggers (a runs after b, b after
+// a), which would run the jobs for ever. Each strongly connected component
+// is reported once, as its shortest loop through its first job by name.
+func (l *loader) cycles(names []string) {
+	// Edge b → a when a has a trigger `after: b`: b's success starts a.
+	next := map[string][]string{}
+	at := map[[2]string]*yaml.Node{} // edge → the after: value making it
+	for _, a := range names {
+		d := l.jobs[a]
+		for i, t := range d.job.Triggers {
+			b := t.After
+			if b == "" || l.jobs[b] == nil {
+				continue
+			}
+			e := [2]string{b, a}
+			if _, dup := at[e]; dup {
+				continue
+			}
+			at[e] = d.trig[i]
+			next[b] = append(next[b], a)
+		}
+	}
+	for _, k := range sortedKeys(next) {
+		sort.Strings(next[k])
+	}
+	for _, comp := range sccs(names, next) {
+		inComp := map[string]bool{}
+		for _, c := range comp {
+			inComp[c] = true
+		}
+		start := comp[0]
+		if len(comp) == 1 && !contains(next[start], start) {
+			continue
+		}
+		loop := shortestLoop(start, next, inComp)
+		// Report where the loop closes: the trigger in start's job.
+		last := loop[len(loop)-2]
+		d := l.jobs[start]
+		d.s.errf(at[[2]string{last, start}], "", "completion triggers form a cycle: %s", strings.Join(loop, " → "))
+	}
+}
+
+// sccs returns the strongly connected components of the graph (Tarjan),
+// each sorted, in order of their first name.
+func sccs(names []string, next map[string][]string) [][]string {
+	index := map[string]int{}
+	low := map[string]int{}
+	onStack := map[string]bool{}
+	var stack []string
+	var out [][]string
+	i := 0
+	var visit func(v string)
+	visit = func(v string) {
+		index[v], low[v] = i, i
+		i++
+		stack = append(stack, v)
+		onStack[v] = true
+		for _, w := range next[v] {
+			if _, ok := index[w]; !ok {
+				visit(w)
+				low[v] = min(low[v], low[w])
+			} else if onStack[w] {
+				low[v] = min(low[v], index[w])
+			}
+		}
+		if low[v] == index[v] {
+			var comp []string
+			for {
+				w := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				onStack[w] = false
+				comp = append(comp, w)
+				if w == v {
+					break
+				}
+			}
+			sort.Strings(comp)
+			out = append(out, comp)
+		}
+	}
+	for _, n := range names {
+		if _, ok := index[n]; !ok {
+			visit(n)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a][0] < out[b][0] })
+	return out
+}
+
+// shortestLoop finds the shortest path start → … → start inside a
+// component, by breadth-first search.
+func shortestLoop(start string, next map[string][]string, in map[string]bool) []string {
+	prev := map[string]string{}
+	queue := []string{start}
+	seen := map[string]bool{}
+	for len(queue) > 0 {
+		v := queue[0]
+		queue = queue[1:]
+		for _, w := range next[v] {
+			if !in[w] {
+				continue
+			}
+			if w == start {
+				loop := []string{start}
+				for u := v; u != start; u = prev[u] {
+					loop = append(loop, u)
+				}
+				loop = append(loop, start)
+				// Built backwards; flip to follow the arrows.
+				for a, b := 0, len(loop)-1; a < b; a, b = a+1, b-1 {
+					loop[a], loop[b] = loop[b], loop[a]
+				}
+				return loop
+			}
+			if !seen[w] {
+				seen[w] = true
+				prev[w] = v
+				queue = append(queue, w)
+			}
+		}
+	}
+	return []string{start, start}
+}

@@ -1,0 +1,437 @@
+package schedule
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+)
+
+// maxDepth bounds nesting (and recursive aliases such as `a: &x [*x]`,
+// which the YAML parser accepts) when values are converted to Go values.
+const maxDepth = 64
+
+// maxNodes bounds how many nodes aliases may expand to in one file, so a
+// "billion laughs" document is an error rather than an out-of-memory.
+const maxNodes = 1 << 20
+
+// file is one schedule file being read.
+type file struct {
+	name  string
+	src   []byte
+	lines []string // split on demand, for trigger error columns
+	nodes int      // nodes converted so far, against maxNodes
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// parseDocs parses every YAML document of f. A syntax error ends the file:
+// the parser cannot resynchronise after one.
+func parseDocs(f *file) (docs []*yaml.Node, e *Error) {
+	defer func() {
+		// yaml.v3 has panicked on malformed input in the past; an error
+		// at line 1 beats crashing `talon validate`.
+		if r := recover(); r != nil {
+			e = &Error{Pos: Pos{File: f.name, Line: 1, Col: 1}, Msg: fmt.Sprintf("invalid YAML: %v", r)}
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(f.src))
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if err == io.EOF {
+			return docs, nil
+		}
+		if err != nil {
+			return docs, yamlError(f.name, err)
+		}
+		docs = append(docs, &n)
+	}
+}
+
+// yamlError positions a yaml.v3 error, which carries a line but no column.
+func yamlError(name string, err error) *Error {
+	msg := err.Error()
+	line := 1
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		if n, convErr := strconv.Atoi(m[1]); convErr == nil && n >= 1 {
+			line = n
+		}
+		msg = m[2]
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	return &Error{Pos: Pos{File: name, Line: line, Col: 1}, Msg: "invalid YAML: " + msg}
+}
+
+// deref follows an alias to the node it names.
+func deref(n *yaml.Node) *yaml.Node {
+	if n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
+		return n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	n = deref(n)
+	return n == nil || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
+}
+
+// scope reports errors for one part of a schedule, prefixing messages with
+// where they are ("job \"load\": retries: ").
+type scope struct {
+	l     *loader
+	f     *file
+	where string
+}
+
+func (s scope) sub(key string) scope {
+	s.where += key + ": "
+	return s
+}
+
+func (s scope) pos(n *yaml.Node) Pos {
+	p := Pos{File: s.f.name, Line: 1, Col: 1}
+	if n != nil && n.Line >= 1 {
+		p.Line, p.Col = n.Line, max(n.Column, 1)
+	}
+	return p
+}
+
+func (s scope) errAt(p Pos, hint, format string, args ...any) {
+	s.l.errs = append(s.l.errs, &Error{Pos: p, Msg: s.where + fmt.Sprintf(format, args...), Hint: hint})
+}
+
+func (s scope) errf(n *yaml.Node, hint, format string, args ...any) {
+	s.errAt(s.pos(n), hint, format, args...)
+}
+
+// pair is one key and its value in a mapping.
+type pair struct {
+	name string
+	key  *yaml.Node
+	val  *yaml.Node
+}
+
+// pairs lists a mapping's entries in order, expanding merge keys (<<) the
+// way YAML 1.1 does: keys written in the mapping win over merged ones. A
+// repeated key is an error, since the YAML parser keeps both silently.
+func (s scope) pairs(n *yaml.Node) []pair {
+	return s.pairsDepth(n, 0)
+}
+
+func (s scope) pairsDepth(n *yaml.Node, depth int) []pair {
+	n = deref(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	if depth > maxDepth {
+		s.errf(n, "", "merge keys nested too deeply")
+		return nil
+	}
+	var out, merged []pair
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		dk := deref(k)
+		if dk.Kind == yaml.ScalarNode && dk.ShortTag() == "!!merge" {
+			merged = append(merged, s.mergeSources(v, depth)...)
+			continue
+		}
+		if dk.Kind != yaml.ScalarNode {
+			s.errf(k, "", "want a name as key, not a %s", kindName(dk))
+			continue
+		}
+		if first, ok := seen[dk.Value]; ok {
+			s.errf(k, "", "key %q repeated (first at line %d)", dk.Value, first.Line)
+			continue
+		}
+		seen[dk.Value] = k
+		out = append(out, pair{name: dk.Value, key: k, val: v})
+	}
+	for _, p := range merged {
+		if _, ok := seen[p.name]; ok {
+			continue
+		}
+		seen[p.name] = p.key
+		out = append(out, p)
+	}
+	return out
+}
+
+func (s scope) mergeSources(v *yaml.Node, depth int) []pair {
+	dv := deref(v)
+	switch dv.Kind {
+	case yaml.MappingNode:
+		return s.pairsDepth(dv, depth+1)
+	case yaml.SequenceNode:
+		var out []pair
+		for _, it := range dv.Content {
+			if deref(it).Kind != yaml.MappingNode {
+				s.errf(it, "", "<<: want a mapping or a list of mappings to merge")
+				continue
+			}
+			out = append(out, s.pairsDepth(it, depth+1)...)
+		}
+		return out
+	}
+	s.errf(v, "", "<<: want a mapping or a list of mappings to merge")
+	return nil
+}
+
+// fields checks a mapping against its known keys, reporting unknown ones
+// with the nearest known key as a hint, and returns the entries by key.
+// Entries with a null value are left out: `env:` with nothing after it is
+// the same as no env at all.
+func (s scope) fields(n *yaml.Node, known []string, what string) map[string]pair {
+	dn := deref(n)
+	if dn == nil || dn.Kind != yaml.MappingNode {
+		s.errf(n, "", "want a mapping of %s, not a %s", what, kindName(dn))
+		return nil
+	}
+	out := map[string]pair{}
+	for _, p := range s.pairs(dn) {
+		if !contains(known, p.name) {
+			s.errf(p.key, didYouMean(p.name, known), "unknown key %q", p.name)
+			continue
+		}
+		if isNull(p.val) {
+			continue
+		}
+		out[p.name] = p
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func kindName(n *yaml.Node) string {
+	if n == nil {
+		return "nothing"
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		if n.ShortTag() == "!!null" {
+			return "null"
+		}
+		return "scalar"
+	case yaml.DocumentNode:
+		return "document"
+	}
+	return "alias"
+}
+
+// str reads a scalar as text. Numbers and booleans are accepted as written
+// (`env: {N: 1}` sets N to "1").
+func (s scope) str(n *yaml.Node) (string, bool) {
+	dn := deref(n)
+	if dn.Kind != yaml.ScalarNode || dn.ShortTag() == "!!null" {
+		s.errf(n, "", "want a string, not a %s", kindName(dn))
+		return "", false
+	}
+	return dn.Value, true
+}
+
+// strs reads a list of scalars.
+func (s scope) strs(n *yaml.Node, want string) ([]string, bool) {
+	dn := deref(n)
+	if dn.Kind != yaml.SequenceNode {
+		s.errf(n, "", "want %s, not a %s", want, kindName(dn))
+		return nil, false
+	}
+	out := make([]string, 0, len(dn.Content))
+	ok := true
+	for _, it := range dn.Content {
+		d := deref(it)
+		if d.Kind != yaml.ScalarNode || d.ShortTag() == "!!null" {
+			s.errf(it, "", "want %s, found a %s in it", want, kindName(d))
+			ok = false
+			continue
+		}
+		out = append(out, d.Value)
+	}
+	return out, ok
+}
+
+func (s scope) integer(n *yaml.Node, want string) (int, bool) {
+	dn := deref(n)
+	var v int
+	if dn.Kind != yaml.ScalarNode || dn.ShortTag() != "!!int" || dn.Decode(&v) != nil {
+		s.errf(n, "", "want %s, not %s", want, shown(dn))
+		return 0, false
+	}
+	return v, true
+}
+
+func (s scope) boolean(n *yaml.Node) (bool, bool) {
+	dn := deref(n)
+	var v bool
+	if dn.Kind != yaml.ScalarNode || dn.ShortTag() != "!!bool" || dn.Decode(&v) != nil {
+		s.errf(n, "", "want true or false, not %s", shown(dn))
+		return false, false
+	}
+	return v, true
+}
+
+// duration reads a Go duration ("90s", "1h30m") or a whole number of days
+// ("2d"), which Go's syntax lacks but catch-up windows want. Negative
+// durations are refused.
+func (s scope) duration(n *yaml.Node) (time.Duration, bool) {
+	const want = "want a duration like 1m or 90s"
+	dn := deref(n)
+	if dn.Kind != yaml.ScalarNode || dn.ShortTag() == "!!null" {
+		s.errf(n, "", "%s, not a %s", want, kindName(dn))
+		return 0, false
+	}
+	d, err := parseDuration(dn.Value)
+	if err != nil {
+		s.errf(n, "", "%s, not %q", want, dn.Value)
+		return 0, false
+	}
+	if d < 0 {
+		s.errf(n, "", "want a positive duration, not %q", dn.Value)
+		return 0, false
+	}
+	return d, true
+}
+
+func parseDuration(v string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100000 {
+			return 0, fmt.Errorf("bad number of days %q", v)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	if v == "0" {
+		return 0, nil
+	}
+	return time.ParseDuration(v)
+}
+
+// shown renders a node for an error message: a scalar as quoted text,
+// anything else by its kind.
+func shown(n *yaml.Node) string {
+	if n != nil && n.Kind == yaml.ScalarNode && n.ShortTag() != "!!null" {
+		return strconv.Quote(n.Value)
+	}
+	return "a " + kindName(n)
+}
+
+// value converts a node to plain Go values (string, bool, int, float64,
+// nil, []any, map[string]any): what constraint factories and TALON_PARAMS
+// expect. Timestamps and other tags stay text as written, so a date in
+// params reaches the job unchanged.
+func (s scope) value(n *yaml.Node, depth int) (any, bool) {
+	s.f.nodes++
+	if s.f.nodes > maxNodes {
+		if s.f.nodes == maxNodes+1 {
+			s.errf(n, "", "too large: aliases expand to more than %d values", maxNodes)
+		}
+		return nil, false
+	}
+	if depth > maxDepth {
+		s.errf(n, "", "nested more than %d levels deep (or a recursive alias)", maxDepth)
+		return nil, false
+	}
+	dn := deref(n)
+	switch dn.Kind {
+	case yaml.ScalarNode:
+		switch dn.ShortTag() {
+		case "!!null":
+			return nil, true
+		case "!!bool":
+			var b bool
+			if err := dn.Decode(&b); err != nil {
+				s.errf(n, "", "want true or false, not %q", dn.Value)
+				return nil, false
+			}
+			return b, true
+		case "!!int":
+			var i int
+			if err := dn.Decode(&i); err != nil {
+				s.errf(n, "", "integer %q out of range", dn.Value)
+				return nil, false
+			}
+			return i, true
+		case "!!float":
+			var f float64
+			if err := dn.Decode(&f); err != nil {
+				s.errf(n, "", "want a number, not %q", dn.Value)
+				return nil, false
+			}
+			return f, true
+		}
+		return dn.Value, true
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(dn.Content))
+		ok := true
+		for _, it := range dn.Content {
+			v, itOK := s.value(it, depth+1)
+			ok = ok && itOK
+			out = append(out, v)
+		}
+		return out, ok
+	case yaml.MappingNode:
+		out := map[string]any{}
+		ok := true
+		for _, p := range s.pairsDepth(dn, depth) {
+			v, itOK := s.value(p.val, depth+1)
+			ok = ok && itOK
+			out[p.name] = v
+		}
+		return out, ok
+	}
+	s.errf(n, "", "want a value, not a %s", kindName(dn))
+	return nil, false
+}
+
+// offsetPos is the position of byte offset off inside scalar n's value,
+// when the value is written on one line exactly as it reads (plain, or
+// quoted without escapes); otherwise it is the scalar's own position,
+// which is still the right line.
+func (s scope) offsetPos(n *yaml.Node, off int) Pos {
+	p := s.pos(n)
+	if n == nil || n.Kind != yaml.ScalarNode || off < 0 || off > len(n.Value) || strings.ContainsAny(n.Value, "\r\n") {
+		return p
+	}
+	quote := 0
+	switch n.Style {
+	case 0:
+	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		quote = 1
+	default:
+		return p
+	}
+	if s.f.lines == nil {
+		s.f.lines = strings.Split(string(s.f.src), "\n")
+	}
+	if n.Line < 1 || n.Line > len(s.f.lines) || n.Column < 1 {
+		return p
+	}
+	line := []rune(s.f.lines[n.Line-1])
+	start := n.Column - 1 + quote
+	val := []rune(n.Value)
+	if start+len(val) > len(line) || string(line[start:start+len(val)]) != n.Value {
+		return p
+	}
+	p.Col = n.Column + quote + utf8.RuneCountInString(n.Value[:off])
+	return p
+}
