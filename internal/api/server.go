@@ -137,7 +137,8 @@ func (s *Server) routes() {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
-		h.ServeHTTP(w, r)
+		// Through the mux, not h: only the mux sets the path values.
+		s.mux.ServeHTTP(w, r)
 		return
 	}
 	// The mux answers 404, 405 (with an Allow header) or a redirect to a
