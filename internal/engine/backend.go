@@ -1,0 +1,330 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/api"
+	"github.com/talonhq/talon/internal/store"
+)
+
+// The engine serves the HTTP API.
+var _ api.Backend = (*Engine)(nil)
+
+// userErr turns store sentinels into errors users can act on.
+func userErr(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return talon.Errorf(talon.ENOTFOUND, "%s not found", what)
+	case errors.Is(err, store.ErrConflict):
+		return talon.Errorf(talon.ECONFLICT, "%s changed state meanwhile; look again with talon show", what)
+	case errors.Is(err, store.ErrUnavailable):
+		return talon.Errorf(talon.EUNAVAILABLE, "the state store is unavailable; the scheduler retries and resumes by itself (%v)", err)
+	}
+	return err
+}
+
+// Jobs lists the jobs of the schedule in force.
+func (e *Engine) Jobs(ctx context.Context) ([]api.JobInfo, error) {
+	p := e.sched.Load()
+	out := make([]api.JobInfo, 0, len(p.s.Jobs))
+	for _, j := range p.s.Jobs {
+		ji := api.JobInfo{
+			Name: j.Name, Description: j.Description, Period: string(j.Period.Type), Calendar: j.Period.Calendar,
+			Timezone: j.Timezone, Environment: j.Environment, Executor: executorName(j),
+			Triggers: []string{}, Constraints: []string{},
+		}
+		if ji.Timezone == "" {
+			ji.Timezone = "UTC"
+		}
+		var next time.Time
+		for i, t := range j.Triggers {
+			switch {
+			case t.Schedule != "":
+				ji.Triggers = append(ji.Triggers, "schedule: "+t.Schedule)
+				if i < len(j.Times) && j.Times[i] != nil {
+					next = earliest(next, j.Times[i].Next(e.now()))
+				}
+			case t.After != "":
+				ji.Triggers = append(ji.Triggers, "after: "+t.After)
+			}
+		}
+		if !next.IsZero() {
+			ji.Next = next.In(loc(j)).Format(time.RFC3339)
+		}
+		for _, c := range j.Constraints {
+			ji.Constraints = append(ji.Constraints, c.Kind)
+		}
+		out = append(out, ji)
+	}
+	return out, nil
+}
+
+// Runs lists runs.
+func (e *Engine) Runs(ctx context.Context, f store.RunFilter) ([]talon.Run, error) {
+	if f.Period != "" {
+		if _, err := parseKey(f.Period, nil); err != nil {
+			return nil, talon.Errorf(talon.EINVALID, "%v", err)
+		}
+	}
+	runs, err := e.st.ListRuns(ctx, f)
+	return runs, userErr(err, "runs")
+}
+
+// Run returns a run with its decisions and history.
+func (e *Engine) Run(ctx context.Context, id int64) (api.RunDetail, error) {
+	what := fmt.Sprintf("run %d", id)
+	r, err := e.st.GetRun(ctx, id)
+	if err != nil {
+		return api.RunDetail{}, userErr(err, what)
+	}
+	ds, err := e.st.Decisions(ctx, id)
+	if err != nil {
+		return api.RunDetail{}, userErr(err, what)
+	}
+	evs, err := e.st.Events(ctx, id)
+	if err != nil {
+		return api.RunDetail{}, userErr(err, what)
+	}
+	if ds == nil {
+		ds = []talon.Decision{}
+	}
+	if evs == nil {
+		evs = []talon.Event{}
+	}
+	return api.RunDetail{Run: r, Decisions: ds, Events: evs}, nil
+}
+
+// Periods lists periods with runs.
+func (e *Engine) Periods(ctx context.Context, f store.PeriodFilter) ([]store.PeriodRow, error) {
+	rows, err := e.st.ListPeriods(ctx, f)
+	return rows, userErr(err, "periods")
+}
+
+// Trigger creates a run from an external request.
+func (e *Engine) Trigger(ctx context.Context, job string, req api.TriggerRequest) (talon.Run, bool, error) {
+	p := e.sched.Load()
+	j := p.jobs[job]
+	if j == nil {
+		return talon.Run{}, false, talon.Errorf(talon.ENOTFOUND, "job %q not found%s", job, suggest(job, p))
+	}
+	now := e.now()
+	var key string
+	if req.Period == "" {
+		if j.Period.Type == talon.Oneshot {
+			return talon.Run{}, false, talon.Errorf(talon.EINVALID, "job %s has oneshot periods: name one with --period oneshot/NAME", job)
+		}
+		per, err := periodAt(j, now, talon.PeriodSame)
+		if err != nil {
+			return talon.Run{}, false, talon.Errorf(talon.EINVALID, "period of job %s at %s: %v", job, now.Format(time.RFC3339), err)
+		}
+		key = per.Key()
+	} else {
+		per, err := parseKey(req.Period, j)
+		if err != nil {
+			return talon.Run{}, false, talon.Errorf(talon.EINVALID, "%v", err)
+		}
+		if per.Type != j.Period.Type {
+			return talon.Run{}, false, talon.Errorf(talon.EINVALID, "period %q is %s but job %s runs for %s periods", req.Period, per.Type, job, j.Period.Type)
+		}
+		if per.Environment == "" {
+			per.Environment = j.Environment
+		}
+		if per.Environment != j.Environment {
+			return talon.Run{}, false, talon.Errorf(talon.EINVALID, "period %q is in environment %q but job %s runs in %q", req.Period, per.Environment, job, j.Environment)
+		}
+		key = per.Key()
+	}
+	res, err := e.st.CreateRuns(ctx, []store.CreateRun{{
+		Job: job, Period: key, Environment: j.Environment, Trigger: talon.TriggerAPI, Key: req.Key,
+		Executor: executorName(j), Params: req.Params, Now: now, Reason: "triggered by request",
+	}})
+	if err != nil {
+		return talon.Run{}, false, userErr(err, "job "+job)
+	}
+	r := res[0]
+	if r.Created {
+		e.notify(r.Run.ID)
+	}
+	return r.Run, r.Created, nil
+}
+
+func suggest(name string, p *plan) string {
+	var best string
+	bestD := 3
+	for n := range p.jobs {
+		if d := distance(name, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// distance is the Levenshtein distance, for "did you mean" hints.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// Cancel cancels a run: blocked or ready → skipped; running → killed by
+// its executor and failed with reason "cancelled by USER".
+func (e *Engine) Cancel(ctx context.Context, id int64, by string) (talon.Run, error) {
+	what := fmt.Sprintf("run %d", id)
+	if by == "" {
+		by = "user"
+	}
+	r, err := e.st.GetRun(ctx, id)
+	if err != nil {
+		return r, userErr(err, what)
+	}
+	switch r.State {
+	case talon.StateBlocked, talon.StateReady:
+		res, err := e.st.Transition(ctx, []store.Transition{{
+			RunID: id, From: []talon.State{talon.StateBlocked, talon.StateReady}, To: talon.StateSkipped,
+			Reason: "cancelled by " + by, Now: e.now(),
+		}})
+		if err != nil {
+			return r, userErr(err, what)
+		}
+		if res[0].Err != nil {
+			return r, userErr(res[0].Err, what)
+		}
+		e.notify(id)
+		return res[0].Run, nil
+	case talon.StateRunning:
+		e.procsMu.Lock()
+		pc := e.procs[id]
+		e.procsMu.Unlock()
+		if pc == nil {
+			return r, talon.Errorf(talon.ECONFLICT, "run %d is running under scheduler %s, not this one; cancel it there", id, r.Owner)
+		}
+		pc.p.Cancel(errors.New("cancelled by " + by))
+		return r, nil
+	}
+	return r, talon.Errorf(talon.ECONFLICT, "run %d already %s; nothing to cancel", id, r.State)
+}
+
+// Retry creates the next attempt of a finished run, in the same period.
+func (e *Engine) Retry(ctx context.Context, id int64, by string) (talon.Run, error) {
+	what := fmt.Sprintf("run %d", id)
+	r, err := e.st.GetRun(ctx, id)
+	if err != nil {
+		return r, userErr(err, what)
+	}
+	if !r.State.Terminal() {
+		return r, talon.Errorf(talon.ECONFLICT, "run %d is %s; only finished runs can be retried", id, r.State)
+	}
+	if by == "" {
+		by = "user"
+	}
+	res, err := e.st.CreateRuns(ctx, []store.CreateRun{{
+		Job: r.Job, Period: r.Period, Environment: r.Environment, Trigger: talon.TriggerRetry,
+		Executor: r.Executor, Attempt: r.Attempt + 1, RetryOf: r.ID, Params: r.Params, Now: e.now(),
+		Reason: fmt.Sprintf("retry of run %d requested by %s", r.ID, by),
+	}})
+	if err != nil {
+		return r, userErr(err, what)
+	}
+	e.notify(res[0].Run.ID)
+	return res[0].Run, nil
+}
+
+// Logs opens a run's log file.
+func (e *Engine) Logs(ctx context.Context, id int64) (io.ReadCloser, error) {
+	r, err := e.st.GetRun(ctx, id)
+	if err != nil {
+		return nil, userErr(err, fmt.Sprintf("run %d", id))
+	}
+	f, err := os.Open(e.LogPath(r))
+	if errors.Is(err, os.ErrNotExist) {
+		if r.Started == nil {
+			return nil, talon.Errorf(talon.ENOTFOUND, "run %d has no log: it never started (%s)", id, r.State)
+		}
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	return f, err
+}
+
+// Reload re-reads the schedule. An invalid schedule keeps the old one in
+// force and the error says why.
+func (e *Engine) Reload(ctx context.Context) (string, error) {
+	if e.cfg.Load == nil {
+		return "", talon.Errorf(talon.EINVALID, "this scheduler was started without a schedule path to reload")
+	}
+	s, err := e.cfg.Load()
+	if err != nil {
+		return "", talon.Errorf(talon.EINVALID, "schedule not reloaded, the old one stays in force:\n%v", err)
+	}
+	p, err := compile(s)
+	if err != nil {
+		return "", talon.Errorf(talon.EINVALID, "schedule not reloaded, the old one stays in force: %v", err)
+	}
+	e.stepping.Lock()
+	e.sched.Store(p)
+	clear(e.nextFire)
+	for id := range e.waiting {
+		e.dirty[id] = true
+	}
+	e.stepping.Unlock()
+	e.Kick()
+	names := make([]string, 0, len(p.jobs))
+	for n := range p.jobs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	e.log.Info("schedule reloaded", "jobs", len(names))
+	return fmt.Sprintf("reloaded: %d jobs", len(names)), nil
+}
+
+// SetProgress records a running run's progress.
+func (e *Engine) SetProgress(ctx context.Context, id int64, p talon.Progress) error {
+	if p.Percent != nil && (*p.Percent < 0 || *p.Percent > 100) {
+		return talon.Errorf(talon.EINVALID, "progress: percent must be between 0 and 100")
+	}
+	p.Updated = e.now()
+	return userErr(e.st.SetProgress(ctx, id, p), fmt.Sprintf("run %d", id))
+}
+
+// AddArtifact records an artifact of a run.
+func (e *Engine) AddArtifact(ctx context.Context, id int64, url string) (talon.Artifact, error) {
+	if strings.TrimSpace(url) == "" {
+		return talon.Artifact{}, talon.Errorf(talon.EINVALID, "artifact: want a URL")
+	}
+	a, err := e.st.AddArtifact(ctx, id, url, e.now())
+	return a, userErr(err, fmt.Sprintf("run %d", id))
+}
+
+// Health says whether the scheduler reaches its store.
+func (e *Engine) Health(ctx context.Context) error {
+	if ok, why := e.Healthy(); !ok {
+		return talon.Errorf(talon.EUNAVAILABLE, "scheduler cannot reach its state store: %s", why)
+	}
+	return nil
+}

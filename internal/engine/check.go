@@ -1,0 +1,350 @@
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/calendar"
+	"github.com/talonhq/talon/internal/constraint"
+	"github.com/talonhq/talon/internal/schedule"
+	"github.com/talonhq/talon/internal/store"
+)
+
+// checkDue checks up to MaxBatch blocked runs that are dirty or due, moves
+// each to what its constraints decide, and dispatches those that pass. It
+// returns how many runs it checked.
+func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, error) {
+	ids := make([]int64, 0, min(e.cfg.MaxBatch, len(e.dirty)+8))
+	for id := range e.dirty {
+		if len(ids) == e.cfg.MaxBatch {
+			break
+		}
+		ids = append(ids, id)
+	}
+	for len(ids) < e.cfg.MaxBatch && len(e.queue) > 0 && !e.queue[0].next.After(now) {
+		w := e.queue[0]
+		ids = append(ids, w.id)
+		e.dirty[w.id] = true // so a failed read leaves it due
+		w.next = now
+		// It is re-queued with its next check once decided.
+		heap.Pop(&e.queue)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	runs, err := e.st.ListRuns(ctx, store.RunFilter{IDs: ids})
+	if err != nil {
+		return 0, fmt.Errorf("read blocked runs: %w", err)
+	}
+	for _, id := range ids {
+		delete(e.dirty, id)
+	}
+	lk := newLookup(e.st, p)
+	lk.prefetch(ctx, runs)
+
+	var ts []store.Transition
+	var toCheck []talon.Run
+	for _, r := range runs {
+		if r.State != talon.StateBlocked {
+			e.untrack(r.ID)
+			continue
+		}
+		toCheck = append(toCheck, r)
+	}
+	for _, r := range toCheck {
+		ts = append(ts, e.decide(ctx, p, lk, r, now))
+	}
+	if len(ts) == 0 {
+		return len(ids), nil
+	}
+	res, err := e.st.Transition(ctx, ts)
+	if err != nil {
+		for _, id := range ids {
+			e.dirty[id] = true
+		}
+		return 0, fmt.Errorf("record decisions: %w", err)
+	}
+	var ready []talon.Run
+	var refence []store.Transition
+	for i, rs := range res {
+		t := ts[i]
+		var fe *store.FenceError
+		switch {
+		case errors.As(rs.Err, &fe):
+			// A fenced limit held inside the transaction: the run stays
+			// blocked and says which limit, like any other constraint.
+			ds := append(slices.Clone(t.Decisions), talon.Decision{Constraint: fe.Constraint, Action: talon.ActionBlock, Reason: fe.Reason})
+			job := p.jobs[toCheck[i].Job]
+			refence = append(refence, store.Transition{
+				RunID: t.RunID, From: []talon.State{talon.StateBlocked}, To: talon.StateBlocked,
+				Reason: fe.Constraint + ": " + fe.Reason, Now: now, Decisions: ds, Quiet: true,
+				RecheckAt: now.Add(pollOf(job)),
+			})
+		case rs.Err != nil:
+			// Someone else moved it (a cancel, another scheduler).
+			e.untrack(t.RunID)
+		case rs.Run.State == talon.StateReady:
+			e.untrack(rs.Run.ID)
+			ready = append(ready, rs.Run)
+		case rs.Run.State == talon.StateBlocked:
+			e.track(rs.Run.ID, rs.Run.Job, t.RecheckAt)
+		default:
+			e.untrack(rs.Run.ID)
+			e.log.Info("run decided", "run", rs.Run.ID, "job", rs.Run.Job, "period", rs.Run.Period, "state", rs.Run.State, "reason", rs.Run.Reason)
+			e.touchJobs(p.dependents(rs.Run.Job)...)
+		}
+	}
+	if len(refence) > 0 {
+		res, err := e.st.Transition(ctx, refence)
+		if err != nil {
+			for _, t := range refence {
+				e.dirty[t.RunID] = true
+			}
+			return 0, fmt.Errorf("record fenced runs: %w", err)
+		}
+		for i, rs := range res {
+			if rs.Err == nil {
+				e.track(rs.Run.ID, rs.Run.Job, refence[i].RecheckAt)
+			} else {
+				e.untrack(refence[i].RunID)
+			}
+		}
+	}
+	if err := e.dispatch(ctx, p, ready, now); err != nil {
+		return 0, err
+	}
+	return len(ids), nil
+}
+
+func pollOf(j *schedule.Job) time.Duration {
+	if j == nil || j.Poll <= 0 {
+		return time.Minute
+	}
+	return j.Poll
+}
+
+// decide checks every constraint of a blocked run and returns the
+// transition that records the combined answer.
+func (e *Engine) decide(ctx context.Context, p *plan, lk *lookup, r talon.Run, now time.Time) store.Transition {
+	j := p.jobs[r.Job]
+	t := store.Transition{RunID: r.ID, From: []talon.State{talon.StateBlocked}, Now: now}
+	if j == nil {
+		t.To, t.Quiet = talon.StateBlocked, true
+		t.Reason = fmt.Sprintf("job %q is not in the schedule; cancel the run or restore the job", r.Job)
+		t.RecheckAt = now.Add(time.Minute)
+		t.Decisions = []talon.Decision{{Constraint: "schedule", Action: talon.ActionBlock, Reason: t.Reason}}
+		return t
+	}
+	per, err := lk.period(r.Period, j)
+	if err != nil {
+		t.To = talon.StateFailed
+		t.Reason = fmt.Sprintf("bad period %q: %v", r.Period, err)
+		return t
+	}
+	names := make([]string, len(j.Checks))
+	answers := make([]constraint.Answer, len(j.Checks))
+	in := constraint.Input{Now: now, Run: r, Job: &j.Job, Period: per, Lookup: lk}
+	for i, c := range j.Checks {
+		names[i] = c.Name()
+		answers[i] = check(ctx, c, in)
+	}
+	action, reason, recheck, ds := constraint.Decide(names, answers)
+	t.Decisions = ds
+	t.Reason = reason
+	switch action {
+	case talon.ActionCancel:
+		t.To = talon.StateSkipped
+	case talon.ActionFail:
+		t.To = talon.StateFailed
+	case talon.ActionBlock:
+		t.To, t.Quiet = talon.StateBlocked, true
+		poll := now.Add(pollOf(j))
+		if recheck.IsZero() || recheck.After(poll) || !recheck.After(now) {
+			recheck = poll
+		}
+		t.RecheckAt = recheck
+	default:
+		t.To = talon.StateReady
+		t.Owner = e.instance.ID
+		t.Fence = p.fences[j.Name]
+		t.Executor = executorName(j)
+	}
+	return t
+}
+
+// check runs one constraint, turning a panic in a plugged-in kind into a
+// block with the panic as reason: a bad constraint must not stop the
+// scheduler.
+func check(ctx context.Context, c constraint.Constraint, in constraint.Input) (a constraint.Answer) {
+	defer func() {
+		if v := recover(); v != nil {
+			a = constraint.Answer{Action: talon.ActionBlock, Reason: fmt.Sprintf("constraint panicked: %v", v)}
+		}
+	}()
+	a = c.Check(ctx, in)
+	if !a.Action.Valid() {
+		a = constraint.Answer{Action: talon.ActionBlock, Reason: fmt.Sprintf("constraint answered unknown action %q", a.Action)}
+	}
+	return a
+}
+
+// lookup answers constraints' questions about other runs from the store,
+// prefetching what a batch will likely ask in two queries and caching
+// everything for the batch.
+type lookup struct {
+	st       store.Store
+	p        *plan
+	sums     map[store.JobPeriod]constraint.Counts
+	counts   map[string]store.Summary
+	blocked  map[string][]int64
+	periods  map[string]talon.Period
+	fetchErr error
+}
+
+func newLookup(st store.Store, p *plan) *lookup {
+	return &lookup{st: st, p: p, sums: map[store.JobPeriod]constraint.Counts{}, counts: map[string]store.Summary{}, blocked: map[string][]int64{}, periods: map[string]talon.Period{}}
+}
+
+// prefetch loads the summaries of each run's own period and its
+// upstreams' same and previous periods, and the job counts of every job
+// in the batch.
+func (l *lookup) prefetch(ctx context.Context, runs []talon.Run) {
+	var keys []store.JobPeriod
+	var jobs []string
+	seenJob := map[string]bool{}
+	for _, r := range runs {
+		keys = append(keys, store.JobPeriod{Job: r.Job, Period: r.Period})
+		if !seenJob[r.Job] {
+			seenJob[r.Job] = true
+			jobs = append(jobs, r.Job)
+		}
+		j := l.p.jobs[r.Job]
+		if j == nil {
+			continue
+		}
+		per, err := l.period(r.Period, j)
+		if err != nil || per.Start.IsZero() {
+			continue
+		}
+		for _, c := range j.Checks {
+			u, ok := c.(upstreamer)
+			if !ok {
+				continue
+			}
+			for _, up := range u.Upstreams() {
+				for _, off := range []int{0, -1} {
+					if k, err := l.PeriodKey(ctx, up, per.Start, off); err == nil {
+						keys = append(keys, store.JobPeriod{Job: up, Period: k})
+					}
+				}
+			}
+		}
+	}
+	if sums, err := l.st.Summaries(ctx, keys); err == nil {
+		for _, k := range keys {
+			l.sums[k] = constraint.Counts(sums[k])
+		}
+	}
+	if cs, err := l.st.JobCounts(ctx, jobs); err == nil {
+		for _, j := range jobs {
+			c := cs[j]
+			if c == nil {
+				c = store.Summary{}
+			}
+			l.counts[j] = c
+		}
+	}
+}
+
+func (l *lookup) period(key string, j *schedule.Job) (talon.Period, error) {
+	if p, ok := l.periods[key]; ok {
+		return p, nil
+	}
+	p, err := calendar.ParseKey(key, loc(j))
+	if err != nil {
+		return p, err
+	}
+	l.periods[key] = p
+	return p, nil
+}
+
+func (l *lookup) Summary(ctx context.Context, job, period string) (constraint.Counts, error) {
+	k := store.JobPeriod{Job: job, Period: period}
+	if c, ok := l.sums[k]; ok {
+		if c == nil {
+			return constraint.Counts{}, nil
+		}
+		return c, nil
+	}
+	sums, err := l.st.Summaries(ctx, []store.JobPeriod{k})
+	if err != nil {
+		return nil, err
+	}
+	c := constraint.Counts(sums[k])
+	if c == nil {
+		c = constraint.Counts{}
+	}
+	l.sums[k] = c
+	return c, nil
+}
+
+func (l *lookup) Active(ctx context.Context, job string) (int, error) {
+	if c, ok := l.counts[job]; ok {
+		return c.Active(), nil
+	}
+	cs, err := l.st.JobCounts(ctx, []string{job})
+	if err != nil {
+		return 0, err
+	}
+	c := cs[job]
+	if c == nil {
+		c = store.Summary{}
+	}
+	l.counts[job] = c
+	return c.Active(), nil
+}
+
+func (l *lookup) BlockedBefore(ctx context.Context, job string, id int64) (int, error) {
+	ids, ok := l.blocked[job]
+	if !ok {
+		runs, err := l.st.ListRuns(ctx, store.RunFilter{Job: job, States: []talon.State{talon.StateBlocked}})
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range runs {
+			ids = append(ids, r.ID)
+		}
+		l.blocked[job] = ids
+	}
+	n := 0
+	for _, x := range ids {
+		if x < id {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (l *lookup) PeriodKey(ctx context.Context, job string, at time.Time, offset int) (string, error) {
+	j := l.p.jobs[job]
+	if j == nil {
+		return "", fmt.Errorf("unknown job %q", job)
+	}
+	per, err := calendar.PeriodAt(at, j.Period.Type, loc(j), j.Calendar, j.Environment)
+	if err != nil {
+		return "", err
+	}
+	if offset != 0 {
+		if per, err = calendar.Shift(per, offset, j.Calendar); err != nil {
+			return "", err
+		}
+	}
+	return per.Key(), nil
+}

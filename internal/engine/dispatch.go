@@ -1,0 +1,363 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/executor"
+	"github.com/talonhq/talon/internal/schedule"
+	"github.com/talonhq/talon/internal/store"
+)
+
+// dispatch starts ready runs on their executors and records them running.
+func (e *Engine) dispatch(ctx context.Context, p *plan, ready []talon.Run, now time.Time) error {
+	if len(ready) == 0 {
+		return nil
+	}
+	ts := make([]store.Transition, 0, len(ready))
+	started := make([]*proc, len(ready))
+	for i, r := range ready {
+		j := p.jobs[r.Job]
+		fail := func(reason string) {
+			ts = append(ts, store.Transition{RunID: r.ID, From: []talon.State{talon.StateReady}, To: talon.StateFailed, Reason: reason, Now: now})
+		}
+		if j == nil {
+			fail(fmt.Sprintf("job %q left the schedule before the run started", r.Job))
+			continue
+		}
+		ex := e.cfg.Executors[executorName(j)]
+		if ex == nil {
+			fail(fmt.Sprintf("could not start: unknown executor %q", executorName(j)))
+			continue
+		}
+		spec, err := e.spec(r, j)
+		if err != nil {
+			fail("could not start: " + err.Error())
+			continue
+		}
+		// Processes outlive this step; they are stopped through Cancel.
+		pr, err := ex.Start(context.WithoutCancel(ctx), spec)
+		if err != nil {
+			fail("could not start: " + err.Error())
+			continue
+		}
+		pc := &proc{run: r, p: pr}
+		if j.Timeout > 0 {
+			pc.deadline = now.Add(j.Timeout)
+		}
+		started[i] = pc
+		e.procsMu.Lock()
+		e.procs[r.ID] = pc
+		e.procsMu.Unlock()
+		ts = append(ts, store.Transition{
+			RunID: r.ID, From: []talon.State{talon.StateReady}, To: talon.StateRunning,
+			Reason: "started on " + executorName(j), Now: now, Handle: pr.Handle(), Owner: e.instance.ID,
+		})
+		e.log.Info("run started", "run", r.ID, "job", r.Job, "period", r.Period, "attempt", r.Attempt, "executor", executorName(j))
+	}
+	for _, pc := range started {
+		if pc == nil {
+			continue
+		}
+		go func(pc *proc) {
+			out := pc.p.Wait()
+			e.mu.Lock()
+			e.done = append(e.done, completion{runID: pc.run.ID, outcome: out, at: e.now()})
+			e.mu.Unlock()
+			e.Kick()
+		}(pc)
+	}
+	return e.apply(ctx, p, now, ts)
+}
+
+// recordCompletions records the runs whose processes ended.
+func (e *Engine) recordCompletions(ctx context.Context, p *plan, now time.Time) error {
+	e.mu.Lock()
+	done := e.done
+	e.done = nil
+	e.mu.Unlock()
+	if len(done) == 0 {
+		return nil
+	}
+	ts := make([]store.Transition, 0, len(done))
+	for _, c := range done {
+		to := talon.StateFailed
+		if c.outcome.Succeeded {
+			to = talon.StateSucceeded
+		}
+		at := c.at
+		if at.Before(now) || at.After(now.Add(time.Hour)) {
+			// With a fake clock the process may end "before" the step's
+			// now; the run cannot finish before it is recorded running.
+			at = now
+		}
+		reason := c.outcome.Reason
+		if reason == "" {
+			reason = string(to)
+		}
+		ts = append(ts, store.Transition{RunID: c.runID, From: []talon.State{talon.StateRunning}, To: to, Reason: reason, Now: at})
+		e.procsMu.Lock()
+		delete(e.procs, c.runID)
+		e.procsMu.Unlock()
+	}
+	return e.apply(ctx, p, now, ts)
+}
+
+// apply records transitions of dispatched runs and what follows a run's
+// end: dependents are re-checked at once, completion triggers fire, and
+// failed runs are retried. If the store is unreachable the transitions
+// are kept and applied first in the next step: a finished run is never
+// forgotten.
+func (e *Engine) apply(ctx context.Context, p *plan, now time.Time, ts []store.Transition) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	res, err := e.st.Transition(ctx, ts)
+	if err != nil {
+		e.pendingTx = append(e.pendingTx, ts...)
+		return fmt.Errorf("record run transitions: %w", err)
+	}
+	var creates []store.CreateRun
+	for i, rs := range res {
+		if rs.Err != nil {
+			if ts[i].To == talon.StateRunning {
+				// The run left ready before it was recorded running (a
+				// cancel won the race): stop what we started.
+				e.procsMu.Lock()
+				pc := e.procs[ts[i].RunID]
+				e.procsMu.Unlock()
+				if pc != nil {
+					pc.p.Cancel(fmt.Errorf("run left ready before it started: %w", rs.Err))
+				}
+			}
+			e.log.Warn("run transition refused", "run", ts[i].RunID, "to", ts[i].To, "err", rs.Err)
+			continue
+		}
+		r := rs.Run
+		if !r.State.Terminal() {
+			continue
+		}
+		e.log.Info("run ended", "run", r.ID, "job", r.Job, "period", r.Period, "state", r.State, "reason", r.Reason)
+		e.touchJobs(p.dependents(r.Job)...)
+		j := p.jobs[r.Job]
+		if j == nil {
+			continue
+		}
+		switch r.State {
+		case talon.StateSucceeded:
+			creates = append(creates, e.completionRuns(p, r, now)...)
+		case talon.StateFailed:
+			if c, ok := retryOf(j, r, now); ok {
+				creates = append(creates, c)
+			}
+		}
+	}
+	if err := e.create(ctx, creates); err != nil {
+		// The transitions are recorded; the follow-up runs are derived
+		// from them and re-created idempotently by the recovery scan.
+		return err
+	}
+	return nil
+}
+
+// completionRuns are the runs of jobs triggered by r's success.
+func (e *Engine) completionRuns(p *plan, r talon.Run, now time.Time) []store.CreateRun {
+	var out []store.CreateRun
+	for _, ct := range p.downstream[r.Job] {
+		key, err := downstreamPeriod(p.jobs[r.Job], ct, r)
+		if err != nil {
+			e.log.Error("completion trigger: period", "job", ct.job.Name, "upstream_run", r.ID, "err", err)
+			continue
+		}
+		fired := now
+		if r.Finished != nil {
+			fired = *r.Finished
+		}
+		out = append(out, store.CreateRun{
+			Job: ct.job.Name, Period: key, Environment: ct.job.Environment, Trigger: ct.trigger.ID,
+			FireTime: fired, Executor: executorName(ct.job), Now: now,
+			Reason: fmt.Sprintf("fired by %s: run %d of %s succeeded", ct.trigger.ID, r.ID, r.Job),
+		})
+	}
+	return out
+}
+
+// downstreamPeriod maps the upstream run's period to the downstream job's:
+// the same key when both jobs have the same period type (so a daily load
+// after a daily extract runs for the same day), else the downstream period
+// containing the upstream period's start; `period: previous` shifts it.
+func downstreamPeriod(up *schedule.Job, ct completionTrigger, r talon.Run) (string, error) {
+	down := ct.job
+	per, err := periodFromKey(r.Period, up)
+	if err != nil {
+		return "", err
+	}
+	if up != nil && up.Period.Type == down.Period.Type && ct.trigger.Period != talon.PeriodPrevious {
+		per.Environment = down.Environment
+		return per.Key(), nil
+	}
+	if per.Type == talon.Oneshot {
+		if down.Period.Type == talon.Oneshot {
+			per.Environment = down.Environment
+			return per.Key(), nil
+		}
+		at := time.Now()
+		if r.Finished != nil {
+			at = *r.Finished
+		}
+		dp, err := periodAt(down, at, ct.trigger.Period)
+		return dp.Key(), err
+	}
+	dp, err := periodAt(down, per.Start, ct.trigger.Period)
+	return dp.Key(), err
+}
+
+// retryOf returns the next attempt of a failed run if its job allows one.
+// Only failures of execution (exit status, timeout, lost, could not
+// start) are retried; a constraint that answers fail (a missed start_by)
+// would only fail again.
+func retryOf(j *schedule.Job, r talon.Run, now time.Time) (store.CreateRun, bool) {
+	if r.Attempt > j.Retries.Max {
+		return store.CreateRun{}, false
+	}
+	return store.CreateRun{
+		Job: r.Job, Period: r.Period, Environment: r.Environment, Trigger: talon.TriggerRetry,
+		Key: "retry-of:" + strconv.FormatInt(r.ID, 10), Executor: r.Executor, Attempt: r.Attempt + 1,
+		RetryOf: r.ID, Params: r.Params, Now: now, NotBefore: now.Add(j.Retries.Delay),
+		Reason: fmt.Sprintf("retry %d of %d after run %d: %s", r.Attempt, j.Retries.Max, r.ID, r.Reason),
+	}, true
+}
+
+// timeouts cancels runs past their deadline and returns the next deadline.
+func (e *Engine) timeouts(now time.Time) time.Time {
+	var next time.Time
+	e.procsMu.Lock()
+	defer e.procsMu.Unlock()
+	for _, pc := range e.procs {
+		if pc.deadline.IsZero() || pc.timedOut {
+			continue
+		}
+		if !now.Before(pc.deadline) {
+			pc.timedOut = true
+			j := e.sched.Load().jobs[pc.run.Job]
+			d := time.Duration(0)
+			if j != nil {
+				d = j.Timeout
+			}
+			pc.p.Cancel(fmt.Errorf("timeout after %s", d))
+			continue
+		}
+		next = earliest(next, pc.deadline)
+	}
+	return next
+}
+
+// spec builds what the executor needs: the TALON_* environment, the
+// parameters as JSON and the log file, which is addressed by run id.
+func (e *Engine) spec(r talon.Run, j *schedule.Job) (executor.Spec, error) {
+	params := map[string]any{}
+	maps.Copy(params, j.Params)
+	for k, v := range r.Params {
+		params[k] = v
+	}
+	pj, err := json.Marshal(params)
+	if err != nil {
+		return executor.Spec{}, fmt.Errorf("params of job %s: %w", j.Name, err)
+	}
+	env := []string{
+		"TALON_RUN_ID=" + strconv.FormatInt(r.ID, 10),
+		"TALON_JOB=" + r.Job,
+		"TALON_PERIOD=" + r.Period,
+		"TALON_ATTEMPT=" + strconv.Itoa(r.Attempt),
+		"TALON_PARAMS=" + string(pj),
+	}
+	if r.Environment != "" {
+		env = append(env, "TALON_ENVIRONMENT="+r.Environment)
+	}
+	if e.cfg.URL != "" {
+		env = append(env, "TALON_URL="+e.cfg.URL)
+	}
+	if per, err := periodFromKey(r.Period, j); err == nil && !per.Start.IsZero() {
+		env = append(env, "TALON_PERIOD_START="+per.Start.Format(time.RFC3339), "TALON_PERIOD_END="+per.End.Format(time.RFC3339))
+	}
+	return executor.Spec{
+		Run: r, Job: &j.Job, Env: env, Params: pj,
+		LogPath: e.LogPath(r),
+		OnLine:  e.onLine(r.ID),
+	}, nil
+}
+
+// LogPath is where a run's output is kept. It is built from the job name
+// (validated by the schedule loader) and the run id, never from a path a
+// request supplied.
+func (e *Engine) LogPath(r talon.Run) string {
+	return filepath.Join(e.cfg.LogDir, filepath.Base(r.Job), strconv.FormatInt(r.ID, 10)+".log")
+}
+
+// onLine reads "::talon progress 40%" and "::talon artifact URL" lines, so
+// executors that cannot reach the API can still report.
+func (e *Engine) onLine(runID int64) func(string) {
+	return func(line string) {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "::talon ")
+		if !ok {
+			return
+		}
+		verb, arg, _ := strings.Cut(strings.TrimSpace(rest), " ")
+		arg = strings.TrimSpace(arg)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var err error
+		switch verb {
+		case "progress":
+			var pr talon.Progress
+			pr, err = ParseProgress(arg)
+			if err == nil {
+				pr.Updated = e.now()
+				err = e.st.SetProgress(ctx, runID, pr)
+			}
+		case "artifact":
+			_, err = e.st.AddArtifact(ctx, runID, arg, e.now())
+		default:
+			err = fmt.Errorf("unknown directive %q (want progress or artifact)", verb)
+		}
+		if err != nil {
+			e.log.Warn("run output directive", "run", runID, "line", line, "err", err)
+		}
+	}
+}
+
+// ParseProgress reads "40%", "40", "3/10" or "40% message".
+func ParseProgress(s string) (talon.Progress, error) {
+	head, msg, _ := strings.Cut(strings.TrimSpace(s), " ")
+	var pct float64
+	if a, b, ok := strings.Cut(head, "/"); ok {
+		n, err1 := strconv.ParseFloat(a, 64)
+		d, err2 := strconv.ParseFloat(b, 64)
+		if err1 != nil || err2 != nil || d <= 0 {
+			return talon.Progress{}, fmt.Errorf("progress %q: want N%% or DONE/TOTAL", s)
+		}
+		pct = 100 * n / d
+	} else {
+		v, err := strconv.ParseFloat(strings.TrimSuffix(head, "%"), 64)
+		if err != nil {
+			return talon.Progress{}, fmt.Errorf("progress %q: want N%% or DONE/TOTAL", s)
+		}
+		pct = v
+	}
+	if pct < 0 || pct > 100 {
+		return talon.Progress{}, errors.New("progress: want a percentage between 0 and 100")
+	}
+	return talon.Progress{Percent: &pct, Message: strings.TrimSpace(msg)}, nil
+}
+
+func periodFromKey(key string, j *schedule.Job) (talon.Period, error) {
+	return parseKey(key, j)
+}

@@ -1,0 +1,527 @@
+// Package engine is Talon's scheduler loop: the only package that holds the
+// clock, the store and the executors together.
+//
+// The engine is Step(ctx, now) (wake, err) plus a thin loop that waits for
+// the wake time, an event (a run finished, a run was triggered) or the
+// poll interval. Step fires time triggers, checks blocked runs whose
+// answer may have changed, dispatches the runs whose constraints all pass,
+// and records the runs that ended. Tests call Step at chosen instants, so
+// months of schedule run in milliseconds.
+//
+// The store is the truth: every transition is a compare-and-set in the
+// store, and the fenced limits (max_running, once_per_period) are decided
+// inside the store's transaction. What the engine keeps in memory — which
+// runs are blocked and when to look at them again, which processes it owns
+// — is an index it can rebuild from the store at any time.
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/executor"
+	"github.com/talonhq/talon/internal/schedule"
+	"github.com/talonhq/talon/internal/store"
+)
+
+// Config is what an Engine is built from. Only Store and Schedule are
+// required.
+type Config struct {
+	Store    store.Store
+	Schedule *schedule.Schedule
+	// Load re-reads the schedule on Reload; nil disables reloading.
+	Load func() (*schedule.Schedule, error)
+	// Executors by name; jobs name theirs (default "local").
+	Executors map[string]executor.Executor
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+	// LogDir receives run logs as LogDir/JOB/RUN.log; empty: "talon-logs".
+	LogDir string
+	// URL is the API address runs see as TALON_URL.
+	URL string
+	// Lease is how long a scheduler instance may miss heartbeats before
+	// its ready and running runs are declared lost (default 30s).
+	Lease time.Duration
+	// Grace is how late a time-trigger fire may be handled and still count
+	// as on time rather than missed (default 1m).
+	Grace time.Duration
+	// MaxBatch bounds how many runs one step checks or dispatches at once
+	// (default 500), so one step never holds a transaction for long.
+	MaxBatch int
+}
+
+// Engine schedules runs. Create it with New, start it with Run.
+type Engine struct {
+	cfg      Config
+	st       store.Store
+	now      func() time.Time
+	log      *slog.Logger
+	instance store.Instance
+	sched    atomic.Pointer[plan]
+
+	// kick wakes the loop; inbox holds run ids that changed outside the
+	// loop (API triggers, cancels) and must be (re)indexed.
+	kick  chan struct{}
+	mu    sync.Mutex
+	inbox []int64
+	done  []completion // runs that ended, not yet recorded
+
+	// Owned by the loop goroutine (Step), never touched elsewhere.
+	waiting   map[int64]*waiter          // blocked runs by id
+	byJob     map[string]map[int64]bool  // blocked run ids by job
+	queue     waitQueue                  // waiters by next check
+	dirty     map[int64]bool             // blocked runs to check now
+	nextFire  map[string]time.Time       // by job + "\x00" + trigger id
+	procs     map[int64]*proc            // runs this instance started
+	pendingTx []store.Transition         // transitions to retry after an outage
+	lastSync  time.Time
+	lastBeat  time.Time
+	recovered bool
+
+	healthy  atomic.Bool
+	lastErr  atomic.Value // string
+	procsMu  sync.Mutex   // guards procs for Cancel from the API
+	stepping sync.Mutex   // one Step at a time
+}
+
+type completion struct {
+	runID   int64
+	outcome executor.Outcome
+	at      time.Time
+}
+
+// proc is a run this instance started.
+type proc struct {
+	run      talon.Run
+	p        executor.Process
+	deadline time.Time // zero: no timeout
+	timedOut bool
+}
+
+// New builds an engine. It does not touch the store until Run or Step.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("engine: no store")
+	}
+	if cfg.Schedule == nil {
+		return nil, errors.New("engine: no schedule")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.LogDir == "" {
+		cfg.LogDir = "talon-logs"
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 30 * time.Second
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = time.Minute
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 500
+	}
+	host, _ := os.Hostname()
+	e := &Engine{
+		cfg:      cfg,
+		st:       cfg.Store,
+		now:      cfg.Now,
+		log:      cfg.Logger,
+		kick:     make(chan struct{}, 1),
+		waiting:  map[int64]*waiter{},
+		byJob:    map[string]map[int64]bool{},
+		dirty:    map[int64]bool{},
+		nextFire: map[string]time.Time{},
+		procs:    map[int64]*proc{},
+		instance: store.Instance{ID: newInstanceID(), Host: host, PID: os.Getpid(), Started: cfg.Now()},
+	}
+	p, err := compile(cfg.Schedule)
+	if err != nil {
+		return nil, err
+	}
+	e.sched.Store(p)
+	e.healthy.Store(true)
+	return e, nil
+}
+
+func newInstanceID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// InstanceID is this scheduler's id, stored as the owner of the runs it
+// dispatches.
+func (e *Engine) InstanceID() string { return e.instance.ID }
+
+// Schedule returns the schedule in force.
+func (e *Engine) Schedule() *schedule.Schedule { return e.sched.Load().s }
+
+// Kick wakes the loop now.
+func (e *Engine) Kick() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// notify queues runs that changed outside the loop and wakes it.
+func (e *Engine) notify(ids ...int64) {
+	e.mu.Lock()
+	e.inbox = append(e.inbox, ids...)
+	e.mu.Unlock()
+	e.Kick()
+}
+
+// Loop runs the scheduler until ctx ends. Store outages are logged and retried
+// with backoff; the loop never gives up while ctx lives. On return every
+// process this instance started has been told to stop, and their runs
+// are left running in the store, to be declared lost (or re-attached) by
+// the next scheduler.
+func (e *Engine) Loop(ctx context.Context) error {
+	backoff := time.Duration(0)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		wake, err := e.Step(ctx, e.now())
+		if ctx.Err() != nil {
+			e.shutdown()
+			return nil
+		}
+		var wait time.Duration
+		if err != nil {
+			backoff = min(max(backoff*2, 250*time.Millisecond), 10*time.Second)
+			wait = backoff
+			e.log.Warn("scheduler step", "err", err, "retry_in", wait)
+		} else {
+			backoff = 0
+			wait = wake.Sub(e.now())
+		}
+		if wait < 0 {
+			wait = 0
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			e.shutdown()
+			return nil
+		case <-timer.C:
+		case <-e.kick:
+		}
+	}
+}
+
+// shutdown stops the processes this instance owns. Their runs stay
+// running in the store: a restarted scheduler declares them lost, and
+// retries apply. That is the honest record: they did not finish.
+func (e *Engine) shutdown() {
+	e.procsMu.Lock()
+	defer e.procsMu.Unlock()
+	for _, p := range e.procs {
+		p.p.Cancel(errors.New("scheduler shut down"))
+	}
+}
+
+// Healthy reports whether the last step reached the store.
+func (e *Engine) Healthy() (bool, string) {
+	s, _ := e.lastErr.Load().(string)
+	return e.healthy.Load(), s
+}
+
+// Step does one round of work at now and returns when it wants to run
+// again at the latest. It is safe to call from one goroutine at a time;
+// Loop calls it, and tests call it directly with a fake clock.
+func (e *Engine) Step(ctx context.Context, now time.Time) (time.Time, error) {
+	e.stepping.Lock()
+	defer e.stepping.Unlock()
+	wake, err := e.step(ctx, now)
+	if err != nil {
+		e.healthy.Store(false)
+		e.lastErr.Store(err.Error())
+		return now.Add(time.Second), err
+	}
+	e.healthy.Store(true)
+	e.lastErr.Store("")
+	return wake, nil
+}
+
+func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
+	p := e.sched.Load()
+	wake := now.Add(p.minPoll)
+
+	// Keep the lease: other schedulers declare our runs lost without it.
+	if now.Sub(e.lastBeat) >= e.cfg.Lease/3 || e.lastBeat.IsZero() {
+		if _, err := e.st.Heartbeat(ctx, store.Instance{ID: e.instance.ID, Host: e.instance.Host, PID: e.instance.PID, Started: e.instance.Started, Heartbeat: now}); err != nil {
+			return wake, fmt.Errorf("heartbeat: %w", err)
+		}
+		e.lastBeat = now
+	}
+	wake = earliest(wake, e.lastBeat.Add(e.cfg.Lease/3))
+
+	// Retry transitions an outage interrupted before anything else, so a
+	// finished run is never forgotten.
+	if len(e.pendingTx) > 0 {
+		ts := e.pendingTx
+		e.pendingTx = nil
+		if err := e.apply(ctx, p, now, ts); err != nil {
+			return wake, err
+		}
+	}
+	if !e.recovered {
+		if err := e.recover(ctx, p, now); err != nil {
+			return wake, fmt.Errorf("recover: %w", err)
+		}
+		e.recovered = true
+	}
+	if now.Sub(e.lastSync) >= p.minPoll || e.lastSync.IsZero() {
+		if err := e.sync(ctx, p, now); err != nil {
+			return wake, fmt.Errorf("sync blocked runs: %w", err)
+		}
+		e.lastSync = now
+	}
+	wake = earliest(wake, e.lastSync.Add(p.minPoll))
+
+	if err := e.drainInbox(ctx); err != nil {
+		return wake, err
+	}
+	if err := e.recordCompletions(ctx, p, now); err != nil {
+		return wake, err
+	}
+	next, err := e.fire(ctx, p, now)
+	if err != nil {
+		return wake, fmt.Errorf("fire triggers: %w", err)
+	}
+	wake = earliest(wake, next)
+
+	// Check and dispatch in bounded batches until nothing due is left;
+	// a dependency that succeeded in this step unblocks its dependents in
+	// the same step.
+	for {
+		n, err := e.checkDue(ctx, p, now)
+		if err != nil {
+			return wake, err
+		}
+		if err := e.recordCompletions(ctx, p, now); err != nil {
+			return wake, err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	wake = earliest(wake, e.queue.next())
+	wake = earliest(wake, e.timeouts(now))
+	return wake, nil
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.IsZero() {
+		return a
+	}
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// waiter is a blocked run in the index.
+type waiter struct {
+	id    int64
+	job   string
+	next  time.Time // when to check at the latest
+	index int       // in queue; -1 when not queued
+}
+
+// waitQueue is a min-heap of waiters by next check.
+type waitQueue []*waiter
+
+func (q waitQueue) Len() int           { return len(q) }
+func (q waitQueue) Less(i, j int) bool { return q[i].next.Before(q[j].next) }
+func (q waitQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index = i
+	q[j].index = j
+}
+func (q *waitQueue) Push(x any) {
+	w := x.(*waiter)
+	w.index = len(*q)
+	*q = append(*q, w)
+}
+func (q *waitQueue) Pop() any {
+	old := *q
+	n := len(old)
+	w := old[n-1]
+	old[n-1] = nil
+	w.index = -1
+	*q = old[:n-1]
+	return w
+}
+func (q waitQueue) next() time.Time {
+	if len(q) == 0 {
+		return time.Time{}
+	}
+	return q[0].next
+}
+
+// track indexes a blocked run to be checked at next (zero: now).
+func (e *Engine) track(id int64, job string, next time.Time) {
+	w := e.waiting[id]
+	if w == nil {
+		w = &waiter{id: id, job: job, index: -1}
+		e.waiting[id] = w
+		if e.byJob[job] == nil {
+			e.byJob[job] = map[int64]bool{}
+		}
+		e.byJob[job][id] = true
+	}
+	if next.IsZero() {
+		e.dirty[id] = true
+		return
+	}
+	w.next = next
+	if w.index >= 0 {
+		heap.Fix(&e.queue, w.index)
+	} else {
+		heap.Push(&e.queue, w)
+	}
+}
+
+// untrack removes a run that is no longer blocked from the index.
+func (e *Engine) untrack(id int64) {
+	w := e.waiting[id]
+	if w == nil {
+		return
+	}
+	if w.index >= 0 {
+		heap.Remove(&e.queue, w.index)
+	}
+	delete(e.waiting, id)
+	if m := e.byJob[w.job]; m != nil {
+		delete(m, id)
+		if len(m) == 0 {
+			delete(e.byJob, w.job)
+		}
+	}
+	delete(e.dirty, id)
+}
+
+// touchJobs marks every blocked run of the given jobs for a check now:
+// something they may depend on changed.
+func (e *Engine) touchJobs(jobs ...string) {
+	for _, j := range jobs {
+		for id := range e.byJob[j] {
+			e.dirty[id] = true
+		}
+	}
+}
+
+// drainInbox indexes runs that changed outside the loop.
+func (e *Engine) drainInbox(ctx context.Context) error {
+	e.mu.Lock()
+	ids := e.inbox
+	e.inbox = nil
+	e.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	runs, err := e.st.ListRuns(ctx, store.RunFilter{IDs: ids})
+	if err != nil {
+		e.mu.Lock()
+		e.inbox = append(ids, e.inbox...)
+		e.mu.Unlock()
+		return fmt.Errorf("read changed runs: %w", err)
+	}
+	p := e.sched.Load()
+	for _, r := range runs {
+		if r.State == talon.StateBlocked {
+			e.track(r.ID, r.Job, time.Time{})
+		} else {
+			e.untrack(r.ID)
+			if r.State.Terminal() {
+				e.touchJobs(p.dependents(r.Job)...)
+			}
+		}
+	}
+	return nil
+}
+
+// sync re-reads every blocked run from the store, so runs created by
+// another scheduler (or lost from the index) are checked too.
+func (e *Engine) sync(ctx context.Context, p *plan, now time.Time) error {
+	runs, err := e.st.ListRuns(ctx, store.RunFilter{States: []talon.State{talon.StateBlocked}})
+	if err != nil {
+		return err
+	}
+	seen := make(map[int64]bool, len(runs))
+	for _, r := range runs {
+		seen[r.ID] = true
+		if e.waiting[r.ID] == nil {
+			next := r.RecheckAt
+			if next.IsZero() || next.Before(now) {
+				next = time.Time{}
+			}
+			e.track(r.ID, r.Job, next)
+		}
+	}
+	for id := range e.waiting {
+		if !seen[id] {
+			e.untrack(id)
+		}
+	}
+	return e.reapOthers(ctx, p, now)
+}
+
+// Settle steps at now until no run this instance started is still
+// running, no blocked run is due and no event is waiting, and returns the
+// next wake time. Between steps it waits for runs to end, as long as ctx
+// allows. Tests drive a fake clock with it: months of schedule in
+// milliseconds, without sleeping.
+func (e *Engine) Settle(ctx context.Context, now time.Time) (time.Time, error) {
+	for spins := 0; ; spins++ {
+		wake, err := e.Step(ctx, now)
+		if err != nil {
+			return wake, err
+		}
+		e.procsMu.Lock()
+		busy := len(e.procs)
+		e.procsMu.Unlock()
+		e.mu.Lock()
+		pending := len(e.done) + len(e.inbox)
+		e.mu.Unlock()
+		switch {
+		case busy == 0 && pending == 0 && wake.After(now):
+			return wake, nil
+		case pending > 0 || busy == 0:
+			// Events are waiting, or something is due now (a zero-delay
+			// retry): step again, but never forever.
+			if spins > 10000 {
+				return wake, fmt.Errorf("settle at %s: the schedule never settles", now.Format(time.RFC3339))
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return wake, fmt.Errorf("settle at %s: %d runs still running: %w", now.Format(time.RFC3339), busy, context.Cause(ctx))
+		case <-e.kick:
+		}
+	}
+}

@@ -1,0 +1,516 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/api"
+	"github.com/talonhq/talon/internal/engine"
+	"github.com/talonhq/talon/internal/executor"
+	"github.com/talonhq/talon/internal/executor/inprocess"
+	"github.com/talonhq/talon/internal/schedule"
+	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/store/sqlite"
+)
+
+// clock is a fake clock the test moves by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+type testBundle struct {
+	e     *engine.Engine
+	st    store.Store
+	clock *clock
+	funcs *inprocess.Executor
+}
+
+func mustTime(t testing.TB, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// setup builds an engine over a fresh SQLite store with the given
+// schedule and an inprocess executor holding the test's functions.
+func setup(t testing.TB, yaml string, start time.Time, funcs map[string]inprocess.Func) *testBundle {
+	t.Helper()
+	s, err := schedule.LoadBytes("schedule.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatalf("load schedule: %v", err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "talon.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return setupWith(t, s, st, start, funcs)
+}
+
+func setupWith(t testing.TB, s *schedule.Schedule, st store.Store, start time.Time, funcs map[string]inprocess.Func) *testBundle {
+	t.Helper()
+	ip := inprocess.New()
+	for name, f := range funcs {
+		ip.Register(name, f)
+	}
+	c := &clock{t: start}
+	e, err := engine.New(engine.Config{
+		Store: st, Schedule: s, Now: c.Now,
+		Executors: map[string]executor.Executor{"inprocess": ip},
+		LogDir:    t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testBundle{e: e, st: st, clock: c, funcs: ip}
+}
+
+// settle steps the engine at the clock's time until it is idle, bounded.
+func (b *testBundle) settle(t testing.TB) time.Time {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wake, err := b.e.Settle(ctx, b.clock.Now())
+	if err != nil {
+		t.Fatalf("settle: %v", err)
+	}
+	return wake
+}
+
+// at moves the clock to now and settles.
+func (b *testBundle) at(t testing.TB, now time.Time) time.Time {
+	t.Helper()
+	b.clock.Set(now)
+	return b.settle(t)
+}
+
+func (b *testBundle) runs(t testing.TB, job string) []talon.Run {
+	t.Helper()
+	rs, err := b.st.ListRuns(context.Background(), store.RunFilter{Job: job})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
+	return rs
+}
+
+func (b *testBundle) trigger(t testing.TB, job string, req api.TriggerRequest) talon.Run {
+	t.Helper()
+	r, _, err := b.e.Trigger(context.Background(), job, req)
+	if err != nil {
+		t.Fatalf("trigger %s: %v", job, err)
+	}
+	return r
+}
+
+func noop(context.Context, inprocess.Run) error { return nil }
+
+// TestMonth drives October 2026 (31 days, with the end of British summer
+// time on the 25th) of a small schedule on a fake clock and checks every
+// run's state and period.
+func TestMonth(t *testing.T) {
+	const sched = `
+jobs:
+  extract:
+    period: daily
+    timezone: Europe/London
+    triggers: [{schedule: "0 6 * * *"}]
+    executor: inprocess
+    command: [noop]
+  load:
+    period: daily
+    timezone: Europe/London
+    triggers: [{after: extract}]
+    constraints:
+      after: [extract]
+      not_before: "07:00"
+    executor: inprocess
+    command: [noop]
+  weekly:
+    period: weekly
+    timezone: Europe/London
+    triggers: [{schedule: "0 8 * * 1", period: previous}]
+    constraints:
+      after: [{job: load, period: same}]
+    executor: inprocess
+    command: [noop]
+  monthly:
+    period: monthly
+    timezone: Europe/London
+    triggers: [{schedule: "0 9 1 * *", period: previous}]
+    constraints:
+      once_per_period: true
+    executor: inprocess
+    command: [noop]
+`
+	start := mustTime(t, "2026-09-30T12:00:00Z")
+	end := mustTime(t, "2026-11-01T09:30:00Z")
+	b := setup(t, sched, start, map[string]inprocess.Func{"noop": noop})
+	began := time.Now()
+	now := start
+	steps := 0
+	for !now.After(end) {
+		wake := b.at(t, now)
+		if !wake.After(now) {
+			t.Fatalf("wake %s not after now %s", wake, now)
+		}
+		now = wake
+		steps++
+	}
+	t.Logf("%d steps, %s", steps, time.Since(began))
+
+	london, _ := time.LoadLocation("Europe/London")
+	var wantDays []string
+	for d := time.Date(2026, 10, 1, 12, 0, 0, 0, london); d.Before(time.Date(2026, 11, 2, 0, 0, 0, 0, london)); d = d.AddDate(0, 0, 1) {
+		wantDays = append(wantDays, "daily/"+d.Format("2006-01-02"))
+	}
+	tests := []struct {
+		job     string
+		periods []string
+	}{
+		{job: "extract", periods: wantDays},
+		{job: "load", periods: wantDays},
+		{job: "weekly", periods: []string{"weekly/2026-W40", "weekly/2026-W41", "weekly/2026-W42", "weekly/2026-W43"}},
+		{job: "monthly", periods: []string{"monthly/2026-09", "monthly/2026-10"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.job, func(t *testing.T) {
+			runs := b.runs(t, tt.job)
+			var got []string
+			for _, r := range runs {
+				got = append(got, r.Period)
+				if r.State != talon.StateSucceeded {
+					t.Errorf("run %d %s %s: state %s (%s), want succeeded", r.ID, r.Job, r.Period, r.State, r.Reason)
+				}
+				if tt.job == "load" && r.Started != nil {
+					if l := r.Started.In(london); l.Hour() != 7 || l.Minute() != 0 {
+						t.Errorf("load %s started at %s, want 07:00 London", r.Period, l)
+					}
+				}
+			}
+			if strings.Join(got, " ") != strings.Join(tt.periods, " ") {
+				t.Errorf("periods:\n got %v\nwant %v", got, tt.periods)
+			}
+		})
+	}
+}
+
+// TestDependencyUnblocksAtOnce: a downstream run blocked on its upstream
+// is dispatched in the same step in which the upstream succeeds, not
+// after a poll.
+func TestDependencyUnblocksAtOnce(t *testing.T) {
+	const sched = `
+jobs:
+  extract:
+    period: daily
+    poll: 1h
+    executor: inprocess
+    command: [noop]
+  load:
+    period: daily
+    poll: 1h
+    constraints: {after: [extract]}
+    executor: inprocess
+    command: [noop]
+`
+	now := mustTime(t, "2026-11-26T10:00:00Z")
+	b := setup(t, sched, now, map[string]inprocess.Func{"noop": noop})
+	b.trigger(t, "load", api.TriggerRequest{})
+	b.settle(t)
+	if r := b.runs(t, "load")[0]; r.State != talon.StateBlocked || !strings.Contains(r.Reason, "extract") {
+		t.Fatalf("load before extract: %s (%s), want blocked on extract", r.State, r.Reason)
+	}
+	b.trigger(t, "extract", api.TriggerRequest{})
+	b.settle(t) // the clock has not moved: no poll can have happened
+	r := b.runs(t, "load")[0]
+	if r.State != talon.StateSucceeded {
+		t.Fatalf("load after extract succeeded: %s (%s), want succeeded without a poll", r.State, r.Reason)
+	}
+}
+
+func TestConstraintActions(t *testing.T) {
+	const sched = `
+jobs:
+  once:
+    period: daily
+    constraints: {once_per_period: true}
+    executor: inprocess
+    command: [noop]
+  gated:
+    period: daily
+    constraints: {max_blocked: 1, not_before: "23:00"}
+    executor: inprocess
+    command: [noop]
+  late:
+    period: daily
+    constraints: {start_by: "09:30", not_before: "09:00"}
+    executor: inprocess
+    command: [noop]
+  late-cancel:
+    period: daily
+    constraints: {start_by: {at: "09:30", action: cancel}, not_before: "09:00"}
+    executor: inprocess
+    command: [noop]
+`
+	now := mustTime(t, "2026-11-26T08:00:00Z")
+	b := setup(t, sched, now, map[string]inprocess.Func{"noop": noop})
+	for _, j := range []string{"once", "once", "gated", "gated", "late", "late-cancel"} {
+		b.trigger(t, j, api.TriggerRequest{})
+		b.settle(t)
+	}
+	b.at(t, mustTime(t, "2026-11-26T09:45:00Z"))
+	tests := []struct {
+		job    string
+		states []talon.State
+		reason string // of the last run
+	}{
+		{job: "once", states: []talon.State{talon.StateSucceeded, talon.StateSkipped}, reason: "already"},
+		{job: "gated", states: []talon.State{talon.StateBlocked, talon.StateSkipped}, reason: "max_blocked"},
+		{job: "late", states: []talon.State{talon.StateFailed}, reason: "09:30"},
+		{job: "late-cancel", states: []talon.State{talon.StateSkipped}, reason: "09:30"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.job, func(t *testing.T) {
+			runs := b.runs(t, tt.job)
+			if len(runs) != len(tt.states) {
+				t.Fatalf("%d runs, want %d", len(runs), len(tt.states))
+			}
+			for i, r := range runs {
+				if r.State != tt.states[i] {
+					t.Errorf("run %d: %s (%s), want %s", r.ID, r.State, r.Reason, tt.states[i])
+				}
+			}
+			if last := runs[len(runs)-1]; !strings.Contains(last.Reason, tt.reason) {
+				t.Errorf("reason %q, want it to mention %q", last.Reason, tt.reason)
+			}
+		})
+	}
+	// Every decision is stored with each constraint's answer.
+	d, err := b.e.Run(context.Background(), b.runs(t, "gated")[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Decisions) != 2 || d.Decisions[1].Constraint != "not_before" || d.Decisions[1].Action != talon.ActionBlock {
+		t.Errorf("decisions %+v, want max_blocked pass and not_before block", d.Decisions)
+	}
+}
+
+func TestCatchup(t *testing.T) {
+	tests := []struct {
+		policy  string
+		created int // runs that ran
+		skipped int // fires recorded as skipped
+	}{
+		{policy: "all", created: 5, skipped: 0},
+		{policy: "latest", created: 1, skipped: 4},
+		{policy: "none", created: 0, skipped: 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.policy, func(t *testing.T) {
+			sched := fmt.Sprintf(`
+jobs:
+  hourly:
+    period: hourly
+    triggers: [{schedule: "@hourly"}]
+    catchup: %s
+    executor: inprocess
+    command: [noop]
+`, tt.policy)
+			b := setup(t, sched, mustTime(t, "2026-11-26T00:30:00Z"), map[string]inprocess.Func{"noop": noop})
+			b.settle(t)
+			// The scheduler is down from 00:30 to 05:30: fires at 01:00…05:00 are missed.
+			b.at(t, mustTime(t, "2026-11-26T05:30:00Z"))
+			ran, skipped := 0, 0
+			for _, r := range b.runs(t, "hourly") {
+				switch r.State {
+				case talon.StateSucceeded:
+					ran++
+				case talon.StateSkipped:
+					skipped++
+					if !strings.Contains(r.Reason, "missed fire") {
+						t.Errorf("skip reason %q, want it to say the fire was missed", r.Reason)
+					}
+				default:
+					t.Errorf("run %d %s", r.ID, r.State)
+				}
+			}
+			if ran != tt.created || skipped != tt.skipped {
+				t.Errorf("ran %d skipped %d, want %d and %d", ran, skipped, tt.created, tt.skipped)
+			}
+			// Restarting does not fire again: the cursor is stored.
+			again := setupWith(t, b.e.Schedule(), b.st, mustTime(t, "2026-11-26T05:31:00Z"), map[string]inprocess.Func{"noop": noop})
+			again.settle(t)
+			if n := len(again.runs(t, "hourly")); n != tt.created+tt.skipped {
+				t.Errorf("after restart %d runs, want %d", n, tt.created+tt.skipped)
+			}
+		})
+	}
+}
+
+func TestRetriesAndTimeout(t *testing.T) {
+	const sched = `
+jobs:
+  flaky:
+    period: daily
+    retries: {max: 2, delay: 5m}
+    executor: inprocess
+    command: [fail]
+  slow:
+    period: daily
+    timeout: 1h
+    executor: inprocess
+    command: [block]
+`
+	now := mustTime(t, "2026-11-26T10:00:00Z")
+	b := setup(t, sched, now, map[string]inprocess.Func{
+		"fail":  func(context.Context, inprocess.Run) error { return errors.New("boom") },
+		"block": func(ctx context.Context, _ inprocess.Run) error { <-ctx.Done(); return context.Cause(ctx) },
+	})
+	b.trigger(t, "flaky", api.TriggerRequest{})
+	b.settle(t)
+	if n := len(b.runs(t, "flaky")); n != 2 {
+		t.Fatalf("%d flaky runs after first failure, want 2 (the retry waits 5m)", n)
+	}
+	if r := b.runs(t, "flaky")[1]; r.State != talon.StateBlocked || r.Attempt != 2 {
+		t.Fatalf("retry: %s attempt %d, want blocked attempt 2", r.State, r.Attempt)
+	}
+	b.at(t, now.Add(5*time.Minute))
+	b.at(t, now.Add(10*time.Minute))
+	runs := b.runs(t, "flaky")
+	if len(runs) != 3 {
+		t.Fatalf("%d flaky runs, want 3 (attempt 1 and 2 retries)", len(runs))
+	}
+	for i, r := range runs {
+		if r.State != talon.StateFailed || r.Attempt != i+1 || r.Period != "daily/2026-11-26" {
+			t.Errorf("run %d: %s attempt %d %s, want failed attempt %d", r.ID, r.State, r.Attempt, r.Period, i+1)
+		}
+	}
+
+	b.clock.Set(now.Add(20 * time.Minute))
+	slow := b.trigger(t, "slow", api.TriggerRequest{})
+	wake, err := b.e.Step(context.Background(), b.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := now.Add(80 * time.Minute); wake.After(want) {
+		t.Errorf("wake %s, want by the timeout %s", wake, want)
+	}
+	b.at(t, now.Add(80*time.Minute))
+	r, _ := b.st.GetRun(context.Background(), slow.ID)
+	if r.State != talon.StateFailed || !strings.Contains(r.Reason, "timeout") {
+		t.Errorf("slow: %s (%s), want failed by timeout", r.State, r.Reason)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	const sched = `
+jobs:
+  slow:
+    period: daily
+    executor: inprocess
+    command: [block]
+  waiting:
+    period: daily
+    constraints: {not_before: "23:00"}
+    executor: inprocess
+    command: [block]
+`
+	now := mustTime(t, "2026-11-26T10:00:00Z")
+	b := setup(t, sched, now, map[string]inprocess.Func{
+		"block": func(ctx context.Context, _ inprocess.Run) error { <-ctx.Done(); return context.Cause(ctx) },
+	})
+	ctx := context.Background()
+	slow := b.trigger(t, "slow", api.TriggerRequest{})
+	waiting := b.trigger(t, "waiting", api.TriggerRequest{})
+	if _, err := b.e.Step(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.e.Cancel(ctx, slow.ID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.e.Cancel(ctx, waiting.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	b.settle(t)
+	tests := []struct {
+		id     int64
+		state  talon.State
+		reason string
+	}{
+		{id: slow.ID, state: talon.StateFailed, reason: "cancelled by alice"},
+		{id: waiting.ID, state: talon.StateSkipped, reason: "cancelled by bob"},
+	}
+	for _, tt := range tests {
+		r, _ := b.st.GetRun(ctx, tt.id)
+		if r.State != tt.state || !strings.Contains(r.Reason, tt.reason) {
+			t.Errorf("run %d: %s (%s), want %s (%s)", tt.id, r.State, r.Reason, tt.state, tt.reason)
+		}
+	}
+	var te *talon.Error
+	if _, err := b.e.Cancel(ctx, 9999, "x"); !errors.As(err, &te) || te.Code != talon.ENOTFOUND {
+		t.Errorf("cancel unknown run: %v, want not_found", err)
+	}
+	if _, _, err := b.e.Trigger(ctx, "slwo", api.TriggerRequest{}); !errors.As(err, &te) || te.Code != talon.ENOTFOUND || !strings.Contains(te.Message, `"slow"`) {
+		t.Errorf("trigger unknown job: %v, want not_found suggesting slow", err)
+	}
+	if _, _, err := b.e.Trigger(ctx, "slow", api.TriggerRequest{Period: "daily/2026-13-01"}); !errors.As(err, &te) || te.Code != talon.EINVALID {
+		t.Errorf("trigger bad period: %v, want invalid", err)
+	}
+}
+
+// TestLostRun: a run left running by a scheduler that is gone is failed
+// as lost when a new scheduler starts, and its retries apply.
+func TestLostRun(t *testing.T) {
+	const sched = `
+jobs:
+  a:
+    period: daily
+    retries: {max: 1}
+    executor: inprocess
+    command: [noop]
+`
+	now := mustTime(t, "2026-11-26T10:00:00Z")
+	b := setup(t, sched, now, map[string]inprocess.Func{"noop": noop})
+	ctx := context.Background()
+	res, err := b.st.CreateRuns(ctx, []store.CreateRun{{Job: "a", Period: "daily/2026-11-26", Trigger: "api", Executor: "inprocess", Now: now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res[0].Run.ID
+	for _, to := range []talon.State{talon.StateReady, talon.StateRunning} {
+		rs, err := b.st.Transition(ctx, []store.Transition{{RunID: id, From: []talon.State{talon.StateBlocked, talon.StateReady}, To: to, Now: now, Owner: "gone", Handle: "x"}})
+		if err != nil || rs[0].Err != nil {
+			t.Fatal(err, rs)
+		}
+	}
+	b.settle(t)
+	runs := b.runs(t, "a")
+	if len(runs) != 2 {
+		t.Fatalf("%d runs, want the lost one and its retry", len(runs))
+	}
+	if runs[0].State != talon.StateFailed || !strings.HasPrefix(runs[0].Reason, "lost: ") {
+		t.Errorf("lost run: %s (%s), want failed with reason lost: …", runs[0].State, runs[0].Reason)
+	}
+	if runs[1].State != talon.StateSucceeded || runs[1].Attempt != 2 {
+		t.Errorf("retry: %s attempt %d, want succeeded attempt 2", runs[1].State, runs[1].Attempt)
+	}
+}

@@ -1,0 +1,180 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/schedule"
+	"github.com/talonhq/talon/internal/store"
+)
+
+// maxFiresPerStep bounds the fires one trigger may produce in one step
+// (a minutely trigger after a week of downtime), so a step stays short.
+// Missed fires beyond it are summed up in one recorded skip.
+const maxFiresPerStep = 1000
+
+// maxRecordedSkips bounds the skipped runs recorded one by one for a
+// trigger in one step; older missed fires are summed up in one record.
+const maxRecordedSkips = 100
+
+// fire creates the runs of every time trigger due at now, following each
+// job's catch-up policy for fires missed while no scheduler ran, and
+// returns the next fire instant of all triggers.
+func (e *Engine) fire(ctx context.Context, p *plan, now time.Time) (time.Time, error) {
+	var (
+		creates []store.CreateRun
+		cursors []store.CursorUpdate
+		next    time.Time
+	)
+	for _, j := range p.s.Jobs {
+		for i, t := range j.Triggers {
+			if i >= len(j.Times) || j.Times[i] == nil {
+				continue
+			}
+			key := j.Name + "\x00" + t.ID
+			nf, ok := e.nextFire[key]
+			if !ok {
+				cursor, found, err := e.st.Cursor(ctx, j.Name, t.ID)
+				if err != nil {
+					return next, err
+				}
+				if !found {
+					// A trigger seen for the first time starts now; it does
+					// not backfill from the beginning of time (use
+					// `talon backfill` for that).
+					cursor = now
+					cursors = append(cursors, store.CursorUpdate{Job: j.Name, Trigger: t.ID, Fired: now})
+				}
+				nf = j.Times[i].Next(cursor)
+			}
+			var fires []time.Time
+			for !nf.IsZero() && !nf.After(now) && len(fires) < maxFiresPerStep {
+				fires = append(fires, nf)
+				nf = j.Times[i].Next(nf)
+			}
+			e.nextFire[key] = nf
+			next = earliest(next, nf)
+			if len(fires) == 0 {
+				continue
+			}
+			cs, err := e.catchup(j, t, fires, now, !nf.IsZero() && !nf.After(now))
+			if err != nil {
+				return next, err
+			}
+			creates = append(creates, cs...)
+			cursors = append(cursors, store.CursorUpdate{Job: j.Name, Trigger: t.ID, Fired: fires[len(fires)-1]})
+		}
+	}
+	if err := e.create(ctx, creates); err != nil {
+		// Forget the computed fires so the next step recomputes them from
+		// the stored cursors: nothing is lost, creation is idempotent.
+		clear(e.nextFire)
+		return next, err
+	}
+	if len(cursors) > 0 {
+		if err := e.st.AdvanceCursors(ctx, cursors); err != nil {
+			clear(e.nextFire)
+			return next, err
+		}
+	}
+	return next, nil
+}
+
+// catchup decides, for the fires of one trigger due at now, which create
+// runs and which are recorded as skipped. A fire is missed when it is
+// older than the grace period. more says fires beyond maxFiresPerStep
+// remain (they will be handled in the next step).
+func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []time.Time, now time.Time, more bool) ([]store.CreateRun, error) {
+	policy := j.Catchup
+	if policy == "" {
+		policy = talon.CatchupLatest
+	}
+	cutoff := now.Add(-e.cfg.Grace)
+	onTime := 0
+	for _, f := range fires {
+		if !f.Before(cutoff) {
+			onTime++
+		}
+	}
+	missed := fires[:len(fires)-onTime]
+	keep := make([]bool, len(fires))
+	for i := len(missed); i < len(fires); i++ {
+		keep[i] = true
+	}
+	switch policy {
+	case talon.CatchupAll:
+		for i, f := range missed {
+			keep[i] = j.CatchupWindow <= 0 || !f.Before(now.Add(-j.CatchupWindow))
+		}
+	case talon.CatchupLatest:
+		if onTime == 0 && len(missed) > 0 && !more {
+			f := missed[len(missed)-1]
+			keep[len(missed)-1] = j.CatchupWindow <= 0 || !f.Before(now.Add(-j.CatchupWindow))
+		}
+	}
+	var out []store.CreateRun
+	skipped := 0
+	for i := len(fires) - 1; i >= 0; i-- {
+		f := fires[i]
+		per, err := periodAt(j, f, t.Period)
+		if err != nil {
+			return nil, fmt.Errorf("job %s: period of fire at %s: %w", j.Name, f.Format(time.RFC3339), err)
+		}
+		c := store.CreateRun{
+			Job: j.Name, Period: per.Key(), Environment: j.Environment, Trigger: t.ID,
+			FireTime: f, Executor: executorName(j), Now: now,
+			Reason: "fired by " + t.ID + " at " + f.In(loc(j)).Format(time.RFC3339),
+		}
+		if !keep[i] {
+			skipped++
+			if skipped > maxRecordedSkips {
+				continue
+			}
+			c.State = talon.StateSkipped
+			c.Reason = fmt.Sprintf("missed fire at %s while no scheduler was running (catchup: %s)", f.In(loc(j)).Format(time.RFC3339), policy)
+			if j.CatchupWindow > 0 && f.Before(now.Add(-j.CatchupWindow)) {
+				c.Reason = fmt.Sprintf("missed fire at %s is older than catchup_window %s", f.In(loc(j)).Format(time.RFC3339), j.CatchupWindow)
+			}
+			if skipped == maxRecordedSkips && i > 0 {
+				c.Reason += fmt.Sprintf("; %d earlier missed fires from %s were skipped too", i, fires[0].In(loc(j)).Format(time.RFC3339))
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func executorName(j *schedule.Job) string {
+	if j.Executor == "" {
+		return "local"
+	}
+	return j.Executor
+}
+
+// create creates runs in chunks and indexes the blocked ones for a check.
+func (e *Engine) create(ctx context.Context, cs []store.CreateRun) error {
+	const chunk = 1000
+	for len(cs) > 0 {
+		n := min(chunk, len(cs))
+		res, err := e.st.CreateRuns(ctx, cs[:n])
+		if err != nil {
+			return fmt.Errorf("create runs: %w", err)
+		}
+		for _, r := range res {
+			if r.Run.State == talon.StateBlocked {
+				next := r.Run.RecheckAt
+				if !next.After(cs[0].Now) {
+					next = time.Time{}
+				}
+				e.track(r.Run.ID, r.Run.Job, next)
+			}
+			if r.Created {
+				e.log.Debug("run created", "run", r.Run.ID, "job", r.Run.Job, "period", r.Run.Period, "state", r.Run.State)
+			}
+		}
+		cs = cs[n:]
+	}
+	return nil
+}

@@ -1,0 +1,124 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/calendar"
+	"github.com/talonhq/talon/internal/schedule"
+	"github.com/talonhq/talon/internal/store"
+)
+
+// plan is a schedule prepared for the engine: reverse dependencies,
+// completion triggers and fences, computed once per (re)load.
+type plan struct {
+	s    *schedule.Schedule
+	jobs map[string]*schedule.Job
+	// dependents[j] lists the jobs whose blocked runs may change answer
+	// when a run of j changes: j itself (max_running, max_blocked,
+	// once_per_period) and every job with an `after` constraint on j.
+	deps map[string][]string
+	// downstream[j] lists completion triggers fired by a success of j.
+	downstream map[string][]completionTrigger
+	fences     map[string]*store.Fence
+	minPoll    time.Duration
+}
+
+type completionTrigger struct {
+	job     *schedule.Job
+	trigger talon.TriggerSpec
+}
+
+// Optional interfaces of compiled constraints, satisfied by the built-ins.
+type (
+	// upstreamer is a constraint that waits for other jobs (after).
+	upstreamer interface{ Upstreams() []string }
+	// fencer is a limit decided inside the store's transaction.
+	fencer interface {
+		Fence() (maxRunning int, oncePerPeriod bool)
+	}
+)
+
+func compile(s *schedule.Schedule) (*plan, error) {
+	p := &plan{
+		s:          s,
+		jobs:       make(map[string]*schedule.Job, len(s.Jobs)),
+		deps:       map[string][]string{},
+		downstream: map[string][]completionTrigger{},
+		fences:     map[string]*store.Fence{},
+		minPoll:    time.Minute,
+	}
+	for _, j := range s.Jobs {
+		p.jobs[j.Name] = j
+	}
+	addDep := func(upstream, job string) {
+		for _, d := range p.deps[upstream] {
+			if d == job {
+				return
+			}
+		}
+		p.deps[upstream] = append(p.deps[upstream], job)
+	}
+	for _, j := range s.Jobs {
+		addDep(j.Name, j.Name)
+		if j.Poll > 0 && j.Poll < p.minPoll {
+			p.minPoll = j.Poll
+		}
+		for _, c := range j.Checks {
+			if u, ok := c.(upstreamer); ok {
+				for _, up := range u.Upstreams() {
+					addDep(up, j.Name)
+				}
+			}
+			if f, ok := c.(fencer); ok {
+				mr, once := f.Fence()
+				fe := p.fences[j.Name]
+				if fe == nil {
+					fe = &store.Fence{}
+					p.fences[j.Name] = fe
+				}
+				if mr > 0 && (fe.MaxRunning == 0 || mr < fe.MaxRunning) {
+					fe.MaxRunning = mr
+				}
+				fe.OncePerPeriod = fe.OncePerPeriod || once
+			}
+		}
+		for _, t := range j.Triggers {
+			if t.After != "" {
+				if p.jobs[t.After] == nil {
+					return nil, fmt.Errorf("job %q: trigger after unknown job %q", j.Name, t.After)
+				}
+				p.downstream[t.After] = append(p.downstream[t.After], completionTrigger{job: j, trigger: t})
+			}
+		}
+	}
+	return p, nil
+}
+
+func (p *plan) dependents(job string) []string { return p.deps[job] }
+
+// periodAt returns the period of job j that contains t, shifted by the
+// trigger's offset.
+func periodAt(j *schedule.Job, t time.Time, offset talon.PeriodOffset) (talon.Period, error) {
+	if j.Period.Type == talon.Oneshot {
+		// A time trigger on a oneshot job names its period by the fire
+		// instant in the job's zone.
+		return talon.Period{Type: talon.Oneshot, Name: t.In(loc(j)).Format("20060102T1504"), Environment: j.Environment}, nil
+	}
+	per, err := calendar.PeriodAt(t, j.Period.Type, loc(j), j.Calendar, j.Environment)
+	if err != nil {
+		return per, err
+	}
+	if offset == talon.PeriodPrevious {
+		return calendar.Shift(per, -1, j.Calendar)
+	}
+	return per, nil
+}
+
+func loc(j *schedule.Job) *time.Location {
+	if j.Location != nil {
+		return j.Location
+	}
+	return time.UTC
+}

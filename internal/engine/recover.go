@@ -1,0 +1,139 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/calendar"
+	"github.com/talonhq/talon/internal/executor"
+	"github.com/talonhq/talon/internal/schedule"
+	"github.com/talonhq/talon/internal/store"
+)
+
+func parseKey(key string, j *schedule.Job) (talon.Period, error) {
+	l := time.UTC
+	if j != nil {
+		l = loc(j)
+	}
+	return calendar.ParseKey(key, l)
+}
+
+// recover runs once, when the scheduler starts: runs left ready or running
+// by a scheduler that is gone are re-attached or declared lost.
+func (e *Engine) recover(ctx context.Context, p *plan, now time.Time) error {
+	return e.reapOthers(ctx, p, now)
+}
+
+// reapOthers looks for ready and running runs whose owner is dead: a
+// scheduler on this host whose process no longer exists (noticed at
+// once, e.g. after a SIGKILL and restart), or any scheduler whose
+// heartbeat is older than the lease by the database's clock. Each such
+// run is re-attached through its executor when possible, else failed with
+// reason "lost: …", and then retries apply.
+func (e *Engine) reapOthers(ctx context.Context, p *plan, now time.Time) error {
+	runs, err := e.st.ListRuns(ctx, store.RunFilter{States: []talon.State{talon.StateReady, talon.StateRunning}})
+	if err != nil {
+		return err
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	insts, err := e.st.Instances(ctx)
+	if err != nil {
+		return err
+	}
+	dbNow, err := e.st.Heartbeat(ctx, store.Instance{ID: e.instance.ID, Host: e.instance.Host, PID: e.instance.PID, Started: e.instance.Started, Heartbeat: now})
+	if err != nil {
+		return err
+	}
+	byID := map[string]store.Instance{}
+	for _, in := range insts {
+		byID[in.ID] = in
+	}
+	dead := func(owner string) (bool, string) {
+		if owner == e.instance.ID {
+			return false, ""
+		}
+		in, ok := byID[owner]
+		switch {
+		case !ok:
+			return true, "its scheduler is unknown"
+		case in.Host == e.instance.Host && !pidAlive(in.PID):
+			return true, fmt.Sprintf("scheduler %s (pid %d on %s) is gone", in.ID, in.PID, in.Host)
+		case dbNow.Sub(in.Heartbeat) > e.cfg.Lease:
+			return true, fmt.Sprintf("scheduler %s on %s missed its heartbeat for %s", in.ID, in.Host, dbNow.Sub(in.Heartbeat).Round(time.Second))
+		}
+		return false, ""
+	}
+	var ts []store.Transition
+	for _, r := range runs {
+		isDead, why := dead(r.Owner)
+		if !isDead {
+			continue
+		}
+		if r.State == talon.StateRunning {
+			if ex := e.cfg.Executors[r.Executor]; ex != nil {
+				pr, err := ex.Recover(ctx, r, r.Handle)
+				if err == nil {
+					if err := e.adopt(ctx, r, pr, now); err == nil {
+						continue
+					}
+					pr.Cancel(errors.New("could not take ownership"))
+				} else if !errors.Is(err, executor.ErrLost) {
+					e.log.Warn("recover run", "run", r.ID, "err", err)
+				}
+			}
+		}
+		ts = append(ts, store.Transition{
+			RunID: r.ID, From: []talon.State{r.State}, To: talon.StateFailed, Now: now,
+			Reason: fmt.Sprintf("lost: %s while the run was %s", why, r.State),
+		})
+	}
+	if len(ts) > 0 {
+		e.log.Warn("runs lost", "count", len(ts))
+	}
+	return e.apply(ctx, p, now, ts)
+}
+
+// adopt takes ownership of a run another scheduler started and that its
+// executor could re-attach to.
+func (e *Engine) adopt(ctx context.Context, r talon.Run, pr executor.Process, now time.Time) error {
+	res, err := e.st.Transition(ctx, []store.Transition{{
+		RunID: r.ID, From: []talon.State{talon.StateRunning}, To: talon.StateRunning, Now: now,
+		Owner: e.instance.ID, Handle: pr.Handle(), Reason: "re-attached by scheduler " + e.instance.ID,
+	}})
+	if err != nil {
+		return err
+	}
+	if res[0].Err != nil {
+		return res[0].Err
+	}
+	pc := &proc{run: r, p: pr}
+	e.procsMu.Lock()
+	e.procs[r.ID] = pc
+	e.procsMu.Unlock()
+	go func() {
+		out := pr.Wait()
+		e.mu.Lock()
+		e.done = append(e.done, completion{runID: r.ID, outcome: out, at: e.now()})
+		e.mu.Unlock()
+		e.Kick()
+	}()
+	return nil
+}
+
+func pidAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	if pid == os.Getpid() {
+		return true
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
