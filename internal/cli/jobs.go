@@ -1,0 +1,34 @@
+package cli
+
+import (
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+func newJobsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "jobs",
+		Short: "List the jobs of the loaded schedule",
+		Args:  argsWant(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			jobs, err := g.api().Jobs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				return g.printJSON(jobs)
+			}
+			w := g.table()
+			row(w, "NAME", "PERIOD", "TIMEZONE", "EXECUTOR", "NEXT", "TRIGGERS")
+			for _, j := range jobs {
+				period := j.Period
+				if j.Calendar != "" {
+					period += " (" + j.Calendar + ")"
+				}
+				row(w, j.Name, period, orDash(j.Timezone), orDash(j.Executor), g.fmtRFC3339(j.Next), orDash(strings.Join(j.Triggers, "; ")))
+			}
+			return w.Flush()
+		},
+	}
+}

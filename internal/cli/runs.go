@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/store"
+)
+
+func newRunsCmd(g *globals) *cobra.Command {
+	var (
+		f      store.RunFilter
+		states []string
+	)
+	cmd := &cobra.Command{
+		Use:   "runs",
+		Short: "List runs, newest first",
+		Example: `  talon runs --job load-sales --state failed,blocked
+  talon runs --period daily/2026-11-26 -o json`,
+		Args: argsWant(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, v := range states {
+				for s := range strings.SplitSeq(v, ",") {
+					if s = strings.TrimSpace(s); s == "" {
+						continue
+					}
+					if !talon.State(s).Valid() {
+						return usagef("--state %q: want one of %s", s, stateNames())
+					}
+					f.States = append(f.States, talon.State(s))
+				}
+			}
+			if f.Limit < 1 || f.Limit > 1000 {
+				return usagef("--limit %d: want 1 to 1000", f.Limit)
+			}
+			runs, err := g.api().Runs(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				if runs == nil {
+					runs = []talon.Run{}
+				}
+				return g.printJSON(runs)
+			}
+			g.printRuns(runs)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&f.Job, "job", "", "only runs of this job")
+	cmd.Flags().StringVar(&f.Period, "period", "", "only runs for this period (e.g. daily/2026-11-26)")
+	cmd.Flags().StringSliceVar(&states, "state", nil, "only runs in these states (repeat, or comma-separated)")
+	cmd.Flags().IntVar(&f.Limit, "limit", 100, "at most this many runs (1 to 1000)")
+	return cmd
+}
+
+func (g *globals) printRuns(runs []talon.Run) {
+	w := g.table()
+	row(w, "ID", "JOB", "PERIOD", "STATE", "ATTEMPT", "STARTED", "DURATION", "REASON")
+	now := time.Now()
+	for _, r := range runs {
+		row(w, strconv.FormatInt(r.ID, 10), r.Job, r.Period, string(r.State), strconv.Itoa(r.Attempt),
+			g.fmtTimePtr(r.Started), runDuration(r, now), orDash(oneLine(r.Reason)))
+	}
+	w.Flush()
+}
+
+// oneLine keeps a reason on its table row.
+func oneLine(s string) string {
+	s, _, cut := strings.Cut(s, "\n")
+	if cut {
+		s += " …"
+	}
+	return s
+}
+
+func stateNames() string {
+	names := make([]string, len(talon.States))
+	for i, s := range talon.States {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
