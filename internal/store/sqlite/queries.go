@@ -1,0 +1,398 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/store"
+)
+
+// runExists turns an empty answer about a run into ErrNotFound when the
+// run itself is missing.
+func runExists(ctx context.Context, tx *sql.Tx, id int64) error {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE id = ?`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
+
+// Decisions returns the latest answer of every constraint for a run, in
+// the order they were given; ErrNotFound for unknown runs.
+func (db *DB) Decisions(ctx context.Context, runID int64) ([]talon.Decision, error) {
+	var out []talon.Decision
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT constraint_name, action, reason, recheck_at
+			FROM decisions WHERE run_id = ? ORDER BY pos`, runID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var d talon.Decision
+			var action string
+			var recheck sql.NullInt64
+			if err := rows.Scan(&d.Constraint, &action, &d.Reason, &recheck); err != nil {
+				return err
+			}
+			d.Action = talon.Action(action)
+			d.RecheckAt = fromNullMicros(recheck)
+			out = append(out, d)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(out) == 0 {
+			return runExists(ctx, tx, runID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decisions of run %d: %w", runID, err)
+	}
+	return out, nil
+}
+
+// Events returns a run's history, oldest first; ErrNotFound for unknown runs.
+func (db *DB) Events(ctx context.Context, runID int64) ([]talon.Event, error) {
+	var out []talon.Event
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, run_id, time, from_state, to_state, reason
+			FROM events WHERE run_id = ? ORDER BY id`, runID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var e talon.Event
+			var at int64
+			var from, to string
+			if err := rows.Scan(&e.ID, &e.RunID, &at, &from, &to, &e.Reason); err != nil {
+				return err
+			}
+			e.Time, e.From, e.To = fromMicros(at), talon.State(from), talon.State(to)
+			out = append(out, e)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(out) == 0 {
+			return runExists(ctx, tx, runID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events of run %d: %w", runID, err)
+	}
+	return out, nil
+}
+
+// Summaries counts runs by state for each (job, period). Keys travel as
+// one JSON parameter, so any number of them fits in one query.
+func (db *DB) Summaries(ctx context.Context, keys []store.JobPeriod) (map[store.JobPeriod]store.Summary, error) {
+	out := map[store.JobPeriod]store.Summary{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	seen := make(map[store.JobPeriod]bool, len(keys))
+	pairs := make([][2]string, 0, len(keys))
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			pairs = append(pairs, [2]string{k.Job, k.Period})
+		}
+	}
+	b, err := json.Marshal(pairs)
+	if err != nil {
+		return nil, fmt.Errorf("summaries: %w", err)
+	}
+	err = db.read(ctx, func(tx *sql.Tx) error {
+		// CROSS JOIN makes SQLite walk the keys and look each up in the
+		// (job, period) index.
+		rows, err := tx.QueryContext(ctx, `SELECT r.job, r.period, r.state, count(*)
+			FROM json_each(?) AS k CROSS JOIN runs AS r
+			ON r.job = k.value ->> 0 AND r.period = k.value ->> 1
+			GROUP BY r.job, r.period, r.state`, string(b))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k store.JobPeriod
+			var state string
+			var n int
+			if err := rows.Scan(&k.Job, &k.Period, &state, &n); err != nil {
+				return err
+			}
+			if out[k] == nil {
+				out[k] = store.Summary{}
+			}
+			out[k][talon.State(state)] = n
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("summaries: %w", err)
+	}
+	return out, nil
+}
+
+// JobCounts counts each job's runs by state over all periods. Jobs without
+// runs are absent from the map.
+func (db *DB) JobCounts(ctx context.Context, jobs []string) (map[string]store.Summary, error) {
+	out := map[string]store.Summary{}
+	if len(jobs) == 0 {
+		return out, nil
+	}
+	b, err := json.Marshal(dedupe(jobs))
+	if err != nil {
+		return nil, fmt.Errorf("job counts: %w", err)
+	}
+	err = db.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT r.job, r.state, count(*)
+			FROM json_each(?) AS k CROSS JOIN runs AS r ON r.job = k.value
+			GROUP BY r.job, r.state`, string(b))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var job, state string
+			var n int
+			if err := rows.Scan(&job, &state, &n); err != nil {
+				return err
+			}
+			if out[job] == nil {
+				out[job] = store.Summary{}
+			}
+			out[job][talon.State(state)] = n
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("job counts: %w", err)
+	}
+	return out, nil
+}
+
+func dedupe(ss []string) []string {
+	seen := make(map[string]bool, len(ss))
+	out := make([]string, 0, len(ss))
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ListPeriods returns (period, job) rows with counts, newest period first
+// (period keys sort by date within a period type). Limit counts periods,
+// not rows, so a dashboard gets whole periods.
+func (db *DB) ListPeriods(ctx context.Context, f store.PeriodFilter) ([]store.PeriodRow, error) {
+	limit := -1 // SQLite: no limit
+	if f.Limit > 0 {
+		limit = f.Limit
+	}
+	var out []store.PeriodRow
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `WITH p AS (
+				SELECT DISTINCT period FROM runs WHERE ?1 = '' OR job = ?1
+				ORDER BY period DESC LIMIT ?2)
+			SELECT r.period, r.job, r.state, count(*), max(r.id)
+			FROM p JOIN runs AS r ON r.period = p.period
+			WHERE ?1 = '' OR r.job = ?1
+			GROUP BY r.period, r.job, r.state
+			ORDER BY r.period DESC, r.job`, f.Job, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var period, job, state string
+			var n int
+			var maxID int64
+			if err := rows.Scan(&period, &job, &state, &n, &maxID); err != nil {
+				return err
+			}
+			out = addPeriodRow(out, period, job, talon.State(state), n, maxID)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list periods: %w", err)
+	}
+	return out, nil
+}
+
+// addPeriodRow folds one (period, job, state) count into rows, which
+// arrive grouped by (period, job).
+func addPeriodRow(rows []store.PeriodRow, period, job string, state talon.State, n int, maxID int64) []store.PeriodRow {
+	if len(rows) == 0 || rows[len(rows)-1].Period != period || rows[len(rows)-1].Job != job {
+		rows = append(rows, store.PeriodRow{Period: period, Job: job, Counts: store.Summary{}})
+	}
+	r := &rows[len(rows)-1]
+	r.Counts[state] = n
+	if maxID > r.LatestRun {
+		r.LatestRun, r.Latest = maxID, state
+	}
+	return rows
+}
+
+// SetProgress replaces a run's progress; ErrNotFound for unknown runs.
+func (db *DB) SetProgress(ctx context.Context, runID int64, p talon.Progress) error {
+	if !p.Updated.IsZero() {
+		p.Updated = p.Updated.UTC().Truncate(time.Microsecond)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("set progress of run %d: %w", runID, err)
+	}
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET progress = ? WHERE id = ?`, string(b), runID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set progress of run %d: %w", runID, err)
+	}
+	return nil
+}
+
+// AddArtifact records an artifact of a run; ErrNotFound for unknown runs.
+func (db *DB) AddArtifact(ctx context.Context, runID int64, url string, now time.Time) (talon.Artifact, error) {
+	if url == "" {
+		return talon.Artifact{}, fmt.Errorf("add artifact to run %d: empty URL", runID)
+	}
+	var a talon.Artifact
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var created int64
+		err := tx.QueryRowContext(ctx, `INSERT INTO artifacts (run_id, job, period, url, created)
+			SELECT id, job, period, ?, ? FROM runs WHERE id = ?
+			RETURNING id, run_id, job, period, url, created`, url, micros(nowOr(now)), runID).
+			Scan(&a.ID, &a.RunID, &a.Job, &a.Period, &a.URL, &created)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		a.Created = fromMicros(created)
+		return err
+	})
+	if err != nil {
+		return talon.Artifact{}, fmt.Errorf("add artifact to run %d: %w", runID, err)
+	}
+	return a, nil
+}
+
+// Cursor returns the last fire instant handled for a job's trigger.
+func (db *DB) Cursor(ctx context.Context, job, trigger string) (time.Time, bool, error) {
+	var fired int64
+	found := true
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT fired FROM cursors WHERE job = ? AND trigger_name = ?`,
+			job, trigger).Scan(&fired)
+		if errors.Is(err, sql.ErrNoRows) {
+			found = false
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("cursor of %s %s: %w", job, trigger, err)
+	}
+	if !found {
+		return time.Time{}, false, nil
+	}
+	return fromMicros(fired), true, nil
+}
+
+// AdvanceCursors moves cursors forward, never back.
+func (db *DB) AdvanceCursors(ctx context.Context, cs []store.CursorUpdate) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO cursors (job, trigger_name, fired) VALUES (?, ?, ?)
+			ON CONFLICT (job, trigger_name) DO UPDATE SET fired = max(fired, excluded.fired)`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, c := range cs {
+			if _, err := st.ExecContext(ctx, c.Job, c.Trigger, micros(c.Fired)); err != nil {
+				return fmt.Errorf("%s %s: %w", c.Job, c.Trigger, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("advance cursors: %w", err)
+	}
+	return nil
+}
+
+// Heartbeat records that an instance is alive and returns the database
+// clock, which for SQLite is the host's clock (see the package comment).
+// The stored heartbeat is that clock, not in.Heartbeat, so leases compare
+// times from one clock.
+func (db *DB) Heartbeat(ctx context.Context, in store.Instance) (time.Time, error) {
+	if in.ID == "" {
+		return time.Time{}, errors.New("heartbeat: instance without an id")
+	}
+	now := nowOr(time.Time{})
+	started := now
+	if !in.Started.IsZero() {
+		started = in.Started.UTC().Truncate(time.Microsecond)
+	}
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO instances (id, host, pid, started, heartbeat)
+			VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+				started = excluded.started, heartbeat = excluded.heartbeat`,
+			in.ID, in.Host, in.PID, micros(started), micros(now))
+		return err
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("heartbeat of %s: %w", in.ID, err)
+	}
+	return now, nil
+}
+
+// Instances lists the scheduler instances known to the store, by id.
+func (db *DB) Instances(ctx context.Context) ([]store.Instance, error) {
+	var out []store.Instance
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, host, pid, started, heartbeat FROM instances ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var in store.Instance
+			var started, hb int64
+			if err := rows.Scan(&in.ID, &in.Host, &in.PID, &started, &hb); err != nil {
+				return err
+			}
+			in.Started, in.Heartbeat = fromMicros(started), fromMicros(hb)
+			out = append(out, in)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("instances: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,319 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/store"
+)
+
+const runCols = `id, job, period, environment, state, attempt, executor, trigger_name,
+	fire_time, idem_key, params, retry_of, created, started, finished, reason,
+	recheck_at, owner, handle, progress`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRun(s scanner) (talon.Run, error) {
+	var (
+		r                              talon.Run
+		state                          string
+		fire, retryOf, started, finish sql.NullInt64
+		recheck                        sql.NullInt64
+		key, params, progress          sql.NullString
+		created                        int64
+	)
+	if err := s.Scan(&r.ID, &r.Job, &r.Period, &r.Environment, &state, &r.Attempt, &r.Executor, &r.Trigger,
+		&fire, &key, &params, &retryOf, &created, &started, &finish, &r.Reason,
+		&recheck, &r.Owner, &r.Handle, &progress); err != nil {
+		return talon.Run{}, err
+	}
+	r.State = talon.State(state)
+	r.FireTime = fromNullMicros(fire)
+	r.Key = key.String
+	r.RetryOf = retryOf.Int64
+	r.Created = fromMicros(created)
+	if started.Valid {
+		t := fromMicros(started.Int64)
+		r.Started = &t
+	}
+	if finish.Valid {
+		t := fromMicros(finish.Int64)
+		r.Finished = &t
+	}
+	r.RecheckAt = fromNullMicros(recheck)
+	if params.Valid {
+		if err := json.Unmarshal([]byte(params.String), &r.Params); err != nil {
+			return talon.Run{}, fmt.Errorf("run %d: decode params: %w", r.ID, err)
+		}
+	}
+	if progress.Valid {
+		r.Progress = new(talon.Progress)
+		if err := json.Unmarshal([]byte(progress.String), r.Progress); err != nil {
+			return talon.Run{}, fmt.Errorf("run %d: decode progress: %w", r.ID, err)
+		}
+	}
+	return r, nil
+}
+
+// validateCreate checks one CreateRun and fills its defaults.
+func validateCreate(i int, p store.CreateRun) (store.CreateRun, error) {
+	if p.Job == "" || p.Period == "" {
+		return p, fmt.Errorf("create run #%d: job and period are required", i)
+	}
+	switch p.State {
+	case "":
+		p.State = talon.StateBlocked
+	case talon.StateBlocked, talon.StateSkipped:
+	default:
+		return p, fmt.Errorf("create run #%d: initial state %q: want blocked or skipped", i, p.State)
+	}
+	if p.Attempt <= 0 {
+		p.Attempt = 1
+	}
+	p.Now = nowOr(p.Now)
+	return p, nil
+}
+
+func paramsJSON(m map[string]string) (any, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+// CreateRuns creates runs in one transaction, idempotently on (job,
+// period, trigger, fire time) or (job, key).
+func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Created, error) {
+	if len(ps) == 0 {
+		return nil, nil
+	}
+	valid := make([]store.CreateRun, len(ps))
+	for i, p := range ps {
+		v, err := validateCreate(i, p)
+		if err != nil {
+			return nil, err
+		}
+		valid[i] = v
+	}
+	ids := make([]int64, len(ps))
+	created := make([]bool, len(ps))
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO runs (job, period, environment, state, attempt,
+			executor, trigger_name, fire_time, idem_key, params, retry_of, created, finished, reason, recheck_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT DO NOTHING RETURNING id`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		ev, err := tx.PrepareContext(ctx, `INSERT INTO events (run_id, time, from_state, to_state, reason)
+			VALUES (?, ?, '', ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer ev.Close()
+		byKey, err := tx.PrepareContext(ctx, `SELECT id FROM runs WHERE job = ? AND idem_key = ?`)
+		if err != nil {
+			return err
+		}
+		defer byKey.Close()
+		byFire, err := tx.PrepareContext(ctx, `SELECT id FROM runs
+			WHERE job = ? AND period = ? AND trigger_name = ? AND fire_time = ? AND idem_key IS NULL`)
+		if err != nil {
+			return err
+		}
+		defer byFire.Close()
+
+		for i, p := range valid {
+			params, err := paramsJSON(p.Params)
+			if err != nil {
+				return fmt.Errorf("create run #%d: encode params: %w", i, err)
+			}
+			var key, retryOf, finished any
+			if p.Key != "" {
+				key = p.Key
+			}
+			if p.RetryOf != 0 {
+				retryOf = p.RetryOf
+			}
+			if p.State.Terminal() {
+				finished = micros(p.Now)
+			}
+			err = ins.QueryRowContext(ctx, p.Job, p.Period, p.Environment, string(p.State), p.Attempt,
+				p.Executor, p.Trigger, nullMicros(p.FireTime), key, params, retryOf, micros(p.Now),
+				finished, p.Reason, nullMicros(p.NotBefore)).Scan(&ids[i])
+			switch {
+			case err == nil:
+				created[i] = true
+				if _, err := ev.ExecContext(ctx, ids[i], micros(p.Now), string(p.State), p.Reason); err != nil {
+					return fmt.Errorf("create run #%d: record event: %w", i, err)
+				}
+			case errors.Is(err, sql.ErrNoRows):
+				// It exists: find the run that holds its unique key.
+				if p.Key != "" {
+					err = byKey.QueryRowContext(ctx, p.Job, p.Key).Scan(&ids[i])
+				} else {
+					err = byFire.QueryRowContext(ctx, p.Job, p.Period, p.Trigger, micros(p.FireTime)).Scan(&ids[i])
+				}
+				if err != nil {
+					return fmt.Errorf("create run #%d: find existing run: %w", i, err)
+				}
+			default:
+				return fmt.Errorf("create run #%d: %w", i, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create runs: %w", err)
+	}
+	runs, err := db.runsByID(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("create runs: read back: %w", err)
+	}
+	out := make([]store.Created, len(ps))
+	for i, id := range ids {
+		r, ok := runs[id]
+		if !ok {
+			return nil, fmt.Errorf("create runs: run %d vanished", id)
+		}
+		out[i] = store.Created{Run: r, Created: created[i]}
+	}
+	return out, nil
+}
+
+// idsJSON passes a list of ids as one JSON parameter, which json_each
+// expands, so a query takes any number of ids.
+func idsJSON(ids []int64) string {
+	b, _ := json.Marshal(ids) // []int64 always encodes
+	return string(b)
+}
+
+func (db *DB) runsByID(ctx context.Context, ids []int64) (map[int64]talon.Run, error) {
+	out := make(map[int64]talon.Run, len(ids))
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+runCols+` FROM runs
+			WHERE id IN (SELECT value FROM json_each(?))`, idsJSON(ids))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			r, err := scanRun(rows)
+			if err != nil {
+				return err
+			}
+			out[r.ID] = r
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// GetRun returns a run with its progress and artifacts, or ErrNotFound.
+func (db *DB) GetRun(ctx context.Context, id int64) (talon.Run, error) {
+	var r talon.Run
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		r, err = scanRun(tx.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		r.Artifacts, err = artifacts(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return talon.Run{}, fmt.Errorf("get run %d: %w", id, err)
+	}
+	return r, nil
+}
+
+func artifacts(ctx context.Context, tx *sql.Tx, runID int64) ([]talon.Artifact, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, run_id, job, period, url, created
+		FROM artifacts WHERE run_id = ? ORDER BY id`, runID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []talon.Artifact
+	for rows.Next() {
+		var a talon.Artifact
+		var created int64
+		if err := rows.Scan(&a.ID, &a.RunID, &a.Job, &a.Period, &a.URL, &created); err != nil {
+			return nil, err
+		}
+		a.Created = fromMicros(created)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// ListRuns returns runs matching f, newest first.
+func (db *DB) ListRuns(ctx context.Context, f store.RunFilter) ([]talon.Run, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.Job != "" {
+		where = append(where, "job = ?")
+		args = append(args, f.Job)
+	}
+	if f.Period != "" {
+		where = append(where, "period = ?")
+		args = append(args, f.Period)
+	}
+	if len(f.States) > 0 {
+		where = append(where, "state IN (SELECT value FROM json_each(?))")
+		b, _ := json.Marshal(f.States)
+		args = append(args, string(b))
+	}
+	if f.IDs != nil {
+		where = append(where, "id IN (SELECT value FROM json_each(?))")
+		args = append(args, idsJSON(f.IDs))
+	}
+	if f.BeforeID > 0 {
+		where = append(where, "id < ?")
+		args = append(args, f.BeforeID)
+	}
+	q := `SELECT ` + runCols + ` FROM runs`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY id DESC"
+	if f.Limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, f.Limit)
+	}
+	var out []talon.Run
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			r, err := scanRun(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return out, nil
+}

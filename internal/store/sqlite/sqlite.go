@@ -1,0 +1,267 @@
+// Package sqlite is Talon's embedded state store: one SQLite file in WAL
+// mode, through the pure-Go modernc.org/sqlite driver, so talon stays a
+// single CGO-free binary.
+//
+// Writes go through one connection and begin with BEGIN IMMEDIATE: SQLite
+// allows one writer at a time anyway, and taking the write lock up front
+// means a transaction never has to upgrade a read lock, which is what makes
+// SQLITE_BUSY appear under concurrency. Several processes (or handles) on
+// one file queue on the busy timeout instead. Because every write
+// transaction holds the file's only write lock, fenced limits checked inside
+// it hold across processes too. Reads use a separate pool and see every
+// committed write (WAL readers do not block the writer).
+//
+// Times are stored as INTEGER microseconds since the Unix epoch in UTC.
+// Heartbeat reports the host's clock as the database clock: an SQLite file
+// is only shared by processes on one host, so they share that clock.
+//
+// Runs returned by CreateRuns, ListRuns and Transition carry their progress
+// but not their artifacts; GetRun carries both.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/talonhq/talon/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+func init() {
+	store.Register("sqlite", func(ctx context.Context, u string) (store.Store, error) {
+		path := strings.TrimPrefix(u, "sqlite:")
+		path = strings.TrimPrefix(path, "//")
+		return Open(ctx, path)
+	})
+}
+
+// busyTimeout is how long a writer waits for another process's write
+// transaction before giving up with ErrUnavailable.
+const busyTimeout = 10 * time.Second
+
+// DB is a state store in one SQLite file.
+type DB struct {
+	path string
+	w    *sql.DB // exactly one connection: every write, serialized
+	r    *sql.DB // read-only pool
+}
+
+var _ store.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the SQLite database at path and applies
+// any missing migrations.
+func Open(ctx context.Context, path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("open sqlite store: empty path (want sqlite:PATH)")
+	}
+	if path == ":memory:" || strings.HasPrefix(path, "file:") {
+		// A memory database would differ between the writer and the
+		// readers, and a URI would bypass the parameters below.
+		return nil, fmt.Errorf("open sqlite store %q: want a file path", path)
+	}
+	q := url.Values{}
+	q.Set("_busy_timeout", strconv.Itoa(int(busyTimeout/time.Millisecond)))
+	q.Set("_foreign_keys", "1")
+	q.Set("_synchronous", "NORMAL") // durable across crashes of the process in WAL mode
+	wq := url.Values{}
+	for k, v := range q {
+		wq[k] = v
+	}
+	wq.Set("_journal_mode", "WAL")
+	wq.Set("_txlock", "immediate")
+	rq := url.Values{}
+	for k, v := range q {
+		rq[k] = v
+	}
+	rq.Set("_query_only", "1")
+
+	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	db := &DB{path: path, w: w}
+	if err := db.migrate(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	// Readers open after the writer has switched the file to WAL.
+	r, err := sql.Open("sqlite", path+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	r.SetMaxIdleConns(4)
+	db.r = r
+	return db, nil
+}
+
+// Close releases the store's connections.
+func (db *DB) Close() error {
+	err := db.w.Close()
+	if db.r != nil {
+		err = errors.Join(err, db.r.Close())
+	}
+	return err
+}
+
+// migrate applies the embedded migrations that the file lacks, in one
+// immediate transaction, so two processes opening a new file at once
+// apply them once.
+func (db *DB) migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	return db.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version INTEGER PRIMARY KEY,
+			applied INTEGER NOT NULL)`); err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		have := map[int]bool{}
+		rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+		if err != nil {
+			return fmt.Errorf("read schema_migrations: %w", err)
+		}
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				rows.Close()
+				return err
+			}
+			have[v] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, name := range names {
+			v, err := migrationVersion(name)
+			if err != nil {
+				return err
+			}
+			if have[v] {
+				continue
+			}
+			body, err := migrations.ReadFile(name)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return fmt.Errorf("apply migration %s: %w", name, err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied) VALUES (?, ?)`,
+				v, time.Now().UnixMicro()); err != nil {
+				return fmt.Errorf("record migration %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// migrationVersion reads the number that starts a migration's file name.
+func migrationVersion(name string) (int, error) {
+	base := name[strings.LastIndex(name, "/")+1:]
+	num, _, _ := strings.Cut(base, "_")
+	v, err := strconv.Atoi(num)
+	if err != nil {
+		return 0, fmt.Errorf("migration %s: name must start with a number", name)
+	}
+	return v, nil
+}
+
+// write runs fn in a write transaction (BEGIN IMMEDIATE, from the DSN).
+func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return classify(fmt.Errorf("begin: %w", err))
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return classify(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return classify(fmt.Errorf("commit: %w", err))
+	}
+	return nil
+}
+
+// read runs fn in a read transaction, so it sees one snapshot.
+func (db *DB) read(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return classify(fmt.Errorf("begin: %w", err))
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only: nothing to keep
+	return classify(fn(tx))
+}
+
+// classify marks errors that mean "the database cannot be used right
+// now" with store.ErrUnavailable: another process held the write lock
+// past the busy timeout, the file cannot be opened, or the disk failed.
+func classify(err error) error {
+	if err == nil || errors.Is(err, store.ErrUnavailable) {
+		return err
+	}
+	var se *msqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN,
+			sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_PROTOCOL:
+			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+	}
+	if errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "sql: database is closed") {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}
+
+// micros converts a time to the stored form.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// nullMicros stores a zero time as NULL.
+func nullMicros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+// fromMicros converts a stored time back to a UTC time.Time.
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+func fromNullMicros(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromMicros(v.Int64)
+}
+
+// nowOr returns the caller's time, or the host clock when it gave none, in
+// the stored precision.
+func nowOr(t time.Time) time.Time {
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}

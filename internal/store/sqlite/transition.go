@@ -1,0 +1,199 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/store"
+)
+
+// Transition applies each transition as a compare-and-set within one
+// write transaction. Per-item failures (ErrNotFound, ErrConflict, a
+// *store.FenceError) leave that run unchanged and do not stop the others.
+func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Result, error) {
+	if len(ts) == 0 {
+		return nil, nil
+	}
+	results := make([]store.Result, len(ts))
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		st, err := prepareTransition(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer st.close()
+		for i, t := range ts {
+			run, err := st.apply(ctx, t)
+			if err != nil && !itemError(err) {
+				return fmt.Errorf("run %d: %w", t.RunID, err)
+			}
+			results[i] = store.Result{Run: run, Err: err}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("transition: %w", err)
+	}
+	return results, nil
+}
+
+// itemError reports whether err belongs to one item rather than the batch.
+func itemError(err error) bool {
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrFenced)
+}
+
+type transitionStmts struct {
+	cur, update, delDecisions, addDecision, event *sql.Stmt
+	tx                                            *sql.Tx
+}
+
+func prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error) {
+	st := &transitionStmts{tx: tx}
+	var err error
+	prep := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var s *sql.Stmt
+		s, err = tx.PrepareContext(ctx, q)
+		return s
+	}
+	st.cur = prep(`SELECT state, job, period, reason FROM runs WHERE id = ?`)
+	// COALESCE keeps a column when its parameter is NULL ("not given").
+	st.update = prep(`UPDATE runs SET state = ?, reason = ?, recheck_at = ?,
+		started = COALESCE(?, started), finished = COALESCE(?, finished),
+		owner = COALESCE(?, owner), handle = COALESCE(?, handle), executor = COALESCE(?, executor)
+		WHERE id = ? AND state = ? RETURNING ` + runCols)
+	st.delDecisions = prep(`DELETE FROM decisions WHERE run_id = ?`)
+	st.addDecision = prep(`INSERT INTO decisions (run_id, pos, constraint_name, action, reason, recheck_at)
+		VALUES (?, ?, ?, ?, ?, ?)`)
+	st.event = prep(`INSERT INTO events (run_id, time, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		st.close()
+		return nil, err
+	}
+	return st, nil
+}
+
+func (st *transitionStmts) close() {
+	for _, s := range []*sql.Stmt{st.cur, st.update, st.delDecisions, st.addDecision, st.event} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+func nonEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon.Run, error) {
+	var cur, job, period, reason string
+	err := st.cur.QueryRowContext(ctx, t.RunID).Scan(&cur, &job, &period, &reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return talon.Run{}, fmt.Errorf("run %d: %w", t.RunID, store.ErrNotFound)
+	}
+	if err != nil {
+		return talon.Run{}, err
+	}
+	from := talon.State(cur)
+	if err := checkTransition(t, from); err != nil {
+		return talon.Run{}, err
+	}
+	if t.To == talon.StateReady && t.Fence != nil {
+		if ferr, err := checkFence(ctx, st.tx, t.RunID, job, period, t.Fence); err != nil {
+			return talon.Run{}, err
+		} else if ferr != nil {
+			return talon.Run{}, ferr
+		}
+	}
+	now := nowOr(t.Now)
+	var started, finished, owner any
+	if t.To == talon.StateRunning && from != talon.StateRunning {
+		started = micros(now)
+	}
+	if t.To.Terminal() {
+		finished = micros(now)
+	}
+	if t.To == talon.StateReady || t.To == talon.StateRunning {
+		owner = nonEmpty(t.Owner)
+	}
+	run, err := scanRun(st.update.QueryRowContext(ctx, string(t.To), t.Reason, nullMicros(t.RecheckAt),
+		started, finished, owner, nonEmpty(t.Handle), nonEmpty(t.Executor), t.RunID, cur))
+	if errors.Is(err, sql.ErrNoRows) {
+		// Cannot happen while this transaction holds the write lock, but
+		// the compare-and-set is the guarantee, not the lock.
+		return talon.Run{}, fmt.Errorf("run %d: %w", t.RunID, store.ErrConflict)
+	}
+	if err != nil {
+		return talon.Run{}, err
+	}
+	if t.Decisions != nil {
+		if _, err := st.delDecisions.ExecContext(ctx, t.RunID); err != nil {
+			return talon.Run{}, fmt.Errorf("replace decisions: %w", err)
+		}
+		for i, d := range t.Decisions {
+			if _, err := st.addDecision.ExecContext(ctx, t.RunID, i, d.Constraint, string(d.Action), d.Reason,
+				nullMicros(d.RecheckAt)); err != nil {
+				return talon.Run{}, fmt.Errorf("replace decisions: %w", err)
+			}
+		}
+	}
+	if !(t.Quiet && from == t.To && reason == t.Reason) {
+		if _, err := st.event.ExecContext(ctx, t.RunID, micros(now), cur, string(t.To), t.Reason); err != nil {
+			return talon.Run{}, fmt.Errorf("record event: %w", err)
+		}
+	}
+	return run, nil
+}
+
+// checkFence decides the fenced limits inside the write transaction.
+func checkFence(ctx context.Context, tx *sql.Tx, runID int64, job, period string, f *store.Fence) (*store.FenceError, error) {
+	if f.OncePerPeriod {
+		var id int64
+		var state string
+		err := tx.QueryRowContext(ctx, `SELECT id, state FROM runs
+			WHERE job = ? AND period = ? AND id <> ? AND state IN ('succeeded', 'running', 'ready')
+			ORDER BY state = 'succeeded' DESC, id LIMIT 1`, job, period, runID).Scan(&id, &state)
+		switch {
+		case err == nil:
+			return oncePerPeriodFence(period, id, talon.State(state)), nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return nil, fmt.Errorf("check once_per_period: %w", err)
+		}
+	}
+	if f.MaxRunning > 0 {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM runs
+			WHERE job = ? AND state IN ('ready', 'running') AND id <> ?`, job, runID).Scan(&n); err != nil {
+			return nil, fmt.Errorf("check max_running: %w", err)
+		}
+		if n >= f.MaxRunning {
+			rows, err := tx.QueryContext(ctx, `SELECT id FROM runs
+				WHERE job = ? AND state IN ('ready', 'running') AND id <> ? ORDER BY id LIMIT ?`,
+				job, runID, fenceListMax)
+			if err != nil {
+				return nil, fmt.Errorf("check max_running: %w", err)
+			}
+			defer rows.Close()
+			var ids []int64
+			for rows.Next() {
+				var id int64
+				if err := rows.Scan(&id); err != nil {
+					return nil, err
+				}
+				ids = append(ids, id)
+			}
+			if err := rows.Err(); err != nil {
+				return nil, err
+			}
+			return maxRunningFence(n, f.MaxRunning, ids), nil
+		}
+	}
+	return nil, nil
+}

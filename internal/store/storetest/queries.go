@@ -1,0 +1,299 @@
+package storetest
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/store"
+)
+
+func testProgress(t *testing.T, open OpenFunc) {
+	s := open(t)
+	r := runIn(t, s, "j", "daily/2026-11-26", talon.StateRunning)
+	if got := getRun(t, s, r.ID); got.Progress != nil {
+		t.Fatalf("new run has progress %+v", got.Progress)
+	}
+	tests := []struct {
+		name string
+		give talon.Progress
+	}{
+		{name: "percent", give: talon.Progress{Percent: ptr(40.5), Updated: stored(t0)}},
+		{name: "duration", give: talon.Progress{Expected: talon.Duration(time.Hour), Elapsed: talon.Duration(20 * time.Minute), Message: "loading"}},
+		{name: "items replace", give: talon.Progress{Items: []talon.ProgressItem{{Name: "eu", State: "succeeded"}, {Name: "us", State: "running"}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := s.SetProgress(t.Context(), r.ID, tt.give); err != nil {
+				t.Fatal(err)
+			}
+			got := getRun(t, s, r.ID).Progress
+			if got == nil || !reflect.DeepEqual(*got, tt.give) {
+				t.Fatalf("progress = %+v, want %+v", got, tt.give)
+			}
+			list, err := s.ListRuns(t.Context(), store.RunFilter{IDs: []int64{r.ID}})
+			if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0].Progress, got) {
+				t.Fatalf("ListRuns progress = %v, %v", list, err)
+			}
+		})
+	}
+}
+
+func testArtifacts(t *testing.T, open OpenFunc) {
+	s := open(t)
+	r := runIn(t, s, "j", "daily/2026-11-26", talon.StateRunning)
+	other := runIn(t, s, "j", "daily/2026-11-26", talon.StateRunning)
+	urls := []string{"s3://bucket/2026-11-26/a.csv", "s3://bucket/2026-11-26/b.csv"}
+	var want []talon.Artifact
+	for i, u := range urls {
+		a, err := s.AddArtifact(t.Context(), r.ID, u, t0.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := talon.Artifact{ID: a.ID, RunID: r.ID, Job: "j", Period: "daily/2026-11-26", URL: u, Created: stored(t0.Add(time.Duration(i) * time.Second))}
+		if a != w {
+			t.Errorf("AddArtifact = %+v, want %+v", a, w)
+		}
+		want = append(want, w)
+	}
+	if _, err := s.AddArtifact(t.Context(), other.ID, "s3://other", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddArtifact(t.Context(), r.ID, "", t0); err == nil {
+		t.Errorf("AddArtifact accepted an empty URL")
+	}
+	got := getRun(t, s, r.ID).Artifacts
+	if !slices.Equal(got, want) {
+		t.Errorf("GetRun artifacts = %+v, want %+v", got, want)
+	}
+}
+
+func testListRuns(t *testing.T, open OpenFunc) {
+	s := open(t)
+	a1 := runIn(t, s, "a", "daily/2026-11-25", talon.StateSucceeded)
+	a2 := runIn(t, s, "a", "daily/2026-11-26", talon.StateRunning)
+	b1 := runIn(t, s, "b", "daily/2026-11-26", talon.StateBlocked)
+	a3 := runIn(t, s, "a", "daily/2026-11-26", talon.StateFailed)
+	tests := []struct {
+		name string
+		f    store.RunFilter
+		want []int64
+	}{
+		{name: "all newest first", f: store.RunFilter{}, want: []int64{a3.ID, b1.ID, a2.ID, a1.ID}},
+		{name: "job", f: store.RunFilter{Job: "a"}, want: []int64{a3.ID, a2.ID, a1.ID}},
+		{name: "period", f: store.RunFilter{Period: "daily/2026-11-26"}, want: []int64{a3.ID, b1.ID, a2.ID}},
+		{name: "job and period", f: store.RunFilter{Job: "a", Period: "daily/2026-11-26"}, want: []int64{a3.ID, a2.ID}},
+		{name: "states", f: store.RunFilter{States: []talon.State{talon.StateBlocked, talon.StateRunning}}, want: []int64{b1.ID, a2.ID}},
+		{name: "ids", f: store.RunFilter{IDs: []int64{a1.ID, b1.ID, 999999}}, want: []int64{b1.ID, a1.ID}},
+		{name: "empty ids match nothing", f: store.RunFilter{IDs: []int64{}}, want: nil},
+		{name: "limit", f: store.RunFilter{Limit: 2}, want: []int64{a3.ID, b1.ID}},
+		{name: "next page", f: store.RunFilter{BeforeID: b1.ID, Limit: 2}, want: []int64{a2.ID, a1.ID}},
+		{name: "nothing", f: store.RunFilter{Job: "zzz"}, want: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runs, err := s.ListRuns(t.Context(), tt.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int64
+			for _, r := range runs {
+				got = append(got, r.ID)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("ids = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	runs, err := s.ListRuns(t.Context(), store.RunFilter{IDs: []int64{a2.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRun(t, "ListRuns", runs[0], getRun(t, s, a2.ID))
+}
+
+func testSummaries(t *testing.T, open OpenFunc) {
+	s := open(t)
+	runIn(t, s, "a", "daily/2026-11-26", talon.StateSucceeded)
+	runIn(t, s, "a", "daily/2026-11-26", talon.StateFailed)
+	runIn(t, s, "a", "daily/2026-11-26", talon.StateFailed)
+	runIn(t, s, "a", "daily/2026-11-25", talon.StateRunning)
+	runIn(t, s, "b", "daily/2026-11-26", talon.StateBlocked)
+	keys := []store.JobPeriod{
+		{Job: "a", Period: "daily/2026-11-26"},
+		{Job: "a", Period: "daily/2026-11-25"},
+		{Job: "b", Period: "daily/2026-11-26"},
+		{Job: "b", Period: "daily/2026-11-25"},
+		{Job: "a", Period: "daily/2026-11-26"}, // twice: counted once
+	}
+	// Thousands of keys, as the engine asks at a period rollover.
+	for i := range 5000 {
+		keys = append(keys, store.JobPeriod{Job: fmt.Sprintf("job%d", i), Period: "daily/2026-11-26"})
+	}
+	got, err := s.Summaries(t.Context(), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[store.JobPeriod]store.Summary{
+		{Job: "a", Period: "daily/2026-11-26"}: {talon.StateSucceeded: 1, talon.StateFailed: 2},
+		{Job: "a", Period: "daily/2026-11-25"}: {talon.StateRunning: 1},
+		{Job: "b", Period: "daily/2026-11-26"}: {talon.StateBlocked: 1},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Summaries = %v, want %v", got, want)
+	}
+	if got, err := s.Summaries(t.Context(), nil); err != nil || len(got) != 0 {
+		t.Errorf("Summaries(nil) = %v, %v", got, err)
+	}
+}
+
+func testJobCounts(t *testing.T, open OpenFunc) {
+	s := open(t)
+	runIn(t, s, "a", "daily/2026-11-26", talon.StateRunning)
+	runIn(t, s, "a", "daily/2026-11-25", talon.StateReady)
+	runIn(t, s, "a", "daily/2026-11-24", talon.StateBlocked)
+	runIn(t, s, "b", "daily/2026-11-26", talon.StateSucceeded)
+	jobs := []string{"a", "b", "c", "a"}
+	for i := range 3000 {
+		jobs = append(jobs, fmt.Sprintf("job%d", i))
+	}
+	got, err := s.JobCounts(t.Context(), jobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]store.Summary{
+		"a": {talon.StateRunning: 1, talon.StateReady: 1, talon.StateBlocked: 1},
+		"b": {talon.StateSucceeded: 1},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("JobCounts = %v, want %v", got, want)
+	}
+	if got["a"].Active() != 2 {
+		t.Errorf("a active = %d, want 2", got["a"].Active())
+	}
+}
+
+func testListPeriods(t *testing.T, open OpenFunc) {
+	s := open(t)
+	runIn(t, s, "a", "daily/2026-11-25", talon.StateSucceeded)
+	runIn(t, s, "a", "daily/2026-11-26", talon.StateFailed)
+	a26 := runIn(t, s, "a", "daily/2026-11-26", talon.StateRunning)
+	b26 := runIn(t, s, "b", "daily/2026-11-26", talon.StateBlocked)
+	b24 := runIn(t, s, "b", "daily/2026-11-24", talon.StateSkipped)
+	a25 := getRun(t, s, a26.ID-2)
+	tests := []struct {
+		name string
+		f    store.PeriodFilter
+		want []store.PeriodRow
+	}{
+		{name: "all", f: store.PeriodFilter{}, want: []store.PeriodRow{
+			{Period: "daily/2026-11-26", Job: "a", Counts: store.Summary{talon.StateFailed: 1, talon.StateRunning: 1}, LatestRun: a26.ID, Latest: talon.StateRunning},
+			{Period: "daily/2026-11-26", Job: "b", Counts: store.Summary{talon.StateBlocked: 1}, LatestRun: b26.ID, Latest: talon.StateBlocked},
+			{Period: "daily/2026-11-25", Job: "a", Counts: store.Summary{talon.StateSucceeded: 1}, LatestRun: a25.ID, Latest: talon.StateSucceeded},
+			{Period: "daily/2026-11-24", Job: "b", Counts: store.Summary{talon.StateSkipped: 1}, LatestRun: b24.ID, Latest: talon.StateSkipped},
+		}},
+		{name: "limit counts periods", f: store.PeriodFilter{Limit: 1}, want: []store.PeriodRow{
+			{Period: "daily/2026-11-26", Job: "a", Counts: store.Summary{talon.StateFailed: 1, talon.StateRunning: 1}, LatestRun: a26.ID, Latest: talon.StateRunning},
+			{Period: "daily/2026-11-26", Job: "b", Counts: store.Summary{talon.StateBlocked: 1}, LatestRun: b26.ID, Latest: talon.StateBlocked},
+		}},
+		{name: "job", f: store.PeriodFilter{Job: "b"}, want: []store.PeriodRow{
+			{Period: "daily/2026-11-26", Job: "b", Counts: store.Summary{talon.StateBlocked: 1}, LatestRun: b26.ID, Latest: talon.StateBlocked},
+			{Period: "daily/2026-11-24", Job: "b", Counts: store.Summary{talon.StateSkipped: 1}, LatestRun: b24.ID, Latest: talon.StateSkipped},
+		}},
+		{name: "job and limit", f: store.PeriodFilter{Job: "a", Limit: 1}, want: []store.PeriodRow{
+			{Period: "daily/2026-11-26", Job: "a", Counts: store.Summary{talon.StateFailed: 1, talon.StateRunning: 1}, LatestRun: a26.ID, Latest: talon.StateRunning},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.ListPeriods(t.Context(), tt.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("ListPeriods = %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func testCursors(t *testing.T, open OpenFunc) {
+	handles := []store.Store{open(t), open(t)}
+	ctx := t.Context()
+	if _, ok, err := handles[0].Cursor(ctx, "j", "cron"); err != nil || ok {
+		t.Fatalf("Cursor of a new trigger = %v, %v; want none", ok, err)
+	}
+	steps := []struct {
+		name    string
+		handle  int
+		updates []store.CursorUpdate
+		want    map[string]time.Time // trigger → cursor of job j
+	}{
+		{name: "first", updates: []store.CursorUpdate{{Job: "j", Trigger: "cron", Fired: t0}, {Job: "j", Trigger: "hourly", Fired: t0}},
+			want: map[string]time.Time{"cron": t0, "hourly": t0}},
+		{name: "forward", handle: 1, updates: []store.CursorUpdate{{Job: "j", Trigger: "cron", Fired: t0.Add(time.Hour)}},
+			want: map[string]time.Time{"cron": t0.Add(time.Hour), "hourly": t0}},
+		{name: "never back", updates: []store.CursorUpdate{{Job: "j", Trigger: "cron", Fired: t0.Add(time.Minute)}},
+			want: map[string]time.Time{"cron": t0.Add(time.Hour), "hourly": t0}},
+		{name: "same batch back and forth", handle: 1, updates: []store.CursorUpdate{
+			{Job: "j", Trigger: "hourly", Fired: t0.Add(2 * time.Hour)}, {Job: "j", Trigger: "hourly", Fired: t0.Add(time.Hour)}},
+			want: map[string]time.Time{"cron": t0.Add(time.Hour), "hourly": t0.Add(2 * time.Hour)}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if err := handles[st.handle].AdvanceCursors(ctx, st.updates); err != nil {
+				t.Fatal(err)
+			}
+			for trig, want := range st.want {
+				got, ok, err := handles[1-st.handle].Cursor(ctx, "j", trig)
+				if err != nil || !ok || !got.Equal(stored(want)) || got.Location() != time.UTC {
+					t.Errorf("cursor %s = %v, %v, %v; want %v", trig, got, ok, err, stored(want))
+				}
+			}
+		})
+	}
+	if _, ok, _ := handles[0].Cursor(ctx, "other", "cron"); ok {
+		t.Errorf("cursor of another job leaked")
+	}
+}
+
+func testHeartbeat(t *testing.T, open OpenFunc) {
+	s := open(t)
+	ctx := t.Context()
+	before := time.Now().Add(-time.Minute) // the database clock may differ a little
+	started := t0
+	db1, err := s.Heartbeat(ctx, store.Instance{ID: "sched-1", Host: "h1", PID: 42, Started: started})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db1.Before(before) || db1.After(time.Now().Add(time.Minute)) || db1.Location() != time.UTC {
+		t.Errorf("database clock %v is far from now", db1)
+	}
+	if _, err := s.Heartbeat(ctx, store.Instance{ID: "sched-2", Host: "h2", PID: 7}); err != nil {
+		t.Fatal(err)
+	}
+	db2, err := s.Heartbeat(ctx, store.Instance{ID: "sched-1", Host: "h1", PID: 42, Started: started})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db2.Before(db1) {
+		t.Errorf("database clock went back: %v then %v", db1, db2)
+	}
+	ins, err := s.Instances(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ins) != 2 {
+		t.Fatalf("instances = %+v, want 2", ins)
+	}
+	got := ins[0]
+	if got.ID != "sched-1" || got.Host != "h1" || got.PID != 42 || !got.Started.Equal(stored(started)) || !got.Heartbeat.Equal(db2) {
+		t.Errorf("instance = %+v, want sched-1 h1 42 started %v heartbeat %v", got, stored(started), db2)
+	}
+	if _, err := s.Heartbeat(ctx, store.Instance{}); err == nil {
+		t.Errorf("Heartbeat accepted an instance without an id")
+	}
+}
