@@ -258,3 +258,10 @@ func TestDecidePrecedence(t *testing.T) {
 		})
 	}
 }
+
+func TestArtifactNotSupported(t *testing.T) {
+	_, err := constraint.Compile("artifact", "s3://bucket/{{period}}/*.csv")
+	if err == nil || !strings.Contains(err.Error(), "artifact constraints are not supported yet") {
+		t.Errorf("Compile(artifact) = %v, want a not-supported error", err)
+	}
+}
