@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -86,6 +87,12 @@ Most verbs talk to a running server (talon serve); validate works offline.`,
 			if g.output != "table" && g.output != "json" {
 				return usagef("-o %q: want table or json", g.output)
 			}
+			// Offline verbs must work whatever TALON_URL holds.
+			if cmd.Name() != "validate" && cmd.Name() != "serve" {
+				if err := checkServerURL(g.server); err != nil {
+					return err
+				}
+			}
 			g.started = true
 			return nil
 		},
@@ -121,6 +128,16 @@ func (g *globals) api() *api.Client {
 		g.client.Token = g.getenv("TALON_TOKEN")
 	}
 	return g.client
+}
+
+// checkServerURL catches an address that cannot be a Talon server before
+// it turns into a confusing transport error.
+func checkServerURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usagef("--server %q: want a URL like %s", s, DefaultServer)
+	}
+	return nil
 }
 
 // usageError is a mistake in how talon was called: exit code 2, and a
