@@ -60,7 +60,8 @@
 //     above declared ones, or a glob (hosts/linux/*) matching one of them,
 //     and may not ask for more than a declared node's capacity.
 //   - YAML anchors, aliases and merge keys (<<) work; aliases may expand
-//     to at most 1<<20 values per file.
+//     to at most 1<<20 values per file. Top-level keys starting with "x-"
+//     are ignored, to hold anchors: `x-defaults: &d {poll: 5m}`.
 //
 // Load and LoadBytes report every problem found as an ErrorList sorted by
 // position, so `talon validate` shows them all at once.

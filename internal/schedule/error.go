@@ -97,10 +97,23 @@ func suggest(name string, options []string) string {
 	}
 	// Two edits catch most typos; more would suggest unrelated words for
 	// short names.
-	if bestD < 0 || bestD > 2 || bestD >= len([]rune(name)) {
-		return ""
+	if bestD >= 0 && bestD <= 2 && bestD < len([]rune(name)) {
+		return best
 	}
-	return best
+	// An abbreviation ("prev") names the one option it starts.
+	if len([]rune(name)) >= 3 {
+		var only string
+		for _, o := range options {
+			if strings.HasPrefix(strings.ToLower(o), lname) {
+				if only != "" {
+					return ""
+				}
+				only = o
+			}
+		}
+		return only
+	}
+	return ""
 }
 
 // didYouMean is the hint for a near miss, or "" when there is none.

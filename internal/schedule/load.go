@@ -130,6 +130,7 @@ func LoadBytes(name string, data []byte) (*Schedule, error) {
 
 type loader struct {
 	errs      ErrorList
+	seen      map[Error]bool // to drop repeats, as aliases visit nodes again
 	files     []string
 	jobs      map[string]*jobDraft
 	calendars map[string]*calDraft
@@ -164,8 +165,23 @@ type resDraft struct {
 	pos Pos
 }
 
+// add records e unless it repeats an earlier error or the list is full.
+func (l *loader) add(e *Error) {
+	if l.seen[*e] {
+		return
+	}
+	l.seen[*e] = true
+	if len(l.errs) == maxErrors {
+		e = &Error{Pos: e.Pos, Msg: fmt.Sprintf("too many errors; stopped after %d", maxErrors)}
+	}
+	if len(l.errs) <= maxErrors {
+		l.errs = append(l.errs, e)
+	}
+}
+
 func newLoader() *loader {
 	return &loader{
+		seen:      map[Error]bool{},
 		jobs:      map[string]*jobDraft{},
 		calendars: map[string]*calDraft{},
 		resources: map[string]*resDraft{},
@@ -178,7 +194,7 @@ func (l *loader) file(name string, data []byte) {
 	f := &file{name: name, src: data}
 	docs, perr := parseDocs(f)
 	if perr != nil {
-		l.errs = append(l.errs, perr)
+		l.add(perr)
 	}
 	top := scope{l: l, f: f}
 	for _, doc := range docs {
@@ -200,6 +216,9 @@ func (l *loader) file(name string, data []byte) {
 				l.resourcesSection(top, p.val)
 			case contains(ConfigKeys, p.name):
 				// talon.yaml's business; see internal/config.
+			case strings.HasPrefix(p.name, "x-"):
+				// Extension keys hold anchors for merge keys, as in
+				// Compose files: `x-defaults: &d {poll: 5m}`.
 			default:
 				top.errf(p.key, didYouMean(p.name, append(append([]string{}, scheduleKeys...), ConfigKeys...)), "unknown key %q", p.name)
 			}

@@ -27,7 +27,26 @@ type file struct {
 	src   []byte
 	lines []string // split on demand, for trigger error columns
 	nodes int      // nodes converted so far, against maxNodes
+	// open holds the collections being converted or merged, to catch
+	// aliases that refer to their own ancestors.
+	open map[*yaml.Node]bool
 }
+
+// enter marks n as being expanded; it reports false, with an error, when n
+// is already open: an alias inside n refers back to n.
+func (s scope) enter(n *yaml.Node, at *yaml.Node) bool {
+	if s.f.open == nil {
+		s.f.open = map[*yaml.Node]bool{}
+	}
+	if s.f.open[n] {
+		s.errf(at, "", "alias refers to a value that contains it")
+		return false
+	}
+	s.f.open[n] = true
+	return true
+}
+
+func (s scope) leave(n *yaml.Node) { delete(s.f.open, n) }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
@@ -104,8 +123,12 @@ func (s scope) pos(n *yaml.Node) Pos {
 	return p
 }
 
+// maxErrors bounds the list: past it the schedule is clearly not one
+// edit away from valid, and a huge list only hides the first errors.
+const maxErrors = 1000
+
 func (s scope) errAt(p Pos, hint, format string, args ...any) {
-	s.l.errs = append(s.l.errs, &Error{Pos: p, Msg: s.where + fmt.Sprintf(format, args...), Hint: hint})
+	s.l.add(&Error{Pos: p, Msg: s.where + fmt.Sprintf(format, args...), Hint: hint})
 }
 
 func (s scope) errf(n *yaml.Node, hint, format string, args ...any) {
@@ -132,9 +155,14 @@ func (s scope) pairsDepth(n *yaml.Node, depth int) []pair {
 		return nil
 	}
 	if depth > maxDepth {
-		s.errf(n, "", "merge keys nested too deeply")
+		s.errf(n, "", "nested more than %d levels deep (or a recursive alias)", maxDepth)
 		return nil
 	}
+	// Merges can expand like aliases (`<<: [*a, *a]` at every level).
+	if !s.spend(n, len(n.Content)/2) || !s.enter(n, n) {
+		return nil
+	}
+	defer s.leave(n)
 	var out, merged []pair
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -340,11 +368,7 @@ func shown(n *yaml.Node) string {
 // expect. Timestamps and other tags stay text as written, so a date in
 // params reaches the job unchanged.
 func (s scope) value(n *yaml.Node, depth int) (any, bool) {
-	s.f.nodes++
-	if s.f.nodes > maxNodes {
-		if s.f.nodes == maxNodes+1 {
-			s.errf(n, "", "too large: aliases expand to more than %d values", maxNodes)
-		}
+	if !s.spend(n, 1) {
 		return nil, false
 	}
 	if depth > maxDepth {
@@ -352,6 +376,12 @@ func (s scope) value(n *yaml.Node, depth int) (any, bool) {
 		return nil, false
 	}
 	dn := deref(n)
+	if dn.Kind == yaml.SequenceNode || dn.Kind == yaml.MappingNode {
+		if !s.enter(dn, n) {
+			return nil, false
+		}
+		defer s.leave(dn)
+	}
 	switch dn.Kind {
 	case yaml.ScalarNode:
 		switch dn.ShortTag() {
@@ -392,7 +422,11 @@ func (s scope) value(n *yaml.Node, depth int) (any, bool) {
 	case yaml.MappingNode:
 		out := map[string]any{}
 		ok := true
-		for _, p := range s.pairsDepth(dn, depth) {
+		// pairsDepth opens dn itself for its merge keys.
+		s.leave(dn)
+		pairs := s.pairsDepth(dn, depth)
+		s.f.open[dn] = true
+		for _, p := range pairs {
 			v, itOK := s.value(p.val, depth+1)
 			ok = ok && itOK
 			out[p.name] = v
@@ -401,6 +435,20 @@ func (s scope) value(n *yaml.Node, depth int) (any, bool) {
 	}
 	s.errf(n, "", "want a value, not a %s", kindName(dn))
 	return nil, false
+}
+
+// spend counts k more values expanded in this file and reports, once,
+// when the file passes maxNodes.
+func (s scope) spend(n *yaml.Node, k int) bool {
+	if s.f.nodes > maxNodes {
+		return false
+	}
+	s.f.nodes += k
+	if s.f.nodes > maxNodes {
+		s.errf(n, "", "too large: aliases expand to more than %d values", maxNodes)
+		return false
+	}
+	return true
 }
 
 // offsetPos is the position of byte offset off inside scalar n's value,
