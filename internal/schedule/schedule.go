@@ -13,7 +13,7 @@ import (
 
 // Schedule is a loaded, valid schedule.
 type Schedule struct {
-	Jobs      []*Job            // sorted by name
+	Jobs      []*Job // sorted by name
 	ByName    map[string]*Job
 	Calendars map[string]*calendar.Calendar
 	Resources map[string]Resource
