@@ -13,8 +13,12 @@ import (
 )
 
 // timeLayout is RFC 3339 to the minute, in the local zone: short enough
-// for a table, and still unambiguous.
-const timeLayout = "2006-01-02T15:04Z07:00"
+// for a table, and still unambiguous. detailLayout keeps the seconds, for
+// a run's own page, where steps a few seconds apart must read apart.
+const (
+	timeLayout   = "2006-01-02T15:04Z07:00"
+	detailLayout = "2006-01-02T15:04:05Z07:00"
+)
 
 func (g *globals) json() bool { return g.output == "json" }
 
@@ -53,6 +57,20 @@ func (g *globals) fmtTimePtr(t *time.Time) string {
 	return g.fmtTime(*t)
 }
 
+func (g *globals) fmtDetail(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.In(g.loc).Format(detailLayout)
+}
+
+func (g *globals) fmtDetailPtr(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return g.fmtDetail(*t)
+}
+
 // fmtRFC3339 reformats a time the API sent as a string.
 func (g *globals) fmtRFC3339(s string) string {
 	if s == "" {
@@ -80,15 +98,25 @@ func runDuration(r talon.Run, now time.Time) string {
 // fmtDuration rounds to what a person reads: seconds under an hour,
 // minutes above.
 func fmtDuration(d time.Duration) string {
+	var s string
 	switch {
 	case d < 0:
 		return "-"
 	case d < time.Second:
 		return d.Round(time.Millisecond).String()
 	case d < time.Hour:
-		return d.Round(time.Second).String()
+		s = d.Round(time.Second).String()
+	default:
+		s = d.Round(time.Minute).String()
 	}
-	return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+	// "12m0s" reads better as "12m", and "2h0m" as "2h".
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 func orDash(s string) string {

@@ -31,9 +31,9 @@ func newPeriodsCmd(g *globals) *cobra.Command {
 				return g.printJSON(out)
 			}
 			w := g.table()
-			row(w, "PERIOD", "JOB", "LATEST", "RUN", "RUNS")
+			row(w, "PERIOD", "JOB", "LATEST", "STATE", "RUNS")
 			for _, p := range rows {
-				row(w, p.Period, p.Job, orDash(string(p.Latest)), strconv.FormatInt(p.LatestRun, 10), counts(p.Counts))
+				row(w, p.Period, p.Job, strconv.FormatInt(p.LatestRun, 10), orDash(string(p.Latest)), counts(p.Counts))
 			}
 			return w.Flush()
 		},

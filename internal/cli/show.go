@@ -39,12 +39,12 @@ func newShowCmd(g *globals) *cobra.Command {
 			row(w, "state:", string(r.State))
 			row(w, "reason:", orDash(r.Reason))
 			if r.State == talon.StateBlocked && !r.RecheckAt.IsZero() {
-				row(w, "recheck:", g.fmtTime(r.RecheckAt))
+				row(w, "recheck:", g.fmtDetail(r.RecheckAt))
 			}
 			row(w, "executor:", orDash(r.Executor))
 			trig := orDash(r.Trigger)
 			if !r.FireTime.IsZero() {
-				trig += " at " + g.fmtTime(r.FireTime)
+				trig += " at " + g.fmtDetail(r.FireTime)
 			}
 			if r.RetryOf != 0 {
 				trig += fmt.Sprintf(" (retry of run %d)", r.RetryOf)
@@ -56,9 +56,9 @@ func newShowCmd(g *globals) *cobra.Command {
 			if len(r.Params) > 0 {
 				row(w, "params:", keyValues(r.Params))
 			}
-			row(w, "created:", g.fmtTime(r.Created))
-			row(w, "started:", g.fmtTimePtr(r.Started))
-			row(w, "finished:", g.fmtTimePtr(r.Finished))
+			row(w, "created:", g.fmtDetail(r.Created))
+			row(w, "started:", g.fmtDetailPtr(r.Started))
+			row(w, "finished:", g.fmtDetailPtr(r.Finished))
 			if r.Started != nil {
 				row(w, "duration:", runDuration(r, time.Now()))
 			}
@@ -90,7 +90,7 @@ func newShowCmd(g *globals) *cobra.Command {
 			w = g.table()
 			row(w, "  TIME", "FROM", "TO", "REASON")
 			for _, e := range d.Events {
-				row(w, "  "+g.fmtTime(e.Time), orDash(string(e.From)), string(e.To), orDash(oneLine(e.Reason)))
+				row(w, "  "+g.fmtDetail(e.Time), orDash(string(e.From)), string(e.To), orDash(oneLine(e.Reason)))
 			}
 			return w.Flush()
 		},
