@@ -1,6 +1,3 @@
-// Package trigger compiles time-trigger expressions (cron with 5 or 6
-// fields, @ descriptors, and later the English form of TRIGGERS.md) into
-// a Trigger with a pure Next.
 package trigger
 
 import (
@@ -23,6 +20,9 @@ type Options struct {
 	Location *time.Location
 	// Calendars are the business calendars of the schedule, by name.
 	Calendars map[string]*calendar.Calendar
+	// DST is the policy when the expression has no dst qualifier; the
+	// zero value is Talon's default (shift, overlap first).
+	DST calendar.DSTPolicy
 }
 
 // Error is a parse error with its position in the expression.
@@ -40,7 +40,12 @@ func (e *Error) Error() string {
 	return s
 }
 
-// Parse compiles expr. Errors are *Error.
+// Parse compiles expr into a *Spec. Errors are *Error. See the package
+// documentation for the grammar.
 func Parse(expr string, opt Options) (Trigger, error) {
-	return nil, &Error{Msg: "not implemented"}
+	s, err := ParseSpec(expr, opt)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return s, nil
 }
