@@ -1,0 +1,298 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/talonhq/talon/internal/schedule"
+)
+
+const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+func errLines(t *testing.T, err error) []string {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	var list schedule.ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("error is %T, want schedule.ErrorList: %v", err, err)
+	}
+	out := make([]string, len(list))
+	for i, e := range list {
+		out[i] = e.Error()
+	}
+	return out
+}
+
+func TestLoadFull(t *testing.T) {
+	data := `# talon.yaml with the quick start's schedule in it
+state: postgres://talon@db/talon
+schedule: ./schedule
+listen: 0.0.0.0:8443
+tls: {cert: cert.pem, key: key.pem}
+auth:
+  tokens:
+    - {name: ops, role: operator, token_sha256: ` + sha + `}
+    - {name: node1, role: agent, token_file: /etc/talon/node1.token}
+executors:
+  ssh: {user: batch, port: 2222, key_file: id_ed25519, known_hosts: known_hosts}
+  sge: {queue: batch.q, cell: default, root: /opt/sge}
+logs: /var/log/talon
+node: sched-1
+x-defaults: &d {poll: 5m}
+jobs:
+  a: {command: [x]}
+`
+	c, err := LoadBytes("/etc/talon/talon.yaml", []byte(data))
+	if err != nil {
+		t.Fatalf("LoadBytes: %v", err)
+	}
+	want := &Config{
+		File:        "/etc/talon/talon.yaml",
+		HasSchedule: true,
+		State:       "postgres://talon@db/talon",
+		Schedule:    "./schedule",
+		Listen:      "0.0.0.0:8443",
+		TLS:         &TLS{Cert: "cert.pem", Key: "key.pem"},
+		Auth: Auth{Tokens: []Token{
+			{Name: "ops", Role: "operator", TokenSHA256: sha},
+			{Name: "node1", Role: "agent", TokenFile: "/etc/talon/node1.token"},
+		}},
+		Executors: Executors{
+			SSH: &SSH{User: "batch", Port: 2222, KeyFile: "id_ed25519", KnownHosts: "known_hosts"},
+			SGE: &SGE{Queue: "batch.q", Cell: "default", Root: "/opt/sge"},
+		},
+		Logs: "/var/log/talon",
+		Node: "sched-1",
+	}
+	got := *c
+	got.pos = nil
+	if !reflect.DeepEqual(&got, want) {
+		t.Errorf("config:\n got %+v\nwant %+v", &got, want)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	if got, want := c.Resolve("schedule"), "/etc/talon/schedule"; got != want {
+		t.Errorf("Resolve = %q, want %q", got, want)
+	}
+	if got := c.Resolve("/abs"); got != "/abs" {
+		t.Errorf("Resolve(/abs) = %q", got)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want Config
+	}{
+		{
+			name: "empty file",
+			yaml: "",
+			want: Config{File: "t.yaml", State: DefaultState, Listen: DefaultListen, Logs: DefaultLogs},
+		},
+		{
+			name: "schedule keys make the file its own schedule",
+			yaml: "calendars: {}\n",
+			want: Config{File: "t.yaml", HasSchedule: true, Schedule: "t.yaml", State: DefaultState, Listen: DefaultListen, Logs: DefaultLogs},
+		},
+		{
+			name: "set values stay",
+			yaml: "state: sqlite:/tmp/x.db\nlisten: localhost:1\nlogs: l\nschedule: s\njobs: {}\n",
+			want: Config{File: "t.yaml", HasSchedule: true, Schedule: "s", State: "sqlite:/tmp/x.db", Listen: "localhost:1", Logs: "l"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := LoadBytes("t.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatalf("LoadBytes: %v", err)
+			}
+			d := c.WithDefaults()
+			got := *d
+			got.pos = nil
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("WithDefaults:\n got %+v\nwant %+v", got, tt.want)
+			}
+			if err := d.Validate(); err != nil {
+				t.Errorf("Validate: %v", err)
+			}
+			if c.State != "" && tt.yaml == "" {
+				t.Error("WithDefaults changed its receiver")
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{
+			name: "yaml syntax",
+			yaml: "state: [\n",
+			want: []string{"t.yaml:1:1: invalid YAML: did not find expected node content"},
+		},
+		{
+			name: "unknown keys with hints",
+			yaml: "stat: x\nlisten: a:1\nauth: {token: []}\nexecutors: {shh: {}, sge: {queu: q}}\n",
+			want: []string{
+				`t.yaml:1:1: unknown key "stat" (did you mean "state"?)`,
+				`t.yaml:3:8: auth: unknown key "token" (did you mean "tokens"?)`,
+				`t.yaml:4:13: executors: unknown key "shh" (did you mean "ssh"?)`,
+				`t.yaml:4:28: executors: sge: unknown key "queu" (did you mean "queue"?)`,
+			},
+		},
+		{
+			name: "bad types",
+			yaml: "state: [a]\ntls: x\nauth: {tokens: {a: b}}\nexecutors: {ssh: {port: ssh}}\n",
+			want: []string{
+				`t.yaml:1:8: state: want a string, not a list`,
+				`t.yaml:2:6: tls: want a mapping, not a scalar`,
+				`t.yaml:3:16: auth: tokens: want a list of {name, role, token_sha256}, not a mapping`,
+				`t.yaml:4:25: executors: ssh: port: want a port number like 22`,
+			},
+		},
+		{
+			name: "repeated key",
+			yaml: "node: a\nnode: b\n",
+			want: []string{`t.yaml:2:1: key "node" repeated (first at line 1)`},
+		},
+		{
+			name: "top level not a mapping",
+			yaml: "- a\n",
+			want: []string{`t.yaml:1:1: want a mapping, not a list`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadBytes("t.yaml", []byte(tt.yaml))
+			got := errLines(t, err)
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		yaml   string
+		modify func(c *Config)
+		want   []string
+	}{
+		{
+			name: "bad state",
+			yaml: "state: mysql://x\n",
+			want: []string{`t.yaml:1:8: state: unknown store "mysql://x" (want sqlite:PATH or postgres://USER@HOST/DB)`},
+		},
+		{
+			name: "empty sqlite path",
+			yaml: "state: \"sqlite:\"\n",
+			want: []string{`t.yaml:1:8: state: missing the database path after sqlite: (want sqlite:PATH or postgres://USER@HOST/DB)`},
+		},
+		{
+			name: "bad listen addresses",
+			yaml: "listen: 7070\n",
+			want: []string{`t.yaml:1:9: listen: invalid address "7070" (want HOST:PORT like 127.0.0.1:7070)`},
+		},
+		{
+			name: "non-loopback without tls",
+			yaml: "listen: 0.0.0.0:7070\n",
+			want: []string{`t.yaml:1:9: listen: "0.0.0.0:7070" is reachable from other hosts but tls is not set (set tls: {cert: FILE, key: FILE}, or listen on 127.0.0.1)`},
+		},
+		{
+			name:   "value replaced by a flag loses its position",
+			yaml:   "listen: 127.0.0.1:1\n",
+			modify: func(c *Config) { c.Listen = ":7070" },
+			want:   []string{`t.yaml: listen: ":7070" is reachable from other hosts but tls is not set (set tls: {cert: FILE, key: FILE}, or listen on 127.0.0.1)`},
+		},
+		{
+			name: "tls without key",
+			yaml: "tls: {cert: c.pem}\n",
+			want: []string{`t.yaml:1:1: tls: missing key`},
+		},
+		{
+			name: "bad tokens",
+			yaml: "auth:\n  tokens:\n" +
+				"    - {role: admin, token_file: f}\n" +
+				"    - {name: a, role: operater, token_sha256: abc}\n" +
+				"    - {name: a, role: viewer, token_sha256: " + sha + ", token_file: f}\n" +
+				"    - {name: b}\n",
+			want: []string{
+				`t.yaml:3:7: auth: tokens[0]: missing name`,
+				`t.yaml:4:23: auth: token "a": unknown role "operater" (did you mean "operator"?)`,
+				`t.yaml:4:47: auth: token "a": token_sha256: want 64 hex digits (try: printf %s SECRET | sha256sum)`,
+				`t.yaml:5:14: auth: token "a": name used twice`,
+				`t.yaml:5:123: auth: token "a": want token_sha256 or token_file, not both`,
+				`t.yaml:6:7: auth: token "b": missing role (want one of viewer, operator, admin, agent)`,
+				`t.yaml:6:7: auth: token "b": missing token_sha256 or token_file (store the hex SHA-256 of the secret, never the secret)`,
+			},
+		},
+		{
+			name: "ssh port out of range",
+			yaml: "executors: {ssh: {port: 70000}}\n",
+			want: []string{`t.yaml:1:25: executors: ssh: port: want 1 to 65535, not 70000`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := LoadBytes("t.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatalf("LoadBytes: %v", err)
+			}
+			if tt.modify != nil {
+				tt.modify(c)
+			}
+			got := errLines(t, c.Validate())
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "talon.yaml")
+	if err := os.WriteFile(p, []byte("node: n1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil || c.Node != "n1" || c.File != p {
+		t.Fatalf("Load = %+v, %v", c, err)
+	}
+	_, err = Load(filepath.Join(dir, "missing.yaml"))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Load(missing) = %v, want fs.ErrNotExist", err)
+	}
+}
+
+// A one-file quick start must load as both config and schedule.
+func TestOneFileQuickStart(t *testing.T) {
+	data := []byte("state: sqlite:talon.db\nlisten: 127.0.0.1:7070\njobs:\n  hello:\n    command: [echo, hello]\n")
+	c, err := LoadBytes("talon.yaml", data)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	if !c.HasSchedule {
+		t.Error("HasSchedule = false")
+	}
+	s, err := schedule.LoadBytes("talon.yaml", data)
+	if err != nil {
+		t.Fatalf("schedule: %v", err)
+	}
+	if len(s.Jobs) != 1 {
+		t.Errorf("jobs = %d", len(s.Jobs))
+	}
+}
