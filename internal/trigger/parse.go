@@ -58,7 +58,9 @@ func tokens(s string, base int) []field {
 	return out
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' }
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
 
 var qualifierWords = map[string]bool{
 	"in": true, "dst": true, "using": true, "adjust": true, "except": true,
