@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
 )
 
@@ -123,6 +125,38 @@ func TestFmtDuration(t *testing.T) {
 			t.Parallel()
 			if got := fmtDuration(tt.in); got != tt.want {
 				t.Errorf("fmtDuration(%v) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunErr(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		err      error
+		wantMsg  string
+		wantHint string
+	}{
+		{name: "server says not found", err: talon.Errorf(talon.ENOTFOUND, "run 9 not found"), wantMsg: "run 9 not found", wantHint: "talon runs"},
+		{name: "server says it otherwise", err: talon.Errorf(talon.ENOTFOUND, "not found"), wantMsg: "run 9 not found", wantHint: "talon runs"},
+		{name: "something of the run", err: talon.Errorf(talon.ENOTFOUND, "run 9 has no log: it never started (blocked)"), wantMsg: "run 9 has no log: it never started (blocked)"},
+		{name: "conflict", err: talon.Errorf(talon.ECONFLICT, "run 9 is succeeded"), wantMsg: "run 9 is succeeded"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := runErr(9, tt.err)
+			if err.Error() != tt.wantMsg {
+				t.Errorf("message = %q, want %q", err, tt.wantMsg)
+			}
+			var he *hintError
+			hint := ""
+			if errors.As(err, &he) {
+				hint = he.hint
+			}
+			if hint != tt.wantHint {
+				t.Errorf("hint = %q, want %q", hint, tt.wantHint)
 			}
 		})
 	}

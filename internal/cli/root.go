@@ -256,11 +256,15 @@ func parseRunID(s string) (int64, error) {
 
 // runErr words the errors of a verb about one run: an unknown run is
 // "run 999 not found" whatever the server's phrasing, with a way to find
-// the right one.
+// the right one. A not-found about something else of the run ("run 3 has
+// no log: it never started") keeps the server's words.
 func runErr(id int64, err error) error {
 	var te *talon.Error
-	if errors.As(err, &te) && te.Code == talon.ENOTFOUND {
-		return withHint(fmt.Errorf("run %d not found", id), "talon runs")
+	if !errors.As(err, &te) || te.Code != talon.ENOTFOUND {
+		return err
 	}
-	return err
+	if msg := fmt.Sprintf("run %d ", id); strings.HasPrefix(te.Message, msg) && te.Message != msg+"not found" {
+		return err
+	}
+	return withHint(fmt.Errorf("run %d not found", id), "talon runs")
 }

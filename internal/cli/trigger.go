@@ -75,6 +75,10 @@ func (g *globals) jobErr(cmd *cobra.Command, job string, err error) error {
 	case 1:
 		return withHint(err, "%s %s", cmd.CommandPath(), near[0])
 	}
+	if strings.Contains(te.Message, "did you mean") {
+		// The server already named one.
+		return withHint(err, "%s %s", cmd.CommandPath(), near[0])
+	}
 	if len(near) > 5 {
 		near = near[:5]
 	}
