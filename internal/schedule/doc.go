@@ -6,7 +6,7 @@
 //	calendars:                   # optional business calendars
 //	  uk:
 //	    weekend: [sat, sun]      # default [sat, sun]; full names work too
-//	    holidays: [2026-12-25]
+//	    holidays: [2026-12-25, 2026-12-28..2026-12-31]  # ranges include both ends
 //	    extra_business_days: []
 //	    through: 2027-12-31      # last date covered; later dates are errors
 //	resources:                   # optional; capacity per node

@@ -289,6 +289,15 @@ func (l *loader) calendarsSection(top scope, n *yaml.Node) {
 		fs := cs.fields(p.val, calendarKeys, "calendar settings")
 		if f, ok := fs["weekend"]; ok {
 			cal.Weekend = weekdays(cs.sub("weekend"), f.val)
+			days := map[time.Weekday]bool{}
+			for _, d := range cal.Weekend {
+				days[d] = true
+			}
+			if len(days) == 7 {
+				// Nothing would ever be a business day (bar extra days), so
+				// looking for the next one could never end.
+				cs.sub("weekend").errf(f.val, "", "every day is a weekend day")
+			}
 		}
 		if f, ok := fs["holidays"]; ok {
 			cal.Holidays = dates(cs.sub("holidays"), f.val)
@@ -343,16 +352,41 @@ func weekdays(s scope, n *yaml.Node) []time.Weekday {
 	return out
 }
 
+// maxRange bounds a date range, so a typo in a year cannot expand into
+// millions of holidays.
+const maxRange = 3660
+
+// dates reads a list of dates; an item "2026-12-24..2026-12-31" is the
+// range of days from the first to the last, both included.
 func dates(s scope, n *yaml.Node) []calendar.Date {
 	var out []calendar.Date
-	vals, _ := s.strs(n, "a list of dates like [2026-12-25]")
+	vals, _ := s.strs(n, "a list of dates like [2026-12-25, 2026-12-28..2026-12-31]")
 	dn := deref(n)
 	for i, v := range vals {
 		if i >= len(dn.Content) {
 			break
 		}
-		if d, ok := parseDate(s, dn.Content[i], v); ok {
-			out = append(out, d)
+		it := dn.Content[i]
+		first, last, isRange := strings.Cut(v, "..")
+		if !isRange {
+			if d, ok := parseDate(s, it, v); ok {
+				out = append(out, d)
+			}
+			continue
+		}
+		a, okA := parseDate(s, it, first)
+		b, okB := parseDate(s, it, last)
+		if !okA || !okB {
+			continue
+		}
+		from := time.Date(a.Year, a.Month, a.Day, 12, 0, 0, 0, time.UTC)
+		to := time.Date(b.Year, b.Month, b.Day, 12, 0, 0, 0, time.UTC)
+		if days := int(to.Sub(from).Hours() / 24); days < 0 || days >= maxRange {
+			s.errf(it, "", "range %q: want the first date on or before the last, at most %d days apart", v, maxRange)
+			continue
+		}
+		for t := from; !t.After(to); t = t.AddDate(0, 0, 1) {
+			out = append(out, calendar.Date{Year: t.Year(), Month: t.Month(), Day: t.Day()})
 		}
 	}
 	return out

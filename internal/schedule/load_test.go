@@ -334,6 +334,20 @@ func TestLoadErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "all week is weekend",
+			yaml: "calendars:\n  never: {weekend: [mon, tue, wed, thu, fri, sat, sun]}\n",
+			want: []string{`s.yaml:2:21: calendar "never": weekend: every day is a weekend day`},
+		},
+		{
+			name: "bad holiday ranges",
+			yaml: "calendars:\n  uk:\n    holidays: [2026-12-31..2026-12-01, 2026-01-01..3026-01-01, 2026-01-01..x]\n",
+			want: []string{
+				`s.yaml:3:16: calendar "uk": holidays: range "2026-12-31..2026-12-01": want the first date on or before the last, at most 3660 days apart`,
+				`s.yaml:3:40: calendar "uk": holidays: range "2026-01-01..3026-01-01": want the first date on or before the last, at most 3660 days apart`,
+				`s.yaml:3:64: calendar "uk": holidays: want a date like 2026-12-25, not "x"`,
+			},
+		},
+		{
 			name: "bad scalars",
 			yaml: "jobs:\n  a:\n    command: [x]\n    priority: high\n    description: {a: b}\n    environment: Prod\n",
 			want: []string{
@@ -539,6 +553,19 @@ func TestLoadFeatures(t *testing.T) {
 				}
 				if b := s.ByName["b"]; b.Poll != 5*time.Minute {
 					t.Errorf("b poll = %v", b.Poll)
+				}
+			},
+		},
+		{
+			name: "holiday ranges",
+			yaml: "calendars:\n  uk: {holidays: [2026-12-30..2027-01-02, 2026-12-25]}\n",
+			check: func(t *testing.T, s *Schedule) {
+				var got []string
+				for _, d := range s.Calendars["uk"].Holidays {
+					got = append(got, fmt.Sprintf("%04d-%02d-%02d", d.Year, d.Month, d.Day))
+				}
+				if want := []string{"2026-12-30", "2026-12-31", "2027-01-01", "2027-01-02", "2026-12-25"}; !reflect.DeepEqual(got, want) {
+					t.Errorf("holidays = %v, want %v", got, want)
 				}
 			},
 		},
