@@ -1,0 +1,357 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/store"
+)
+
+// runExists turns an empty answer about a run into ErrNotFound when the
+// run itself is missing.
+func runExists(ctx context.Context, tx pgx.Tx, id int64) error {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM runs WHERE id = $1`, id).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
+
+// Decisions returns the latest answer of every constraint for a run, in
+// the order they were given; ErrNotFound for unknown runs.
+func (db *DB) Decisions(ctx context.Context, runID int64) ([]talon.Decision, error) {
+	var out []talon.Decision
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT constraint_name, action, reason, recheck_at
+			FROM decisions WHERE run_id = $1 ORDER BY pos`, runID)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (talon.Decision, error) {
+			var d talon.Decision
+			var recheck *time.Time
+			err := row.Scan(&d.Constraint, &d.Action, &d.Reason, &recheck)
+			d.RecheckAt = utc(recheck)
+			return d, err
+		})
+		if err != nil {
+			return err
+		}
+		if len(out) == 0 {
+			out = nil
+			return runExists(ctx, tx, runID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decisions of run %d: %w", runID, err)
+	}
+	return out, nil
+}
+
+// Events returns a run's history, oldest first; ErrNotFound for unknown runs.
+func (db *DB) Events(ctx context.Context, runID int64) ([]talon.Event, error) {
+	var out []talon.Event
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, run_id, time, from_state, to_state, reason
+			FROM events WHERE run_id = $1 ORDER BY id`, runID)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (talon.Event, error) {
+			var e talon.Event
+			err := row.Scan(&e.ID, &e.RunID, &e.Time, &e.From, &e.To, &e.Reason)
+			e.Time = e.Time.UTC()
+			return e, err
+		})
+		if err != nil {
+			return err
+		}
+		if len(out) == 0 {
+			out = nil
+			return runExists(ctx, tx, runID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events of run %d: %w", runID, err)
+	}
+	return out, nil
+}
+
+// Summaries counts runs by state for each (job, period). Keys travel as
+// two arrays, so any number of them fits in one query.
+func (db *DB) Summaries(ctx context.Context, keys []store.JobPeriod) (map[store.JobPeriod]store.Summary, error) {
+	out := map[store.JobPeriod]store.Summary{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	seen := make(map[store.JobPeriod]bool, len(keys))
+	var jobs, periods []string
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			jobs, periods = append(jobs, k.Job), append(periods, k.Period)
+		}
+	}
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT r.job, r.period, r.state, count(*)
+			FROM unnest($1::text[], $2::text[]) AS k(job, period)
+			JOIN runs AS r ON r.job = k.job AND r.period = k.period
+			GROUP BY r.job, r.period, r.state`, jobs, periods)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k store.JobPeriod
+			var state string
+			var n int
+			if err := rows.Scan(&k.Job, &k.Period, &state, &n); err != nil {
+				return err
+			}
+			if out[k] == nil {
+				out[k] = store.Summary{}
+			}
+			out[k][talon.State(state)] = n
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("summaries: %w", err)
+	}
+	return out, nil
+}
+
+// JobCounts counts each job's runs by state over all periods. Jobs without
+// runs are absent from the map.
+func (db *DB) JobCounts(ctx context.Context, jobs []string) (map[string]store.Summary, error) {
+	out := map[string]store.Summary{}
+	if len(jobs) == 0 {
+		return out, nil
+	}
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT job, state, count(*) FROM runs
+			WHERE job = ANY($1) GROUP BY job, state`, jobs)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var job, state string
+			var n int
+			if err := rows.Scan(&job, &state, &n); err != nil {
+				return err
+			}
+			if out[job] == nil {
+				out[job] = store.Summary{}
+			}
+			out[job][talon.State(state)] = n
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("job counts: %w", err)
+	}
+	return out, nil
+}
+
+// ListPeriods returns (period, job) rows with counts, newest period first
+// (period keys sort by date within a period type). Limit counts periods,
+// not rows, so a dashboard gets whole periods.
+func (db *DB) ListPeriods(ctx context.Context, f store.PeriodFilter) ([]store.PeriodRow, error) {
+	var limit any // NULL: no limit
+	if f.Limit > 0 {
+		limit = f.Limit
+	}
+	var out []store.PeriodRow
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		out = nil
+		rows, err := tx.Query(ctx, `WITH p AS (
+				SELECT DISTINCT period FROM runs WHERE $1 = '' OR job = $1
+				ORDER BY period DESC LIMIT $2)
+			SELECT r.period, r.job, r.state, count(*), max(r.id)
+			FROM p JOIN runs AS r ON r.period = p.period
+			WHERE $1 = '' OR r.job = $1
+			GROUP BY r.period, r.job, r.state
+			ORDER BY r.period DESC, r.job`, f.Job, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var period, job, state string
+			var n int
+			var maxID int64
+			if err := rows.Scan(&period, &job, &state, &n, &maxID); err != nil {
+				return err
+			}
+			out = addPeriodRow(out, period, job, talon.State(state), n, maxID)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list periods: %w", err)
+	}
+	return out, nil
+}
+
+// addPeriodRow folds one (period, job, state) count into rows, which
+// arrive grouped by (period, job).
+func addPeriodRow(rows []store.PeriodRow, period, job string, state talon.State, n int, maxID int64) []store.PeriodRow {
+	if len(rows) == 0 || rows[len(rows)-1].Period != period || rows[len(rows)-1].Job != job {
+		rows = append(rows, store.PeriodRow{Period: period, Job: job, Counts: store.Summary{}})
+	}
+	r := &rows[len(rows)-1]
+	r.Counts[state] = n
+	if maxID > r.LatestRun {
+		r.LatestRun, r.Latest = maxID, state
+	}
+	return rows
+}
+
+// SetProgress replaces a run's progress; ErrNotFound for unknown runs.
+func (db *DB) SetProgress(ctx context.Context, runID int64, p talon.Progress) error {
+	if !p.Updated.IsZero() {
+		p.Updated = p.Updated.UTC().Truncate(time.Microsecond)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("set progress of run %d: %w", runID, err)
+	}
+	err = db.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE runs SET progress = $1 WHERE id = $2`, b, runID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set progress of run %d: %w", runID, err)
+	}
+	return nil
+}
+
+// AddArtifact records an artifact of a run; ErrNotFound for unknown runs.
+func (db *DB) AddArtifact(ctx context.Context, runID int64, url string, now time.Time) (talon.Artifact, error) {
+	if url == "" {
+		return talon.Artifact{}, fmt.Errorf("add artifact to run %d: empty URL", runID)
+	}
+	var a talon.Artifact
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `INSERT INTO artifacts (run_id, job, period, url, created)
+			SELECT id, job, period, $1, $2 FROM runs WHERE id = $3
+			RETURNING id, run_id, job, period, url, created`, url, nowOr(now), runID).
+			Scan(&a.ID, &a.RunID, &a.Job, &a.Period, &a.URL, &a.Created)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		a.Created = a.Created.UTC()
+		return err
+	})
+	if err != nil {
+		return talon.Artifact{}, fmt.Errorf("add artifact to run %d: %w", runID, err)
+	}
+	return a, nil
+}
+
+// Cursor returns the last fire instant handled for a job's trigger.
+func (db *DB) Cursor(ctx context.Context, job, trigger string) (time.Time, bool, error) {
+	var fired time.Time
+	found := true
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT fired FROM cursors WHERE job = $1 AND trigger_name = $2`,
+			job, trigger).Scan(&fired)
+		if errors.Is(err, pgx.ErrNoRows) {
+			found = false
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("cursor of %s %s: %w", job, trigger, err)
+	}
+	if !found {
+		return time.Time{}, false, nil
+	}
+	return fired.UTC(), true, nil
+}
+
+// AdvanceCursors moves cursors forward, never back.
+func (db *DB) AdvanceCursors(ctx context.Context, cs []store.CursorUpdate) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, c := range cs {
+			b.Queue(`INSERT INTO cursors (job, trigger_name, fired) VALUES ($1, $2, $3)
+				ON CONFLICT (job, trigger_name) DO UPDATE SET fired = GREATEST(cursors.fired, excluded.fired)`,
+				c.Job, c.Trigger, nowOr(c.Fired))
+		}
+		return sendBatch(ctx, tx, b, func(br pgx.BatchResults, n int) error {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("%s %s: %w", cs[n].Job, cs[n].Trigger, err)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("advance cursors: %w", err)
+	}
+	return nil
+}
+
+// Heartbeat records that an instance is alive and returns the database's
+// clock (now()), which is also the stored heartbeat, so leases compare
+// times from one clock whichever host wrote them.
+func (db *DB) Heartbeat(ctx context.Context, in store.Instance) (time.Time, error) {
+	if in.ID == "" {
+		return time.Time{}, errors.New("heartbeat: instance without an id")
+	}
+	var now time.Time
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		// clock_timestamp, not now(): now() is the transaction's start.
+		return tx.QueryRow(ctx, `INSERT INTO instances (id, host, pid, started, heartbeat)
+			VALUES ($1, $2, $3, COALESCE($4, date_trunc('microseconds', clock_timestamp())), clock_timestamp())
+			ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+				started = excluded.started, heartbeat = excluded.heartbeat
+			RETURNING heartbeat`, in.ID, in.Host, in.PID, tstz(in.Started)).Scan(&now)
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("heartbeat of %s: %w", in.ID, err)
+	}
+	return now.UTC(), nil
+}
+
+// Instances lists the scheduler instances known to the store, by id.
+func (db *DB) Instances(ctx context.Context) ([]store.Instance, error) {
+	var out []store.Instance
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, host, pid, started, heartbeat FROM instances ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Instance, error) {
+			var in store.Instance
+			err := row.Scan(&in.ID, &in.Host, &in.PID, &in.Started, &in.Heartbeat)
+			in.Started, in.Heartbeat = in.Started.UTC(), in.Heartbeat.UTC()
+			return in, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("instances: %w", err)
+	}
+	return out, nil
+}
