@@ -336,7 +336,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "all week is weekend",
 			yaml: "calendars:\n  never: {weekend: [mon, tue, wed, thu, fri, sat, sun]}\n",
-			want: []string{`s.yaml:2:21: calendar "never": weekend: every day is a weekend day`},
+			want: []string{`s.yaml:2:20: calendar "never": weekend: every day is a weekend day`},
 		},
 		{
 			name: "bad holiday ranges",
