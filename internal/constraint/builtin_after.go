@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/talonhq/talon"
 )
@@ -178,8 +179,13 @@ func (u upstream) check(ctx context.Context, in Input) Answer {
 	return Answer{Action: talon.ActionBlock, Reason: fmt.Sprintf("waiting for %s %s: %s", u.job, key, formatCounts(counts))}
 }
 
-// periodKey finds the upstream's period. A oneshot period has no start to
-// look up, so "same" means the run's own key and "previous" has none.
+// periodKey finds the upstream's period: "same" is the upstream's period
+// that contains the last instant of the run's period, and "previous" the
+// one before that. For jobs of one period type that is the same and the
+// previous period; a weekly report waits for the load of the week's last
+// day (and with "previous" for the day before it); a daily job waits for
+// the monthly job of its month. A oneshot period has no bounds to look
+// up, so "same" means the run's own key and "previous" has none.
 func (u upstream) periodKey(ctx context.Context, in Input) (string, error) {
 	if in.Period.Start.IsZero() || in.Period.Type == talon.Oneshot {
 		if u.offset != 0 {
@@ -187,7 +193,11 @@ func (u upstream) periodKey(ctx context.Context, in Input) (string, error) {
 		}
 		return runPeriod(in), nil
 	}
-	key, err := in.Lookup.PeriodKey(ctx, u.job, in.Period.Start, u.offset)
+	at := in.Period.Start
+	if in.Period.End.After(at) {
+		at = in.Period.End.Add(-time.Nanosecond)
+	}
+	key, err := in.Lookup.PeriodKey(ctx, u.job, at, u.offset)
 	if err != nil {
 		return "", fmt.Errorf("find period: %w", err)
 	}

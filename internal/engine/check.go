@@ -230,7 +230,7 @@ func (l *lookup) prefetch(ctx context.Context, runs []talon.Run) {
 			continue
 		}
 		per, err := l.period(r.Period, j)
-		if err != nil || per.Start.IsZero() {
+		if err != nil || per.End.IsZero() {
 			continue
 		}
 		for _, c := range j.Checks {
@@ -239,8 +239,9 @@ func (l *lookup) prefetch(ctx context.Context, runs []talon.Run) {
 				continue
 			}
 			for _, up := range u.Upstreams() {
+				at := per.End.Add(-time.Nanosecond) // as the after constraint looks it up
 				for _, off := range []int{0, -1} {
-					if k, err := l.PeriodKey(ctx, up, per.Start, off); err == nil {
+					if k, err := l.PeriodKey(ctx, up, at, off); err == nil {
 						keys = append(keys, store.JobPeriod{Job: up, Period: k})
 					}
 				}

@@ -209,7 +209,7 @@ func (e *Engine) Loop(ctx context.Context) error {
 			e.log.Warn("scheduler step", "err", err, "retry_in", wait)
 		} else {
 			backoff = 0
-			wait = wake.Sub(e.now())
+			wait = min(wake.Sub(e.now()), e.housekeeping())
 		}
 		if wait < 0 {
 			wait = 0
@@ -229,6 +229,12 @@ func (e *Engine) Loop(ctx context.Context) error {
 		case <-e.kick:
 		}
 	}
+}
+
+// housekeeping is how often the loop wakes without work: to keep its
+// heartbeat and to sync runs other schedulers created.
+func (e *Engine) housekeeping() time.Duration {
+	return min(e.sched.Load().minPoll, e.cfg.Lease/3)
 }
 
 // shutdown stops the processes this instance owns. Their runs stay
@@ -267,7 +273,10 @@ func (e *Engine) Step(ctx context.Context, now time.Time) (time.Time, error) {
 
 func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
 	p := e.sched.Load()
-	wake := now.Add(p.minPoll)
+	// wake is when work is due (a fire, a re-check, a deadline); the
+	// housekeeping (heartbeat, sync) is Loop's to schedule, so that a fake
+	// clock steps only from one piece of work to the next.
+	var wake time.Time
 
 	// Keep the lease: other schedulers declare our runs lost without it.
 	if now.Sub(e.lastBeat) >= e.cfg.Lease/3 || e.lastBeat.IsZero() {
@@ -276,7 +285,6 @@ func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
 		}
 		e.lastBeat = now
 	}
-	wake = earliest(wake, e.lastBeat.Add(e.cfg.Lease/3))
 
 	// Retry transitions an outage interrupted before anything else, so a
 	// finished run is never forgotten.
@@ -299,7 +307,6 @@ func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
 		}
 		e.lastSync = now
 	}
-	wake = earliest(wake, e.lastSync.Add(p.minPoll))
 
 	if err := e.drainInbox(ctx); err != nil {
 		return wake, err
@@ -330,6 +337,9 @@ func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
 	}
 	wake = earliest(wake, e.queue.next())
 	wake = earliest(wake, e.timeouts(now))
+	if wake.IsZero() {
+		wake = now.Add(24 * time.Hour)
+	}
 	return wake, nil
 }
 
