@@ -19,6 +19,7 @@ func TestAfter(t *testing.T) {
 		periodKeys map[string]string
 		err        error
 		oneshot    bool
+		weekly     bool // the run is for weekly/2026-W48 (Nov 23–29)
 		wantAction talon.Action
 		wantReason string
 	}{
@@ -83,6 +84,12 @@ func TestAfter(t *testing.T) {
 			wantAction: talon.ActionBlock, wantReason: `waiting for ghost: find period: unknown job "ghost"`},
 		{name: "lookup error blocks", value: "extract", err: errors.New("database is locked"),
 			wantAction: talon.ActionBlock, wantReason: "waiting for extract daily/2026-11-26: count runs: database is locked"},
+		{name: "weekly after daily waits for the last day", value: "load", weekly: true,
+			summaries:  map[string]constraint.Counts{"load daily/2026-11-23": {talon.StateSucceeded: 1}, "load daily/2026-11-29": {talon.StateRunning: 1}},
+			wantAction: talon.ActionBlock, wantReason: "waiting for load daily/2026-11-29: 1 running"},
+		{name: "weekly after daily previous is the day before", value: map[string]any{"job": "load", "period": "previous"}, weekly: true,
+			summaries:  map[string]constraint.Counts{"load daily/2026-11-28": {talon.StateSucceeded: 1}},
+			wantAction: talon.ActionPass, wantReason: "load succeeded in daily/2026-11-28"},
 		{name: "oneshot same period", value: "extract", oneshot: true,
 			summaries:  map[string]constraint.Counts{"extract oneshot/init": {talon.StateSucceeded: 1}},
 			wantAction: talon.ActionPass, wantReason: "extract succeeded in oneshot/init"},
@@ -94,6 +101,11 @@ func TestAfter(t *testing.T) {
 			c := mustCompile(t, "after", tt.value)
 			lk := fakeLookup{summaries: tt.summaries, periodKeys: tt.periodKeys, err: tt.err}
 			in := dailyInput(now, "2026-11-26", london, lk)
+			if tt.weekly {
+				start := time.Date(2026, 11, 23, 0, 0, 0, 0, london)
+				in.Period = talon.Period{Type: talon.Weekly, Start: start, End: start.AddDate(0, 0, 7)}
+				in.Run.Period = in.Period.Key()
+			}
 			if tt.oneshot {
 				in.Period = talon.Period{Type: talon.Oneshot, Name: "init"}
 				in.Run.Period = in.Period.Key()
