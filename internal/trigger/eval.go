@@ -120,11 +120,25 @@ func (s *Spec) nextWall(r *rule, a, bound int64) (int64, bool) {
 			break
 		}
 		for w, ok := r.times.next(max(a-base+oMin+1, 0)); ok; w, ok = r.times.next(w + 1) {
-			if base+w-oMax > best {
+			naive := base + w
+			if naive-oMax > best {
 				break
 			}
-			res := calendar.ResolveUnix(base+w, s.loc)
-			x, y, n := res.Instants(s.dst)
+			// Any instant showing this wall time lies in [naive−oMax,
+			// naive−oMin]. If one offset holds over that span, it is the
+			// only instant; only wall times near the transition itself
+			// need the full resolution.
+			l, h := naive-oMax, naive-oMin
+			if l < z.start || h >= z.end {
+				z = s.zoneAt(l)
+			}
+			if l >= z.start && h < z.end {
+				if u := naive - z.off; u > a && u < best {
+					best, found = u, true
+				}
+				continue
+			}
+			x, y, n := calendar.ResolveUnix(naive, s.loc).Instants(s.dst)
 			if n >= 1 {
 				if u := x.Unix(); u > a && u < best {
 					best, found = u, true
