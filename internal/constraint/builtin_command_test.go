@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/constraint"
 )
 
 func TestCommand(t *testing.T) {
@@ -66,25 +67,47 @@ func TestCommand(t *testing.T) {
 	}
 }
 
-// TestCommandTimeoutKillsGroup checks that a timed-out sensor's children
-// die with it.
-func TestCommandTimeoutKillsGroup(t *testing.T) {
-	pidFile := filepath.Join(t.TempDir(), "pid")
-	c := mustCompile(t, "command", map[string]any{
-		"argv":    []any{"sh", "-c", `sleep 100 & echo $! > "$0"; wait`, pidFile},
-		"timeout": "200ms",
-	})
-	got := c.Check(t.Context(), dailyInput(time.Now(), "2026-11-26", time.UTC, fakeLookup{}))
-	if got.Action != talon.ActionFail {
-		t.Fatalf("Check = %s %q, want fail", got.Action, got.Reason)
+// TestCommandKillsGroup checks that a sensor's children die with it when
+// the check ends early. The child's pid comes back through a FIFO, so the
+// test knows the child exists before it ends the check.
+func TestCommandKillsGroup(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "pid")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatalf("mkfifo: %v", err)
 	}
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatalf("read child pid: %v", err)
+	c := mustCompile(t, "command", []any{"sh", "-c", `sleep 100 & echo $! > "$0"; wait`, fifo})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	answers := make(chan constraint.Answer, 1)
+	go func() {
+		answers <- c.Check(ctx, dailyInput(time.Now(), "2026-11-26", time.UTC, fakeLookup{}))
+	}()
+	pids := make(chan string, 1)
+	go func() {
+		b, err := os.ReadFile(fifo) // blocks until the sensor writes
+		if err != nil {
+			b = []byte(err.Error())
+		}
+		pids <- string(b)
+	}()
+	var line string
+	select {
+	case line = <-pids:
+	case <-time.After(20 * time.Second):
+		t.Fatal("sensor did not report its child")
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
 	if err != nil {
-		t.Fatalf("parse child pid %q: %v", b, err)
+		t.Fatalf("parse child pid %q: %v", line, err)
+	}
+	cancel()
+	select {
+	case got := <-answers:
+		if got.Action != talon.ActionBlock {
+			t.Errorf("Check = %s %q, want block", got.Action, got.Reason)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Check did not return")
 	}
 	waitGone(t, pid)
 }
