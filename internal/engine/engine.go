@@ -78,13 +78,13 @@ type Engine struct {
 	done  []completion // runs that ended, not yet recorded
 
 	// Owned by the loop goroutine (Step), never touched elsewhere.
-	waiting   map[int64]*waiter          // blocked runs by id
-	byJob     map[string]map[int64]bool  // blocked run ids by job
-	queue     waitQueue                  // waiters by next check
-	dirty     map[int64]bool             // blocked runs to check now
-	nextFire  map[string]time.Time       // by job + "\x00" + trigger id
-	procs     map[int64]*proc            // runs this instance started
-	pendingTx []store.Transition         // transitions to retry after an outage
+	waiting   map[int64]*waiter         // blocked runs by id
+	byJob     map[string]map[int64]bool // blocked run ids by job
+	queue     waitQueue                 // waiters by next check
+	dirty     map[int64]bool            // blocked runs to check now
+	nextFire  map[string]time.Time      // by job + "\x00" + trigger id
+	procs     map[int64]*proc           // runs this instance started
+	pendingTx []store.Transition        // transitions to retry after an outage
 	lastSync  time.Time
 	lastBeat  time.Time
 	recovered bool
