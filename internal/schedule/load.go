@@ -131,6 +131,7 @@ func LoadBytes(name string, data []byte) (*Schedule, error) {
 type loader struct {
 	errs      ErrorList
 	seen      map[Error]bool // to drop repeats, as aliases visit nodes again
+	zones     map[string]*time.Location
 	files     []string
 	jobs      map[string]*jobDraft
 	calendars map[string]*calDraft
@@ -485,7 +486,7 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 	if f, ok := fs["timezone"]; ok {
 		ts := s.sub("timezone")
 		if v, ok := ts.str(f.val); ok {
-			loc, err := loadZone(v)
+			loc, err := l.zone(v)
 			if err != nil {
 				ts.errf(f.val, `want an IANA name like "Europe/London" or "UTC"`, "unknown zone %q", v)
 			} else {
@@ -615,6 +616,22 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 			}
 		}
 	}
+}
+
+// zone loads an IANA zone once per load: reading it from the embedded
+// database costs more than the rest of a job.
+func (l *loader) zone(name string) (*time.Location, error) {
+	if loc, ok := l.zones[name]; ok {
+		return loc, nil
+	}
+	loc, err := loadZone(name)
+	if err == nil {
+		if l.zones == nil {
+			l.zones = map[string]*time.Location{}
+		}
+		l.zones[name] = loc
+	}
+	return loc, err
 }
 
 // loadZone loads an IANA zone. An empty name would be UTC to

@@ -763,3 +763,23 @@ func TestErrorListFormat(t *testing.T) {
 		t.Errorf("file-only position = %q", got)
 	}
 }
+
+// BenchmarkLoadBytes loads a schedule of 500 jobs chained by completion
+// triggers, each with a time trigger and constraints.
+func BenchmarkLoadBytes(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("jobs:\n")
+	for i := range 500 {
+		fmt.Fprintf(&sb, "  job%d:\n    command: [/bin/true, %d]\n    timezone: Europe/London\n    triggers:\n      - schedule: \"%d 6 * * 1-5\"\n", i, i, i%60)
+		if i > 0 {
+			fmt.Fprintf(&sb, "      - after: job%d\n    constraints: {after: [job%d], max_running: 1, not_before: \"07:00\"}\n", i-1, i-1)
+		}
+	}
+	data := []byte(sb.String())
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := LoadBytes("bench.yaml", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
