@@ -324,11 +324,11 @@ func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
 	// a dependency that succeeded in this step unblocks its dependents in
 	// the same step.
 	for {
-		n, err := e.checkDue(ctx, p, now)
-		if err != nil {
+		if err := e.recordCompletions(ctx, p, now); err != nil {
 			return wake, err
 		}
-		if err := e.recordCompletions(ctx, p, now); err != nil {
+		n, err := e.checkDue(ctx, p, now)
+		if err != nil {
 			return wake, err
 		}
 		if n == 0 {

@@ -1,0 +1,231 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/api"
+	"github.com/talonhq/talon/internal/engine"
+	"github.com/talonhq/talon/internal/executor"
+	"github.com/talonhq/talon/internal/executor/inprocess"
+	"github.com/talonhq/talon/internal/schedule"
+	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/store/postgres"
+	"github.com/talonhq/talon/internal/store/sqlite"
+	"github.com/talonhq/talon/internal/talontest"
+)
+
+// The benchmarks report the issue's figures with b.ReportMetric, so runs
+// can be compared with benchstat:
+//
+//	go test -run '^$' -bench . -benchtime 1x ./internal/engine/
+//
+// BenchmarkEndToEnd needs TALON_TEST_POSTGRES for its postgres half.
+
+func openSQLite(b *testing.B) store.Store {
+	st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "talon.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	return st
+}
+
+func openPostgres(b *testing.B) store.Store {
+	st, err := postgres.Open(context.Background(), talontest.PostgresURL(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	return st
+}
+
+// genSchedule writes n jobs from a template with %[1]d for the index.
+func genSchedule(b testing.TB, n int, tmpl string) *schedule.Schedule {
+	var sb strings.Builder
+	sb.WriteString("jobs:\n")
+	for i := range n {
+		fmt.Fprintf(&sb, tmpl, i)
+	}
+	s, err := schedule.LoadBytes("bench.yaml", []byte(sb.String()))
+	if err != nil {
+		b.Fatalf("load: %v", err)
+	}
+	return s
+}
+
+func benchEngine(b *testing.B, s *schedule.Schedule, st store.Store, start time.Time) (*engine.Engine, *talontest.Clock) {
+	c := talontest.NewClock(start)
+	e, err := engine.New(engine.Config{
+		Store: st, Schedule: s, Now: c.Now, LogDir: b.TempDir(), MaxBatch: 1000,
+		Executors: map[string]executor.Executor{"inprocess": inprocess.New()},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e, c
+}
+
+func settleAt(b *testing.B, e *engine.Engine, c *talontest.Clock, t time.Time) {
+	c.Set(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := e.Settle(ctx, t); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkEndToEnd: runs created, evaluated, dispatched and completed per
+// second, with a no-op in-process job. 500 jobs fire every minute; each
+// round is one minute of fake time.
+func BenchmarkEndToEnd(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		open func(*testing.B) store.Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		b.Run(tc.name, func(b *testing.B) {
+			const jobs = 500
+			s := genSchedule(b, jobs, `
+  j%[1]d:
+    period: daily
+    triggers: [{schedule: "* * * * *"}]
+    constraints: {max_running: 1}
+    executor: inprocess
+    command: [noop]
+`)
+			st := tc.open(b)
+			start := time.Date(2026, 11, 26, 6, 0, 30, 0, time.UTC)
+			e, c := benchEngine(b, s, st, start)
+			settleAt(b, e, c, start) // sets the cursors
+			rounds := max(1, b.N/jobs)
+			b.ResetTimer()
+			began := time.Now()
+			for i := 1; i <= rounds; i++ {
+				settleAt(b, e, c, start.Add(time.Duration(i)*time.Minute))
+			}
+			elapsed := time.Since(began)
+			b.StopTimer()
+			n := countRuns(b, st, talon.StateSucceeded)
+			if n != rounds*jobs {
+				b.Fatalf("%d runs succeeded, want %d", n, rounds*jobs)
+			}
+			b.ReportMetric(float64(n)/elapsed.Seconds(), "runs/s")
+		})
+	}
+}
+
+func countRuns(b *testing.B, st store.Store, state talon.State) int {
+	rows, err := st.ListPeriods(context.Background(), store.PeriodFilter{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	for _, r := range rows {
+		n += r.Counts[state]
+	}
+	return n
+}
+
+// BenchmarkRollover10k: 10,000 daily jobs roll into a new period; every
+// run is created and first-checked (not_before keeps them blocked, so
+// the figure is creation plus one decision each).
+func BenchmarkRollover10k(b *testing.B) {
+	const jobs = 10000
+	s := genSchedule(b, jobs, `
+  j%[1]d:
+    period: daily
+    triggers: [{schedule: "0 0 * * *"}]
+    constraints: {not_before: "23:00"}
+    executor: inprocess
+    command: [noop]
+`)
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		st := openSQLite(b)
+		start := time.Date(2026, 11, 25, 23, 59, 0, 0, time.UTC)
+		e, c := benchEngine(b, s, st, start)
+		settleAt(b, e, c, start)
+		b.StartTimer()
+		began := time.Now()
+		settleAt(b, e, c, start.Add(time.Minute))
+		total += time.Since(began)
+		b.StopTimer()
+		if n := countRuns(b, st, talon.StateBlocked); n != jobs {
+			b.Fatalf("%d runs blocked, want %d", n, jobs)
+		}
+	}
+	b.ReportMetric(total.Seconds()/float64(b.N), "s/rollover")
+}
+
+// BenchmarkChain1000: a chain of 1,000 jobs, each triggered by the
+// success of the one before, end to end; reports the time per hop
+// (upstream succeeded → downstream succeeded).
+func BenchmarkChain1000(b *testing.B) {
+	const n = 1000
+	var sb strings.Builder
+	sb.WriteString("jobs:\n  c0:\n    period: daily\n    executor: inprocess\n    command: [noop]\n")
+	for i := 1; i < n; i++ {
+		fmt.Fprintf(&sb, "  c%d:\n    period: daily\n    triggers: [{after: c%d}]\n    constraints: {after: [c%d]}\n    executor: inprocess\n    command: [noop]\n", i, i-1, i-1)
+	}
+	s, err := schedule.LoadBytes("chain.yaml", []byte(sb.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		st := openSQLite(b)
+		start := time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
+		e, c := benchEngine(b, s, st, start)
+		settleAt(b, e, c, start)
+		b.StartTimer()
+		began := time.Now()
+		if _, _, err := e.Trigger(context.Background(), "c0", apiTrigger()); err != nil {
+			b.Fatal(err)
+		}
+		settleAt(b, e, c, start)
+		total += time.Since(began)
+		b.StopTimer()
+		if got := countRuns(b, st, talon.StateSucceeded); got != n {
+			rows, _ := st.ListRuns(context.Background(), store.RunFilter{States: []talon.State{talon.StateBlocked, talon.StateFailed, talon.StateSkipped}, Limit: 3})
+			b.Fatalf("%d runs succeeded, want %d; others: %+v", got, n, rows)
+		}
+	}
+	per := total / time.Duration(b.N)
+	b.ReportMetric(per.Seconds(), "s/chain")
+	b.ReportMetric(float64(per.Milliseconds())/n, "ms/hop")
+}
+
+// BenchmarkMemory100kJobs: the heap held by 100,000 loaded jobs, their
+// schedule and the engine's plan.
+func BenchmarkMemory100kJobs(b *testing.B) {
+	const jobs = 100000
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		s := genSchedule(b, jobs, `
+  j%[1]d:
+    period: daily
+    timezone: Europe/London
+    triggers: [{schedule: "30 6 * * 1-5"}]
+    constraints: {not_before: "07:00", max_running: 1}
+    command: [/bin/true, "--day"]
+`)
+		e, _ := benchEngine(b, s, openSQLite(b), time.Now())
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(e)
+		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/(1<<20), "MB")
+	}
+}
+
+func apiTrigger() api.TriggerRequest { return api.TriggerRequest{} }
