@@ -17,7 +17,8 @@ import (
 // which the YAML parser accepts) when values are converted to Go values.
 const maxDepth = 64
 
-// maxNodes bounds how many nodes aliases may expand to in one file, so a
+// maxNodes bounds how many nodes aliases may expand to in one file (beyond
+// its size in bytes), so a
 // "billion laughs" document is an error rather than an out-of-memory.
 const maxNodes = 1 << 20
 
@@ -440,12 +441,15 @@ func (s scope) value(n *yaml.Node, depth int) (any, bool) {
 // spend counts k more values expanded in this file and reports, once,
 // when the file passes maxNodes.
 func (s scope) spend(n *yaml.Node, k int) bool {
-	if s.f.nodes > maxNodes {
+	// A file without aliases has fewer values than bytes, so a large
+	// schedule is never refused; only expansion beyond that counts.
+	limit := maxNodes + len(s.f.src)
+	if s.f.nodes > limit {
 		return false
 	}
 	s.f.nodes += k
-	if s.f.nodes > maxNodes {
-		s.errf(n, "", "too large: aliases expand to more than %d values", maxNodes)
+	if s.f.nodes > limit {
+		s.errf(n, "", "too large: aliases expand to more than %d values", limit)
 		return false
 	}
 	return true
