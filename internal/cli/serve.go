@@ -124,10 +124,7 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	logDir, _ := filepath.Abs(cfg.Logs)
 	e, err := engine.New(engine.Config{
 		Store: st, Schedule: sched, Load: load, Logger: logger, LogDir: logDir, URL: baseURL,
-		Executors: map[string]executor.Executor{
-			"local":     local.New(logger),
-			"inprocess": inprocess.New(),
-		},
+		Executors: executors(logger),
 	})
 	if err != nil {
 		return err
@@ -167,6 +164,21 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	defer cancel()
 	_ = srv.Shutdown(shut)
 	return err
+}
+
+// executors returns the registered executors (a program embedding Talon
+// may register its own), plus local and inprocess unless it replaced them.
+func executors(logger *slog.Logger) map[string]executor.Executor {
+	out := map[string]executor.Executor{
+		"local":     local.New(logger),
+		"inprocess": inprocess.New(),
+	}
+	for _, name := range executor.Names() {
+		if ex, err := executor.Get(name); err == nil {
+			out[name] = ex
+		}
+	}
+	return out
 }
 
 // printList prints every error of a schedule.ErrorList on its own line
