@@ -36,6 +36,9 @@ type Backend interface {
 	Reload(ctx context.Context) (summary string, err error)
 	SetProgress(ctx context.Context, id int64, p talon.Progress) error
 	AddArtifact(ctx context.Context, id int64, url string) (talon.Artifact, error)
+	// PeriodRange lists the keys of job's periods from one key to another,
+	// inclusive, following the job's zone and calendar (for backfills).
+	PeriodRange(ctx context.Context, job, from, to string) ([]string, error)
 	// Health is nil when the scheduler and its store are working;
 	// otherwise an *talon.Error with code unavailable.
 	Health(ctx context.Context) error

@@ -110,6 +110,14 @@ func (c *Client) Trigger(ctx context.Context, job string, req TriggerRequest) (t
 	return out, status == http.StatusCreated, err
 }
 
+// PeriodRange lists job's period keys from one key to another.
+func (c *Client) PeriodRange(ctx context.Context, job, from, to string) ([]string, error) {
+	var out PeriodRange
+	q := url.Values{"from": {from}, "to": {to}}
+	_, err := c.do(ctx, http.MethodGet, "jobs/"+url.PathEscape(job)+"/periods", q, nil, &out)
+	return out.Periods, err
+}
+
 // Cancel cancels a run. by names who cancels, for a server without
 // authentication; it overrides c.User when set.
 func (c *Client) Cancel(ctx context.Context, id int64, by string) (talon.Run, error) {

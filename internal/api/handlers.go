@@ -168,6 +168,33 @@ func (s *Server) periods(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// PeriodRange is the answer of GET /api/v1/jobs/{name}/periods.
+type PeriodRange struct {
+	Job     string   `json:"job"`
+	Periods []string `json:"periods"`
+}
+
+// MaxPeriodRange bounds the periods one range request may list.
+const MaxPeriodRange = 100000
+
+func (s *Server) jobPeriods(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	if err := onlyParams(q, "from", "to"); err != nil {
+		return err
+	}
+	from, to := q.Get("from"), q.Get("to")
+	if from == "" || to == "" {
+		return talon.Errorf(talon.EINVALID, "want both from and to period keys, e.g. ?from=daily/2026-11-01&to=daily/2026-11-30")
+	}
+	job := r.PathValue("name")
+	keys, err := s.backend.PeriodRange(r.Context(), job, from, to)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, PeriodRange{Job: job, Periods: nonNil(keys)})
+	return nil
+}
+
 func (s *Server) trigger(w http.ResponseWriter, r *http.Request) error {
 	var req TriggerRequest
 	if err := decode(r, &req, true); err != nil {

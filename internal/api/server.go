@@ -122,6 +122,7 @@ func (s *Server) routes() {
 		{"GET /api/v1/runs/{id}/logs", AccessRead, s.logs},
 		{"GET /api/v1/periods", AccessRead, s.periods},
 		{"POST /api/v1/jobs/{name}/trigger", AccessOperate, s.trigger},
+		{"GET /api/v1/jobs/{name}/periods", AccessRead, s.jobPeriods},
 		{"POST /api/v1/runs/{id}/cancel", AccessOperate, s.cancel},
 		{"POST /api/v1/runs/{id}/retry", AccessOperate, s.retry},
 		{"POST /api/v1/runs/{id}/progress", AccessRun, s.progress},

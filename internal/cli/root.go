@@ -88,7 +88,7 @@ Most verbs talk to a running server (talon serve); validate works offline.`,
 				return usagef("-o %q: want table or json", g.output)
 			}
 			// Offline verbs must work whatever TALON_URL holds.
-			if cmd.Name() != "validate" && cmd.Name() != "serve" {
+			if cmd.Name() != "validate" && cmd.Name() != "serve" && cmd.Name() != "calendar" {
 				if err := checkServerURL(g.server); err != nil {
 					return err
 				}
@@ -116,6 +116,8 @@ Most verbs talk to a running server (talon serve); validate works offline.`,
 		newProgressCmd(g),
 		newArtifactCmd(g),
 		newReloadCmd(g),
+		newBackfillCmd(g),
+		newCalendarCmd(g),
 	)
 	return root
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
+	"github.com/talonhq/talon/internal/calendar"
 	"github.com/talonhq/talon/internal/store"
 )
 
@@ -327,4 +328,55 @@ func (e *Engine) Health(ctx context.Context) error {
 		return talon.Errorf(talon.EUNAVAILABLE, "scheduler cannot reach its state store: %s", why)
 	}
 	return nil
+}
+
+// maxPeriodRange bounds one period range (a backfill of 270 years of days).
+const maxPeriodRange = 100000
+
+// PeriodRange lists job's period keys from one key to another, inclusive,
+// following the job's zone and calendar.
+func (e *Engine) PeriodRange(ctx context.Context, job, from, to string) ([]string, error) {
+	p := e.sched.Load()
+	j := p.jobs[job]
+	if j == nil {
+		return nil, talon.Errorf(talon.ENOTFOUND, "job %q not found%s", job, suggest(job, p))
+	}
+	if j.Period.Type == talon.Oneshot {
+		return nil, talon.Errorf(talon.EINVALID, "job %s has oneshot periods, which have no range; trigger each with --period oneshot/NAME", job)
+	}
+	bounds := make([]talon.Period, 2)
+	for i, k := range []string{from, to} {
+		per, err := parseKey(k, j)
+		if err != nil {
+			return nil, talon.Errorf(talon.EINVALID, "%v", err)
+		}
+		if per.Type != j.Period.Type {
+			return nil, talon.Errorf(talon.EINVALID, "period %q is %s but job %s runs for %s periods", k, per.Type, job, j.Period.Type)
+		}
+		if per.Environment == "" {
+			per.Environment = j.Environment
+		}
+		// Start from the period containing the key's start, so that with
+		// a business calendar a holiday key snaps to its business day.
+		if per, err = periodAt(j, per.Start, talon.PeriodSame); err != nil {
+			return nil, talon.Errorf(talon.EINVALID, "period %q: %v", k, err)
+		}
+		bounds[i] = per
+	}
+	if bounds[1].Start.Before(bounds[0].Start) {
+		return nil, talon.Errorf(talon.EINVALID, "period range %s to %s is backwards; put the earlier period first", from, to)
+	}
+	var keys []string
+	for per := bounds[0]; !per.Start.After(bounds[1].Start); {
+		if len(keys) == maxPeriodRange {
+			return nil, talon.Errorf(talon.EINVALID, "period range %s to %s has more than %d periods; split it", from, to, maxPeriodRange)
+		}
+		keys = append(keys, per.Key())
+		next, err := calendar.Shift(per, 1, j.Calendar)
+		if err != nil {
+			return nil, talon.Errorf(talon.EINVALID, "period after %s: %v", per.Key(), err)
+		}
+		per = next
+	}
+	return keys, nil
 }

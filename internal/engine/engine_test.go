@@ -514,3 +514,50 @@ jobs:
 		t.Errorf("retry: %s attempt %d, want succeeded attempt 2", runs[1].State, runs[1].Attempt)
 	}
 }
+
+// TestBackfill: a range of periods follows the job's calendar, and
+// triggering each with its backfill key twice creates nothing new.
+func TestBackfill(t *testing.T) {
+	const sched = `
+calendars:
+  uk: {weekend: [sat, sun], holidays: [2026-12-25, 2026-12-28]}
+jobs:
+  load:
+    period: {type: daily, calendar: uk}
+    timezone: Europe/London
+    constraints: {not_before: "23:59"}
+    executor: inprocess
+    command: [noop]
+`
+	b := setup(t, sched, mustTime(t, "2026-12-30T10:00:00Z"), map[string]inprocess.Func{"noop": noop})
+	ctx := context.Background()
+	keys, err := b.e.PeriodRange(ctx, "load", "daily/2026-12-23", "daily/2026-12-30")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "daily/2026-12-23 daily/2026-12-24 daily/2026-12-29 daily/2026-12-30"
+	if got := strings.Join(keys, " "); got != want {
+		t.Fatalf("range %s, want %s", got, want)
+	}
+	for round := range 2 {
+		for _, k := range keys {
+			_, created, err := b.e.Trigger(ctx, "load", api.TriggerRequest{Period: k, Key: "backfill:" + k})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if created != (round == 0) {
+				t.Errorf("round %d %s: created %v", round, k, created)
+			}
+		}
+	}
+	if n := len(b.runs(t, "load")); n != 4 {
+		t.Errorf("%d runs, want 4", n)
+	}
+	var te *talon.Error
+	if _, err := b.e.PeriodRange(ctx, "load", "daily/2026-12-30", "daily/2026-12-23"); !errors.As(err, &te) || te.Code != talon.EINVALID {
+		t.Errorf("backwards range: %v, want invalid", err)
+	}
+	if _, err := b.e.PeriodRange(ctx, "load", "monthly/2026-12", "daily/2026-12-23"); !errors.As(err, &te) || te.Code != talon.EINVALID {
+		t.Errorf("wrong period type: %v, want invalid", err)
+	}
+}

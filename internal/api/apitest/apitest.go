@@ -344,3 +344,25 @@ func (b *Backend) AddArtifact(ctx context.Context, id int64, url string) (talon.
 
 // Health implements api.Backend.
 func (b *Backend) Health(ctx context.Context) error { return b.HealthErr }
+
+// PeriodRange implements api.Backend for daily keys only.
+func (b *Backend) PeriodRange(ctx context.Context, job, from, to string) ([]string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.Err != nil {
+		return nil, b.Err
+	}
+	if !slices.ContainsFunc(b.jobs, func(j api.JobInfo) bool { return j.Name == job }) {
+		return nil, talon.Errorf(talon.ENOTFOUND, "job %q not found", job)
+	}
+	f, err1 := time.Parse("daily/2006-01-02", from)
+	t, err2 := time.Parse("daily/2006-01-02", to)
+	if err1 != nil || err2 != nil {
+		return nil, talon.Errorf(talon.EINVALID, "want daily/YYYY-MM-DD keys")
+	}
+	var out []string
+	for d := f; !d.After(t); d = d.AddDate(0, 0, 1) {
+		out = append(out, d.Format("daily/2006-01-02"))
+	}
+	return out, nil
+}
