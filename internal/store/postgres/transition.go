@@ -2,9 +2,10 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -18,86 +19,172 @@ type current struct {
 	job, period, reason string
 }
 
-const updateRun = `UPDATE runs SET state = $1, reason = $2, recheck_at = $3,
-	started = COALESCE($4, started), finished = COALESCE($5, finished),
-	owner = COALESCE($6, owner), handle = COALESCE($7, handle), executor = COALESCE($8, executor)
-	WHERE id = $9 AND state = $10
-	RETURNING ` + runCols
+// lockRuns locks the batch's runs in id order, so concurrent batches
+// cannot deadlock and no one else moves these runs meanwhile.
+const lockRuns = `SELECT id, state, job, period, reason FROM runs
+	WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`
+
+// lockJobs takes the advisory lock of every job whose limits the batch
+// fences, in lock-key order (not name order: two names may share a key).
+// The ORDER BY subquery is not flattened, so the locks follow its order.
+// Keys are per job and schema, so schedulers fencing other jobs don't wait.
+const lockJobs = `SELECT count(pg_advisory_xact_lock(k)) FROM (
+	SELECT DISTINCT hashtext(current_schema() || '.talon.job.' || job) AS k
+	FROM runs WHERE id = ANY($1) ORDER BY k) AS keys`
+
+// activeOfJobs lists the runs counting toward max_running of the jobs of
+// the given runs. It runs after lockJobs, in a new snapshot (READ
+// COMMITTED), so it sees every run another scheduler let in before it
+// released the lock.
+const activeOfJobs = `SELECT job, id FROM runs
+	WHERE job IN (SELECT job FROM runs WHERE id = ANY($1)) AND state IN ('ready', 'running')`
+
+// takenInPeriods lists the runs counting toward once_per_period in the
+// (job, period) of the given runs.
+const takenInPeriods = `SELECT job, period, id, state FROM runs
+	WHERE (job, period) IN (SELECT job, period FROM runs WHERE id = ANY($1))
+	AND state IN ('succeeded', 'running', 'ready')`
+
+// updateWave applies one wave of compare-and-sets — at most one per run —
+// and writes their events, in one statement. The rows are already locked,
+// so every item matches; a row missing from the answer is a bug.
+var updateWave = `WITH u AS (
+	SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+		$6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::bool[])
+		WITH ORDINALITY AS u(id, from_state, to_state, reason, recheck_at, started, finished, owner, handle, executor, at, event, ord)
+), upd AS (
+	UPDATE runs AS r SET state = u.to_state, reason = u.reason, recheck_at = u.recheck_at,
+		started = COALESCE(u.started, r.started), finished = COALESCE(u.finished, r.finished),
+		owner = COALESCE(u.owner, r.owner), handle = COALESCE(u.handle, r.handle), executor = COALESCE(u.executor, r.executor)
+	FROM u WHERE r.id = u.id AND r.state = u.from_state
+	RETURNING ` + qualified("r", runCols) + `
+), ev AS (
+	INSERT INTO events (run_id, time, from_state, to_state, reason)
+	SELECT u.id, u.at, u.from_state, u.to_state, u.reason FROM u JOIN upd ON upd.id = u.id
+	WHERE u.event ORDER BY u.ord
+)
+SELECT * FROM upd`
+
+// qualified prefixes each column of a list with a table alias.
+func qualified(alias, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, p := range parts {
+		parts[i] = alias + "." + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// wave holds the columns of one updateWave statement.
+type wave struct {
+	items                 []int // index in the batch of each row
+	ids                   []int64
+	from, to, reason      []string
+	recheck, started, fin []*time.Time
+	owner, handle, exec   []*string
+	at                    []time.Time
+	event                 []bool
+}
+
+func (w *wave) add(i int, t store.Transition, from talon.State, at time.Time) {
+	var started, finished *time.Time
+	var owner *string
+	if t.To == talon.StateRunning && from != talon.StateRunning {
+		started = &at
+	}
+	if t.To.Terminal() {
+		finished = &at
+	}
+	if (t.To == talon.StateReady || t.To == talon.StateRunning) && t.Owner != "" {
+		owner = &t.Owner
+	}
+	w.items = append(w.items, i)
+	w.ids = append(w.ids, t.RunID)
+	w.from = append(w.from, string(from))
+	w.to = append(w.to, string(t.To))
+	w.reason = append(w.reason, t.Reason)
+	w.recheck = append(w.recheck, timePtr(t.RecheckAt))
+	w.started = append(w.started, started)
+	w.fin = append(w.fin, finished)
+	w.owner = append(w.owner, owner)
+	w.handle = append(w.handle, strPtr(t.Handle))
+	w.exec = append(w.exec, strPtr(t.Executor))
+	w.at = append(w.at, at)
+	w.event = append(w.event, !(t.Quiet && from == t.To))
+}
 
 // Transition applies each transition as a compare-and-set within one
-// transaction. It first locks every named run (in id order), then the
-// jobs whose limits are fenced (in name order), so concurrent batches
-// cannot deadlock and no one else moves these runs meanwhile; the checks
-// then run in memory, and the writes go in pipelined batches, sent early
-// only when a fence must count runs the batch itself has moved.
+// transaction, in four round trips whatever the batch size: BEGIN; one
+// pipelined read that locks the runs (in id order), then the advisory
+// locks of the jobs whose limits are fenced (in key order), and reads
+// what the fences count; one pipelined write; COMMIT. Checks and fences
+// are decided in memory between the two, replaying the batch in order so
+// each item sees the effect of the ones before it.
 func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Result, error) {
 	if len(ts) == 0 {
 		return nil, nil
 	}
 	ids := make([]int64, 0, len(ts))
+	var maxRunningIDs, onceIDs, fencedIDs []int64
 	for _, t := range ts {
 		ids = append(ids, t.RunID)
+		if t.To == talon.StateReady && t.Fence != nil {
+			fencedIDs = append(fencedIDs, t.RunID)
+			if t.Fence.MaxRunning > 0 {
+				maxRunningIDs = append(maxRunningIDs, t.RunID)
+			}
+			if t.Fence.OncePerPeriod {
+				onceIDs = append(onceIDs, t.RunID)
+			}
+		}
 	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
+	ids = sortedIDs(ids)
 
 	var results []store.Result
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		results = make([]store.Result, len(ts))
 		cur := make(map[int64]*current, len(ids))
-		rows, err := tx.Query(ctx, `SELECT id, state, job, period, reason FROM runs
-			WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, ids)
-		if err != nil {
-			return fmt.Errorf("lock runs: %w", err)
-		}
-		for rows.Next() {
-			var id int64
-			c := &current{}
-			if err := rows.Scan(&id, &c.state, &c.job, &c.period, &c.reason); err != nil {
-				rows.Close()
-				return err
-			}
-			cur[id] = c
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("lock runs: %w", err)
-		}
-
-		var fenced []string
-		for _, t := range ts {
-			if c := cur[t.RunID]; c != nil && t.To == talon.StateReady && t.Fence != nil {
-				fenced = append(fenced, c.job)
-			}
-		}
-		slices.Sort(fenced)
-		for _, job := range slices.Compact(fenced) {
-			// Per job and schema: schedulers fencing other jobs don't wait.
-			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.talon.job.' || $1))`, job); err != nil {
-				return fmt.Errorf("lock job %s: %w", job, err)
-			}
-		}
+		fs := newFenceState()
 
 		b := &pgx.Batch{}
-		var pending []int // for each queued statement: the item whose run it returns, or -1
-		flush := func() error {
-			err := sendBatch(ctx, tx, b, func(br pgx.BatchResults, n int) error {
-				i := pending[n]
-				if i < 0 {
-					_, err := br.Exec()
-					return err
-				}
-				run, err := scanRun(br.QueryRow())
+		b.Queue(lockRuns, ids)
+		if len(fencedIDs) > 0 {
+			b.Queue(lockJobs, sortedIDs(fencedIDs))
+		}
+		if len(maxRunningIDs) > 0 {
+			b.Queue(activeOfJobs, sortedIDs(maxRunningIDs))
+		}
+		if len(onceIDs) > 0 {
+			b.Queue(takenInPeriods, sortedIDs(onceIDs))
+		}
+		err := sendBatch(ctx, tx, b, func(br pgx.BatchResults, n int) error {
+			switch n {
+			case 0:
+				return readCurrent(br, cur)
+			case 1:
+				_, err := br.Exec()
 				if err != nil {
-					// The row is locked, so the compare-and-set cannot lose.
-					return fmt.Errorf("update run %d: %w", ts[i].RunID, err)
+					return fmt.Errorf("lock jobs: %w", err)
 				}
-				results[i].Run = run
 				return nil
-			})
-			b, pending = &pgx.Batch{}, nil
+			}
+			if n == 2 && len(maxRunningIDs) > 0 {
+				return fs.readActive(br)
+			}
+			return fs.readTaken(br)
+		})
+		if err != nil {
 			return err
 		}
+		for _, t := range ts {
+			if c := cur[t.RunID]; c != nil && t.To == talon.StateReady && t.Fence != nil {
+				fs.load(c, t.Fence)
+			}
+		}
+
+		var waves []*wave
+		applied := map[int64]int{} // applied items per run: the wave of its next one
+		decided := map[int64][]talon.Decision{}
+		var decidedOrder []int64
 		for i, t := range ts {
 			c := cur[t.RunID]
 			if c == nil {
@@ -109,57 +196,67 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 				continue
 			}
 			if t.To == talon.StateReady && t.Fence != nil {
-				if err := flush(); err != nil {
-					return err
-				}
-				fe, err := checkFence(ctx, tx, t.RunID, c.job, c.period, t.Fence)
-				if err != nil {
-					return err
-				}
-				if fe != nil {
+				if fe := fs.check(t.RunID, c.job, c.period, t.Fence); fe != nil {
 					results[i].Err = fe
 					continue
 				}
 			}
-			now := nowOr(t.Now)
-			var started, finished, owner any
-			if t.To == talon.StateRunning && c.state != talon.StateRunning {
-				started = now
+			n := applied[t.RunID]
+			applied[t.RunID] = n + 1
+			if n == len(waves) {
+				waves = append(waves, &wave{})
 			}
-			if t.To.Terminal() {
-				finished = now
-			}
-			if (t.To == talon.StateReady || t.To == talon.StateRunning) && t.Owner != "" {
-				owner = t.Owner
-			}
-			b.Queue(updateRun, string(t.To), t.Reason, tstz(t.RecheckAt), started, finished, owner,
-				nonEmpty(t.Handle), nonEmpty(t.Executor), t.RunID, string(c.state))
-			pending = append(pending, i)
+			// An event is skipped only for a quiet re-decision whose
+			// reason did not change.
+			tq := t
+			tq.Quiet = t.Quiet && c.reason == t.Reason
+			waves[n].add(i, tq, c.state, nowOr(t.Now))
 			if t.Decisions != nil {
-				b.Queue(`DELETE FROM decisions WHERE run_id = $1`, t.RunID)
-				pending = append(pending, -1)
-				if len(t.Decisions) > 0 {
-					n := len(t.Decisions)
-					names, actions, reasons := make([]string, n), make([]string, n), make([]string, n)
-					rechecks := make([]any, n)
-					for j, d := range t.Decisions {
-						names[j], actions[j], reasons[j], rechecks[j] = d.Constraint, string(d.Action), d.Reason, tstz(d.RecheckAt)
-					}
-					b.Queue(`INSERT INTO decisions (run_id, pos, constraint_name, action, reason, recheck_at)
-						SELECT $1, d.ord - 1, d.c, d.a, d.r, d.t
-						FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[]) WITH ORDINALITY AS d(c, a, r, t, ord)`,
-						t.RunID, names, actions, reasons, rechecks)
-					pending = append(pending, -1)
+				if _, ok := decided[t.RunID]; !ok {
+					decidedOrder = append(decidedOrder, t.RunID)
 				}
+				decided[t.RunID] = t.Decisions // the last one stands
 			}
-			if !(t.Quiet && c.state == t.To && c.reason == t.Reason) {
-				b.Queue(`INSERT INTO events (run_id, time, from_state, to_state, reason) VALUES ($1, $2, $3, $4, $5)`,
-					t.RunID, now, string(c.state), string(t.To), t.Reason)
-				pending = append(pending, -1)
-			}
+			fs.moved(t.RunID, c.job, c.period, c.state, t.To)
 			c.state, c.reason = t.To, t.Reason
 		}
-		return flush()
+
+		b = &pgx.Batch{}
+		for _, w := range waves {
+			b.Queue(updateWave, w.ids, w.from, w.to, w.reason, w.recheck, w.started, w.fin,
+				w.owner, w.handle, w.exec, w.at, w.event)
+		}
+		if len(decidedOrder) > 0 {
+			b.Queue(`DELETE FROM decisions WHERE run_id = ANY($1)`, decidedOrder)
+			var (
+				runIDs                  []int64
+				pos                     []int32
+				names, actions, reasons []string
+				rechecks                []*time.Time
+			)
+			for _, id := range decidedOrder {
+				for j, d := range decided[id] {
+					runIDs, pos = append(runIDs, id), append(pos, int32(j))
+					names, actions, reasons = append(names, d.Constraint), append(actions, string(d.Action)), append(reasons, d.Reason)
+					rechecks = append(rechecks, timePtr(d.RecheckAt))
+				}
+			}
+			if len(runIDs) > 0 {
+				b.Queue(`INSERT INTO decisions (run_id, pos, constraint_name, action, reason, recheck_at)
+					SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])`,
+					runIDs, pos, names, actions, reasons, rechecks)
+			}
+		}
+		return sendBatch(ctx, tx, b, func(br pgx.BatchResults, n int) error {
+			if n >= len(waves) {
+				_, err := br.Exec()
+				if err != nil {
+					return fmt.Errorf("store decisions: %w", err)
+				}
+				return nil
+			}
+			return readWave(br, waves[n], results)
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("transition: %w", err)
@@ -167,41 +264,72 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 	return results, nil
 }
 
-func nonEmpty(s string) any {
+// sortedIDs sorts ids and drops duplicates, in place.
+func sortedIDs(ids []int64) []int64 {
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+func readCurrent(br pgx.BatchResults, cur map[int64]*current) error {
+	rows, err := br.Query()
+	if err != nil {
+		return fmt.Errorf("lock runs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		c := &current{}
+		if err := rows.Scan(&id, &c.state, &c.job, &c.period, &c.reason); err != nil {
+			return fmt.Errorf("lock runs: %w", err)
+		}
+		cur[id] = c
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("lock runs: %w", err)
+	}
+	return nil
+}
+
+// readWave hands each updated row to its item.
+func readWave(br pgx.BatchResults, w *wave, results []store.Result) error {
+	rows, err := br.Query()
+	if err != nil {
+		return fmt.Errorf("update runs: %w", err)
+	}
+	defer rows.Close()
+	byID := make(map[int64]talon.Run, len(w.ids))
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return fmt.Errorf("update runs: %w", err)
+		}
+		byID[r.ID] = r
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("update runs: %w", err)
+	}
+	for k, i := range w.items {
+		r, ok := byID[w.ids[k]]
+		if !ok {
+			// The row is locked, so the compare-and-set cannot lose.
+			return fmt.Errorf("update run %d: not in state %s after locking it", w.ids[k], w.from[k])
+		}
+		results[i].Run = r
+	}
+	return nil
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC().Truncate(time.Microsecond)
+	return &u
+}
+
+func strPtr(s string) *string {
 	if s == "" {
 		return nil
 	}
-	return s
-}
-
-// checkFence decides the fenced limits inside the transaction, which
-// holds the job's advisory lock.
-func checkFence(ctx context.Context, tx pgx.Tx, runID int64, job, period string, f *store.Fence) (*store.FenceError, error) {
-	if f.OncePerPeriod {
-		var id int64
-		var state string
-		err := tx.QueryRow(ctx, `SELECT id, state FROM runs
-			WHERE job = $1 AND period = $2 AND id <> $3 AND state IN ('succeeded', 'running', 'ready')
-			ORDER BY state = 'succeeded' DESC, id LIMIT 1`, job, period, runID).Scan(&id, &state)
-		switch {
-		case err == nil:
-			return oncePerPeriodFence(period, id, talon.State(state)), nil
-		case !errors.Is(err, pgx.ErrNoRows):
-			return nil, fmt.Errorf("check once_per_period: %w", err)
-		}
-	}
-	if f.MaxRunning > 0 {
-		var n int
-		var ids []int64
-		err := tx.QueryRow(ctx, `SELECT count(*), (array_agg(id ORDER BY id))[1:$3]
-			FROM runs WHERE job = $1 AND state IN ('ready', 'running') AND id <> $2`,
-			job, runID, fenceListMax).Scan(&n, &ids)
-		if err != nil {
-			return nil, fmt.Errorf("check max_running: %w", err)
-		}
-		if n >= f.MaxRunning {
-			return maxRunningFence(n, f.MaxRunning, ids), nil
-		}
-	}
-	return nil, nil
+	return &s
 }
