@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"errors"
@@ -46,6 +47,10 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 	for _, id := range ids {
 		delete(e.dirty, id)
 	}
+	// ListRuns answers newest first; decide oldest first, so that when a
+	// fenced limit (max_running, once_per_period) lets only some through,
+	// the runs that have been blocked longest go first.
+	slices.SortFunc(runs, func(a, b talon.Run) int { return cmp.Compare(a.ID, b.ID) })
 	lk := newLookup(e.st, p)
 	lk.prefetch(ctx, runs)
 
