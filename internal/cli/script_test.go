@@ -18,6 +18,7 @@ import (
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/api/apitest"
+	"github.com/talonhq/talon/internal/talontest"
 )
 
 var update = flag.Bool("update", false, "rewrite the cmp files of testdata/script/*.txtar")
@@ -39,8 +40,20 @@ func TestMain(m *testing.M) {
 //   - $FAKE_URL: an API server over an in-memory backend seeded with
 //     fixtureRuns, for verbs' output without a scheduler;
 //   - $DEAD_URL: an address where nothing listens;
+//   - $PG_URL: a fresh PostgreSQL schema on TALON_TEST_POSTGRES (created
+//     by the store on first use, dropped after the script), only when
+//     that variable is set;
 //   - TZ=UTC and USER=tester, so tables and reasons are stable.
+//
+// The e2e_*.txtar scripts run a real `talon serve`; see the e2e commands
+// below (waitserving, waitrun, within, waitlog, exits).
 func TestScript(t *testing.T) {
+	pgBase := os.Getenv("TALON_TEST_POSTGRES")
+	if pgBase == "" && os.Getenv("CI") == "true" {
+		// The PostgreSQL scripts skip themselves without $PG_URL; CI must
+		// never pass that way.
+		t.Fatalf("TALON_TEST_POSTGRES is not set and CI=true: %s", talontest.HowToPostgres)
+	}
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		UpdateScripts:       *update,
@@ -56,10 +69,23 @@ func TestScript(t *testing.T) {
 			env.Setenv("DEAD_URL", dead)
 			env.Setenv("TZ", "UTC")
 			env.Setenv("USER", "tester")
+			if pgBase != "" {
+				u, err := pgSchemaURL(env, pgBase)
+				if err != nil {
+					return err
+				}
+				env.Setenv("PG_URL", u)
+			}
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitready": cmdWaitReady,
+			"waitready":   cmdWaitReady,
+			"waitserving": cmdWaitServing,
+			"waitlog":     cmdWaitLog,
+			"waitrun":     cmdWaitRun,
+			"within":      cmdWithin,
+			"exits":       cmdExits,
+			"signal":      cmdSignal,
 		},
 	})
 }
