@@ -13,6 +13,7 @@ import (
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/calendar"
+	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
 )
 
@@ -281,7 +282,7 @@ func (e *Engine) Reload(ctx context.Context) (string, error) {
 	}
 	s, err := e.cfg.Load()
 	if err != nil {
-		return "", talon.Errorf(talon.EINVALID, "schedule not reloaded, the old one stays in force:\n%v", err)
+		return "", talon.Errorf(talon.EINVALID, "schedule not reloaded, the old one stays in force:\n%s", errorLines(err))
 	}
 	p, err := compile(s)
 	if err != nil {
@@ -302,6 +303,21 @@ func (e *Engine) Reload(ctx context.Context) (string, error) {
 	sort.Strings(names)
 	e.log.Info("schedule reloaded", "jobs", len(names))
 	return fmt.Sprintf("reloaded: %d jobs", len(names)), nil
+}
+
+// errorLines is every error of a schedule.ErrorList, one per line: its
+// Error() names only the first, and whoever reloads should see them all,
+// as talon validate shows them.
+func errorLines(err error) string {
+	var list schedule.ErrorList
+	if !errors.As(err, &list) {
+		return err.Error()
+	}
+	lines := make([]string, len(list))
+	for i, e := range list {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
 }
 
 // SetProgress records a running run's progress.
