@@ -292,19 +292,21 @@ func (db *DB) AdvanceCursors(ctx context.Context, cs []store.CursorUpdate) error
 	if len(cs) == 0 {
 		return nil
 	}
+	jobs, triggers := make([]string, len(cs)), make([]string, len(cs))
+	fired := make([]time.Time, len(cs))
+	for i, c := range cs {
+		jobs[i], triggers[i], fired[i] = c.Job, c.Trigger, nowOr(c.Fired)
+	}
 	err := db.tx(ctx, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		for _, c := range cs {
-			b.Queue(`INSERT INTO cursors (job, trigger_name, fired) VALUES ($1, $2, $3)
-				ON CONFLICT (job, trigger_name) DO UPDATE SET fired = GREATEST(cursors.fired, excluded.fired)`,
-				c.Job, c.Trigger, nowOr(c.Fired))
-		}
-		return sendBatch(ctx, tx, b, func(br pgx.BatchResults, n int) error {
-			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("%s %s: %w", cs[n].Job, cs[n].Trigger, err)
-			}
-			return nil
-		})
+		// One row per cursor (an upsert may not touch a row twice), in key
+		// order so that concurrent schedulers lock cursors in one order.
+		_, err := tx.Exec(ctx, `INSERT INTO cursors (job, trigger_name, fired)
+			SELECT job, trigger_name, max(fired)
+			FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(job, trigger_name, fired)
+			GROUP BY job, trigger_name ORDER BY job, trigger_name
+			ON CONFLICT (job, trigger_name) DO UPDATE SET fired = GREATEST(cursors.fired, excluded.fired)`,
+			jobs, triggers, fired)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("advance cursors: %w", err)

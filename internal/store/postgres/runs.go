@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,37 +81,121 @@ func validateCreate(i int, p store.CreateRun) (store.CreateRun, error) {
 	return p, nil
 }
 
-// insertRun inserts a run and its creation event in one statement; it
-// returns no row when the run's unique key already exists.
-const insertRun = `WITH ins AS (
+// insertRuns inserts runs that have a unique key, from arrays, in array
+// order, with their creation events, in one statement. A run whose key
+// already exists — in the table or earlier in the arrays — is skipped.
+var insertRuns = `WITH ins AS (
+	INSERT INTO runs (job, period, environment, state, attempt, executor, trigger_name, fire_time,
+		idem_key, params, retry_of, created, finished, reason, recheck_at)
+	SELECT job, period, environment, state, attempt, executor, trigger_name, fire_time,
+		idem_key, params::jsonb, retry_of, created, finished, reason, recheck_at
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[],
+		$8::timestamptz[], $9::text[], $10::text[], $11::bigint[], $12::timestamptz[], $13::timestamptz[],
+		$14::text[], $15::timestamptz[])
+		WITH ORDINALITY AS u(job, period, environment, state, attempt, executor, trigger_name, fire_time,
+			idem_key, params, retry_of, created, finished, reason, recheck_at, ord)
+	ORDER BY ord
+	ON CONFLICT DO NOTHING
+	RETURNING ` + runCols + `
+), ev AS (
+	INSERT INTO events (run_id, time, from_state, to_state, reason)
+	SELECT id, created, '', state, reason FROM ins ORDER BY id
+)
+SELECT * FROM ins`
+
+// insertRun inserts one run without a unique key (an external trigger
+// without a client key: always new) and its creation event.
+var insertRun = `WITH ins AS (
 	INSERT INTO runs (job, period, environment, state, attempt, executor, trigger_name, fire_time,
 		idem_key, params, retry_of, created, finished, reason, recheck_at)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-	ON CONFLICT DO NOTHING
-	RETURNING id, created, state, reason
+	RETURNING ` + runCols + `
 ), ev AS (
 	INSERT INTO events (run_id, time, from_state, to_state, reason)
 	SELECT id, created, '', state, reason FROM ins
 )
-SELECT id FROM ins`
+SELECT * FROM ins`
+
+// existingRuns finds the runs holding the unique keys of runs that were
+// not inserted: (job, key), or (job, period, trigger, fire time).
+var existingRuns = `SELECT ` + runCols + ` FROM runs
+	WHERE (job, idem_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+	UNION ALL
+	SELECT ` + runCols + ` FROM runs
+	WHERE idem_key IS NULL AND fire_time IS NOT NULL
+	AND (job, period, trigger_name, fire_time) IN (SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::timestamptz[]))`
+
+// uniqueKey names the unique index entry a run takes, or "" when it takes
+// none (an external trigger without a client key).
+func uniqueKey(job, key, period, trigger string, fire time.Time) string {
+	if key != "" {
+		return "k\x00" + job + "\x00" + key
+	}
+	if fire.IsZero() {
+		return ""
+	}
+	return "f\x00" + job + "\x00" + period + "\x00" + trigger + "\x00" + strconv.FormatInt(fire.UTC().Truncate(time.Microsecond).UnixMicro(), 10)
+}
+
+// runArrays are the columns of insertRuns.
+type runArrays struct {
+	job, period, env, state, executor, trigger, reason []string
+	attempt                                            []int32
+	fire, finished, recheck                            []*time.Time
+	created                                            []time.Time
+	key, params                                        []*string
+	retryOf                                            []*int64
+}
+
+func (a *runArrays) add(p store.CreateRun, params *string) {
+	var finished *time.Time
+	if p.State.Terminal() {
+		finished = &p.Now
+	}
+	var retryOf *int64
+	if p.RetryOf != 0 {
+		retryOf = &p.RetryOf
+	}
+	a.job, a.period, a.env = append(a.job, p.Job), append(a.period, p.Period), append(a.env, p.Environment)
+	a.state, a.executor = append(a.state, string(p.State)), append(a.executor, p.Executor)
+	a.trigger, a.reason = append(a.trigger, p.Trigger), append(a.reason, p.Reason)
+	a.attempt = append(a.attempt, int32(p.Attempt))
+	a.fire, a.finished, a.recheck = append(a.fire, timePtr(p.FireTime)), append(a.finished, finished), append(a.recheck, timePtr(p.NotBefore))
+	a.created = append(a.created, p.Now)
+	a.key, a.params = append(a.key, strPtr(p.Key)), append(a.params, params)
+	a.retryOf = append(a.retryOf, retryOf)
+}
 
 // CreateRuns creates runs in one transaction, idempotently on (job,
-// period, trigger, fire time) or (job, key). All inserts go in one
-// pipelined batch.
+// period, trigger, fire time) or (job, key). The runs with a unique key
+// go in one set-based statement, in unique-key order: two schedulers
+// creating the same runs then wait for each other's rows in the same
+// order, never in a cycle. Runs without one (external triggers without a
+// key) are pipelined with it, one statement each. A second statement
+// reads the runs that already held their keys, when there are any.
 func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Created, error) {
 	if len(ps) == 0 {
 		return nil, nil
 	}
 	valid := make([]store.CreateRun, len(ps))
+	params := make([]*string, len(ps))
+	keys := make([]string, len(ps))
 	for i, p := range ps {
 		v, err := validateCreate(i, p)
 		if err != nil {
 			return nil, err
 		}
+		if len(v.Params) > 0 {
+			raw, err := json.Marshal(v.Params)
+			if err != nil {
+				return nil, fmt.Errorf("create run #%d: encode params: %w", i, err)
+			}
+			s := string(raw)
+			params[i] = &s
+		}
 		valid[i] = v
+		keys[i] = uniqueKey(v.Job, v.Key, v.Period, v.Trigger, v.FireTime)
 	}
-	// Insert in unique-key order: two schedulers creating the same runs
-	// then wait for each other's rows in the same order, never in a cycle.
 	order := make([]int, len(valid))
 	for i := range order {
 		order[i] = i
@@ -120,80 +205,111 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 		return cmp.Or(strings.Compare(pa.Job, pb.Job), strings.Compare(pa.Key, pb.Key),
 			strings.Compare(pa.Period, pb.Period), strings.Compare(pa.Trigger, pb.Trigger), pa.FireTime.Compare(pb.FireTime))
 	})
+	var keyed runArrays
+	var unkeyed []int
+	for _, i := range order {
+		if keys[i] == "" {
+			unkeyed = append(unkeyed, i)
+		} else {
+			keyed.add(valid[i], params[i])
+		}
+	}
+
 	var out []store.Created
 	err := db.tx(ctx, func(tx pgx.Tx) error {
-		ids := make([]int64, len(valid))
-		created := make([]bool, len(valid))
+		out = make([]store.Created, len(valid))
+		inserted := map[string]talon.Run{} // by unique key
 		b := &pgx.Batch{}
-		for _, i := range order {
+		if len(keyed.job) > 0 {
+			b.Queue(insertRuns, keyed.job, keyed.period, keyed.env, keyed.state, keyed.attempt, keyed.executor,
+				keyed.trigger, keyed.fire, keyed.key, keyed.params, keyed.retryOf, keyed.created, keyed.finished,
+				keyed.reason, keyed.recheck)
+		}
+		for _, i := range unkeyed {
 			p := valid[i]
-			var params, key, retryOf, finished any
-			if len(p.Params) > 0 {
-				raw, err := json.Marshal(p.Params)
-				if err != nil {
-					return fmt.Errorf("create run #%d: encode params: %w", i, err)
-				}
-				params = raw
-			}
-			if p.Key != "" {
-				key = p.Key
+			var finished, retryOf any
+			if p.State.Terminal() {
+				finished = p.Now
 			}
 			if p.RetryOf != 0 {
 				retryOf = p.RetryOf
 			}
-			if p.State.Terminal() {
-				finished = p.Now
-			}
 			b.Queue(insertRun, p.Job, p.Period, p.Environment, string(p.State), p.Attempt, p.Executor, p.Trigger,
-				tstz(p.FireTime), key, params, retryOf, p.Now, finished, p.Reason, tstz(p.NotBefore))
+				nil, nil, params[i], retryOf, p.Now, finished, p.Reason, tstz(p.NotBefore))
 		}
-		var missing []int
-		if err := sendBatch(ctx, tx, b, func(br pgx.BatchResults, n int) error {
-			i := order[n]
-			err := br.QueryRow().Scan(&ids[i])
-			switch {
-			case err == nil:
-				created[i] = true
-			case errors.Is(err, pgx.ErrNoRows):
-				missing = append(missing, i)
-			default:
+		first := 0
+		if len(keyed.job) > 0 {
+			first = 1
+		}
+		err := sendBatch(ctx, tx, b, func(br pgx.BatchResults, n int) error {
+			if n < first {
+				return readRuns(br, func(r talon.Run) {
+					inserted[uniqueKey(r.Job, r.Key, r.Period, r.Trigger, r.FireTime)] = r
+				})
+			}
+			i := unkeyed[n-first]
+			r, err := scanRun(br.QueryRow())
+			if err != nil {
 				return fmt.Errorf("create run #%d: %w", i, err)
 			}
+			out[i] = store.Created{Run: r, Created: true}
 			return nil
-		}); err != nil {
-			return err
+		})
+		if err != nil {
+			return fmt.Errorf("insert: %w", err)
 		}
-		// Find the runs that already held the unique keys.
-		b = &pgx.Batch{}
+
+		// The first of the batch to name a key created its run; the others
+		// get that run, or the one that held the key before.
+		var missing []int
+		claimed := map[string]bool{}
+		for _, i := range order {
+			k := keys[i]
+			if k == "" {
+				continue
+			}
+			r, ok := inserted[k]
+			switch {
+			case !ok:
+				missing = append(missing, i)
+			case claimed[k]:
+				out[i] = store.Created{Run: r}
+			default:
+				claimed[k] = true
+				out[i] = store.Created{Run: r, Created: true}
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		var kJobs, kKeys, fJobs, fPeriods, fTriggers []string
+		var fFires []time.Time
 		for _, i := range missing {
 			p := valid[i]
 			if p.Key != "" {
-				b.Queue(`SELECT id FROM runs WHERE job = $1 AND idem_key = $2`, p.Job, p.Key)
+				kJobs, kKeys = append(kJobs, p.Job), append(kKeys, p.Key)
 			} else {
-				b.Queue(`SELECT id FROM runs WHERE job = $1 AND period = $2 AND trigger_name = $3
-					AND fire_time = $4 AND idem_key IS NULL`, p.Job, p.Period, p.Trigger, tstz(p.FireTime))
+				fJobs, fPeriods, fTriggers = append(fJobs, p.Job), append(fPeriods, p.Period), append(fTriggers, p.Trigger)
+				fFires = append(fFires, p.FireTime.UTC().Truncate(time.Microsecond))
 			}
 		}
-		if err := sendBatch(ctx, tx, b, func(br pgx.BatchResults, n int) error {
-			i := missing[n]
-			if err := br.QueryRow().Scan(&ids[i]); err != nil {
-				return fmt.Errorf("create run #%d: find existing run: %w", i, err)
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		runs, err := runsByID(ctx, tx, ids)
+		existing := map[string]talon.Run{}
+		rows, err := tx.Query(ctx, existingRuns, kJobs, kKeys, fJobs, fPeriods, fTriggers, fFires)
 		if err != nil {
-			return fmt.Errorf("read back: %w", err)
+			return fmt.Errorf("find existing runs: %w", err)
 		}
-		out = make([]store.Created, len(valid))
-		for i, id := range ids {
-			r, ok := runs[id]
+		err = collectRuns(rows, func(r talon.Run) {
+			existing[uniqueKey(r.Job, r.Key, r.Period, r.Trigger, r.FireTime)] = r
+		})
+		if err != nil {
+			return fmt.Errorf("find existing runs: %w", err)
+		}
+		for _, i := range missing {
+			r, ok := existing[keys[i]]
 			if !ok {
-				return fmt.Errorf("run %d vanished", id)
+				return fmt.Errorf("create run #%d: the run holding its key vanished", i)
 			}
-			out[i] = store.Created{Run: r, Created: created[i]}
+			out[i] = store.Created{Run: r}
 		}
 		return nil
 	})
@@ -201,6 +317,28 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 		return nil, fmt.Errorf("create runs: %w", err)
 	}
 	return out, nil
+}
+
+// readRuns hands each run a batched query returns to add.
+func readRuns(br pgx.BatchResults, add func(talon.Run)) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	return collectRuns(rows, add)
+}
+
+// collectRuns hands each run of rows to add, and closes rows.
+func collectRuns(rows pgx.Rows, add func(talon.Run)) error {
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return err
+		}
+		add(r)
+	}
+	return rows.Err()
 }
 
 // sendBatch sends b and hands each statement's result, in order, to read.
@@ -216,23 +354,6 @@ func sendBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch, read func(br pgx.Ba
 		}
 	}
 	return br.Close()
-}
-
-func runsByID(ctx context.Context, tx pgx.Tx, ids []int64) (map[int64]talon.Run, error) {
-	rows, err := tx.Query(ctx, `SELECT `+runCols+` FROM runs WHERE id = ANY($1)`, ids)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := make(map[int64]talon.Run, len(ids))
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, err
-		}
-		out[r.ID] = r
-	}
-	return out, rows.Err()
 }
 
 // GetRun returns a run with its progress and artifacts, or ErrNotFound.
