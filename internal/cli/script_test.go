@@ -78,6 +78,13 @@ func TestScript(t *testing.T) {
 			}
 			return nil
 		},
+		// [postgres] holds when TALON_TEST_POSTGRES is set, so $PG_URL is.
+		Condition: func(cond string) (bool, error) {
+			if cond == "postgres" {
+				return pgBase != "", nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitready":   cmdWaitReady,
 			"waitserving": cmdWaitServing,
