@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/store"
@@ -215,5 +217,58 @@ func testCreateMixed(t *testing.T, open OpenFunc) {
 		if err != nil || len(evs) != 1 || evs[0].To != talon.StateBlocked {
 			t.Errorf("item %d: events = %v, %v; want one creation event", i, evs, err)
 		}
+	}
+}
+
+// testFenceBatchRace: two schedulers each move a batch of runs of one
+// job to ready at once; the limit holds over both batches.
+func testFenceBatchRace(t *testing.T, open OpenFunc) {
+	handles := []store.Store{open(t), open(t)}
+	const (
+		perBatch = 6
+		limit    = 3
+	)
+	var ps []store.CreateRun
+	for i := range 2 * perBatch {
+		ps = append(ps, store.CreateRun{Job: "j", Period: "daily/2026-11-26", Trigger: "cron", FireTime: t0.Add(time.Duration(i) * time.Minute), Now: t0})
+	}
+	runs := create(t, handles[0], ps...)
+	moved := make([]int, 2)
+	errs := make([]error, 2)
+	parallel(t, 2, func(w int) {
+		var ts []store.Transition
+		for _, c := range runs[w*perBatch : (w+1)*perBatch] {
+			ts = append(ts, store.Transition{RunID: c.Run.ID, From: []talon.State{talon.StateBlocked}, To: talon.StateReady,
+				Now: t0, Fence: &store.Fence{MaxRunning: limit}})
+		}
+		res, err := handles[w].Transition(t.Context(), ts)
+		if err != nil {
+			errs[w] = err
+			return
+		}
+		for _, rs := range res {
+			var fe *store.FenceError
+			switch {
+			case rs.Err == nil:
+				moved[w]++
+			case !errors.As(rs.Err, &fe):
+				errs[w] = rs.Err
+			}
+		}
+	})
+	for w, err := range errs {
+		if err != nil {
+			t.Fatalf("scheduler %d: %v", w, err)
+		}
+	}
+	if got := moved[0] + moved[1]; got != limit {
+		t.Errorf("%d + %d runs moved to ready, want %d in all", moved[0], moved[1], limit)
+	}
+	counts, err := handles[1].JobCounts(t.Context(), []string{"j"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := counts["j"].Active(); got != limit {
+		t.Errorf("%d runs active, want %d", got, limit)
 	}
 }

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"FenceMaxRunningRace", testFenceMaxRunningRace},
 		{"FenceOncePerPeriod", testFenceOncePerPeriod},
 		{"FenceWithinBatch", testFenceWithinBatch},
+		{"FenceBatchRace", testFenceBatchRace},
 		{"BatchDecisions", testBatchDecisions},
 		{"Progress", testProgress},
 		{"Artifacts", testArtifacts},
