@@ -9,6 +9,12 @@
 // inserts in a fixed order (by unique key) for the same reason, and
 // deadlocks or serialization failures that still happen are retried.
 //
+// Batches cost a fixed number of round trips, not one per item: their
+// items travel as arrays and are applied by set-based statements
+// (INSERT … SELECT FROM unnest, UPDATE … FROM unnest), and a transition
+// batch decides its checks and fences in memory between one pipelined
+// read, taken under the locks, and one pipelined write.
+//
 // A schema may be named in the URL (?search_path=NAME, or
 // options=-csearch_path=NAME); Open creates it if missing. Migrations run
 // under a session advisory lock, so processes starting together apply
