@@ -78,8 +78,10 @@ type Store interface {
 	// state. Pairs without runs are absent from the map.
 	Summaries(ctx context.Context, keys []JobPeriod) (map[JobPeriod]Summary, error)
 
-	// JobCounts returns, for each job, the counts of its runs by state
-	// over all periods (blocked, ready and running matter to limits).
+	// JobCounts returns, for each job, the counts of its live runs
+	// (blocked, ready, running) over all periods, for limits. Finished
+	// runs are not counted: history grows without bound. Jobs without
+	// live runs are absent.
 	JobCounts(ctx context.Context, jobs []string) (map[string]Summary, error)
 
 	// ListPeriods returns the periods that have runs, with counts per job,

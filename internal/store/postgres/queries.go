@@ -139,7 +139,8 @@ func (db *DB) JobCounts(ctx context.Context, jobs []string) (map[string]store.Su
 	}
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT job, state, count(*) FROM runs
-			WHERE job = ANY($1) GROUP BY job, state`, jobs)
+			WHERE job = ANY($1) AND state IN ('blocked', 'ready', 'running')
+			GROUP BY job, state`, jobs)
 		if err != nil {
 			return err
 		}

@@ -157,6 +157,7 @@ func (db *DB) JobCounts(ctx context.Context, jobs []string) (map[string]store.Su
 	err = db.read(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT r.job, r.state, count(*)
 			FROM json_each(?) AS k CROSS JOIN runs AS r ON r.job = k.value
+			WHERE r.state IN ('blocked', 'ready', 'running')
 			GROUP BY r.job, r.state`, string(b))
 		if err != nil {
 			return err

@@ -166,7 +166,8 @@ func testJobCounts(t *testing.T, open OpenFunc) {
 	}
 	want := map[string]store.Summary{
 		"a": {talon.StateRunning: 1, talon.StateReady: 1, talon.StateBlocked: 1},
-		"b": {talon.StateSucceeded: 1},
+		// Finished runs are not counted: a job's history grows without
+		// bound, and limits only need the live runs.
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("JobCounts = %v, want %v", got, want)
