@@ -96,3 +96,18 @@ func (c *Calendar) stepBusinessDay(d Date, dir int) (Date, error) {
 	}
 	return Date{}, fmt.Errorf("calendar %q: no business day within %d days of %s", c.Name, maxBusinessGap, d)
 }
+
+// IsHoliday reports whether d is one of the calendar's holidays (weekends
+// are not holidays). It returns an error wrapping ErrNotCovered if d is
+// after Through.
+func (c *Calendar) IsHoliday(d Date) (bool, error) {
+	if !c.Through.IsZero() && d.After(c.Through) {
+		return false, fmt.Errorf("calendar %q: %s is after its through date %s: %w", c.Name, d, c.Through, ErrNotCovered)
+	}
+	for _, h := range c.Holidays {
+		if h == d {
+			return true, nil
+		}
+	}
+	return false, nil
+}

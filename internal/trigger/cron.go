@@ -459,3 +459,5 @@ func parseQuartzDOW(f, other field, cd *cronDays) (bool, error) {
 	}
 	return true, nil
 }
+
+func (c *cronDays) next(n, limit int) (int, error) { return c.nextDay(n, limit), nil }

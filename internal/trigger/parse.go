@@ -1,6 +1,8 @@
 package trigger
 
 import (
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -10,10 +12,11 @@ import (
 
 // ParseSpec is Parse returning the concrete *Spec. Errors are *Error.
 func ParseSpec(expr string, opt Options) (*Spec, error) {
-	p := parser{expr: expr, loc: opt.Location, dst: opt.DST}
+	p := parser{expr: expr, loc: opt.Location, dst: opt.DST, opt: opt}
 	if p.loc == nil {
 		p.loc = time.UTC
 	}
+	p.cals = &calSet{cals: []*calendar.Calendar{weekendsOnly}, implicit: true}
 	if err := p.parse(); err != nil {
 		return nil, err
 	}
@@ -29,12 +32,28 @@ type onceWall struct {
 
 type parser struct {
 	expr     string
+	opt      Options
 	loc      *time.Location
 	zoneSet  bool
 	dst      calendar.DSTPolicy
 	dstSet   bool
 	spec     *Spec
 	onceWall []onceWall
+	cals     *calSet
+	eng      englishState
+	calsSet  bool
+	adjSet   bool
+	bounds   [2]*bound // starting, ending
+}
+
+// bound is a starting or ending qualifier, resolved in the spec's zone
+// once every qualifier is known.
+type bound struct {
+	off     int
+	instant int64 // an RFC 3339 time
+	abs     bool
+	wall    calendar.Wall
+	date    bool // a DATE alone: the whole day
 }
 
 // tokens splits s (which starts at byte offset base of the expression) at
@@ -68,10 +87,10 @@ var qualifierWords = map[string]bool{
 }
 
 func (p *parser) parse() error {
-	p.spec = &Spec{}
+	p.spec = &Spec{cals: p.cals, id: p.opt.ID}
 	rest, base := p.expr, 0
 	if strings.TrimSpace(rest) == "" {
-		return &Error{Offset: 0, Msg: "empty trigger; want cron fields such as \"*/15 7-9 * * 1-5\" or a descriptor such as @daily"}
+		return &Error{Offset: 0, Msg: "empty trigger; want cron fields such as \"*/15 7-9 * * 1-5\", a descriptor such as @daily, or English such as \"every 15 minutes between 7-10am\""}
 	}
 	// CRON_TZ= / TZ= prefix.
 	lead := len(rest) - len(strings.TrimLeft(rest, " \t\r\n\v\f"))
@@ -141,19 +160,27 @@ func (p *parser) setZone(name string, off int) error {
 // it, for errors about something missing.
 func (p *parser) body(fs []field, end int) error {
 	if strings.HasPrefix(fs[0].text, "@") {
+		p.eng.active = false
 		return p.descriptor(fs, end)
 	}
+	if looksEnglish(fs) {
+		last := fs[len(fs)-1]
+		return p.english(p.expr[fs[0].off:last.off+len(last.text)], fs[0].off)
+	}
+	p.eng.active = false
 	switch {
 	case len(fs) == 5 || len(fs) == 6:
 		r, err := parseCron(fs)
 		if err != nil {
 			return err
 		}
+		texts := make([]string, len(fs))
+		for i, f := range fs {
+			texts[i] = f.text
+		}
+		r.text = strings.Join(texts, " ")
 		p.spec.rules = append(p.spec.rules, r)
 		return nil
-	case isWord(fs[0].text):
-		return &Error{Offset: fs[0].off, Msg: "unknown trigger form starting " + strconv.Quote(fs[0].text) + "; want 5 or 6 cron fields or a descriptor such as @daily",
-			Hint: "the English form of TRIGGERS.md is not supported yet"}
 	case len(fs) > 6:
 		hint := ""
 		if len(fs) == 7 {
@@ -165,14 +192,31 @@ func (p *parser) body(fs []field, end int) error {
 	}
 }
 
-func isWord(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i] | 0x20
-		if c < 'a' || c > 'z' {
-			return false
+var englishWords = map[string]bool{
+	"of": true, "at": true, "on": true, "and": true, "between": true, "from": true, "to": true, "through": true,
+	"until": true, "till": true, "every": true, "day": true, "days": true, "minutes": true, "hours": true,
+	"noon": true, "midnight": true, "last": true, "business": true, "month": true, "quarter": true, "year": true,
+}
+
+// looksEnglish tells the English form from cron. A cron body starts with a
+// seconds or minutes field, never a letter, and has no times (09:00,
+// 10am), ordinals (1st) or English words.
+func looksEnglish(fs []field) bool {
+	if isLetter(fs[0].text[0]) {
+		return true
+	}
+	for _, f := range fs {
+		l := strings.ToLower(f.text)
+		if strings.Contains(l, ":") || strings.HasSuffix(l, "am") || strings.HasSuffix(l, "pm") || englishWords[l] {
+			return true
+		}
+		for _, item := range strings.FieldsFunc(l, func(r rune) bool { return r == ',' || r == '-' }) {
+			if _, ok := ordinalNum(item); ok && isDigit(item[0]) {
+				return true
+			}
 		}
 	}
-	return len(s) > 3 // three letters could be a day or month name
+	return false
 }
 
 var descriptors = map[string]string{
@@ -355,71 +399,395 @@ func parseClock(s string) (int, bool) {
 	return h*3600 + m*60 + sec, true
 }
 
+const wantQualifier = "want in ZONE, using CAL, adjust CONVENTION, except holidays|on DATE, starting DATE, ending DATE, jitter DURATION or dst shift|skip"
+
 func (p *parser) qualifiers(qs []field) error {
+	missing := func(what string) error {
+		return &Error{Offset: len(p.expr), Msg: "missing " + what}
+	}
 	for i := 0; i < len(qs); {
 		q := qs[i]
-		switch strings.ToLower(q.text) {
+		word := strings.ToLower(q.text)
+		// arg returns the fields up to the next qualifier word.
+		arg := func() []field {
+			j := i + 1
+			for j < len(qs) && !qualifierWords[strings.ToLower(qs[j].text)] {
+				j++
+			}
+			return qs[i+1 : j]
+		}
+		switch word {
 		case "in":
 			if i+1 >= len(qs) {
-				return &Error{Offset: len(p.expr), Msg: "missing time zone after \"in\"; want an IANA name such as Europe/London"}
+				return missing("time zone after \"in\"; want an IANA name such as Europe/London")
 			}
 			if err := p.setZone(qs[i+1].text, qs[i+1].off); err != nil {
 				return err
 			}
 			i += 2
 		case "dst":
-			if p.dstSet {
-				return &Error{Offset: q.off, Msg: "dst is given twice"}
+			n, err := p.dstQualifier(qs[i:])
+			if err != nil {
+				return err
 			}
-			p.dstSet = true
-			if i+1 >= len(qs) {
-				return &Error{Offset: len(p.expr), Msg: "missing policy after \"dst\"; want shift or skip"}
+			i += n
+		case "using":
+			a := arg()
+			if err := p.using(q, a); err != nil {
+				return err
 			}
-			switch strings.ToLower(qs[i+1].text) {
-			case "shift":
-				p.dst.Gap = calendar.GapShift
-			case "skip":
-				p.dst.Gap = calendar.GapSkip
-			default:
-				return &Error{Offset: qs[i+1].off, Msg: "unknown dst policy " + strconv.Quote(qs[i+1].text) + "; want shift or skip", Hint: suggest(strings.ToLower(qs[i+1].text), []string{"shift", "skip"}, nil)}
+			i += 1 + len(a)
+		case "adjust":
+			a := arg()
+			if err := p.adjustQualifier(q, a); err != nil {
+				return err
 			}
+			i += 1 + len(a)
+		case "except":
+			a := arg()
+			if err := p.except(q, a); err != nil {
+				return err
+			}
+			i += 1 + len(a)
+		case "starting", "ending":
+			a := arg()
+			k := 0
+			if word == "ending" {
+				k = 1
+			}
+			if p.bounds[k] != nil {
+				return &Error{Offset: q.off, Msg: word + " is given twice"}
+			}
+			b, err := parseBound(q, a, len(p.expr))
+			if err != nil {
+				return err
+			}
+			p.bounds[k] = b
+			i += 1 + len(a)
+		case "jitter":
+			a := arg()
+			if len(a) == 0 {
+				return missing("duration after \"jitter\", such as jitter 5m")
+			}
+			if len(a) > 1 {
+				return &Error{Offset: a[1].off, Msg: "unexpected " + strconv.Quote(a[1].text) + " after jitter DURATION; " + wantQualifier}
+			}
+			if p.spec.jitter != 0 {
+				return &Error{Offset: q.off, Msg: "jitter is given twice"}
+			}
+			d, err := parseDuration(a[0].text, a[0].off)
+			if err != nil {
+				return err
+			}
+			if d < time.Second || d%time.Second != 0 {
+				return &Error{Offset: a[0].off, Msg: "jitter " + strconv.Quote(a[0].text) + " must be whole seconds, at least 1s"}
+			}
+			p.spec.jitter = int64(d / time.Second)
 			i += 2
-			if i < len(qs) && strings.EqualFold(qs[i].text, "overlap") {
-				if i+1 >= len(qs) {
-					return &Error{Offset: len(p.expr), Msg: "missing policy after \"overlap\"; want first or both"}
-				}
-				switch strings.ToLower(qs[i+1].text) {
-				case "first":
-					p.dst.Overlap = calendar.OverlapFirst
-				case "both":
-					p.dst.Overlap = calendar.OverlapBoth
-				default:
-					return &Error{Offset: qs[i+1].off, Msg: "unknown overlap policy " + strconv.Quote(qs[i+1].text) + "; want first or both", Hint: suggest(strings.ToLower(qs[i+1].text), []string{"first", "both"}, nil)}
-				}
-				i += 2
-			}
 		default:
-			if qualifierWords[strings.ToLower(q.text)] {
-				return &Error{Offset: q.off, Msg: "qualifier " + strconv.Quote(q.text) + " is not supported yet; want in ZONE or dst shift|skip [overlap first|both]"}
-			}
-			return &Error{Offset: q.off, Msg: "unexpected " + strconv.Quote(q.text) + "; want in ZONE or dst shift|skip [overlap first|both]"}
+			return &Error{Offset: q.off, Msg: "unexpected " + strconv.Quote(q.text) + "; " + wantQualifier,
+				Hint: suggest(word, []string{"in", "using", "adjust", "except", "starting", "ending", "jitter", "dst"}, nil)}
 		}
 	}
 	return nil
 }
 
+// dstQualifier parses dst shift|skip [overlap first|both] at qs[0] and
+// returns how many fields it used.
+func (p *parser) dstQualifier(qs []field) (int, error) {
+	if p.dstSet {
+		return 0, &Error{Offset: qs[0].off, Msg: "dst is given twice"}
+	}
+	p.dstSet = true
+	if len(qs) < 2 {
+		return 0, &Error{Offset: len(p.expr), Msg: "missing policy after \"dst\"; want shift or skip"}
+	}
+	switch strings.ToLower(qs[1].text) {
+	case "shift":
+		p.dst.Gap = calendar.GapShift
+	case "skip":
+		p.dst.Gap = calendar.GapSkip
+	default:
+		return 0, &Error{Offset: qs[1].off, Msg: "unknown dst policy " + strconv.Quote(qs[1].text) + "; want shift or skip", Hint: suggest(strings.ToLower(qs[1].text), []string{"shift", "skip"}, nil)}
+	}
+	if len(qs) < 3 || !strings.EqualFold(qs[2].text, "overlap") {
+		return 2, nil
+	}
+	if len(qs) < 4 {
+		return 0, &Error{Offset: len(p.expr), Msg: "missing policy after \"overlap\"; want first or both"}
+	}
+	switch strings.ToLower(qs[3].text) {
+	case "first":
+		p.dst.Overlap = calendar.OverlapFirst
+	case "both":
+		p.dst.Overlap = calendar.OverlapBoth
+	default:
+		return 0, &Error{Offset: qs[3].off, Msg: "unknown overlap policy " + strconv.Quote(qs[3].text) + "; want first or both", Hint: suggest(strings.ToLower(qs[3].text), []string{"first", "both"}, nil)}
+	}
+	return 4, nil
+}
+
+// using parses CALNAME { + CALNAME }; the names may be written with or
+// without spaces around "+".
+func (p *parser) using(q field, a []field) error {
+	if p.calsSet {
+		return &Error{Offset: q.off, Msg: "using is given twice", Hint: "join calendars with +, such as using US + UK"}
+	}
+	p.calsSet = true
+	if len(a) == 0 {
+		return &Error{Offset: len(p.expr), Msg: "missing calendar name after \"using\"; want a calendar of the schedule, such as using US-NYSE"}
+	}
+	var cals []*calendar.Calendar
+	wantName := true
+	for _, f := range a {
+		off := f.off
+		for _, piece := range strings.SplitAfter(f.text, "+") {
+			name := strings.TrimSuffix(piece, "+")
+			if name != "" {
+				if !wantName {
+					return &Error{Offset: off, Msg: "want + between calendar names, such as using US + UK"}
+				}
+				c, err := p.calendar(name, off)
+				if err != nil {
+					return err
+				}
+				cals = append(cals, c)
+				wantName = false
+			}
+			if strings.HasSuffix(piece, "+") {
+				if wantName {
+					return &Error{Offset: off + len(name), Msg: "want a calendar name before \"+\""}
+				}
+				wantName = true
+			}
+			off += len(piece)
+		}
+	}
+	if wantName {
+		return &Error{Offset: len(p.expr), Msg: "missing calendar name after \"+\""}
+	}
+	p.cals.cals, p.cals.implicit = cals, false
+	return nil
+}
+
+func (p *parser) calendar(name string, off int) (*calendar.Calendar, error) {
+	if c, ok := p.opt.Calendars[name]; ok && c != nil {
+		return c, nil
+	}
+	if name == weekendsOnly.Name {
+		return weekendsOnly, nil
+	}
+	var names []string
+	for n := range p.opt.Calendars {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	want := "want a calendar defined in the schedule"
+	if len(names) > 0 {
+		want += " (" + strings.Join(names, ", ") + ")"
+	}
+	hint := suggest(strings.ToLower(name), lower(names), nil)
+	if hint != "" {
+		// Point at the name as the schedule spells it.
+		for _, n := range names {
+			if strings.Contains(hint, strconv.Quote(strings.ToLower(n))) {
+				hint = "did you mean " + strconv.Quote(n) + "?"
+			}
+		}
+	}
+	return nil, &Error{Offset: off, Msg: "unknown calendar " + strconv.Quote(name) + "; " + want, Hint: hint}
+}
+
+func lower(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToLower(s)
+	}
+	return out
+}
+
+var adjustWords = map[string]adjustment{
+	"following": adjFollowing, "preceding": adjPreceding, "modified following": adjModFollowing,
+	"modified preceding": adjModPreceding, "skip": adjSkip, "none": adjNone,
+}
+
+func (p *parser) adjustQualifier(q field, a []field) error {
+	if p.adjSet {
+		return &Error{Offset: q.off, Msg: "adjust is given twice"}
+	}
+	p.adjSet = true
+	const want = "want following, preceding, modified following, modified preceding, skip or none"
+	if len(a) == 0 {
+		return &Error{Offset: len(p.expr), Msg: "missing convention after \"adjust\"; " + want}
+	}
+	words := make([]string, len(a))
+	for i, f := range a {
+		words[i] = strings.ToLower(f.text)
+	}
+	conv, ok := adjustWords[strings.Join(words, " ")]
+	if !ok {
+		bad := a[0]
+		if words[0] == "modified" && len(a) > 1 {
+			bad = a[1]
+		}
+		if len(a) > 2 || len(a) == 2 && words[0] != "modified" {
+			bad = a[len(a)-1]
+		}
+		return &Error{Offset: bad.off, Msg: "unknown adjustment " + strconv.Quote(bad.text) + "; " + want,
+			Hint: suggest(strings.ToLower(bad.text), []string{"following", "preceding", "modified", "skip", "none"}, nil)}
+	}
+	p.spec.adjust = conv
+	return nil
+}
+
+func (p *parser) except(q field, a []field) error {
+	if len(a) == 0 {
+		return &Error{Offset: len(p.expr), Msg: "missing holidays or on DATE after \"except\""}
+	}
+	switch strings.ToLower(a[0].text) {
+	case "holidays":
+		if len(a) > 1 {
+			return &Error{Offset: a[1].off, Msg: "unexpected " + strconv.Quote(a[1].text) + " after except holidays; " + wantQualifier}
+		}
+		p.spec.exceptH = true
+		return nil
+	case "on":
+	default:
+		return &Error{Offset: a[0].off, Msg: "unexpected " + strconv.Quote(a[0].text) + " after except; want holidays or on DATE[,DATE…]", Hint: suggest(strings.ToLower(a[0].text), []string{"holidays", "on"}, nil)}
+	}
+	if len(a) == 1 {
+		return &Error{Offset: len(p.expr), Msg: "missing date after \"except on\"; want YYYY-MM-DD"}
+	}
+	for _, f := range a[1:] {
+		off := f.off
+		for _, ds := range strings.Split(f.text, ",") {
+			if ds != "" {
+				d, err := calendar.ParseDate(ds)
+				if err != nil || !d.Valid() {
+					return &Error{Offset: off, Msg: "bad date " + strconv.Quote(ds) + " after except on; want YYYY-MM-DD"}
+				}
+				p.spec.exceptD = append(p.spec.exceptD, d.Days())
+			}
+			off += len(ds) + 1
+		}
+	}
+	slices.Sort(p.spec.exceptD)
+	p.spec.exceptD = slices.Compact(p.spec.exceptD)
+	return nil
+}
+
+// parseBound parses starting/ending DATETIME | DATE [TIME].
+func parseBound(q field, a []field, end int) (*bound, error) {
+	word := strings.ToLower(q.text)
+	if len(a) == 0 {
+		return nil, &Error{Offset: end, Msg: "missing date after " + strconv.Quote(word) + "; want YYYY-MM-DD, YYYY-MM-DD HH:MM or an RFC 3339 time"}
+	}
+	if len(a) > 2 {
+		return nil, &Error{Offset: a[2].off, Msg: "unexpected " + strconv.Quote(a[2].text) + " after " + word + " DATETIME; " + wantQualifier}
+	}
+	b := &bound{off: a[0].off}
+	if t, err := time.Parse(time.RFC3339, a[0].text); err == nil {
+		if len(a) == 2 {
+			return nil, &Error{Offset: a[1].off, Msg: "unexpected " + strconv.Quote(a[1].text) + " after an RFC 3339 time"}
+		}
+		b.instant, b.abs = t.Unix(), true
+		return b, nil
+	}
+	ds, ts, hasT := strings.Cut(a[0].text, "T")
+	if !hasT {
+		ds, ts, hasT = strings.Cut(a[0].text, "t")
+	}
+	d, err := calendar.ParseDate(ds)
+	if err != nil || !d.Valid() {
+		return nil, &Error{Offset: a[0].off, Msg: "bad date " + strconv.Quote(a[0].text) + " after " + word + "; want YYYY-MM-DD, YYYY-MM-DD HH:MM or an RFC 3339 time"}
+	}
+	b.wall.Date = d
+	toff := a[0].off + len(ds) + 1
+	switch {
+	case hasT && len(a) == 2:
+		return nil, &Error{Offset: a[1].off, Msg: "unexpected " + strconv.Quote(a[1].text) + " after " + word + " DATETIME"}
+	case !hasT && len(a) == 2:
+		ts, toff = a[1].text, a[1].off
+	case !hasT:
+		b.date = true
+		return b, nil
+	}
+	sec, ok := parseClock(ts)
+	if !ok {
+		return nil, &Error{Offset: toff, Msg: "bad time " + strconv.Quote(ts) + " after " + word + "; want HH:MM[:SS], 9am, noon or midnight"}
+	}
+	b.wall.Hour, b.wall.Minute, b.wall.Second = sec/3600, sec/60%60, sec%60
+	return b, nil
+}
+
+// resolve returns the bound's instant: the first instant of the wall time
+// (or of the day) for starting, the last one for ending.
+func (b *bound) resolve(loc *time.Location, dst calendar.DSTPolicy, isEnd bool) int64 {
+	if b.abs {
+		return b.instant
+	}
+	w := b.wall
+	if b.date && isEnd {
+		// ending DATE includes the whole date: up to the next midnight.
+		w = calendar.Wall{Date: w.Date.AddDays(1)}
+		return calendar.Resolve(w, loc).Start().Unix() - 1
+	}
+	r := calendar.Resolve(w, loc)
+	if isEnd {
+		if r.Kind == calendar.Overlap {
+			return r.Fold1.Unix()
+		}
+		return r.Fold0.Unix()
+	}
+	return r.Start().Unix()
+}
+
 func (p *parser) finish() error {
 	s := p.spec
 	s.loc, s.dst = p.loc, p.dst
+	s.zoneSet, s.dstSet = p.zoneSet, p.dstSet
 	for _, o := range p.onceWall {
 		a, b, n := calendar.Resolve(o.wall, s.loc).Instants(s.dst)
 		if n == 0 {
-			return &Error{Offset: o.off, Msg: "@once " + o.wall.String() + " never fires: the clocks skip it in " + s.loc.String() + " and dst is skip"}
+			return &Error{Offset: o.off, Msg: "once " + o.wall.String() + " never fires: the clocks skip it in " + s.loc.String() + " and dst is skip"}
 		}
 		s.once = append(s.once, a.Unix())
 		if n == 2 {
 			s.once = append(s.once, b.Unix())
 		}
 	}
+	if b := p.bounds[0]; b != nil {
+		s.start, s.hasStart = b.resolve(s.loc, s.dst, false), true
+	}
+	if b := p.bounds[1]; b != nil {
+		s.end, s.hasEnd = b.resolve(s.loc, s.dst, true), true
+		if s.hasStart && s.end < s.start {
+			return &Error{Offset: b.off, Msg: "trigger never fires: ending is before starting"}
+		}
+	}
+	rules := s.rules[:0]
+	for _, r := range s.rules {
+		st, _ := r.times.(*stepTimes)
+		if r.elapsed && s.hasStart {
+			// An elapsed-time cadence: start + k·step, whatever the zone
+			// does (TRIGGERS.md §4.2).
+			g := grid{every: st.step, phase: ((s.start % st.step) + st.step) % st.step, english: true}
+			if _, all := r.days.(allDays); !all {
+				g.days = r.days
+			}
+			s.grids = append(s.grids, g)
+			continue
+		}
+		if r.elapsed && 86400%st.step != 0 {
+			return &Error{Offset: r.off, Msg: "every " + durText(st.step) + " does not divide a day into equal steps",
+				Hint: "add a window such as \"between 9am-5pm\", or \"starting DATETIME\" for an elapsed-time cadence"}
+		}
+		if r.text == "" && selectorNeverFires(r.days) {
+			return &Error{Offset: r.off, Msg: "trigger never fires: no date matches this clause's days",
+				Hint: "a day that a month does not have is not moved; use \"last day of month\" for month-end"}
+		}
+		rules = append(rules, r)
+	}
+	s.rules = rules
 	return nil
 }

@@ -118,9 +118,9 @@ func TestParseErrors(t *testing.T) {
 		{name: "two zones", expr: "CRON_TZ=UTC 0 9 * * * in Europe/London", offset: 25, msg: "one time zone"},
 		{name: "bad dst", expr: "0 9 * * * dst shfit", offset: 14, msg: "unknown dst policy", hint: `did you mean "shift"?`},
 		{name: "bad overlap", expr: "0 9 * * * dst skip overlap twice", offset: 27, msg: "want first or both"},
-		{name: "qualifier not yet", expr: "0 9 * * * jitter 5m", offset: 10, msg: "not supported yet"},
+		{name: "unknown qualifier", expr: "0 9 * * * jiter 5m", offset: 10, msg: `unexpected "jiter"`},
 		{name: "qualifier before last body", expr: "0 9 * * * in UTC; 0 10 * * *", offset: 10, msg: "after the last body"},
-		{name: "english not yet", expr: "every 15 minutes", offset: 0, msg: "unknown trigger form", hint: "English"},
+		{name: "every 7 minutes does not divide a day", expr: "every 7 minutes", offset: 0, msg: "does not divide a day", hint: "starting"},
 		{name: "empty second body", expr: "0 9 * * *;", offset: 10, msg: "empty trigger body"},
 		{name: "in without zone", expr: "0 9 * * * in", offset: 12, msg: "missing time zone"},
 	}

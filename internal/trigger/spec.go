@@ -9,14 +9,32 @@ import (
 // Spec is a compiled trigger: the model that every front end (cron,
 // descriptors, and the English form) compiles to (TRIGGERS.md §1, §6). It
 // is a union of wall-clock rules, elapsed-time grids and one-shot instants,
-// under spec-level settings (zone, DST policy). A Spec is immutable after
-// Parse and safe for concurrent use; Next allocates nothing.
+// under spec-level settings: zone, DST policy, business calendars, holiday
+// adjustment, exclusions, start and end bounds, and jitter. A Spec is
+// immutable after Parse and safe for concurrent use; Next allocates
+// nothing.
 type Spec struct {
 	loc   *time.Location
 	dst   calendar.DSTPolicy
 	rules []rule
 	grids []grid
 	once  []int64 // Unix seconds
+
+	cals     *calSet    // the using calendars; never nil
+	adjust   adjustment // holiday adjustment of rule dates
+	exceptH  bool       // except holidays
+	exceptD  []int      // except on DATE…: day numbers, sorted
+	start    int64      // inclusive bound on nominal instants (Unix seconds)
+	end      int64      // inclusive bound
+	hasStart bool
+	hasEnd   bool
+	jitter   int64 // seconds; 0: none
+	id       string
+
+	// What the expression said explicitly, so String prints it back and
+	// nothing the options supplied.
+	zoneSet bool
+	dstSet  bool
 }
 
 var _ Trigger = (*Spec)(nil)
@@ -27,19 +45,41 @@ func (s *Spec) Location() *time.Location { return s.loc }
 // DST returns the spec's DST policy.
 func (s *Spec) DST() calendar.DSTPolicy { return s.dst }
 
+// Calendars returns the names of the business calendars the spec uses
+// (its using qualifier), or nil for the default weekends-only calendar.
+func (s *Spec) Calendars() []string {
+	if s.cals.implicit {
+		return nil
+	}
+	names := make([]string, len(s.cals.cals))
+	for i, c := range s.cals.cals {
+		names[i] = c.Name
+	}
+	return names
+}
+
 // rule is a date selector × a time-of-day generator: on every day the
 // selector matches, the generator's wall times are nominal fire times.
 type rule struct {
 	days  daySelector
 	times timeGen
+	// text is the cron or descriptor source, for String; "" for English.
+	text string
+	// elapsed marks an English cadence without a window: a synchronized
+	// daily grid, or an elapsed-time grid when the spec has a start
+	// (decided once the qualifiers are known).
+	elapsed bool
+	sync    bool // written "synchronized": never elapsed
+	off     int  // offset of the clause, for errors found at the end
 }
 
 // daySelector picks the dates of a rule. Dates are day numbers (days since
 // 1970-01-01, calendar.Date.Days) so the walk is integer arithmetic.
 type daySelector interface {
-	// nextDay returns the first day number ≥ n that matches, or a number
-	// greater than limit if none does up to limit.
-	nextDay(n, limit int) int
+	// next returns the first day number ≥ n that matches, or a number
+	// greater than limit if none does up to limit. An error (a date beyond
+	// a calendar's coverage) comes with the day being looked at.
+	next(n, limit int) (int, error)
 }
 
 // timeGen yields the wall times of a rule's day, as seconds after that
@@ -51,7 +91,10 @@ type timeGen interface {
 }
 
 // grid is an elapsed-time cadence: instants epoch + k·every + phase, in
-// whole seconds. It ignores zones and DST (TRIGGERS.md §4.7).
+// whole seconds. It ignores zones and DST (TRIGGERS.md §4.7). An English
+// elapsed cadence may keep only instants whose local date days matches.
 type grid struct {
 	every, phase int64
+	days         daySelector // nil: every date
+	english      bool        // written in English (every N minutes … starting X)
 }

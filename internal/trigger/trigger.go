@@ -23,6 +23,11 @@ type Options struct {
 	// DST is the policy when the expression has no dst qualifier; the
 	// zero value is Talon's default (shift, overlap first).
 	DST calendar.DSTPolicy
+	// ID names the trigger for jitter: the delay of each fire is a hash of
+	// ID and the nominal instant, so it is the same in every process and
+	// differs between jobs that share an expression. Use something stable,
+	// such as "JOB/INDEX".
+	ID string
 }
 
 // Error is a parse error with its position in the expression.
