@@ -791,7 +791,7 @@ func (e *eparser) window(seps ...string) (a, b int64, sep string, err error) {
 	var av int
 	if ca.mer == 0 && cb.mer != 0 && ca.h >= 1 && ca.h <= 12 && ca.tok.low != "noon" && ca.tok.low != "midnight" {
 		av, _ = ca.withMer(cb.mer)
-		if int64(av) >= bv {
+		if int64(av) > bv {
 			other := byte('a')
 			if cb.mer == 'a' {
 				other = 'p'

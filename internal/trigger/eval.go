@@ -110,6 +110,9 @@ func (s *Spec) nextNominal(a int64) (u int64, biz int, ok bool, err error) {
 		a = s.start - 1
 	}
 	best := int64(math.MaxInt64)
+	if s.hasEnd && s.end < math.MaxInt64 {
+		best = s.end + 1 // nothing after the end matters, nor can fail
+	}
 	exact := false
 	var firstErr error
 	errAt := int64(math.MaxInt64)
@@ -118,7 +121,9 @@ func (s *Spec) nextNominal(a int64) (u int64, biz int, ok bool, err error) {
 		if err != nil {
 			// Keep going: another rule may fire before the day this one
 			// could not look at, and then the answer is still known.
-			at := int64(errDay)*86400 - maxOffset
+			// The first instant of the day the rule could not decide.
+			n := int64(errDay) * 86400
+			at := n - max(s.zoneAt(n-86400).off, s.zoneAt(n+86400).off)
 			if s.adjust != adjNone {
 				at -= 40 * 86400 // a later date may be carried back
 			}

@@ -168,6 +168,17 @@ func (p *parser) body(fs []field, end int) error {
 		return p.english(p.expr[fs[0].off:last.off+len(last.text)], fs[0].off)
 	}
 	p.eng.active = false
+	if len(fs) >= 6 && isLetter(fs[5].text[0]) {
+		// Five good cron fields and then a word: a misspelt qualifier
+		// ("jiter 5m"), not a sixth field.
+		if _, err := parseCron(fs[:5]); err == nil {
+			if _, err6 := parseCron(fs[:min(len(fs), 6)]); err6 != nil || len(fs) > 6 {
+				w := strings.ToLower(fs[5].text)
+				return &Error{Offset: fs[5].off, Msg: "unexpected " + strconv.Quote(fs[5].text) + " after the cron fields; " + wantQualifier,
+					Hint: suggest(w, []string{"in", "using", "adjust", "except", "starting", "ending", "jitter", "dst"}, nil)}
+			}
+		}
+	}
 	switch {
 	case len(fs) == 5 || len(fs) == 6:
 		r, err := parseCron(fs)
