@@ -146,7 +146,7 @@ func resolveNaive(naive int64, loc *time.Location) Resolution {
 		t := time.Unix(u, 0).In(loc)
 		_, o := t.Zone()
 		off := int64(o)
-		ps, pe := t.ZoneBounds()
+		ps, pe := ZoneBounds(t)
 		if havePrv && !gap {
 			// A gap lies at this period's start when w read with the old
 			// offset falls after it and w read with the new one before it.
@@ -176,7 +176,7 @@ func resolveNaive(naive int64, loc *time.Location) Resolution {
 			a, b = b, a
 		}
 		// The clocks went back at the end of the period holding a.
-		_, tr := time.Unix(a, 0).In(loc).ZoneBounds()
+		_, tr := ZoneBounds(time.Unix(a, 0).In(loc))
 		return Resolution{Kind: Overlap, Fold0: time.Unix(a, 0).In(loc), Fold1: time.Unix(b, 0).In(loc), Transition: tr.In(loc)}
 	case gap:
 		return Resolution{
@@ -190,4 +190,22 @@ func resolveNaive(naive int64, loc *time.Location) Resolution {
 	// panic, so bad zone data never takes the scheduler down.
 	t := time.Unix(naive, 0).In(loc)
 	return Resolution{Kind: Normal, Fold0: t, Fold1: t}
+}
+
+// ZoneBounds is t.ZoneBounds corrected for a quirk of Go's time package
+// (seen in Go 1.26): for years that a zone's tzdata describes by its rule
+// string (after the last listed transition, e.g. 2040 in New York), the
+// end of a leap year's last period comes out one day early, at Dec 31
+// 00:00 UTC, so instants on that day lie after their own period's end.
+// The period then really runs to where the next reported one starts.
+func ZoneBounds(t time.Time) (start, end time.Time) {
+	start, end = t.ZoneBounds()
+	if end.IsZero() || end.After(t) {
+		return start, end
+	}
+	next, _ := end.Add(24 * time.Hour).ZoneBounds()
+	if next.After(t) {
+		return start, next
+	}
+	return start, t.Add(time.Second) // keep start ≤ t < end whatever tzdata says
 }

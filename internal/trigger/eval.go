@@ -213,7 +213,7 @@ type zonePeriod struct {
 func (s *Spec) zoneAt(u int64) zonePeriod {
 	t := time.Unix(u, 0).In(s.loc)
 	_, off := t.Zone()
-	st, en := t.ZoneBounds()
+	st, en := calendar.ZoneBounds(t)
 	z := zonePeriod{start: math.MinInt64, end: math.MaxInt64, off: int64(off)}
 	if !st.IsZero() {
 		z.start = st.Unix()
