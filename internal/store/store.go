@@ -8,7 +8,8 @@
 // expects (compare-and-set) and writes an event row. Run creation is
 // idempotent on (job, period, trigger, fire time), or on a client key,
 // through a unique index. Fenced limits (max_running, once per period) are
-// decided inside the transaction, so they hold with several schedulers.
+// decided inside the transaction, so they hold with several schedulers;
+// so are resource allocations (Transition.Allocate).
 // Times come from the caller; implementations store them in UTC with
 // microsecond precision.
 package store
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/resource"
 )
 
 // Sentinel errors callers branch on.
@@ -40,7 +42,7 @@ var (
 
 // FenceError says which fenced limit stopped a transition.
 type FenceError struct {
-	Constraint string // "max_running" or "once_per_period"
+	Constraint string // "max_running", "once_per_period" or "resources"
 	Reason     string
 }
 
@@ -110,6 +112,15 @@ type Store interface {
 	// Instances lists the scheduler instances known to the store.
 	Instances(ctx context.Context) ([]Instance, error)
 
+	// Holds returns the resource holds of the given runs; with no ids,
+	// every hold: those of live runs and the consumable units of every
+	// period. Ordered by path, then run.
+	Holds(ctx context.Context, runIDs []int64) ([]resource.Hold, error)
+
+	// Waiters returns the runs queued for resources, in queue order
+	// (priority, then run id).
+	Waiters(ctx context.Context) ([]resource.Waiter, error)
+
 	// Close releases the store's connections.
 	Close() error
 }
@@ -160,6 +171,20 @@ type Transition struct {
 	// Fence, when set, is checked inside the transaction before the run
 	// enters ready; if it holds, the item's result is a *FenceError.
 	Fence *Fence
+	// Allocate, when set, is decided inside the same transaction after
+	// the Fence, for a run entering ready: every request is served, and
+	// the holds written, or none is and the item's result is a
+	// *FenceError{Constraint: "resources"} whose reason says what the run
+	// waits for; the run is then queued (see resource.Ledger) until it
+	// leaves blocked, or is re-decided blocked with Decisions that have no
+	// "resources" answer.
+	//
+	// Holds are released in the transaction that moves their run into a
+	// terminal state, or from ready or running back to blocked, whatever
+	// the path (success, failure, cancel, timeout, lost), so none can
+	// leak; units of consumable nodes stay counted until their period
+	// ends.
+	Allocate *Allocation
 	// Quiet skips the event row for a blocked → blocked re-decision whose
 	// reason did not change, so polling does not flood the history.
 	Quiet bool
@@ -172,6 +197,18 @@ type Fence struct {
 	// OncePerPeriod: no other run of the job in the run's period may have
 	// succeeded, be running or be ready.
 	OncePerPeriod bool
+}
+
+// Allocation is what a run entering ready asks of the resource tree.
+type Allocation struct {
+	// Tree is the caller's schedule's tree: capacities come from it, so a
+	// reloaded schedule's capacities apply at once while the holds of
+	// running runs stay.
+	Tree *resource.Tree
+	// Requests have {{environment}} already resolved.
+	Requests []resource.Request
+	// Priority orders the queue: higher first, then older runs.
+	Priority int
 }
 
 // Result is one transition's outcome.

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/resource"
 	"github.com/talonhq/talon/internal/store"
 )
 
@@ -125,6 +126,8 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 	}
 	ids := make([]int64, 0, len(ts))
 	var maxRunningIDs, onceIDs, fencedIDs []int64
+	var tree *resource.Tree // of the first item that allocates
+	var allocNow time.Time
 	for _, t := range ts {
 		ids = append(ids, t.RunID)
 		if t.To == talon.StateReady && t.Fence != nil {
@@ -136,6 +139,9 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 				onceIDs = append(onceIDs, t.RunID)
 			}
 		}
+		if t.To == talon.StateReady && t.Allocate != nil && tree == nil {
+			tree, allocNow = t.Allocate.Tree, nowOr(t.Now)
+		}
 	}
 	ids = sortedIDs(ids)
 
@@ -144,36 +150,72 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		results = make([]store.Result, len(ts))
 		cur := make(map[int64]*current, len(ids))
 		fs := newFenceState()
+		as := newAllocState()
+		var holds []resource.Hold
+		var waiters []resource.Waiter
 
 		b := &pgx.Batch{}
+		var readers []func(pgx.BatchResults) error
 		b.Queue(lockRuns, ids)
-		if len(fencedIDs) > 0 {
-			b.Queue(lockJobs, sortedIDs(fencedIDs))
-		}
-		if len(maxRunningIDs) > 0 {
-			b.Queue(activeOfJobs, sortedIDs(maxRunningIDs))
-		}
-		if len(onceIDs) > 0 {
-			b.Queue(takenInPeriods, sortedIDs(onceIDs))
-		}
-		err := sendBatch(ctx, tx, b, func(br pgx.BatchResults, n int) error {
-			switch n {
-			case 0:
-				return readCurrent(br, cur)
-			case 1:
-				_, err := br.Exec()
-				if err != nil {
-					return fmt.Errorf("lock jobs: %w", err)
+		readers = append(readers, func(br pgx.BatchResults) error { return readCurrent(br, cur) })
+		exec := func(what string) func(pgx.BatchResults) error {
+			return func(br pgx.BatchResults) error {
+				if _, err := br.Exec(); err != nil {
+					return fmt.Errorf("%s: %w", what, err)
 				}
 				return nil
 			}
-			if n == 2 && len(maxRunningIDs) > 0 {
-				return fs.readActive(br)
+		}
+		if len(fencedIDs) > 0 {
+			b.Queue(lockJobs, sortedIDs(fencedIDs))
+			readers = append(readers, exec("lock jobs"))
+		}
+		if len(maxRunningIDs) > 0 {
+			b.Queue(activeOfJobs, sortedIDs(maxRunningIDs))
+			readers = append(readers, fs.readActive)
+		}
+		if len(onceIDs) > 0 {
+			b.Queue(takenInPeriods, sortedIDs(onceIDs))
+			readers = append(readers, fs.readTaken)
+		}
+		if tree != nil {
+			// After the job locks, always in this order, so batches
+			// cannot deadlock on them.
+			b.Queue(lockResources)
+			readers = append(readers, exec("lock resources"))
+			keys := tree.PeriodKeys(allocNow)
+			if keys == nil {
+				keys = []string{}
 			}
-			return fs.readTaken(br)
-		})
+			b.Queue(readHolds, keys)
+			readers = append(readers, func(br pgx.BatchResults) error {
+				rows, err := br.Query()
+				if err == nil {
+					holds, err = scanHolds(rows)
+				}
+				if err != nil {
+					return fmt.Errorf("read resource holds: %w", err)
+				}
+				return nil
+			})
+			b.Queue(readWaiters+` LIMIT $1`, resource.HeadMax)
+			readers = append(readers, func(br pgx.BatchResults) error {
+				rows, err := br.Query()
+				if err == nil {
+					waiters, err = scanWaiters(rows)
+				}
+				if err != nil {
+					return fmt.Errorf("read resource queue: %w", err)
+				}
+				return nil
+			})
+		}
+		err := sendBatch(ctx, tx, b, func(br pgx.BatchResults, n int) error { return readers[n](br) })
 		if err != nil {
 			return err
+		}
+		if tree != nil {
+			as.led = resource.NewLedger(holds, waiters, allocNow)
 		}
 		for _, t := range ts {
 			if c := cur[t.RunID]; c != nil && t.To == talon.StateReady && t.Fence != nil {
@@ -201,6 +243,13 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 					continue
 				}
 			}
+			if t.To == talon.StateReady && t.Allocate != nil {
+				if fe := as.allocate(t, nowOr(t.Now)); fe != nil {
+					results[i].Err = fe
+					continue
+				}
+			}
+			as.settle(t, c.state)
 			n := applied[t.RunID]
 			applied[t.RunID] = n + 1
 			if n == len(waves) {
@@ -222,6 +271,10 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		}
 
 		b = &pgx.Batch{}
+		if err := as.queueWrites(b, allocNow); err != nil {
+			return err
+		}
+		nAlloc := b.Len()
 		for _, w := range waves {
 			b.Queue(updateWave, w.ids, w.from, w.to, w.reason, w.recheck, w.started, w.fin,
 				w.owner, w.handle, w.exec, w.at, w.event)
@@ -248,6 +301,13 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 			}
 		}
 		return sendBatch(ctx, tx, b, func(br pgx.BatchResults, n int) error {
+			if n < nAlloc {
+				if _, err := br.Exec(); err != nil {
+					return fmt.Errorf("record resource holds: %w", err)
+				}
+				return nil
+			}
+			n -= nAlloc
 			if n >= len(waves) {
 				_, err := br.Exec()
 				if err != nil {

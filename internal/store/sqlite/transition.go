@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/resource"
 	"github.com/talonhq/talon/internal/store"
 )
 
@@ -47,6 +48,7 @@ func itemError(err error) bool {
 type transitionStmts struct {
 	cur, update, delDecisions, addDecision, event *sql.Stmt
 	tx                                            *sql.Tx
+	led                                           *resource.Ledger // loaded by the first allocation
 }
 
 func prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error) {
@@ -113,6 +115,13 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 		}
 	}
 	now := nowOr(t.Now)
+	if t.To == talon.StateReady && t.Allocate != nil {
+		if ferr, err := st.allocate(ctx, t, now); err != nil {
+			return talon.Run{}, err
+		} else if ferr != nil {
+			return talon.Run{}, ferr
+		}
+	}
 	var started, finished, owner any
 	if t.To == talon.StateRunning && from != talon.StateRunning {
 		started = micros(now)
@@ -131,6 +140,9 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 		return talon.Run{}, fmt.Errorf("run %d: %w", t.RunID, store.ErrConflict)
 	}
 	if err != nil {
+		return talon.Run{}, err
+	}
+	if err := st.settle(ctx, t, from); err != nil {
 		return talon.Run{}, err
 	}
 	if t.Decisions != nil {

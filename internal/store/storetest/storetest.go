@@ -56,6 +56,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListPeriods", testListPeriods},
 		{"Cursors", testCursors},
 		{"Heartbeat", testHeartbeat},
+		{"ResourceRequests", testResourceRequests},
+		{"ResourceRace", testResourceRace},
+		{"ResourceRelease", testResourceRelease},
+		{"ResourceConsumable", testResourceConsumable},
+		{"ResourceFairness", testResourceFairness},
+		{"ResourceCrash", testResourceCrash},
+		{"ResourceBatch", testResourceBatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
