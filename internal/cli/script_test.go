@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -69,6 +70,10 @@ func TestScript(t *testing.T) {
 			env.Setenv("DEAD_URL", dead)
 			env.Setenv("TZ", "UTC")
 			env.Setenv("USER", "tester")
+			// Under -race every talon process would sleep a second on
+			// exit, waiting for late race reports; scripts run hundreds
+			// of them. A race still fails the process (exit status 66).
+			env.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 			if pgBase != "" {
 				u, err := pgSchemaURL(env, pgBase)
 				if err != nil {
