@@ -240,11 +240,13 @@ func (s *Spec) qualifierText() string {
 		}
 		b.WriteString(" except on " + strings.Join(ds, ","))
 	}
+	// Bounds in UTC: an RFC 3339 offset has no seconds, and local mean
+	// time offsets do (-04:56:02).
 	if s.hasStart {
-		b.WriteString(" starting " + time.Unix(s.start, 0).In(s.loc).Format(time.RFC3339))
+		b.WriteString(" starting " + time.Unix(s.start, 0).UTC().Format(time.RFC3339))
 	}
 	if s.hasEnd {
-		b.WriteString(" ending " + time.Unix(s.end, 0).In(s.loc).Format(time.RFC3339))
+		b.WriteString(" ending " + time.Unix(s.end, 0).UTC().Format(time.RFC3339))
 	}
 	if s.jitter != 0 {
 		b.WriteString(" jitter " + (time.Duration(s.jitter) * time.Second).String())

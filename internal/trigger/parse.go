@@ -253,6 +253,7 @@ func (p *parser) descriptor(fs []field, end int) error {
 		if err != nil {
 			return &Error{Offset: fs[0].off, Msg: "internal: descriptor " + name + ": " + err.Error()}
 		}
+		r.text = name
 		p.spec.rules = append(p.spec.rules, r)
 		return nil
 	}
