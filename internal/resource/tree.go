@@ -252,7 +252,7 @@ func ParseFilter(attr, expr string) (Filter, error) {
 	switch f.Op {
 	case ">=", "<=", ">", "<":
 		if _, err := strconv.ParseFloat(e, 64); err != nil {
-			return f, fmt.Errorf("where %s: %s wants a number, not %q", attr, f.Op, e)
+			return f, fmt.Errorf("%s wants a number, not %q", f.Op, e)
 		}
 	}
 	return f, nil

@@ -9,9 +9,10 @@
 //	    holidays: [2026-12-25, 2026-12-28..2026-12-31]  # ranges include both ends
 //	    extra_business_days: []
 //	    through: 2027-12-31      # last date covered; later dates are errors
-//	resources:                   # optional; capacity per node
+//	resources:                   # optional; capacity per node (default 1)
 //	  db/prod/connections: {capacity: 4, attributes: {tier: gold}}
 //	  hosts/linux/h01: 8         # shorthand for {capacity: 8}
+//	  api/vendor: {capacity: 1000, per: daily}   # consumable: returns at the next period
 //	jobs:
 //	  extract:
 //	    description: Fetch prices
@@ -35,7 +36,10 @@
 //	    catchup_window: 6h
 //	    priority: 0
 //	    constraints: {not_before: "07:00", max_running: 1}
-//	    resources: {db/prod/connections: 1}
+//	    resources:               # all or nothing; see internal/resource
+//	      db/{{environment}}/connections: 1
+//	      hosts/linux/*: {count: 1, where: {cores: ">=16"}}
+//	    # or a list: [{path: hosts/linux/*, count: 1, where: {…}}, {api/vendor: 5}]
 //
 // # Rules
 //
@@ -57,8 +61,10 @@
 //     the same trigger in a job gets "#n", so IDs stay put across reloads.
 //   - Completion triggers may not form a cycle; each loop is reported once.
 //   - A job's resource request must name a declared resource, a namespace
-//     above declared ones, or a glob (hosts/linux/*) matching one of them,
-//     and may not ask for more than a declared node's capacity.
+//     above declared ones, or a glob (hosts/linux/*) matching one of them;
+//     after {{environment}} is replaced by the job's environment, some
+//     match must pass its where filters and have the capacity asked for:
+//     a request that can never be met is an error.
 //   - YAML anchors, aliases and merge keys (<<) work; aliases may expand
 //     to at most 1<<20 values per file. Top-level keys starting with "x-"
 //     are ignored, to hold anchors: `x-defaults: &d {poll: 5m}`.

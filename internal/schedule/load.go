@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/calendar"
 	"github.com/talonhq/talon/internal/constraint"
+	"github.com/talonhq/talon/internal/resource"
 	"github.com/talonhq/talon/internal/trigger"
 	"gopkg.in/yaml.v3"
 )
@@ -38,7 +40,8 @@ var (
 		"priority", "schedule",
 	}
 	calendarKeys = []string{"weekend", "holidays", "extra_business_days", "through"}
-	resourceKeys = []string{"capacity", "attributes"}
+	resourceKeys = []string{"capacity", "attributes", "per"}
+	requestKeys  = []string{"path", "count", "where"}
 	triggerKeys  = []string{"schedule", "after", "period"}
 	periodKeys   = []string{"type", "calendar"}
 	retryKeys    = []string{"max", "delay"}
@@ -146,8 +149,13 @@ type jobDraft struct {
 	calNode *yaml.Node
 	trig    []*yaml.Node // per trigger: its schedule or after value
 	refs    []ref        // jobs named by after constraints
-	res     []pair       // resource requests
+	res     []reqDraft   // resource requests
 	ids     map[string]int
+}
+
+type reqDraft struct {
+	req      resource.Request
+	key, val *yaml.Node // the path and the count, for errors
 }
 
 type ref struct {
@@ -440,7 +448,17 @@ func (l *loader) resourcesSection(top scope, n *yaml.Node) {
 				r.Capacity = c
 			}
 		} else {
-			rs.errf(p.key, "", "missing capacity")
+			r.Capacity = 1 // a host, a licence: one at a time
+		}
+		if f, ok := fs["per"]; ok {
+			if v, ok := rs.sub("per").str(f.val); ok {
+				pt := talon.PeriodType(v)
+				if !slices.Contains(talon.PeriodTypes, pt) || pt == talon.Oneshot {
+					rs.sub("per").errf(f.val, "want hourly, daily, weekly, monthly, quarterly or yearly", "unknown period type %q", v)
+				} else {
+					r.Per = pt
+				}
+			}
 		}
 		if f, ok := fs["attributes"]; ok {
 			as := rs.sub("attributes")
@@ -599,23 +617,127 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 		l.constraints(d, s, f.val)
 	}
 	if f, ok := fs["resources"]; ok {
-		rs := s.sub("resources")
-		j.Resources = map[string]int{}
-		for _, p := range l.mapping(rs, f.val, "resource paths to amounts") {
-			if !requestRE.MatchString(p.name) {
-				rs.errf(p.key, "use a path like db/prod/connections or hosts/linux/*", "invalid resource path %q", p.name)
-				continue
+		l.requests(d, s.sub("resources"), f.val)
+	}
+}
+
+// requests decodes a job's resource requests, written as a mapping
+// ({db/prod/connections: 2, hosts/linux/*: {count: 1, where: {cores: ">=16"}}})
+// or a list of such entries and {path: P, count: N, where: {…}}.
+func (l *loader) requests(d *jobDraft, rs scope, n *yaml.Node) {
+	j := d.job
+	j.Resources = map[string]int{}
+	add := func(rd reqDraft) {
+		j.Requests = append(j.Requests, rd.req)
+		j.Resources[rd.req.Path] += rd.req.Count
+		d.res = append(d.res, rd)
+	}
+	// one decodes one request whose path is known: v is a count or
+	// {count, where}.
+	one := func(path string, key, v *yaml.Node) {
+		if !requestRE.MatchString(strings.ReplaceAll(path, resource.EnvironmentVar, "env")) {
+			rs.errf(key, "use a path like db/prod/connections, hosts/linux/* or db/{{environment}}/connections", "invalid resource path %q", path)
+			return
+		}
+		ps := rs.sub(path)
+		rd := reqDraft{req: resource.Request{Path: path, Count: 1}, key: key, val: v}
+		if deref(v).Kind == yaml.MappingNode {
+			fs := ps.fields(v, []string{"count", "where"}, "request settings")
+			if fs == nil {
+				return
 			}
-			if c, ok := rs.sub(p.name).integer(p.val, "a whole number ≥ 1"); ok {
-				if c < 1 {
-					rs.sub(p.name).errf(p.val, "", "want a whole number ≥ 1, not %d", c)
-					continue
+			if f, ok := fs["count"]; ok {
+				rd.val = f.val
+				if !l.count(ps.sub("count"), f.val, &rd.req.Count) {
+					return
 				}
-				j.Resources[p.name] = c
-				d.res = append(d.res, p)
 			}
+			if f, ok := fs["where"]; ok {
+				if !l.where(ps.sub("where"), f.val, &rd.req) {
+					return
+				}
+			}
+			add(rd)
+			return
+		}
+		if l.count(ps, v, &rd.req.Count) {
+			add(rd)
 		}
 	}
+	if dn := deref(n); dn != nil && dn.Kind == yaml.SequenceNode {
+		for i, item := range dn.Content {
+			is := rs.sub(fmt.Sprintf("[%d]", i))
+			di := deref(item)
+			if di.Kind != yaml.MappingNode {
+				is.errf(item, "", "want {path: P, count: N} or {P: N}, not a %s", kindName(di))
+				continue
+			}
+			ps := is.pairs(di)
+			hasPath := false
+			for _, p := range ps {
+				hasPath = hasPath || p.name == "path"
+			}
+			if !hasPath {
+				for _, p := range ps {
+					one(p.name, p.key, p.val)
+				}
+				continue
+			}
+			fs := is.fields(item, requestKeys, "request settings")
+			if fs == nil {
+				continue
+			}
+			f := fs["path"]
+			path, ok := is.sub("path").str(f.val)
+			if !ok {
+				continue
+			}
+			m := &yaml.Node{Kind: yaml.MappingNode, Line: item.Line, Column: item.Column}
+			for _, k := range []string{"count", "where"} {
+				if g, ok := fs[k]; ok {
+					m.Content = append(m.Content, g.key, g.val)
+				}
+			}
+			one(path, f.val, m)
+		}
+		return
+	}
+	for _, p := range l.mapping(rs, n, "resource paths to amounts") {
+		one(p.name, p.key, p.val)
+	}
+}
+
+func (l *loader) count(s scope, n *yaml.Node, out *int) bool {
+	c, ok := s.integer(n, "a whole number ≥ 1")
+	if !ok {
+		return false
+	}
+	if c < 1 {
+		s.errf(n, "", "want a whole number ≥ 1, not %d", c)
+		return false
+	}
+	*out = c
+	return true
+}
+
+func (l *loader) where(s scope, n *yaml.Node, r *resource.Request) bool {
+	ok := true
+	for _, p := range l.mapping(s, n, "attribute names to tests like \">=16\"") {
+		v, vok := s.sub(p.name).str(p.val)
+		if !vok {
+			ok = false
+			continue
+		}
+		f, err := resource.ParseFilter(p.name, v)
+		if err != nil {
+			s.sub(p.name).errf(p.val, "", "%v", err)
+			ok = false
+			continue
+		}
+		r.Where = append(r.Where, f)
+	}
+	sort.Slice(r.Where, func(i, k int) bool { return r.Where[i].Attr < r.Where[k].Attr })
+	return ok
 }
 
 // zone loads an IANA zone once per load: reading it from the embedded
@@ -887,7 +1009,7 @@ func (l *loader) finish() (*Schedule, error) {
 		for _, r := range d.refs {
 			l.checkRef(r.s, r.node, r.name, names)
 		}
-		l.checkResources(d, sch.Resources)
+		l.checkResources(d, sch.Tree())
 		sch.Jobs = append(sch.Jobs, j)
 		sch.ByName[name] = j
 	}
@@ -934,18 +1056,18 @@ func (l *loader) checkRef(s scope, n *yaml.Node, name string, jobs []string) {
 	s.errf(n, didYouMean(name, jobs), "unknown job %q", name)
 }
 
-// checkResources reports requests for undeclared resources. A request
-// matches a declared node, a namespace above declared nodes
-// (`hosts/linux` when `hosts/linux/h01` is declared) or, with * or ?, a
-// glob over either. Allocation itself is decided elsewhere.
-func (l *loader) checkResources(d *jobDraft, declared map[string]Resource) {
+// checkResources reports requests that can never be met: no declared
+// node matches (a node, a namespace above nodes, a glob), none that
+// matches passes the where filters, or none has the capacity asked for.
+// {{environment}} is resolved with the job's environment first.
+func (l *loader) checkResources(d *jobDraft, tree *resource.Tree) {
 	if len(d.res) == 0 {
 		return
 	}
 	var known []string
 	seen := map[string]bool{}
-	for p := range declared {
-		for q := p; q != "." && q != "/" && q != ""; q = path.Dir(q) {
+	for _, n := range tree.Nodes() {
+		for q := n.Path; q != "." && q != "/" && q != ""; q = path.Dir(q) {
 			if !seen[q] {
 				seen[q] = true
 				known = append(known, q)
@@ -954,33 +1076,24 @@ func (l *loader) checkResources(d *jobDraft, declared map[string]Resource) {
 	}
 	sort.Strings(known)
 	s := d.s.sub("resources")
-	for _, p := range d.res {
-		if r, ok := declared[p.name]; ok {
-			if want := d.job.Resources[p.name]; want > r.Capacity {
-				s.errf(p.val, "", "asks for %d of %q, which has capacity %d", want, p.name, r.Capacity)
+	for _, rd := range d.res {
+		r := rd.req
+		if strings.Contains(r.Path, resource.EnvironmentVar) && d.job.Environment == "" {
+			s.errf(rd.key, "set environment: on the job", "%q uses %s but the job has no environment", r.Path, resource.EnvironmentVar)
+			continue
+		}
+		r = r.Resolve(d.job.Environment)
+		if len(tree.Candidates(r.Path)) == 0 {
+			hint := didYouMean(r.Path, known)
+			if hint == "" {
+				hint = "declare it under resources: at the top level"
 			}
+			s.errf(rd.key, hint, "unknown resource %q", r.Path)
 			continue
 		}
-		if seen[p.name] {
-			continue
+		if msg := r.Satisfiable(tree); msg != "" {
+			s.errf(rd.val, "", "%s", msg)
 		}
-		matched := false
-		if strings.ContainsAny(p.name, "*?") {
-			for _, k := range known {
-				if ok, _ := path.Match(p.name, k); ok {
-					matched = true
-					break
-				}
-			}
-		}
-		if matched {
-			continue
-		}
-		hint := didYouMean(p.name, known)
-		if hint == "" {
-			hint = "declare it under resources: at the top level"
-		}
-		s.errf(p.key, hint, "unknown resource %q", p.name)
 	}
 }
 

@@ -294,11 +294,27 @@ func TestLoadErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "requests that can never be met",
+			yaml: "resources:\n  hosts/linux/h01: {attributes: {cores: 8}}\n  api/quota: {capacity: 10, per: daily}\n  db/prod/connections: 2\n  x: {capacity: 1, per: fortnightly}\n" +
+				"jobs:\n  a:\n    command: [x]\n    resources:\n      - {path: hosts/linux/*, where: {cores: \">=16\"}}\n      - {path: api/quota, count: 11}\n      - hosts/linux/*: {count: 1, where: {cores: \">= many\"}}\n      - {path: hosts, count: 1, colour: red}\n" +
+				"  b:\n    command: [x]\n    resources:\n      db/{{environment}}/connections: 1\n" +
+				"  c:\n    command: [x]\n    environment: dev\n    resources:\n      db/{{environment}}/connections: 1\n" +
+				"  d:\n    command: [x]\n    environment: prod\n    resources:\n      db/{{environment}}/connections: 1\n",
+			want: []string{
+				`s.yaml:5:25: resource "x": per: unknown period type "fortnightly" (want hourly, daily, weekly, monthly, quarterly or yearly)`,
+				`s.yaml:10:9: job "a": resources: no resource matching "hosts/linux/*" has cores>=16`,
+				`s.yaml:11:34: job "a": resources: asks for 11 of "api/quota", which has capacity 10`,
+				`s.yaml:12:50: job "a": resources: hosts/linux/*: where: cores: >= wants a number, not "many"`,
+				`s.yaml:13:33: job "a": resources: [3]: unknown key "colour"`,
+				`s.yaml:17:7: job "b": resources: "db/{{environment}}/connections" uses {{environment}} but the job has no environment (set environment: on the job)`,
+				`s.yaml:22:7: job "c": resources: unknown resource "db/dev/connections" (declare it under resources: at the top level)`,
+			},
+		},
+		{
 			name: "bad resource declarations and requests",
 			yaml: "resources:\n  db//x: 1\n  a: {attributes: {k: v}}\n  b: {capacity: -1}\n  c: lots\njobs:\n  a:\n    command: [x]\n    resources: {a: 0, b: many}\n",
 			want: []string{
 				`s.yaml:2:3: invalid resource path "db//x" (use segments of letters, digits, '_', '.' and '-' joined by '/', like db/prod/connections)`,
-				`s.yaml:3:3: resource "a": missing capacity`,
 				`s.yaml:4:17: resource "b": capacity: want a whole number ≥ 0, not -1`,
 				`s.yaml:5:6: resource "c": want a capacity (a whole number ≥ 0) or {capacity: N, attributes: {…}}, not "lots"`,
 				`s.yaml:9:20: job "a": resources: a: want a whole number ≥ 1, not 0`,

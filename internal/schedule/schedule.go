@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/calendar"
 	"github.com/talonhq/talon/internal/constraint"
+	"github.com/talonhq/talon/internal/resource"
 	"github.com/talonhq/talon/internal/trigger"
 )
 
@@ -18,6 +20,21 @@ type Schedule struct {
 	Calendars map[string]*calendar.Calendar
 	Resources map[string]Resource
 	Files     []string
+
+	treeOnce sync.Once
+	tree     *resource.Tree
+}
+
+// Tree is the schedule's resources as a tree, built once.
+func (s *Schedule) Tree() *resource.Tree {
+	s.treeOnce.Do(func() {
+		nodes := make([]resource.Node, 0, len(s.Resources))
+		for _, r := range s.Resources {
+			nodes = append(nodes, resource.Node{Path: r.Path, Capacity: r.Capacity, Attributes: r.Attributes, Per: r.Per})
+		}
+		s.tree = resource.NewTree(nodes)
+	})
+	return s.tree
 }
 
 // Job is a job with its triggers and constraints compiled.
@@ -31,6 +48,9 @@ type Job struct {
 	Checks []constraint.Constraint
 	// Calendar is the job's period calendar, if any.
 	Calendar *calendar.Calendar
+	// Requests are the job's resource requests, in schedule order, with
+	// {{environment}} unresolved; Job.Resources sums their counts by path.
+	Requests []resource.Request
 }
 
 // Resource is one declared resource node.
@@ -38,6 +58,9 @@ type Resource struct {
 	Path       string
 	Capacity   int
 	Attributes map[string]string
+	// Per makes the resource consumable per period of this type (its
+	// units return when the next period starts, not when a run ends).
+	Per talon.PeriodType
 }
 
 // Summary is the one line `talon validate` prints for a valid schedule,
