@@ -72,7 +72,10 @@ func TestNextMatchesRobfigUTC(t *testing.T) {
 // Next from any instant between two fires returns the second.
 func TestNextStrictlyIncreasing(t *testing.T) {
 	t.Parallel()
-	exprs := []string{"* * * * *", "*/7 * * * *", "30 1 * * *", "0 2 * * *", "15 2 * * *", "*/15 0-3 * * *", "0 0 * * *", "0 */2 * * *", "0 0 L * *", "*/20 * 1 * * *", "@every 90m/15m", "45 1 * * 0"}
+	exprs := []string{"* * * * *", "*/7 * * * *", "30 1 * * *", "0 2 * * *", "15 2 * * *", "*/15 0-3 * * *", "0 0 * * *", "0 */2 * * *", "0 0 L * *", "*/20 * 1 * * *", "@every 90m/15m", "45 1 * * 0",
+		"every 15 minutes between 7-10am, hourly until 4pm, every 5 minutes between 4-5pm", "every 30 minutes between 1-4am",
+		"every 20 minutes between 11pm-3am on sat,sun", "every 25 minutes from 00:10 to 02:40", "at 00:00, 01:30, 02:30 and 23:59:59",
+		"last day of month at 02:30 adjust following", "2nd business day of month at 00:00", "every 45 minutes on weekdays starting 2026-01-01"}
 	// Windows of three days around a transition of each zone (or not).
 	zones := []string{"UTC", "America/New_York", "Europe/London", "Australia/Lord_Howe", "America/Santiago", "Africa/Cairo", "Asia/Kolkata"}
 	policies := []string{"", " dst skip", " dst shift overlap both", " dst skip overlap both"}
