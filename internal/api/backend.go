@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/resource"
 	"github.com/talonhq/talon/internal/store"
 )
 
@@ -39,6 +40,9 @@ type Backend interface {
 	// PeriodRange lists the keys of job's periods from one key to another,
 	// inclusive, following the job's zone and calendar (for backfills).
 	PeriodRange(ctx context.Context, job, from, to string) ([]string, error)
+	// Resources is the resource tree with what is used, by whom, and
+	// who waits.
+	Resources(ctx context.Context) (ResourcesView, error)
 	// Health is nil when the scheduler and its store are working;
 	// otherwise an *talon.Error with code unavailable.
 	Health(ctx context.Context) error
@@ -57,6 +61,9 @@ type JobInfo struct {
 	Constraints []string `json:"constraints"`
 	// Next is the next time-trigger fire (RFC 3339), if any.
 	Next string `json:"next,omitempty"`
+	// Errors says why a trigger stopped firing (a business calendar that
+	// ends before its next fire), so operators see it.
+	Errors []string `json:"errors,omitempty"`
 }
 
 // RunDetail is a run with why it is where it is.
@@ -64,6 +71,38 @@ type RunDetail struct {
 	talon.Run
 	Decisions []talon.Decision `json:"decisions"`
 	Events    []talon.Event    `json:"events"`
+	// Resources is what the run holds or waits for; nil when its job
+	// asks for none.
+	Resources *RunResources `json:"resources,omitempty"`
+}
+
+// RunResources is what one run holds and wants.
+type RunResources struct {
+	Wants []resource.Request `json:"wants"`
+	Held  []resource.Hold    `json:"held"`
+	// Waiting is why the run waits in the resource queue, if it does.
+	Waiting string `json:"waiting,omitempty"`
+}
+
+// ResourcesView is GET /api/v1/resources.
+type ResourcesView struct {
+	Resources []ResourceInfo `json:"resources"`
+	// Waiters is the resource queue, in the order it is served.
+	Waiters []resource.Waiter `json:"waiters"`
+}
+
+// ResourceInfo is one node of the tree with its use.
+type ResourceInfo struct {
+	resource.Node
+	// Declared is false for a node a reload removed while runs held it.
+	Declared bool `json:"declared"`
+	Used     int  `json:"used"`
+	// Holders are the holds counted now.
+	Holders []resource.Hold `json:"holders"`
+	// Waiting lists the queued runs that could be served by this node.
+	Waiting []int64 `json:"waiting"`
+	// Periods is, for a consumable node, the units used in each period.
+	Periods map[string]int `json:"periods,omitempty"`
 }
 
 // TriggerRequest is the body of POST /api/v1/jobs/{name}/trigger.

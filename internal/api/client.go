@@ -54,6 +54,13 @@ func (c *Client) Jobs(ctx context.Context) ([]JobInfo, error) {
 	return out, err
 }
 
+// Resources returns the resource tree with its use and queue.
+func (c *Client) Resources(ctx context.Context) (ResourcesView, error) {
+	var out ResourcesView
+	_, err := c.do(ctx, http.MethodGet, "resources", nil, nil, &out)
+	return out, err
+}
+
 // Runs lists runs matching f, newest first. A zero Limit means the
 // server's default (100).
 func (c *Client) Runs(ctx context.Context, f store.RunFilter) ([]talon.Run, error) {

@@ -83,6 +83,19 @@ func (s *Server) jobs(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+func (s *Server) resources(w http.ResponseWriter, r *http.Request) error {
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	v, err := s.backend.Resources(r.Context())
+	if err != nil {
+		return err
+	}
+	v.Resources, v.Waiters = nonNil(v.Resources), nonNil(v.Waiters)
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
 func (s *Server) runs(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if err := onlyParams(q, "job", "period", "state", "before", "limit"); err != nil {

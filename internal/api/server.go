@@ -121,6 +121,7 @@ func (s *Server) routes() {
 		{"GET /api/v1/runs/{id}", AccessRead, s.run},
 		{"GET /api/v1/runs/{id}/logs", AccessRead, s.logs},
 		{"GET /api/v1/periods", AccessRead, s.periods},
+		{"GET /api/v1/resources", AccessRead, s.resources},
 		{"POST /api/v1/jobs/{name}/trigger", AccessOperate, s.trigger},
 		{"GET /api/v1/jobs/{name}/periods", AccessRead, s.jobPeriods},
 		{"POST /api/v1/runs/{id}/cancel", AccessOperate, s.cancel},

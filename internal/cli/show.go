@@ -86,6 +86,25 @@ func newShowCmd(g *globals) *cobra.Command {
 				w.Flush()
 			}
 
+			if rs := d.Resources; rs != nil {
+				fmt.Fprintln(g.stdout, "\nresources:")
+				w = g.table()
+				if len(rs.Wants) > 0 {
+					row(w, "  wants:", wants(rs.Wants))
+				}
+				for _, h := range rs.Held {
+					held := fmt.Sprintf("%s (%d)", h.Path, h.Units)
+					if h.Period != "" {
+						held += " in " + h.Period
+					}
+					row(w, "  holds:", held)
+				}
+				if rs.Waiting != "" {
+					row(w, "  waiting:", oneLine(rs.Waiting))
+				}
+				w.Flush()
+			}
+
 			fmt.Fprintln(g.stdout, "\nhistory:")
 			w = g.table()
 			row(w, "  TIME", "FROM", "TO", "REASON")

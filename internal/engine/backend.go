@@ -54,7 +54,7 @@ func (e *Engine) Jobs(ctx context.Context) ([]api.JobInfo, error) {
 			case t.Schedule != "":
 				ji.Triggers = append(ji.Triggers, "schedule: "+t.Schedule)
 				if i < len(j.Times) && j.Times[i] != nil {
-					next = earliest(next, j.Times[i].Next(e.now()))
+					next = earliest(next, e.nextOf(j, t, j.Times[i], e.now()).At)
 				}
 			case t.After != "":
 				ji.Triggers = append(ji.Triggers, "after: "+t.After)
@@ -66,6 +66,7 @@ func (e *Engine) Jobs(ctx context.Context) ([]api.JobInfo, error) {
 		for _, c := range j.Constraints {
 			ji.Constraints = append(ji.Constraints, c.Kind)
 		}
+		ji.Errors = e.triggerErrors(j.Name)
 		out = append(out, ji)
 	}
 	return out, nil
@@ -103,7 +104,11 @@ func (e *Engine) Run(ctx context.Context, id int64) (api.RunDetail, error) {
 	if evs == nil {
 		evs = []talon.Event{}
 	}
-	return api.RunDetail{Run: r, Decisions: ds, Events: evs}, nil
+	res, err := e.runResources(ctx, id, r.Job, r.Environment)
+	if err != nil {
+		return api.RunDetail{}, userErr(err, what)
+	}
+	return api.RunDetail{Run: r, Decisions: ds, Events: evs, Resources: res}, nil
 }
 
 // Periods lists periods with runs.

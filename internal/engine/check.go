@@ -50,7 +50,11 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 	// ListRuns answers newest first; decide oldest first, so that when a
 	// fenced limit (max_running, once_per_period) lets only some through,
 	// the runs that have been blocked longest go first.
-	slices.SortFunc(runs, func(a, b talon.Run) int { return cmp.Compare(a.ID, b.ID) })
+	// Resources are served by priority first (DESIGN.md §6), so the
+	// batch is ordered the way the store's queue is.
+	slices.SortFunc(runs, func(a, b talon.Run) int {
+		return cmp.Or(cmp.Compare(priorityOf(p, b.Job), priorityOf(p, a.Job)), cmp.Compare(a.ID, b.ID))
+	})
 	lk := newLookup(e.st, p)
 	lk.prefetch(ctx, runs)
 
@@ -104,6 +108,7 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 			e.untrack(rs.Run.ID)
 			e.log.Info("run decided", "run", rs.Run.ID, "job", rs.Run.Job, "period", rs.Run.Period, "state", rs.Run.State, "reason", rs.Run.Reason)
 			e.touchJobs(p.dependents(rs.Run.Job)...)
+			e.touchJobs(p.freed(rs.Run.Job)...)
 		}
 	}
 	if len(refence) > 0 {
@@ -126,6 +131,13 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 		return 0, err
 	}
 	return len(ids), nil
+}
+
+func priorityOf(p *plan, job string) int {
+	if j := p.jobs[job]; j != nil {
+		return j.Priority
+	}
+	return 0
 }
 
 func pollOf(j *schedule.Job) time.Duration {
@@ -179,6 +191,7 @@ func (e *Engine) decide(ctx context.Context, p *plan, lk *lookup, r talon.Run, n
 		t.To = talon.StateReady
 		t.Owner = e.instance.ID
 		t.Fence = p.fences[j.Name]
+		t.Allocate = p.allocation(j, r.Environment)
 		t.Executor = executorName(j)
 	}
 	return t

@@ -13,6 +13,7 @@ import (
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/executor"
+	"github.com/talonhq/talon/internal/resource"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
 )
@@ -22,6 +23,9 @@ func (e *Engine) dispatch(ctx context.Context, p *plan, ready []talon.Run, now t
 	if len(ready) == 0 {
 		return nil
 	}
+	// A run that holds resources must learn which; if they cannot be
+	// read it fails (releasing them) rather than starting blind.
+	held, heldErr := e.holds(ctx, p, ready)
 	ts := make([]store.Transition, 0, len(ready))
 	started := make([]*proc, len(ready))
 	for i, r := range ready {
@@ -42,6 +46,13 @@ func (e *Engine) dispatch(ctx context.Context, p *plan, ready []talon.Run, now t
 		if err != nil {
 			fail("could not start: " + err.Error())
 			continue
+		}
+		if heldErr != nil && p.isRes[r.Job] {
+			fail("could not start: read resource holds: " + heldErr.Error())
+			continue
+		}
+		if hs, ok := held[r.ID]; ok {
+			spec.Env = append(spec.Env, "TALON_RESOURCES="+resourcesEnv(hs))
 		}
 		// Processes outlive this step; they are stopped through Cancel.
 		pr, err := ex.Start(context.WithoutCancel(ctx), spec)
@@ -76,6 +87,43 @@ func (e *Engine) dispatch(ctx context.Context, p *plan, ready []talon.Run, now t
 		}(pc)
 	}
 	return e.apply(ctx, p, now, ts)
+}
+
+// holds reads what the ready runs of jobs asking for resources hold.
+func (e *Engine) holds(ctx context.Context, p *plan, ready []talon.Run) (map[int64][]resource.Hold, error) {
+	var ids []int64
+	for _, r := range ready {
+		if p.isRes[r.Job] {
+			ids = append(ids, r.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	hs, err := e.st.Holds(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64][]resource.Hold, len(ids))
+	for _, id := range ids {
+		out[id] = []resource.Hold{}
+	}
+	for _, h := range hs {
+		out[h.RunID] = append(out[h.RunID], h)
+	}
+	return out, nil
+}
+
+// resourcesEnv is TALON_RESOURCES: the run's holds as a JSON object from
+// path to units, e.g. {"db/prod/connections":2,"hosts/linux/h02":1}, so a
+// job reads its host with one lookup.
+func resourcesEnv(hs []resource.Hold) string {
+	m := make(map[string]int, len(hs))
+	for _, h := range hs {
+		m[h.Path] += h.Units
+	}
+	b, _ := json.Marshal(m) // a map of strings to ints always encodes
+	return string(b)
 }
 
 // recordCompletions records the runs whose processes ended.
@@ -147,6 +195,7 @@ func (e *Engine) apply(ctx context.Context, p *plan, now time.Time, ts []store.T
 		}
 		e.log.Info("run ended", "run", r.ID, "job", r.Job, "period", r.Period, "state", r.State, "reason", r.Reason)
 		e.touchJobs(p.dependents(r.Job)...)
+		e.touchJobs(p.freed(r.Job)...)
 		j := p.jobs[r.Job]
 		if j == nil {
 			continue

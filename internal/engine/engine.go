@@ -32,6 +32,7 @@ import (
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/trigger"
 )
 
 // Config is what an Engine is built from. Only Store and Schedule are
@@ -82,12 +83,17 @@ type Engine struct {
 	byJob     map[string]map[int64]bool // blocked run ids by job
 	queue     waitQueue                 // waiters by next check
 	dirty     map[int64]bool            // blocked runs to check now
-	nextFire  map[string]time.Time      // by job + "\x00" + trigger id
+	nextFire  map[string]trigger.Fire   // by job + "\x00" + trigger id
 	procs     map[int64]*proc           // runs this instance started
 	pendingTx []store.Transition        // transitions to retry after an outage
 	lastSync  time.Time
 	lastBeat  time.Time
 	recovered bool
+
+	// trigErr holds, by job + "\x00" + trigger id, why a time trigger
+	// cannot compute its next fire (a calendar that ends too early).
+	trigErrMu sync.Mutex
+	trigErr   map[string]string
 
 	healthy  atomic.Bool
 	lastErr  atomic.Value // string
@@ -145,7 +151,8 @@ func New(cfg Config) (*Engine, error) {
 		waiting:  map[int64]*waiter{},
 		byJob:    map[string]map[int64]bool{},
 		dirty:    map[int64]bool{},
-		nextFire: map[string]time.Time{},
+		nextFire: map[string]trigger.Fire{},
+		trigErr:  map[string]string{},
 		procs:    map[int64]*proc{},
 		instance: store.Instance{ID: newInstanceID(), Host: host, PID: os.Getpid(), Started: cfg.Now()},
 	}
@@ -468,6 +475,7 @@ func (e *Engine) drainInbox(ctx context.Context) error {
 			e.untrack(r.ID)
 			if r.State.Terminal() {
 				e.touchJobs(p.dependents(r.Job)...)
+				e.touchJobs(p.freed(r.Job)...)
 			}
 		}
 	}

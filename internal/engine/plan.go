@@ -6,6 +6,7 @@ import (
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/calendar"
+	"github.com/talonhq/talon/internal/resource"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
 )
@@ -23,6 +24,12 @@ type plan struct {
 	downstream map[string][]completionTrigger
 	fences     map[string]*store.Fence
 	minPoll    time.Duration
+	// tree is the schedule's resources; resJobs lists the jobs that ask
+	// for some, whose blocked runs are re-checked when any run holding
+	// resources ends (it may have freed, or stopped reserving, units).
+	tree    *resource.Tree
+	resJobs []string
+	isRes   map[string]bool
 }
 
 type completionTrigger struct {
@@ -48,9 +55,15 @@ func compile(s *schedule.Schedule) (*plan, error) {
 		downstream: map[string][]completionTrigger{},
 		fences:     map[string]*store.Fence{},
 		minPoll:    time.Minute,
+		tree:       s.Tree(),
+		isRes:      map[string]bool{},
 	}
 	for _, j := range s.Jobs {
 		p.jobs[j.Name] = j
+		if len(j.Requests) > 0 {
+			p.resJobs = append(p.resJobs, j.Name)
+			p.isRes[j.Name] = true
+		}
 	}
 	addDep := func(upstream, job string) {
 		for _, d := range p.deps[upstream] {
@@ -97,6 +110,28 @@ func compile(s *schedule.Schedule) (*plan, error) {
 }
 
 func (p *plan) dependents(job string) []string { return p.deps[job] }
+
+// freed lists the jobs to re-check when a run of job leaves the
+// resource queue or releases what it held.
+func (p *plan) freed(job string) []string {
+	if !p.isRes[job] {
+		return nil
+	}
+	return p.resJobs
+}
+
+// allocation is what a run of j asks of the tree, {{environment}}
+// resolved with the run's environment; nil when it asks for nothing.
+func (p *plan) allocation(j *schedule.Job, env string) *store.Allocation {
+	if len(j.Requests) == 0 {
+		return nil
+	}
+	reqs := make([]resource.Request, len(j.Requests))
+	for i, r := range j.Requests {
+		reqs[i] = r.Resolve(env)
+	}
+	return &store.Allocation{Tree: p.tree, Requests: reqs, Priority: j.Priority}
+}
 
 // periodAt returns the period of job j that contains t, shifted by the
 // trigger's offset.

@@ -91,8 +91,8 @@ func (l *Ledger) periodKey(n *Node) string {
 	return k
 }
 
-// counted returns the holds of n that use its capacity now.
-func (l *Ledger) counted(n *Node) []Hold {
+// Counted returns the holds of n that use its capacity now.
+func (l *Ledger) Counted(n *Node) []Hold {
 	hs := l.byPath[n.Path]
 	if n.Per == "" {
 		return hs
@@ -110,7 +110,7 @@ func (l *Ledger) counted(n *Node) []Hold {
 // Used is the units of n in use now.
 func (l *Ledger) Used(n *Node) int {
 	u := 0
-	for _, h := range l.counted(n) {
+	for _, h := range l.Counted(n) {
 		u += h.Units
 	}
 	return u
@@ -307,7 +307,7 @@ func (l *Ledger) why(t *Tree, r Request, cs []*Node, rv reservation, taken map[s
 		var who []string
 		runs := map[int64]bool{}
 		var ids []int64
-		for _, h := range l.counted(n) {
+		for _, h := range l.Counted(n) {
 			if !runs[h.RunID] {
 				runs[h.RunID] = true
 				ids = append(ids, h.RunID)

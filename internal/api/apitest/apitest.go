@@ -345,6 +345,11 @@ func (b *Backend) AddArtifact(ctx context.Context, id int64, url string) (talon.
 // Health implements api.Backend.
 func (b *Backend) Health(ctx context.Context) error { return b.HealthErr }
 
+// Resources returns an empty tree.
+func (b *Backend) Resources(ctx context.Context) (api.ResourcesView, error) {
+	return api.ResourcesView{}, nil
+}
+
 // PeriodRange implements api.Backend for daily keys only.
 func (b *Backend) PeriodRange(ctx context.Context, job, from, to string) ([]string, error) {
 	b.mu.Lock()
