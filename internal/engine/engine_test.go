@@ -561,3 +561,70 @@ jobs:
 		t.Errorf("wrong period type: %v, want invalid", err)
 	}
 }
+
+// TestTriggerGrammar: an English trigger's holiday-adjusted run keeps its
+// unadjusted period, jitter delays the start but not the period or the
+// fire's identity, and a calendar that ends too early is shown to
+// operators instead of silently stopping the trigger.
+func TestTriggerGrammar(t *testing.T) {
+	const sched = `
+calendars:
+  uk: {weekend: [sat, sun], holidays: [2026-11-13]}
+  short: {weekend: [sat, sun], through: 2026-11-20}
+jobs:
+  payday:
+    period: daily
+    timezone: Europe/London
+    triggers: [{schedule: "15th of month at 09:00 adjust preceding using uk"}]
+    executor: inprocess
+    command: [noop]
+  spread:
+    period: daily
+    triggers: [{schedule: "daily at 06:00 jitter 30m"}]
+    executor: inprocess
+    command: [noop]
+  ends:
+    period: daily
+    triggers: [{schedule: "business days at 18:00 using short"}]
+    executor: inprocess
+    command: [noop]
+`
+	start := mustTime(t, "2026-11-10T00:00:00Z")
+	b := setup(t, sched, start, map[string]inprocess.Func{"noop": noop})
+	now := start
+	for end := mustTime(t, "2026-11-24T00:00:00Z"); !now.After(end); {
+		now = b.at(t, now)
+	}
+	// The 15th is a Sunday and the 13th a holiday: payday runs on Thursday
+	// the 12th, for the period of the 15th.
+	pay := b.runs(t, "payday")
+	if len(pay) != 1 || pay[0].Period != "daily/2026-11-15" || pay[0].FireTime.Format(time.RFC3339) != "2026-11-12T09:00:00Z" {
+		t.Errorf("payday runs %+v, want one for daily/2026-11-15 fired 2026-11-12T09:00Z", pay)
+	}
+	for _, r := range b.runs(t, "spread") {
+		if r.FireTime.Hour() != 6 || r.FireTime.Minute() != 0 {
+			t.Errorf("spread fire time %s, want the nominal 06:00", r.FireTime)
+		}
+		if r.Started == nil || r.Started.Before(r.FireTime) || r.Started.Sub(r.FireTime) >= 30*time.Minute {
+			t.Errorf("spread started %v, want within 30m after %s", r.Started, r.FireTime)
+		}
+		if want := "daily/" + r.FireTime.Format("2006-01-02"); r.Period != want {
+			t.Errorf("spread period %s, want %s", r.Period, want)
+		}
+	}
+	if n := len(b.runs(t, "spread")); n != 14 {
+		t.Errorf("%d spread runs, want 14", n)
+	}
+	jobs, err := b.e.Jobs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range jobs {
+		if j.Name == "ends" {
+			t.Logf("ends: %q", j.Errors)
+		}
+		if j.Name == "ends" && (len(j.Errors) != 1 || !strings.Contains(j.Errors[0], "2026-11-20")) {
+			t.Errorf("ends errors %q, want one naming the calendar's end", j.Errors)
+		}
+	}
+}

@@ -3,11 +3,14 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/trigger"
 )
 
 // maxFiresPerStep bounds the fires one trigger may produce in one step
@@ -47,24 +50,24 @@ func (e *Engine) fire(ctx context.Context, p *plan, now time.Time) (time.Time, e
 					cursor = now
 					cursors = append(cursors, store.CursorUpdate{Job: j.Name, Trigger: t.ID, Fired: now})
 				}
-				nf = j.Times[i].Next(cursor)
+				nf = e.nextOf(j, t, j.Times[i], cursor)
 			}
-			var fires []time.Time
-			for !nf.IsZero() && !nf.After(now) && len(fires) < maxFiresPerStep {
+			var fires []trigger.Fire
+			for !nf.At.IsZero() && !nf.At.After(now) && len(fires) < maxFiresPerStep {
 				fires = append(fires, nf)
-				nf = j.Times[i].Next(nf)
+				nf = e.nextOf(j, t, j.Times[i], nf.At)
 			}
 			e.nextFire[key] = nf
-			next = earliest(next, nf)
+			next = earliest(next, nf.At)
 			if len(fires) == 0 {
 				continue
 			}
-			cs, err := e.catchup(j, t, fires, now, !nf.IsZero() && !nf.After(now))
+			cs, err := e.catchup(j, t, fires, now, !nf.At.IsZero() && !nf.At.After(now))
 			if err != nil {
 				return next, err
 			}
 			creates = append(creates, cs...)
-			cursors = append(cursors, store.CursorUpdate{Job: j.Name, Trigger: t.ID, Fired: fires[len(fires)-1]})
+			cursors = append(cursors, store.CursorUpdate{Job: j.Name, Trigger: t.ID, Fired: fires[len(fires)-1].At})
 		}
 	}
 	if err := e.create(ctx, creates); err != nil {
@@ -86,7 +89,7 @@ func (e *Engine) fire(ctx context.Context, p *plan, now time.Time) (time.Time, e
 // runs and which are recorded as skipped. A fire is missed when it is
 // older than the grace period. more says fires beyond maxFiresPerStep
 // remain (they will be handled in the next step).
-func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []time.Time, now time.Time, more bool) ([]store.CreateRun, error) {
+func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []trigger.Fire, now time.Time, more bool) ([]store.CreateRun, error) {
 	policy := j.Catchup
 	if policy == "" {
 		policy = talon.CatchupLatest
@@ -94,7 +97,7 @@ func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []time.Time
 	cutoff := now.Add(-e.cfg.Grace)
 	onTime := 0
 	for _, f := range fires {
-		if !f.Before(cutoff) {
+		if !f.At.Before(cutoff) {
 			onTime++
 		}
 	}
@@ -106,19 +109,20 @@ func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []time.Time
 	switch policy {
 	case talon.CatchupAll:
 		for i, f := range missed {
-			keep[i] = j.CatchupWindow <= 0 || !f.Before(now.Add(-j.CatchupWindow))
+			keep[i] = j.CatchupWindow <= 0 || !f.At.Before(now.Add(-j.CatchupWindow))
 		}
 	case talon.CatchupLatest:
 		if onTime == 0 && len(missed) > 0 && !more {
 			f := missed[len(missed)-1]
-			keep[len(missed)-1] = j.CatchupWindow <= 0 || !f.Before(now.Add(-j.CatchupWindow))
+			keep[len(missed)-1] = j.CatchupWindow <= 0 || !f.At.Before(now.Add(-j.CatchupWindow))
 		}
 	}
 	var out []store.CreateRun
 	skipped := 0
 	for i := len(fires) - 1; i >= 0; i-- {
-		f := fires[i]
-		per, err := periodAt(j, f, t.Period)
+		fire := fires[i]
+		f := fire.Nominal
+		per, err := firePeriod(j, fire, t.Period)
 		if err != nil {
 			return nil, fmt.Errorf("job %s: period of fire at %s: %w", j.Name, f.Format(time.RFC3339), err)
 		}
@@ -126,6 +130,11 @@ func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []time.Time
 			Job: j.Name, Period: per.Key(), Environment: j.Environment, Trigger: t.ID,
 			FireTime: f, Executor: executorName(j), Now: now,
 			Reason: "fired by " + t.ID + " at " + f.In(loc(j)).Format(time.RFC3339),
+		}
+		if fire.At.After(f) {
+			// Jitter delays the start, never the fire's identity or period.
+			c.NotBefore = fire.At
+			c.Reason += " (jittered to " + fire.At.In(loc(j)).Format(time.RFC3339) + ")"
 		}
 		if !keep[i] {
 			skipped++
@@ -137,8 +146,9 @@ func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []time.Time
 			if j.CatchupWindow > 0 && f.Before(now.Add(-j.CatchupWindow)) {
 				c.Reason = fmt.Sprintf("missed fire at %s is older than catchup_window %s", f.In(loc(j)).Format(time.RFC3339), j.CatchupWindow)
 			}
+			c.NotBefore = time.Time{}
 			if skipped == maxRecordedSkips && i > 0 {
-				c.Reason += fmt.Sprintf("; %d earlier missed fires from %s were skipped too", i, fires[0].In(loc(j)).Format(time.RFC3339))
+				c.Reason += fmt.Sprintf("; %d earlier missed fires from %s were skipped too", i, fires[0].Nominal.In(loc(j)).Format(time.RFC3339))
 			}
 		}
 		out = append(out, c)
@@ -177,4 +187,64 @@ func (e *Engine) create(ctx context.Context, cs []store.CreateRun) error {
 		cs = cs[n:]
 	}
 	return nil
+}
+
+// fireTrigger is a trigger that says more about its fires than Next: the
+// nominal instant (before jitter), the business date whose period the run
+// belongs to, and errors such as a calendar that does not cover the date.
+type fireTrigger interface {
+	NextFire(after time.Time) (trigger.Fire, error)
+}
+
+// nextOf returns the next fire of a job's trigger after an instant. An
+// error (a business calendar that ends before the next fire) is logged
+// and kept for `talon jobs` and the API: the trigger stops firing until
+// the schedule is fixed and reloaded, loudly rather than silently.
+func (e *Engine) nextOf(j *schedule.Job, t talon.TriggerSpec, tr trigger.Trigger, after time.Time) trigger.Fire {
+	key := j.Name + "\x00" + t.ID
+	ft, ok := tr.(fireTrigger)
+	if !ok {
+		at := tr.Next(after)
+		return trigger.Fire{At: at, Nominal: at}
+	}
+	f, err := ft.NextFire(after)
+	e.trigErrMu.Lock()
+	defer e.trigErrMu.Unlock()
+	if err != nil {
+		msg := fmt.Sprintf("trigger %s stopped after %s: %v", t.ID, after.In(loc(j)).Format(time.RFC3339), err)
+		if e.trigErr[key] != msg {
+			e.log.Error("trigger cannot compute its next fire", "job", j.Name, "trigger", t.ID, "err", err)
+		}
+		e.trigErr[key] = msg
+		return trigger.Fire{}
+	}
+	delete(e.trigErr, key)
+	return f
+}
+
+// firePeriod is the period a fire belongs to: the one containing its
+// business date (before any holiday adjustment, so an adjusted run keeps
+// its period) or, for triggers without one, its nominal instant.
+func firePeriod(j *schedule.Job, f trigger.Fire, offset talon.PeriodOffset) (talon.Period, error) {
+	if f.Date.IsZero() || j.Period.Type == talon.Oneshot || j.Period.Type == talon.Hourly {
+		return periodAt(j, f.Nominal, offset)
+	}
+	// Noon of the business date is inside that date's period in every
+	// zone, DST days included.
+	noon := time.Date(f.Date.Year, f.Date.Month, f.Date.Day, 12, 0, 0, 0, loc(j))
+	return periodAt(j, noon, offset)
+}
+
+// triggerErrors returns the trigger errors of a job, for operators.
+func (e *Engine) triggerErrors(job string) []string {
+	e.trigErrMu.Lock()
+	defer e.trigErrMu.Unlock()
+	var out []string
+	for k, msg := range e.trigErr {
+		if strings.HasPrefix(k, job+"\x00") {
+			out = append(out, msg)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

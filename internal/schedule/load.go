@@ -1035,7 +1035,9 @@ func sortedKeys[V any](m map[string]V) []string {
 var parseTrigger = trigger.Parse
 
 func (l *loader) compileTrigger(d *jobDraft, n *yaml.Node, expr string, cals map[string]*calendar.Calendar) trigger.Trigger {
-	t, err := parseTrigger(expr, trigger.Options{Location: d.job.Location, Calendars: cals})
+	// The ID seeds jitter: per job, so jobs sharing an expression spread
+	// out, and stable across reloads while the trigger is unchanged.
+	t, err := parseTrigger(expr, trigger.Options{Location: d.job.Location, Calendars: cals, ID: d.job.Name + "/" + expr})
 	if err == nil {
 		return t
 	}
