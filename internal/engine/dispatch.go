@@ -60,7 +60,7 @@ func (e *Engine) dispatch(ctx context.Context, p *plan, ready []talon.Run, now t
 			fail("could not start: " + err.Error())
 			continue
 		}
-		pc := &proc{run: r, p: pr}
+		pc := &proc{run: r, p: pr, started: now}
 		if j.Timeout > 0 {
 			pc.deadline = now.Add(j.Timeout)
 		}
@@ -141,20 +141,21 @@ func (e *Engine) recordCompletions(ctx context.Context, p *plan, now time.Time) 
 		if c.outcome.Succeeded {
 			to = talon.StateSucceeded
 		}
+		// The run finished when its process ended (not when this step
+		// records it, which may be after a store outage), but never before
+		// it was recorded running.
 		at := c.at
-		if at.Before(now) || at.After(now.Add(time.Hour)) {
-			// With a fake clock the process may end "before" the step's
-			// now; the run cannot finish before it is recorded running.
-			at = now
+		e.procsMu.Lock()
+		if pc := e.procs[c.runID]; pc != nil && at.Before(pc.started) {
+			at = pc.started
 		}
+		delete(e.procs, c.runID)
+		e.procsMu.Unlock()
 		reason := c.outcome.Reason
 		if reason == "" {
 			reason = string(to)
 		}
 		ts = append(ts, store.Transition{RunID: c.runID, From: []talon.State{talon.StateRunning}, To: to, Reason: reason, Now: at})
-		e.procsMu.Lock()
-		delete(e.procs, c.runID)
-		e.procsMu.Unlock()
 	}
 	return e.apply(ctx, p, now, ts)
 }

@@ -111,6 +111,7 @@ type completion struct {
 type proc struct {
 	run      talon.Run
 	p        executor.Process
+	started  time.Time // when it was recorded running
 	deadline time.Time // zero: no timeout
 	timedOut bool
 }

@@ -113,7 +113,7 @@ func (e *Engine) adopt(ctx context.Context, r talon.Run, pr executor.Process, no
 	if res[0].Err != nil {
 		return res[0].Err
 	}
-	pc := &proc{run: r, p: pr}
+	pc := &proc{run: r, p: pr, started: now}
 	e.procsMu.Lock()
 	e.procs[r.ID] = pc
 	e.procsMu.Unlock()
