@@ -296,6 +296,9 @@ func (e *Engine) Reload(ctx context.Context) (string, error) {
 	e.stepping.Lock()
 	e.sched.Store(p)
 	clear(e.nextFire)
+	e.trigErrMu.Lock()
+	clear(e.trigErr)
+	e.trigErrMu.Unlock()
 	for id := range e.waiting {
 		e.dirty[id] = true
 	}

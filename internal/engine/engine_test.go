@@ -588,6 +588,11 @@ jobs:
     triggers: [{schedule: "business days at 18:00 using short"}]
     executor: inprocess
     command: [noop]
+  short-periods:
+    period: {type: daily, calendar: short}
+    triggers: [{schedule: "0 7 * * *"}]
+    executor: inprocess
+    command: [noop]
 `
 	start := mustTime(t, "2026-11-10T00:00:00Z")
 	b := setup(t, sched, start, map[string]inprocess.Func{"noop": noop})
@@ -620,8 +625,8 @@ jobs:
 		t.Fatal(err)
 	}
 	for _, j := range jobs {
-		if j.Name == "ends" {
-			t.Logf("ends: %q", j.Errors)
+		if j.Name == "short-periods" && (len(j.Errors) != 1 || !strings.Contains(j.Errors[0], "2026-11-20")) {
+			t.Errorf("short-periods errors %q, want one naming the calendar's end", j.Errors)
 		}
 		if j.Name == "ends" && (len(j.Errors) != 1 || !strings.Contains(j.Errors[0], "2026-11-20")) {
 			t.Errorf("ends errors %q, want one naming the calendar's end", j.Errors)

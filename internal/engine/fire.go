@@ -64,7 +64,12 @@ func (e *Engine) fire(ctx context.Context, p *plan, now time.Time) (time.Time, e
 			}
 			cs, err := e.catchup(j, t, fires, now, !nf.At.IsZero() && !nf.At.After(now))
 			if err != nil {
-				return next, err
+				// One job's bad calendar must not stop the others: this
+				// trigger stops (its cursor stays, so a reload with a fixed
+				// schedule fires what it missed) and operators see why.
+				e.setTriggerErr(j, t, err.Error())
+				e.nextFire[key] = trigger.Fire{}
+				continue
 			}
 			creates = append(creates, cs...)
 			cursors = append(cursors, store.CursorUpdate{Job: j.Name, Trigger: t.ID, Fired: fires[len(fires)-1].At})
@@ -201,25 +206,30 @@ type fireTrigger interface {
 // and kept for `talon jobs` and the API: the trigger stops firing until
 // the schedule is fixed and reloaded, loudly rather than silently.
 func (e *Engine) nextOf(j *schedule.Job, t talon.TriggerSpec, tr trigger.Trigger, after time.Time) trigger.Fire {
-	key := j.Name + "\x00" + t.ID
 	ft, ok := tr.(fireTrigger)
 	if !ok {
 		at := tr.Next(after)
 		return trigger.Fire{At: at, Nominal: at}
 	}
 	f, err := ft.NextFire(after)
-	e.trigErrMu.Lock()
-	defer e.trigErrMu.Unlock()
 	if err != nil {
-		msg := fmt.Sprintf("trigger %s stopped after %s: %v", t.ID, after.In(loc(j)).Format(time.RFC3339), err)
-		if e.trigErr[key] != msg {
-			e.log.Error("trigger cannot compute its next fire", "job", j.Name, "trigger", t.ID, "err", err)
-		}
-		e.trigErr[key] = msg
+		e.setTriggerErr(j, t, fmt.Sprintf("stopped after %s: %v", after.In(loc(j)).Format(time.RFC3339), err))
 		return trigger.Fire{}
 	}
-	delete(e.trigErr, key)
 	return f
+}
+
+// setTriggerErr records why a trigger stopped, logging it once. The
+// record stays until a reload, which restarts every trigger.
+func (e *Engine) setTriggerErr(j *schedule.Job, t talon.TriggerSpec, why string) {
+	key := j.Name + "\x00" + t.ID
+	msg := "trigger " + t.ID + " " + why
+	e.trigErrMu.Lock()
+	defer e.trigErrMu.Unlock()
+	if e.trigErr[key] != msg {
+		e.log.Error("trigger stopped", "job", j.Name, "trigger", t.ID, "why", why)
+	}
+	e.trigErr[key] = msg
 }
 
 // firePeriod is the period a fire belongs to: the one containing its
