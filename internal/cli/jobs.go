@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -28,7 +29,17 @@ func newJobsCmd(g *globals) *cobra.Command {
 				}
 				row(w, j.Name, period, orDash(j.Timezone), orDash(j.Executor), g.fmtRFC3339(j.Next), orDash(strings.Join(j.Triggers, "; ")))
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			// A trigger that stopped (a calendar that ends too early) must
+			// not go unnoticed.
+			for _, j := range jobs {
+				for _, e := range j.Errors {
+					fmt.Fprintf(g.stderr, "talon: job %s: %s\n", j.Name, e)
+				}
+			}
+			return nil
 		},
 	}
 }
