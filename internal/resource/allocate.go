@@ -59,13 +59,14 @@ type Ledger struct {
 	byRun   map[int64][]Hold
 	waiters []Waiter // queue order
 	keys    map[talon.PeriodType]string
+	live    map[string]int // units of holds without a period, per path
 }
 
 // NewLedger starts a ledger from the holds and head waiters read under
 // the store's lock. Consumable holds of past periods may be included;
 // they do not count.
 func NewLedger(holds []Hold, waiters []Waiter, now time.Time) *Ledger {
-	l := &Ledger{now: now, byPath: map[string][]Hold{}, byRun: map[int64][]Hold{}, keys: map[talon.PeriodType]string{}}
+	l := &Ledger{now: now, byPath: map[string][]Hold{}, byRun: map[int64][]Hold{}, keys: map[talon.PeriodType]string{}, live: map[string]int{}}
 	for _, h := range holds {
 		l.add(h)
 	}
@@ -75,6 +76,9 @@ func NewLedger(holds []Hold, waiters []Waiter, now time.Time) *Ledger {
 }
 
 func (l *Ledger) add(h Hold) {
+	if h.Period == "" {
+		l.live[h.Path] += h.Units
+	}
 	l.byPath[h.Path] = append(l.byPath[h.Path], h)
 	l.byRun[h.RunID] = append(l.byRun[h.RunID], h)
 }
@@ -109,6 +113,9 @@ func (l *Ledger) Counted(n *Node) []Hold {
 
 // Used is the units of n in use now.
 func (l *Ledger) Used(n *Node) int {
+	if n.Per == "" {
+		return l.live[n.Path]
+	}
 	u := 0
 	for _, h := range l.Counted(n) {
 		u += h.Units
@@ -131,6 +138,7 @@ func (l *Ledger) Release(runID int64) []Hold {
 			continue
 		}
 		released = append(released, h)
+		l.live[h.Path] -= h.Units
 		l.byPath[h.Path] = slices.DeleteFunc(l.byPath[h.Path], func(x Hold) bool { return x.RunID == runID && x.Period == "" })
 	}
 	if kept == nil {
@@ -161,7 +169,10 @@ type reservation struct {
 // from what is free now, in queue order, each taking what it can of each
 // request (the candidate with the most units left), so a large request
 // gathers units as they are freed.
-func (l *Ledger) reserve(t *Tree, priority int, runID int64) reservation {
+//
+// Only the waiters' requests that share a node with one of the run's
+// requests are looked at: units reserved elsewhere cannot stop it.
+func (l *Ledger) reserve(t *Tree, priority int, runID int64, mine []Request) reservation {
 	rv := reservation{units: map[string]int{}, by: map[string][]int64{}}
 	for i, w := range l.waiters {
 		if i == HeadMax || !w.Ahead(priority, runID) {
@@ -177,6 +188,16 @@ func (l *Ledger) reserve(t *Tree, priority int, runID int64) reservation {
 		var picks []pick
 		possible := true
 		for _, r := range w.Requests {
+			relevant := false
+			for _, m := range mine {
+				if t.Overlaps(r, m) {
+					relevant = true
+					break
+				}
+			}
+			if !relevant {
+				continue
+			}
 			best, bestFree, fits := "", 0, false
 			for _, n := range r.Candidates(t) {
 				if n.Capacity >= r.Count {
@@ -217,7 +238,7 @@ func (l *Ledger) Allocate(t *Tree, runID int64, priority int, reqs []Request) ([
 		l.Unwait(runID)
 		return nil, ""
 	}
-	rv := l.reserve(t, priority, runID)
+	rv := l.reserve(t, priority, runID, reqs)
 	order := make([]int, len(reqs))
 	cands := make([][]*Node, len(reqs))
 	for i, r := range reqs {

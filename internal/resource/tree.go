@@ -37,14 +37,17 @@ type Tree struct {
 	nodes map[string]*Node
 	paths []string // sorted
 
-	mu    sync.Mutex
-	cands map[string][]*Node
+	mu      sync.Mutex
+	cands   map[string][]*Node // pattern → nodes
+	matches map[string][]*Node // request key (pattern and where) → nodes
+	overlap map[[2]string]bool // two request keys → share a node
 }
 
 // NewTree builds a tree from declared nodes. A later node with the same
 // path replaces an earlier one.
 func NewTree(nodes []Node) *Tree {
-	t := &Tree{nodes: make(map[string]*Node, len(nodes)), cands: map[string][]*Node{}}
+	t := &Tree{nodes: make(map[string]*Node, len(nodes)), cands: map[string][]*Node{},
+		matches: map[string][]*Node{}, overlap: map[[2]string]bool{}}
 	for _, n := range nodes {
 		n := n
 		if _, ok := t.nodes[n.Path]; !ok {
@@ -192,18 +195,62 @@ func (r Request) Matches(n *Node) bool {
 }
 
 // Candidates returns the nodes of t that may serve r, in path order.
+// The answer is computed once per tree and must not be modified.
 func (r Request) Candidates(t *Tree) []*Node {
 	all := t.Candidates(r.Path)
-	if len(r.Where) == 0 {
+	if len(r.Where) == 0 || t == nil {
 		return all
 	}
-	var out []*Node
+	key := r.String()
+	t.mu.Lock()
+	out, ok := t.matches[key]
+	t.mu.Unlock()
+	if ok {
+		return out
+	}
 	for _, n := range all {
 		if r.Matches(n) {
 			out = append(out, n)
 		}
 	}
+	t.mu.Lock()
+	t.matches[key] = out
+	t.mu.Unlock()
 	return out
+}
+
+// Overlaps reports whether some node of t may serve both a and b, so
+// that units reserved for one can matter to the other. Computed once
+// per pair and tree.
+func (t *Tree) Overlaps(a, b Request) bool {
+	if a.Path == b.Path && len(a.Where) == 0 && len(b.Where) == 0 {
+		return true
+	}
+	key := [2]string{a.String(), b.String()}
+	t.mu.Lock()
+	v, ok := t.overlap[key]
+	t.mu.Unlock()
+	if ok {
+		return v
+	}
+	ca, cb := a.Candidates(t), b.Candidates(t)
+	if len(ca) > len(cb) {
+		ca, cb = cb, ca
+	}
+	in := make(map[string]bool, len(ca))
+	for _, n := range ca {
+		in[n.Path] = true
+	}
+	for _, n := range cb {
+		if in[n.Path] {
+			v = true
+			break
+		}
+	}
+	t.mu.Lock()
+	t.overlap[key] = v
+	t.mu.Unlock()
+	return v
 }
 
 // Satisfiable says why r can never be met by t, or "" if some candidate

@@ -243,3 +243,9 @@ func BenchmarkCreateRuns10k(b *testing.B) {
 func BenchmarkTransition(b *testing.B) {
 	storetest.BenchTransition(b, func(b *testing.B) store.Store { return open(b) }, 1000)
 }
+
+// BenchmarkAllocate: allocation decisions with 10,000 resources and
+// 10,000 blocked runs, in batches of 500.
+func BenchmarkAllocate(b *testing.B) {
+	storetest.BenchAllocate(b, func(b *testing.B) store.Store { return open(b) }, 10000, 10000, 500)
+}

@@ -36,8 +36,7 @@ func (st *transitionStmts) allocate(ctx context.Context, t store.Transition, now
 		return &store.FenceError{Constraint: "resources", Reason: reason}, nil
 	}
 	for _, h := range holds {
-		if _, err := st.tx.ExecContext(ctx, `INSERT INTO allocations (run_id, path, units, period, created)
-			VALUES (?, ?, ?, ?, ?)`, h.RunID, h.Path, h.Units, h.Period, micros(now)); err != nil {
+		if _, err := st.addHold.ExecContext(ctx, h.RunID, h.Path, h.Units, h.Period, micros(now)); err != nil {
 			return nil, fmt.Errorf("record resource holds: %w", err)
 		}
 	}
@@ -81,7 +80,7 @@ func (st *transitionStmts) settle(ctx context.Context, t store.Transition, from 
 		if st.led != nil {
 			st.led.Release(t.RunID)
 		}
-		if _, err := st.tx.ExecContext(ctx, `DELETE FROM allocations WHERE run_id = ? AND period = ''`, t.RunID); err != nil {
+		if _, err := st.delHolds.ExecContext(ctx, t.RunID); err != nil {
 			return fmt.Errorf("release resources: %w", err)
 		}
 	}
@@ -89,7 +88,7 @@ func (st *transitionStmts) settle(ctx context.Context, t store.Transition, from 
 		if st.led != nil {
 			st.led.Unwait(t.RunID)
 		}
-		if _, err := st.tx.ExecContext(ctx, `DELETE FROM waiters WHERE run_id = ?`, t.RunID); err != nil {
+		if _, err := st.delWaiter.ExecContext(ctx, t.RunID); err != nil {
 			return fmt.Errorf("leave resource queue: %w", err)
 		}
 	}

@@ -47,6 +47,7 @@ func itemError(err error) bool {
 
 type transitionStmts struct {
 	cur, update, delDecisions, addDecision, event *sql.Stmt
+	addHold, delHolds, delWaiter                  *sql.Stmt
 	tx                                            *sql.Tx
 	led                                           *resource.Ledger // loaded by the first allocation
 }
@@ -72,6 +73,9 @@ func prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error
 	st.addDecision = prep(`INSERT INTO decisions (run_id, pos, constraint_name, action, reason, recheck_at)
 		VALUES (?, ?, ?, ?, ?, ?)`)
 	st.event = prep(`INSERT INTO events (run_id, time, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)`)
+	st.addHold = prep(`INSERT INTO allocations (run_id, path, units, period, created) VALUES (?, ?, ?, ?, ?)`)
+	st.delHolds = prep(`DELETE FROM allocations WHERE run_id = ? AND period = ''`)
+	st.delWaiter = prep(`DELETE FROM waiters WHERE run_id = ?`)
 	if err != nil {
 		st.close()
 		return nil, err
@@ -80,7 +84,7 @@ func prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error
 }
 
 func (st *transitionStmts) close() {
-	for _, s := range []*sql.Stmt{st.cur, st.update, st.delDecisions, st.addDecision, st.event} {
+	for _, s := range []*sql.Stmt{st.cur, st.update, st.delDecisions, st.addDecision, st.event, st.addHold, st.delHolds, st.delWaiter} {
 		if s != nil {
 			s.Close()
 		}
