@@ -80,6 +80,13 @@ func (e *Engine) Runs(ctx context.Context, f store.RunFilter) ([]talon.Run, erro
 		}
 	}
 	runs, err := e.st.ListRuns(ctx, f)
+	for i := range runs {
+		// [] rather than null, so scripts can iterate without a check;
+		// lists do not load artifacts (GET runs/{id} does).
+		if runs[i].Artifacts == nil {
+			runs[i].Artifacts = []talon.Artifact{}
+		}
+	}
 	return runs, userErr(err, "runs")
 }
 
@@ -100,6 +107,9 @@ func (e *Engine) Run(ctx context.Context, id int64) (api.RunDetail, error) {
 	}
 	if ds == nil {
 		ds = []talon.Decision{}
+	}
+	if r.Artifacts == nil {
+		r.Artifacts = []talon.Artifact{}
 	}
 	if evs == nil {
 		evs = []talon.Event{}
