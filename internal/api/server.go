@@ -113,7 +113,24 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 const Prefix = "/api/v1/"
 
 func (s *Server) routes() {
-	for _, rt := range []route{
+	for _, rt := range s.routeTable() {
+		s.mux.Handle(rt.pattern, s.wrap(rt.access, rt.handler))
+	}
+}
+
+// Routes lists the patterns of every route ("GET /api/v1/jobs", …).
+func (s *Server) Routes() []string {
+	var out []string
+	for _, rt := range s.routeTable() {
+		out = append(out, rt.pattern)
+	}
+	return out
+}
+
+// routeTable lists every route; openapi.json must document each (a test
+// checks it).
+func (s *Server) routeTable() []route {
+	return []route{
 		{"GET /api/v1/healthz", AccessPublic, s.health},
 		{"GET /api/v1/openapi.json", AccessPublic, s.openAPI},
 		{"GET /api/v1/jobs", AccessRead, s.jobs},
@@ -129,8 +146,6 @@ func (s *Server) routes() {
 		{"POST /api/v1/runs/{id}/progress", AccessRun, s.progress},
 		{"POST /api/v1/runs/{id}/artifacts", AccessRun, s.artifact},
 		{"POST /api/v1/reload", AccessAdmin, s.reload},
-	} {
-		s.mux.Handle(rt.pattern, s.wrap(rt.access, rt.handler))
 	}
 }
 
