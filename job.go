@@ -117,7 +117,10 @@ type TriggerSpec struct {
 	// ID names the trigger in run rows; it is stable across reloads as long
 	// as the trigger itself does not change (e.g. "schedule:30 6 * * 1-5",
 	// "after:extract").
-	ID       string
+	ID string
+	// Kind names a registered trigger kind for Schedule; empty is the
+	// built-in time grammar (cron, @ descriptors, English).
+	Kind     string
 	Schedule string
 	After    string
 	Period   PeriodOffset

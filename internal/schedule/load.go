@@ -42,7 +42,7 @@ var (
 	calendarKeys = []string{"weekend", "holidays", "extra_business_days", "through"}
 	resourceKeys = []string{"capacity", "attributes", "per"}
 	requestKeys  = []string{"path", "count", "where"}
-	triggerKeys  = []string{"schedule", "after", "period"}
+	triggerKeys  = []string{"schedule", "after", "period", "kind"}
 	periodKeys   = []string{"type", "calendar"}
 	retryKeys    = []string{"max", "delay"}
 )
@@ -866,7 +866,15 @@ func (l *loader) triggers(d *jobDraft, s scope, n *yaml.Node) {
 				continue
 			}
 			t.Schedule, t.ID, node = v, "schedule:"+v, sched.val
+			if f, ok := fs["kind"]; ok {
+				if k, ok := s.sub("kind").str(f.val); ok && k != "time" {
+					t.Kind, t.ID = k, k+":"+v
+				}
+			}
 		} else {
+			if f, ok := fs["kind"]; ok {
+				s.errf(f.val, "", "kind applies to schedule triggers, not after")
+			}
 			v, ok := s.sub("after").str(after.val)
 			if !ok {
 				continue
@@ -1001,7 +1009,7 @@ func (l *loader) finish() (*Schedule, error) {
 		j.Times = make([]trigger.Trigger, len(j.Triggers))
 		for i, t := range j.Triggers {
 			if t.Schedule != "" {
-				j.Times[i] = l.compileTrigger(d, d.trig[i], t.Schedule, sch.Calendars)
+				j.Times[i] = l.compileTrigger(d, d.trig[i], t, sch.Calendars)
 			} else {
 				l.checkRef(d.s.sub("after"), d.trig[i], t.After, names)
 			}
@@ -1034,10 +1042,18 @@ func sortedKeys[V any](m map[string]V) []string {
 // trigger package understands every expression.
 var parseTrigger = trigger.Parse
 
-func (l *loader) compileTrigger(d *jobDraft, n *yaml.Node, expr string, cals map[string]*calendar.Calendar) trigger.Trigger {
+func (l *loader) compileTrigger(d *jobDraft, n *yaml.Node, spec talon.TriggerSpec, cals map[string]*calendar.Calendar) trigger.Trigger {
+	expr := spec.Schedule
 	// The ID seeds jitter: per job, so jobs sharing an expression spread
 	// out, and stable across reloads while the trigger is unchanged.
-	t, err := parseTrigger(expr, trigger.Options{Location: d.job.Location, Calendars: cals, ID: d.job.Name + "/" + expr})
+	opt := trigger.Options{Location: d.job.Location, Calendars: cals, ID: d.job.Name + "/" + expr}
+	var t trigger.Trigger
+	var err error
+	if spec.Kind != "" {
+		t, err = trigger.Compile(spec.Kind, expr, opt)
+	} else {
+		t, err = parseTrigger(expr, opt)
+	}
 	if err == nil {
 		return t
 	}
