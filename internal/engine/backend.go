@@ -79,14 +79,8 @@ func (e *Engine) Runs(ctx context.Context, f store.RunFilter) ([]talon.Run, erro
 			return nil, talon.Errorf(talon.EINVALID, "%v", err)
 		}
 	}
+	f.WithArtifacts = true
 	runs, err := e.st.ListRuns(ctx, f)
-	for i := range runs {
-		// [] rather than null, so scripts can iterate without a check;
-		// lists do not load artifacts (GET runs/{id} does).
-		if runs[i].Artifacts == nil {
-			runs[i].Artifacts = []talon.Artifact{}
-		}
-	}
 	return runs, userErr(err, "runs")
 }
 

@@ -225,6 +225,9 @@ type RunFilter struct {
 	IDs      []int64
 	BeforeID int64 // pagination: only runs with id < BeforeID
 	Limit    int   // 0: no limit
+	// WithArtifacts loads each run's artifacts (the API wants them; the
+	// engine's hot paths do not).
+	WithArtifacts bool
 }
 
 // JobPeriod names one job's period.

@@ -441,7 +441,30 @@ func (db *DB) ListRuns(ctx context.Context, f store.RunFilter) ([]talon.Run, err
 			}
 			out = append(out, r)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if !f.WithArtifacts || len(out) == 0 {
+			return nil
+		}
+		ids := make([]int64, len(out))
+		at := make(map[int64]int, len(out))
+		for i, r := range out {
+			ids[i] = r.ID
+			at[r.ID] = i
+			out[i].Artifacts = []talon.Artifact{}
+		}
+		arows, err := tx.Query(ctx, `SELECT id, run_id, job, period, url, created
+			FROM artifacts WHERE run_id = ANY($1) ORDER BY id`, ids)
+		if err != nil {
+			return err
+		}
+		as, err := pgx.CollectRows(arows, scanArtifact)
+		for _, a := range as {
+			i := at[a.RunID]
+			out[i].Artifacts = append(out[i].Artifacts, a)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)

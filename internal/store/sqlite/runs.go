@@ -310,10 +310,44 @@ func (db *DB) ListRuns(ctx context.Context, f store.RunFilter) ([]talon.Run, err
 			}
 			out = append(out, r)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if !f.WithArtifacts || len(out) == 0 {
+			return nil
+		}
+		return listArtifacts(ctx, tx, out)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
 	return out, nil
+}
+
+// listArtifacts loads the artifacts of runs in one query.
+func listArtifacts(ctx context.Context, tx *sql.Tx, runs []talon.Run) error {
+	ids := make([]int64, len(runs))
+	at := make(map[int64]int, len(runs))
+	for i, r := range runs {
+		ids[i] = r.ID
+		at[r.ID] = i
+		runs[i].Artifacts = []talon.Artifact{}
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, run_id, job, period, url, created
+		FROM artifacts WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY id`, idsJSON(ids))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a talon.Artifact
+		var created int64
+		if err := rows.Scan(&a.ID, &a.RunID, &a.Job, &a.Period, &a.URL, &created); err != nil {
+			return err
+		}
+		a.Created = fromMicros(created)
+		i := at[a.RunID]
+		runs[i].Artifacts = append(runs[i].Artifacts, a)
+	}
+	return rows.Err()
 }

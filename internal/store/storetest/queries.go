@@ -69,6 +69,24 @@ func testArtifacts(t *testing.T, open OpenFunc) {
 	if !slices.Equal(got, want) {
 		t.Errorf("GetRun artifacts = %+v, want %+v", got, want)
 	}
+	bare := runIn(t, s, "j", "daily/2026-11-27", talon.StateBlocked)
+	list, err := s.ListRuns(t.Context(), store.RunFilter{IDs: []int64{r.ID, other.ID, bare.ID}, WithArtifacts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[int64]int{}
+	for _, lr := range list {
+		if lr.Artifacts == nil {
+			t.Errorf("ListRuns WithArtifacts: run %d artifacts nil, want a list", lr.ID)
+		}
+		counts[lr.ID] = len(lr.Artifacts)
+		if lr.ID == r.ID && !slices.Equal(lr.Artifacts, want) {
+			t.Errorf("ListRuns artifacts = %+v, want %+v", lr.Artifacts, want)
+		}
+	}
+	if counts[r.ID] != 2 || counts[other.ID] != 1 || counts[bare.ID] != 0 {
+		t.Errorf("ListRuns artifact counts = %v, want 2, 1 and 0", counts)
+	}
 }
 
 func testListRuns(t *testing.T, open OpenFunc) {
