@@ -234,7 +234,13 @@ func (e *Engine) Cancel(ctx context.Context, id int64, by string) (talon.Run, er
 		pc := e.procs[id]
 		e.procsMu.Unlock()
 		if pc == nil {
-			return r, talon.Errorf(talon.ECONFLICT, "run %d is running under scheduler %s, not this one; cancel it there", id, r.Owner)
+			// Another scheduler owns it: leave the request in the store;
+			// the owner stops the run at its next heartbeat.
+			if err := e.st.RequestCancel(ctx, id, by); err != nil {
+				return r, userErr(err, what)
+			}
+			r.Reason = fmt.Sprintf("cancel requested by %s; scheduler %s stops it within %s", by, r.Owner, e.cfg.Lease/3)
+			return r, nil
 		}
 		pc.p.Cancel(errors.New("cancelled by " + by))
 		return r, nil

@@ -109,11 +109,12 @@ type completion struct {
 
 // proc is a run this instance started.
 type proc struct {
-	run      talon.Run
-	p        executor.Process
-	started  time.Time // when it was recorded running
-	deadline time.Time // zero: no timeout
-	timedOut bool
+	run       talon.Run
+	p         executor.Process
+	started   time.Time // when it was recorded running
+	deadline  time.Time // zero: no timeout
+	timedOut  bool
+	cancelled bool // a cancel request was acted on
 }
 
 // New builds an engine. It does not touch the store until Run or Step.
@@ -239,6 +240,30 @@ func (e *Engine) Loop(ctx context.Context) error {
 	}
 }
 
+// cancelRequested stops the runs this instance owns that a cancel asked
+// through another scheduler wants stopped.
+func (e *Engine) cancelRequested(ctx context.Context) error {
+	e.procsMu.Lock()
+	n := len(e.procs)
+	e.procsMu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	reqs, err := e.st.CancelRequests(ctx, e.instance.ID)
+	if err != nil {
+		return fmt.Errorf("read cancel requests: %w", err)
+	}
+	e.procsMu.Lock()
+	defer e.procsMu.Unlock()
+	for id, by := range reqs {
+		if pc := e.procs[id]; pc != nil && !pc.cancelled {
+			pc.cancelled = true
+			pc.p.Cancel(errors.New("cancelled by " + by))
+		}
+	}
+	return nil
+}
+
 // housekeeping is how often the loop wakes without work: to keep its
 // heartbeat and to sync runs other schedulers created.
 func (e *Engine) housekeeping() time.Duration {
@@ -292,6 +317,9 @@ func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
 			return wake, fmt.Errorf("heartbeat: %w", err)
 		}
 		e.lastBeat = now
+		if err := e.cancelRequested(ctx); err != nil {
+			return wake, err
+		}
 	}
 
 	// Retry transitions an outage interrupted before anything else, so a

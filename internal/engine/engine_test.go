@@ -35,10 +35,11 @@ func (c *clock) Set(t time.Time) {
 }
 
 type testBundle struct {
-	e     *engine.Engine
-	st    store.Store
-	clock *clock
-	funcs *inprocess.Executor
+	e      *engine.Engine
+	st     store.Store
+	dbPath string
+	clock  *clock
+	funcs  *inprocess.Executor
 }
 
 func mustTime(t testing.TB, s string) time.Time {
@@ -58,12 +59,15 @@ func setup(t testing.TB, yaml string, start time.Time, funcs map[string]inproces
 	if err != nil {
 		t.Fatalf("load schedule: %v", err)
 	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "talon.db"))
+	path := filepath.Join(t.TempDir(), "talon.db")
+	st, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return setupWith(t, s, st, start, funcs)
+	b := setupWith(t, s, st, start, funcs)
+	b.dbPath = path
+	return b
 }
 
 func setupWith(t testing.TB, s *schedule.Schedule, st store.Store, start time.Time, funcs map[string]inprocess.Func) *testBundle {
@@ -631,5 +635,46 @@ jobs:
 		if j.Name == "ends" && (len(j.Errors) != 1 || !strings.Contains(j.Errors[0], "2026-11-20")) {
 			t.Errorf("ends errors %q, want one naming the calendar's end", j.Errors)
 		}
+	}
+}
+
+// TestCancelThroughAnotherScheduler: a cancel that reaches a scheduler
+// which does not own the running run is left in the store, and the owner
+// stops the run at its next heartbeat.
+func TestCancelThroughAnotherScheduler(t *testing.T) {
+	const sched = `
+jobs:
+  slow:
+    period: daily
+    executor: inprocess
+    command: [block]
+`
+	now := mustTime(t, "2026-11-26T10:00:00Z")
+	block := map[string]inprocess.Func{
+		"block": func(ctx context.Context, _ inprocess.Run) error { <-ctx.Done(); return context.Cause(ctx) },
+	}
+	a := setup(t, sched, now, block)
+	other, err := sqlite.Open(context.Background(), a.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	b := setupWith(t, a.e.Schedule(), other, now, block)
+	ctx := context.Background()
+	run := a.trigger(t, "slow", api.TriggerRequest{})
+	if _, err := a.e.Step(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.e.Cancel(ctx, run.ID, "bob")
+	if err != nil {
+		t.Fatalf("cancel through the other scheduler: %v", err)
+	}
+	if got.State != talon.StateRunning || !strings.Contains(got.Reason, "cancel requested by bob") {
+		t.Errorf("cancel answer %s (%s), want running with the request noted", got.State, got.Reason)
+	}
+	a.at(t, now.Add(11*time.Second))
+	r, _ := a.st.GetRun(ctx, run.ID)
+	if r.State != talon.StateFailed || r.Reason != "cancelled by bob" {
+		t.Errorf("run %s (%s), want failed: cancelled by bob", r.State, r.Reason)
 	}
 }

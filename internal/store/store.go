@@ -90,6 +90,15 @@ type Store interface {
 	// newest period first.
 	ListPeriods(ctx context.Context, f PeriodFilter) ([]PeriodRow, error)
 
+	// RequestCancel asks the scheduler that owns a running run to stop it
+	// (a cancel that reached another scheduler). ErrNotFound for unknown
+	// runs, ErrConflict when the run is not running.
+	RequestCancel(ctx context.Context, runID int64, by string) error
+
+	// CancelRequests returns, for the running runs owned by owner that
+	// someone asked to cancel, who asked.
+	CancelRequests(ctx context.Context, owner string) (map[int64]string, error)
+
 	// SetProgress replaces a run's progress. ErrNotFound for unknown runs.
 	SetProgress(ctx context.Context, runID int64, p talon.Progress) error
 

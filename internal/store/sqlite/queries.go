@@ -274,6 +274,53 @@ func (db *DB) SetProgress(ctx context.Context, runID int64, p talon.Progress) er
 	return nil
 }
 
+// RequestCancel asks the owner of a running run to stop it.
+func (db *DB) RequestCancel(ctx context.Context, runID int64, by string) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var state string
+		if err := tx.QueryRowContext(ctx, `SELECT state FROM runs WHERE id = ?`, runID).Scan(&state); errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		if talon.State(state) != talon.StateRunning {
+			return store.ErrConflict
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE runs SET cancel_by = ? WHERE id = ?`, by, runID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("request cancel of run %d: %w", runID, err)
+	}
+	return nil
+}
+
+// CancelRequests returns the cancel requests for owner's running runs.
+func (db *DB) CancelRequests(ctx context.Context, owner string) (map[int64]string, error) {
+	out := map[int64]string{}
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, cancel_by FROM runs
+			WHERE owner = ? AND cancel_by IS NOT NULL AND state = 'running'`, owner)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			var by string
+			if err := rows.Scan(&id, &by); err != nil {
+				return err
+			}
+			out[id] = by
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cancel requests: %w", err)
+	}
+	return out, nil
+}
+
 // AddArtifact records an artifact of a run; ErrNotFound for unknown runs.
 func (db *DB) AddArtifact(ctx context.Context, runID int64, url string, now time.Time) (talon.Artifact, error) {
 	if url == "" {

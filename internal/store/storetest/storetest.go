@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"BatchDecisions", testBatchDecisions},
 		{"Progress", testProgress},
 		{"Artifacts", testArtifacts},
+		{"CancelRequests", testCancelRequests},
 		{"ListRuns", testListRuns},
 		{"Summaries", testSummaries},
 		{"JobCounts", testJobCounts},
