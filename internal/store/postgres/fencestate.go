@@ -108,7 +108,7 @@ func (f *fenceState) check(id int64, job, period string, fe *store.Fence) *store
 			}
 		}
 		if found {
-			return oncePerPeriodFence(period, best, bestState)
+			return store.OncePerPeriodFence(period, best, bestState)
 		}
 	}
 	if fe.MaxRunning > 0 {
@@ -120,7 +120,7 @@ func (f *fenceState) check(id int64, job, period string, fe *store.Fence) *store
 		}
 		if n := len(ids); n >= fe.MaxRunning {
 			slices.Sort(ids)
-			return maxRunningFence(n, fe.MaxRunning, ids[:min(n, fenceListMax)])
+			return store.MaxRunningFence(n, fe.MaxRunning, ids[:min(n, store.FenceListMax)])
 		}
 	}
 	return nil

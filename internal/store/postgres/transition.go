@@ -233,7 +233,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 				results[i].Err = fmt.Errorf("run %d: %w", t.RunID, store.ErrNotFound)
 				continue
 			}
-			if err := checkTransition(t, c.state); err != nil {
+			if err := store.CheckTransition(t, c.state); err != nil {
 				results[i].Err = err
 				continue
 			}

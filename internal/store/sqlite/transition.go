@@ -108,7 +108,7 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 		return talon.Run{}, err
 	}
 	from := talon.State(cur)
-	if err := checkTransition(t, from); err != nil {
+	if err := store.CheckTransition(t, from); err != nil {
 		return talon.Run{}, err
 	}
 	if t.To == talon.StateReady && t.Fence != nil {
@@ -178,7 +178,7 @@ func checkFence(ctx context.Context, tx *sql.Tx, runID int64, job, period string
 			ORDER BY state = 'succeeded' DESC, id LIMIT 1`, job, period, runID).Scan(&id, &state)
 		switch {
 		case err == nil:
-			return oncePerPeriodFence(period, id, talon.State(state)), nil
+			return store.OncePerPeriodFence(period, id, talon.State(state)), nil
 		case !errors.Is(err, sql.ErrNoRows):
 			return nil, fmt.Errorf("check once_per_period: %w", err)
 		}
@@ -192,7 +192,7 @@ func checkFence(ctx context.Context, tx *sql.Tx, runID int64, job, period string
 		if n >= f.MaxRunning {
 			rows, err := tx.QueryContext(ctx, `SELECT id FROM runs
 				WHERE job = ? AND state IN ('ready', 'running') AND id <> ? ORDER BY id LIMIT ?`,
-				job, runID, fenceListMax)
+				job, runID, store.FenceListMax)
 			if err != nil {
 				return nil, fmt.Errorf("check max_running: %w", err)
 			}
@@ -208,7 +208,7 @@ func checkFence(ctx context.Context, tx *sql.Tx, runID int64, job, period string
 			if err := rows.Err(); err != nil {
 				return nil, err
 			}
-			return maxRunningFence(n, f.MaxRunning, ids), nil
+			return store.MaxRunningFence(n, f.MaxRunning, ids), nil
 		}
 	}
 	return nil, nil
