@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/talonhq/talon/internal/suggest"
 	"io"
 	"sort"
 	"strings"
@@ -160,7 +161,7 @@ func nearest(name string, names []string) []string {
 	}
 	var cs []cand
 	for _, n := range names {
-		d := distance(strings.ToLower(name), strings.ToLower(n))
+		d := suggest.Distance(strings.ToLower(name), strings.ToLower(n))
 		limit := max(2, len(name)/3)
 		switch {
 		case n == name:
@@ -184,26 +185,4 @@ func nearest(name string, names []string) []string {
 		out[i] = c.name
 	}
 	return out
-}
-
-// distance is the Levenshtein edit distance of a and b, over runes.
-func distance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }

@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/talonhq/talon/internal/suggest"
 	"io"
 	"net"
 	"net/url"
@@ -395,36 +396,8 @@ func contains(list []string, s string) bool {
 
 // didYouMean suggests the option nearest to name, else returns def.
 func didYouMean(name string, options []string, def string) string {
-	best, bestD := "", -1
-	for _, o := range options {
-		if d := distance(strings.ToLower(name), o); bestD < 0 || d < bestD {
-			best, bestD = o, d
-		}
-	}
-	if bestD >= 0 && bestD <= 2 && bestD < len(name) {
-		return fmt.Sprintf("did you mean %q?", best)
+	if hint := suggest.DidYouMean(name, options); hint != "" {
+		return hint
 	}
 	return def
-}
-
-// distance is the Levenshtein distance between a and b, in runes.
-func distance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }

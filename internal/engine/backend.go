@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/talonhq/talon/internal/suggest"
 	"io"
 	"os"
 	"sort"
@@ -126,7 +127,7 @@ func (e *Engine) Trigger(ctx context.Context, job string, req api.TriggerRequest
 	p := e.sched.Load()
 	j := p.jobs[job]
 	if j == nil {
-		return talon.Run{}, false, talon.Errorf(talon.ENOTFOUND, "job %q not found%s", job, suggest(job, p))
+		return talon.Run{}, false, talon.Errorf(talon.ENOTFOUND, "job %q not found%s", job, jobHint(job, p))
 	}
 	now := e.now()
 	var key string
@@ -169,39 +170,16 @@ func (e *Engine) Trigger(ctx context.Context, job string, req api.TriggerRequest
 	return r.Run, r.Created, nil
 }
 
-func suggest(name string, p *plan) string {
-	var best string
-	bestD := 3
+// jobHint is " (did you mean \"x\"?)" for a job name near name, or "".
+func jobHint(name string, p *plan) string {
+	names := make([]string, 0, len(p.jobs))
 	for n := range p.jobs {
-		if d := distance(name, n); d < bestD {
-			best, bestD = n, d
-		}
+		names = append(names, n)
 	}
-	if best == "" {
-		return ""
+	if hint := suggest.DidYouMean(name, names); hint != "" {
+		return " (" + hint + ")"
 	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// distance is the Levenshtein distance, for "did you mean" hints.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return ""
 }
 
 // Cancel cancels a run: blocked or ready → skipped; running → killed by
@@ -373,7 +351,7 @@ func (e *Engine) PeriodRange(ctx context.Context, job, from, to string) ([]strin
 	p := e.sched.Load()
 	j := p.jobs[job]
 	if j == nil {
-		return nil, talon.Errorf(talon.ENOTFOUND, "job %q not found%s", job, suggest(job, p))
+		return nil, talon.Errorf(talon.ENOTFOUND, "job %q not found%s", job, jobHint(job, p))
 	}
 	if j.Period.Type == talon.Oneshot {
 		return nil, talon.Errorf(talon.EINVALID, "job %s has oneshot periods, which have no range; trigger each with --period oneshot/NAME", job)

@@ -2,8 +2,8 @@ package schedule
 
 import (
 	"fmt"
+	"github.com/talonhq/talon/internal/suggest"
 	"sort"
-	"strings"
 )
 
 // Pos is a position in a schedule file. Line and Col are 1-based; Col
@@ -84,64 +84,7 @@ func (l ErrorList) Sort() {
 	})
 }
 
-// suggest returns the option nearest to name by edit distance, or "" when
-// none is near enough to be a plausible typo.
-func suggest(name string, options []string) string {
-	best, bestD := "", -1
-	lname := strings.ToLower(name)
-	for _, o := range options {
-		d := distance(lname, strings.ToLower(o))
-		if bestD < 0 || d < bestD || (d == bestD && o < best) {
-			best, bestD = o, d
-		}
-	}
-	// Two edits catch most typos; more would suggest unrelated words for
-	// short names.
-	if bestD >= 0 && bestD <= 2 && bestD < len([]rune(name)) {
-		return best
-	}
-	// An abbreviation ("prev") names the one option it starts.
-	if len([]rune(name)) >= 3 {
-		var only string
-		for _, o := range options {
-			if strings.HasPrefix(strings.ToLower(o), lname) {
-				if only != "" {
-					return ""
-				}
-				only = o
-			}
-		}
-		return only
-	}
-	return ""
-}
-
 // didYouMean is the hint for a near miss, or "" when there is none.
 func didYouMean(name string, options []string) string {
-	if s := suggest(name, options); s != "" {
-		return fmt.Sprintf("did you mean %q?", s)
-	}
-	return ""
-}
-
-// distance is the Levenshtein distance between a and b, in runes.
-func distance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
+	return suggest.DidYouMean(name, options)
 }
