@@ -194,7 +194,7 @@ func (db *DB) ListPeriods(ctx context.Context, f store.PeriodFilter) ([]store.Pe
 			if err := rows.Scan(&period, &job, &state, &n, &maxID); err != nil {
 				return err
 			}
-			out = addPeriodRow(out, period, job, talon.State(state), n, maxID)
+			out = store.AddPeriodRow(out, period, job, talon.State(state), n, maxID)
 		}
 		return rows.Err()
 	})
@@ -202,20 +202,6 @@ func (db *DB) ListPeriods(ctx context.Context, f store.PeriodFilter) ([]store.Pe
 		return nil, fmt.Errorf("list periods: %w", err)
 	}
 	return out, nil
-}
-
-// addPeriodRow folds one (period, job, state) count into rows, which
-// arrive grouped by (period, job).
-func addPeriodRow(rows []store.PeriodRow, period, job string, state talon.State, n int, maxID int64) []store.PeriodRow {
-	if len(rows) == 0 || rows[len(rows)-1].Period != period || rows[len(rows)-1].Job != job {
-		rows = append(rows, store.PeriodRow{Period: period, Job: job, Counts: store.Summary{}})
-	}
-	r := &rows[len(rows)-1]
-	r.Counts[state] = n
-	if maxID > r.LatestRun {
-		r.LatestRun, r.Latest = maxID, state
-	}
-	return rows
 }
 
 // SetProgress replaces a run's progress; ErrNotFound for unknown runs.
