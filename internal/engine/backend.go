@@ -284,6 +284,7 @@ func (e *Engine) Reload(ctx context.Context) (string, error) {
 	e.stepping.Lock()
 	e.sched.Store(p)
 	clear(e.nextFire)
+	e.fireReady = false
 	e.trigErrMu.Lock()
 	clear(e.trigErr)
 	e.trigErrMu.Unlock()

@@ -84,6 +84,8 @@ type Engine struct {
 	queue     waitQueue                 // waiters by next check
 	dirty     map[int64]bool            // blocked runs to check now
 	nextFire  map[string]trigger.Fire   // by job + "\x00" + trigger id
+	fireWake  time.Time                 // earliest of nextFire
+	fireReady bool                      // fireWake is valid: no fire is due before it
 	procs     map[int64]*proc           // runs this instance started
 	pendingTx []store.Transition        // transitions to retry after an outage
 	lastSync  time.Time

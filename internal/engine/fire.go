@@ -26,11 +26,18 @@ const maxRecordedSkips = 100
 // job's catch-up policy for fires missed while no scheduler ran, and
 // returns the next fire instant of all triggers.
 func (e *Engine) fire(ctx context.Context, p *plan, now time.Time) (time.Time, error) {
+	// Steps come at every event (a run ending); walking 100,000 jobs each
+	// time would dominate them. Until the earliest next fire, nothing is due.
+	// A zero fireWake with fireReady means no trigger will fire again.
+	if e.fireReady && (e.fireWake.IsZero() || now.Before(e.fireWake)) {
+		return e.fireWake, nil
+	}
 	var (
 		creates []store.CreateRun
 		cursors []store.CursorUpdate
 		next    time.Time
 	)
+	e.fireReady = false
 	for _, j := range p.s.Jobs {
 		for i, t := range j.Triggers {
 			if i >= len(j.Times) || j.Times[i] == nil {
@@ -87,6 +94,7 @@ func (e *Engine) fire(ctx context.Context, p *plan, now time.Time) (time.Time, e
 			return next, err
 		}
 	}
+	e.fireWake, e.fireReady = next, true
 	return next, nil
 }
 
