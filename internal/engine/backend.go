@@ -155,6 +155,17 @@ func (e *Engine) Trigger(ctx context.Context, job string, req api.TriggerRequest
 			return talon.Run{}, false, talon.Errorf(talon.EINVALID, "period %q is in environment %q but job %s runs in %q", req.Period, per.Environment, job, j.Environment)
 		}
 		key = per.Key()
+		if per.Type != talon.Oneshot && j.Calendar != nil {
+			// With a business calendar, a weekend or holiday is no period
+			// of its own: it belongs to the business day before.
+			canon, err := periodAt(j, per.Start, talon.PeriodSame)
+			if err != nil {
+				return talon.Run{}, false, talon.Errorf(talon.EINVALID, "period %q: %v", req.Period, err)
+			}
+			if canon.Key() != key {
+				return talon.Run{}, false, talon.Errorf(talon.EINVALID, "period %q is not a business day of calendar %s; it belongs to %s", req.Period, j.Period.Calendar, canon.Key())
+			}
+		}
 	}
 	res, err := e.st.CreateRuns(ctx, []store.CreateRun{{
 		Job: job, Period: key, Environment: j.Environment, Trigger: talon.TriggerAPI, Key: req.Key,

@@ -558,6 +558,9 @@ jobs:
 		t.Errorf("%d runs, want 4", n)
 	}
 	var te *talon.Error
+	if _, _, err := b.e.Trigger(ctx, "load", api.TriggerRequest{Period: "daily/2026-12-26"}); !errors.As(err, &te) || te.Code != talon.EINVALID || !strings.Contains(te.Message, "daily/2026-12-24") {
+		t.Errorf("trigger for a holiday: %v, want invalid naming the business day it belongs to", err)
+	}
 	if _, err := b.e.PeriodRange(ctx, "load", "daily/2026-12-30", "daily/2026-12-23"); !errors.As(err, &te) || te.Code != talon.EINVALID {
 		t.Errorf("backwards range: %v, want invalid", err)
 	}
