@@ -210,7 +210,7 @@ func (e *Engine) Loop(ctx context.Context) error {
 	for {
 		wake, err := e.Step(ctx, e.now())
 		if ctx.Err() != nil {
-			e.shutdown()
+			e.shutdown(ctx)
 			return nil
 		}
 		var wait time.Duration
@@ -234,7 +234,7 @@ func (e *Engine) Loop(ctx context.Context) error {
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
-			e.shutdown()
+			e.shutdown(ctx)
 			return nil
 		case <-timer.C:
 		case <-e.kick:
@@ -272,16 +272,59 @@ func (e *Engine) housekeeping() time.Duration {
 	return min(e.sched.Load().minPoll, e.cfg.Lease/3)
 }
 
-// shutdown stops the processes this instance owns. Their runs stay
-// running in the store: a restarted scheduler declares them lost, and
-// retries apply. That is the honest record: they did not finish.
-func (e *Engine) shutdown() {
+// shutdown stops the processes this instance owns and records their runs
+// failed ("scheduler shut down") before it returns, so their resources are
+// freed and their retries are created at once rather than when the next
+// scheduler declares them lost. What cannot be recorded within the grace
+// period (the store is down, a process ignores its signal) is left
+// running in the store, and the next scheduler declares it lost.
+func (e *Engine) shutdown(ctx context.Context) {
 	e.procsMu.Lock()
-	defer e.procsMu.Unlock()
+	n := len(e.procs)
 	for _, p := range e.procs {
 		p.p.Cancel(errors.New("scheduler shut down"))
 	}
+	e.procsMu.Unlock()
+	if n == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	for {
+		e.procsMu.Lock()
+		left := len(e.procs)
+		e.procsMu.Unlock()
+		e.mu.Lock()
+		done := len(e.done)
+		e.mu.Unlock()
+		if done >= left || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-e.kick:
+		}
+	}
+	e.stepping.Lock()
+	defer e.stepping.Unlock()
+	p, now := e.sched.Load(), e.now()
+	// The step the shutdown interrupted may have left its transitions
+	// (ready → running) unrecorded; they go first.
+	if ts := e.pendingTx; len(ts) > 0 {
+		e.pendingTx = nil
+		if err := e.apply(ctx, p, now, ts); err != nil {
+			e.log.Warn("record runs at shutdown", "err", err)
+			return
+		}
+	}
+	if err := e.recordCompletions(ctx, p, now); err != nil {
+		e.log.Warn("record runs at shutdown", "err", err)
+	}
 }
+
+// shutdownGrace bounds how long shutdown waits for runs to stop and be
+// recorded; it exceeds the local executor's TERM-to-KILL grace.
+const shutdownGrace = 10 * time.Second
 
 // Healthy reports whether the last step reached the store.
 func (e *Engine) Healthy() (bool, string) {

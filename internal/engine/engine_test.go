@@ -681,3 +681,56 @@ jobs:
 		t.Errorf("run %s (%s), want failed: cancelled by bob", r.State, r.Reason)
 	}
 }
+
+// TestShutdownRecordsRuns: when the scheduler stops, the runs it owns are
+// stopped and recorded failed at once (their retries created), rather
+// than left running for the next scheduler to declare lost.
+func TestShutdownRecordsRuns(t *testing.T) {
+	const sched = `
+jobs:
+  slow:
+    period: daily
+    retries: {max: 1}
+    executor: inprocess
+    command: [block]
+`
+	started := make(chan struct{}, 1)
+	b := setup(t, sched, time.Now(), map[string]inprocess.Func{
+		"block": func(ctx context.Context, _ inprocess.Run) error {
+			started <- struct{}{}
+			<-ctx.Done()
+			return context.Cause(ctx)
+		},
+	})
+	// The loop runs on the real clock here.
+	e, err := engine.New(engine.Config{Store: b.st, Schedule: b.e.Schedule(), LogDir: t.TempDir(),
+		Executors: map[string]executor.Executor{"inprocess": b.funcs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- e.Loop(ctx) }()
+	run, _, err := e.Trigger(context.Background(), "slow", api.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the run did not start")
+	}
+	cancel()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the loop did not stop")
+	}
+	r, _ := b.st.GetRun(context.Background(), run.ID)
+	if r.State != talon.StateFailed || r.Reason != "scheduler shut down" {
+		t.Errorf("run %s (%s), want failed: scheduler shut down", r.State, r.Reason)
+	}
+	if runs := b.runs(t, "slow"); len(runs) != 2 || runs[1].Attempt != 2 {
+		t.Errorf("%d runs, want the stopped one and its retry", len(runs))
+	}
+}
