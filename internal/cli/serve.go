@@ -105,7 +105,7 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	}
 
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	st, err := store.Open(ctx, cfg.State)
+	st, err := openStore(ctx, cfg.State, logger)
 	if err != nil {
 		return withHint(fmt.Errorf("open state store %s: %w", redact(cfg.State), err),
 			"talon serve --state sqlite:talon.db")
@@ -179,6 +179,27 @@ func executors(logger *slog.Logger) map[string]executor.Executor {
 		}
 	}
 	return out
+}
+
+// openStore opens the state store, waiting for a database that is not up
+// yet (a machine booting, PostgreSQL restarting) rather than giving up:
+// scheduling starts by itself once it answers. Other errors (a bad URL,
+// a file that cannot be created) end the command at once.
+func openStore(ctx context.Context, url string, logger *slog.Logger) (store.Store, error) {
+	wait := 500 * time.Millisecond
+	for {
+		st, err := store.Open(ctx, url)
+		if err == nil || !errors.Is(err, store.ErrUnavailable) {
+			return st, err
+		}
+		logger.Warn("state store unavailable; retrying", "state", redact(url), "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 10*time.Second)
+	}
 }
 
 // printList prints every error of a schedule.ErrorList on its own line
