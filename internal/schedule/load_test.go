@@ -29,13 +29,6 @@ type fakeTrigger struct{}
 
 func (fakeTrigger) Next(after time.Time) time.Time { return after.Add(time.Hour) }
 
-// realParserWorks reports whether trigger.Parse compiles plain cron yet;
-// it is written concurrently with this package.
-func realParserWorks() bool {
-	_, err := trigger.Parse("30 6 * * 1-5", trigger.Options{})
-	return err == nil
-}
-
 // useParser swaps the trigger parser for one test. Tests in this package
 // do not run in parallel because of it.
 func useParser(t *testing.T, p func(string, trigger.Options) (trigger.Trigger, error)) {
@@ -443,10 +436,6 @@ jobs:
 `
 
 func TestLoadFullExample(t *testing.T) {
-	if !realParserWorks() {
-		useParser(t, fakeParse)
-		t.Log("trigger.Parse cannot compile cron yet; using a fake parser")
-	}
 	s, err := LoadBytes("talon.yaml", []byte(fullExample))
 	if err != nil {
 		t.Fatalf("LoadBytes: %v\n%s", err, strings.Join(errLines(t, err), "\n"))
@@ -745,9 +734,6 @@ func TestLoadIOErrors(t *testing.T) {
 }
 
 func TestRealTriggerParser(t *testing.T) {
-	if !realParserWorks() {
-		t.Skip("trigger.Parse cannot compile cron yet")
-	}
 	s, err := LoadBytes("s.yaml", []byte("jobs:\n  a:\n    command: [x]\n    timezone: Europe/Paris\n    triggers: [{schedule: \"30 6 * * 1-5\"}]\n"))
 	if err != nil {
 		t.Fatalf("LoadBytes: %v", err)
