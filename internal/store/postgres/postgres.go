@@ -295,15 +295,6 @@ func tstz(t time.Time) any {
 	return t.UTC().Truncate(time.Microsecond)
 }
 
-// nowOr returns the caller's time, or the host clock when it gave none, in
-// the stored precision.
-func nowOr(t time.Time) time.Time {
-	if t.IsZero() {
-		t = time.Now()
-	}
-	return t.UTC().Truncate(time.Microsecond)
-}
-
 func utc(t *time.Time) time.Time {
 	if t == nil {
 		return time.Time{}

@@ -288,7 +288,7 @@ func (db *DB) AddArtifact(ctx context.Context, runID int64, url string, now time
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `INSERT INTO artifacts (run_id, job, period, url, created)
 			SELECT id, job, period, $1, $2 FROM runs WHERE id = $3
-			RETURNING id, run_id, job, period, url, created`, url, nowOr(now), runID).
+			RETURNING id, run_id, job, period, url, created`, url, store.NowOr(now), runID).
 			Scan(&a.ID, &a.RunID, &a.Job, &a.Period, &a.URL, &a.Created)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrNotFound
@@ -332,7 +332,7 @@ func (db *DB) AdvanceCursors(ctx context.Context, cs []store.CursorUpdate) error
 	jobs, triggers := make([]string, len(cs)), make([]string, len(cs))
 	fired := make([]time.Time, len(cs))
 	for i, c := range cs {
-		jobs[i], triggers[i], fired[i] = c.Job, c.Trigger, nowOr(c.Fired)
+		jobs[i], triggers[i], fired[i] = c.Job, c.Trigger, store.NowOr(c.Fired)
 	}
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		// One row per cursor (an upsert may not touch a row twice), in key

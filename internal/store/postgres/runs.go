@@ -62,25 +62,6 @@ func scanRun(row pgx.Row) (talon.Run, error) {
 	return r, nil
 }
 
-// validateCreate checks one CreateRun and fills its defaults.
-func validateCreate(i int, p store.CreateRun) (store.CreateRun, error) {
-	if p.Job == "" || p.Period == "" {
-		return p, fmt.Errorf("create run #%d: job and period are required", i)
-	}
-	switch p.State {
-	case "":
-		p.State = talon.StateBlocked
-	case talon.StateBlocked, talon.StateSkipped:
-	default:
-		return p, fmt.Errorf("create run #%d: initial state %q: want blocked or skipped", i, p.State)
-	}
-	if p.Attempt <= 0 {
-		p.Attempt = 1
-	}
-	p.Now = nowOr(p.Now)
-	return p, nil
-}
-
 // insertRuns inserts runs that have a unique key, from arrays, in array
 // order, with their creation events, in one statement. A run whose key
 // already exists — in the table or earlier in the arrays — is skipped.
@@ -181,7 +162,7 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 	params := make([]*string, len(ps))
 	keys := make([]string, len(ps))
 	for i, p := range ps {
-		v, err := validateCreate(i, p)
+		v, err := store.ValidateCreate(i, p)
 		if err != nil {
 			return nil, err
 		}

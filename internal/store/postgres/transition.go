@@ -140,7 +140,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 			}
 		}
 		if t.To == talon.StateReady && t.Allocate != nil && tree == nil {
-			tree, allocNow = t.Allocate.Tree, nowOr(t.Now)
+			tree, allocNow = t.Allocate.Tree, store.NowOr(t.Now)
 		}
 	}
 	ids = sortedIDs(ids)
@@ -244,7 +244,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 				}
 			}
 			if t.To == talon.StateReady && t.Allocate != nil {
-				if fe := as.allocate(t, nowOr(t.Now)); fe != nil {
+				if fe := as.allocate(t, store.NowOr(t.Now)); fe != nil {
 					results[i].Err = fe
 					continue
 				}
@@ -259,7 +259,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 			// reason did not change.
 			tq := t
 			tq.Quiet = t.Quiet && c.reason == t.Reason
-			waves[n].add(i, tq, c.state, nowOr(t.Now))
+			waves[n].add(i, tq, c.state, store.NowOr(t.Now))
 			if t.Decisions != nil {
 				if _, ok := decided[t.RunID]; !ok {
 					decidedOrder = append(decidedOrder, t.RunID)

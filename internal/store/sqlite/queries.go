@@ -317,7 +317,7 @@ func (db *DB) AddArtifact(ctx context.Context, runID int64, url string, now time
 		var created int64
 		err := tx.QueryRowContext(ctx, `INSERT INTO artifacts (run_id, job, period, url, created)
 			SELECT id, job, period, ?, ? FROM runs WHERE id = ?
-			RETURNING id, run_id, job, period, url, created`, url, micros(nowOr(now)), runID).
+			RETURNING id, run_id, job, period, url, created`, url, micros(store.NowOr(now)), runID).
 			Scan(&a.ID, &a.RunID, &a.Job, &a.Period, &a.URL, &created)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
@@ -386,7 +386,7 @@ func (db *DB) Heartbeat(ctx context.Context, in store.Instance) (time.Time, erro
 	if in.ID == "" {
 		return time.Time{}, errors.New("heartbeat: instance without an id")
 	}
-	now := nowOr(time.Time{})
+	now := store.NowOr(time.Time{})
 	started := now
 	if !in.Started.IsZero() {
 		started = in.Started.UTC().Truncate(time.Microsecond)

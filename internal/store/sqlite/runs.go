@@ -60,25 +60,6 @@ func scanRun(s scanner) (talon.Run, error) {
 	return r, nil
 }
 
-// validateCreate checks one CreateRun and fills its defaults.
-func validateCreate(i int, p store.CreateRun) (store.CreateRun, error) {
-	if p.Job == "" || p.Period == "" {
-		return p, fmt.Errorf("create run #%d: job and period are required", i)
-	}
-	switch p.State {
-	case "":
-		p.State = talon.StateBlocked
-	case talon.StateBlocked, talon.StateSkipped:
-	default:
-		return p, fmt.Errorf("create run #%d: initial state %q: want blocked or skipped", i, p.State)
-	}
-	if p.Attempt <= 0 {
-		p.Attempt = 1
-	}
-	p.Now = nowOr(p.Now)
-	return p, nil
-}
-
 func paramsJSON(m map[string]string) (any, error) {
 	if len(m) == 0 {
 		return nil, nil
@@ -98,7 +79,7 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 	}
 	valid := make([]store.CreateRun, len(ps))
 	for i, p := range ps {
-		v, err := validateCreate(i, p)
+		v, err := store.ValidateCreate(i, p)
 		if err != nil {
 			return nil, err
 		}

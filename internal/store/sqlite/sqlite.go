@@ -256,12 +256,3 @@ func fromNullMicros(v sql.NullInt64) time.Time {
 	}
 	return fromMicros(v.Int64)
 }
-
-// nowOr returns the caller's time, or the host clock when it gave none, in
-// the stored precision.
-func nowOr(t time.Time) time.Time {
-	if t.IsZero() {
-		t = time.Now()
-	}
-	return t.UTC().Truncate(time.Microsecond)
-}

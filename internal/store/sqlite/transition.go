@@ -118,7 +118,7 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 			return talon.Run{}, ferr
 		}
 	}
-	now := nowOr(t.Now)
+	now := store.NowOr(t.Now)
 	if t.To == talon.StateReady && t.Allocate != nil {
 		if ferr, err := st.allocate(ctx, t, now); err != nil {
 			return talon.Run{}, err

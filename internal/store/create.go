@@ -1,0 +1,38 @@
+package store
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/talonhq/talon"
+)
+
+// ValidateCreate checks the i-th CreateRun of a batch and fills its
+// defaults (state blocked, attempt 1, Now). Both stores call it, so the
+// rules are the contract's.
+func ValidateCreate(i int, p CreateRun) (CreateRun, error) {
+	if p.Job == "" || p.Period == "" {
+		return p, fmt.Errorf("create run #%d: job and period are required", i)
+	}
+	switch p.State {
+	case "":
+		p.State = talon.StateBlocked
+	case talon.StateBlocked, talon.StateSkipped:
+	default:
+		return p, fmt.Errorf("create run #%d: initial state %q: want blocked or skipped", i, p.State)
+	}
+	if p.Attempt <= 0 {
+		p.Attempt = 1
+	}
+	p.Now = NowOr(p.Now)
+	return p, nil
+}
+
+// NowOr returns t, or the current time when t is zero, as stores keep
+// times: UTC, truncated to microseconds.
+func NowOr(t time.Time) time.Time {
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
