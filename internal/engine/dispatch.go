@@ -246,7 +246,7 @@ func (e *Engine) completionRuns(p *plan, r talon.Run, now time.Time) []store.Cre
 // containing the upstream period's start; `period: previous` shifts it.
 func downstreamPeriod(up *schedule.Job, ct completionTrigger, r talon.Run) (string, error) {
 	down := ct.job
-	per, err := periodFromKey(r.Period, up)
+	per, err := parseKey(r.Period, up)
 	if err != nil {
 		return "", err
 	}
@@ -335,7 +335,7 @@ func (e *Engine) spec(r talon.Run, j *schedule.Job) (executor.Spec, error) {
 	if e.cfg.URL != "" {
 		env = append(env, "TALON_URL="+e.cfg.URL)
 	}
-	if per, err := periodFromKey(r.Period, j); err == nil && !per.Start.IsZero() {
+	if per, err := parseKey(r.Period, j); err == nil && !per.Start.IsZero() {
 		env = append(env, "TALON_PERIOD_START="+per.Start.Format(time.RFC3339), "TALON_PERIOD_END="+per.End.Format(time.RFC3339))
 	}
 	return executor.Spec{
@@ -406,8 +406,4 @@ func ParseProgress(s string) (talon.Progress, error) {
 		return talon.Progress{}, errors.New("progress: want a percentage between 0 and 100")
 	}
 	return talon.Progress{Percent: &pct, Message: strings.TrimSpace(msg)}, nil
-}
-
-func periodFromKey(key string, j *schedule.Job) (talon.Period, error) {
-	return parseKey(key, j)
 }

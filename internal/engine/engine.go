@@ -90,7 +90,6 @@ type Engine struct {
 	pendingTx []store.Transition        // transitions to retry after an outage
 	lastSync  time.Time
 	lastBeat  time.Time
-	recovered bool
 
 	// trigErr holds, by job + "\x00" + trigger id, why a time trigger
 	// cannot compute its next fire (a calendar that ends too early).
@@ -376,12 +375,8 @@ func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
 			return wake, err
 		}
 	}
-	if !e.recovered {
-		if err := e.recover(ctx, p, now); err != nil {
-			return wake, fmt.Errorf("recover: %w", err)
-		}
-		e.recovered = true
-	}
+	// The first sync, at start-up, is also the recovery: runs left ready
+	// or running by a scheduler that is gone are re-attached or lost.
 	if now.Sub(e.lastSync) >= p.minPoll || e.lastSync.IsZero() {
 		if err := e.sync(ctx, p, now); err != nil {
 			return wake, fmt.Errorf("sync blocked runs: %w", err)

@@ -23,12 +23,6 @@ func parseKey(key string, j *schedule.Job) (talon.Period, error) {
 	return calendar.ParseKey(key, l)
 }
 
-// recover runs once, when the scheduler starts: runs left ready or running
-// by a scheduler that is gone are re-attached or declared lost.
-func (e *Engine) recover(ctx context.Context, p *plan, now time.Time) error {
-	return e.reapOthers(ctx, p, now)
-}
-
 // reapOthers looks for ready and running runs whose owner is dead: a
 // scheduler on this host whose process no longer exists (noticed at
 // once, e.g. after a SIGKILL and restart), or any scheduler whose
