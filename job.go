@@ -127,9 +127,13 @@ type TriggerSpec struct {
 }
 
 // RetryPolicy says how often and after how long a failed run is retried.
+// Failures of execution are retried (exit status, could not start, lost);
+// a timeout only when Timeouts is set, since a run that ran out of time
+// usually runs out again; an operator's cancel never is.
 type RetryPolicy struct {
-	Max   int
-	Delay time.Duration
+	Max      int
+	Delay    time.Duration
+	Timeouts bool
 }
 
 // CatchupPolicy says what happens to time-trigger fires missed while no

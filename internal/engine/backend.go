@@ -181,6 +181,34 @@ func (e *Engine) Trigger(ctx context.Context, job string, req api.TriggerRequest
 	return r.Run, r.Created, nil
 }
 
+// awaitEnd waits, for as long as a process may take to stop after its
+// cancel, for a cancelled run to be recorded finished, and returns it as
+// it is then: the caller sees the outcome of the cancel, not the state
+// before it.
+func (e *Engine) awaitEnd(ctx context.Context, r talon.Run) talon.Run {
+	if !e.async.Load() {
+		return r // stepped by hand: nobody would record the end meanwhile
+	}
+	ctx, cancel := context.WithTimeout(ctx, shutdownGrace)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return r
+		case <-tick.C:
+		}
+		cur, err := e.st.GetRun(ctx, r.ID)
+		if err != nil {
+			return r
+		}
+		if cur.State.Terminal() {
+			return cur
+		}
+	}
+}
+
 // jobHint is " (did you mean \"x\"?)" for a job name near name, or "".
 func jobHint(name string, p *plan) string {
 	names := make([]string, 0, len(p.jobs))
@@ -221,6 +249,9 @@ func (e *Engine) Cancel(ctx context.Context, id int64, by string) (talon.Run, er
 	case talon.StateRunning:
 		e.procsMu.Lock()
 		pc := e.procs[id]
+		if pc != nil {
+			pc.cancelled = true
+		}
 		e.procsMu.Unlock()
 		if pc == nil {
 			// Another scheduler owns it: leave the request in the store;
@@ -232,31 +263,45 @@ func (e *Engine) Cancel(ctx context.Context, id int64, by string) (talon.Run, er
 			return r, nil
 		}
 		pc.p.Cancel(errors.New("cancelled by " + by))
-		return r, nil
+		return e.awaitEnd(ctx, r), nil
 	}
 	return r, talon.Errorf(talon.ECONFLICT, "run %d already %s; nothing to cancel", id, r.State)
 }
 
-// Retry creates the next attempt of a finished run, in the same period.
+// Retry creates the next attempt of a failed or skipped run, in the same
+// period. A run is retried at most once, automatically or by request (the
+// store enforces it with the key "retry-of:ID"), so attempts along a
+// chain are unique and retrying an old attempt is refused with the one to
+// retry instead. A manual retry is one more attempt: when it fails, the
+// job's automatic retries continue only while its attempt is within
+// retries.max.
 func (e *Engine) Retry(ctx context.Context, id int64, by string) (talon.Run, error) {
 	what := fmt.Sprintf("run %d", id)
 	r, err := e.st.GetRun(ctx, id)
 	if err != nil {
 		return r, userErr(err, what)
 	}
-	if !r.State.Terminal() {
-		return r, talon.Errorf(talon.ECONFLICT, "run %d is %s; only finished runs can be retried", id, r.State)
+	switch r.State {
+	case talon.StateFailed, talon.StateSkipped:
+	case talon.StateSucceeded:
+		return r, talon.Errorf(talon.ECONFLICT, "run %d succeeded; only failed or skipped runs are retried (for another run of the period: talon trigger %s --period %s)", id, r.Job, r.Period)
+	default:
+		return r, talon.Errorf(talon.ECONFLICT, "run %d is %s; only failed or skipped runs can be retried", id, r.State)
 	}
 	if by == "" {
 		by = "user"
 	}
 	res, err := e.st.CreateRuns(ctx, []store.CreateRun{{
 		Job: r.Job, Period: r.Period, Environment: r.Environment, Trigger: talon.TriggerRetry,
-		Executor: r.Executor, Attempt: r.Attempt + 1, RetryOf: r.ID, Params: r.Params, Now: e.now(),
-		Reason: fmt.Sprintf("retry of run %d requested by %s", r.ID, by),
+		Key: store.RetryKey(r.ID), Executor: r.Executor, Attempt: r.Attempt + 1, RetryOf: r.ID,
+		Params: r.Params, Now: e.now(), Reason: fmt.Sprintf("retry of run %d requested by %s", r.ID, by),
 	}})
 	if err != nil {
 		return r, userErr(err, what)
+	}
+	if !res[0].Created {
+		prev := res[0].Run
+		return prev, talon.Errorf(talon.ECONFLICT, "run %d was already retried by run %d (attempt %d, %s); retry the latest attempt instead", id, prev.ID, prev.Attempt, prev.State)
 	}
 	e.notify(res[0].Run.ID)
 	return res[0].Run, nil

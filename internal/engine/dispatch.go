@@ -23,6 +23,10 @@ func (e *Engine) dispatch(ctx context.Context, p *plan, ready []talon.Run, now t
 	if len(ready) == 0 {
 		return nil
 	}
+	if !e.leaseValid(now) {
+		return e.unready(ctx, ready, now)
+	}
+	fenceIn := e.fenceIn(now)
 	// A run that holds resources must learn which; if they cannot be
 	// read it fails (releasing them) rather than starting blind.
 	held, heldErr := e.holds(ctx, p, ready)
@@ -54,6 +58,7 @@ func (e *Engine) dispatch(ctx context.Context, p *plan, ready []talon.Run, now t
 		if hs, ok := held[r.ID]; ok {
 			spec.Env = append(spec.Env, "TALON_RESOURCES="+resourcesEnv(hs))
 		}
+		spec.FenceIn = fenceIn
 		// Processes outlive this step; they are stopped through Cancel.
 		pr, err := ex.Start(context.WithoutCancel(ctx), spec)
 		if err != nil {
@@ -87,6 +92,27 @@ func (e *Engine) dispatch(ctx context.Context, p *plan, ready []talon.Run, now t
 		}(pc)
 	}
 	return e.apply(ctx, p, now, ts)
+}
+
+// unready puts runs back to blocked, releasing what they hold, when this
+// scheduler may not start them: its lease lapsed, so a peer may be
+// declaring them lost. They are checked again at once.
+func (e *Engine) unready(ctx context.Context, ready []talon.Run, now time.Time) error {
+	ts := make([]store.Transition, len(ready))
+	for i, r := range ready {
+		ts[i] = store.Transition{RunID: r.ID, From: []talon.State{talon.StateReady}, To: talon.StateBlocked, Now: now,
+			Reason: "not started: this scheduler's lease lapsed; checked again once it is renewed"}
+	}
+	res, err := e.st.Transition(ctx, ts)
+	if err != nil {
+		return fmt.Errorf("put runs back to blocked: %w", err)
+	}
+	for _, rs := range res {
+		if rs.Err == nil {
+			e.track(rs.Run.ID, rs.Run.Job, now.Add(time.Second))
+		}
+	}
+	return nil
 }
 
 // holds reads what the ready runs of jobs asking for resources hold.
@@ -146,8 +172,15 @@ func (e *Engine) recordCompletions(ctx context.Context, p *plan, now time.Time) 
 		// it was recorded running.
 		at := c.at
 		e.procsMu.Lock()
-		if pc := e.procs[c.runID]; pc != nil && at.Before(pc.started) {
-			at = pc.started
+		if pc := e.procs[c.runID]; pc != nil {
+			if at.Before(pc.started) {
+				at = pc.started
+			}
+			// An operator's cancel stops the job for good; a timeout is
+			// retried only when the job says so.
+			if !c.outcome.Succeeded && (pc.cancelled || pc.timedOut && !timeoutRetried(p, pc.run.Job)) {
+				e.noRetry[c.runID] = true
+			}
 		}
 		delete(e.procs, c.runID)
 		e.procsMu.Unlock()
@@ -174,6 +207,11 @@ func (e *Engine) apply(ctx context.Context, p *plan, now time.Time, ts []store.T
 		e.pendingTx = append(e.pendingTx, ts...)
 		return fmt.Errorf("record run transitions: %w", err)
 	}
+	defer func() {
+		for _, t := range ts {
+			delete(e.noRetry, t.RunID)
+		}
+	}()
 	var creates []store.CreateRun
 	for i, rs := range res {
 		if rs.Err != nil {
@@ -205,6 +243,9 @@ func (e *Engine) apply(ctx context.Context, p *plan, now time.Time, ts []store.T
 		case talon.StateSucceeded:
 			creates = append(creates, e.completionRuns(p, r, now)...)
 		case talon.StateFailed:
+			if e.noRetry[r.ID] {
+				break
+			}
 			if c, ok := retryOf(j, r, now); ok {
 				creates = append(creates, c)
 			}
@@ -231,9 +272,11 @@ func (e *Engine) completionRuns(p *plan, r talon.Run, now time.Time) []store.Cre
 		if r.Finished != nil {
 			fired = *r.Finished
 		}
+		// The run is created when its upstream finished at the earliest,
+		// even when this step began before the process ended.
 		out = append(out, store.CreateRun{
 			Job: ct.job.Name, Period: key, Environment: ct.job.Environment, Trigger: ct.trigger.ID,
-			FireTime: fired, Executor: executorName(ct.job), Now: now,
+			FireTime: fired, Executor: executorName(ct.job), Now: later(now, fired),
 			Reason: fmt.Sprintf("fired by %s: run %d of %s succeeded", ct.trigger.ID, r.ID, r.Job),
 		})
 	}
@@ -259,7 +302,7 @@ func downstreamPeriod(up *schedule.Job, ct completionTrigger, r talon.Run) (stri
 			per.Environment = down.Environment
 			return per.Key(), nil
 		}
-		at := time.Now()
+		at := r.Created
 		if r.Finished != nil {
 			at = *r.Finished
 		}
@@ -270,17 +313,34 @@ func downstreamPeriod(up *schedule.Job, ct completionTrigger, r talon.Run) (stri
 	return dp.Key(), err
 }
 
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// timeoutRetried reports whether job's runs that time out are retried.
+func timeoutRetried(p *plan, job string) bool {
+	j := p.jobs[job]
+	return j != nil && j.Retries.Timeouts
+}
+
 // retryOf returns the next attempt of a failed run if its job allows one.
-// Only failures of execution (exit status, timeout, lost, could not
-// start) are retried; a constraint that answers fail (a missed start_by)
-// would only fail again.
+// Only failures of execution (exit status, lost, could not start, and a
+// timeout when the job says so) reach it: the caller leaves out runs an
+// operator cancelled, and a constraint that answers fail (a missed
+// start_by) is never retried, since it would only fail again.
 func retryOf(j *schedule.Job, r talon.Run, now time.Time) (store.CreateRun, bool) {
 	if r.Attempt > j.Retries.Max {
 		return store.CreateRun{}, false
 	}
+	if r.Finished != nil {
+		now = later(now, *r.Finished)
+	}
 	return store.CreateRun{
 		Job: r.Job, Period: r.Period, Environment: r.Environment, Trigger: talon.TriggerRetry,
-		Key: "retry-of:" + strconv.FormatInt(r.ID, 10), Executor: r.Executor, Attempt: r.Attempt + 1,
+		Key: store.RetryKey(r.ID), Executor: r.Executor, Attempt: r.Attempt + 1,
 		RetryOf: r.ID, Params: r.Params, Now: now, NotBefore: now.Add(j.Retries.Delay),
 		Reason: fmt.Sprintf("retry %d of %d after run %d: %s", r.Attempt, j.Retries.Max, r.ID, r.Reason),
 	}, true

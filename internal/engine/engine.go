@@ -62,7 +62,8 @@ type Config struct {
 	MaxBatch int
 }
 
-// Engine schedules runs. Create it with New, start it with Run.
+// Engine schedules runs. Create it with New, run it with Loop (or drive
+// it with Step in tests).
 type Engine struct {
 	cfg      Config
 	st       store.Store
@@ -88,8 +89,16 @@ type Engine struct {
 	fireReady bool                      // fireWake is valid: no fire is due before it
 	procs     map[int64]*proc           // runs this instance started
 	pendingTx []store.Transition        // transitions to retry after an outage
+	noRetry   map[int64]bool            // failed runs not to retry (cancelled, timed out)
+	buried    sync.Map                  // ids of dead instances reaped, owning nothing
 	lastSync  time.Time
-	lastBeat  time.Time
+
+	// lease is this scheduler's own lease (lease.go); heartbeats come from
+	// keepLease's goroutine once Loop runs (async), else from Step.
+	leaseMu sync.Mutex
+	lease   leaseState
+	async   atomic.Bool
+	reapDue atomic.Bool // a peer looks dead: reap at the next step
 
 	// trigErr holds, by job + "\x00" + trigger id, why a time trigger
 	// cannot compute its next fire (a calendar that ends too early).
@@ -115,7 +124,7 @@ type proc struct {
 	started   time.Time // when it was recorded running
 	deadline  time.Time // zero: no timeout
 	timedOut  bool
-	cancelled bool // a cancel request was acted on
+	cancelled bool // an operator's cancel was acted on
 }
 
 // New builds an engine. It does not touch the store until Run or Step.
@@ -157,6 +166,7 @@ func New(cfg Config) (*Engine, error) {
 		nextFire: map[string]trigger.Fire{},
 		trigErr:  map[string]string{},
 		procs:    map[int64]*proc{},
+		noRetry:  map[int64]bool{},
 		instance: store.Instance{ID: newInstanceID(), Host: host, PID: os.Getpid(), Started: cfg.Now()},
 	}
 	p, err := compile(cfg.Schedule)
@@ -198,11 +208,19 @@ func (e *Engine) notify(ids ...int64) {
 }
 
 // Loop runs the scheduler until ctx ends. Store outages are logged and retried
-// with backoff; the loop never gives up while ctx lives. On return every
-// process this instance started has been told to stop, and their runs
-// are left running in the store, to be declared lost (or re-attached) by
-// the next scheduler.
+// with backoff; the loop never gives up while ctx lives. Heartbeats come
+// from their own goroutine. On return every process this instance started
+// has been stopped and its run recorded failed ("scheduler shut down"),
+// as far as the store and the shutdown grace allow; what is left running
+// in the store is declared lost by the next scheduler.
 func (e *Engine) Loop(ctx context.Context) error {
+	// The first heartbeat comes before the first step, so the lease is
+	// current before anything is started.
+	e.housekeep(ctx, e.now())
+	e.async.Store(true)
+	keeper, stopKeeper := context.WithCancel(ctx)
+	defer stopKeeper()
+	go e.keepLease(keeper)
 	backoff := time.Duration(0)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -265,10 +283,10 @@ func (e *Engine) cancelRequested(ctx context.Context) error {
 	return nil
 }
 
-// housekeeping is how often the loop wakes without work: to keep its
-// heartbeat and to sync runs other schedulers created.
+// housekeeping is how often the loop wakes without work: to sync runs
+// other schedulers created.
 func (e *Engine) housekeeping() time.Duration {
-	return min(e.sched.Load().minPoll, e.cfg.Lease/3)
+	return e.sched.Load().minPoll
 }
 
 // shutdown stops the processes this instance owns and records their runs
@@ -356,15 +374,26 @@ func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
 	var wake time.Time
 
 	// Keep the lease: other schedulers declare our runs lost without it.
-	if now.Sub(e.lastBeat) >= e.cfg.Lease/3 || e.lastBeat.IsZero() {
-		if _, err := e.st.Heartbeat(ctx, store.Instance{ID: e.instance.ID, Host: e.instance.Host, PID: e.instance.PID, Started: e.instance.Started, Heartbeat: now}); err != nil {
-			return wake, fmt.Errorf("heartbeat: %w", err)
-		}
-		e.lastBeat = now
-		if err := e.cancelRequested(ctx); err != nil {
-			return wake, err
+	// Under Loop a goroutine of its own does this; a test stepping the
+	// engine by hand gets it here, on its clock.
+	if !e.async.Load() {
+		e.leaseMu.Lock()
+		due := e.lease.lastBeat.IsZero() || now.Sub(e.lease.lastBeat) >= e.cfg.Lease/3
+		e.leaseMu.Unlock()
+		if due {
+			dbNow, err := e.heartbeat(ctx, now)
+			if err != nil {
+				return wake, err
+			}
+			if err := e.cancelRequested(ctx); err != nil {
+				return wake, err
+			}
+			if e.peerDead(ctx, now, dbNow) {
+				e.reapDue.Store(true)
+			}
 		}
 	}
+	e.fenceIfLapsed(now)
 
 	// Retry transitions an outage interrupted before anything else, so a
 	// finished run is never forgotten.
@@ -382,6 +411,13 @@ func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
 			return wake, fmt.Errorf("sync blocked runs: %w", err)
 		}
 		e.lastSync = now
+	} else if e.reapDue.Swap(false) {
+		// A heartbeat found a dead peer: reap it now, not at the next
+		// sync, so detection is bounded by the lease and one heartbeat.
+		if err := e.reapOthers(ctx, p, now); err != nil {
+			e.reapDue.Store(true)
+			return wake, fmt.Errorf("reap dead schedulers: %w", err)
+		}
 	}
 
 	if err := e.drainInbox(ctx); err != nil {

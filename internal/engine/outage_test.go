@@ -276,8 +276,11 @@ func newProxy(t *testing.T, dbURL string) *proxy {
 	u.Host = ln.Addr().String()
 	p.url = u.String()
 	p.wg.Add(1)
-	go p.accept()
+	go p.accept(ln)
 	t.Cleanup(func() {
+		p.mu.Lock()
+		ln := p.ln
+		p.mu.Unlock()
 		ln.Close()
 		p.setDown(true)
 		p.wg.Wait()
@@ -285,10 +288,10 @@ func newProxy(t *testing.T, dbURL string) *proxy {
 	return p
 }
 
-func (p *proxy) accept() {
+func (p *proxy) accept(ln net.Listener) {
 	defer p.wg.Done()
 	for {
-		c, err := p.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
@@ -329,6 +332,34 @@ func (p *proxy) pipe(dst, src net.Conn) {
 	delete(p.conns, dst)
 	delete(p.conns, src)
 	p.mu.Unlock()
+}
+
+// setRefusing closes the proxy's port, so connections are refused as
+// when the database server is stopped, or opens it again on the same
+// address.
+func (p *proxy) setRefusing(t *testing.T, refusing bool) {
+	t.Helper()
+	if refusing {
+		p.setDown(true)
+		p.mu.Lock()
+		p.ln.Close()
+		p.mu.Unlock()
+		p.wg.Wait()
+		return
+	}
+	p.mu.Lock()
+	addr := p.ln.Addr().String()
+	p.mu.Unlock()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("reopen the proxy's port: %v", err)
+	}
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.setDown(false)
+	p.wg.Add(1)
+	go p.accept(ln)
 }
 
 func (p *proxy) setDown(down bool) {

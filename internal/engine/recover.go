@@ -23,46 +23,52 @@ func parseKey(key string, j *schedule.Job) (talon.Period, error) {
 	return calendar.ParseKey(key, l)
 }
 
-// reapOthers looks for ready and running runs whose owner is dead: a
-// scheduler on this host whose process no longer exists (noticed at
-// once, e.g. after a SIGKILL and restart), or any scheduler whose
-// heartbeat is older than the lease by the database's clock. Each such
-// run is re-attached through its executor when possible, else failed with
-// reason "lost: …", and then retries apply.
+// reapOthers looks for ready and running runs whose owner is dead, by the
+// lease rules in lease.go: a scheduler on this host whose process no
+// longer exists (noticed at once, e.g. after a SIGKILL and restart), or
+// any scheduler whose heartbeat is older than the lease by the database's
+// clock while this one has been connected for a whole lease. Each such
+// run is re-attached through its executor when possible, else failed
+// with reason "lost: …", and then retries apply.
 func (e *Engine) reapOthers(ctx context.Context, p *plan, now time.Time) error {
 	runs, err := e.st.ListRuns(ctx, store.RunFilter{States: []talon.State{talon.StateReady, talon.StateRunning}})
 	if err != nil {
 		return err
 	}
-	if len(runs) == 0 {
-		return nil
-	}
 	insts, err := e.st.Instances(ctx)
 	if err != nil {
 		return err
 	}
-	dbNow, err := e.st.Heartbeat(ctx, store.Instance{ID: e.instance.ID, Host: e.instance.Host, PID: e.instance.PID, Started: e.instance.Started, Heartbeat: now})
+	dbNow, err := e.heartbeat(ctx, now)
 	if err != nil {
 		return err
 	}
+	connected := e.connectedFor(now)
 	byID := map[string]store.Instance{}
 	for _, in := range insts {
 		byID[in.ID] = in
+	}
+	owns := map[string]bool{}
+	for _, r := range runs {
+		owns[r.Owner] = true
+	}
+	for _, in := range insts {
+		if dead, _ := e.judge(in, dbNow, connected); dead && !owns[in.ID] {
+			e.buried.Store(in.ID, true)
+		}
+	}
+	if len(runs) == 0 {
+		return nil
 	}
 	dead := func(owner string) (bool, string) {
 		if owner == e.instance.ID {
 			return false, ""
 		}
 		in, ok := byID[owner]
-		switch {
-		case !ok:
+		if !ok {
 			return true, "its scheduler is unknown"
-		case in.Host == e.instance.Host && !pidAlive(in.PID):
-			return true, fmt.Sprintf("scheduler %s (pid %d on %s) is gone", in.ID, in.PID, in.Host)
-		case dbNow.Sub(in.Heartbeat) > e.cfg.Lease:
-			return true, fmt.Sprintf("scheduler %s on %s missed its heartbeat for %s", in.ID, in.Host, dbNow.Sub(in.Heartbeat).Round(time.Second))
 		}
-		return false, ""
+		return e.judge(in, dbNow, connected)
 	}
 	var ts []store.Transition
 	for _, r := range runs {

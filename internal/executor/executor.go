@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/talonhq/talon"
 )
@@ -41,6 +42,15 @@ type Process interface {
 	Cancel(cause error)
 }
 
+// Fencer is implemented by processes that stop their run by themselves
+// when their scheduler stops renewing them, even while the scheduler is
+// frozen (SIGSTOP) or cut off.
+type Fencer interface {
+	// FenceIn tells the process to stop its run unless FenceIn is called
+	// again within d.
+	FenceIn(d time.Duration)
+}
+
 // Outcome is how a run ended.
 type Outcome struct {
 	Succeeded bool
@@ -63,6 +73,9 @@ type Spec struct {
 	// Params is the JSON of the run's parameters (job params overlaid with
 	// the trigger's), also in Env as TALON_PARAMS.
 	Params []byte
+	// FenceIn, when > 0, is how long the run may go on without its
+	// scheduler renewing it (see Fencer); zero: no deadline.
+	FenceIn time.Duration
 	// OnLine, when set, receives each output line, so the engine can read
 	// "::talon progress 40%" lines from executors that cannot reach the
 	// server.

@@ -44,7 +44,7 @@ var (
 	requestKeys  = []string{"path", "count", "where"}
 	triggerKeys  = []string{"schedule", "after", "period", "kind"}
 	periodKeys   = []string{"type", "calendar"}
-	retryKeys    = []string{"max", "delay"}
+	retryKeys    = []string{"max", "delay", "timeouts"}
 )
 
 // nameRE is the rule for job, calendar and environment names: lowercase
@@ -837,6 +837,9 @@ func retries(s scope, n *yaml.Node) talon.RetryPolicy {
 	}
 	if f, ok := fs["delay"]; ok {
 		r.Delay, _ = s.sub("delay").duration(f.val)
+	}
+	if f, ok := fs["timeouts"]; ok {
+		r.Timeouts, _ = s.sub("timeouts").boolean(f.val)
 	}
 	return r
 }

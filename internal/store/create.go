@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/talonhq/talon"
@@ -24,9 +25,25 @@ func ValidateCreate(i int, p CreateRun) (CreateRun, error) {
 	if p.Attempt <= 0 {
 		p.Attempt = 1
 	}
+	// A run is retried at most once: every retry of run N, automatic or
+	// asked for, takes the idempotency key "retry-of:N", so the unique
+	// (job, key) index lets one through and returns it to the others.
+	if p.RetryOf != 0 {
+		want := RetryKey(p.RetryOf)
+		switch p.Key {
+		case "":
+			p.Key = want
+		case want:
+		default:
+			return p, fmt.Errorf("create run #%d: a retry of run %d takes the key %q, not %q", i, p.RetryOf, want, p.Key)
+		}
+	}
 	p.Now = NowOr(p.Now)
 	return p, nil
 }
+
+// RetryKey is the idempotency key every retry of run id carries.
+func RetryKey(id int64) string { return "retry-of:" + strconv.FormatInt(id, 10) }
 
 // NowOr returns t, or the current time when t is zero, as stores keep
 // times: UTC, truncated to microseconds.

@@ -38,7 +38,20 @@ var (
 	ErrFenced = errors.New("fenced limit reached")
 	// ErrUnavailable: the database cannot be reached; retry later.
 	ErrUnavailable = errors.New("state store unavailable")
+	// ErrDown wraps the ErrUnavailable errors that prove the database is
+	// down for every client, not only for this one: it refused the
+	// connection, or said it is starting up or shutting down. No other
+	// scheduler can be renewing its lease meanwhile, which is what lets a
+	// scheduler keep its runs through such an outage (see engine).
+	ErrDown = errors.New("database down")
 )
+
+// Exclusive is implemented by stores that one scheduler uses at a time
+// (the embedded SQLite file, locked by talon serve). No peer can declare
+// such a scheduler's runs lost while it lives, so it never fences itself.
+type Exclusive interface {
+	Exclusive() bool
+}
 
 // FenceError says which fenced limit stopped a transition.
 type FenceError struct {

@@ -261,9 +261,24 @@ func classify(err error) error {
 		return err
 	}
 	if unavailable(err) {
+		if down(err) {
+			return fmt.Errorf("%w: %w: %w", store.ErrUnavailable, store.ErrDown, err)
+		}
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return err
+}
+
+// down reports whether err proves the server is down for every client:
+// nothing listens on its port, or the server itself answered that it is
+// starting up, shutting down or recovering (57P03). A timeout or a reset
+// proves nothing: the network may have failed for this client alone.
+func down(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "57P03"
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
 func unavailable(err error) bool {

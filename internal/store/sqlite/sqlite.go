@@ -113,6 +113,13 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	return db, nil
 }
 
+// Exclusive reports that one scheduler uses the file at a time: talon
+// serve locks it, so no peer can declare a live scheduler's runs lost, and
+// a scheduler on SQLite never needs to fence itself during a stall.
+func (db *DB) Exclusive() bool { return true }
+
+var _ store.Exclusive = (*DB)(nil)
+
 // Close releases the store's connections.
 func (db *DB) Close() error {
 	err := db.w.Close()

@@ -56,7 +56,7 @@ func testCreateFields(t *testing.T, open OpenFunc) {
 			name: "retry",
 			in:   store.CreateRun{Job: "load", Period: "daily/2026-11-26", Trigger: "retry", Attempt: 2, RetryOf: 7, Now: t0},
 			want: talon.Run{Job: "load", Period: "daily/2026-11-26", Trigger: "retry", Attempt: 2, RetryOf: 7,
-				State: talon.StateBlocked, Created: stored(t0)},
+				Key: "retry-of:7", State: talon.StateBlocked, Created: stored(t0)},
 		},
 	}
 	for _, tt := range tests {
@@ -274,6 +274,56 @@ func testCreateConcurrent(t *testing.T, open OpenFunc) {
 	}
 	if len(all) != len(ps) {
 		t.Errorf("%d runs stored, want %d", len(all), len(ps))
+	}
+}
+
+// testRetryOnce: a run is retried at most once, whoever asks (the
+// engine's automatic retry, an operator, two schedulers at once): every
+// retry of run N takes the key retry-of:N, so one is created and the
+// others get it back.
+func testRetryOnce(t *testing.T, open OpenFunc) {
+	handles := []store.Store{open(t), open(t)}
+	orig := newRun(t, handles[0], "load", "daily/2026-11-26")
+	retry := store.CreateRun{Job: "load", Period: "daily/2026-11-26", Trigger: "retry", Attempt: 2, RetryOf: orig.ID, Now: t0}
+	const workers = 6
+	ids := make([]int64, workers)
+	created := make([]bool, workers)
+	errs := make([]error, workers)
+	parallel(t, workers, func(w int) {
+		out, err := handles[w%2].CreateRuns(t.Context(), []store.CreateRun{retry})
+		if err != nil {
+			errs[w] = err
+			return
+		}
+		ids[w], created[w] = out[0].Run.ID, out[0].Created
+	})
+	n := 0
+	for w := range workers {
+		if errs[w] != nil {
+			t.Fatalf("worker %d: %v", w, errs[w])
+		}
+		if created[w] {
+			n++
+		}
+		if ids[w] != ids[0] {
+			t.Errorf("worker %d got run %d, worker 0 got %d", w, ids[w], ids[0])
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d retries of run %d reported created, want 1", n, orig.ID)
+	}
+	// A key of its own cannot dodge the rule.
+	bad := retry
+	bad.Key = "mine"
+	if _, err := handles[0].CreateRuns(t.Context(), []store.CreateRun{bad}); err == nil {
+		t.Errorf("a retry with key %q was accepted", bad.Key)
+	}
+	runs, err := handles[0].ListRuns(t.Context(), store.RunFilter{Job: "load"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 2 {
+		t.Errorf("%d runs stored, want the original and one retry", len(runs))
 	}
 }
 

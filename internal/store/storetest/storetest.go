@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CreateIdempotent", testCreateIdempotent},
 		{"CreateConcurrent", testCreateConcurrent},
 		{"CreateInvalid", testCreateInvalid},
+		{"RetryOnce", testRetryOnce},
 		{"CreateMixed", testCreateMixed},
 		{"Transitions", testTransitions},
 		{"TransitionStamps", testTransitionStamps},

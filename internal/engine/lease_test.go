@@ -1,0 +1,299 @@
+package engine_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/api"
+	"github.com/talonhq/talon/internal/engine"
+	"github.com/talonhq/talon/internal/executor"
+	"github.com/talonhq/talon/internal/executor/inprocess"
+	"github.com/talonhq/talon/internal/schedule"
+	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/store/postgres"
+	"github.com/talonhq/talon/internal/talontest"
+)
+
+// These tests run real loops on the real clock against PostgreSQL, with a
+// short lease, and cut connections with the TCP proxy of outage_test.go.
+// They wait on conditions with bounded timeouts, never for a fixed time.
+
+const testLease = time.Second
+
+// execLog records when each run's function started and returned.
+type execLog struct {
+	mu      sync.Mutex
+	start   map[int64]time.Time
+	end     map[int64]time.Time
+	release chan struct{} // closed: blocked functions return nil
+}
+
+func newExecLog() *execLog {
+	return &execLog{start: map[int64]time.Time{}, end: map[int64]time.Time{}, release: make(chan struct{})}
+}
+
+// block runs until released (success) or cancelled (the cause).
+func (l *execLog) block(ctx context.Context, r inprocess.Run) error {
+	l.mu.Lock()
+	l.start[r.Run.ID] = time.Now()
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.end[r.Run.ID] = time.Now()
+		l.mu.Unlock()
+	}()
+	select {
+	case <-l.release:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (l *execLog) times(id int64) (start, end time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.start[id], l.end[id]
+}
+
+const leaseSched = `
+jobs:
+  slow:
+    period: daily
+    poll: 1s            # the loop syncs (and may reap) every second
+    retries: {max: 1}
+    executor: inprocess
+    command: [block]
+`
+
+// loopEngine starts an engine's loop on st with the test lease; the loop
+// stops when the test ends.
+func loopEngine(t *testing.T, st store.Store, log *execLog) *engine.Engine {
+	t.Helper()
+	s, err := schedule.LoadBytes("schedule.yaml", []byte(leaseSched))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := inprocess.New()
+	ip.Register("block", log.block)
+	e, err := engine.New(engine.Config{Store: st, Schedule: s, Lease: testLease, LogDir: t.TempDir(),
+		Executors: map[string]executor.Executor{"inprocess": ip}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Loop(ctx) }()
+	t.Cleanup(func() {
+		select {
+		case <-log.release:
+		default:
+			close(log.release)
+		}
+		cancel()
+		<-done
+	})
+	return e
+}
+
+func openPG(t *testing.T, url string) store.Store {
+	t.Helper()
+	st, err := postgres.Open(t.Context(), url)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func runsOf(t *testing.T, st store.Store) []talon.Run {
+	t.Helper()
+	rs, err := st.ListRuns(context.Background(), store.RunFilter{Job: "slow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func stateOf(t *testing.T, st store.Store, id int64) talon.Run {
+	t.Helper()
+	r, err := st.GetRun(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestDatabaseOutageLosesNothing: two schedulers on one PostgreSQL, which
+// goes away (connections refused, as when it is stopped) for three
+// leases. Nobody missed a heartbeat through its own fault, so no run is
+// declared lost: the run that succeeded during the outage is recorded
+// succeeded, with the time it finished, and is not retried.
+func TestDatabaseOutageLosesNothing(t *testing.T) {
+	pgURL := talontest.PostgresURL(t)
+	pxA, pxB := newProxy(t, pgURL), newProxy(t, pgURL)
+	log := newExecLog()
+	a := loopEngine(t, openPG(t, pxA.url), log)
+	run, _, err := a.Trigger(t.Context(), "slow", api.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the run starts on the first scheduler", func() (bool, string) {
+		s, _ := log.times(run.ID)
+		return !s.IsZero(), "not started"
+	})
+	// The second scheduler is stepped by hand, so that it is the first to
+	// look at the store when it is back.
+	st := openPG(t, pxB.url)
+	s, err := schedule.LoadBytes("schedule.yaml", []byte(leaseSched))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := engine.New(engine.Config{Store: st, Schedule: s, Lease: testLease, LogDir: t.TempDir(),
+		Executors: map[string]executor.Executor{"inprocess": inprocess.New()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Step(t.Context(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The fault: the database refuses everyone for three leases. The job
+	// ends half a lease into it. (These sleeps are the fault's length,
+	// not waits for the scheduler.)
+	pxA.setRefusing(t, true)
+	pxB.setRefusing(t, true)
+	time.Sleep(testLease / 2)
+	close(log.release)
+	time.Sleep(3 * testLease)
+	_, finished := log.times(run.ID)
+	pxB.setRefusing(t, false)
+	pxA.setRefusing(t, false)
+	// The second scheduler steps the moment the database is back, before
+	// the owner has had a chance to heartbeat: it must not judge it.
+	if _, err := b.Step(t.Context(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	waitFor(t, 20*time.Second, "the run is recorded", func() (bool, string) {
+		r := stateOf(t, st, run.ID)
+		return r.State.Terminal(), string(r.State)
+	})
+	r := stateOf(t, st, run.ID)
+	if r.State != talon.StateSucceeded {
+		t.Fatalf("run %d %s (%s), want succeeded: the database was down, not its scheduler", r.ID, r.State, r.Reason)
+	}
+	if finished.IsZero() || r.Finished == nil || r.Finished.Sub(finished).Abs() > 500*time.Millisecond {
+		t.Errorf("run finished at %v, want when its function returned, %v (during the outage)", r.Finished, finished)
+	}
+	if rs := runsOf(t, st); len(rs) != 1 {
+		t.Errorf("%d runs of slow, want 1: nothing was lost, so nothing is retried", len(rs))
+	}
+}
+
+// TestLeaseLapseFencesRuns: a scheduler cut off from the database (its
+// connections alone fail, and not by a refusal) stops its own run before
+// the lease lapses; the peer declares the run lost after the lease and
+// its retry starts only after the original stopped.
+func TestLeaseLapseFencesRuns(t *testing.T) {
+	pgURL := talontest.PostgresURL(t)
+	px := newProxy(t, pgURL)
+	log := newExecLog()
+	a := loopEngine(t, openPG(t, px.url), log)
+	run, _, err := a.Trigger(t.Context(), "slow", api.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the run starts on the first scheduler", func() (bool, string) {
+		s, _ := log.times(run.ID)
+		return !s.IsZero(), "not started"
+	})
+	st := openPG(t, pgURL)
+	loopEngine(t, st, log)
+	px.setDown(true) // a's connections break; nothing proves the database is down
+	cut := time.Now()
+
+	var retry talon.Run
+	waitFor(t, 20*time.Second, "the retry starts on the peer", func() (bool, string) {
+		for _, r := range runsOf(t, st) {
+			if r.RetryOf == run.ID {
+				retry = r
+				s, _ := log.times(r.ID)
+				return !s.IsZero(), "retry " + string(r.State)
+			}
+		}
+		return false, "no retry yet"
+	})
+	lost := stateOf(t, st, run.ID)
+	if lost.State != talon.StateFailed || !strings.HasPrefix(lost.Reason, "lost: ") {
+		t.Errorf("original %s (%s), want failed: lost: …", lost.State, lost.Reason)
+	}
+	_, end1 := log.times(run.ID)
+	start2, _ := log.times(retry.ID)
+	if end1.IsZero() || !end1.Before(start2) {
+		t.Errorf("original ended %v, retry started %v: they overlap", end1.Sub(cut), start2.Sub(cut))
+	}
+	if d := end1.Sub(cut); d > testLease {
+		t.Errorf("original stopped %s after its scheduler was cut off, want within the lease %s", d, testLease)
+	}
+}
+
+// TestDeadSchedulerDetected: a scheduler that stops heartbeating (here:
+// cut off for good) has its runs declared lost by a peer within the
+// lease plus one heartbeat of its last heartbeat, not at the peer's next
+// periodic sync.
+func TestDeadSchedulerDetected(t *testing.T) {
+	pgURL := talontest.PostgresURL(t)
+	px := newProxy(t, pgURL)
+	log := newExecLog()
+	st := openPG(t, pgURL)
+	loopEngine(t, st, log)
+	a := loopEngine(t, openPG(t, px.url), log)
+	run, _, err := a.Trigger(t.Context(), "slow", api.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the run starts", func() (bool, string) {
+		r := stateOf(t, st, run.ID)
+		return r.State == talon.StateRunning && r.Owner == a.InstanceID(), string(r.State) + " on " + r.Owner
+	})
+	px.setDown(true)
+	var lastBeat time.Time
+	insts, err := st.Instances(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range insts {
+		if in.ID == a.InstanceID() {
+			lastBeat = in.Heartbeat
+		}
+	}
+	waitFor(t, 20*time.Second, "the run is declared lost", func() (bool, string) {
+		r := stateOf(t, st, run.ID)
+		return r.State == talon.StateFailed, string(r.State)
+	})
+	evs, err := st.Events(t.Context(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lostAt time.Time
+	for _, ev := range evs {
+		if strings.HasPrefix(ev.Reason, "lost: ") && strings.Contains(ev.Reason, "missed its heartbeat") {
+			lostAt = ev.Time
+		}
+	}
+	if lostAt.IsZero() {
+		t.Fatalf("no event declares run %d lost by a peer: %+v", run.ID, evs)
+	}
+	// The bound: lease + one heartbeat (lease/3), plus slack for a step on
+	// a busy machine.
+	bound := testLease + testLease/3 + time.Second
+	if d := lostAt.Sub(lastBeat); d > bound {
+		t.Errorf("declared lost %s after the last heartbeat, want within %s", d, bound)
+	}
+	t.Logf("detected %s after the last heartbeat (lease %s)", lostAt.Sub(lastBeat), testLease)
+}
