@@ -738,3 +738,113 @@ jobs:
 		t.Errorf("%d runs, want the stopped one and its retry", len(runs))
 	}
 }
+
+// TestCancelIsNotRetried: an operator's cancel stops the job for good, a
+// timeout is retried only when the job says so, other failures are.
+func TestCancelIsNotRetried(t *testing.T) {
+	const sched = `
+jobs:
+  slow:
+    period: daily
+    retries: {max: 2}
+    executor: inprocess
+    command: [block]
+  late:
+    period: daily
+    timeout: 1m
+    retries: {max: 1}
+    executor: inprocess
+    command: [block]
+  late-retried:
+    period: daily
+    timeout: 1m
+    retries: {max: 1, delay: 1h, timeouts: true}
+    executor: inprocess
+    command: [block]
+`
+	now := mustTime(t, "2026-11-26T10:00:00Z")
+	b := setup(t, sched, now, map[string]inprocess.Func{
+		"block": func(ctx context.Context, _ inprocess.Run) error { <-ctx.Done(); return context.Cause(ctx) },
+	})
+	ctx := context.Background()
+	slow := b.trigger(t, "slow", api.TriggerRequest{})
+	b.trigger(t, "late", api.TriggerRequest{})
+	b.trigger(t, "late-retried", api.TriggerRequest{})
+	if _, err := b.e.Step(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.e.Cancel(ctx, slow.ID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	b.at(t, now.Add(2*time.Minute))
+	tests := []struct {
+		job  string
+		runs int
+	}{
+		{job: "slow", runs: 1},
+		{job: "late", runs: 1},
+		{job: "late-retried", runs: 2},
+	}
+	for _, tt := range tests {
+		runs := b.runs(t, tt.job)
+		if len(runs) != tt.runs {
+			t.Errorf("%s: %d runs, want %d", tt.job, len(runs), tt.runs)
+			for _, r := range runs {
+				t.Logf("  run %d attempt %d %s (%s)", r.ID, r.Attempt, r.State, r.Reason)
+			}
+		}
+	}
+}
+
+// TestRetryRules: only a failed or skipped run can be retried, and only
+// once (the latest attempt of a chain); the refusal names the run to
+// retry instead.
+func TestRetryRules(t *testing.T) {
+	const sched = `
+jobs:
+  ok:
+    period: daily
+    executor: inprocess
+    command: [noop]
+  bad:
+    period: daily
+    retries: {max: 1}
+    executor: inprocess
+    command: [fail]
+`
+	now := mustTime(t, "2026-11-26T10:00:00Z")
+	b := setup(t, sched, now, map[string]inprocess.Func{
+		"noop": noop,
+		"fail": func(context.Context, inprocess.Run) error { return errors.New("boom") },
+	})
+	ctx := context.Background()
+	good := b.trigger(t, "ok", api.TriggerRequest{})
+	bad := b.trigger(t, "bad", api.TriggerRequest{})
+	b.settle(t)
+	var te *talon.Error
+	if _, err := b.e.Retry(ctx, good.ID, "alice"); !errors.As(err, &te) || te.Code != talon.ECONFLICT {
+		t.Errorf("retry of a succeeded run: %v, want conflict", err)
+	}
+	// bad failed and was retried automatically (attempt 2, which failed
+	// too): attempt 1 is not the one to retry.
+	runs := b.runs(t, "bad")
+	if len(runs) != 2 {
+		t.Fatalf("%d runs of bad, want attempt 1 and its automatic retry", len(runs))
+	}
+	if _, err := b.e.Retry(ctx, bad.ID, "alice"); !errors.As(err, &te) || te.Code != talon.ECONFLICT || !strings.Contains(te.Message, fmt.Sprintf("already retried by run %d", runs[1].ID)) {
+		t.Errorf("retry of an old attempt: %v, want conflict naming run %d", err, runs[1].ID)
+	}
+	r3, err := b.e.Retry(ctx, runs[1].ID, "alice")
+	if err != nil || r3.Attempt != 3 {
+		t.Fatalf("retry of the latest attempt: attempt %d, %v; want attempt 3", r3.Attempt, err)
+	}
+	if _, err := b.e.Retry(ctx, runs[1].ID, "bob"); !errors.As(err, &te) || te.Code != talon.ECONFLICT {
+		t.Errorf("second retry of one run: %v, want conflict", err)
+	}
+	b.settle(t)
+	// The manual retry is one more attempt: beyond retries.max, its
+	// failure is not retried again.
+	if runs := b.runs(t, "bad"); len(runs) != 3 {
+		t.Errorf("%d runs of bad, want 3", len(runs))
+	}
+}
