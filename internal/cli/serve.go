@@ -124,7 +124,7 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	logDir, _ := filepath.Abs(cfg.Logs)
 	e, err := engine.New(engine.Config{
 		Store: st, Schedule: sched, Load: load, Logger: logger, LogDir: logDir, URL: baseURL,
-		Executors: executors(logger),
+		Executors: executors(logger), Lease: cfg.Lease,
 	})
 	if err != nil {
 		return err

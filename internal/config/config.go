@@ -30,6 +30,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/talonhq/talon/internal/schedule"
 	"gopkg.in/yaml.v3"
@@ -72,6 +73,10 @@ type Config struct {
 	Executors Executors
 	// Logs is the directory for run logs. Default "talon-logs".
 	Logs string
+	// Lease is how long a scheduler may go without a heartbeat before its
+	// peers on a shared PostgreSQL declare its runs lost; it heartbeats
+	// every Lease/3. Zero: the engine's default (30s). Between 3s and 10m.
+	Lease time.Duration
 	// Node names this scheduler in run rows (Run.Owner). Default empty:
 	// the CLI uses the host name.
 	Node string
@@ -129,7 +134,7 @@ type posValue struct {
 }
 
 var (
-	topKeys = []string{"state", "schedule", "listen", "tls", "auth", "executors", "logs", "node"}
+	topKeys = []string{"state", "schedule", "listen", "tls", "auth", "executors", "logs", "node", "lease"}
 	// scheduleKeys are internal/schedule's top-level keys.
 	scheduleKeys  = []string{"jobs", "calendars", "resources"}
 	tlsKeys       = []string{"cert", "key"}

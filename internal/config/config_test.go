@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/talonhq/talon/internal/schedule"
 )
@@ -294,5 +295,35 @@ func TestOneFileQuickStart(t *testing.T) {
 	}
 	if len(s.Jobs) != 1 {
 		t.Errorf("jobs = %d", len(s.Jobs))
+	}
+}
+
+func TestLease(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       time.Duration
+		err        string
+	}{
+		{name: "set", yaml: "lease: 6s\n", want: 6 * time.Second},
+		{name: "unset", yaml: "logs: x\n", want: 0},
+		{name: "too short", yaml: "lease: 1s\n", err: "config.yaml:1:8: lease: want between 3s and 10m0s, not 1s"},
+		{name: "not a duration", yaml: "lease: soon\n", err: `config.yaml:1:8: lease: want a duration like 30s, not "soon"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := LoadBytes("config.yaml", []byte(tt.yaml))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Lease != tt.want {
+				t.Errorf("Lease = %s, want %s", c.Lease, tt.want)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/talonhq/talon/internal/schedule"
 	"gopkg.in/yaml.v3"
@@ -130,6 +131,9 @@ func (r *reader) top(n *yaml.Node) {
 	r.strField(fs, "", "listen", "listen", &c.Listen)
 	r.strField(fs, "", "logs", "logs", &c.Logs)
 	r.strField(fs, "", "node", "node", &c.Node)
+	if kv, ok := fs["lease"]; ok {
+		r.lease(kv[1])
+	}
 	if kv, ok := fs["tls"]; ok {
 		c.TLS = &TLS{}
 		r.record("tls", kv[0], "")
@@ -143,6 +147,26 @@ func (r *reader) top(n *yaml.Node) {
 	}
 	if kv, ok := fs["executors"]; ok {
 		r.executors(kv[1])
+	}
+}
+
+// Bounds of lease: shorter leases turn a slow database into lost runs;
+// longer ones leave a dead scheduler's runs and resources held for long.
+const (
+	minLease = 3 * time.Second
+	maxLease = 10 * time.Minute
+)
+
+func (r *reader) lease(n *yaml.Node) {
+	n = deref(n)
+	d, err := time.ParseDuration(n.Value)
+	switch {
+	case n.Kind != yaml.ScalarNode || err != nil:
+		r.errf(n, "", "lease: want a duration like 30s, not %q", n.Value)
+	case d < minLease || d > maxLease:
+		r.errf(n, "", "lease: want between %s and %s, not %s", minLease, maxLease, d)
+	default:
+		r.c.Lease = d
 	}
 }
 
