@@ -97,6 +97,9 @@ func newCommand(v any) (Constraint, error) {
 
 func (command) Name() string { return "command" }
 
+// Slow: a sensor is a process, which may run up to its timeout.
+func (command) Slow() bool { return true }
+
 func (c command) Check(ctx context.Context, in Input) Answer {
 	tctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()

@@ -31,6 +31,14 @@ type Constraint interface {
 	Check(ctx context.Context, in Input) Answer
 }
 
+// Slow is implemented by constraints whose Check may take long: it runs a
+// process or calls out. The engine checks the runs of jobs that have one
+// off its loop goroutine, a few at a time, so one slow sensor never holds
+// up the rest of the schedule.
+type Slow interface {
+	Slow() bool
+}
+
 // Answer is a constraint's verdict.
 type Answer struct {
 	Action talon.Action

@@ -25,24 +25,39 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 		if len(ids) == e.cfg.MaxBatch {
 			break
 		}
+		if e.checking[id] {
+			continue // checked again when its answer comes back
+		}
 		ids = append(ids, id)
 	}
 	for len(ids) < e.cfg.MaxBatch && len(e.queue) > 0 && !e.queue[0].next.After(now) {
 		w := e.queue[0]
+		heap.Pop(&e.queue)
+		if e.checking[w.id] {
+			continue
+		}
 		ids = append(ids, w.id)
 		e.dirty[w.id] = true // so a failed read leaves it due
 		w.next = now
 		// It is re-queued with its next check once decided.
-		heap.Pop(&e.queue)
 	}
-	if len(ids) == 0 {
+	e.mu.Lock()
+	decided := e.decided
+	e.decided = nil
+	e.mu.Unlock()
+	if len(ids) == 0 && len(decided) == 0 {
 		return 0, nil
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	runs, err := e.st.ListRuns(ctx, store.RunFilter{IDs: ids})
-	if err != nil {
-		return 0, fmt.Errorf("read blocked runs: %w", err)
+	var runs []talon.Run
+	if len(ids) > 0 {
+		var err error
+		runs, err = e.st.ListRuns(ctx, store.RunFilter{IDs: ids})
+		if err != nil {
+			e.requeueDecided(decided)
+			return 0, fmt.Errorf("read blocked runs: %w", err)
+		}
 	}
 	for _, id := range ids {
 		delete(e.dirty, id)
@@ -50,33 +65,44 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 	// ListRuns answers newest first; decide oldest first, so that when a
 	// fenced limit (max_running, once_per_period) lets only some through,
 	// the runs that have been blocked longest go first.
-	// Resources are served by priority first (DESIGN.md §6), so the
-	// batch is ordered the way the store's queue is.
+	// Resources are served by priority first, so the batch is ordered the
+	// way the store's queue is.
 	slices.SortFunc(runs, func(a, b talon.Run) int {
 		return cmp.Or(cmp.Compare(priorityOf(p, b.Job), priorityOf(p, a.Job)), cmp.Compare(a.ID, b.ID))
 	})
-	lk := newLookup(e.st, p)
-	lk.prefetch(ctx, runs)
 
-	var ts []store.Transition
 	var toCheck []talon.Run
 	for _, r := range runs {
-		if r.State != talon.StateBlocked {
+		switch {
+		case r.State != talon.StateBlocked:
 			e.untrack(r.ID)
-			continue
+		case p.slow[r.Job]:
+			e.checkOffLoop(ctx, p, r, now)
+		default:
+			toCheck = append(toCheck, r)
 		}
-		toCheck = append(toCheck, r)
 	}
-	for _, r := range toCheck {
-		ts = append(ts, e.decide(ctx, p, lk, r, now))
+	var ts []store.Transition
+	if len(toCheck) > 0 {
+		lk := newLookup(e.st, p)
+		lk.prefetch(ctx, toCheck)
+		for _, r := range toCheck {
+			ts = append(ts, e.decide(ctx, p, lk, r, now))
+		}
+	}
+	// Answers of slow checks join the batch.
+	for _, d := range decided {
+		delete(e.checking, d.run.ID)
+		toCheck = append(toCheck, d.run)
+		ts = append(ts, d.t)
 	}
 	if len(ts) == 0 {
 		return len(ids), nil
 	}
 	res, err := e.st.Transition(ctx, ts)
 	if err != nil {
-		for _, id := range ids {
-			e.dirty[id] = true
+		for _, t := range ts {
+			e.dirty[t.RunID] = true
 		}
 		return 0, fmt.Errorf("record decisions: %w", err)
 	}
@@ -130,7 +156,48 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 	if err := e.dispatch(ctx, p, ready, now); err != nil {
 		return 0, err
 	}
-	return len(ids), nil
+	return len(ids) + len(decided), nil
+}
+
+// decision is the answer of a run's constraints checked off the loop.
+type decision struct {
+	run talon.Run
+	t   store.Transition
+}
+
+// checkOffLoop checks a run of a job with a slow constraint (a sensor) in
+// a goroutine of its own, a few at a time, so the loop goes on meanwhile;
+// the answer joins the next batch of decisions.
+func (e *Engine) checkOffLoop(ctx context.Context, p *plan, r talon.Run, now time.Time) {
+	e.checking[r.ID] = true
+	e.inflight.Add(1)
+	go func() {
+		held := false
+		select {
+		case e.sensorSem <- struct{}{}:
+			held = true
+		case <-ctx.Done():
+		}
+		t := e.decide(ctx, p, newLookup(e.st, p), r, now)
+		if held {
+			<-e.sensorSem
+		}
+		e.mu.Lock()
+		e.decided = append(e.decided, decision{run: r, t: t})
+		e.mu.Unlock()
+		e.inflight.Add(-1)
+		e.Kick()
+	}()
+}
+
+// requeueDecided puts answers back when they could not be recorded.
+func (e *Engine) requeueDecided(ds []decision) {
+	if len(ds) == 0 {
+		return
+	}
+	e.mu.Lock()
+	e.decided = append(ds, e.decided...)
+	e.mu.Unlock()
 }
 
 func priorityOf(p *plan, job string) int {

@@ -59,37 +59,104 @@ func (e *Engine) dispatch(ctx context.Context, p *plan, ready []talon.Run, now t
 			spec.Env = append(spec.Env, "TALON_RESOURCES="+resourcesEnv(hs))
 		}
 		spec.FenceIn = fenceIn
-		// Processes outlive this step; they are stopped through Cancel.
-		pr, err := ex.Start(context.WithoutCancel(ctx), spec)
-		if err != nil {
-			fail("could not start: " + err.Error())
+		if q, ok := ex.(executor.Quick); ok && q.Quick() {
+			pc, err := e.launch(ctx, ex, spec, r, j, now)
+			ts = append(ts, e.startedTransition(r, j, pc, err, now))
+			started[i] = pc
 			continue
 		}
-		pc := &proc{run: r, p: pr, started: now}
-		if j.Timeout > 0 {
-			pc.deadline = now.Add(j.Timeout)
-		}
-		started[i] = pc
-		e.procsMu.Lock()
-		e.procs[r.ID] = pc
-		e.procsMu.Unlock()
-		ts = append(ts, store.Transition{
-			RunID: r.ID, From: []talon.State{talon.StateReady}, To: talon.StateRunning,
-			Reason: "started on " + executorName(j), Now: now, Handle: pr.Handle(), Owner: e.instance.ID,
-		})
-		e.log.Info("run started", "run", r.ID, "job", r.Job, "period", r.Period, "attempt", r.Attempt, "executor", executorName(j))
+		// Starting may take long (a fork, a connection): it happens off
+		// the loop, a few at a time, and the loop records the outcome.
+		e.inflight.Add(1)
+		go func() {
+			e.startSem <- struct{}{}
+			pc, err := e.launch(ctx, ex, spec, r, j, e.now())
+			<-e.startSem
+			e.mu.Lock()
+			e.started = append(e.started, startResult{run: r, pc: pc, err: err})
+			e.mu.Unlock()
+			e.inflight.Add(-1)
+			// The process's end is reported after its start, so the
+			// loop records running before it records the outcome.
+			if pc != nil {
+				e.watch(pc)
+			}
+			e.Kick()
+		}()
 	}
 	for _, pc := range started {
-		if pc == nil {
-			continue
+		if pc != nil {
+			e.watch(pc)
 		}
-		go func(pc *proc) {
-			out := pc.p.Wait()
-			e.mu.Lock()
-			e.done = append(e.done, completion{runID: pc.run.ID, outcome: out, at: e.now()})
-			e.mu.Unlock()
-			e.Kick()
-		}(pc)
+	}
+	return e.apply(ctx, p, now, ts)
+}
+
+// startResult is an executor start that happened off the loop.
+type startResult struct {
+	run talon.Run
+	pc  *proc // nil if the start failed
+	err error
+}
+
+// launch starts a run on its executor and registers the process, so that
+// cancels and timeouts reach it from the moment it exists.
+func (e *Engine) launch(ctx context.Context, ex executor.Executor, spec executor.Spec, r talon.Run, j *schedule.Job, now time.Time) (*proc, error) {
+	// Processes outlive this step; they are stopped through Cancel.
+	pr, err := ex.Start(context.WithoutCancel(ctx), spec)
+	if err != nil {
+		return nil, err
+	}
+	pc := &proc{run: r, p: pr, started: now}
+	if j.Timeout > 0 {
+		pc.deadline = now.Add(j.Timeout)
+	}
+	e.procsMu.Lock()
+	e.procs[r.ID] = pc
+	e.procsMu.Unlock()
+	e.log.Info("run started", "run", r.ID, "job", r.Job, "period", r.Period, "attempt", r.Attempt, "executor", executorName(j))
+	return pc, nil
+}
+
+// startedTransition records a start: running with its handle, or failed.
+func (e *Engine) startedTransition(r talon.Run, j *schedule.Job, pc *proc, err error, now time.Time) store.Transition {
+	if err != nil {
+		return store.Transition{RunID: r.ID, From: []talon.State{talon.StateReady}, To: talon.StateFailed, Reason: "could not start: " + err.Error(), Now: now}
+	}
+	name := r.Executor
+	if j != nil {
+		name = executorName(j)
+	}
+	return store.Transition{
+		RunID: r.ID, From: []talon.State{talon.StateReady}, To: talon.StateRunning,
+		Reason: "started on " + name, Now: pc.started, Handle: pc.p.Handle(), Owner: e.instance.ID,
+	}
+}
+
+// watch reports the process's end to the loop.
+func (e *Engine) watch(pc *proc) {
+	go func() {
+		out := pc.p.Wait()
+		e.mu.Lock()
+		e.done = append(e.done, completion{runID: pc.run.ID, outcome: out, at: e.now()})
+		e.mu.Unlock()
+		e.Kick()
+	}()
+}
+
+// recordStarts records the starts that happened off the loop; they go
+// before the outcomes of the same processes.
+func (e *Engine) recordStarts(ctx context.Context, p *plan, now time.Time) error {
+	e.mu.Lock()
+	rs := e.started
+	e.started = nil
+	e.mu.Unlock()
+	if len(rs) == 0 {
+		return nil
+	}
+	ts := make([]store.Transition, len(rs))
+	for i, s := range rs {
+		ts[i] = e.startedTransition(s.run, p.jobs[s.run.Job], s.pc, s.err, now)
 	}
 	return e.apply(ctx, p, now, ts)
 }

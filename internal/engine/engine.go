@@ -78,12 +78,22 @@ type Engine struct {
 	mu    sync.Mutex
 	inbox []int64
 	done  []completion // runs that ended, not yet recorded
+	// Work done off the loop goroutine hands its results back here:
+	// runs whose slow constraints were checked, and executor starts.
+	decided []decision
+	started []startResult
+	// inflight counts checks and starts running off the loop; the
+	// semaphores bound them.
+	inflight  atomic.Int64
+	sensorSem chan struct{}
+	startSem  chan struct{}
 
 	// Owned by the loop goroutine (Step), never touched elsewhere.
 	waiting   map[int64]*waiter         // blocked runs by id
 	byJob     map[string]map[int64]bool // blocked run ids by job
 	queue     waitQueue                 // waiters by next check
 	dirty     map[int64]bool            // blocked runs to check now
+	checking  map[int64]bool            // blocked runs being checked off the loop
 	nextFire  map[string]trigger.Fire   // by job + "\x00" + trigger id
 	fireWake  time.Time                 // earliest of nextFire
 	fireReady bool                      // fireWake is valid: no fire is due before it
@@ -155,19 +165,22 @@ func New(cfg Config) (*Engine, error) {
 	}
 	host, _ := os.Hostname()
 	e := &Engine{
-		cfg:      cfg,
-		st:       cfg.Store,
-		now:      cfg.Now,
-		log:      cfg.Logger,
-		kick:     make(chan struct{}, 1),
-		waiting:  map[int64]*waiter{},
-		byJob:    map[string]map[int64]bool{},
-		dirty:    map[int64]bool{},
-		nextFire: map[string]trigger.Fire{},
-		trigErr:  map[string]string{},
-		procs:    map[int64]*proc{},
-		noRetry:  map[int64]bool{},
-		instance: store.Instance{ID: newInstanceID(), Host: host, PID: os.Getpid(), Started: cfg.Now()},
+		cfg:       cfg,
+		st:        cfg.Store,
+		now:       cfg.Now,
+		log:       cfg.Logger,
+		kick:      make(chan struct{}, 1),
+		waiting:   map[int64]*waiter{},
+		byJob:     map[string]map[int64]bool{},
+		dirty:     map[int64]bool{},
+		checking:  map[int64]bool{},
+		sensorSem: make(chan struct{}, maxSlowChecks),
+		startSem:  make(chan struct{}, maxStarts),
+		nextFire:  map[string]trigger.Fire{},
+		trigErr:   map[string]string{},
+		procs:     map[int64]*proc{},
+		noRetry:   map[int64]bool{},
+		instance:  store.Instance{ID: newInstanceID(), Host: host, PID: os.Getpid(), Started: cfg.Now()},
 	}
 	p, err := compile(cfg.Schedule)
 	if err != nil {
@@ -296,17 +309,27 @@ func (e *Engine) housekeeping() time.Duration {
 // period (the store is down, a process ignores its signal) is left
 // running in the store, and the next scheduler declares it lost.
 func (e *Engine) shutdown(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	// Starts in flight finish first, so their processes are stopped too.
+	for e.inflight.Load() > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-e.kick:
+		}
+	}
 	e.procsMu.Lock()
 	n := len(e.procs)
 	for _, p := range e.procs {
 		p.p.Cancel(errors.New("scheduler shut down"))
 	}
 	e.procsMu.Unlock()
+	e.mu.Lock()
+	n += len(e.started)
+	e.mu.Unlock()
 	if n == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
-	defer cancel()
 	for {
 		e.procsMu.Lock()
 		left := len(e.procs)
@@ -334,10 +357,21 @@ func (e *Engine) shutdown(ctx context.Context) {
 			return
 		}
 	}
+	if err := e.recordStarts(ctx, p, now); err != nil {
+		e.log.Warn("record runs at shutdown", "err", err)
+		return
+	}
 	if err := e.recordCompletions(ctx, p, now); err != nil {
 		e.log.Warn("record runs at shutdown", "err", err)
 	}
 }
+
+// Bounds of the work done off the loop: sensors (command constraints)
+// checked at once, and executor starts in flight.
+const (
+	maxSlowChecks = 8
+	maxStarts     = 16
+)
 
 // shutdownGrace bounds how long shutdown waits for runs to stop and be
 // recorded; it exceeds the local executor's TERM-to-KILL grace.
@@ -423,6 +457,9 @@ func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
 	if err := e.drainInbox(ctx); err != nil {
 		return wake, err
 	}
+	if err := e.recordStarts(ctx, p, now); err != nil {
+		return wake, err
+	}
 	if err := e.recordCompletions(ctx, p, now); err != nil {
 		return wake, err
 	}
@@ -436,6 +473,9 @@ func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
 	// a dependency that succeeded in this step unblocks its dependents in
 	// the same step.
 	for {
+		if err := e.recordStarts(ctx, p, now); err != nil {
+			return wake, err
+		}
 		if err := e.recordCompletions(ctx, p, now); err != nil {
 			return wake, err
 		}
@@ -625,10 +665,10 @@ func (e *Engine) Settle(ctx context.Context, now time.Time) (time.Time, error) {
 			return wake, err
 		}
 		e.procsMu.Lock()
-		busy := len(e.procs)
+		busy := len(e.procs) + int(e.inflight.Load())
 		e.procsMu.Unlock()
 		e.mu.Lock()
-		pending := len(e.done) + len(e.inbox)
+		pending := len(e.done) + len(e.inbox) + len(e.decided) + len(e.started)
 		e.mu.Unlock()
 		switch {
 		case busy == 0 && pending == 0 && wake.After(now):

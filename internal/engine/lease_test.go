@@ -297,3 +297,67 @@ func TestDeadSchedulerDetected(t *testing.T) {
 	}
 	t.Logf("detected %s after the last heartbeat (lease %s)", lostAt.Sub(lastBeat), testLease)
 }
+
+// TestSlowSensorBlocksNothing: a sensor that runs for three leases holds
+// up neither the heartbeat (the scheduler's lease stays fresh, so no peer
+// could declare its runs lost) nor other jobs, which run meanwhile.
+func TestSlowSensorBlocksNothing(t *testing.T) {
+	s, err := schedule.LoadBytes("schedule.yaml", []byte(`
+jobs:
+  gated:
+    period: daily
+    poll: 1h
+    constraints:
+      command: {argv: [sleep, "3"], timeout: 10s}
+    executor: inprocess
+    command: [noop]
+  quick:
+    period: daily
+    executor: inprocess
+    command: [noop]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := openPG(t, talontest.PostgresURL(t))
+	ip := inprocess.New()
+	ip.Register("noop", noop)
+	e, err := engine.New(engine.Config{Store: st, Schedule: s, Lease: testLease, LogDir: t.TempDir(),
+		Executors: map[string]executor.Executor{"inprocess": ip}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Loop(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	start := time.Now()
+	if _, _, err := e.Trigger(t.Context(), "gated", api.TriggerRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	quick, _, err := e.Trigger(t.Context(), "quick", api.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var worst time.Duration
+	for time.Since(start) < 3*testLease {
+		insts, err := st.Instances(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range insts {
+			if in.ID == e.InstanceID() {
+				worst = max(worst, time.Since(in.Heartbeat))
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // sampling the heartbeat, not waiting for the scheduler
+	}
+	if worst > testLease {
+		t.Errorf("heartbeat went %s stale while a sensor ran, want under the lease %s", worst, testLease)
+	}
+	r := stateOf(t, st, quick.ID)
+	if r.State != talon.StateSucceeded || r.Finished == nil || r.Finished.Sub(start) > 2*time.Second {
+		t.Errorf("quick: %s finished %v after start, want succeeded while the sensor still ran", r.State, r.Finished)
+	}
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/calendar"
+	"github.com/talonhq/talon/internal/constraint"
 	"github.com/talonhq/talon/internal/resource"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
@@ -30,6 +31,9 @@ type plan struct {
 	tree    *resource.Tree
 	resJobs []string
 	isRes   map[string]bool
+	// slow marks the jobs with a slow constraint (a sensor), whose runs
+	// are checked off the loop goroutine.
+	slow map[string]bool
 }
 
 type completionTrigger struct {
@@ -57,9 +61,15 @@ func compile(s *schedule.Schedule) (*plan, error) {
 		minPoll:    time.Minute,
 		tree:       s.Tree(),
 		isRes:      map[string]bool{},
+		slow:       map[string]bool{},
 	}
 	for _, j := range s.Jobs {
 		p.jobs[j.Name] = j
+		for _, c := range j.Checks {
+			if sl, ok := c.(constraint.Slow); ok && sl.Slow() {
+				p.slow[j.Name] = true
+			}
+		}
 		if len(j.Requests) > 0 {
 			p.resJobs = append(p.resJobs, j.Name)
 			p.isRes[j.Name] = true

@@ -42,6 +42,14 @@ type Process interface {
 	Cancel(cause error)
 }
 
+// Quick is implemented by executors whose Start returns at once (it only
+// starts a goroutine): the engine calls them on its loop. Others (a
+// process to fork, a connection to open) are started off the loop, a few
+// at a time.
+type Quick interface {
+	Quick() bool
+}
+
 // Fencer is implemented by processes that stop their run by themselves
 // when their scheduler stops renewing them, even while the scheduler is
 // frozen (SIGSTOP) or cut off.
