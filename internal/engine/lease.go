@@ -191,6 +191,10 @@ func (e *Engine) keepLease(ctx context.Context) {
 
 // housekeep is one heartbeat round at now; it returns when the next is due.
 func (e *Engine) housekeep(ctx context.Context, now time.Time) time.Duration {
+	// A scheduler that wakes from a freeze (SIGSTOP, a stalled VM) past
+	// its lease stops its runs before it heartbeats again: a peer may
+	// already be retrying them.
+	e.fenceIfLapsed(now)
 	hctx, cancel := context.WithTimeout(ctx, e.cfg.Lease/3)
 	defer cancel()
 	dbNow, err := e.heartbeat(hctx, now)
