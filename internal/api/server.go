@@ -16,11 +16,14 @@ import (
 	"github.com/talonhq/talon"
 )
 
-// Error codes the HTTP layer adds to talon's: they are reserved for the
-// authentication middleware, which the default Authorizer never needs.
+// Error codes the HTTP layer adds to talon's. Unauthorized and forbidden
+// are reserved for the authentication middleware, which the default
+// Authorizer never needs; method_not_allowed answers a known path asked
+// with a method it does not take (its Allow header lists those it does).
 const (
-	EUNAUTHORIZED = "unauthorized"
-	EFORBIDDEN    = "forbidden"
+	EUNAUTHORIZED     = "unauthorized"
+	EFORBIDDEN        = "forbidden"
+	EMETHODNOTALLOWED = "method_not_allowed"
 )
 
 // Access is what a route lets its caller do, so that an Authorizer can
@@ -168,7 +171,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.StatusMethodNotAllowed:
 		allow := rec.header.Get("Allow")
 		w.Header().Set("Allow", allow)
-		writeError(w, http.StatusMethodNotAllowed, talon.EINVALID, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
+		writeError(w, http.StatusMethodNotAllowed, EMETHODNOTALLOWED, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
 	default:
 		h.ServeHTTP(w, r)
 	}
@@ -237,6 +240,8 @@ func statusOf(code string) int {
 		return http.StatusUnauthorized
 	case EFORBIDDEN:
 		return http.StatusForbidden
+	case EMETHODNOTALLOWED:
+		return http.StatusMethodNotAllowed
 	}
 	return http.StatusInternalServerError
 }
@@ -245,7 +250,9 @@ func statusOf(code string) int {
 // from a Talon server (a proxy's 502, say).
 func codeOf(status int) string {
 	switch status {
-	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
+	case http.StatusMethodNotAllowed:
+		return EMETHODNOTALLOWED
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
 		return talon.EINVALID
 	case http.StatusNotFound:
 		return talon.ENOTFOUND
