@@ -95,7 +95,7 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	}
 	if cfg.Schedule == "" {
 		return withHint(errors.New("no schedule: pass --schedule PATH or put jobs in the --config file"),
-			"talon serve --schedule examples/quickstart.yaml")
+			quickStartHint)
 	}
 
 	load := func() (*schedule.Schedule, error) { return schedule.Load(cfg.Schedule) }
