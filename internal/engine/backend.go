@@ -379,7 +379,18 @@ func (e *Engine) SetProgress(ctx context.Context, id int64, p talon.Progress) er
 		return talon.Errorf(talon.EINVALID, "progress: percent must be between 0 and 100")
 	}
 	p.Updated = e.now()
-	return userErr(e.st.SetProgress(ctx, id, p), fmt.Sprintf("run %d", id))
+	return e.reportErr(ctx, e.st.SetProgress(ctx, id, p), id, "progress")
+}
+
+// reportErr words a refused progress or artifact report: a finished run
+// takes none, and the user should hear which state it ended in.
+func (e *Engine) reportErr(ctx context.Context, err error, id int64, what string) error {
+	if errors.Is(err, store.ErrConflict) {
+		if r, gerr := e.st.GetRun(ctx, id); gerr == nil {
+			return talon.Errorf(talon.ECONFLICT, "run %d is %s: a finished run takes no more %s", id, r.State, what)
+		}
+	}
+	return userErr(err, fmt.Sprintf("run %d", id))
 }
 
 // AddArtifact records an artifact of a run.
@@ -388,7 +399,7 @@ func (e *Engine) AddArtifact(ctx context.Context, id int64, url string) (talon.A
 		return talon.Artifact{}, talon.Errorf(talon.EINVALID, "artifact: want a URL")
 	}
 	a, err := e.st.AddArtifact(ctx, id, url, e.now())
-	return a, userErr(err, fmt.Sprintf("run %d", id))
+	return a, e.reportErr(ctx, err, id, "artifacts")
 }
 
 // Health says whether the scheduler reaches its store.

@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"BatchDecisions", testBatchDecisions},
 		{"Progress", testProgress},
 		{"Artifacts", testArtifacts},
+		{"ReportAfterEnd", testReportAfterEnd},
 		{"CancelRequests", testCancelRequests},
 		{"ListRuns", testListRuns},
 		{"Summaries", testSummaries},
