@@ -62,8 +62,8 @@ func newShowCmd(g *globals) *cobra.Command {
 			if r.Started != nil {
 				row(w, "duration:", runDuration(r, time.Now()))
 			}
-			if r.Progress != nil {
-				row(w, "progress:", fmtProgress(*r.Progress))
+			if p := r.ShownProgress(); p != nil {
+				row(w, "progress:", fmtProgress(*p))
 			}
 			for i, a := range r.Artifacts {
 				label := ""
