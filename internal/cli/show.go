@@ -92,12 +92,16 @@ func newShowCmd(g *globals) *cobra.Command {
 				if len(rs.Wants) > 0 {
 					row(w, "  wants:", wants(rs.Wants))
 				}
+				label := "  holds:"
+				if r.State.Terminal() {
+					label = "  held:" // released when it ended
+				}
 				for _, h := range rs.Held {
 					held := fmt.Sprintf("%s (%d)", h.Path, h.Units)
 					if h.Period != "" {
 						held += " in " + h.Period
 					}
-					row(w, "  holds:", held)
+					row(w, label, held)
 				}
 				if rs.Waiting != "" {
 					row(w, "  waiting:", oneLine(rs.Waiting))

@@ -109,7 +109,7 @@ func (e *Engine) Run(ctx context.Context, id int64) (api.RunDetail, error) {
 	if evs == nil {
 		evs = []talon.Event{}
 	}
-	res, err := e.runResources(ctx, id, r.Job, r.Environment)
+	res, err := e.runResources(ctx, r)
 	if err != nil {
 		return api.RunDetail{}, userErr(err, what)
 	}

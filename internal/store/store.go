@@ -141,6 +141,11 @@ type Store interface {
 	// period. Ordered by path, then run.
 	Holds(ctx context.Context, runIDs []int64) ([]resource.Hold, error)
 
+	// Held returns every hold a run has taken, including those released
+	// when it ended (or went back to blocked), in the order they were
+	// taken: the record of what a finished run ran with.
+	Held(ctx context.Context, runID int64) ([]resource.Hold, error)
+
 	// Waiters returns the runs queued for resources, in queue order
 	// (priority, then run id).
 	Waiters(ctx context.Context) ([]resource.Waiter, error)
