@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,6 +42,7 @@ func TestMain(m *testing.M) {
 //   - $FAKE_URL: an API server over an in-memory backend seeded with
 //     fixtureRuns, for verbs' output without a scheduler;
 //   - $DEAD_URL: an address where nothing listens;
+//   - $QUICKSTART: the README's examples/quickstart.yaml;
 //   - $PG_URL: a fresh PostgreSQL schema on TALON_TEST_POSTGRES (created
 //     by the store on first use, dropped after the script), only when
 //     that variable is set;
@@ -67,6 +69,11 @@ func TestScript(t *testing.T) {
 				return err
 			}
 			env.Setenv("FAKE_URL", hs.URL)
+			quick, err := filepath.Abs("../../examples/quickstart.yaml")
+			if err != nil {
+				return err
+			}
+			env.Setenv("QUICKSTART", quick)
 			env.Setenv("DEAD_URL", dead)
 			env.Setenv("TZ", "UTC")
 			env.Setenv("USER", "tester")
