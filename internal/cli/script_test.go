@@ -184,7 +184,7 @@ func fixtureBackend() *apitest.Backend {
 	b.Add(talon.Run{Job: "extract", Period: "daily/2026-11-25", State: talon.StateSucceeded, Executor: "local",
 		Trigger: "schedule:0 6 * * *", FireTime: at("2026-11-25T06:00:00Z"), Created: at("2026-11-25T06:00:00Z"),
 		Started: ptr(at("2026-11-25T06:00:01Z")), Finished: ptr(at("2026-11-25T06:02:31Z")), Reason: "exit status 0",
-		Progress: &talon.Progress{Percent: ptr(75.0), Items: []talon.ProgressItem{{Name: "eu", State: "done"}, {Name: "us", State: "running"}}, Message: "loading"},
+		Progress:  &talon.Progress{Percent: ptr(75.0), Items: []talon.ProgressItem{{Name: "eu", State: "done"}, {Name: "us", State: "running"}}, Message: "loading"},
 		Artifacts: []talon.Artifact{{ID: 1, RunID: 1, Job: "extract", Period: "daily/2026-11-25", URL: "s3://sales/2026-11-25.csv"}}},
 		nil, nil)
 	b.Add(talon.Run{Job: "extract", Period: "daily/2026-11-26", State: talon.StateFailed, Executor: "local",
