@@ -104,6 +104,12 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		return g.printList(err, "server not started")
 	}
 
+	unlock, err := lockState(cfg.State)
+	if err != nil {
+		return withHint(err, "talon serve --state postgres://talon@db.example/talon")
+	}
+	defer unlock()
+
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	st, err := openStore(ctx, cfg.State, logger)
 	if err != nil {
