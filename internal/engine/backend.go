@@ -402,10 +402,27 @@ func (e *Engine) AddArtifact(ctx context.Context, id int64, url string) (talon.A
 	return a, e.reportErr(ctx, err, id, "artifacts")
 }
 
-// Health says whether the scheduler reaches its store.
+// healthTimeout bounds the store ping of a health check: whoever asks
+// (a load balancer, a script) gets an answer, and a store slower than
+// this counts as down.
+const healthTimeout = 2 * time.Second
+
+// Health says whether the scheduler works: its store answers a ping now
+// (the loop alone would notice an outage only at its next step, up to
+// its housekeeping interval later), and its last step succeeded. The
+// error names each problem.
 func (e *Engine) Health(ctx context.Context) error {
+	var problems []string
+	pctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	if err := e.st.Ping(pctx); err != nil {
+		problems = append(problems, fmt.Sprintf("the state store does not answer (%v)", err))
+	}
 	if ok, why := e.Healthy(); !ok {
-		return talon.Errorf(talon.EUNAVAILABLE, "scheduler cannot reach its state store: %s", why)
+		problems = append(problems, "the scheduler's last step failed: "+why)
+	}
+	if len(problems) > 0 {
+		return talon.Errorf(talon.EUNAVAILABLE, "%s", strings.Join(problems, "; "))
 	}
 	return nil
 }

@@ -150,6 +150,10 @@ type Store interface {
 	// (priority, then run id).
 	Waiters(ctx context.Context) ([]resource.Waiter, error)
 
+	// Ping checks that the database answers now, for health checks: nil,
+	// or an error wrapping ErrUnavailable. The caller bounds it with ctx.
+	Ping(ctx context.Context) error
+
 	// Close releases the store's connections.
 	Close() error
 }

@@ -358,3 +358,20 @@ func testHeartbeat(t *testing.T, open OpenFunc) {
 		t.Errorf("Heartbeat accepted an instance without an id")
 	}
 }
+
+// testPing: a store that works answers its ping; a closed one is
+// unavailable, which is what health checks report.
+func testPing(t *testing.T, open OpenFunc) {
+	s := open(t)
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping of a working store: %v", err)
+	}
+	gone := open(t)
+	gone.Close()
+	if err := gone.Ping(t.Context()); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Ping of a closed store: %v, want ErrUnavailable", err)
+	}
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping of the other handle: %v", err)
+	}
+}

@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListPeriods", testListPeriods},
 		{"Cursors", testCursors},
 		{"Heartbeat", testHeartbeat},
+		{"Ping", testPing},
 		{"ResourceRequests", testResourceRequests},
 		{"ResourceRace", testResourceRace},
 		{"ResourceRelease", testResourceRelease},
