@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/talonhq/talon"
 )
@@ -19,11 +22,14 @@ import (
 // Error codes the HTTP layer adds to talon's. Unauthorized and forbidden
 // are reserved for the authentication middleware, which the default
 // Authorizer never needs; method_not_allowed answers a known path asked
-// with a method it does not take (its Allow header lists those it does).
+// with a method it does not take (its Allow header lists those it does);
+// request_timeout answers a request whose body did not arrive within the
+// server's ReadTimeout.
 const (
 	EUNAUTHORIZED     = "unauthorized"
 	EFORBIDDEN        = "forbidden"
 	EMETHODNOTALLOWED = "method_not_allowed"
+	EREQUESTTIMEOUT   = "request_timeout"
 )
 
 // Access is what a route lets its caller do, so that an Authorizer can
@@ -80,7 +86,18 @@ type Server struct {
 	// enough to find a request's log line, and cheap.
 	idPrefix string
 	idNext   atomic.Uint64
+
+	// writeTimeout bounds each write of a streamed answer (NewHTTPServer
+	// sets it from its limits; zero: unbounded). closing is closed when
+	// the HTTP server shuts down, to end streams that would otherwise
+	// last as long as the runs they follow.
+	writeTimeout time.Duration
+	closing      chan struct{}
+	closeOnce    sync.Once
 }
+
+// closeStreams ends the streams being served, and refuses new ones.
+func (s *Server) closeStreams() { s.closeOnce.Do(func() { close(s.closing) }) }
 
 // NewServer returns a Server for b that logs to logger.
 func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
@@ -89,6 +106,7 @@ func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
 		logger:    logger,
 		authorize: AllowAll,
 		mux:       http.NewServeMux(),
+		closing:   make(chan struct{}),
 	}
 	var p [4]byte
 	_, _ = rand.Read(p[:]) // never fails (crypto/rand documents it)
@@ -242,6 +260,8 @@ func statusOf(code string) int {
 		return http.StatusForbidden
 	case EMETHODNOTALLOWED:
 		return http.StatusMethodNotAllowed
+	case EREQUESTTIMEOUT:
+		return http.StatusRequestTimeout
 	}
 	return http.StatusInternalServerError
 }
@@ -252,6 +272,8 @@ func codeOf(status int) string {
 	switch status {
 	case http.StatusMethodNotAllowed:
 		return EMETHODNOTALLOWED
+	case http.StatusRequestTimeout:
+		return EREQUESTTIMEOUT
 	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
 		return talon.EINVALID
 	case http.StatusNotFound:
@@ -305,6 +327,10 @@ const maxBody = 1 << 20
 func decode(r *http.Request, v any, emptyOK bool) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return talon.Errorf(EREQUESTTIMEOUT, "request body: not received in time (a whole request must arrive within the server's read timeout)")
+		}
 		return fmt.Errorf("read request body: %w", err)
 	}
 	if len(body) > maxBody {

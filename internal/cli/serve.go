@@ -136,7 +136,7 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		return err
 	}
 
-	srv := &http.Server{Handler: api.NewServer(e, logger), ReadHeaderTimeout: 10 * time.Second}
+	srv := api.NewHTTPServer(api.NewServer(e, logger), api.HTTPLimits{})
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("http server", "err", err)
