@@ -165,4 +165,3 @@ func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\r\n")
 	return l
 }
-

@@ -45,4 +45,3 @@ finished; for a run that has not started yet, wait for it to start.`,
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log until the run ends")
 	return cmd
 }
-
