@@ -148,6 +148,9 @@ func (e *Engine) Trigger(ctx context.Context, job string, req api.TriggerRequest
 		if per.Type != j.Period.Type {
 			return talon.Run{}, false, talon.Errorf(talon.EINVALID, "period %q is %s but job %s runs for %s periods", req.Period, per.Type, job, j.Period.Type)
 		}
+		if err := inHorizon(req.Period, per, now); err != nil {
+			return talon.Run{}, false, err
+		}
 		if per.Environment == "" {
 			per.Environment = j.Environment
 		}
@@ -427,6 +430,36 @@ func (e *Engine) Health(ctx context.Context) error {
 	return nil
 }
 
+// Talon's horizon: the periods a trigger or backfill may name. Times
+// before the Unix epoch are not Talon's to schedule (the @every grid and
+// the stored clock start there), and a period a century ahead is a typo,
+// not a plan; the bound also keeps period arithmetic far from year 9999,
+// past which keys have no form.
+const horizonYears = 100
+
+var horizonStart = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// inHorizon refuses a period that starts before 1970-01-01 or more than
+// horizonYears after now. key is the period as the user wrote it.
+func inHorizon(key string, per talon.Period, now time.Time) error {
+	if per.Type == talon.Oneshot {
+		return nil // named, not dated
+	}
+	// Compare calendar dates in the period's zone, so that 1970-01-01 is
+	// in the horizon east of UTC too.
+	date := func(t time.Time) time.Time {
+		y, m, d := t.Date()
+		return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	}
+	start := date(per.Start)
+	end := date(now.In(per.Start.Location())).AddDate(horizonYears, 0, 0)
+	if start.Before(horizonStart) || start.After(end) {
+		return talon.Errorf(talon.EINVALID, "period %q is beyond Talon's horizon: a period must start between %s and %d years from now (%s)",
+			key, horizonStart.Format(time.DateOnly), horizonYears, end.Format(time.DateOnly))
+	}
+	return nil
+}
+
 // maxPeriodRange bounds one period range (a backfill of 270 years of days).
 const maxPeriodRange = 100000
 
@@ -449,6 +482,9 @@ func (e *Engine) PeriodRange(ctx context.Context, job, from, to string) ([]strin
 		}
 		if per.Type != j.Period.Type {
 			return nil, talon.Errorf(talon.EINVALID, "period %q is %s but job %s runs for %s periods", k, per.Type, job, j.Period.Type)
+		}
+		if err := inHorizon(k, per, e.now()); err != nil {
+			return nil, err
 		}
 		if per.Environment == "" {
 			per.Environment = j.Environment
