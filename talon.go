@@ -144,6 +144,23 @@ type Run struct {
 	Handle string `json:"handle,omitempty"`
 }
 
+// ShownProgress is the progress to show for r: its last report, except
+// that a succeeded run is complete (100 %) whatever it last reported — a
+// job rarely reports its own end, and "75 %, us=running" beside
+// "succeeded" reads as a contradiction. Run.Progress keeps the report as
+// it was.
+func (r Run) ShownProgress() *Progress {
+	if r.State != StateSucceeded {
+		return r.Progress
+	}
+	done := 100.0
+	p := &Progress{Percent: &done}
+	if r.Progress != nil {
+		p.Updated = r.Progress.Updated
+	}
+	return p
+}
+
 // Progress is what a running run reports about itself.
 type Progress struct {
 	Percent  *float64       `json:"percent,omitempty"`

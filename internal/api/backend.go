@@ -79,7 +79,9 @@ type RunDetail struct {
 // RunResources is what one run holds and wants.
 type RunResources struct {
 	Wants []resource.Request `json:"wants"`
-	Held  []resource.Hold    `json:"held"`
+	// Held is what the run holds now; for a finished run, what it held
+	// (released when it ended).
+	Held []resource.Hold `json:"held"`
 	// Waiting is why the run waits in the resource queue, if it does.
 	Waiting string `json:"waiting,omitempty"`
 }

@@ -140,10 +140,22 @@ func (c *Client) Retry(ctx context.Context, id int64, by string) (talon.Run, err
 	return out, err
 }
 
-// Logs opens a run's log; the caller closes it. The log streams while the
-// run writes it, until the server ends it or ctx is done.
+// Logs opens a run's log as it is now; the caller closes it.
 func (c *Client) Logs(ctx context.Context, id int64) (io.ReadCloser, error) {
-	resp, err := c.send(ctx, c.User, http.MethodGet, runPath(id, "logs"), nil, nil)
+	return c.logs(ctx, id, nil)
+}
+
+// FollowLogs opens a run's log and follows it: the server streams what
+// the run appends until the run has finished and its log is drained, and
+// then ends the stream. A stream cut short (the server shut down, the
+// connection dropped) ends in an error, io.ErrUnexpectedEOF or another,
+// never in a clean io.EOF. The caller closes it; ctx bounds it.
+func (c *Client) FollowLogs(ctx context.Context, id int64) (io.ReadCloser, error) {
+	return c.logs(ctx, id, url.Values{"follow": {"true"}})
+}
+
+func (c *Client) logs(ctx context.Context, id int64, q url.Values) (io.ReadCloser, error) {
+	resp, err := c.send(ctx, c.User, http.MethodGet, runPath(id, "logs"), q, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -181,6 +181,7 @@ func TestClientNotTalon(t *testing.T) {
 	}{
 		{name: "proxy without upstream", status: 502, body: "upstream down", wantCode: talon.EUNAVAILABLE, wantMsg: "server answered 502 Bad Gateway: upstream down"},
 		{name: "some other site", status: 404, body: "<html>nope</html>", wantCode: talon.ENOTFOUND, wantMsg: "server answered 404 Not Found: <html>nope</html>"},
+		{name: "proxy refusing the method", status: 405, body: "GET only", wantCode: api.EMETHODNOTALLOWED, wantMsg: "server answered 405 Method Not Allowed: GET only"},
 		{name: "teapot", status: 418, wantCode: talon.EINTERNAL, wantMsg: "server answered 418 I'm a teapot"},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/store"
@@ -264,16 +266,27 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	q := r.URL.Query()
+	if err := onlyParams(q, "follow"); err != nil {
+		return err
+	}
+	follow := false
+	if v := q.Get("follow"); v != "" {
+		if follow, err = strconv.ParseBool(v); err != nil {
+			return talon.Errorf(talon.EINVALID, "follow %q: want true or false", v)
+		}
+	}
+	if follow {
+		return s.followLog(w, r, id)
+	}
 	rc, err := s.backend.Logs(r.Context(), id)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	// The log of a running run grows while we send it: flush every chunk
-	// so `talon logs` shows lines as they come.
-	fw := &flushWriter{w: w, rc: http.NewResponseController(w)}
-	if _, err := io.Copy(fw, rc); err != nil && !fw.wrote {
+	sw := s.streamWriter(w)
+	if _, err := io.Copy(sw, rc); err != nil && !sw.wrote {
 		return fmt.Errorf("read log of run %d: %w", id, err)
 	} else if err != nil {
 		// The status is sent; all we can do is stop and say so in the log.
@@ -282,20 +295,149 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// Log following polls the file: it grows by appends from the executor,
+// and a poll costs one read at its end. The interval starts short, so a
+// chatty run streams at once, and grows while the log is quiet, up to a
+// bound that is also how late a follower learns that the run ended.
+const (
+	followPollMin = 50 * time.Millisecond
+	followPollMax = time.Second
+)
+
+// followLog streams a run's log while the run is not finished: what is
+// there, then what is appended, until the run has reached a terminal
+// state and the file is drained. The executor writes a run's last output
+// before the run is recorded finished, so a read to the end after the
+// terminal state is seen has it all. A run that has not started yet has
+// no log; the stream waits for it.
+func (s *Server) followLog(w http.ResponseWriter, r *http.Request, id int64) error {
+	ctx := r.Context()
+	d, err := s.backend.Run(ctx, id)
+	if err != nil {
+		return err
+	}
+	finished := d.State.Terminal()
+	var rc io.ReadCloser
+	open := func() error {
+		f, err := s.backend.Logs(ctx, id)
+		var te *talon.Error
+		if errors.As(err, &te) && te.Code == talon.ENOTFOUND && !finished {
+			return nil // not started yet: no log so far
+		}
+		if err != nil {
+			return err
+		}
+		rc = f
+		return nil
+	}
+	if err := open(); err != nil {
+		return err
+	}
+	defer func() {
+		if rc != nil {
+			rc.Close()
+		}
+	}()
+
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	sw := s.streamWriter(w)
+	// The stream lasts as long as the run: lift the server's deadlines for
+	// the whole request (each write gets its own, in streamWriter). The
+	// read deadline matters too: when it passes, net/http cancels the
+	// request's context.
+	_ = sw.rc.SetReadDeadline(time.Time{})
+	_ = sw.rc.SetWriteDeadline(time.Time{})
+	w.WriteHeader(http.StatusOK)
+	if err := sw.flush(); err != nil {
+		return nil // the client is gone
+	}
+
+	wait := followPollMin
+	timer := time.NewTimer(wait)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		if rc != nil {
+			n, err := io.Copy(sw, rc)
+			if err != nil {
+				if sw.failed {
+					return nil // the client is gone or stopped reading
+				}
+				s.logger.Warn("log stream ended early", "run", id, "err", err)
+				panic(http.ErrAbortHandler) // cut the stream: the client must not take it for the end of the run
+			}
+			if n > 0 {
+				wait = followPollMin
+			}
+		}
+		if finished {
+			return nil
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.closing:
+			// The server is shutting down while the run goes on: end the
+			// stream abruptly, so the client reports it cut short.
+			panic(http.ErrAbortHandler)
+		case <-timer.C:
+		}
+		wait = min(wait*2, followPollMax)
+		d, err := s.backend.Run(ctx, id)
+		switch {
+		case err == nil:
+			finished = d.State.Terminal()
+		case ctx.Err() != nil:
+			return nil
+		default:
+			// The store is away: keep following, and ask again later.
+			s.logger.Debug("follow log: run state unknown", "run", id, "err", err)
+		}
+		if rc == nil {
+			if err := open(); err != nil {
+				s.logger.Warn("follow log: open", "run", id, "err", err)
+			}
+		}
+	}
+}
+
+// streamWriter writes a streamed answer: it flushes each chunk so the
+// client sees lines as they come, and bounds each write by the server's
+// write timeout rather than the whole answer by it.
+func (s *Server) streamWriter(w http.ResponseWriter) *flushWriter {
+	return &flushWriter{w: w, rc: http.NewResponseController(w), timeout: s.writeTimeout}
+}
+
 type flushWriter struct {
-	w     io.Writer
-	rc    *http.ResponseController
-	wrote bool
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	wrote   bool
+	failed  bool // a write to the client failed
 }
 
 func (f *flushWriter) Write(p []byte) (int, error) {
+	if f.timeout > 0 {
+		_ = f.rc.SetWriteDeadline(time.Now().Add(f.timeout))
+	}
 	n, err := f.w.Write(p)
 	f.wrote = true
-	if err != nil {
-		return n, err
+	if err == nil {
+		err = f.flush()
 	}
-	_ = f.rc.Flush() // a writer that cannot flush still gets the bytes
-	return n, nil
+	if err != nil {
+		f.failed = true
+	}
+	return n, err
+}
+
+func (f *flushWriter) flush() error {
+	err := f.rc.Flush()
+	if errors.Is(err, http.ErrNotSupported) {
+		return nil // a writer that cannot flush still gets the bytes
+	}
+	return err
 }
 
 func (s *Server) progress(w http.ResponseWriter, r *http.Request) error {

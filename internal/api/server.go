@@ -8,19 +8,28 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/talonhq/talon"
 )
 
-// Error codes the HTTP layer adds to talon's: they are reserved for the
-// authentication middleware, which the default Authorizer never needs.
+// Error codes the HTTP layer adds to talon's. Unauthorized and forbidden
+// are reserved for the authentication middleware, which the default
+// Authorizer never needs; method_not_allowed answers a known path asked
+// with a method it does not take (its Allow header lists those it does);
+// request_timeout answers a request whose body did not arrive within the
+// server's ReadTimeout.
 const (
-	EUNAUTHORIZED = "unauthorized"
-	EFORBIDDEN    = "forbidden"
+	EUNAUTHORIZED     = "unauthorized"
+	EFORBIDDEN        = "forbidden"
+	EMETHODNOTALLOWED = "method_not_allowed"
+	EREQUESTTIMEOUT   = "request_timeout"
 )
 
 // Access is what a route lets its caller do, so that an Authorizer can
@@ -77,7 +86,18 @@ type Server struct {
 	// enough to find a request's log line, and cheap.
 	idPrefix string
 	idNext   atomic.Uint64
+
+	// writeTimeout bounds each write of a streamed answer (NewHTTPServer
+	// sets it from its limits; zero: unbounded). closing is closed when
+	// the HTTP server shuts down, to end streams that would otherwise
+	// last as long as the runs they follow.
+	writeTimeout time.Duration
+	closing      chan struct{}
+	closeOnce    sync.Once
 }
+
+// closeStreams ends the streams being served, and refuses new ones.
+func (s *Server) closeStreams() { s.closeOnce.Do(func() { close(s.closing) }) }
 
 // NewServer returns a Server for b that logs to logger.
 func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
@@ -86,6 +106,7 @@ func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
 		logger:    logger,
 		authorize: AllowAll,
 		mux:       http.NewServeMux(),
+		closing:   make(chan struct{}),
 	}
 	var p [4]byte
 	_, _ = rand.Read(p[:]) // never fails (crypto/rand documents it)
@@ -168,7 +189,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.StatusMethodNotAllowed:
 		allow := rec.header.Get("Allow")
 		w.Header().Set("Allow", allow)
-		writeError(w, http.StatusMethodNotAllowed, talon.EINVALID, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
+		writeError(w, http.StatusMethodNotAllowed, EMETHODNOTALLOWED, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
 	default:
 		h.ServeHTTP(w, r)
 	}
@@ -237,6 +258,10 @@ func statusOf(code string) int {
 		return http.StatusUnauthorized
 	case EFORBIDDEN:
 		return http.StatusForbidden
+	case EMETHODNOTALLOWED:
+		return http.StatusMethodNotAllowed
+	case EREQUESTTIMEOUT:
+		return http.StatusRequestTimeout
 	}
 	return http.StatusInternalServerError
 }
@@ -245,7 +270,11 @@ func statusOf(code string) int {
 // from a Talon server (a proxy's 502, say).
 func codeOf(status int) string {
 	switch status {
-	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
+	case http.StatusMethodNotAllowed:
+		return EMETHODNOTALLOWED
+	case http.StatusRequestTimeout:
+		return EREQUESTTIMEOUT
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
 		return talon.EINVALID
 	case http.StatusNotFound:
 		return talon.ENOTFOUND
@@ -298,6 +327,10 @@ const maxBody = 1 << 20
 func decode(r *http.Request, v any, emptyOK bool) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return talon.Errorf(EREQUESTTIMEOUT, "request body: not received in time (a whole request must arrive within the server's read timeout)")
+		}
 		return fmt.Errorf("read request body: %w", err)
 	}
 	if len(body) > maxBody {

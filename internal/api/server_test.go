@@ -107,7 +107,7 @@ func TestServerErrors(t *testing.T) {
 		{name: "unknown run logs", method: "GET", target: "/api/v1/runs/999/logs", wantStatus: 404, wantCode: "not_found", wantMsg: `run 999 not found`},
 		{name: "unknown route", method: "GET", target: "/api/v1/nope", wantStatus: 404, wantCode: "not_found", wantMsg: `no such route: GET /api/v1/nope`},
 		{name: "outside the api", method: "GET", target: "/favicon.ico", wantStatus: 404, wantCode: "not_found", wantMsg: `no such route`},
-		{name: "wrong method", method: "DELETE", target: "/api/v1/runs/1", wantStatus: 405, wantCode: "invalid", wantMsg: `method DELETE not allowed on /api/v1/runs/1 \(allowed: GET, HEAD\)`},
+		{name: "wrong method", method: "DELETE", target: "/api/v1/runs/1", wantStatus: 405, wantCode: "method_not_allowed", wantMsg: `method DELETE not allowed on /api/v1/runs/1 \(allowed: GET, HEAD\)`},
 		{name: "bad state", method: "GET", target: "/api/v1/runs?state=running,done", wantStatus: 400, wantCode: "invalid", wantMsg: `state "done": want one of blocked, ready, running, succeeded, failed, skipped`},
 		{name: "limit too large", method: "GET", target: "/api/v1/runs?limit=5000", wantStatus: 400, wantCode: "invalid", wantMsg: `limit "5000": want 1 to 1000`},
 		{name: "limit not a number", method: "GET", target: "/api/v1/periods?limit=ten", wantStatus: 400, wantCode: "invalid", wantMsg: `limit "ten": want 1 to 1000`},

@@ -161,3 +161,20 @@ func TestRunErr(t *testing.T) {
 		})
 	}
 }
+
+// TestQuickStartHint keeps the hint a user gets when no server answers in
+// step with the README: the command it suggests is the quick start's.
+func TestQuickStartHint(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve, ok := strings.CutPrefix(quickStartHint, "talon ")
+	if !ok {
+		t.Fatalf("hint %q does not start with talon", quickStartHint)
+	}
+	if !strings.Contains(string(readme), "go run ./cmd/talon "+serve) {
+		t.Errorf("the README's quick start does not run %q, which the hint suggests", serve)
+	}
+}

@@ -209,7 +209,7 @@ func (g *globals) report(root *cobra.Command, args []string, err error) int {
 	case errors.Is(err, context.Canceled):
 		err = errors.New("interrupted")
 	case errors.As(err, &te) && te.Code == talon.EUNAVAILABLE && strings.HasPrefix(te.Message, "cannot reach talon"):
-		hint = "talon serve --schedule examples/quickstart.yaml"
+		hint = quickStartHint
 	}
 	fmt.Fprintf(g.stderr, "talon: %v\n", err)
 	if hint != "" {
@@ -217,6 +217,10 @@ func (g *globals) report(root *cobra.Command, args []string, err error) int {
 	}
 	return code
 }
+
+// quickStartHint is how to start a server, in the README's quick start
+// words, for a user whose verbs find none.
+const quickStartHint = "talon serve --config examples/quickstart.yaml"
 
 // argsWant wraps a cobra argument check so that its error names what the
 // verb wants ("show: want RUN, got no arguments") and is a usage error.

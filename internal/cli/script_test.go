@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,6 +42,7 @@ func TestMain(m *testing.M) {
 //   - $FAKE_URL: an API server over an in-memory backend seeded with
 //     fixtureRuns, for verbs' output without a scheduler;
 //   - $DEAD_URL: an address where nothing listens;
+//   - $QUICKSTART: the README's examples/quickstart.yaml;
 //   - $PG_URL: a fresh PostgreSQL schema on TALON_TEST_POSTGRES (created
 //     by the store on first use, dropped after the script), only when
 //     that variable is set;
@@ -67,6 +69,11 @@ func TestScript(t *testing.T) {
 				return err
 			}
 			env.Setenv("FAKE_URL", hs.URL)
+			quick, err := filepath.Abs("../../examples/quickstart.yaml")
+			if err != nil {
+				return err
+			}
+			env.Setenv("QUICKSTART", quick)
 			env.Setenv("DEAD_URL", dead)
 			env.Setenv("TZ", "UTC")
 			env.Setenv("USER", "tester")
@@ -177,6 +184,7 @@ func fixtureBackend() *apitest.Backend {
 	b.Add(talon.Run{Job: "extract", Period: "daily/2026-11-25", State: talon.StateSucceeded, Executor: "local",
 		Trigger: "schedule:0 6 * * *", FireTime: at("2026-11-25T06:00:00Z"), Created: at("2026-11-25T06:00:00Z"),
 		Started: ptr(at("2026-11-25T06:00:01Z")), Finished: ptr(at("2026-11-25T06:02:31Z")), Reason: "exit status 0",
+		Progress:  &talon.Progress{Percent: ptr(75.0), Items: []talon.ProgressItem{{Name: "eu", State: "done"}, {Name: "us", State: "running"}}, Message: "loading"},
 		Artifacts: []talon.Artifact{{ID: 1, RunID: 1, Job: "extract", Period: "daily/2026-11-25", URL: "s3://sales/2026-11-25.csv"}}},
 		nil, nil)
 	b.Add(talon.Run{Job: "extract", Period: "daily/2026-11-26", State: talon.StateFailed, Executor: "local",

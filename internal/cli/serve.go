@@ -95,7 +95,7 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	}
 	if cfg.Schedule == "" {
 		return withHint(errors.New("no schedule: pass --schedule PATH or put jobs in the --config file"),
-			"talon serve --schedule examples/quickstart.yaml")
+			quickStartHint)
 	}
 
 	load := func() (*schedule.Schedule, error) { return schedule.Load(cfg.Schedule) }
@@ -103,6 +103,12 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	if err != nil {
 		return g.printList(err, "server not started")
 	}
+
+	unlock, err := lockState(cfg.State)
+	if err != nil {
+		return withHint(err, "talon serve --state postgres://talon@db.example/talon")
+	}
+	defer unlock()
 
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	st, err := openStore(ctx, cfg.State, logger)
@@ -130,7 +136,7 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		return err
 	}
 
-	srv := &http.Server{Handler: api.NewServer(e, logger), ReadHeaderTimeout: 10 * time.Second}
+	srv := api.NewHTTPServer(api.NewServer(e, logger), api.HTTPLimits{})
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("http server", "err", err)

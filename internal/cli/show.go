@@ -62,8 +62,8 @@ func newShowCmd(g *globals) *cobra.Command {
 			if r.Started != nil {
 				row(w, "duration:", runDuration(r, time.Now()))
 			}
-			if r.Progress != nil {
-				row(w, "progress:", fmtProgress(*r.Progress))
+			if p := r.ShownProgress(); p != nil {
+				row(w, "progress:", fmtProgress(*p))
 			}
 			for i, a := range r.Artifacts {
 				label := ""
@@ -92,12 +92,16 @@ func newShowCmd(g *globals) *cobra.Command {
 				if len(rs.Wants) > 0 {
 					row(w, "  wants:", wants(rs.Wants))
 				}
+				label := "  holds:"
+				if r.State.Terminal() {
+					label = "  held:" // released when it ended
+				}
 				for _, h := range rs.Held {
 					held := fmt.Sprintf("%s (%d)", h.Path, h.Units)
 					if h.Period != "" {
 						held += " in " + h.Period
 					}
-					row(w, "  holds:", held)
+					row(w, label, held)
 				}
 				if rs.Waiting != "" {
 					row(w, "  waiting:", oneLine(rs.Waiting))

@@ -109,7 +109,7 @@ func (e *Engine) Run(ctx context.Context, id int64) (api.RunDetail, error) {
 	if evs == nil {
 		evs = []talon.Event{}
 	}
-	res, err := e.runResources(ctx, id, r.Job, r.Environment)
+	res, err := e.runResources(ctx, r)
 	if err != nil {
 		return api.RunDetail{}, userErr(err, what)
 	}
@@ -147,6 +147,9 @@ func (e *Engine) Trigger(ctx context.Context, job string, req api.TriggerRequest
 		}
 		if per.Type != j.Period.Type {
 			return talon.Run{}, false, talon.Errorf(talon.EINVALID, "period %q is %s but job %s runs for %s periods", req.Period, per.Type, job, j.Period.Type)
+		}
+		if err := inHorizon(req.Period, per, now); err != nil {
+			return talon.Run{}, false, err
 		}
 		if per.Environment == "" {
 			per.Environment = j.Environment
@@ -379,7 +382,18 @@ func (e *Engine) SetProgress(ctx context.Context, id int64, p talon.Progress) er
 		return talon.Errorf(talon.EINVALID, "progress: percent must be between 0 and 100")
 	}
 	p.Updated = e.now()
-	return userErr(e.st.SetProgress(ctx, id, p), fmt.Sprintf("run %d", id))
+	return e.reportErr(ctx, e.st.SetProgress(ctx, id, p), id, "progress")
+}
+
+// reportErr words a refused progress or artifact report: a finished run
+// takes none, and the user should hear which state it ended in.
+func (e *Engine) reportErr(ctx context.Context, err error, id int64, what string) error {
+	if errors.Is(err, store.ErrConflict) {
+		if r, gerr := e.st.GetRun(ctx, id); gerr == nil {
+			return talon.Errorf(talon.ECONFLICT, "run %d is %s: a finished run takes no more %s", id, r.State, what)
+		}
+	}
+	return userErr(err, fmt.Sprintf("run %d", id))
 }
 
 // AddArtifact records an artifact of a run.
@@ -388,13 +402,60 @@ func (e *Engine) AddArtifact(ctx context.Context, id int64, url string) (talon.A
 		return talon.Artifact{}, talon.Errorf(talon.EINVALID, "artifact: want a URL")
 	}
 	a, err := e.st.AddArtifact(ctx, id, url, e.now())
-	return a, userErr(err, fmt.Sprintf("run %d", id))
+	return a, e.reportErr(ctx, err, id, "artifacts")
 }
 
-// Health says whether the scheduler reaches its store.
+// healthTimeout bounds the store ping of a health check: whoever asks
+// (a load balancer, a script) gets an answer, and a store slower than
+// this counts as down.
+const healthTimeout = 2 * time.Second
+
+// Health says whether the scheduler works: its store answers a ping now
+// (the loop alone would notice an outage only at its next step, up to
+// its housekeeping interval later), and its last step succeeded. The
+// error names each problem.
 func (e *Engine) Health(ctx context.Context) error {
+	var problems []string
+	pctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	if err := e.st.Ping(pctx); err != nil {
+		problems = append(problems, fmt.Sprintf("the state store does not answer (%v)", err))
+	}
 	if ok, why := e.Healthy(); !ok {
-		return talon.Errorf(talon.EUNAVAILABLE, "scheduler cannot reach its state store: %s", why)
+		problems = append(problems, "the scheduler's last step failed: "+why)
+	}
+	if len(problems) > 0 {
+		return talon.Errorf(talon.EUNAVAILABLE, "%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Talon's horizon: the periods a trigger or backfill may name. Times
+// before the Unix epoch are not Talon's to schedule (the @every grid and
+// the stored clock start there), and a period a century ahead is a typo,
+// not a plan; the bound also keeps period arithmetic far from year 9999,
+// past which keys have no form.
+const horizonYears = 100
+
+var horizonStart = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// inHorizon refuses a period that starts before 1970-01-01 or more than
+// horizonYears after now. key is the period as the user wrote it.
+func inHorizon(key string, per talon.Period, now time.Time) error {
+	if per.Type == talon.Oneshot {
+		return nil // named, not dated
+	}
+	// Compare calendar dates in the period's zone, so that 1970-01-01 is
+	// in the horizon east of UTC too.
+	date := func(t time.Time) time.Time {
+		y, m, d := t.Date()
+		return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	}
+	start := date(per.Start)
+	end := date(now.In(per.Start.Location())).AddDate(horizonYears, 0, 0)
+	if start.Before(horizonStart) || start.After(end) {
+		return talon.Errorf(talon.EINVALID, "period %q is beyond Talon's horizon: a period must start between %s and %d years from now (%s)",
+			key, horizonStart.Format(time.DateOnly), horizonYears, end.Format(time.DateOnly))
 	}
 	return nil
 }
@@ -421,6 +482,9 @@ func (e *Engine) PeriodRange(ctx context.Context, job, from, to string) ([]strin
 		}
 		if per.Type != j.Period.Type {
 			return nil, talon.Errorf(talon.EINVALID, "period %q is %s but job %s runs for %s periods", k, per.Type, job, j.Period.Type)
+		}
+		if err := inHorizon(k, per, e.now()); err != nil {
+			return nil, err
 		}
 		if per.Environment == "" {
 			per.Environment = j.Environment

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/resource"
 )
@@ -69,11 +70,17 @@ func (e *Engine) Resources(ctx context.Context) (api.ResourcesView, error) {
 	return v, nil
 }
 
-// runResources is what run id of job holds and wants, or nil when the
-// job asks for nothing and the run holds nothing.
-func (e *Engine) runResources(ctx context.Context, id int64, job, env string) (*api.RunResources, error) {
+// runResources is what run r holds (or, once finished, held) and wants,
+// or nil when its job asks for nothing and it holds nothing.
+func (e *Engine) runResources(ctx context.Context, r talon.Run) (*api.RunResources, error) {
 	p := e.sched.Load()
-	held, err := e.st.Holds(ctx, []int64{id})
+	id, job, env := r.ID, r.Job, r.Environment
+	holds := func(ctx context.Context, id int64) ([]resource.Hold, error) { return e.st.Holds(ctx, []int64{id}) }
+	if r.State.Terminal() {
+		// Its holds were released when it ended; its record keeps them.
+		holds = e.st.Held
+	}
+	held, err := holds(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -112,11 +112,13 @@ type Store interface {
 	// someone asked to cancel, who asked.
 	CancelRequests(ctx context.Context, owner string) (map[int64]string, error)
 
-	// SetProgress replaces a run's progress. ErrNotFound for unknown runs.
+	// SetProgress replaces a run's progress. ErrNotFound for unknown runs,
+	// ErrConflict for runs that have finished (see Reportable).
 	SetProgress(ctx context.Context, runID int64, p talon.Progress) error
 
 	// AddArtifact records an artifact of a run (its job and period are
-	// taken from the run). ErrNotFound for unknown runs.
+	// taken from the run). ErrNotFound for unknown runs, ErrConflict for
+	// runs that have finished (see Reportable).
 	AddArtifact(ctx context.Context, runID int64, url string, now time.Time) (talon.Artifact, error)
 
 	// Cursor returns the last fire instant handled for a job's trigger, and
@@ -139,12 +141,32 @@ type Store interface {
 	// period. Ordered by path, then run.
 	Holds(ctx context.Context, runIDs []int64) ([]resource.Hold, error)
 
+	// Held returns every hold a run has taken, including those released
+	// when it ended (or went back to blocked), in the order they were
+	// taken: the record of what a finished run ran with.
+	Held(ctx context.Context, runID int64) ([]resource.Hold, error)
+
 	// Waiters returns the runs queued for resources, in queue order
 	// (priority, then run id).
 	Waiters(ctx context.Context) ([]resource.Waiter, error)
 
+	// Ping checks that the database answers now, for health checks: nil,
+	// or an error wrapping ErrUnavailable. The caller bounds it with ctx.
+	Ping(ctx context.Context) error
+
 	// Close releases the store's connections.
 	Close() error
+}
+
+// Reportable is the rule both stores apply to progress and artifacts: a
+// run reports them until it ends — while blocked and ready too, since its
+// process may print before its start is recorded — and a finished run's
+// record is closed (ErrConflict), so what it shows is what it ended with.
+func Reportable(s talon.State) error {
+	if s.Terminal() {
+		return fmt.Errorf("run is %s: %w", s, ErrConflict)
+	}
+	return nil
 }
 
 // CreateRun describes a run to create.

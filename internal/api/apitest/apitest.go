@@ -320,6 +320,9 @@ func (b *Backend) SetProgress(ctx context.Context, id int64, p talon.Progress) e
 	if !ok {
 		return notFound(id)
 	}
+	if d.State.Terminal() {
+		return talon.Errorf(talon.ECONFLICT, "run %d is %s: a finished run takes no more progress", id, d.State)
+	}
 	p.Updated = b.Now()
 	d.Progress = &p
 	return nil
@@ -336,6 +339,9 @@ func (b *Backend) AddArtifact(ctx context.Context, id int64, url string) (talon.
 	d, ok := b.runs[id]
 	if !ok {
 		return talon.Artifact{}, notFound(id)
+	}
+	if d.State.Terminal() {
+		return talon.Artifact{}, talon.Errorf(talon.ECONFLICT, "run %d is %s: a finished run takes no more artifacts", id, d.State)
 	}
 	a := talon.Artifact{ID: int64(len(d.Artifacts) + 1), RunID: id, Job: d.Job, Period: d.Period, URL: url, Created: b.Now()}
 	d.Artifacts = append(d.Artifacts, a)

@@ -111,6 +111,24 @@ func schemaOf(params map[string]string) string {
 	return first
 }
 
+// Ping checks that the database answers. A connection the pool still
+// holds from before an outage fails once and is dropped, so one failure
+// is retried on a fresh connection before it counts.
+func (db *DB) Ping(ctx context.Context) error {
+	err := db.pool.Ping(ctx)
+	if err != nil && ctx.Err() == nil {
+		err = db.pool.Ping(ctx)
+	}
+	if err != nil {
+		err = classify(err)
+		if !errors.Is(err, store.ErrUnavailable) {
+			err = fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
+}
+
 // Close releases the store's connections.
 func (db *DB) Close() error {
 	db.pool.Close()

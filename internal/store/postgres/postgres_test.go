@@ -16,6 +16,7 @@ import (
 	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/store/postgres"
 	"github.com/talonhq/talon/internal/store/storetest"
+	"github.com/talonhq/talon/internal/talontest"
 )
 
 const howTo = "set TALON_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run the PostgreSQL tests"
@@ -248,4 +249,33 @@ func BenchmarkTransition(b *testing.B) {
 // 10,000 blocked runs, in batches of 500.
 func BenchmarkAllocate(b *testing.B) {
 	storetest.BenchAllocate(b, func(b *testing.B) store.Store { return open(b) }, 10000, 10000, 500)
+}
+
+// TestPingOutage cuts the store off from its server through a proxy, as a
+// database restart or a network drop would: Ping says unavailable at
+// once, not after a timeout, and answers again when the server is back.
+func TestPingOutage(t *testing.T) {
+	px := talontest.NewProxy(t, talontest.PostgresURL(t))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	db, err := postgres.Open(ctx, px.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Ping(ctx); err != nil {
+		t.Fatalf("Ping before the outage: %v", err)
+	}
+	px.SetDown(true)
+	pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+	err = db.Ping(pctx)
+	late := pctx.Err() != nil
+	pcancel()
+	if !errors.Is(err, store.ErrUnavailable) || late {
+		t.Fatalf("Ping during the outage: %v (deadline passed: %v), want ErrUnavailable at once", err, late)
+	}
+	px.SetDown(false)
+	if err := db.Ping(ctx); err != nil {
+		t.Fatalf("Ping after the outage: %v", err)
+	}
 }

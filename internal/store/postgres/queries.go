@@ -204,7 +204,24 @@ func (db *DB) ListPeriods(ctx context.Context, f store.PeriodFilter) ([]store.Pe
 	return out, nil
 }
 
-// SetProgress replaces a run's progress; ErrNotFound for unknown runs.
+// reportable checks that a run may still report progress and artifacts:
+// ErrNotFound for an unknown run, ErrConflict for a finished one. It locks
+// the run's row, so a transition to a terminal state waits for the
+// caller's write, and a report never lands after the run ended.
+func reportable(ctx context.Context, tx pgx.Tx, runID int64) error {
+	var state string
+	err := tx.QueryRow(ctx, `SELECT state FROM runs WHERE id = $1 FOR NO KEY UPDATE`, runID).Scan(&state)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return store.Reportable(talon.State(state))
+}
+
+// SetProgress replaces a run's progress; ErrNotFound for unknown runs,
+// ErrConflict for finished ones.
 func (db *DB) SetProgress(ctx context.Context, runID int64, p talon.Progress) error {
 	if !p.Updated.IsZero() {
 		p.Updated = p.Updated.UTC().Truncate(time.Microsecond)
@@ -214,14 +231,11 @@ func (db *DB) SetProgress(ctx context.Context, runID int64, p talon.Progress) er
 		return fmt.Errorf("set progress of run %d: %w", runID, err)
 	}
 	err = db.tx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE runs SET progress = $1 WHERE id = $2`, b, runID)
-		if err != nil {
+		if err := reportable(ctx, tx, runID); err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrNotFound
-		}
-		return nil
+		_, err := tx.Exec(ctx, `UPDATE runs SET progress = $1 WHERE id = $2`, b, runID)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("set progress of run %d: %w", runID, err)
@@ -279,13 +293,17 @@ func (db *DB) CancelRequests(ctx context.Context, owner string) (map[int64]strin
 	return out, nil
 }
 
-// AddArtifact records an artifact of a run; ErrNotFound for unknown runs.
+// AddArtifact records an artifact of a run; ErrNotFound for unknown runs,
+// ErrConflict for finished ones.
 func (db *DB) AddArtifact(ctx context.Context, runID int64, url string, now time.Time) (talon.Artifact, error) {
 	if url == "" {
 		return talon.Artifact{}, fmt.Errorf("add artifact to run %d: empty URL", runID)
 	}
 	var a talon.Artifact
 	err := db.tx(ctx, func(tx pgx.Tx) error {
+		if err := reportable(ctx, tx, runID); err != nil {
+			return err
+		}
 		err := tx.QueryRow(ctx, `INSERT INTO artifacts (run_id, job, period, url, created)
 			SELECT id, job, period, $1, $2 FROM runs WHERE id = $3
 			RETURNING id, run_id, job, period, url, created`, url, store.NowOr(now), runID).

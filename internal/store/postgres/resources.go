@@ -120,9 +120,13 @@ func (a *allocState) queueWrites(b *pgx.Batch, now time.Time) error {
 		}
 	}
 	if len(runs) > 0 {
-		b.Queue(`INSERT INTO allocations (run_id, path, units, period, created)
+		// allocations has the live holds; held keeps them for the run's
+		// history after they are released.
+		for _, table := range []string{"allocations", "held"} {
+			b.Queue(`INSERT INTO `+table+` (run_id, path, units, period, created)
 			SELECT r, p, u, k, $5 FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[]) AS x(r, p, u, k)`,
-			runs, paths, units, period, now.UTC())
+				runs, paths, units, period, now.UTC())
+		}
 	}
 	var del, wids []int64
 	var prios []int32
@@ -196,6 +200,24 @@ func (db *DB) Holds(ctx context.Context, runIDs []int64) ([]resource.Hold, error
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read resource holds: %w", err)
+	}
+	return out, nil
+}
+
+// Held returns every hold a run has taken, released or not.
+func (db *DB) Held(ctx context.Context, runID int64) ([]resource.Hold, error) {
+	var out []resource.Hold
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT run_id, path, units, period FROM held
+			WHERE run_id = $1 ORDER BY created, path, period`, runID)
+		if err != nil {
+			return err
+		}
+		out, err = scanHolds(rows)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read resources held by run %d: %w", runID, err)
 	}
 	return out, nil
 }

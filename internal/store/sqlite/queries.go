@@ -233,7 +233,24 @@ func (db *DB) ListPeriods(ctx context.Context, f store.PeriodFilter) ([]store.Pe
 	return out, nil
 }
 
-// SetProgress replaces a run's progress; ErrNotFound for unknown runs.
+// reportable checks, inside a write transaction (which holds SQLite's
+// write lock, so the state cannot change before the caller writes), that a
+// run may still report progress and artifacts: ErrNotFound for an unknown
+// run, ErrConflict for a finished one.
+func reportable(ctx context.Context, tx *sql.Tx, runID int64) error {
+	var state string
+	err := tx.QueryRowContext(ctx, `SELECT state FROM runs WHERE id = ?`, runID).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return store.Reportable(talon.State(state))
+}
+
+// SetProgress replaces a run's progress; ErrNotFound for unknown runs,
+// ErrConflict for finished ones.
 func (db *DB) SetProgress(ctx context.Context, runID int64, p talon.Progress) error {
 	if !p.Updated.IsZero() {
 		p.Updated = p.Updated.UTC().Truncate(time.Microsecond)
@@ -243,16 +260,11 @@ func (db *DB) SetProgress(ctx context.Context, runID int64, p talon.Progress) er
 		return fmt.Errorf("set progress of run %d: %w", runID, err)
 	}
 	err = db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE runs SET progress = ? WHERE id = ?`, string(b), runID)
-		if err != nil {
+		if err := reportable(ctx, tx, runID); err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrNotFound
-		}
-		return nil
+		_, err := tx.ExecContext(ctx, `UPDATE runs SET progress = ? WHERE id = ?`, string(b), runID)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("set progress of run %d: %w", runID, err)
@@ -307,13 +319,17 @@ func (db *DB) CancelRequests(ctx context.Context, owner string) (map[int64]strin
 	return out, nil
 }
 
-// AddArtifact records an artifact of a run; ErrNotFound for unknown runs.
+// AddArtifact records an artifact of a run; ErrNotFound for unknown runs,
+// ErrConflict for finished ones.
 func (db *DB) AddArtifact(ctx context.Context, runID int64, url string, now time.Time) (talon.Artifact, error) {
 	if url == "" {
 		return talon.Artifact{}, fmt.Errorf("add artifact to run %d: empty URL", runID)
 	}
 	var a talon.Artifact
 	err := db.write(ctx, func(tx *sql.Tx) error {
+		if err := reportable(ctx, tx, runID); err != nil {
+			return err
+		}
 		var created int64
 		err := tx.QueryRowContext(ctx, `INSERT INTO artifacts (run_id, job, period, url, created)
 			SELECT id, job, period, ?, ? FROM runs WHERE id = ?

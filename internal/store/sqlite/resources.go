@@ -36,8 +36,12 @@ func (st *transitionStmts) allocate(ctx context.Context, t store.Transition, now
 		return &store.FenceError{Constraint: "resources", Reason: reason}, nil
 	}
 	for _, h := range holds {
-		if _, err := st.addHold.ExecContext(ctx, h.RunID, h.Path, h.Units, h.Period, micros(now)); err != nil {
-			return nil, fmt.Errorf("record resource holds: %w", err)
+		// allocations has the live holds; held keeps them for the run's
+		// history after they are released.
+		for _, ins := range []*sql.Stmt{st.addHold, st.addHeld} {
+			if _, err := ins.ExecContext(ctx, h.RunID, h.Path, h.Units, h.Period, micros(now)); err != nil {
+				return nil, fmt.Errorf("record resource holds: %w", err)
+			}
 		}
 	}
 	return nil, nil
@@ -171,6 +175,16 @@ func (db *DB) Holds(ctx context.Context, runIDs []int64) ([]resource.Hold, error
 	hs, err := queryHolds(ctx, db.r, q, args...)
 	if err != nil {
 		return nil, classify(fmt.Errorf("read resource holds: %w", err))
+	}
+	return hs, nil
+}
+
+// Held returns every hold a run has taken, released or not.
+func (db *DB) Held(ctx context.Context, runID int64) ([]resource.Hold, error) {
+	hs, err := queryHolds(ctx, db.r, `SELECT run_id, path, units, period FROM held
+		WHERE run_id = ? ORDER BY created, path, period`, runID)
+	if err != nil {
+		return nil, classify(fmt.Errorf("read resources held by run %d: %w", runID, err))
 	}
 	return hs, nil
 }

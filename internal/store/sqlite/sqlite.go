@@ -120,6 +120,22 @@ func (db *DB) Exclusive() bool { return true }
 
 var _ store.Exclusive = (*DB)(nil)
 
+// Ping checks that the database file can be read. It uses the read
+// pool, so a long write transaction does not make the store look down.
+func (db *DB) Ping(ctx context.Context) error {
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		var n int
+		return tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n)
+	})
+	if err != nil {
+		if !errors.Is(err, store.ErrUnavailable) {
+			err = fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
+}
+
 // Close releases the store's connections.
 func (db *DB) Close() error {
 	err := db.w.Close()

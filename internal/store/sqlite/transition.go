@@ -47,7 +47,7 @@ func itemError(err error) bool {
 
 type transitionStmts struct {
 	cur, update, delDecisions, addDecision, event *sql.Stmt
-	addHold, delHolds, delWaiter                  *sql.Stmt
+	addHold, addHeld, delHolds, delWaiter         *sql.Stmt
 	tx                                            *sql.Tx
 	led                                           *resource.Ledger // loaded by the first allocation
 }
@@ -74,6 +74,7 @@ func prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error
 		VALUES (?, ?, ?, ?, ?, ?)`)
 	st.event = prep(`INSERT INTO events (run_id, time, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)`)
 	st.addHold = prep(`INSERT INTO allocations (run_id, path, units, period, created) VALUES (?, ?, ?, ?, ?)`)
+	st.addHeld = prep(`INSERT INTO held (run_id, path, units, period, created) VALUES (?, ?, ?, ?, ?)`)
 	st.delHolds = prep(`DELETE FROM allocations WHERE run_id = ? AND period = ''`)
 	st.delWaiter = prep(`DELETE FROM waiters WHERE run_id = ?`)
 	if err != nil {
@@ -84,7 +85,7 @@ func prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error
 }
 
 func (st *transitionStmts) close() {
-	for _, s := range []*sql.Stmt{st.cur, st.update, st.delDecisions, st.addDecision, st.event, st.addHold, st.delHolds, st.delWaiter} {
+	for _, s := range []*sql.Stmt{st.cur, st.update, st.delDecisions, st.addDecision, st.event, st.addHold, st.addHeld, st.delHolds, st.delWaiter} {
 		if s != nil {
 			s.Close()
 		}

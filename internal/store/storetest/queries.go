@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -37,6 +38,47 @@ func testProgress(t *testing.T, open OpenFunc) {
 			list, err := s.ListRuns(t.Context(), store.RunFilter{IDs: []int64{r.ID}})
 			if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0].Progress, got) {
 				t.Fatalf("ListRuns progress = %v, %v", list, err)
+			}
+		})
+	}
+}
+
+// testReportAfterEnd: a run reports progress and artifacts until it ends
+// (blocked and ready too, since a process may print before its start is
+// recorded); once it is succeeded, failed or skipped, both are refused
+// with ErrConflict and nothing changes.
+func testReportAfterEnd(t *testing.T, open OpenFunc) {
+	s := open(t)
+	ctx := t.Context()
+	for _, state := range talon.States {
+		t.Run(string(state), func(t *testing.T) {
+			r := newRun(t, s, "j-"+string(state), "daily/2026-11-26")
+			for _, next := range append([]talon.State{talon.StateBlocked}, pathTo(state)...) {
+				if next != talon.StateBlocked {
+					r = move(t, s, r.ID, r.State, next)
+				}
+				if next.Terminal() {
+					break
+				}
+				if err := s.SetProgress(ctx, r.ID, talon.Progress{Percent: ptr(10.0)}); err != nil {
+					t.Fatalf("SetProgress on a %s run: %v", next, err)
+				}
+				if _, err := s.AddArtifact(ctx, r.ID, "s3://"+string(next), t0); err != nil {
+					t.Fatalf("AddArtifact on a %s run: %v", next, err)
+				}
+			}
+			if !state.Terminal() {
+				return
+			}
+			before := getRun(t, s, r.ID)
+			if err := s.SetProgress(ctx, r.ID, talon.Progress{Percent: ptr(60.0)}); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("SetProgress on a %s run: %v, want ErrConflict", state, err)
+			}
+			if _, err := s.AddArtifact(ctx, r.ID, "s3://after", t0); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("AddArtifact on a %s run: %v, want ErrConflict", state, err)
+			}
+			if got := getRun(t, s, r.ID); !reflect.DeepEqual(got, before) {
+				t.Errorf("run after refused reports = %+v, want it unchanged: %+v", got, before)
 			}
 		})
 	}
@@ -314,5 +356,22 @@ func testHeartbeat(t *testing.T, open OpenFunc) {
 	}
 	if _, err := s.Heartbeat(ctx, store.Instance{}); err == nil {
 		t.Errorf("Heartbeat accepted an instance without an id")
+	}
+}
+
+// testPing: a store that works answers its ping; a closed one is
+// unavailable, which is what health checks report.
+func testPing(t *testing.T, open OpenFunc) {
+	s := open(t)
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping of a working store: %v", err)
+	}
+	gone := open(t)
+	gone.Close()
+	if err := gone.Ping(t.Context()); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Ping of a closed store: %v, want ErrUnavailable", err)
+	}
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping of the other handle: %v", err)
 	}
 }

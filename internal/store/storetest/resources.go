@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -156,6 +157,10 @@ func testResourceRelease(t *testing.T, open OpenFunc) {
 		if res := transition(t, s, toReady(r.ID, tree, 0, t0, req("pool", 3), req("hosts/linux/*", 1))); res.Err != nil {
 			t.Fatalf("%s: allocate: %v", tc.name, res.Err)
 		}
+		took := holdsOf(t, s, r.ID)
+		if len(took) != 2 {
+			t.Fatalf("%s: holds when ready = %+v, want 2", tc.name, took)
+		}
 		from := talon.StateReady
 		for _, to := range tc.path {
 			if res := transition(t, s, store.Transition{RunID: r.ID, From: []talon.State{from}, To: to, Reason: tc.why, Now: t0}); res.Err != nil {
@@ -165,6 +170,14 @@ func testResourceRelease(t *testing.T, open OpenFunc) {
 		}
 		if got := holdsOf(t, s, r.ID); len(got) != 0 {
 			t.Errorf("%s: holds after = %+v, want none", tc.name, got)
+		}
+		// The run's record keeps what it held.
+		held, err := s.Held(t.Context(), r.ID)
+		if err != nil {
+			t.Fatalf("%s: Held: %v", tc.name, err)
+		}
+		if !slices.Equal(held, took) {
+			t.Errorf("%s: Held after release = %+v, want %+v", tc.name, held, took)
 		}
 	}
 }

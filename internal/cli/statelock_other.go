@@ -1,0 +1,7 @@
+//go:build !unix
+
+package cli
+
+// lockFile takes no lock where flock does not exist; the README says the
+// check is made on Unix.
+func lockFile(path string) (func(), error) { return func() {}, nil }

@@ -1,0 +1,12 @@
+-- What each run held, kept after the holds are released (allocations
+-- keeps only live holds), so a finished run still shows what it ran with.
+CREATE TABLE held (
+	run_id  bigint NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+	path    text    NOT NULL,
+	units   integer NOT NULL,
+	period  text    NOT NULL DEFAULT '',
+	created timestamptz NOT NULL
+);
+CREATE INDEX held_run ON held (run_id);
+INSERT INTO held (run_id, path, units, period, created)
+	SELECT run_id, path, units, period, created FROM allocations;
