@@ -97,7 +97,9 @@ func (fb *followBundle) release(t *testing.T) {
 // ends, cleanly, once the run has finished and its log is drained.
 func TestFollowLog(t *testing.T) {
 	t.Parallel()
-	limits := api.HTTPLimits{ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond}
+	// Long enough for the plain requests of a loaded machine; the stream
+	// outlasts them several times over.
+	limits := api.HTTPLimits{ReadTimeout: time.Second, WriteTimeout: time.Second}
 	fb := setupFollow(t, limits)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()

@@ -182,6 +182,8 @@ func (e *Engine) checkOffLoop(ctx context.Context, p *plan, r talon.Run, now tim
 		if held {
 			<-e.sensorSem
 		}
+		// The answer is recorded as of when it came, not when it was asked.
+		t.Now = later(now, e.now())
 		e.mu.Lock()
 		e.decided = append(e.decided, decision{run: r, t: t})
 		e.mu.Unlock()

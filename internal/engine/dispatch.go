@@ -319,8 +319,10 @@ func (e *Engine) apply(ctx context.Context, p *plan, now time.Time, ts []store.T
 		}
 	}
 	if err := e.create(ctx, creates); err != nil {
-		// The transitions are recorded; the follow-up runs are derived
-		// from them and re-created idempotently by the recovery scan.
+		// The transitions are recorded; the runs that follow from them
+		// (retries, completion triggers) are created at the next step.
+		// Creation is idempotent on their keys, so trying again is safe.
+		e.pendingCreate = append(e.pendingCreate, creates...)
 		return err
 	}
 	return nil

@@ -99,9 +99,12 @@ type Engine struct {
 	fireReady bool                      // fireWake is valid: no fire is due before it
 	procs     map[int64]*proc           // runs this instance started
 	pendingTx []store.Transition        // transitions to retry after an outage
-	noRetry   map[int64]bool            // failed runs not to retry (cancelled, timed out)
-	buried    sync.Map                  // ids of dead instances reaped, owning nothing
-	lastSync  time.Time
+	// pendingCreate holds the runs that follow recorded transitions
+	// (retries, completion-triggered runs) when creating them failed.
+	pendingCreate []store.CreateRun
+	noRetry       map[int64]bool // failed runs not to retry (cancelled, timed out)
+	buried        sync.Map       // ids of dead instances reaped, owning nothing
+	lastSync      time.Time
 
 	// lease is this scheduler's own lease (lease.go); heartbeats come from
 	// keepLease's goroutine once Loop runs (async), else from Step.
@@ -435,6 +438,13 @@ func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
 		ts := e.pendingTx
 		e.pendingTx = nil
 		if err := e.apply(ctx, p, now, ts); err != nil {
+			return wake, err
+		}
+	}
+	if cs := e.pendingCreate; len(cs) > 0 {
+		e.pendingCreate = nil
+		if err := e.create(ctx, cs); err != nil {
+			e.pendingCreate = append(cs, e.pendingCreate...)
 			return wake, err
 		}
 	}

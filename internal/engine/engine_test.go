@@ -848,3 +848,92 @@ jobs:
 		t.Errorf("%d runs of bad, want 3", len(runs))
 	}
 }
+
+// failingCreates is the real store, except that CreateRuns fails while
+// fail is set: a fault between recording a run's end and creating what
+// follows from it.
+type failingCreates struct {
+	store.Store
+	fail sync.Mutex
+	on   bool
+}
+
+func (f *failingCreates) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Created, error) {
+	f.fail.Lock()
+	on := f.on
+	f.fail.Unlock()
+	if on {
+		return nil, fmt.Errorf("%w: injected", store.ErrUnavailable)
+	}
+	return f.Store.CreateRuns(ctx, ps)
+}
+
+func (f *failingCreates) set(on bool) {
+	f.fail.Lock()
+	f.on = on
+	f.fail.Unlock()
+}
+
+// TestFollowUpRunsSurviveAFault: when the store fails after a run's end
+// is recorded but before its retry and the runs its success triggers are
+// created, they are created at the next step, not lost.
+func TestFollowUpRunsSurviveAFault(t *testing.T) {
+	s, err := schedule.LoadBytes("schedule.yaml", []byte(`
+jobs:
+  flaky:
+    period: daily
+    retries: {max: 1, delay: 1h}
+    executor: inprocess
+    command: [fail]
+  up:
+    period: daily
+    executor: inprocess
+    command: [gated]
+  down:
+    period: daily
+    triggers: [{after: up}]
+    executor: inprocess
+    command: [noop]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "talon.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	fs := &failingCreates{Store: st}
+	now := mustTime(t, "2026-11-26T10:00:00Z")
+	gate := make(chan struct{})
+	b := setupWith(t, s, fs, now, map[string]inprocess.Func{
+		"noop": noop,
+		"gated": func(context.Context, inprocess.Run) error { <-gate; return nil },
+		"fail": func(context.Context, inprocess.Run) error { <-gate; return errors.New("boom") },
+	})
+	b.trigger(t, "flaky", api.TriggerRequest{})
+	b.trigger(t, "up", api.TriggerRequest{})
+	if _, err := b.e.Step(context.Background(), now); err != nil {
+		t.Fatal(err)
+	}
+	fs.set(true)
+	close(gate)
+	// The runs end; recording their ends works, creating what follows
+	// does not.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for len(b.runs(t, "flaky")) == 1 && b.runs(t, "flaky")[0].State != talon.StateFailed || b.runs(t, "up")[0].State != talon.StateSucceeded {
+		if ctx.Err() != nil {
+			t.Fatal("the runs did not end")
+		}
+		b.e.Step(ctx, now) // errors expected: creation fails
+	}
+	fs.set(false)
+	b.settle(t)
+	if runs := b.runs(t, "flaky"); len(runs) != 2 || runs[1].RetryOf != runs[0].ID {
+		t.Errorf("%d runs of flaky, want the failed one and its retry", len(runs))
+	}
+	if runs := b.runs(t, "down"); len(runs) != 1 || runs[0].State != talon.StateSucceeded {
+		t.Errorf("%d runs of down, want the one up's success triggers, succeeded", len(runs))
+	}
+}
