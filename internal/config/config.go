@@ -174,7 +174,7 @@ func LoadBytes(name string, data []byte) (c *Config, err error) {
 			break
 		}
 		if err != nil {
-			r.errs = append(r.errs, yamlError(name, err))
+			r.errs = append(r.errs, schedule.SyntaxError(name, data, err))
 			break
 		}
 		if len(doc.Content) == 0 {
@@ -187,21 +187,6 @@ func LoadBytes(name string, data []byte) (c *Config, err error) {
 		return nil, r.errs
 	}
 	return c, nil
-}
-
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-func yamlError(name string, err error) *schedule.Error {
-	msg, line := err.Error(), 1
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		if n, convErr := strconv.Atoi(m[1]); convErr == nil && n >= 1 {
-			line = n
-		}
-		msg = m[2]
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
-	}
-	return &schedule.Error{Pos: schedule.Pos{File: name, Line: line, Col: 1}, Msg: "invalid YAML: " + msg}
 }
 
 // Resolve returns p relative to the config file's directory, unless p is

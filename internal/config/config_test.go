@@ -144,6 +144,13 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"t.yaml:1:1: invalid YAML: did not find expected node content"},
 		},
 		{
+			// yaml.v3 says "line 1"; the problem is the indentation of
+			// line 3.
+			name: "yaml syntax further down",
+			yaml: "state: sqlite:x.db\nlogs: l\n  listen: 127.0.0.1:1\n",
+			want: []string{"t.yaml:3:3: invalid YAML: mapping values are not allowed in this context"},
+		},
+		{
 			name: "unknown keys with hints",
 			yaml: "stat: x\nlisten: a:1\nauth: {token: []}\nexecutors: {shh: {}, sge: {queu: q}}\n",
 			want: []string{

@@ -76,11 +76,39 @@ func TestLoadErrors(t *testing.T) {
 		want []string
 	}{
 		{
-			name: "yaml syntax",
-			// yaml.v3 reports parser errors at the line before the
-			// construct that failed, and no column; we pass on its line.
+			// yaml.v3 reports the line before the unclosed bracket; the
+			// error must point at the bracket's own line.
+			name: "yaml syntax: unclosed bracket",
 			yaml: "jobs:\n  a:\n    command: [x\n",
-			want: []string{"s.yaml:2:1: invalid YAML: did not find expected ',' or ']'"},
+			want: []string{"s.yaml:3:5: invalid YAML: did not find expected ',' or ']'"},
+		},
+		{
+			name: "yaml syntax: unclosed bracket before more keys",
+			yaml: "jobs:\n  a:\n    command: [x,\n      y]\n    poll: 1m\n    env: {A: b\n  b:\n    command: [x]\n",
+			want: []string{"s.yaml:6:5: invalid YAML: did not find expected ',' or '}'"},
+		},
+		{
+			// yaml.v3 says "line 1" here: the line of the mapping the
+			// badly indented key breaks.
+			name: "yaml syntax: bad indentation",
+			yaml: "jobs:\n  a:\n    command: [x]\n   poll: 1m\n",
+			want: []string{"s.yaml:4:4: invalid YAML: did not find expected key"},
+		},
+		{
+			name: "yaml syntax: in a later document",
+			yaml: "jobs: {}\n---\njobs:\n  a:\n    command: [x]\n  - b\n",
+			want: []string{"s.yaml:6:3: invalid YAML: did not find expected key"},
+		},
+		{
+			// yaml.v3 gives no line at all for this one.
+			name: "yaml syntax: unknown anchor",
+			yaml: "jobs:\n  a:\n    command: [x]\n    env: *nope\n",
+			want: []string{"s.yaml:4:5: invalid YAML: unknown anchor 'nope' referenced"},
+		},
+		{
+			name: "yaml syntax: unclosed quote",
+			yaml: "jobs:\n  a:\n    command: [x]\n    poll: \"1m\n\n",
+			want: []string{"s.yaml:4:5: invalid YAML: found unexpected end of stream"},
 		},
 		{
 			name: "yaml tab indentation",
@@ -783,5 +811,26 @@ func BenchmarkLoadBytes(b *testing.B) {
 		if _, err := LoadBytes("bench.yaml", data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A syntax error at the end of a large file is found at its line, and
+// quickly: the search parses a few prefixes, not one per line.
+func TestSyntaxErrorLineInLargeFile(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("jobs:\n")
+	for i := range 3000 {
+		fmt.Fprintf(&b, "  job%d:\n    command: [x]\n    poll: 1m\n", i)
+	}
+	b.WriteString("   bad: 1\n")
+	start := time.Now()
+	_, err := LoadBytes("big.yaml", []byte(b.String()))
+	got := errLines(t, err)
+	want := "big.yaml:9002:4: invalid YAML: did not find expected key"
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("errors = %q, want [%q]", got, want)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s", d)
 	}
 }

@@ -49,7 +49,7 @@ func (s scope) enter(n *yaml.Node, at *yaml.Node) bool {
 
 func (s scope) leave(n *yaml.Node) { delete(s.f.open, n) }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlLineRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
 
 // parseDocs parses every YAML document of f. A syntax error ends the file:
 // the parser cannot resynchronise after one.
@@ -69,25 +69,87 @@ func parseDocs(f *file) (docs []*yaml.Node, e *Error) {
 			return docs, nil
 		}
 		if err != nil {
-			return docs, yamlError(f.name, err)
+			return docs, SyntaxError(f.name, f.src, err)
 		}
 		docs = append(docs, &n)
 	}
 }
 
-// yamlError positions a yaml.v3 error, which carries a line but no column.
-func yamlError(name string, err error) *Error {
-	msg := err.Error()
-	line := 1
+// SyntaxError positions a YAML syntax error err found in src, the
+// contents of file name. yaml.v3 reports the line where the construct
+// around the problem began, counted from 0 for some errors and from 1 for
+// others, or no line at all, and never a column; so the line is found
+// again here: it is the last line of the shortest run of whole lines from
+// the start of src that fails with the same error (an unclosed bracket
+// fails on its own line, a bad indentation on the line that has it). The
+// column is the line's first character after its indentation.
+func SyntaxError(name string, src []byte, err error) *Error {
+	msg, from := err.Error(), 0
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		if n, convErr := strconv.Atoi(m[1]); convErr == nil && n >= 1 {
-			line = n
-		}
+		from, _ = strconv.Atoi(m[1])
 		msg = m[2]
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
-	return &Error{Pos: Pos{File: name, Line: line, Col: 1}, Msg: "invalid YAML: " + msg}
+	line, text := syntaxLine(src, err.Error(), from)
+	col := 1 // indentation is spaces only, one byte each
+	if indent := len(text) - len(strings.TrimLeft(text, " ")); indent < len(text) {
+		col += indent
+	}
+	return &Error{Pos: Pos{File: name, Line: line, Col: col}, Msg: "invalid YAML: " + msg}
+}
+
+// syntaxLine returns the line (1-based), and its text, that ends the
+// shortest prefix of src failing with the error text want, looking from
+// line from on. Once a prefix holds the problem, every longer one fails
+// the same way (the parser stops there), and a shorter one cut inside an
+// earlier bracket fails with another context line in the text; so a
+// binary search finds the line in a few parses, even in a large file.
+func syntaxLine(src []byte, want string, from int) (int, string) {
+	var ends []int // ends[i] is the offset just past line i+1
+	for i, b := range src {
+		if b == '\n' {
+			ends = append(ends, i+1)
+		}
+	}
+	if len(ends) == 0 || ends[len(ends)-1] != len(src) {
+		ends = append(ends, len(src))
+	}
+	// lo fails otherwise (or is before the file), hi fails with want: the
+	// whole file does.
+	lo, hi := min(max(from, 1), len(ends))-1, len(ends)
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if firstError(src[:ends[mid-1]]) == want {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	start := 0
+	if hi >= 2 {
+		start = ends[hi-2]
+	}
+	return hi, strings.TrimRight(string(src[start:ends[hi-1]]), "\r\n")
+}
+
+// firstError parses every document of src and returns the text of the
+// first error, "" when there is none.
+func firstError(src []byte) (msg string) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg = fmt.Sprint(r)
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if err == io.EOF {
+			return ""
+		}
+		if err != nil {
+			return err.Error()
+		}
+	}
 }
 
 // deref follows an alias to the node it names.
