@@ -60,7 +60,7 @@ func newCalendarCmd(g *globals) *cobra.Command {
 			}
 			opt := trigger.Options{Location: loc}
 			if sched != "" {
-				s, err := schedule.Load(sched)
+				s, err := schedule.Load(offlineOptions(), sched)
 				if err != nil {
 					return g.printList(err, "calendar")
 				}

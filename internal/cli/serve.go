@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -98,7 +100,10 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 			quickStartHint)
 	}
 
-	load := func() (*schedule.Schedule, error) { return schedule.Load(cfg.Schedule) }
+	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	exs := executors(logger)
+	opt := schedule.Options{Executors: slices.Sorted(maps.Keys(exs))}
+	load := func() (*schedule.Schedule, error) { return schedule.Load(opt, cfg.Schedule) }
 	sched, err := load()
 	if err != nil {
 		return g.printList(err, "server not started")
@@ -110,7 +115,6 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	}
 	defer unlock()
 
-	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	st, err := openStore(ctx, cfg.State, logger)
 	if err != nil {
 		return withHint(fmt.Errorf("open state store %s: %w", redact(cfg.State), err),
@@ -130,7 +134,7 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	logDir, _ := filepath.Abs(cfg.Logs)
 	e, err := engine.New(engine.Config{
 		Store: st, Schedule: sched, Load: load, Logger: logger, LogDir: logDir, URL: baseURL,
-		Executors: executors(logger), Lease: cfg.Lease,
+		Executors: exs, Lease: cfg.Lease,
 	})
 	if err != nil {
 		return err
@@ -185,6 +189,15 @@ func executors(logger *slog.Logger) map[string]executor.Executor {
 		}
 	}
 	return out
+}
+
+// offlineOptions are what offline verbs (validate, calendar) check a
+// schedule against: the executors serve would have, without building
+// them.
+func offlineOptions() schedule.Options {
+	names := append([]string{"inprocess", "local"}, executor.Names()...)
+	slices.Sort(names)
+	return schedule.Options{Executors: slices.Compact(names)}
 }
 
 // openStore opens the state store, waiting for a database that is not up

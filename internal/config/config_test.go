@@ -296,7 +296,7 @@ func TestOneFileQuickStart(t *testing.T) {
 	if !c.HasSchedule {
 		t.Error("HasSchedule = false")
 	}
-	s, err := schedule.LoadBytes("talon.yaml", data)
+	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"local"}}, "talon.yaml", data)
 	if err != nil {
 		t.Fatalf("schedule: %v", err)
 	}

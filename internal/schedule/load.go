@@ -65,6 +65,15 @@ var (
 	requestRE  = regexp.MustCompile(`^[A-Za-z0-9_.*?-]+(/[A-Za-z0-9_.*?-]+)*$`)
 )
 
+// Options are what a schedule is checked against beyond its own files.
+type Options struct {
+	// Executors names the executors a job may use: those the program
+	// has. A job naming another, or relying on the default "local" when
+	// it is not among them, is an error. The loader imports no executor;
+	// its caller knows which exist.
+	Executors []string
+}
+
 // Load reads a schedule from files and directories. A directory
 // contributes every *.yaml and *.yml file below it, recursively, in
 // lexical order. All files form one schedule: a job, calendar or resource
@@ -74,7 +83,7 @@ var (
 // When the schedule is invalid, the error is an ErrorList holding every
 // problem found, sorted by position. Trouble reading the files is
 // returned as a plain wrapped error.
-func Load(paths ...string) (*Schedule, error) {
+func Load(opt Options, paths ...string) (*Schedule, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("load schedule: no files given")
 	}
@@ -107,7 +116,7 @@ func Load(paths ...string) (*Schedule, error) {
 		sort.Strings(found)
 		files = append(files, found...)
 	}
-	l := newLoader()
+	l := newLoader(opt)
 	seen := map[string]bool{}
 	for _, name := range files {
 		if seen[name] {
@@ -125,13 +134,14 @@ func Load(paths ...string) (*Schedule, error) {
 
 // LoadBytes reads a schedule from one file's contents; name is used in
 // positions. Errors are as for Load.
-func LoadBytes(name string, data []byte) (*Schedule, error) {
-	l := newLoader()
+func LoadBytes(opt Options, name string, data []byte) (*Schedule, error) {
+	l := newLoader(opt)
 	l.file(name, data)
 	return l.finish()
 }
 
 type loader struct {
+	opt       Options
 	errs      ErrorList
 	seen      map[Error]bool // to drop repeats, as aliases visit nodes again
 	zones     map[string]*time.Location
@@ -188,8 +198,9 @@ func (l *loader) add(e *Error) {
 	}
 }
 
-func newLoader() *loader {
+func newLoader(opt Options) *loader {
 	return &loader{
+		opt:       opt,
 		seen:      map[Error]bool{},
 		jobs:      map[string]*jobDraft{},
 		calendars: map[string]*calDraft{},
@@ -233,6 +244,24 @@ func (l *loader) file(name string, data []byte) {
 			}
 		}
 	}
+}
+
+// executorHint suggests the executor nearest to name, else lists them.
+func executorHint(name string, names []string) string {
+	if hint := didYouMean(name, names); hint != "" {
+		return hint
+	}
+	return "want " + executorList(names)
+}
+
+func executorList(names []string) string {
+	switch len(names) {
+	case 0:
+		return "an executor, but none is available"
+	case 1:
+		return names[0]
+	}
+	return "one of " + strings.Join(names, ", ")
 }
 
 // checkName reports a name that breaks nameRE, with a hint.
@@ -518,13 +547,19 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 		}
 	}
 	if f, ok := fs["executor"]; ok {
-		if v, ok := s.sub("executor").str(f.val); ok {
-			if v == "" {
-				s.sub("executor").errf(f.val, "", "want an executor name like local")
-			} else {
+		es := s.sub("executor")
+		if v, ok := es.str(f.val); ok {
+			switch {
+			case v == "":
+				es.errf(f.val, "want "+executorList(l.opt.Executors), "missing executor name")
+			case !contains(l.opt.Executors, v):
+				es.errf(f.val, executorHint(v, l.opt.Executors), "unknown executor %q", v)
+			default:
 				j.Executor = v
 			}
 		}
+	} else if !contains(l.opt.Executors, j.Executor) {
+		s.errf(d.key, "set executor: to "+executorList(l.opt.Executors), "the default executor %q is not available", j.Executor)
 	}
 	if f, ok := fs["command"]; ok {
 		cs := s.sub("command")

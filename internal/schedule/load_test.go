@@ -29,6 +29,9 @@ type fakeTrigger struct{}
 
 func (fakeTrigger) Next(after time.Time) time.Time { return after.Add(time.Hour) }
 
+// testOpt is what the CLI offers offline: the built-in executors.
+var testOpt = Options{Executors: []string{"inprocess", "local"}}
+
 // useParser swaps the trigger parser for one test. Tests in this package
 // do not run in parallel because of it.
 func useParser(t *testing.T, p func(string, trigger.Options) (trigger.Trigger, error)) {
@@ -394,6 +397,15 @@ func TestLoadErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "unknown executors",
+			yaml: "jobs:\n  a:\n    command: [x]\n    executor: locl\n  b:\n    command: [x]\n    executor: kubernetes\n  c:\n    command: [x]\n    executor: \"\"\n",
+			want: []string{
+				`s.yaml:4:15: job "a": executor: unknown executor "locl" (did you mean "local"?)`,
+				`s.yaml:7:15: job "b": executor: unknown executor "kubernetes" (want one of inprocess, local)`,
+				`s.yaml:10:15: job "c": executor: missing executor name (want one of inprocess, local)`,
+			},
+		},
+		{
 			name: "jobs not a mapping",
 			yaml: "jobs: [a, b]\n",
 			want: []string{`s.yaml:1:7: jobs: want a mapping of job names to jobs, not a list`},
@@ -402,7 +414,7 @@ func TestLoadErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			useParser(t, fakeParse)
-			s, err := LoadBytes("s.yaml", []byte(tt.yaml))
+			s, err := LoadBytes(testOpt, "s.yaml", []byte(tt.yaml))
 			got := errLines(t, err)
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
@@ -464,7 +476,7 @@ jobs:
 `
 
 func TestLoadFullExample(t *testing.T) {
-	s, err := LoadBytes("talon.yaml", []byte(fullExample))
+	s, err := LoadBytes(testOpt, "talon.yaml", []byte(fullExample))
 	if err != nil {
 		t.Fatalf("LoadBytes: %v\n%s", err, strings.Join(errLines(t, err), "\n"))
 	}
@@ -652,7 +664,7 @@ func TestLoadFeatures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			useParser(t, fakeParse)
-			s, err := LoadBytes("s.yaml", []byte(tt.yaml))
+			s, err := LoadBytes(testOpt, "s.yaml", []byte(tt.yaml))
 			if err != nil {
 				t.Fatalf("LoadBytes:\n%s", strings.Join(errLines(t, err), "\n"))
 			}
@@ -687,7 +699,7 @@ func TestLoadDirectory(t *testing.T) {
 		"z/empty/keep.yaml":  "",
 		"z/also-config.yaml": "listen: 127.0.0.1:7070\n",
 	})
-	s, err := Load(dir)
+	s, err := Load(testOpt, dir)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -709,7 +721,7 @@ func TestLoadDirectory(t *testing.T) {
 	}
 
 	// A file named as well as its directory is read once.
-	if _, err := Load(filepath.Join(dir, "calendars.yaml"), dir); err != nil {
+	if _, err := Load(testOpt, filepath.Join(dir, "calendars.yaml"), dir); err != nil {
 		t.Errorf("Load(file, dir): %v", err)
 	}
 }
@@ -722,7 +734,7 @@ func TestLoadDirectoryErrors(t *testing.T) {
 		"b/dup.yaml": "calendars:\n  uk: {}\njobs:\n  load: {command: [x], triggers: [{after: extrct}]}\n  extract: {command: [y]}\n",
 		"c.yml":      "jobs:\n  bad: {poll: x, command: [x]}\n",
 	})
-	_, err := Load(dir)
+	_, err := Load(testOpt, dir)
 	a, b, c := filepath.Join(dir, "a.yaml"), filepath.Join(dir, "b/dup.yaml"), filepath.Join(dir, "c.yml")
 	want := []string{
 		b + `:2:3: calendar "uk" defined twice (first at ` + a + `:2:3)`,
@@ -749,7 +761,7 @@ func TestLoadIOErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Load(tt.paths...)
+			_, err := Load(testOpt, tt.paths...)
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("Load() error = %v, want %s", err, tt.want)
 			}
@@ -762,7 +774,7 @@ func TestLoadIOErrors(t *testing.T) {
 }
 
 func TestRealTriggerParser(t *testing.T) {
-	s, err := LoadBytes("s.yaml", []byte("jobs:\n  a:\n    command: [x]\n    timezone: Europe/Paris\n    triggers: [{schedule: \"30 6 * * 1-5\"}]\n"))
+	s, err := LoadBytes(testOpt, "s.yaml", []byte("jobs:\n  a:\n    command: [x]\n    timezone: Europe/Paris\n    triggers: [{schedule: \"30 6 * * 1-5\"}]\n"))
 	if err != nil {
 		t.Fatalf("LoadBytes: %v", err)
 	}
@@ -770,7 +782,7 @@ func TestRealTriggerParser(t *testing.T) {
 	if next := s.ByName["a"].Times[0].Next(after); !next.Equal(time.Date(2026, 3, 2, 5, 30, 0, 0, time.UTC)) {
 		t.Errorf("Next(%v) = %v, want 06:30 in Paris", after, next)
 	}
-	_, err = LoadBytes("s.yaml", []byte("jobs:\n  a:\n    command: [x]\n    triggers: [{schedule: \"61 6 * * *\"}]\n"))
+	_, err = LoadBytes(testOpt, "s.yaml", []byte("jobs:\n  a:\n    command: [x]\n    triggers: [{schedule: \"61 6 * * *\"}]\n"))
 	lines := errLines(t, err)
 	if len(lines) != 1 || !strings.HasPrefix(lines[0], `s.yaml:4:`) || !strings.Contains(lines[0], `job "a": trigger "61 6 * * *": `) {
 		t.Errorf("errors = %q, want one trigger error on line 4", lines)
@@ -808,7 +820,7 @@ func BenchmarkLoadBytes(b *testing.B) {
 	data := []byte(sb.String())
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if _, err := LoadBytes("bench.yaml", data); err != nil {
+		if _, err := LoadBytes(testOpt, "bench.yaml", data); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -824,7 +836,7 @@ func TestSyntaxErrorLineInLargeFile(t *testing.T) {
 	}
 	b.WriteString("   bad: 1\n")
 	start := time.Now()
-	_, err := LoadBytes("big.yaml", []byte(b.String()))
+	_, err := LoadBytes(testOpt, "big.yaml", []byte(b.String()))
 	got := errLines(t, err)
 	want := "big.yaml:9002:4: invalid YAML: did not find expected key"
 	if len(got) != 1 || got[0] != want {
@@ -832,5 +844,26 @@ func TestSyntaxErrorLineInLargeFile(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %s", d)
+	}
+}
+
+// The executors a job may name come from the loader's caller: a program
+// with other executors (or without local) says so.
+func TestExecutorsFromCaller(t *testing.T) {
+	src := []byte("jobs:\n  a:\n    command: [x]\n  b:\n    command: [x]\n    executor: batch\n")
+	_, err := LoadBytes(Options{Executors: []string{"inprocess"}}, "s.yaml", src)
+	want := []string{
+		`s.yaml:2:3: job "a": the default executor "local" is not available (set executor: to inprocess)`,
+		`s.yaml:6:15: job "b": executor: unknown executor "batch" (want inprocess)`,
+	}
+	if got := errLines(t, err); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	s, err := LoadBytes(Options{Executors: []string{"batch", "local"}}, "s.yaml", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ByName["a"].Executor != "local" || s.ByName["b"].Executor != "batch" {
+		t.Errorf("executors %q, %q", s.ByName["a"].Executor, s.ByName["b"].Executor)
 	}
 }
