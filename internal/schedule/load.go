@@ -294,9 +294,10 @@ func (l *loader) mapping(s scope, n *yaml.Node, what string) []pair {
 func (l *loader) jobsSection(top scope, n *yaml.Node) {
 	s := top.sub("jobs")
 	for _, p := range l.mapping(s, n, "job names to jobs") {
-		if !checkName(top, p.key, "job", p.name) {
-			continue
-		}
+		// A bad name is reported, and the job's body is still checked:
+		// the schedule is invalid either way, and one edit should not
+		// uncover a second round of errors.
+		checkName(top, p.key, "job", p.name)
 		js := scope{l: l, f: top.f, where: fmt.Sprintf("job %q: ", p.name)}
 		if first, ok := l.jobs[p.name]; ok {
 			top.errf(p.key, "", "job %q defined twice (first at %s)", p.name, first.s.pos(first.key))
@@ -311,9 +312,7 @@ func (l *loader) jobsSection(top scope, n *yaml.Node) {
 func (l *loader) calendarsSection(top scope, n *yaml.Node) {
 	s := top.sub("calendars")
 	for _, p := range l.mapping(s, n, "calendar names to calendars") {
-		if !checkName(top, p.key, "calendar", p.name) {
-			continue
-		}
+		checkName(top, p.key, "calendar", p.name) // and check the body all the same
 		if first, ok := l.calendars[p.name]; ok {
 			top.errf(p.key, "", "calendar %q defined twice (first at %s)", p.name, first.pos)
 			continue

@@ -397,6 +397,24 @@ func TestLoadErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "a bad job name does not hide the job's errors",
+			yaml: "jobs:\n  Load:\n    command: [x]\n    poll: fast\n    executor: locl\n    triggers: [{after: extrct}]\n  extract: {command: [x]}\n",
+			want: []string{
+				`s.yaml:2:3: invalid job name "Load" (did you mean "load"?)`,
+				`s.yaml:4:11: job "Load": poll: want a duration like 1m or 90s, not "fast"`,
+				`s.yaml:5:15: job "Load": executor: unknown executor "locl" (did you mean "local"?)`,
+				`s.yaml:6:24: job "Load": after: unknown job "extrct" (did you mean "extract"?)`,
+			},
+		},
+		{
+			name: "a bad calendar name does not hide the calendar's errors",
+			yaml: "calendars:\n  \"u k\":\n    holidays: [2026-13-01]\n",
+			want: []string{
+				`s.yaml:2:3: invalid calendar name "u k" (use lowercase letters, digits, '_', '.' and '-', starting with a letter or digit)`,
+				`s.yaml:3:16: calendar "u k": holidays: want a date like 2026-12-25, not "2026-13-01"`,
+			},
+		},
+		{
 			name: "unknown executors",
 			yaml: "jobs:\n  a:\n    command: [x]\n    executor: locl\n  b:\n    command: [x]\n    executor: kubernetes\n  c:\n    command: [x]\n    executor: \"\"\n",
 			want: []string{
