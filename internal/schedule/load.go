@@ -456,8 +456,8 @@ func (l *loader) resourcesSection(top scope, n *yaml.Node) {
 		if dv.Kind == yaml.ScalarNode {
 			// Shorthand: `db/prod/connections: 4`.
 			if c, ok := rs.integer(p.val, "a capacity (a whole number ≥ 0) or {capacity: N, attributes: {…}}"); ok {
-				if c < 0 {
-					rs.errf(p.val, "", "capacity: want a whole number ≥ 0, not %d", c)
+				if c < 0 || c > MaxCapacity {
+					rs.errf(p.val, "", "capacity: want a whole number from 0 to %d, not %d", MaxCapacity, c)
 				}
 				r.Capacity = c
 			}
@@ -469,10 +469,7 @@ func (l *loader) resourcesSection(top scope, n *yaml.Node) {
 			continue
 		}
 		if f, ok := fs["capacity"]; ok {
-			if c, ok := rs.sub("capacity").integer(f.val, "a whole number ≥ 0"); ok {
-				if c < 0 {
-					rs.errf(f.val, "", "capacity: want a whole number ≥ 0, not %d", c)
-				}
+			if c, ok := rs.sub("capacity").integerIn(f.val, 0, MaxCapacity, fmt.Sprintf("a whole number from 0 to %d", MaxCapacity)); ok {
 				r.Capacity = c
 			}
 		} else {
@@ -607,19 +604,15 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 		}
 	}
 	if f, ok := fs["poll"]; ok {
-		if v, ok := s.sub("poll").duration(f.val); ok {
-			if v <= 0 {
-				s.sub("poll").errf(f.val, "", "want a positive duration like 1m, not %q", deref(f.val).Value)
-			} else {
-				j.Poll = v
-			}
+		if v, ok := s.sub("poll").durationIn(f.val, MinPoll, MaxPoll, ""); ok {
+			j.Poll = v
 		}
 	}
 	if f, ok := fs["timeout"]; ok {
-		j.Timeout, _ = s.sub("timeout").duration(f.val)
+		j.Timeout, _ = s.sub("timeout").durationIn(f.val, MinTimeout, MaxTimeout, "none")
 	}
 	if f, ok := fs["catchup_window"]; ok {
-		j.CatchupWindow, _ = s.sub("catchup_window").duration(f.val)
+		j.CatchupWindow, _ = s.sub("catchup_window").durationIn(f.val, MinCatchupWindow, MaxCatchupWindow, "no bound")
 	}
 	if f, ok := fs["retries"]; ok {
 		j.Retries = retries(s.sub("retries"), f.val)
@@ -636,7 +629,7 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 		}
 	}
 	if f, ok := fs["priority"]; ok {
-		j.Priority, _ = s.sub("priority").integer(f.val, "a whole number")
+		j.Priority, _ = s.sub("priority").integerIn(f.val, MinPriority, MaxPriority, fmt.Sprintf("a whole number from %d to %d", MinPriority, MaxPriority))
 	}
 	if f, ok := fs["schedule"]; ok {
 		// Shorthand for a single time trigger: `schedule: "@daily"`.
@@ -742,12 +735,8 @@ func (l *loader) requests(d *jobDraft, rs scope, n *yaml.Node) {
 }
 
 func (l *loader) count(s scope, n *yaml.Node, out *int) bool {
-	c, ok := s.integer(n, "a whole number ≥ 1")
+	c, ok := s.integerIn(n, 1, MaxCapacity, fmt.Sprintf("a whole number from 1 to %d", MaxCapacity))
 	if !ok {
-		return false
-	}
-	if c < 1 {
-		s.errf(n, "", "want a whole number ≥ 1, not %d", c)
 		return false
 	}
 	*out = c
@@ -847,30 +836,22 @@ func retries(s scope, n *yaml.Node) talon.RetryPolicy {
 	var r talon.RetryPolicy
 	if deref(n).Kind == yaml.ScalarNode {
 		// Shorthand: `retries: 2` retries at once.
-		if v, ok := s.integer(n, "a number of retries or {max: N, delay: 5m}"); ok {
-			if v < 0 {
-				s.errf(n, "", "want a whole number ≥ 0, not %d", v)
-			} else {
-				r.Max = v
-			}
+		if v, ok := s.integerIn(n, 0, MaxRetries, "a number of retries or {max: N, delay: 5m}"); ok {
+			r.Max = v
 		}
 		return r
 	}
 	fs := s.fields(n, retryKeys, "retry settings")
 	if f, ok := fs["max"]; ok {
 		ms := s.sub("max")
-		if v, ok := ms.integer(f.val, "a whole number ≥ 0"); ok {
-			if v < 0 {
-				ms.errf(f.val, "", "want a whole number ≥ 0, not %d", v)
-			} else {
-				r.Max = v
-			}
+		if v, ok := ms.integerIn(f.val, 0, MaxRetries, fmt.Sprintf("a whole number from 0 to %d", MaxRetries)); ok {
+			r.Max = v
 		}
 	} else if fs != nil {
 		s.errf(n, "", "missing max")
 	}
 	if f, ok := fs["delay"]; ok {
-		r.Delay, _ = s.sub("delay").duration(f.val)
+		r.Delay, _ = s.sub("delay").durationIn(f.val, MinRetryDelay, MaxRetryDelay, "at once")
 	}
 	if f, ok := fs["timeouts"]; ok {
 		r.Timeouts, _ = s.sub("timeouts").boolean(f.val)
@@ -970,7 +951,14 @@ func (l *loader) constraints(d *jobDraft, js scope, n *yaml.Node) {
 		}
 		c, err := constraint.Compile(p.name, v)
 		if err != nil {
-			cs.errf(p.key, "", "%v", err)
+			// The built-in kinds name themselves ("max_running: want …",
+			// "after[1]: …"); say the kind once.
+			msg := err.Error()
+			if rest, ok := strings.CutPrefix(msg, p.name); ok && (strings.HasPrefix(rest, ":") || strings.HasPrefix(rest, "[")) {
+				js.errf(p.key, "", "constraint %s", msg)
+			} else {
+				cs.errf(p.key, "", "%s", msg)
+			}
 			continue
 		}
 		d.job.Constraints = append(d.job.Constraints, talon.ConstraintSpec{Kind: p.name, Value: v})

@@ -155,14 +155,14 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "poll zero",
 			yaml: "jobs:\n  a:\n    command: [x]\n    poll: 0s\n",
-			want: []string{`s.yaml:4:11: job "a": poll: want a positive duration like 1m, not "0s"`},
+			want: []string{`s.yaml:4:11: job "a": poll: want a duration from 1s to 24h, not "0s"`},
 		},
 		{
 			name: "negative timeout and mapping window",
 			yaml: "jobs:\n  a:\n    command: [x]\n    timeout: -1m\n    catchup_window: {h: 1}\n",
 			want: []string{
-				`s.yaml:4:14: job "a": timeout: want a positive duration, not "-1m"`,
-				`s.yaml:5:21: job "a": catchup_window: want a duration like 1m or 90s, not a mapping`,
+				`s.yaml:4:14: job "a": timeout: want 0 (none) or a duration from 1s to 30d, not "-1m"`,
+				`s.yaml:5:21: job "a": catchup_window: want 0 (no bound) or a duration from 1s to 366d, not a mapping`,
 			},
 		},
 		{
@@ -260,6 +260,17 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`s.yaml:5:7: job "a": constraint test_even: want an even number, got 3`},
 		},
 		{
+			// The built-in kinds name themselves in their errors: the
+			// kind is said once, not "max_running: max_running:".
+			name: "built-in constraint errors say the kind once",
+			yaml: "jobs:\n  a:\n    command: [x]\n    constraints:\n      max_running: 1e23\n      max_blocked: 0\n      after: [a, 3]\n",
+			want: []string{
+				`s.yaml:5:7: job "a": constraint max_running: want an integer from 1 to 10000, got 1e+23`,
+				`s.yaml:6:7: job "a": constraint max_blocked: want an integer from 1 to 10000, got 0`,
+				`s.yaml:7:7: job "a": constraint after[1]: want a job name or {job: NAME, …}, got 3`,
+			},
+		},
+		{
 			name: "unknown constraint",
 			yaml: "jobs:\n  a:\n    command: [x]\n    constraints:\n      test_evn: 2\n",
 			want: []string{`s.yaml:5:7: job "a": unknown constraint "test_evn" (did you mean "test_even"?)`},
@@ -273,7 +284,7 @@ func TestLoadErrors(t *testing.T) {
 			name: "bad retries",
 			yaml: "jobs:\n  a:\n    command: [x]\n    retries: {max: -1, delay: soon}\n  b:\n    command: [x]\n    retries: {maxx: 2}\n  c:\n    command: [x]\n    retries: lots\n",
 			want: []string{
-				`s.yaml:4:20: job "a": retries: max: want a whole number ≥ 0, not -1`,
+				`s.yaml:4:20: job "a": retries: max: want a whole number from 0 to 100, not -1`,
 				`s.yaml:4:31: job "a": retries: delay: want a duration like 1m or 90s, not "soon"`,
 				`s.yaml:7:14: job "b": retries: missing max`,
 				`s.yaml:7:15: job "b": retries: unknown key "maxx" (did you mean "max"?)`,
@@ -339,10 +350,10 @@ func TestLoadErrors(t *testing.T) {
 			yaml: "resources:\n  db//x: 1\n  a: {attributes: {k: v}}\n  b: {capacity: -1}\n  c: lots\njobs:\n  a:\n    command: [x]\n    resources: {a: 0, b: many}\n",
 			want: []string{
 				`s.yaml:2:3: invalid resource path "db//x" (use segments of letters, digits, '_', '.' and '-' joined by '/', like db/prod/connections)`,
-				`s.yaml:4:17: resource "b": capacity: want a whole number ≥ 0, not -1`,
+				`s.yaml:4:17: resource "b": capacity: want a whole number from 0 to 1000000000, not -1`,
 				`s.yaml:5:6: resource "c": want a capacity (a whole number ≥ 0) or {capacity: N, attributes: {…}}, not "lots"`,
-				`s.yaml:9:20: job "a": resources: a: want a whole number ≥ 1, not 0`,
-				`s.yaml:9:26: job "a": resources: b: want a whole number ≥ 1, not "many"`,
+				`s.yaml:9:20: job "a": resources: a: want a whole number from 1 to 1000000000, not 0`,
+				`s.yaml:9:26: job "a": resources: b: want a whole number from 1 to 1000000000, not "many"`,
 			},
 		},
 		{
@@ -391,9 +402,33 @@ func TestLoadErrors(t *testing.T) {
 			name: "bad scalars",
 			yaml: "jobs:\n  a:\n    command: [x]\n    priority: high\n    description: {a: b}\n    environment: Prod\n",
 			want: []string{
-				`s.yaml:4:15: job "a": priority: want a whole number, not "high"`,
+				`s.yaml:4:15: job "a": priority: want a whole number from -1000 to 1000, not "high"`,
 				`s.yaml:5:18: job "a": description: want a string, not a mapping`,
 				`s.yaml:6:18: job "a": invalid environment name "Prod" (did you mean "prod"?)`,
+			},
+		},
+		{
+			// A 1ns retry delay once made 699 runs in 5 s.
+			name: "numbers and durations out of bounds",
+			yaml: "resources:\n  r: {capacity: 2000000000}\n  q: 3000000000\njobs:\n  a:\n    command: [x]\n" +
+				"    retries: {max: 1000000000, delay: 1ns}\n    poll: 1ns\n    timeout: 100000000h\n" +
+				"    catchup_window: 400d\n    priority: 99999999999\n    resources: {q: 1000000001}\n" +
+				"  b:\n    command: [x]\n    retries: 101\n    poll: 25h\n    timeout: 31d\n    catchup_window: 1ms\n  c:\n    command: [x]\n    retries: {max: 1, delay: 8d}\n",
+			want: []string{
+				`s.yaml:2:17: resource "r": capacity: want a whole number from 0 to 1000000000, not 2000000000`,
+				`s.yaml:3:6: resource "q": capacity: want a whole number from 0 to 1000000000, not 3000000000`,
+				`s.yaml:7:20: job "a": retries: max: want a whole number from 0 to 100, not 1000000000`,
+				`s.yaml:7:39: job "a": retries: delay: want 0 (at once) or a duration from 1s to 7d, not "1ns"`,
+				`s.yaml:8:11: job "a": poll: want a duration from 1s to 24h, not "1ns"`,
+				`s.yaml:9:14: job "a": timeout: want 0 (none) or a duration from 1s to 30d, not "100000000h"`,
+				`s.yaml:10:21: job "a": catchup_window: want 0 (no bound) or a duration from 1s to 366d, not "400d"`,
+				`s.yaml:11:15: job "a": priority: want a whole number from -1000 to 1000, not 99999999999`,
+				`s.yaml:12:20: job "a": resources: q: want a whole number from 1 to 1000000000, not 1000000001`,
+				`s.yaml:15:14: job "b": retries: want a whole number from 0 to 100, not 101`,
+				`s.yaml:16:11: job "b": poll: want a duration from 1s to 24h, not "25h"`,
+				`s.yaml:17:14: job "b": timeout: want 0 (none) or a duration from 1s to 30d, not "31d"`,
+				`s.yaml:18:21: job "b": catchup_window: want 0 (no bound) or a duration from 1s to 366d, not "1ms"`,
+				`s.yaml:21:30: job "c": retries: delay: want 0 (at once) or a duration from 1s to 7d, not "8d"`,
 			},
 		},
 		{

@@ -381,28 +381,8 @@ func (s scope) boolean(n *yaml.Node) (bool, bool) {
 	return v, true
 }
 
-// duration reads a Go duration ("90s", "1h30m") or a whole number of days
-// ("2d"), which Go's syntax lacks but catch-up windows want. Negative
-// durations are refused.
-func (s scope) duration(n *yaml.Node) (time.Duration, bool) {
-	const want = "want a duration like 1m or 90s"
-	dn := deref(n)
-	if dn.Kind != yaml.ScalarNode || dn.ShortTag() == "!!null" {
-		s.errf(n, "", "%s, not a %s", want, kindName(dn))
-		return 0, false
-	}
-	d, err := parseDuration(dn.Value)
-	if err != nil {
-		s.errf(n, "", "%s, not %q", want, dn.Value)
-		return 0, false
-	}
-	if d < 0 {
-		s.errf(n, "", "want a positive duration, not %q", dn.Value)
-		return 0, false
-	}
-	return d, true
-}
-
+// parseDuration reads a Go duration ("90s", "1h30m") or a whole number
+// of days ("2d"), which Go's syntax lacks but catch-up windows want.
 func parseDuration(v string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(v, "d"); ok {
 		n, err := strconv.Atoi(days)

@@ -411,6 +411,9 @@ func parseClock(s string) (int, bool) {
 	return h*3600 + m*60 + sec, true
 }
 
+// maxJitter bounds jitter DURATION.
+const maxJitter = 24 * time.Hour
+
 const wantQualifier = "want in ZONE, using CAL, adjust CONVENTION, except holidays|on DATE, starting DATE, ending DATE, jitter DURATION or dst shift|skip"
 
 func (p *parser) qualifiers(qs []field) error {
@@ -491,8 +494,10 @@ func (p *parser) qualifiers(qs []field) error {
 			if err != nil {
 				return err
 			}
-			if d < time.Second || d%time.Second != 0 {
-				return &Error{Offset: a[0].off, Msg: "jitter " + strconv.Quote(a[0].text) + " must be whole seconds, at least 1s"}
+			// Jitter spreads the starts of jobs that share a time; a day
+			// of it would move a run into another day's work.
+			if d < time.Second || d%time.Second != 0 || d > maxJitter {
+				return &Error{Offset: a[0].off, Msg: "jitter " + strconv.Quote(a[0].text) + " must be whole seconds, at least 1s and at most 24h"}
 			}
 			p.spec.jitter = int64(d / time.Second)
 			i += 2
