@@ -10,6 +10,7 @@ import (
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/calendar"
 	"github.com/talonhq/talon/internal/schedule"
+	"github.com/talonhq/talon/internal/suggest"
 	"github.com/talonhq/talon/internal/trigger"
 )
 
@@ -70,7 +71,7 @@ func newCalendarCmd(g *globals) *cobra.Command {
 			if err != nil {
 				var te *trigger.Error
 				if errors.As(err, &te) {
-					return fmt.Errorf("%q at column %d: %s", expr, te.Offset+1, te.Error())
+					return fmt.Errorf("%s at column %d: %s", suggest.Quote(expr), te.Offset+1, te.Error())
 				}
 				return err
 			}

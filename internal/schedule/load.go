@@ -240,7 +240,7 @@ func (l *loader) file(name string, data []byte) {
 				// Extension keys hold anchors for merge keys, as in
 				// Compose files: `x-defaults: &d {poll: 5m}`.
 			default:
-				top.errf(p.key, didYouMean(p.name, append(append([]string{}, scheduleKeys...), ConfigKeys...)), "unknown key %q", p.name)
+				top.errf(p.key, didYouMean(p.name, append(append([]string{}, scheduleKeys...), ConfigKeys...)), "unknown key %s", quote(p.name))
 			}
 		}
 	}
@@ -271,12 +271,12 @@ func checkName(s scope, n *yaml.Node, what, name string) bool {
 	}
 	hint := "use lowercase letters, digits, '_', '.' and '-', starting with a letter or digit"
 	if low := strings.ToLower(name); low != name && nameRE.MatchString(low) {
-		hint = fmt.Sprintf("did you mean %q?", low)
+		hint = fmt.Sprintf("did you mean %s?", quote(low))
 	}
 	if len(name) > maxName {
 		hint = fmt.Sprintf("at most %d characters", maxName)
 	}
-	s.errf(n, hint, "invalid %s name %q", what, name)
+	s.errf(n, hint, "invalid %s name %s", what, quote(name))
 	return false
 }
 
@@ -298,9 +298,9 @@ func (l *loader) jobsSection(top scope, n *yaml.Node) {
 		// the schedule is invalid either way, and one edit should not
 		// uncover a second round of errors.
 		checkName(top, p.key, "job", p.name)
-		js := scope{l: l, f: top.f, where: fmt.Sprintf("job %q: ", p.name)}
+		js := scope{l: l, f: top.f, where: fmt.Sprintf("job %s: ", quote(p.name))}
 		if first, ok := l.jobs[p.name]; ok {
-			top.errf(p.key, "", "job %q defined twice (first at %s)", p.name, first.s.pos(first.key))
+			top.errf(p.key, "", "job %s defined twice (first at %s)", quote(p.name), first.s.pos(first.key))
 			continue
 		}
 		d := &jobDraft{s: js, key: p.key}
@@ -314,10 +314,10 @@ func (l *loader) calendarsSection(top scope, n *yaml.Node) {
 	for _, p := range l.mapping(s, n, "calendar names to calendars") {
 		checkName(top, p.key, "calendar", p.name) // and check the body all the same
 		if first, ok := l.calendars[p.name]; ok {
-			top.errf(p.key, "", "calendar %q defined twice (first at %s)", p.name, first.pos)
+			top.errf(p.key, "", "calendar %s defined twice (first at %s)", quote(p.name), first.pos)
 			continue
 		}
-		cs := scope{l: l, f: top.f, where: fmt.Sprintf("calendar %q: ", p.name)}
+		cs := scope{l: l, f: top.f, where: fmt.Sprintf("calendar %s: ", quote(p.name))}
 		cal := &calendar.Calendar{Name: p.name, Weekend: []time.Weekday{time.Saturday, time.Sunday}}
 		l.calendars[p.name] = &calDraft{cal: cal, pos: top.pos(p.key)}
 		if isNull(p.val) {
@@ -381,7 +381,7 @@ func weekdays(s scope, n *yaml.Node) []time.Weekday {
 		}
 		wd, ok := weekdayNames[low]
 		if !ok {
-			s.errf(it, "want mon, tue, wed, thu, fri, sat or sun", "unknown day %q", v)
+			s.errf(it, "want mon, tue, wed, thu, fri, sat or sun", "unknown day %s", quote(v))
 			continue
 		}
 		out = append(out, wd)
@@ -419,7 +419,7 @@ func dates(s scope, n *yaml.Node) []calendar.Date {
 		from := time.Date(a.Year, a.Month, a.Day, 12, 0, 0, 0, time.UTC)
 		to := time.Date(b.Year, b.Month, b.Day, 12, 0, 0, 0, time.UTC)
 		if days := int(to.Sub(from).Hours() / 24); days < 0 || days >= maxRange {
-			s.errf(it, "", "range %q: want the first date on or before the last, at most %d days apart", v, maxRange)
+			s.errf(it, "", "range %s: want the first date on or before the last, at most %d days apart", quote(v), maxRange)
 			continue
 		}
 		for t := from; !t.After(to); t = t.AddDate(0, 0, 1) {
@@ -432,7 +432,7 @@ func dates(s scope, n *yaml.Node) []calendar.Date {
 func parseDate(s scope, n *yaml.Node, v string) (calendar.Date, bool) {
 	t, err := time.Parse("2006-01-02", v)
 	if err != nil {
-		s.errf(n, "", "want a date like 2026-12-25, not %q", v)
+		s.errf(n, "", "want a date like 2026-12-25, not %s", quote(v))
 		return calendar.Date{}, false
 	}
 	return calendar.Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}, true
@@ -442,14 +442,14 @@ func (l *loader) resourcesSection(top scope, n *yaml.Node) {
 	s := top.sub("resources")
 	for _, p := range l.mapping(s, n, "resource paths to capacities") {
 		if !resourceRE.MatchString(p.name) {
-			top.errf(p.key, "use segments of letters, digits, '_', '.' and '-' joined by '/', like db/prod/connections", "invalid resource path %q", p.name)
+			top.errf(p.key, "use segments of letters, digits, '_', '.' and '-' joined by '/', like db/prod/connections", "invalid resource path %s", quote(p.name))
 			continue
 		}
 		if first, ok := l.resources[p.name]; ok {
-			top.errf(p.key, "", "resource %q defined twice (first at %s)", p.name, first.pos)
+			top.errf(p.key, "", "resource %s defined twice (first at %s)", quote(p.name), first.pos)
 			continue
 		}
-		rs := scope{l: l, f: top.f, where: fmt.Sprintf("resource %q: ", p.name)}
+		rs := scope{l: l, f: top.f, where: fmt.Sprintf("resource %s: ", quote(p.name))}
 		r := Resource{Path: p.name}
 		l.resources[p.name] = &resDraft{res: r, pos: top.pos(p.key)}
 		dv := deref(p.val)
@@ -479,7 +479,7 @@ func (l *loader) resourcesSection(top scope, n *yaml.Node) {
 			if v, ok := rs.sub("per").str(f.val); ok {
 				pt := talon.PeriodType(v)
 				if !slices.Contains(talon.PeriodTypes, pt) || pt == talon.Oneshot {
-					rs.sub("per").errf(f.val, "want hourly, daily, weekly, monthly, quarterly or yearly", "unknown period type %q", v)
+					rs.sub("per").errf(f.val, "want hourly, daily, weekly, monthly, quarterly or yearly", "unknown period type %s", quote(v))
 				} else {
 					r.Per = pt
 				}
@@ -531,7 +531,7 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 		if v, ok := ts.str(f.val); ok {
 			loc, err := l.zone(v)
 			if err != nil {
-				ts.errf(f.val, `want an IANA name like "Europe/London" or "UTC"`, "unknown zone %q", v)
+				ts.errf(f.val, `want an IANA name like "Europe/London" or "UTC"`, "unknown zone %s", quote(v))
 			} else {
 				j.Timezone, j.Location = v, loc
 			}
@@ -549,7 +549,7 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 			case v == "":
 				es.errf(f.val, "want "+executorList(l.opt.Executors), "missing executor name")
 			case !contains(l.opt.Executors, v):
-				es.errf(f.val, executorHint(v, l.opt.Executors), "unknown executor %q", v)
+				es.errf(f.val, executorHint(v, l.opt.Executors), "unknown executor %s", quote(v))
 			default:
 				j.Executor = v
 			}
@@ -577,11 +577,11 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 		j.Env = map[string]string{}
 		for _, p := range l.mapping(es, f.val, "variable names to values") {
 			if !envNameRE.MatchString(p.name) {
-				es.errf(p.key, "use letters, digits and '_', not starting with a digit", "invalid variable name %q", p.name)
+				es.errf(p.key, "use letters, digits and '_', not starting with a digit", "invalid variable name %s", quote(p.name))
 				continue
 			}
 			if strings.HasPrefix(p.name, "TALON_") {
-				es.errf(p.key, "Talon sets TALON_ variables itself", "variable %q is reserved", p.name)
+				es.errf(p.key, "Talon sets TALON_ variables itself", "variable %s is reserved", quote(p.name))
 				continue
 			}
 			if v, ok := es.sub(p.name).str(p.val); ok {
@@ -624,7 +624,7 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 			case talon.CatchupAll, talon.CatchupLatest, talon.CatchupNone:
 				j.Catchup = c
 			default:
-				cs.errf(f.val, didYouMean(v, []string{"all", "latest", "none"}), "want all, latest or none, not %q", v)
+				cs.errf(f.val, didYouMean(v, []string{"all", "latest", "none"}), "want all, latest or none, not %s", quote(v))
 			}
 		}
 	}
@@ -663,7 +663,7 @@ func (l *loader) requests(d *jobDraft, rs scope, n *yaml.Node) {
 	// {count, where}.
 	one := func(path string, key, v *yaml.Node) {
 		if !requestRE.MatchString(strings.ReplaceAll(path, resource.EnvironmentVar, "env")) {
-			rs.errf(key, "use a path like db/prod/connections, hosts/linux/* or db/{{environment}}/connections", "invalid resource path %q", path)
+			rs.errf(key, "use a path like db/prod/connections, hosts/linux/* or db/{{environment}}/connections", "invalid resource path %s", quote(path))
 			return
 		}
 		ps := rs.sub(path)
@@ -783,7 +783,7 @@ func (l *loader) zone(name string) (*time.Location, error) {
 // time.LoadLocation; it is refused so a blank value is not silently UTC.
 func loadZone(name string) (*time.Location, error) {
 	if name == "" || name == "Local" {
-		return nil, fmt.Errorf("unknown zone %q", name)
+		return nil, fmt.Errorf("unknown zone %s", quote(name))
 	}
 	return time.LoadLocation(name)
 }
@@ -826,7 +826,7 @@ func (l *loader) period(d *jobDraft, s scope, n *yaml.Node) {
 		if hint == "" {
 			hint = "want one of " + strings.Join(periodTypeNames, ", ")
 		}
-		s.errf(typeNode, hint, "unknown period type %q", v)
+		s.errf(typeNode, hint, "unknown period type %s", quote(v))
 		return
 	}
 	d.job.Period.Type = talon.PeriodType(v)
@@ -906,7 +906,7 @@ func (l *loader) triggers(d *jobDraft, s scope, n *yaml.Node) {
 				case talon.PeriodSame, talon.PeriodPrevious:
 					t.Period = o
 				default:
-					ps.errf(f.val, didYouMean(v, []string{"same", "previous"}), "want same or previous, not %q", v)
+					ps.errf(f.val, didYouMean(v, []string{"same", "previous"}), "want same or previous, not %s", quote(v))
 				}
 			}
 		}
@@ -938,7 +938,7 @@ func (l *loader) constraints(d *jobDraft, js scope, n *yaml.Node) {
 			if hint == "" && len(kinds) > 0 {
 				hint = "want one of " + strings.Join(kinds, ", ")
 			}
-			js.errf(p.key, hint, "unknown constraint %q", p.name)
+			js.errf(p.key, hint, "unknown constraint %s", quote(p.name))
 			continue
 		}
 		cs := js.sub("constraint " + p.name)
@@ -1028,7 +1028,7 @@ func (l *loader) finish() (*Schedule, error) {
 				if hint == "" {
 					hint = "declare it under calendars: at the top level"
 				}
-				d.s.sub("period").sub("calendar").errf(d.calNode, hint, "unknown calendar %q", d.calName)
+				d.s.sub("period").sub("calendar").errf(d.calNode, hint, "unknown calendar %s", quote(d.calName))
 			}
 		}
 		j.Times = make([]trigger.Trigger, len(j.Triggers))
@@ -1085,9 +1085,9 @@ func (l *loader) compileTrigger(d *jobDraft, n *yaml.Node, spec talon.TriggerSpe
 	s := d.s
 	var te *trigger.Error
 	if errors.As(err, &te) {
-		s.errAt(s.offsetPos(n, te.Offset), te.Hint, "trigger %q: %s", expr, te.Msg)
+		s.errAt(s.offsetPos(n, te.Offset), te.Hint, "trigger %s: %s", quote(expr), te.Msg)
 	} else {
-		s.errf(n, "", "trigger %q: %v", expr, err)
+		s.errf(n, "", "trigger %s: %v", quote(expr), err)
 	}
 	return nil
 }
@@ -1096,7 +1096,7 @@ func (l *loader) checkRef(s scope, n *yaml.Node, name string, jobs []string) {
 	if _, ok := l.jobs[name]; ok {
 		return
 	}
-	s.errf(n, didYouMean(name, jobs), "unknown job %q", name)
+	s.errf(n, didYouMean(name, jobs), "unknown job %s", quote(name))
 }
 
 // checkResources reports requests that can never be met: no declared
@@ -1122,7 +1122,7 @@ func (l *loader) checkResources(d *jobDraft, tree *resource.Tree) {
 	for _, rd := range d.res {
 		r := rd.req
 		if strings.Contains(r.Path, resource.EnvironmentVar) && d.job.Environment == "" {
-			s.errf(rd.key, "set environment: on the job", "%q uses %s but the job has no environment", r.Path, resource.EnvironmentVar)
+			s.errf(rd.key, "set environment: on the job", "%s uses %s but the job has no environment", quote(r.Path), resource.EnvironmentVar)
 			continue
 		}
 		r = r.Resolve(d.job.Environment)
@@ -1131,7 +1131,7 @@ func (l *loader) checkResources(d *jobDraft, tree *resource.Tree) {
 			if hint == "" {
 				hint = "declare it under resources: at the top level"
 			}
-			s.errf(rd.key, hint, "unknown resource %q", r.Path)
+			s.errf(rd.key, hint, "unknown resource %s", quote(r.Path))
 			continue
 		}
 		if msg := r.Satisfiable(tree); msg != "" {

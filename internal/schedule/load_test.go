@@ -450,6 +450,15 @@ func TestLoadErrors(t *testing.T) {
 			},
 		},
 		{
+			// An error on a 100 KB expression repeats 80 characters of it.
+			name: "long values are cut in messages",
+			yaml: "jobs:\n  a:\n    command: [x]\n    schedule: \"" + strings.Repeat("every 15 minutes, ", 5000) + "every 15 minuts\"\n    timezone: " + strings.Repeat("Z", 100000) + "\n",
+			want: []string{
+				`s.yaml:4:90025: job "a": trigger "` + strings.Repeat("every 15 minutes, ", 5)[:79] + `…": unknown unit "minuts" (want minute, hour, day)`,
+				`s.yaml:5:15: job "a": timezone: unknown zone "` + strings.Repeat("Z", 79) + `…" (want an IANA name like "Europe/London" or "UTC")`,
+			},
+		},
+		{
 			name: "unknown executors",
 			yaml: "jobs:\n  a:\n    command: [x]\n    executor: locl\n  b:\n    command: [x]\n    executor: kubernetes\n  c:\n    command: [x]\n    executor: \"\"\n",
 			want: []string{

@@ -240,7 +240,7 @@ func (s scope) pairsDepth(n *yaml.Node, depth int) []pair {
 			continue
 		}
 		if first, ok := seen[dk.Value]; ok {
-			s.errf(k, "", "key %q repeated (first at line %d)", dk.Value, first.Line)
+			s.errf(k, "", "key %s repeated (first at line %d)", quote(dk.Value), first.Line)
 			continue
 		}
 		seen[dk.Value] = k
@@ -289,7 +289,7 @@ func (s scope) fields(n *yaml.Node, known []string, what string) map[string]pair
 	out := map[string]pair{}
 	for _, p := range s.pairs(dn) {
 		if !contains(known, p.name) {
-			s.errf(p.key, didYouMean(p.name, known), "unknown key %q", p.name)
+			s.errf(p.key, didYouMean(p.name, known), "unknown key %s", quote(p.name))
 			continue
 		}
 		if isNull(p.val) {
@@ -401,7 +401,7 @@ func parseDuration(v string) (time.Duration, error) {
 // anything else by its kind.
 func shown(n *yaml.Node) string {
 	if n != nil && n.Kind == yaml.ScalarNode && n.ShortTag() != "!!null" {
-		return strconv.Quote(n.Value)
+		return quote(n.Value)
 	}
 	return "a " + kindName(n)
 }
@@ -433,21 +433,21 @@ func (s scope) value(n *yaml.Node, depth int) (any, bool) {
 		case "!!bool":
 			var b bool
 			if err := dn.Decode(&b); err != nil {
-				s.errf(n, "", "want true or false, not %q", dn.Value)
+				s.errf(n, "", "want true or false, not %s", quote(dn.Value))
 				return nil, false
 			}
 			return b, true
 		case "!!int":
 			var i int
 			if err := dn.Decode(&i); err != nil {
-				s.errf(n, "", "integer %q out of range", dn.Value)
+				s.errf(n, "", "integer %s out of range", quote(dn.Value))
 				return nil, false
 			}
 			return i, true
 		case "!!float":
 			var f float64
 			if err := dn.Decode(&f); err != nil {
-				s.errf(n, "", "want a number, not %q", dn.Value)
+				s.errf(n, "", "want a number, not %s", quote(dn.Value))
 				return nil, false
 			}
 			return f, true
