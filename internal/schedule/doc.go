@@ -43,17 +43,21 @@
 //
 // # Rules
 //
-//   - Job, calendar and environment names match [a-z0-9][a-z0-9_.-]*
-//     (at most 128 characters): lowercase, so a name reads the same in
-//     URLs, file names, period keys and TALON_JOB, and without ':' or
-//     '/', which period keys use as separators.
+//   - Job and environment names match [a-z0-9][a-z0-9_.-]* (at most 128
+//     characters): lowercase, so a name reads the same in URLs, file
+//     names, period keys and TALON_JOB, and without ':' or '/', which
+//     period keys use as separators.
+//   - Calendar names match [A-Za-z][A-Za-z0-9_-]* (at most 128
+//     characters), the trigger grammar's CALNAME: `using US-NYSE` names
+//     the calendar US-NYSE, and case matters.
 //   - Unknown keys are errors, with the nearest known key as a hint. A key
 //     with an empty (null) value counts as absent.
 //   - The top level may also hold talon.yaml's keys (state, schedule,
 //     listen, tls, auth, executors, logs, node); they are skipped here and
 //     read by internal/config, so the quick start can be one file.
 //   - Defaults: period daily, timezone UTC, executor local, poll 1m,
-//     catchup latest, trigger period same, no timeout, no retries.
+//     catchup latest, trigger period same, no timeout, no retries. The
+//     loader fills them in; the rest of Talon reads them from the Job.
 //   - command is an argv list, never a shell line, and is required unless
 //     the executor is inprocess (which runs a Go function by job name).
 //   - Durations are Go durations (90s, 1h30m) or whole days (2d).

@@ -55,6 +55,11 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
 // maxName bounds names so they fit comfortably in keys and columns.
 const maxName = 128
 
+// calNameRE is the rule for calendar names, the trigger grammar's CALNAME
+// (`using US-NYSE`): case matters, and the trigger parser looks names up
+// exactly as written.
+var calNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
+
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // resourceRE is the rule for resource paths: non-empty segments of
@@ -280,6 +285,18 @@ func checkName(s scope, n *yaml.Node, what, name string) bool {
 	return false
 }
 
+// checkCalName reports a calendar name that breaks calNameRE.
+func checkCalName(s scope, n *yaml.Node, name string) {
+	if calNameRE.MatchString(name) && len(name) <= maxName {
+		return
+	}
+	hint := "use letters, digits, '_' and '-', starting with a letter, as in US-NYSE"
+	if len(name) > maxName {
+		hint = fmt.Sprintf("at most %d characters", maxName)
+	}
+	s.errf(n, hint, "invalid calendar name %s", quote(name))
+}
+
 func (l *loader) mapping(s scope, n *yaml.Node, what string) []pair {
 	if isNull(n) {
 		return nil
@@ -312,7 +329,7 @@ func (l *loader) jobsSection(top scope, n *yaml.Node) {
 func (l *loader) calendarsSection(top scope, n *yaml.Node) {
 	s := top.sub("calendars")
 	for _, p := range l.mapping(s, n, "calendar names to calendars") {
-		checkName(top, p.key, "calendar", p.name) // and check the body all the same
+		checkCalName(top, p.key, p.name) // and check the body all the same
 		if first, ok := l.calendars[p.name]; ok {
 			top.errf(p.key, "", "calendar %s defined twice (first at %s)", quote(p.name), first.pos)
 			continue

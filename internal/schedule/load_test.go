@@ -191,6 +191,15 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`s.yaml:6:37: job "a": period: calendar: unknown calendar "ukk" (did you mean "uk"?)`},
 		},
 		{
+			name: "calendar names follow the trigger grammar's CALNAME",
+			yaml: "calendars:\n  1uk: {}\n  us.nyse: {}\n  US-NYSE: {}\njobs:\n  a:\n    command: [x]\n    period: {type: daily, calendar: us-nyse}\n",
+			want: []string{
+				`s.yaml:2:3: invalid calendar name "1uk" (use letters, digits, '_' and '-', starting with a letter, as in US-NYSE)`,
+				`s.yaml:3:3: invalid calendar name "us.nyse" (use letters, digits, '_' and '-', starting with a letter, as in US-NYSE)`,
+				`s.yaml:8:37: job "a": period: calendar: unknown calendar "us-nyse" (did you mean "US-NYSE"?)`,
+			},
+		},
+		{
 			name: "unknown calendar without near name",
 			yaml: "jobs:\n  a:\n    command: [x]\n    period: {type: daily, calendar: nyse}\n",
 			want: []string{`s.yaml:4:37: job "a": period: calendar: unknown calendar "nyse" (declare it under calendars: at the top level)`},
@@ -445,7 +454,7 @@ func TestLoadErrors(t *testing.T) {
 			name: "a bad calendar name does not hide the calendar's errors",
 			yaml: "calendars:\n  \"u k\":\n    holidays: [2026-13-01]\n",
 			want: []string{
-				`s.yaml:2:3: invalid calendar name "u k" (use lowercase letters, digits, '_', '.' and '-', starting with a letter or digit)`,
+				`s.yaml:2:3: invalid calendar name "u k" (use letters, digits, '_' and '-', starting with a letter, as in US-NYSE)`,
 				`s.yaml:3:16: calendar "u k": holidays: want a date like 2026-12-25, not "2026-13-01"`,
 			},
 		},
@@ -848,6 +857,31 @@ func TestRealTriggerParser(t *testing.T) {
 	lines := errLines(t, err)
 	if len(lines) != 1 || !strings.HasPrefix(lines[0], `s.yaml:4:`) || !strings.Contains(lines[0], `job "a": trigger "61 6 * * *": `) {
 		t.Errorf("errors = %q, want one trigger error on line 4", lines)
+	}
+}
+
+// A calendar named as the trigger grammar allows (US-NYSE, case and all)
+// is accepted, and a trigger's `using` and a job's period find it.
+func TestCalendarNamesAsTriggersWriteThem(t *testing.T) {
+	s, err := LoadBytes(testOpt, "s.yaml", []byte(`calendars:
+  US-NYSE: {holidays: [2026-12-25]}
+  uk: {}
+jobs:
+  a:
+    command: [x]
+    period: {type: daily, calendar: US-NYSE}
+    schedule: "last business day of month at 18:00 using US-NYSE + uk"
+`))
+	if err != nil {
+		t.Fatalf("LoadBytes: %v", err)
+	}
+	j := s.ByName["a"]
+	if j.Calendar == nil || j.Calendar.Name != "US-NYSE" || s.Calendars["US-NYSE"] == nil {
+		t.Errorf("calendar %+v, calendars %v", j.Calendar, s.Calendars)
+	}
+	after := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	if next := j.Times[0].Next(after); !next.Equal(time.Date(2026, 12, 31, 18, 0, 0, 0, time.UTC)) {
+		t.Errorf("Next(%v) = %v, want 2026-12-31 18:00", after, next)
 	}
 }
 
