@@ -59,7 +59,7 @@ running and the error says why.`,
 	f.StringVar(&o.config, "config", "", "config file (talon.yaml); may hold the schedule too")
 	f.StringVar(&o.schedule, "schedule", "", "schedule file or directory")
 	f.StringVar(&o.state, "state", "", "state store: sqlite:PATH (default sqlite:talon.db) or postgres://…")
-	f.StringVar(&o.listen, "listen", "", "HTTP address (default 127.0.0.1:7070)")
+	f.StringVar(&o.listen, "listen", "", "HTTP address, on a loopback host (default 127.0.0.1:7070)")
 	f.StringVar(&o.logs, "logs", "", "directory for run logs (default talon-logs)")
 	return cmd
 }
@@ -86,6 +86,9 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		cfg.State = o.state
 	}
 	if o.listen != "" {
+		if msg, instead := config.CheckListen(o.listen); msg != "" {
+			return withHint(fmt.Errorf("--listen: %s", msg), "talon serve --listen %s", instead)
+		}
 		cfg.Listen = o.listen
 	}
 	if o.logs != "" {
@@ -125,6 +128,12 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return withHint(fmt.Errorf("listen on %s: %w", cfg.Listen, err), "talon serve --listen 127.0.0.1:7071")
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+		// "localhost" that resolves to another address: the API has no
+		// TLS nor tokens, so it must not be reachable from other hosts.
+		ln.Close()
+		return withHint(fmt.Errorf("listen on %s: bound %s, which is not a loopback address", cfg.Listen, ln.Addr()), "talon serve --listen 127.0.0.1:7070")
 	}
 	baseURL := "http://" + ln.Addr().String()
 

@@ -53,8 +53,9 @@
 //   - Unknown keys are errors, with the nearest known key as a hint. A key
 //     with an empty (null) value counts as absent.
 //   - The top level may also hold talon.yaml's keys (state, schedule,
-//     listen, tls, auth, executors, logs, node); they are skipped here and
-//     read by internal/config, so the quick start can be one file.
+//     listen, tls, auth, executors, logs, node, lease); they are skipped
+//     here and are internal/config's business (which refuses the ones
+//     Talon does not act on yet), so the quick start can be one file.
 //   - Defaults: period daily, timezone UTC, executor local, poll 1m,
 //     catchup latest, trigger period same, no timeout, no retries. The
 //     loader fills them in; the rest of Talon reads them from the Job.

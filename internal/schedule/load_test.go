@@ -130,7 +130,7 @@ func TestLoadErrors(t *testing.T) {
 		},
 		{
 			name: "config keys are ignored",
-			yaml: "state: sqlite:x.db\nlisten: 127.0.0.1:1\nauth: {tokens: []}\nnode: n1\nlogs: l\nexecutors: {}\nschedule: .\ntls: {}\njobs:\n  a: {command: [x]}\n",
+			yaml: "state: sqlite:x.db\nlisten: 127.0.0.1:1\nauth: {tokens: []}\nnode: n1\nlogs: l\nexecutors: {}\nschedule: .\ntls: {}\nlease: 30s\njobs:\n  a: {command: [x]}\n",
 		},
 		{
 			name: "unknown job key",
