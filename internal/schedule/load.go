@@ -609,6 +609,15 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 	if f, ok := fs["dir"]; ok {
 		j.Dir, _ = s.sub("dir").str(f.val)
 	}
+	if j.Executor == "inprocess" {
+		// A function runs inside the scheduler: it gets params and the
+		// TALON_ variables, but no environment or directory of its own.
+		for _, k := range []string{"env", "dir"} {
+			if f, ok := fs[k]; ok {
+				s.errf(f.key, "pass values to a function in params", "%s has no effect with executor inprocess", k)
+			}
+		}
+	}
 	if f, ok := fs["params"]; ok {
 		ps := s.sub("params")
 		if deref(f.val).Kind != yaml.MappingNode {

@@ -468,6 +468,15 @@ func TestLoadErrors(t *testing.T) {
 			},
 		},
 		{
+			// inprocess functions get params and TALON_ variables only.
+			name: "env and dir with executor inprocess",
+			yaml: "jobs:\n  a:\n    executor: inprocess\n    command: [noop]\n    env: {A: b}\n    dir: /tmp\n",
+			want: []string{
+				`s.yaml:5:5: job "a": env has no effect with executor inprocess (pass values to a function in params)`,
+				`s.yaml:6:5: job "a": dir has no effect with executor inprocess (pass values to a function in params)`,
+			},
+		},
+		{
 			name: "unknown executors",
 			yaml: "jobs:\n  a:\n    command: [x]\n    executor: locl\n  b:\n    command: [x]\n    executor: kubernetes\n  c:\n    command: [x]\n    executor: \"\"\n",
 			want: []string{
