@@ -135,7 +135,7 @@ func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []trigger.F
 	for i := len(fires) - 1; i >= 0; i-- {
 		fire := fires[i]
 		f := fire.Nominal
-		per, err := firePeriod(j, fire, t.Period)
+		per, err := fire.Period(j.Periods(), t.Period)
 		if err != nil {
 			return nil, fmt.Errorf("job %s: period of fire at %s: %w", j.Name, f.Format(time.RFC3339), err)
 		}
@@ -202,24 +202,12 @@ func (e *Engine) create(ctx context.Context, cs []store.CreateRun) error {
 	return nil
 }
 
-// fireTrigger is a trigger that says more about its fires than Next: the
-// nominal instant (before jitter), the business date whose period the run
-// belongs to, and errors such as a calendar that does not cover the date.
-type fireTrigger interface {
-	NextFire(after time.Time) (trigger.Fire, error)
-}
-
 // nextOf returns the next fire of a job's trigger after an instant. An
 // error (a business calendar that ends before the next fire) is logged
 // and kept for `talon jobs` and the API: the trigger stops firing until
 // the schedule is fixed and reloaded, loudly rather than silently.
 func (e *Engine) nextOf(j *schedule.Job, t talon.TriggerSpec, tr trigger.Trigger, after time.Time) trigger.Fire {
-	ft, ok := tr.(fireTrigger)
-	if !ok {
-		at := tr.Next(after)
-		return trigger.Fire{At: at, Nominal: at}
-	}
-	f, err := ft.NextFire(after)
+	f, err := trigger.NextFire(tr, after)
 	if err != nil {
 		e.setTriggerErr(j, t, fmt.Sprintf("stopped after %s: %v", after.In(loc(j)).Format(time.RFC3339), err))
 		return trigger.Fire{}
@@ -238,19 +226,6 @@ func (e *Engine) setTriggerErr(j *schedule.Job, t talon.TriggerSpec, why string)
 		e.log.Error("trigger stopped", "job", j.Name, "trigger", t.ID, "why", why)
 	}
 	e.trigErr[key] = msg
-}
-
-// firePeriod is the period a fire belongs to: the one containing its
-// business date (before any holiday adjustment, so an adjusted run keeps
-// its period) or, for triggers without one, its nominal instant.
-func firePeriod(j *schedule.Job, f trigger.Fire, offset talon.PeriodOffset) (talon.Period, error) {
-	if f.Date.IsZero() || j.Period.Type == talon.Oneshot || j.Period.Type == talon.Hourly {
-		return periodAt(j, f.Nominal, offset)
-	}
-	// Noon of the business date is inside that date's period in every
-	// zone, DST days included.
-	noon := time.Date(f.Date.Year, f.Date.Month, f.Date.Day, 12, 0, 0, 0, loc(j))
-	return periodAt(j, noon, offset)
 }
 
 // triggerErrors returns the trigger errors of a job, for operators.
