@@ -104,9 +104,6 @@ func (e *Engine) fire(ctx context.Context, p *plan, now time.Time) (time.Time, e
 // remain (they will be handled in the next step).
 func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []trigger.Fire, now time.Time, more bool) ([]store.CreateRun, error) {
 	policy := j.Catchup
-	if policy == "" {
-		policy = talon.CatchupLatest
-	}
 	cutoff := now.Add(-e.cfg.Grace)
 	onTime := 0
 	for _, f := range fires {
@@ -141,13 +138,13 @@ func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []trigger.F
 		}
 		c := store.CreateRun{
 			Job: j.Name, Period: per.Key(), Environment: j.Environment, Trigger: t.ID,
-			FireTime: f, Executor: executorName(j), Now: now,
-			Reason: "fired by " + t.ID + " at " + f.In(loc(j)).Format(time.RFC3339),
+			FireTime: f, Executor: j.Executor, Now: now,
+			Reason: "fired by " + t.ID + " at " + f.In(j.Location).Format(time.RFC3339),
 		}
 		if fire.At.After(f) {
 			// Jitter delays the start, never the fire's identity or period.
 			c.NotBefore = fire.At
-			c.Reason += " (jittered to " + fire.At.In(loc(j)).Format(time.RFC3339) + ")"
+			c.Reason += " (jittered to " + fire.At.In(j.Location).Format(time.RFC3339) + ")"
 		}
 		if !keep[i] {
 			skipped++
@@ -155,25 +152,18 @@ func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []trigger.F
 				continue
 			}
 			c.State = talon.StateSkipped
-			c.Reason = fmt.Sprintf("missed fire at %s while no scheduler was running (catchup: %s)", f.In(loc(j)).Format(time.RFC3339), policy)
+			c.Reason = fmt.Sprintf("missed fire at %s while no scheduler was running (catchup: %s)", f.In(j.Location).Format(time.RFC3339), policy)
 			if j.CatchupWindow > 0 && f.Before(now.Add(-j.CatchupWindow)) {
-				c.Reason = fmt.Sprintf("missed fire at %s is older than catchup_window %s", f.In(loc(j)).Format(time.RFC3339), j.CatchupWindow)
+				c.Reason = fmt.Sprintf("missed fire at %s is older than catchup_window %s", f.In(j.Location).Format(time.RFC3339), j.CatchupWindow)
 			}
 			c.NotBefore = time.Time{}
 			if skipped == maxRecordedSkips && i > 0 {
-				c.Reason += fmt.Sprintf("; %d earlier missed fires from %s were skipped too", i, fires[0].Nominal.In(loc(j)).Format(time.RFC3339))
+				c.Reason += fmt.Sprintf("; %d earlier missed fires from %s were skipped too", i, fires[0].Nominal.In(j.Location).Format(time.RFC3339))
 			}
 		}
 		out = append(out, c)
 	}
 	return out, nil
-}
-
-func executorName(j *schedule.Job) string {
-	if j.Executor == "" {
-		return "local"
-	}
-	return j.Executor
 }
 
 // create creates runs in chunks and indexes the blocked ones for a check.
@@ -209,7 +199,7 @@ func (e *Engine) create(ctx context.Context, cs []store.CreateRun) error {
 func (e *Engine) nextOf(j *schedule.Job, t talon.TriggerSpec, tr trigger.Trigger, after time.Time) trigger.Fire {
 	f, err := trigger.NextFire(tr, after)
 	if err != nil {
-		e.setTriggerErr(j, t, fmt.Sprintf("stopped after %s: %v", after.In(loc(j)).Format(time.RFC3339), err))
+		e.setTriggerErr(j, t, fmt.Sprintf("stopped after %s: %v", after.In(j.Location).Format(time.RFC3339), err))
 		return trigger.Fire{}
 	}
 	return f

@@ -84,7 +84,7 @@ func compile(s *schedule.Schedule) (*plan, error) {
 	}
 	for _, j := range s.Jobs {
 		addDep(j.Name, j.Name)
-		if j.Poll > 0 && j.Poll < p.minPoll {
+		if j.Poll < p.minPoll {
 			p.minPoll = j.Poll
 		}
 		for _, c := range j.Checks {
@@ -146,11 +146,4 @@ func (p *plan) allocation(j *schedule.Job, env string) *store.Allocation {
 // trigger's offset.
 func periodAt(j *schedule.Job, t time.Time, offset talon.PeriodOffset) (talon.Period, error) {
 	return j.Periods().At(t, offset)
-}
-
-func loc(j *schedule.Job) *time.Location {
-	if j.Location != nil {
-		return j.Location
-	}
-	return time.UTC
 }
