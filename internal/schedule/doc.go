@@ -62,6 +62,13 @@
 //   - command is an argv list, never a shell line, and is required unless
 //     the executor is inprocess (which runs a Go function by job name).
 //   - Durations are Go durations (90s, 1h30m) or whole days (2d).
+//   - Numbers and durations have bounds (bounds.go): poll 1s to 24h,
+//     timeout 1s to 30d (0: none), retries.max 0 to 100, retries.delay
+//     1s to 7d (0: at once), catchup_window 1s to 366d (0: no bound),
+//     priority -1000 to 1000, capacities and counts up to 1e9.
+//   - executor must name one of Options.Executors, which the caller
+//     passes (the executors the program has); inprocess jobs take no env
+//     or dir.
 //   - Trigger IDs are "schedule:EXPR" and "after:JOB"; the n-th repeat of
 //     the same trigger in a job gets "#n", so IDs stay put across reloads.
 //   - Completion triggers may not form a cycle; each loop is reported once.
