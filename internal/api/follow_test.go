@@ -50,7 +50,7 @@ func setupFollow(t *testing.T, limits api.HTTPLimits) *followBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sched, err := schedule.LoadBytes("schedule.yaml", []byte(strings.ReplaceAll(talkSchedule, "%DIR%", dir)))
+	sched, err := schedule.LoadBytes(schedule.Options{Executors: []string{"inprocess", "local"}}, "schedule.yaml", []byte(strings.ReplaceAll(talkSchedule, "%DIR%", dir)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func TestHealthFollowsTheStore(t *testing.T) {
 		t.Fatalf("open store through the proxy: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	sched, err := schedule.LoadBytes("schedule.yaml", []byte("jobs:\n  a:\n    command: ['true']\n"))
+	sched, err := schedule.LoadBytes(schedule.Options{Executors: []string{"inprocess", "local"}}, "schedule.yaml", []byte("jobs:\n  a:\n    command: ['true']\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

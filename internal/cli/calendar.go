@@ -10,6 +10,7 @@ import (
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/calendar"
 	"github.com/talonhq/talon/internal/schedule"
+	"github.com/talonhq/talon/internal/suggest"
 	"github.com/talonhq/talon/internal/trigger"
 )
 
@@ -60,7 +61,7 @@ func newCalendarCmd(g *globals) *cobra.Command {
 			}
 			opt := trigger.Options{Location: loc}
 			if sched != "" {
-				s, err := schedule.Load(sched)
+				s, err := schedule.Load(offlineOptions(), sched)
 				if err != nil {
 					return g.printList(err, "calendar")
 				}
@@ -70,7 +71,7 @@ func newCalendarCmd(g *globals) *cobra.Command {
 			if err != nil {
 				var te *trigger.Error
 				if errors.As(err, &te) {
-					return fmt.Errorf("%q at column %d: %s", expr, te.Offset+1, te.Error())
+					return fmt.Errorf("%s at column %d: %s", suggest.Quote(expr), te.Offset+1, te.Error())
 				}
 				return err
 			}
@@ -86,14 +87,30 @@ func newCalendarCmd(g *globals) *cobra.Command {
 			if l, ok := trig.(interface{ Location() *time.Location }); ok && l.Location() != nil {
 				zone = l.Location()
 			}
+			// The PERIOD column is what the engine would create for a job
+			// of this period type in --tz: the same function decides it,
+			// from the fire's business date (an adjusted fire keeps its
+			// date's period, a window across midnight its first day's).
+			periods := calendar.Periods{Type: pt, Location: loc}
 			fires := []Fire{}
-			for t := trig.Next(from); !t.IsZero() && len(fires) < n; t = trig.Next(t) {
-				per, err := calendar.PeriodAt(t, pt, zone, nil, "")
-				key := per.Key()
+			for at := from; len(fires) < n; {
+				f, err := trigger.NextFire(trig, at)
 				if err != nil {
-					key = "?"
+					if len(fires) == 0 {
+						return err
+					}
+					fmt.Fprintf(g.stderr, "talon: stopped after %d fires: %v\n", len(fires), err)
+					break
 				}
-				fires = append(fires, Fire{Time: t.UTC().Format(time.RFC3339), Local: t.In(zone).Format(time.RFC3339), Period: key})
+				if f.At.IsZero() {
+					break
+				}
+				key := "?"
+				if per, err := f.Period(periods, talon.PeriodSame); err == nil {
+					key = per.Key()
+				}
+				fires = append(fires, Fire{Time: f.At.UTC().Format(time.RFC3339), Local: f.At.In(zone).Format(time.RFC3339), Period: key})
+				at = f.At
 			}
 			if g.json() {
 				return g.printJSON(fires)

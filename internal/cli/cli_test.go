@@ -54,6 +54,8 @@ func TestExitCodes(t *testing.T) {
 		{name: "conflict", args: []string{"retry", "3"}, wantCode: 1, wantStderr: "talon: run 3 is blocked: only failed or skipped runs can be retried"},
 		{name: "unreachable", args: []string{"jobs"}, env: map[string]string{"TALON_URL": dead}, wantCode: 1,
 			wantStderr: "talon: cannot reach talon at " + dead + ": connection refused"},
+		{name: "long expression cut", args: []string{"calendar", strings.Repeat("every 15 minutes, ", 5000) + "every 15 minuts"}, wantCode: 1,
+			wantStderr: `talon: "` + strings.Repeat("every 15 minutes, ", 5)[:79] + `…" at column 90010: unknown unit "minuts"; want minutes or hours (did you mean "minutes"?)`},
 		{name: "server flag over env", args: []string{"--server", hs.URL, "jobs"}, env: map[string]string{"TALON_URL": dead}, wantCode: 0},
 	}
 	for _, tt := range tests {

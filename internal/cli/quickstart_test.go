@@ -13,7 +13,7 @@ import (
 // minute burying it.
 func TestQuickStartIsReadable(t *testing.T) {
 	t.Parallel()
-	s, err := schedule.Load("../../examples/quickstart.yaml")
+	s, err := schedule.Load(offlineOptions(), "../../examples/quickstart.yaml")
 	if err != nil {
 		t.Fatalf("the quick start does not load: %v", err)
 	}

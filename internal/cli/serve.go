@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -57,7 +59,7 @@ running and the error says why.`,
 	f.StringVar(&o.config, "config", "", "config file (talon.yaml); may hold the schedule too")
 	f.StringVar(&o.schedule, "schedule", "", "schedule file or directory")
 	f.StringVar(&o.state, "state", "", "state store: sqlite:PATH (default sqlite:talon.db) or postgres://…")
-	f.StringVar(&o.listen, "listen", "", "HTTP address (default 127.0.0.1:7070)")
+	f.StringVar(&o.listen, "listen", "", "HTTP address, on a loopback host (default 127.0.0.1:7070)")
 	f.StringVar(&o.logs, "logs", "", "directory for run logs (default talon-logs)")
 	return cmd
 }
@@ -84,6 +86,9 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		cfg.State = o.state
 	}
 	if o.listen != "" {
+		if msg, instead := config.CheckListen(o.listen); msg != "" {
+			return withHint(fmt.Errorf("--listen: %s", msg), "talon serve --listen %s", instead)
+		}
 		cfg.Listen = o.listen
 	}
 	if o.logs != "" {
@@ -98,7 +103,10 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 			quickStartHint)
 	}
 
-	load := func() (*schedule.Schedule, error) { return schedule.Load(cfg.Schedule) }
+	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	exs := executors(logger)
+	opt := schedule.Options{Executors: slices.Sorted(maps.Keys(exs))}
+	load := func() (*schedule.Schedule, error) { return schedule.Load(opt, cfg.Schedule) }
 	sched, err := load()
 	if err != nil {
 		return g.printList(err, "server not started")
@@ -110,7 +118,6 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	}
 	defer unlock()
 
-	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	st, err := openStore(ctx, cfg.State, logger)
 	if err != nil {
 		return withHint(fmt.Errorf("open state store %s: %w", redact(cfg.State), err),
@@ -122,6 +129,12 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	if err != nil {
 		return withHint(fmt.Errorf("listen on %s: %w", cfg.Listen, err), "talon serve --listen 127.0.0.1:7071")
 	}
+	if a, ok := ln.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+		// "localhost" that resolves to another address: the API has no
+		// TLS nor tokens, so it must not be reachable from other hosts.
+		ln.Close()
+		return withHint(fmt.Errorf("listen on %s: bound %s, which is not a loopback address", cfg.Listen, ln.Addr()), "talon serve --listen 127.0.0.1:7070")
+	}
 	baseURL := "http://" + ln.Addr().String()
 
 	if err := os.MkdirAll(cfg.Logs, 0o700); err != nil {
@@ -130,7 +143,7 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	logDir, _ := filepath.Abs(cfg.Logs)
 	e, err := engine.New(engine.Config{
 		Store: st, Schedule: sched, Load: load, Logger: logger, LogDir: logDir, URL: baseURL,
-		Executors: executors(logger), Lease: cfg.Lease,
+		Executors: exs, Lease: cfg.Lease,
 	})
 	if err != nil {
 		return err
@@ -185,6 +198,15 @@ func executors(logger *slog.Logger) map[string]executor.Executor {
 		}
 	}
 	return out
+}
+
+// offlineOptions are what offline verbs (validate, calendar) check a
+// schedule against: the executors serve would have, without building
+// them.
+func offlineOptions() schedule.Options {
+	names := append([]string{"inprocess", "local"}, executor.Names()...)
+	slices.Sort(names)
+	return schedule.Options{Executors: slices.Compact(names)}
 }
 
 // openStore opens the state store, waiting for a database that is not up

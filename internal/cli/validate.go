@@ -16,7 +16,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 Every problem is reported as file:line:col: message.`,
 		Args: argsWant(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sched, err := schedule.Load(args...)
+			sched, err := schedule.Load(offlineOptions(), args...)
 			var list schedule.ErrorList
 			if errors.As(err, &list) {
 				for _, e := range list {

@@ -1,24 +1,27 @@
 // Package config reads talon.yaml: which state store, where the schedule
-// is, the listen address, auth tokens, executor settings, the run log
-// directory and the node name (DESIGN.md §8).
+// is, the listen address, the run log directory and the heartbeat lease.
 //
 // Every key is optional. Load keeps each value's position so Validate can
 // report every problem as file:line:col; WithDefaults fills the defaults
 // apart from Validate, so the CLI can apply flags in between.
+//
+// Keys Talon does not act on yet (tls, auth, executors, node) are refused
+// with a positioned error that says what to do instead, never accepted
+// and ignored: until the API has TLS and tokens, Talon listens on a
+// loopback address only.
 //
 // A single file may hold both config and schedule (the quick start is one
 // file): Load skips the schedule's top-level keys (jobs, calendars,
 // resources) and keys starting with "x-", and internal/schedule skips this
 // package's keys in turn.
 //
-// Relative paths (schedule, logs, a sqlite state path, token and key
-// files) are kept as written; Resolve joins them to the config file's
-// directory, which is what they are relative to.
+// Relative paths (schedule, logs, a sqlite state path) are kept as
+// written; Resolve joins them to the config file's directory, which is
+// what they are relative to.
 package config
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"github.com/talonhq/talon/internal/suggest"
@@ -27,7 +30,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -43,10 +45,6 @@ const (
 	DefaultLogs   = "talon-logs"
 )
 
-// Roles a token may have, from least to most powerful; agent is for
-// `talon agent` nodes.
-var Roles = []string{"viewer", "operator", "admin", "agent"}
-
 // Config is talon.yaml.
 type Config struct {
 	// File is the file the config was read from, "" when built in code.
@@ -61,68 +59,18 @@ type Config struct {
 	// Schedule is a schedule file or directory. Default: File itself
 	// when it holds jobs, else none (the CLI asks for one).
 	Schedule string
-	// Listen is the HTTP address. Default "127.0.0.1:7070"; anything but a
-	// loopback address needs TLS.
+	// Listen is the HTTP address, which must be on a loopback host
+	// (127.0.0.0/8, ::1, localhost): the API has neither TLS nor
+	// authentication yet. Default "127.0.0.1:7070".
 	Listen string
-	// TLS, when set, serves HTTPS with this certificate and key.
-	TLS *TLS
-	// Auth holds the API tokens; none means no API access beyond
-	// loopback, as the API package decides.
-	Auth Auth
-	// Executors holds settings of executors that need them.
-	Executors Executors
 	// Logs is the directory for run logs. Default "talon-logs".
 	Logs string
 	// Lease is how long a scheduler may go without a heartbeat before its
 	// peers on a shared PostgreSQL declare its runs lost; it heartbeats
 	// every Lease/3. Zero: the engine's default (30s). Between 3s and 10m.
 	Lease time.Duration
-	// Node names this scheduler in run rows (Run.Owner). Default empty:
-	// the CLI uses the host name.
-	Node string
 
 	pos map[string]posValue
-}
-
-// TLS is a certificate and its key, both PEM files.
-type TLS struct {
-	Cert string
-	Key  string
-}
-
-// Auth holds API tokens.
-type Auth struct {
-	Tokens []Token
-}
-
-// Token grants a role to whoever presents a secret. The secret itself is
-// never in the config: either its SHA-256 (hex) or a file holding it.
-type Token struct {
-	Name        string
-	Role        string
-	TokenSHA256 string
-	TokenFile   string
-}
-
-// Executors holds per-executor settings.
-type Executors struct {
-	SSH *SSH
-	SGE *SGE
-}
-
-// SSH configures the ssh executor.
-type SSH struct {
-	User       string
-	Port       int // default 22, as the ssh executor decides
-	KeyFile    string
-	KnownHosts string
-}
-
-// SGE configures the sge executor.
-type SGE struct {
-	Queue string
-	Cell  string
-	Root  string // SGE_ROOT
 }
 
 // posValue is where a value was read and what it was, so Validate points
@@ -134,15 +82,23 @@ type posValue struct {
 }
 
 var (
-	topKeys = []string{"state", "schedule", "listen", "tls", "auth", "executors", "logs", "node", "lease"}
+	topKeys = []string{"state", "schedule", "listen", "logs", "lease"}
 	// scheduleKeys are internal/schedule's top-level keys.
-	scheduleKeys  = []string{"jobs", "calendars", "resources"}
-	tlsKeys       = []string{"cert", "key"}
-	authKeys      = []string{"tokens"}
-	tokenKeys     = []string{"name", "role", "token_sha256", "token_file"}
-	executorsKeys = []string{"ssh", "sge"}
-	sshKeys       = []string{"user", "port", "key_file", "known_hosts"}
-	sgeKeys       = []string{"queue", "cell", "root"}
+	scheduleKeys = []string{"jobs", "calendars", "resources"}
+	// notYet are keys of talon.yaml that Talon will read but does not
+	// act on yet, with why and what to do meanwhile. Accepting them
+	// silently would promise what Talon does not do: `tls:` with a
+	// public listen address served plain HTTP to the network.
+	notYet = map[string][2]string{
+		"tls": {"tls is not supported yet: the API serves plain HTTP, on a loopback address only",
+			"remove tls: and listen on 127.0.0.1 (the default); to reach Talon from other hosts, put a TLS proxy with authentication in front of it"},
+		"auth": {"auth is not supported yet: the API has no tokens, so it listens on a loopback address only",
+			"remove auth:; anyone on this host can use the API"},
+		"executors": {"executors is not supported yet: the local and inprocess executors take no settings",
+			"remove executors:"},
+		"node": {"node is not supported yet: each scheduler names itself with a random instance id, logged at start",
+			"remove node:"},
+	}
 )
 
 // Load reads the config file at path. Trouble reading it is returned
@@ -174,7 +130,7 @@ func LoadBytes(name string, data []byte) (c *Config, err error) {
 			break
 		}
 		if err != nil {
-			r.errs = append(r.errs, yamlError(name, err))
+			r.errs = append(r.errs, schedule.SyntaxError(name, data, err))
 			break
 		}
 		if len(doc.Content) == 0 {
@@ -187,21 +143,6 @@ func LoadBytes(name string, data []byte) (c *Config, err error) {
 		return nil, r.errs
 	}
 	return c, nil
-}
-
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-func yamlError(name string, err error) *schedule.Error {
-	msg, line := err.Error(), 1
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		if n, convErr := strconv.Atoi(m[1]); convErr == nil && n >= 1 {
-			line = n
-		}
-		msg = m[2]
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
-	}
-	return &schedule.Error{Pos: schedule.Pos{File: name, Line: line, Col: 1}, Msg: "invalid YAML: " + msg}
 }
 
 // Resolve returns p relative to the config file's directory, unless p is
@@ -228,7 +169,6 @@ func (c *Config) WithDefaults() *Config {
 	if out.Schedule == "" && out.HasSchedule {
 		out.Schedule = out.File
 	}
-	out.Auth.Tokens = append([]Token(nil), c.Auth.Tokens...)
 	return &out
 }
 
@@ -242,19 +182,13 @@ func (c *Config) Validate() error {
 		v.state()
 	}
 	if c.Listen != "" {
-		v.listen()
-	}
-	if c.TLS != nil {
-		if c.TLS.Cert == "" {
-			v.errf("tls", "tls: missing cert")
+		if msg, instead := CheckListen(c.Listen); msg != "" {
+			hint := ""
+			if h, _, err := net.SplitHostPort(c.Listen); err == nil && !IsLoopback(h) {
+				hint = "listen on " + instead + "; to reach Talon from other hosts, put a TLS proxy with authentication in front of it"
+			}
+			v.hintf("listen", c.Listen, hint, "listen: %s", msg)
 		}
-		if c.TLS.Key == "" {
-			v.errf("tls", "tls: missing key")
-		}
-	}
-	v.tokens()
-	if s := c.Executors.SSH; s != nil && (s.Port < 0 || s.Port > 65535) {
-		v.errf("executors.ssh.port", "executors: ssh: port: want 1 to 65535, not %d", s.Port)
 	}
 	if len(v.errs) == 0 {
 		return nil
@@ -281,32 +215,8 @@ func (v *validator) at(key string, val string) schedule.Pos {
 	return schedule.Pos{File: file}
 }
 
-func (v *validator) errf(key, format string, args ...any) {
-	v.hintf(key, v.value(key), "", format, args...)
-}
-
 func (v *validator) hintf(key, val, hint, format string, args ...any) {
 	v.errs = append(v.errs, &schedule.Error{Pos: v.at(key, val), Msg: fmt.Sprintf(format, args...), Hint: hint})
-}
-
-// value is the current text of the value at key, to compare with the one
-// read.
-func (v *validator) value(key string) string {
-	c := v.c
-	switch key {
-	case "state":
-		return c.State
-	case "listen":
-		return c.Listen
-	case "executors.ssh.port":
-		if c.Executors.SSH != nil {
-			return strconv.Itoa(c.Executors.SSH.Port)
-		}
-	}
-	if p, ok := c.pos[key]; ok {
-		return p.val // structural keys (tls, tokens) carry no value of their own
-	}
-	return ""
 }
 
 func (v *validator) state() {
@@ -322,72 +232,38 @@ func (v *validator) state() {
 			v.hintf("state", s, hint, "state: invalid URL: %v", errors.Unwrap(err))
 		}
 	default:
-		v.hintf("state", s, hint, "state: unknown store %q", s)
+		v.hintf("state", s, hint, "state: unknown store %s", suggest.Quote(s))
 	}
 }
 
-func (v *validator) listen() {
-	s := v.c.Listen
-	host, port, err := net.SplitHostPort(s)
+// CheckListen says what is wrong with a listen address, or returns ""
+// when nothing is: it must be HOST:PORT with a loopback host. The API has
+// neither TLS nor authentication yet, so anything else would serve every
+// run's controls to the network in clear text. instead is the loopback
+// address to suggest for an address that is not one.
+func CheckListen(addr string) (problem, instead string) {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		v.hintf("listen", s, "want HOST:PORT like 127.0.0.1:7070", "listen: invalid address %q", s)
-		return
+		return fmt.Sprintf("invalid address %s: want HOST:PORT like %s", suggest.Quote(addr), DefaultListen), DefaultListen
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		v.hintf("listen", s, "want HOST:PORT like 127.0.0.1:7070", "listen: invalid port %q", port)
-		return
+		return fmt.Sprintf("invalid port %s: want HOST:PORT like %s", suggest.Quote(port), DefaultListen), DefaultListen
 	}
-	if v.c.TLS != nil || isLoopback(host) {
-		return
+	if !IsLoopback(host) {
+		return fmt.Sprintf("%s is reachable from other hosts; Talon listens on a loopback address only until its API has TLS and authentication", suggest.Quote(addr)),
+			net.JoinHostPort("127.0.0.1", port)
 	}
-	// Tokens travel in headers; in clear text they are only safe on
-	// loopback (DESIGN.md §8).
-	v.hintf("listen", s, "set tls: {cert: FILE, key: FILE}, or listen on 127.0.0.1", "listen: %q is reachable from other hosts but tls is not set", s)
+	return "", ""
 }
 
-func isLoopback(host string) bool {
+// IsLoopback reports whether host names this machine only: localhost or a
+// loopback IP. An empty host (":7070") means every interface.
+func IsLoopback(host string) bool {
 	if host == "localhost" {
 		return true
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-var tokenNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]*$`)
-
-func (v *validator) tokens() {
-	names := map[string]bool{}
-	for i, t := range v.c.Auth.Tokens {
-		key := fmt.Sprintf("auth.tokens[%d]", i)
-		where := fmt.Sprintf("auth: tokens[%d]: ", i)
-		if t.Name == "" {
-			v.errf(key, "%smissing name", where)
-		} else {
-			where = fmt.Sprintf("auth: token %q: ", t.Name)
-			if !tokenNameRE.MatchString(t.Name) {
-				v.hintf(key+".name", t.Name, "use letters, digits, '_', '.', '@' and '-'", "%sinvalid name", where)
-			} else if names[t.Name] {
-				v.hintf(key+".name", t.Name, "", "%sname used twice", where)
-			}
-			names[t.Name] = true
-		}
-		switch {
-		case t.Role == "":
-			v.hintf(key, v.value(key), "want one of "+strings.Join(Roles, ", "), "%smissing role", where)
-		case !contains(Roles, t.Role):
-			v.hintf(key+".role", t.Role, didYouMean(t.Role, Roles, "want one of "+strings.Join(Roles, ", ")), "%sunknown role %q", where, t.Role)
-		}
-		switch {
-		case t.TokenSHA256 == "" && t.TokenFile == "":
-			v.hintf(key, v.value(key), "store the hex SHA-256 of the secret, never the secret", "%smissing token_sha256 or token_file", where)
-		case t.TokenSHA256 != "" && t.TokenFile != "":
-			v.hintf(key+".token_file", t.TokenFile, "", "%swant token_sha256 or token_file, not both", where)
-		case t.TokenSHA256 != "":
-			if b, err := hex.DecodeString(t.TokenSHA256); err != nil || len(b) != 32 {
-				v.hintf(key+".token_sha256", t.TokenSHA256, "try: printf %s SECRET | sha256sum", "%stoken_sha256: want 64 hex digits", where)
-			}
-		}
-	}
 }
 
 func contains(list []string, s string) bool {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/suggest"
 )
 
 func init() {
@@ -28,7 +29,11 @@ const (
 // Defaults and bounds of a sensor.
 const (
 	defaultSensorTimeout = time.Minute
-	maxReasonLen         = 200
+	// A sensor answers a question; one that needs more than an hour to do
+	// so is stuck, and one given less than a second never gets to answer.
+	minSensorTimeout = time.Second
+	maxSensorTimeout = time.Hour
+	maxReasonLen     = 200
 	// maxSensorOutput bounds what is kept of a sensor's output: only its
 	// first line matters, and a chatty sensor must not fill memory.
 	maxSensorOutput = 64 << 10
@@ -52,7 +57,7 @@ func newCommand(v any) (Constraint, error) {
 	var argv any = v
 	switch v := v.(type) {
 	case string:
-		return nil, fmt.Errorf("command: want a list of arguments, got the string %q (Talon runs no shell; write [sh, -c, %q] if you need one)", v, v)
+		return nil, fmt.Errorf("command: want a list of arguments, got the string %s (Talon runs no shell; write [sh, -c, %s] if you need one)", suggest.Quote(v), suggest.Quote(v))
 	case map[string]any:
 		if err := checkKeys("command", v, "argv", "timeout"); err != nil {
 			return nil, err
@@ -63,8 +68,8 @@ func newCommand(v any) (Constraint, error) {
 		}
 		if t, ok := v["timeout"]; ok {
 			d, ok := asDuration(t)
-			if !ok || d <= 0 {
-				return nil, wantError("command: timeout", "a positive duration like \"30s\"", t)
+			if !ok || d < minSensorTimeout || d > maxSensorTimeout {
+				return nil, wantError("command: timeout", "a duration from 1s to 1h, like \"30s\"", t)
 			}
 			c.timeout = d
 		}

@@ -48,8 +48,8 @@ func TestCommand(t *testing.T) {
 			wantAction: talon.ActionFail, wantReason: "start /no/such/sensor: fork/exec /no/such/sensor: no such file or directory"},
 		{name: "killed by signal fails", value: []any{"sh", "-c", "kill -9 $$"},
 			wantAction: talon.ActionFail, wantReason: "signal: killed"},
-		{name: "timeout fails", value: map[string]any{"argv": []any{"sleep", 30}, "timeout": "100ms"},
-			wantAction: talon.ActionFail, wantReason: "sleep timed out after 100ms"},
+		{name: "timeout fails", value: map[string]any{"argv": []any{"sleep", 30}, "timeout": "1s"},
+			wantAction: talon.ActionFail, wantReason: "sleep timed out after 1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

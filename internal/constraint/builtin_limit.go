@@ -76,11 +76,15 @@ func (o oncePerPeriod) Check(ctx context.Context, in Input) Answer {
 	return Answer{Action: talon.ActionPass, Reason: period + " has no succeeded run"}
 }
 
-// readLimit reads the integer ≥ 1 of max_running and max_blocked.
+// MaxLimit bounds max_running and max_blocked: more runs of one job at
+// once than this is a typo, not a plan.
+const MaxLimit = 10000
+
+// readLimit reads the integer of max_running and max_blocked.
 func readLimit(kind string, v any) (int, error) {
 	n, ok := asInt(v)
-	if !ok || n < 1 {
-		return 0, wantError(kind, "an integer ≥ 1", v)
+	if !ok || n < 1 || n > MaxLimit {
+		return 0, wantError(kind, fmt.Sprintf("an integer from 1 to %d", MaxLimit), v)
 	}
 	return n, nil
 }

@@ -108,10 +108,13 @@ func TestCompileErrors(t *testing.T) {
 		value any
 		want  string
 	}{
-		{name: "max_running string", kind: "max_running", value: "two", want: `max_running: want an integer ≥ 1, got "two"`},
-		{name: "max_running zero", kind: "max_running", value: 0, want: `max_running: want an integer ≥ 1, got 0`},
-		{name: "max_running fraction", kind: "max_running", value: 1.5, want: `max_running: want an integer ≥ 1, got 1.5`},
-		{name: "max_blocked negative", kind: "max_blocked", value: -1, want: `max_blocked: want an integer ≥ 1, got -1`},
+		{name: "max_running string", kind: "max_running", value: "two", want: `max_running: want an integer from 1 to 10000, got "two"`},
+		{name: "max_running zero", kind: "max_running", value: 0, want: `max_running: want an integer from 1 to 10000, got 0`},
+		{name: "max_running fraction", kind: "max_running", value: 1.5, want: `max_running: want an integer from 1 to 10000, got 1.5`},
+		{name: "max_blocked negative", kind: "max_blocked", value: -1, want: `max_blocked: want an integer from 1 to 10000, got -1`},
+		{name: "max_running too many", kind: "max_running", value: 10001, want: `max_running: want an integer from 1 to 10000, got 10001`},
+		{name: "max_running 1e23", kind: "max_running", value: 1e23, want: `max_running: want an integer from 1 to 10000, got 1e+23`},
+		{name: "max_blocked too many", kind: "max_blocked", value: 1000000000, want: `max_blocked: want an integer from 1 to 10000, got 1000000000`},
 		{name: "once_per_period string", kind: "once_per_period", value: "yes", want: `once_per_period: want true or false, got "yes"`},
 		{name: "not_before bad hour", kind: "not_before", value: "25:00", want: `not_before: want a time of day like "07:00" or "07:00:30", got "25:00"`},
 		{name: "not_before words", kind: "not_before", value: "seven", want: `not_before: want a time of day like "07:00" or "07:00:30", got "seven"`},
@@ -134,7 +137,10 @@ func TestCompileErrors(t *testing.T) {
 		{name: "command empty", kind: "command", value: []any{}, want: `command: want at least the program to run`},
 		{name: "command bad item", kind: "command", value: []any{"x", true}, want: `command[1]: want a string, got true`},
 		{name: "command unknown key", kind: "command", value: map[string]any{"argv": []any{"x"}, "shell": true}, want: `command: unknown key "shell" (want argv, timeout)`},
-		{name: "command bad timeout", kind: "command", value: map[string]any{"argv": []any{"x"}, "timeout": "soon"}, want: `command: timeout: want a positive duration like "30s", got "soon"`},
+		{name: "command bad timeout", kind: "command", value: map[string]any{"argv": []any{"x"}, "timeout": "soon"}, want: `command: timeout: want a duration from 1s to 1h, like "30s", got "soon"`},
+		{name: "command timeout too short", kind: "command", value: map[string]any{"argv": []any{"x"}, "timeout": "1ns"}, want: `command: timeout: want a duration from 1s to 1h, like "30s", got "1ns"`},
+		{name: "command timeout too long", kind: "command", value: map[string]any{"argv": []any{"x"}, "timeout": "2h"}, want: `command: timeout: want a duration from 1s to 1h, like "30s", got "2h"`},
+		{name: "command long string cut", kind: "command", value: strings.Repeat("x", 1000), want: `command: want a list of arguments, got the string "` + strings.Repeat("x", 79) + `…" (Talon runs no shell; write [sh, -c, "` + strings.Repeat("x", 79) + `…"] if you need one)`},
 		{name: "command no argv", kind: "command", value: map[string]any{"timeout": "1s"}, want: `command: missing "argv"`},
 		{name: "unknown kind", kind: "no_such", value: true, want: `unknown constraint "no_such"`},
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/suggest"
 )
 
 // This file holds the helpers the built-in factories share to read the
@@ -21,7 +22,7 @@ func describe(v any) string {
 	case nil:
 		return "nothing"
 	case string:
-		return fmt.Sprintf("%q", v)
+		return suggest.Quote(v)
 	case bool, int, int64, uint64, float64:
 		return fmt.Sprint(v)
 	case []any:

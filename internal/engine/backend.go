@@ -43,11 +43,8 @@ func (e *Engine) Jobs(ctx context.Context) ([]api.JobInfo, error) {
 	for _, j := range p.s.Jobs {
 		ji := api.JobInfo{
 			Name: j.Name, Description: j.Description, Period: string(j.Period.Type), Calendar: j.Period.Calendar,
-			Timezone: j.Timezone, Environment: j.Environment, Executor: executorName(j),
+			Timezone: j.Timezone, Environment: j.Environment, Executor: j.Executor,
 			Triggers: []string{}, Constraints: []string{},
-		}
-		if ji.Timezone == "" {
-			ji.Timezone = "UTC"
 		}
 		var next time.Time
 		for i, t := range j.Triggers {
@@ -62,7 +59,7 @@ func (e *Engine) Jobs(ctx context.Context) ([]api.JobInfo, error) {
 			}
 		}
 		if !next.IsZero() {
-			ji.Next = next.In(loc(j)).Format(time.RFC3339)
+			ji.Next = next.In(j.Location).Format(time.RFC3339)
 		}
 		for _, c := range j.Constraints {
 			ji.Constraints = append(ji.Constraints, c.Kind)
@@ -172,7 +169,7 @@ func (e *Engine) Trigger(ctx context.Context, job string, req api.TriggerRequest
 	}
 	res, err := e.st.CreateRuns(ctx, []store.CreateRun{{
 		Job: job, Period: key, Environment: j.Environment, Trigger: talon.TriggerAPI, Key: req.Key,
-		Executor: executorName(j), Params: req.Params, Now: now, Reason: "triggered by request",
+		Executor: j.Executor, Params: req.Params, Now: now, Reason: "triggered by request",
 	}})
 	if err != nil {
 		return talon.Run{}, false, userErr(err, "job "+job)

@@ -53,7 +53,7 @@ func genSchedule(b testing.TB, n int, tmpl string) *schedule.Schedule {
 	for i := range n {
 		fmt.Fprintf(&sb, tmpl, i)
 	}
-	s, err := schedule.LoadBytes("bench.yaml", []byte(sb.String()))
+	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"inprocess", "local"}}, "bench.yaml", []byte(sb.String()))
 	if err != nil {
 		b.Fatalf("load: %v", err)
 	}
@@ -174,7 +174,7 @@ func BenchmarkChain1000(b *testing.B) {
 	for i := 1; i < n; i++ {
 		fmt.Fprintf(&sb, "  c%d:\n    period: daily\n    triggers: [{after: c%d}]\n    constraints: {after: [c%d]}\n    executor: inprocess\n    command: [noop]\n", i, i-1, i-1)
 	}
-	s, err := schedule.LoadBytes("chain.yaml", []byte(sb.String()))
+	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"inprocess", "local"}}, "chain.yaml", []byte(sb.String()))
 	if err != nil {
 		b.Fatal(err)
 	}

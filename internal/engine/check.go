@@ -210,8 +210,8 @@ func priorityOf(p *plan, job string) int {
 }
 
 func pollOf(j *schedule.Job) time.Duration {
-	if j == nil || j.Poll <= 0 {
-		return time.Minute
+	if j == nil {
+		return time.Minute // a job a reload dropped: look again later
 	}
 	return j.Poll
 }
@@ -261,7 +261,7 @@ func (e *Engine) decide(ctx context.Context, p *plan, lk *lookup, r talon.Run, n
 		t.Owner = e.instance.ID
 		t.Fence = p.fences[j.Name]
 		t.Allocate = p.allocation(j, r.Environment)
-		t.Executor = executorName(j)
+		t.Executor = j.Executor
 	}
 	return t
 }
@@ -355,7 +355,7 @@ func (l *lookup) period(key string, j *schedule.Job) (talon.Period, error) {
 	if p, ok := l.periods[key]; ok {
 		return p, nil
 	}
-	p, err := calendar.ParseKey(key, loc(j))
+	p, err := calendar.ParseKey(key, j.Location)
 	if err != nil {
 		return p, err
 	}
@@ -425,7 +425,7 @@ func (l *lookup) PeriodKey(ctx context.Context, job string, at time.Time, offset
 	if j == nil {
 		return "", fmt.Errorf("unknown job %q", job)
 	}
-	per, err := calendar.PeriodAt(at, j.Period.Type, loc(j), j.Calendar, j.Environment)
+	per, err := calendar.PeriodAt(at, j.Period.Type, j.Location, j.Calendar, j.Environment)
 	if err != nil {
 		return "", err
 	}

@@ -41,9 +41,9 @@ func (e *Engine) dispatch(ctx context.Context, p *plan, ready []talon.Run, now t
 			fail(fmt.Sprintf("job %q left the schedule before the run started", r.Job))
 			continue
 		}
-		ex := e.cfg.Executors[executorName(j)]
+		ex := e.cfg.Executors[j.Executor]
 		if ex == nil {
-			fail(fmt.Sprintf("could not start: unknown executor %q", executorName(j)))
+			fail(fmt.Sprintf("could not start: unknown executor %q", j.Executor))
 			continue
 		}
 		spec, err := e.spec(r, j)
@@ -114,7 +114,7 @@ func (e *Engine) launch(ctx context.Context, ex executor.Executor, spec executor
 	e.procsMu.Lock()
 	e.procs[r.ID] = pc
 	e.procsMu.Unlock()
-	e.log.Info("run started", "run", r.ID, "job", r.Job, "period", r.Period, "attempt", r.Attempt, "executor", executorName(j))
+	e.log.Info("run started", "run", r.ID, "job", r.Job, "period", r.Period, "attempt", r.Attempt, "executor", j.Executor)
 	return pc, nil
 }
 
@@ -125,7 +125,7 @@ func (e *Engine) startedTransition(r talon.Run, j *schedule.Job, pc *proc, err e
 	}
 	name := r.Executor
 	if j != nil {
-		name = executorName(j)
+		name = j.Executor
 	}
 	return store.Transition{
 		RunID: r.ID, From: []talon.State{talon.StateReady}, To: talon.StateRunning,
@@ -345,7 +345,7 @@ func (e *Engine) completionRuns(p *plan, r talon.Run, now time.Time) []store.Cre
 		// even when this step began before the process ended.
 		out = append(out, store.CreateRun{
 			Job: ct.job.Name, Period: key, Environment: ct.job.Environment, Trigger: ct.trigger.ID,
-			FireTime: fired, Executor: executorName(ct.job), Now: later(now, fired),
+			FireTime: fired, Executor: ct.job.Executor, Now: later(now, fired),
 			Reason: fmt.Sprintf("fired by %s: run %d of %s succeeded", ct.trigger.ID, r.ID, r.Job),
 		})
 	}

@@ -55,7 +55,7 @@ func mustTime(t testing.TB, s string) time.Time {
 // schedule and an inprocess executor holding the test's functions.
 func setup(t testing.TB, yaml string, start time.Time, funcs map[string]inprocess.Func) *testBundle {
 	t.Helper()
-	s, err := schedule.LoadBytes("schedule.yaml", []byte(yaml))
+	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"inprocess", "local"}}, "schedule.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("load schedule: %v", err)
 	}

@@ -104,9 +104,6 @@ func (e *Engine) fire(ctx context.Context, p *plan, now time.Time) (time.Time, e
 // remain (they will be handled in the next step).
 func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []trigger.Fire, now time.Time, more bool) ([]store.CreateRun, error) {
 	policy := j.Catchup
-	if policy == "" {
-		policy = talon.CatchupLatest
-	}
 	cutoff := now.Add(-e.cfg.Grace)
 	onTime := 0
 	for _, f := range fires {
@@ -135,19 +132,19 @@ func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []trigger.F
 	for i := len(fires) - 1; i >= 0; i-- {
 		fire := fires[i]
 		f := fire.Nominal
-		per, err := firePeriod(j, fire, t.Period)
+		per, err := fire.Period(j.Periods(), t.Period)
 		if err != nil {
 			return nil, fmt.Errorf("job %s: period of fire at %s: %w", j.Name, f.Format(time.RFC3339), err)
 		}
 		c := store.CreateRun{
 			Job: j.Name, Period: per.Key(), Environment: j.Environment, Trigger: t.ID,
-			FireTime: f, Executor: executorName(j), Now: now,
-			Reason: "fired by " + t.ID + " at " + f.In(loc(j)).Format(time.RFC3339),
+			FireTime: f, Executor: j.Executor, Now: now,
+			Reason: "fired by " + t.ID + " at " + f.In(j.Location).Format(time.RFC3339),
 		}
 		if fire.At.After(f) {
 			// Jitter delays the start, never the fire's identity or period.
 			c.NotBefore = fire.At
-			c.Reason += " (jittered to " + fire.At.In(loc(j)).Format(time.RFC3339) + ")"
+			c.Reason += " (jittered to " + fire.At.In(j.Location).Format(time.RFC3339) + ")"
 		}
 		if !keep[i] {
 			skipped++
@@ -155,25 +152,18 @@ func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []trigger.F
 				continue
 			}
 			c.State = talon.StateSkipped
-			c.Reason = fmt.Sprintf("missed fire at %s while no scheduler was running (catchup: %s)", f.In(loc(j)).Format(time.RFC3339), policy)
+			c.Reason = fmt.Sprintf("missed fire at %s while no scheduler was running (catchup: %s)", f.In(j.Location).Format(time.RFC3339), policy)
 			if j.CatchupWindow > 0 && f.Before(now.Add(-j.CatchupWindow)) {
-				c.Reason = fmt.Sprintf("missed fire at %s is older than catchup_window %s", f.In(loc(j)).Format(time.RFC3339), j.CatchupWindow)
+				c.Reason = fmt.Sprintf("missed fire at %s is older than catchup_window %s", f.In(j.Location).Format(time.RFC3339), j.CatchupWindow)
 			}
 			c.NotBefore = time.Time{}
 			if skipped == maxRecordedSkips && i > 0 {
-				c.Reason += fmt.Sprintf("; %d earlier missed fires from %s were skipped too", i, fires[0].Nominal.In(loc(j)).Format(time.RFC3339))
+				c.Reason += fmt.Sprintf("; %d earlier missed fires from %s were skipped too", i, fires[0].Nominal.In(j.Location).Format(time.RFC3339))
 			}
 		}
 		out = append(out, c)
 	}
 	return out, nil
-}
-
-func executorName(j *schedule.Job) string {
-	if j.Executor == "" {
-		return "local"
-	}
-	return j.Executor
 }
 
 // create creates runs in chunks and indexes the blocked ones for a check.
@@ -202,26 +192,14 @@ func (e *Engine) create(ctx context.Context, cs []store.CreateRun) error {
 	return nil
 }
 
-// fireTrigger is a trigger that says more about its fires than Next: the
-// nominal instant (before jitter), the business date whose period the run
-// belongs to, and errors such as a calendar that does not cover the date.
-type fireTrigger interface {
-	NextFire(after time.Time) (trigger.Fire, error)
-}
-
 // nextOf returns the next fire of a job's trigger after an instant. An
 // error (a business calendar that ends before the next fire) is logged
 // and kept for `talon jobs` and the API: the trigger stops firing until
 // the schedule is fixed and reloaded, loudly rather than silently.
 func (e *Engine) nextOf(j *schedule.Job, t talon.TriggerSpec, tr trigger.Trigger, after time.Time) trigger.Fire {
-	ft, ok := tr.(fireTrigger)
-	if !ok {
-		at := tr.Next(after)
-		return trigger.Fire{At: at, Nominal: at}
-	}
-	f, err := ft.NextFire(after)
+	f, err := trigger.NextFire(tr, after)
 	if err != nil {
-		e.setTriggerErr(j, t, fmt.Sprintf("stopped after %s: %v", after.In(loc(j)).Format(time.RFC3339), err))
+		e.setTriggerErr(j, t, fmt.Sprintf("stopped after %s: %v", after.In(j.Location).Format(time.RFC3339), err))
 		return trigger.Fire{}
 	}
 	return f
@@ -238,19 +216,6 @@ func (e *Engine) setTriggerErr(j *schedule.Job, t talon.TriggerSpec, why string)
 		e.log.Error("trigger stopped", "job", j.Name, "trigger", t.ID, "why", why)
 	}
 	e.trigErr[key] = msg
-}
-
-// firePeriod is the period a fire belongs to: the one containing its
-// business date (before any holiday adjustment, so an adjusted run keeps
-// its period) or, for triggers without one, its nominal instant.
-func firePeriod(j *schedule.Job, f trigger.Fire, offset talon.PeriodOffset) (talon.Period, error) {
-	if f.Date.IsZero() || j.Period.Type == talon.Oneshot || j.Period.Type == talon.Hourly {
-		return periodAt(j, f.Nominal, offset)
-	}
-	// Noon of the business date is inside that date's period in every
-	// zone, DST days included.
-	noon := time.Date(f.Date.Year, f.Date.Month, f.Date.Day, 12, 0, 0, 0, loc(j))
-	return periodAt(j, noon, offset)
 }
 
 // triggerErrors returns the trigger errors of a job, for operators.

@@ -74,7 +74,7 @@ jobs:
 // stops when the test ends.
 func loopEngine(t *testing.T, st store.Store, log *execLog) *engine.Engine {
 	t.Helper()
-	s, err := schedule.LoadBytes("schedule.yaml", []byte(leaseSched))
+	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"inprocess", "local"}}, "schedule.yaml", []byte(leaseSched))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestDatabaseOutageLosesNothing(t *testing.T) {
 	// The second scheduler is stepped by hand, so that it is the first to
 	// look at the store when it is back.
 	st := openPG(t, pxB.url)
-	s, err := schedule.LoadBytes("schedule.yaml", []byte(leaseSched))
+	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"inprocess", "local"}}, "schedule.yaml", []byte(leaseSched))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ func TestDeadSchedulerDetected(t *testing.T) {
 // up neither the heartbeat (the scheduler's lease stays fresh, so no peer
 // could declare its runs lost) nor other jobs, which run meanwhile.
 func TestSlowSensorBlocksNothing(t *testing.T) {
-	s, err := schedule.LoadBytes("schedule.yaml", []byte(`
+	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"inprocess", "local"}}, "schedule.yaml", []byte(`
 jobs:
   gated:
     period: daily

@@ -49,7 +49,7 @@ func TestStoreOutage(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 
-	sched, err := schedule.LoadBytes("schedule.yaml", []byte(`
+	sched, err := schedule.LoadBytes(schedule.Options{Executors: []string{"inprocess", "local"}}, "schedule.yaml", []byte(`
 jobs:
   extract:
     period: daily

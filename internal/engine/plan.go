@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/talonhq/talon"
-	"github.com/talonhq/talon/internal/calendar"
 	"github.com/talonhq/talon/internal/constraint"
 	"github.com/talonhq/talon/internal/resource"
 	"github.com/talonhq/talon/internal/schedule"
@@ -85,7 +84,7 @@ func compile(s *schedule.Schedule) (*plan, error) {
 	}
 	for _, j := range s.Jobs {
 		addDep(j.Name, j.Name)
-		if j.Poll > 0 && j.Poll < p.minPoll {
+		if j.Poll < p.minPoll {
 			p.minPoll = j.Poll
 		}
 		for _, c := range j.Checks {
@@ -146,24 +145,5 @@ func (p *plan) allocation(j *schedule.Job, env string) *store.Allocation {
 // periodAt returns the period of job j that contains t, shifted by the
 // trigger's offset.
 func periodAt(j *schedule.Job, t time.Time, offset talon.PeriodOffset) (talon.Period, error) {
-	if j.Period.Type == talon.Oneshot {
-		// A time trigger on a oneshot job names its period by the fire
-		// instant in the job's zone.
-		return talon.Period{Type: talon.Oneshot, Name: t.In(loc(j)).Format("20060102T1504"), Environment: j.Environment}, nil
-	}
-	per, err := calendar.PeriodAt(t, j.Period.Type, loc(j), j.Calendar, j.Environment)
-	if err != nil {
-		return per, err
-	}
-	if offset == talon.PeriodPrevious {
-		return calendar.Shift(per, -1, j.Calendar)
-	}
-	return per, nil
-}
-
-func loc(j *schedule.Job) *time.Location {
-	if j.Location != nil {
-		return j.Location
-	}
-	return time.UTC
+	return j.Periods().At(t, offset)
 }

@@ -18,7 +18,7 @@ import (
 func parseKey(key string, j *schedule.Job) (talon.Period, error) {
 	l := time.UTC
 	if j != nil {
-		l = loc(j)
+		l = j.Location
 	}
 	return calendar.ParseKey(key, l)
 }

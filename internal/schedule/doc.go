@@ -43,20 +43,32 @@
 //
 // # Rules
 //
-//   - Job, calendar and environment names match [a-z0-9][a-z0-9_.-]*
-//     (at most 128 characters): lowercase, so a name reads the same in
-//     URLs, file names, period keys and TALON_JOB, and without ':' or
-//     '/', which period keys use as separators.
+//   - Job and environment names match [a-z0-9][a-z0-9_.-]* (at most 128
+//     characters): lowercase, so a name reads the same in URLs, file
+//     names, period keys and TALON_JOB, and without ':' or '/', which
+//     period keys use as separators.
+//   - Calendar names match [A-Za-z][A-Za-z0-9_-]* (at most 128
+//     characters), the trigger grammar's CALNAME: `using US-NYSE` names
+//     the calendar US-NYSE, and case matters.
 //   - Unknown keys are errors, with the nearest known key as a hint. A key
 //     with an empty (null) value counts as absent.
 //   - The top level may also hold talon.yaml's keys (state, schedule,
-//     listen, tls, auth, executors, logs, node); they are skipped here and
-//     read by internal/config, so the quick start can be one file.
+//     listen, tls, auth, executors, logs, node, lease); they are skipped
+//     here and are internal/config's business (which refuses the ones
+//     Talon does not act on yet), so the quick start can be one file.
 //   - Defaults: period daily, timezone UTC, executor local, poll 1m,
-//     catchup latest, trigger period same, no timeout, no retries.
+//     catchup latest, trigger period same, no timeout, no retries. The
+//     loader fills them in; the rest of Talon reads them from the Job.
 //   - command is an argv list, never a shell line, and is required unless
 //     the executor is inprocess (which runs a Go function by job name).
 //   - Durations are Go durations (90s, 1h30m) or whole days (2d).
+//   - Numbers and durations have bounds (bounds.go): poll 1s to 24h,
+//     timeout 1s to 30d (0: none), retries.max 0 to 100, retries.delay
+//     1s to 7d (0: at once), catchup_window 1s to 366d (0: no bound),
+//     priority -1000 to 1000, capacities and counts up to 1e9.
+//   - executor must name one of Options.Executors, which the caller
+//     passes (the executors the program has); inprocess jobs take no env
+//     or dir.
 //   - Trigger IDs are "schedule:EXPR" and "after:JOB"; the n-th repeat of
 //     the same trigger in a job gets "#n", so IDs stay put across reloads.
 //   - Completion triggers may not form a cycle; each loop is reported once.

@@ -2,8 +2,9 @@ package schedule
 
 import (
 	"fmt"
-	"github.com/talonhq/talon/internal/suggest"
 	"sort"
+
+	"github.com/talonhq/talon/internal/suggest"
 )
 
 // Pos is a position in a schedule file. Line and Col are 1-based; Col
@@ -88,3 +89,6 @@ func (l ErrorList) Sort() {
 func didYouMean(name string, options []string) string {
 	return suggest.DidYouMean(name, options)
 }
+
+// quote is strconv.Quote of s cut to a length a message can repeat.
+func quote(s string) string { return suggest.Quote(s) }

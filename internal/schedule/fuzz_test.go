@@ -22,7 +22,7 @@ func FuzzScheduleLoad(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := LoadBytes("f.yaml", data)
+		s, err := LoadBytes(testOpt, "f.yaml", data)
 		if err == nil {
 			if s == nil {
 				t.Fatal("nil schedule and nil error")

@@ -18,7 +18,7 @@ func TestTriggerKinds(t *testing.T) {
 	trigger.Register("test-hourly", func(expr string, _ trigger.Options) (trigger.Trigger, error) {
 		return everyHour{}, nil
 	})
-	s, err := schedule.LoadBytes("s.yaml", []byte(`
+	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"local"}}, "s.yaml", []byte(`
 jobs:
   a:
     command: [x]
@@ -34,7 +34,7 @@ jobs:
 	if _, ok := j.Times[0].(everyHour); !ok {
 		t.Errorf("trigger 0 is %T, want the registered kind", j.Times[0])
 	}
-	_, err = schedule.LoadBytes("s.yaml", []byte(`
+	_, err = schedule.LoadBytes(schedule.Options{Executors: []string{"local"}}, "s.yaml", []byte(`
 jobs:
   a:
     command: [x]

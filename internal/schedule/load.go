@@ -29,7 +29,7 @@ var (
 	scheduleKeys = []string{"calendars", "resources", "jobs"}
 	// ConfigKeys are the top-level keys of talon.yaml that a schedule file
 	// may contain and the schedule loader ignores.
-	ConfigKeys = []string{"state", "schedule", "listen", "tls", "auth", "executors", "logs", "node"}
+	ConfigKeys = []string{"state", "schedule", "listen", "tls", "auth", "executors", "logs", "node", "lease"}
 	// Keys are the top-level keys of a schedule.
 	Keys = scheduleKeys
 
@@ -55,6 +55,11 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
 // maxName bounds names so they fit comfortably in keys and columns.
 const maxName = 128
 
+// calNameRE is the rule for calendar names, the trigger grammar's CALNAME
+// (`using US-NYSE`): case matters, and the trigger parser looks names up
+// exactly as written.
+var calNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
+
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // resourceRE is the rule for resource paths: non-empty segments of
@@ -65,6 +70,15 @@ var (
 	requestRE  = regexp.MustCompile(`^[A-Za-z0-9_.*?-]+(/[A-Za-z0-9_.*?-]+)*$`)
 )
 
+// Options are what a schedule is checked against beyond its own files.
+type Options struct {
+	// Executors names the executors a job may use: those the program
+	// has. A job naming another, or relying on the default "local" when
+	// it is not among them, is an error. The loader imports no executor;
+	// its caller knows which exist.
+	Executors []string
+}
+
 // Load reads a schedule from files and directories. A directory
 // contributes every *.yaml and *.yml file below it, recursively, in
 // lexical order. All files form one schedule: a job, calendar or resource
@@ -74,7 +88,7 @@ var (
 // When the schedule is invalid, the error is an ErrorList holding every
 // problem found, sorted by position. Trouble reading the files is
 // returned as a plain wrapped error.
-func Load(paths ...string) (*Schedule, error) {
+func Load(opt Options, paths ...string) (*Schedule, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("load schedule: no files given")
 	}
@@ -107,7 +121,7 @@ func Load(paths ...string) (*Schedule, error) {
 		sort.Strings(found)
 		files = append(files, found...)
 	}
-	l := newLoader()
+	l := newLoader(opt)
 	seen := map[string]bool{}
 	for _, name := range files {
 		if seen[name] {
@@ -125,13 +139,14 @@ func Load(paths ...string) (*Schedule, error) {
 
 // LoadBytes reads a schedule from one file's contents; name is used in
 // positions. Errors are as for Load.
-func LoadBytes(name string, data []byte) (*Schedule, error) {
-	l := newLoader()
+func LoadBytes(opt Options, name string, data []byte) (*Schedule, error) {
+	l := newLoader(opt)
 	l.file(name, data)
 	return l.finish()
 }
 
 type loader struct {
+	opt       Options
 	errs      ErrorList
 	seen      map[Error]bool // to drop repeats, as aliases visit nodes again
 	zones     map[string]*time.Location
@@ -188,8 +203,9 @@ func (l *loader) add(e *Error) {
 	}
 }
 
-func newLoader() *loader {
+func newLoader(opt Options) *loader {
 	return &loader{
+		opt:       opt,
 		seen:      map[Error]bool{},
 		jobs:      map[string]*jobDraft{},
 		calendars: map[string]*calDraft{},
@@ -229,10 +245,28 @@ func (l *loader) file(name string, data []byte) {
 				// Extension keys hold anchors for merge keys, as in
 				// Compose files: `x-defaults: &d {poll: 5m}`.
 			default:
-				top.errf(p.key, didYouMean(p.name, append(append([]string{}, scheduleKeys...), ConfigKeys...)), "unknown key %q", p.name)
+				top.errf(p.key, didYouMean(p.name, append(append([]string{}, scheduleKeys...), ConfigKeys...)), "unknown key %s", quote(p.name))
 			}
 		}
 	}
+}
+
+// executorHint suggests the executor nearest to name, else lists them.
+func executorHint(name string, names []string) string {
+	if hint := didYouMean(name, names); hint != "" {
+		return hint
+	}
+	return "want " + executorList(names)
+}
+
+func executorList(names []string) string {
+	switch len(names) {
+	case 0:
+		return "an executor, but none is available"
+	case 1:
+		return names[0]
+	}
+	return "one of " + strings.Join(names, ", ")
 }
 
 // checkName reports a name that breaks nameRE, with a hint.
@@ -242,13 +276,25 @@ func checkName(s scope, n *yaml.Node, what, name string) bool {
 	}
 	hint := "use lowercase letters, digits, '_', '.' and '-', starting with a letter or digit"
 	if low := strings.ToLower(name); low != name && nameRE.MatchString(low) {
-		hint = fmt.Sprintf("did you mean %q?", low)
+		hint = fmt.Sprintf("did you mean %s?", quote(low))
 	}
 	if len(name) > maxName {
 		hint = fmt.Sprintf("at most %d characters", maxName)
 	}
-	s.errf(n, hint, "invalid %s name %q", what, name)
+	s.errf(n, hint, "invalid %s name %s", what, quote(name))
 	return false
+}
+
+// checkCalName reports a calendar name that breaks calNameRE.
+func checkCalName(s scope, n *yaml.Node, name string) {
+	if calNameRE.MatchString(name) && len(name) <= maxName {
+		return
+	}
+	hint := "use letters, digits, '_' and '-', starting with a letter, as in US-NYSE"
+	if len(name) > maxName {
+		hint = fmt.Sprintf("at most %d characters", maxName)
+	}
+	s.errf(n, hint, "invalid calendar name %s", quote(name))
 }
 
 func (l *loader) mapping(s scope, n *yaml.Node, what string) []pair {
@@ -265,12 +311,13 @@ func (l *loader) mapping(s scope, n *yaml.Node, what string) []pair {
 func (l *loader) jobsSection(top scope, n *yaml.Node) {
 	s := top.sub("jobs")
 	for _, p := range l.mapping(s, n, "job names to jobs") {
-		if !checkName(top, p.key, "job", p.name) {
-			continue
-		}
-		js := scope{l: l, f: top.f, where: fmt.Sprintf("job %q: ", p.name)}
+		// A bad name is reported, and the job's body is still checked:
+		// the schedule is invalid either way, and one edit should not
+		// uncover a second round of errors.
+		checkName(top, p.key, "job", p.name)
+		js := scope{l: l, f: top.f, where: fmt.Sprintf("job %s: ", quote(p.name))}
 		if first, ok := l.jobs[p.name]; ok {
-			top.errf(p.key, "", "job %q defined twice (first at %s)", p.name, first.s.pos(first.key))
+			top.errf(p.key, "", "job %s defined twice (first at %s)", quote(p.name), first.s.pos(first.key))
 			continue
 		}
 		d := &jobDraft{s: js, key: p.key}
@@ -282,14 +329,12 @@ func (l *loader) jobsSection(top scope, n *yaml.Node) {
 func (l *loader) calendarsSection(top scope, n *yaml.Node) {
 	s := top.sub("calendars")
 	for _, p := range l.mapping(s, n, "calendar names to calendars") {
-		if !checkName(top, p.key, "calendar", p.name) {
-			continue
-		}
+		checkCalName(top, p.key, p.name) // and check the body all the same
 		if first, ok := l.calendars[p.name]; ok {
-			top.errf(p.key, "", "calendar %q defined twice (first at %s)", p.name, first.pos)
+			top.errf(p.key, "", "calendar %s defined twice (first at %s)", quote(p.name), first.pos)
 			continue
 		}
-		cs := scope{l: l, f: top.f, where: fmt.Sprintf("calendar %q: ", p.name)}
+		cs := scope{l: l, f: top.f, where: fmt.Sprintf("calendar %s: ", quote(p.name))}
 		cal := &calendar.Calendar{Name: p.name, Weekend: []time.Weekday{time.Saturday, time.Sunday}}
 		l.calendars[p.name] = &calDraft{cal: cal, pos: top.pos(p.key)}
 		if isNull(p.val) {
@@ -353,7 +398,7 @@ func weekdays(s scope, n *yaml.Node) []time.Weekday {
 		}
 		wd, ok := weekdayNames[low]
 		if !ok {
-			s.errf(it, "want mon, tue, wed, thu, fri, sat or sun", "unknown day %q", v)
+			s.errf(it, "want mon, tue, wed, thu, fri, sat or sun", "unknown day %s", quote(v))
 			continue
 		}
 		out = append(out, wd)
@@ -391,7 +436,7 @@ func dates(s scope, n *yaml.Node) []calendar.Date {
 		from := time.Date(a.Year, a.Month, a.Day, 12, 0, 0, 0, time.UTC)
 		to := time.Date(b.Year, b.Month, b.Day, 12, 0, 0, 0, time.UTC)
 		if days := int(to.Sub(from).Hours() / 24); days < 0 || days >= maxRange {
-			s.errf(it, "", "range %q: want the first date on or before the last, at most %d days apart", v, maxRange)
+			s.errf(it, "", "range %s: want the first date on or before the last, at most %d days apart", quote(v), maxRange)
 			continue
 		}
 		for t := from; !t.After(to); t = t.AddDate(0, 0, 1) {
@@ -404,7 +449,7 @@ func dates(s scope, n *yaml.Node) []calendar.Date {
 func parseDate(s scope, n *yaml.Node, v string) (calendar.Date, bool) {
 	t, err := time.Parse("2006-01-02", v)
 	if err != nil {
-		s.errf(n, "", "want a date like 2026-12-25, not %q", v)
+		s.errf(n, "", "want a date like 2026-12-25, not %s", quote(v))
 		return calendar.Date{}, false
 	}
 	return calendar.Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}, true
@@ -414,22 +459,22 @@ func (l *loader) resourcesSection(top scope, n *yaml.Node) {
 	s := top.sub("resources")
 	for _, p := range l.mapping(s, n, "resource paths to capacities") {
 		if !resourceRE.MatchString(p.name) {
-			top.errf(p.key, "use segments of letters, digits, '_', '.' and '-' joined by '/', like db/prod/connections", "invalid resource path %q", p.name)
+			top.errf(p.key, "use segments of letters, digits, '_', '.' and '-' joined by '/', like db/prod/connections", "invalid resource path %s", quote(p.name))
 			continue
 		}
 		if first, ok := l.resources[p.name]; ok {
-			top.errf(p.key, "", "resource %q defined twice (first at %s)", p.name, first.pos)
+			top.errf(p.key, "", "resource %s defined twice (first at %s)", quote(p.name), first.pos)
 			continue
 		}
-		rs := scope{l: l, f: top.f, where: fmt.Sprintf("resource %q: ", p.name)}
+		rs := scope{l: l, f: top.f, where: fmt.Sprintf("resource %s: ", quote(p.name))}
 		r := Resource{Path: p.name}
 		l.resources[p.name] = &resDraft{res: r, pos: top.pos(p.key)}
 		dv := deref(p.val)
 		if dv.Kind == yaml.ScalarNode {
 			// Shorthand: `db/prod/connections: 4`.
 			if c, ok := rs.integer(p.val, "a capacity (a whole number ≥ 0) or {capacity: N, attributes: {…}}"); ok {
-				if c < 0 {
-					rs.errf(p.val, "", "capacity: want a whole number ≥ 0, not %d", c)
+				if c < 0 || c > MaxCapacity {
+					rs.errf(p.val, "", "capacity: want a whole number from 0 to %d, not %d", MaxCapacity, c)
 				}
 				r.Capacity = c
 			}
@@ -441,10 +486,7 @@ func (l *loader) resourcesSection(top scope, n *yaml.Node) {
 			continue
 		}
 		if f, ok := fs["capacity"]; ok {
-			if c, ok := rs.sub("capacity").integer(f.val, "a whole number ≥ 0"); ok {
-				if c < 0 {
-					rs.errf(f.val, "", "capacity: want a whole number ≥ 0, not %d", c)
-				}
+			if c, ok := rs.sub("capacity").integerIn(f.val, 0, MaxCapacity, fmt.Sprintf("a whole number from 0 to %d", MaxCapacity)); ok {
 				r.Capacity = c
 			}
 		} else {
@@ -454,7 +496,7 @@ func (l *loader) resourcesSection(top scope, n *yaml.Node) {
 			if v, ok := rs.sub("per").str(f.val); ok {
 				pt := talon.PeriodType(v)
 				if !slices.Contains(talon.PeriodTypes, pt) || pt == talon.Oneshot {
-					rs.sub("per").errf(f.val, "want hourly, daily, weekly, monthly, quarterly or yearly", "unknown period type %q", v)
+					rs.sub("per").errf(f.val, "want hourly, daily, weekly, monthly, quarterly or yearly", "unknown period type %s", quote(v))
 				} else {
 					r.Per = pt
 				}
@@ -506,7 +548,7 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 		if v, ok := ts.str(f.val); ok {
 			loc, err := l.zone(v)
 			if err != nil {
-				ts.errf(f.val, `want an IANA name like "Europe/London" or "UTC"`, "unknown zone %q", v)
+				ts.errf(f.val, `want an IANA name like "Europe/London" or "UTC"`, "unknown zone %s", quote(v))
 			} else {
 				j.Timezone, j.Location = v, loc
 			}
@@ -518,13 +560,19 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 		}
 	}
 	if f, ok := fs["executor"]; ok {
-		if v, ok := s.sub("executor").str(f.val); ok {
-			if v == "" {
-				s.sub("executor").errf(f.val, "", "want an executor name like local")
-			} else {
+		es := s.sub("executor")
+		if v, ok := es.str(f.val); ok {
+			switch {
+			case v == "":
+				es.errf(f.val, "want "+executorList(l.opt.Executors), "missing executor name")
+			case !contains(l.opt.Executors, v):
+				es.errf(f.val, executorHint(v, l.opt.Executors), "unknown executor %s", quote(v))
+			default:
 				j.Executor = v
 			}
 		}
+	} else if !contains(l.opt.Executors, j.Executor) {
+		s.errf(d.key, "set executor: to "+executorList(l.opt.Executors), "the default executor %q is not available", j.Executor)
 	}
 	if f, ok := fs["command"]; ok {
 		cs := s.sub("command")
@@ -546,11 +594,11 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 		j.Env = map[string]string{}
 		for _, p := range l.mapping(es, f.val, "variable names to values") {
 			if !envNameRE.MatchString(p.name) {
-				es.errf(p.key, "use letters, digits and '_', not starting with a digit", "invalid variable name %q", p.name)
+				es.errf(p.key, "use letters, digits and '_', not starting with a digit", "invalid variable name %s", quote(p.name))
 				continue
 			}
 			if strings.HasPrefix(p.name, "TALON_") {
-				es.errf(p.key, "Talon sets TALON_ variables itself", "variable %q is reserved", p.name)
+				es.errf(p.key, "Talon sets TALON_ variables itself", "variable %s is reserved", quote(p.name))
 				continue
 			}
 			if v, ok := es.sub(p.name).str(p.val); ok {
@@ -560,6 +608,15 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 	}
 	if f, ok := fs["dir"]; ok {
 		j.Dir, _ = s.sub("dir").str(f.val)
+	}
+	if j.Executor == "inprocess" {
+		// A function runs inside the scheduler: it gets params and the
+		// TALON_ variables, but no environment or directory of its own.
+		for _, k := range []string{"env", "dir"} {
+			if f, ok := fs[k]; ok {
+				s.errf(f.key, "pass values to a function in params", "%s has no effect with executor inprocess", k)
+			}
+		}
 	}
 	if f, ok := fs["params"]; ok {
 		ps := s.sub("params")
@@ -573,19 +630,15 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 		}
 	}
 	if f, ok := fs["poll"]; ok {
-		if v, ok := s.sub("poll").duration(f.val); ok {
-			if v <= 0 {
-				s.sub("poll").errf(f.val, "", "want a positive duration like 1m, not %q", deref(f.val).Value)
-			} else {
-				j.Poll = v
-			}
+		if v, ok := s.sub("poll").durationIn(f.val, MinPoll, MaxPoll, ""); ok {
+			j.Poll = v
 		}
 	}
 	if f, ok := fs["timeout"]; ok {
-		j.Timeout, _ = s.sub("timeout").duration(f.val)
+		j.Timeout, _ = s.sub("timeout").durationIn(f.val, MinTimeout, MaxTimeout, "none")
 	}
 	if f, ok := fs["catchup_window"]; ok {
-		j.CatchupWindow, _ = s.sub("catchup_window").duration(f.val)
+		j.CatchupWindow, _ = s.sub("catchup_window").durationIn(f.val, MinCatchupWindow, MaxCatchupWindow, "no bound")
 	}
 	if f, ok := fs["retries"]; ok {
 		j.Retries = retries(s.sub("retries"), f.val)
@@ -597,12 +650,12 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 			case talon.CatchupAll, talon.CatchupLatest, talon.CatchupNone:
 				j.Catchup = c
 			default:
-				cs.errf(f.val, didYouMean(v, []string{"all", "latest", "none"}), "want all, latest or none, not %q", v)
+				cs.errf(f.val, didYouMean(v, []string{"all", "latest", "none"}), "want all, latest or none, not %s", quote(v))
 			}
 		}
 	}
 	if f, ok := fs["priority"]; ok {
-		j.Priority, _ = s.sub("priority").integer(f.val, "a whole number")
+		j.Priority, _ = s.sub("priority").integerIn(f.val, MinPriority, MaxPriority, fmt.Sprintf("a whole number from %d to %d", MinPriority, MaxPriority))
 	}
 	if f, ok := fs["schedule"]; ok {
 		// Shorthand for a single time trigger: `schedule: "@daily"`.
@@ -636,7 +689,7 @@ func (l *loader) requests(d *jobDraft, rs scope, n *yaml.Node) {
 	// {count, where}.
 	one := func(path string, key, v *yaml.Node) {
 		if !requestRE.MatchString(strings.ReplaceAll(path, resource.EnvironmentVar, "env")) {
-			rs.errf(key, "use a path like db/prod/connections, hosts/linux/* or db/{{environment}}/connections", "invalid resource path %q", path)
+			rs.errf(key, "use a path like db/prod/connections, hosts/linux/* or db/{{environment}}/connections", "invalid resource path %s", quote(path))
 			return
 		}
 		ps := rs.sub(path)
@@ -708,12 +761,8 @@ func (l *loader) requests(d *jobDraft, rs scope, n *yaml.Node) {
 }
 
 func (l *loader) count(s scope, n *yaml.Node, out *int) bool {
-	c, ok := s.integer(n, "a whole number ≥ 1")
+	c, ok := s.integerIn(n, 1, MaxCapacity, fmt.Sprintf("a whole number from 1 to %d", MaxCapacity))
 	if !ok {
-		return false
-	}
-	if c < 1 {
-		s.errf(n, "", "want a whole number ≥ 1, not %d", c)
 		return false
 	}
 	*out = c
@@ -760,7 +809,7 @@ func (l *loader) zone(name string) (*time.Location, error) {
 // time.LoadLocation; it is refused so a blank value is not silently UTC.
 func loadZone(name string) (*time.Location, error) {
 	if name == "" || name == "Local" {
-		return nil, fmt.Errorf("unknown zone %q", name)
+		return nil, fmt.Errorf("unknown zone %s", quote(name))
 	}
 	return time.LoadLocation(name)
 }
@@ -803,7 +852,7 @@ func (l *loader) period(d *jobDraft, s scope, n *yaml.Node) {
 		if hint == "" {
 			hint = "want one of " + strings.Join(periodTypeNames, ", ")
 		}
-		s.errf(typeNode, hint, "unknown period type %q", v)
+		s.errf(typeNode, hint, "unknown period type %s", quote(v))
 		return
 	}
 	d.job.Period.Type = talon.PeriodType(v)
@@ -813,30 +862,22 @@ func retries(s scope, n *yaml.Node) talon.RetryPolicy {
 	var r talon.RetryPolicy
 	if deref(n).Kind == yaml.ScalarNode {
 		// Shorthand: `retries: 2` retries at once.
-		if v, ok := s.integer(n, "a number of retries or {max: N, delay: 5m}"); ok {
-			if v < 0 {
-				s.errf(n, "", "want a whole number ≥ 0, not %d", v)
-			} else {
-				r.Max = v
-			}
+		if v, ok := s.integerIn(n, 0, MaxRetries, "a number of retries or {max: N, delay: 5m}"); ok {
+			r.Max = v
 		}
 		return r
 	}
 	fs := s.fields(n, retryKeys, "retry settings")
 	if f, ok := fs["max"]; ok {
 		ms := s.sub("max")
-		if v, ok := ms.integer(f.val, "a whole number ≥ 0"); ok {
-			if v < 0 {
-				ms.errf(f.val, "", "want a whole number ≥ 0, not %d", v)
-			} else {
-				r.Max = v
-			}
+		if v, ok := ms.integerIn(f.val, 0, MaxRetries, fmt.Sprintf("a whole number from 0 to %d", MaxRetries)); ok {
+			r.Max = v
 		}
 	} else if fs != nil {
 		s.errf(n, "", "missing max")
 	}
 	if f, ok := fs["delay"]; ok {
-		r.Delay, _ = s.sub("delay").duration(f.val)
+		r.Delay, _ = s.sub("delay").durationIn(f.val, MinRetryDelay, MaxRetryDelay, "at once")
 	}
 	if f, ok := fs["timeouts"]; ok {
 		r.Timeouts, _ = s.sub("timeouts").boolean(f.val)
@@ -891,7 +932,7 @@ func (l *loader) triggers(d *jobDraft, s scope, n *yaml.Node) {
 				case talon.PeriodSame, talon.PeriodPrevious:
 					t.Period = o
 				default:
-					ps.errf(f.val, didYouMean(v, []string{"same", "previous"}), "want same or previous, not %q", v)
+					ps.errf(f.val, didYouMean(v, []string{"same", "previous"}), "want same or previous, not %s", quote(v))
 				}
 			}
 		}
@@ -923,7 +964,7 @@ func (l *loader) constraints(d *jobDraft, js scope, n *yaml.Node) {
 			if hint == "" && len(kinds) > 0 {
 				hint = "want one of " + strings.Join(kinds, ", ")
 			}
-			js.errf(p.key, hint, "unknown constraint %q", p.name)
+			js.errf(p.key, hint, "unknown constraint %s", quote(p.name))
 			continue
 		}
 		cs := js.sub("constraint " + p.name)
@@ -936,7 +977,14 @@ func (l *loader) constraints(d *jobDraft, js scope, n *yaml.Node) {
 		}
 		c, err := constraint.Compile(p.name, v)
 		if err != nil {
-			cs.errf(p.key, "", "%v", err)
+			// The built-in kinds name themselves ("max_running: want …",
+			// "after[1]: …"); say the kind once.
+			msg := err.Error()
+			if rest, ok := strings.CutPrefix(msg, p.name); ok && (strings.HasPrefix(rest, ":") || strings.HasPrefix(rest, "[")) {
+				js.errf(p.key, "", "constraint %s", msg)
+			} else {
+				cs.errf(p.key, "", "%s", msg)
+			}
 			continue
 		}
 		d.job.Constraints = append(d.job.Constraints, talon.ConstraintSpec{Kind: p.name, Value: v})
@@ -1006,7 +1054,7 @@ func (l *loader) finish() (*Schedule, error) {
 				if hint == "" {
 					hint = "declare it under calendars: at the top level"
 				}
-				d.s.sub("period").sub("calendar").errf(d.calNode, hint, "unknown calendar %q", d.calName)
+				d.s.sub("period").sub("calendar").errf(d.calNode, hint, "unknown calendar %s", quote(d.calName))
 			}
 		}
 		j.Times = make([]trigger.Trigger, len(j.Triggers))
@@ -1063,9 +1111,9 @@ func (l *loader) compileTrigger(d *jobDraft, n *yaml.Node, spec talon.TriggerSpe
 	s := d.s
 	var te *trigger.Error
 	if errors.As(err, &te) {
-		s.errAt(s.offsetPos(n, te.Offset), te.Hint, "trigger %q: %s", expr, te.Msg)
+		s.errAt(s.offsetPos(n, te.Offset), te.Hint, "trigger %s: %s", quote(expr), te.Msg)
 	} else {
-		s.errf(n, "", "trigger %q: %v", expr, err)
+		s.errf(n, "", "trigger %s: %v", quote(expr), err)
 	}
 	return nil
 }
@@ -1074,7 +1122,7 @@ func (l *loader) checkRef(s scope, n *yaml.Node, name string, jobs []string) {
 	if _, ok := l.jobs[name]; ok {
 		return
 	}
-	s.errf(n, didYouMean(name, jobs), "unknown job %q", name)
+	s.errf(n, didYouMean(name, jobs), "unknown job %s", quote(name))
 }
 
 // checkResources reports requests that can never be met: no declared
@@ -1100,7 +1148,7 @@ func (l *loader) checkResources(d *jobDraft, tree *resource.Tree) {
 	for _, rd := range d.res {
 		r := rd.req
 		if strings.Contains(r.Path, resource.EnvironmentVar) && d.job.Environment == "" {
-			s.errf(rd.key, "set environment: on the job", "%q uses %s but the job has no environment", r.Path, resource.EnvironmentVar)
+			s.errf(rd.key, "set environment: on the job", "%s uses %s but the job has no environment", quote(r.Path), resource.EnvironmentVar)
 			continue
 		}
 		r = r.Resolve(d.job.Environment)
@@ -1109,7 +1157,7 @@ func (l *loader) checkResources(d *jobDraft, tree *resource.Tree) {
 			if hint == "" {
 				hint = "declare it under resources: at the top level"
 			}
-			s.errf(rd.key, hint, "unknown resource %q", r.Path)
+			s.errf(rd.key, hint, "unknown resource %s", quote(r.Path))
 			continue
 		}
 		if msg := r.Satisfiable(tree); msg != "" {

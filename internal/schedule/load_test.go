@@ -29,6 +29,9 @@ type fakeTrigger struct{}
 
 func (fakeTrigger) Next(after time.Time) time.Time { return after.Add(time.Hour) }
 
+// testOpt is what the CLI offers offline: the built-in executors.
+var testOpt = Options{Executors: []string{"inprocess", "local"}}
+
 // useParser swaps the trigger parser for one test. Tests in this package
 // do not run in parallel because of it.
 func useParser(t *testing.T, p func(string, trigger.Options) (trigger.Trigger, error)) {
@@ -76,11 +79,39 @@ func TestLoadErrors(t *testing.T) {
 		want []string
 	}{
 		{
-			name: "yaml syntax",
-			// yaml.v3 reports parser errors at the line before the
-			// construct that failed, and no column; we pass on its line.
+			// yaml.v3 reports the line before the unclosed bracket; the
+			// error must point at the bracket's own line.
+			name: "yaml syntax: unclosed bracket",
 			yaml: "jobs:\n  a:\n    command: [x\n",
-			want: []string{"s.yaml:2:1: invalid YAML: did not find expected ',' or ']'"},
+			want: []string{"s.yaml:3:5: invalid YAML: did not find expected ',' or ']'"},
+		},
+		{
+			name: "yaml syntax: unclosed bracket before more keys",
+			yaml: "jobs:\n  a:\n    command: [x,\n      y]\n    poll: 1m\n    env: {A: b\n  b:\n    command: [x]\n",
+			want: []string{"s.yaml:6:5: invalid YAML: did not find expected ',' or '}'"},
+		},
+		{
+			// yaml.v3 says "line 1" here: the line of the mapping the
+			// badly indented key breaks.
+			name: "yaml syntax: bad indentation",
+			yaml: "jobs:\n  a:\n    command: [x]\n   poll: 1m\n",
+			want: []string{"s.yaml:4:4: invalid YAML: did not find expected key"},
+		},
+		{
+			name: "yaml syntax: in a later document",
+			yaml: "jobs: {}\n---\njobs:\n  a:\n    command: [x]\n  - b\n",
+			want: []string{"s.yaml:6:3: invalid YAML: did not find expected key"},
+		},
+		{
+			// yaml.v3 gives no line at all for this one.
+			name: "yaml syntax: unknown anchor",
+			yaml: "jobs:\n  a:\n    command: [x]\n    env: *nope\n",
+			want: []string{"s.yaml:4:5: invalid YAML: unknown anchor 'nope' referenced"},
+		},
+		{
+			name: "yaml syntax: unclosed quote",
+			yaml: "jobs:\n  a:\n    command: [x]\n    poll: \"1m\n\n",
+			want: []string{"s.yaml:4:5: invalid YAML: found unexpected end of stream"},
 		},
 		{
 			name: "yaml tab indentation",
@@ -99,7 +130,7 @@ func TestLoadErrors(t *testing.T) {
 		},
 		{
 			name: "config keys are ignored",
-			yaml: "state: sqlite:x.db\nlisten: 127.0.0.1:1\nauth: {tokens: []}\nnode: n1\nlogs: l\nexecutors: {}\nschedule: .\ntls: {}\njobs:\n  a: {command: [x]}\n",
+			yaml: "state: sqlite:x.db\nlisten: 127.0.0.1:1\nauth: {tokens: []}\nnode: n1\nlogs: l\nexecutors: {}\nschedule: .\ntls: {}\nlease: 30s\njobs:\n  a: {command: [x]}\n",
 		},
 		{
 			name: "unknown job key",
@@ -124,14 +155,14 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "poll zero",
 			yaml: "jobs:\n  a:\n    command: [x]\n    poll: 0s\n",
-			want: []string{`s.yaml:4:11: job "a": poll: want a positive duration like 1m, not "0s"`},
+			want: []string{`s.yaml:4:11: job "a": poll: want a duration from 1s to 24h, not "0s"`},
 		},
 		{
 			name: "negative timeout and mapping window",
 			yaml: "jobs:\n  a:\n    command: [x]\n    timeout: -1m\n    catchup_window: {h: 1}\n",
 			want: []string{
-				`s.yaml:4:14: job "a": timeout: want a positive duration, not "-1m"`,
-				`s.yaml:5:21: job "a": catchup_window: want a duration like 1m or 90s, not a mapping`,
+				`s.yaml:4:14: job "a": timeout: want 0 (none) or a duration from 1s to 30d, not "-1m"`,
+				`s.yaml:5:21: job "a": catchup_window: want 0 (no bound) or a duration from 1s to 366d, not a mapping`,
 			},
 		},
 		{
@@ -158,6 +189,15 @@ func TestLoadErrors(t *testing.T) {
 			name: "unknown calendar",
 			yaml: "calendars:\n  uk: {holidays: [2026-12-25]}\njobs:\n  a:\n    command: [x]\n    period: {type: daily, calendar: ukk}\n",
 			want: []string{`s.yaml:6:37: job "a": period: calendar: unknown calendar "ukk" (did you mean "uk"?)`},
+		},
+		{
+			name: "calendar names follow the trigger grammar's CALNAME",
+			yaml: "calendars:\n  1uk: {}\n  us.nyse: {}\n  US-NYSE: {}\njobs:\n  a:\n    command: [x]\n    period: {type: daily, calendar: us-nyse}\n",
+			want: []string{
+				`s.yaml:2:3: invalid calendar name "1uk" (use letters, digits, '_' and '-', starting with a letter, as in US-NYSE)`,
+				`s.yaml:3:3: invalid calendar name "us.nyse" (use letters, digits, '_' and '-', starting with a letter, as in US-NYSE)`,
+				`s.yaml:8:37: job "a": period: calendar: unknown calendar "us-nyse" (did you mean "US-NYSE"?)`,
+			},
 		},
 		{
 			name: "unknown calendar without near name",
@@ -229,6 +269,17 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`s.yaml:5:7: job "a": constraint test_even: want an even number, got 3`},
 		},
 		{
+			// The built-in kinds name themselves in their errors: the
+			// kind is said once, not "max_running: max_running:".
+			name: "built-in constraint errors say the kind once",
+			yaml: "jobs:\n  a:\n    command: [x]\n    constraints:\n      max_running: 1e23\n      max_blocked: 0\n      after: [a, 3]\n",
+			want: []string{
+				`s.yaml:5:7: job "a": constraint max_running: want an integer from 1 to 10000, got 1e+23`,
+				`s.yaml:6:7: job "a": constraint max_blocked: want an integer from 1 to 10000, got 0`,
+				`s.yaml:7:7: job "a": constraint after[1]: want a job name or {job: NAME, …}, got 3`,
+			},
+		},
+		{
 			name: "unknown constraint",
 			yaml: "jobs:\n  a:\n    command: [x]\n    constraints:\n      test_evn: 2\n",
 			want: []string{`s.yaml:5:7: job "a": unknown constraint "test_evn" (did you mean "test_even"?)`},
@@ -242,7 +293,7 @@ func TestLoadErrors(t *testing.T) {
 			name: "bad retries",
 			yaml: "jobs:\n  a:\n    command: [x]\n    retries: {max: -1, delay: soon}\n  b:\n    command: [x]\n    retries: {maxx: 2}\n  c:\n    command: [x]\n    retries: lots\n",
 			want: []string{
-				`s.yaml:4:20: job "a": retries: max: want a whole number ≥ 0, not -1`,
+				`s.yaml:4:20: job "a": retries: max: want a whole number from 0 to 100, not -1`,
 				`s.yaml:4:31: job "a": retries: delay: want a duration like 1m or 90s, not "soon"`,
 				`s.yaml:7:14: job "b": retries: missing max`,
 				`s.yaml:7:15: job "b": retries: unknown key "maxx" (did you mean "max"?)`,
@@ -308,10 +359,10 @@ func TestLoadErrors(t *testing.T) {
 			yaml: "resources:\n  db//x: 1\n  a: {attributes: {k: v}}\n  b: {capacity: -1}\n  c: lots\njobs:\n  a:\n    command: [x]\n    resources: {a: 0, b: many}\n",
 			want: []string{
 				`s.yaml:2:3: invalid resource path "db//x" (use segments of letters, digits, '_', '.' and '-' joined by '/', like db/prod/connections)`,
-				`s.yaml:4:17: resource "b": capacity: want a whole number ≥ 0, not -1`,
+				`s.yaml:4:17: resource "b": capacity: want a whole number from 0 to 1000000000, not -1`,
 				`s.yaml:5:6: resource "c": want a capacity (a whole number ≥ 0) or {capacity: N, attributes: {…}}, not "lots"`,
-				`s.yaml:9:20: job "a": resources: a: want a whole number ≥ 1, not 0`,
-				`s.yaml:9:26: job "a": resources: b: want a whole number ≥ 1, not "many"`,
+				`s.yaml:9:20: job "a": resources: a: want a whole number from 1 to 1000000000, not 0`,
+				`s.yaml:9:26: job "a": resources: b: want a whole number from 1 to 1000000000, not "many"`,
 			},
 		},
 		{
@@ -360,9 +411,78 @@ func TestLoadErrors(t *testing.T) {
 			name: "bad scalars",
 			yaml: "jobs:\n  a:\n    command: [x]\n    priority: high\n    description: {a: b}\n    environment: Prod\n",
 			want: []string{
-				`s.yaml:4:15: job "a": priority: want a whole number, not "high"`,
+				`s.yaml:4:15: job "a": priority: want a whole number from -1000 to 1000, not "high"`,
 				`s.yaml:5:18: job "a": description: want a string, not a mapping`,
 				`s.yaml:6:18: job "a": invalid environment name "Prod" (did you mean "prod"?)`,
+			},
+		},
+		{
+			// A 1ns retry delay once made 699 runs in 5 s.
+			name: "numbers and durations out of bounds",
+			yaml: "resources:\n  r: {capacity: 2000000000}\n  q: 3000000000\njobs:\n  a:\n    command: [x]\n" +
+				"    retries: {max: 1000000000, delay: 1ns}\n    poll: 1ns\n    timeout: 100000000h\n" +
+				"    catchup_window: 400d\n    priority: 99999999999\n    resources: {q: 1000000001}\n" +
+				"  b:\n    command: [x]\n    retries: 101\n    poll: 25h\n    timeout: 31d\n    catchup_window: 1ms\n  c:\n    command: [x]\n    retries: {max: 1, delay: 8d}\n",
+			want: []string{
+				`s.yaml:2:17: resource "r": capacity: want a whole number from 0 to 1000000000, not 2000000000`,
+				`s.yaml:3:6: resource "q": capacity: want a whole number from 0 to 1000000000, not 3000000000`,
+				`s.yaml:7:20: job "a": retries: max: want a whole number from 0 to 100, not 1000000000`,
+				`s.yaml:7:39: job "a": retries: delay: want 0 (at once) or a duration from 1s to 7d, not "1ns"`,
+				`s.yaml:8:11: job "a": poll: want a duration from 1s to 24h, not "1ns"`,
+				`s.yaml:9:14: job "a": timeout: want 0 (none) or a duration from 1s to 30d, not "100000000h"`,
+				`s.yaml:10:21: job "a": catchup_window: want 0 (no bound) or a duration from 1s to 366d, not "400d"`,
+				`s.yaml:11:15: job "a": priority: want a whole number from -1000 to 1000, not 99999999999`,
+				`s.yaml:12:20: job "a": resources: q: want a whole number from 1 to 1000000000, not 1000000001`,
+				`s.yaml:15:14: job "b": retries: want a whole number from 0 to 100, not 101`,
+				`s.yaml:16:11: job "b": poll: want a duration from 1s to 24h, not "25h"`,
+				`s.yaml:17:14: job "b": timeout: want 0 (none) or a duration from 1s to 30d, not "31d"`,
+				`s.yaml:18:21: job "b": catchup_window: want 0 (no bound) or a duration from 1s to 366d, not "1ms"`,
+				`s.yaml:21:30: job "c": retries: delay: want 0 (at once) or a duration from 1s to 7d, not "8d"`,
+			},
+		},
+		{
+			name: "a bad job name does not hide the job's errors",
+			yaml: "jobs:\n  Load:\n    command: [x]\n    poll: fast\n    executor: locl\n    triggers: [{after: extrct}]\n  extract: {command: [x]}\n",
+			want: []string{
+				`s.yaml:2:3: invalid job name "Load" (did you mean "load"?)`,
+				`s.yaml:4:11: job "Load": poll: want a duration like 1m or 90s, not "fast"`,
+				`s.yaml:5:15: job "Load": executor: unknown executor "locl" (did you mean "local"?)`,
+				`s.yaml:6:24: job "Load": after: unknown job "extrct" (did you mean "extract"?)`,
+			},
+		},
+		{
+			name: "a bad calendar name does not hide the calendar's errors",
+			yaml: "calendars:\n  \"u k\":\n    holidays: [2026-13-01]\n",
+			want: []string{
+				`s.yaml:2:3: invalid calendar name "u k" (use letters, digits, '_' and '-', starting with a letter, as in US-NYSE)`,
+				`s.yaml:3:16: calendar "u k": holidays: want a date like 2026-12-25, not "2026-13-01"`,
+			},
+		},
+		{
+			// An error on a 100 KB expression repeats 80 characters of it.
+			name: "long values are cut in messages",
+			yaml: "jobs:\n  a:\n    command: [x]\n    schedule: \"" + strings.Repeat("every 15 minutes, ", 5000) + "every 15 minuts\"\n    timezone: " + strings.Repeat("Z", 100000) + "\n",
+			want: []string{
+				`s.yaml:4:90025: job "a": trigger "` + strings.Repeat("every 15 minutes, ", 5)[:79] + `…": unknown unit "minuts" (want minute, hour, day)`,
+				`s.yaml:5:15: job "a": timezone: unknown zone "` + strings.Repeat("Z", 79) + `…" (want an IANA name like "Europe/London" or "UTC")`,
+			},
+		},
+		{
+			// inprocess functions get params and TALON_ variables only.
+			name: "env and dir with executor inprocess",
+			yaml: "jobs:\n  a:\n    executor: inprocess\n    command: [noop]\n    env: {A: b}\n    dir: /tmp\n",
+			want: []string{
+				`s.yaml:5:5: job "a": env has no effect with executor inprocess (pass values to a function in params)`,
+				`s.yaml:6:5: job "a": dir has no effect with executor inprocess (pass values to a function in params)`,
+			},
+		},
+		{
+			name: "unknown executors",
+			yaml: "jobs:\n  a:\n    command: [x]\n    executor: locl\n  b:\n    command: [x]\n    executor: kubernetes\n  c:\n    command: [x]\n    executor: \"\"\n",
+			want: []string{
+				`s.yaml:4:15: job "a": executor: unknown executor "locl" (did you mean "local"?)`,
+				`s.yaml:7:15: job "b": executor: unknown executor "kubernetes" (want one of inprocess, local)`,
+				`s.yaml:10:15: job "c": executor: missing executor name (want one of inprocess, local)`,
 			},
 		},
 		{
@@ -374,7 +494,7 @@ func TestLoadErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			useParser(t, fakeParse)
-			s, err := LoadBytes("s.yaml", []byte(tt.yaml))
+			s, err := LoadBytes(testOpt, "s.yaml", []byte(tt.yaml))
 			got := errLines(t, err)
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
@@ -436,7 +556,7 @@ jobs:
 `
 
 func TestLoadFullExample(t *testing.T) {
-	s, err := LoadBytes("talon.yaml", []byte(fullExample))
+	s, err := LoadBytes(testOpt, "talon.yaml", []byte(fullExample))
 	if err != nil {
 		t.Fatalf("LoadBytes: %v\n%s", err, strings.Join(errLines(t, err), "\n"))
 	}
@@ -624,7 +744,7 @@ func TestLoadFeatures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			useParser(t, fakeParse)
-			s, err := LoadBytes("s.yaml", []byte(tt.yaml))
+			s, err := LoadBytes(testOpt, "s.yaml", []byte(tt.yaml))
 			if err != nil {
 				t.Fatalf("LoadBytes:\n%s", strings.Join(errLines(t, err), "\n"))
 			}
@@ -659,7 +779,7 @@ func TestLoadDirectory(t *testing.T) {
 		"z/empty/keep.yaml":  "",
 		"z/also-config.yaml": "listen: 127.0.0.1:7070\n",
 	})
-	s, err := Load(dir)
+	s, err := Load(testOpt, dir)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -681,7 +801,7 @@ func TestLoadDirectory(t *testing.T) {
 	}
 
 	// A file named as well as its directory is read once.
-	if _, err := Load(filepath.Join(dir, "calendars.yaml"), dir); err != nil {
+	if _, err := Load(testOpt, filepath.Join(dir, "calendars.yaml"), dir); err != nil {
 		t.Errorf("Load(file, dir): %v", err)
 	}
 }
@@ -694,7 +814,7 @@ func TestLoadDirectoryErrors(t *testing.T) {
 		"b/dup.yaml": "calendars:\n  uk: {}\njobs:\n  load: {command: [x], triggers: [{after: extrct}]}\n  extract: {command: [y]}\n",
 		"c.yml":      "jobs:\n  bad: {poll: x, command: [x]}\n",
 	})
-	_, err := Load(dir)
+	_, err := Load(testOpt, dir)
 	a, b, c := filepath.Join(dir, "a.yaml"), filepath.Join(dir, "b/dup.yaml"), filepath.Join(dir, "c.yml")
 	want := []string{
 		b + `:2:3: calendar "uk" defined twice (first at ` + a + `:2:3)`,
@@ -721,7 +841,7 @@ func TestLoadIOErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Load(tt.paths...)
+			_, err := Load(testOpt, tt.paths...)
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("Load() error = %v, want %s", err, tt.want)
 			}
@@ -734,7 +854,7 @@ func TestLoadIOErrors(t *testing.T) {
 }
 
 func TestRealTriggerParser(t *testing.T) {
-	s, err := LoadBytes("s.yaml", []byte("jobs:\n  a:\n    command: [x]\n    timezone: Europe/Paris\n    triggers: [{schedule: \"30 6 * * 1-5\"}]\n"))
+	s, err := LoadBytes(testOpt, "s.yaml", []byte("jobs:\n  a:\n    command: [x]\n    timezone: Europe/Paris\n    triggers: [{schedule: \"30 6 * * 1-5\"}]\n"))
 	if err != nil {
 		t.Fatalf("LoadBytes: %v", err)
 	}
@@ -742,10 +862,35 @@ func TestRealTriggerParser(t *testing.T) {
 	if next := s.ByName["a"].Times[0].Next(after); !next.Equal(time.Date(2026, 3, 2, 5, 30, 0, 0, time.UTC)) {
 		t.Errorf("Next(%v) = %v, want 06:30 in Paris", after, next)
 	}
-	_, err = LoadBytes("s.yaml", []byte("jobs:\n  a:\n    command: [x]\n    triggers: [{schedule: \"61 6 * * *\"}]\n"))
+	_, err = LoadBytes(testOpt, "s.yaml", []byte("jobs:\n  a:\n    command: [x]\n    triggers: [{schedule: \"61 6 * * *\"}]\n"))
 	lines := errLines(t, err)
 	if len(lines) != 1 || !strings.HasPrefix(lines[0], `s.yaml:4:`) || !strings.Contains(lines[0], `job "a": trigger "61 6 * * *": `) {
 		t.Errorf("errors = %q, want one trigger error on line 4", lines)
+	}
+}
+
+// A calendar named as the trigger grammar allows (US-NYSE, case and all)
+// is accepted, and a trigger's `using` and a job's period find it.
+func TestCalendarNamesAsTriggersWriteThem(t *testing.T) {
+	s, err := LoadBytes(testOpt, "s.yaml", []byte(`calendars:
+  US-NYSE: {holidays: [2026-12-25]}
+  uk: {}
+jobs:
+  a:
+    command: [x]
+    period: {type: daily, calendar: US-NYSE}
+    schedule: "last business day of month at 18:00 using US-NYSE + uk"
+`))
+	if err != nil {
+		t.Fatalf("LoadBytes: %v", err)
+	}
+	j := s.ByName["a"]
+	if j.Calendar == nil || j.Calendar.Name != "US-NYSE" || s.Calendars["US-NYSE"] == nil {
+		t.Errorf("calendar %+v, calendars %v", j.Calendar, s.Calendars)
+	}
+	after := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	if next := j.Times[0].Next(after); !next.Equal(time.Date(2026, 12, 31, 18, 0, 0, 0, time.UTC)) {
+		t.Errorf("Next(%v) = %v, want 2026-12-31 18:00", after, next)
 	}
 }
 
@@ -780,8 +925,50 @@ func BenchmarkLoadBytes(b *testing.B) {
 	data := []byte(sb.String())
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if _, err := LoadBytes("bench.yaml", data); err != nil {
+		if _, err := LoadBytes(testOpt, "bench.yaml", data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A syntax error at the end of a large file is found at its line, and
+// quickly: the search parses a few prefixes, not one per line.
+func TestSyntaxErrorLineInLargeFile(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("jobs:\n")
+	for i := range 3000 {
+		fmt.Fprintf(&b, "  job%d:\n    command: [x]\n    poll: 1m\n", i)
+	}
+	b.WriteString("   bad: 1\n")
+	start := time.Now()
+	_, err := LoadBytes(testOpt, "big.yaml", []byte(b.String()))
+	got := errLines(t, err)
+	want := "big.yaml:9002:4: invalid YAML: did not find expected key"
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("errors = %q, want [%q]", got, want)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s", d)
+	}
+}
+
+// The executors a job may name come from the loader's caller: a program
+// with other executors (or without local) says so.
+func TestExecutorsFromCaller(t *testing.T) {
+	src := []byte("jobs:\n  a:\n    command: [x]\n  b:\n    command: [x]\n    executor: batch\n")
+	_, err := LoadBytes(Options{Executors: []string{"inprocess"}}, "s.yaml", src)
+	want := []string{
+		`s.yaml:2:3: job "a": the default executor "local" is not available (set executor: to inprocess)`,
+		`s.yaml:6:15: job "b": executor: unknown executor "batch" (want inprocess)`,
+	}
+	if got := errLines(t, err); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	s, err := LoadBytes(Options{Executors: []string{"batch", "local"}}, "s.yaml", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ByName["a"].Executor != "local" || s.ByName["b"].Executor != "batch" {
+		t.Errorf("executors %q, %q", s.ByName["a"].Executor, s.ByName["b"].Executor)
 	}
 }

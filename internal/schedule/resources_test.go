@@ -26,7 +26,7 @@ jobs:
       - {path: hosts/linux, count: 2}
       - api/quota: 5
 `
-	s, err := LoadBytes("s.yaml", []byte(src))
+	s, err := LoadBytes(testOpt, "s.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}

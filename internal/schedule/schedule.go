@@ -53,6 +53,13 @@ type Job struct {
 	Requests []resource.Request
 }
 
+// Periods is the periods the job is run for: its period type, zone,
+// business calendar and environment. The engine and `talon calendar`
+// both find a fire's period through it.
+func (j *Job) Periods() calendar.Periods {
+	return calendar.Periods{Type: j.Period.Type, Location: j.Location, Calendar: j.Calendar, Environment: j.Environment}
+}
+
 // Resource is one declared resource node.
 type Resource struct {
 	Path       string

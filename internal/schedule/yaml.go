@@ -49,7 +49,7 @@ func (s scope) enter(n *yaml.Node, at *yaml.Node) bool {
 
 func (s scope) leave(n *yaml.Node) { delete(s.f.open, n) }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlLineRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
 
 // parseDocs parses every YAML document of f. A syntax error ends the file:
 // the parser cannot resynchronise after one.
@@ -69,25 +69,87 @@ func parseDocs(f *file) (docs []*yaml.Node, e *Error) {
 			return docs, nil
 		}
 		if err != nil {
-			return docs, yamlError(f.name, err)
+			return docs, SyntaxError(f.name, f.src, err)
 		}
 		docs = append(docs, &n)
 	}
 }
 
-// yamlError positions a yaml.v3 error, which carries a line but no column.
-func yamlError(name string, err error) *Error {
-	msg := err.Error()
-	line := 1
+// SyntaxError positions a YAML syntax error err found in src, the
+// contents of file name. yaml.v3 reports the line where the construct
+// around the problem began, counted from 0 for some errors and from 1 for
+// others, or no line at all, and never a column; so the line is found
+// again here: it is the last line of the shortest run of whole lines from
+// the start of src that fails with the same error (an unclosed bracket
+// fails on its own line, a bad indentation on the line that has it). The
+// column is the line's first character after its indentation.
+func SyntaxError(name string, src []byte, err error) *Error {
+	msg, from := err.Error(), 0
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		if n, convErr := strconv.Atoi(m[1]); convErr == nil && n >= 1 {
-			line = n
-		}
+		from, _ = strconv.Atoi(m[1])
 		msg = m[2]
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
-	return &Error{Pos: Pos{File: name, Line: line, Col: 1}, Msg: "invalid YAML: " + msg}
+	line, text := syntaxLine(src, err.Error(), from)
+	col := 1 // indentation is spaces only, one byte each
+	if indent := len(text) - len(strings.TrimLeft(text, " ")); indent < len(text) {
+		col += indent
+	}
+	return &Error{Pos: Pos{File: name, Line: line, Col: col}, Msg: "invalid YAML: " + msg}
+}
+
+// syntaxLine returns the line (1-based), and its text, that ends the
+// shortest prefix of src failing with the error text want, looking from
+// line from on. Once a prefix holds the problem, every longer one fails
+// the same way (the parser stops there), and a shorter one cut inside an
+// earlier bracket fails with another context line in the text; so a
+// binary search finds the line in a few parses, even in a large file.
+func syntaxLine(src []byte, want string, from int) (int, string) {
+	var ends []int // ends[i] is the offset just past line i+1
+	for i, b := range src {
+		if b == '\n' {
+			ends = append(ends, i+1)
+		}
+	}
+	if len(ends) == 0 || ends[len(ends)-1] != len(src) {
+		ends = append(ends, len(src))
+	}
+	// lo fails otherwise (or is before the file), hi fails with want: the
+	// whole file does.
+	lo, hi := min(max(from, 1), len(ends))-1, len(ends)
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if firstError(src[:ends[mid-1]]) == want {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	start := 0
+	if hi >= 2 {
+		start = ends[hi-2]
+	}
+	return hi, strings.TrimRight(string(src[start:ends[hi-1]]), "\r\n")
+}
+
+// firstError parses every document of src and returns the text of the
+// first error, "" when there is none.
+func firstError(src []byte) (msg string) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg = fmt.Sprint(r)
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if err == io.EOF {
+			return ""
+		}
+		if err != nil {
+			return err.Error()
+		}
+	}
 }
 
 // deref follows an alias to the node it names.
@@ -178,7 +240,7 @@ func (s scope) pairsDepth(n *yaml.Node, depth int) []pair {
 			continue
 		}
 		if first, ok := seen[dk.Value]; ok {
-			s.errf(k, "", "key %q repeated (first at line %d)", dk.Value, first.Line)
+			s.errf(k, "", "key %s repeated (first at line %d)", quote(dk.Value), first.Line)
 			continue
 		}
 		seen[dk.Value] = k
@@ -227,7 +289,7 @@ func (s scope) fields(n *yaml.Node, known []string, what string) map[string]pair
 	out := map[string]pair{}
 	for _, p := range s.pairs(dn) {
 		if !contains(known, p.name) {
-			s.errf(p.key, didYouMean(p.name, known), "unknown key %q", p.name)
+			s.errf(p.key, didYouMean(p.name, known), "unknown key %s", quote(p.name))
 			continue
 		}
 		if isNull(p.val) {
@@ -319,28 +381,8 @@ func (s scope) boolean(n *yaml.Node) (bool, bool) {
 	return v, true
 }
 
-// duration reads a Go duration ("90s", "1h30m") or a whole number of days
-// ("2d"), which Go's syntax lacks but catch-up windows want. Negative
-// durations are refused.
-func (s scope) duration(n *yaml.Node) (time.Duration, bool) {
-	const want = "want a duration like 1m or 90s"
-	dn := deref(n)
-	if dn.Kind != yaml.ScalarNode || dn.ShortTag() == "!!null" {
-		s.errf(n, "", "%s, not a %s", want, kindName(dn))
-		return 0, false
-	}
-	d, err := parseDuration(dn.Value)
-	if err != nil {
-		s.errf(n, "", "%s, not %q", want, dn.Value)
-		return 0, false
-	}
-	if d < 0 {
-		s.errf(n, "", "want a positive duration, not %q", dn.Value)
-		return 0, false
-	}
-	return d, true
-}
-
+// parseDuration reads a Go duration ("90s", "1h30m") or a whole number
+// of days ("2d"), which Go's syntax lacks but catch-up windows want.
 func parseDuration(v string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(v, "d"); ok {
 		n, err := strconv.Atoi(days)
@@ -359,7 +401,7 @@ func parseDuration(v string) (time.Duration, error) {
 // anything else by its kind.
 func shown(n *yaml.Node) string {
 	if n != nil && n.Kind == yaml.ScalarNode && n.ShortTag() != "!!null" {
-		return strconv.Quote(n.Value)
+		return quote(n.Value)
 	}
 	return "a " + kindName(n)
 }
@@ -391,21 +433,21 @@ func (s scope) value(n *yaml.Node, depth int) (any, bool) {
 		case "!!bool":
 			var b bool
 			if err := dn.Decode(&b); err != nil {
-				s.errf(n, "", "want true or false, not %q", dn.Value)
+				s.errf(n, "", "want true or false, not %s", quote(dn.Value))
 				return nil, false
 			}
 			return b, true
 		case "!!int":
 			var i int
 			if err := dn.Decode(&i); err != nil {
-				s.errf(n, "", "integer %q out of range", dn.Value)
+				s.errf(n, "", "integer %s out of range", quote(dn.Value))
 				return nil, false
 			}
 			return i, true
 		case "!!float":
 			var f float64
 			if err := dn.Decode(&f); err != nil {
-				s.errf(n, "", "want a number, not %q", dn.Value)
+				s.errf(n, "", "want a number, not %s", quote(dn.Value))
 				return nil, false
 			}
 			return f, true

@@ -1,11 +1,29 @@
-// Package suggest finds the name a user probably meant, for the "did you
-// mean" hints of every error Talon prints.
+// Package suggest words the parts of Talon's error messages that speak of
+// what the user wrote: the name they probably meant, for the "did you
+// mean" hints, and their input cut to a length a message can repeat.
 package suggest
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
+
+// MaxEcho bounds how much of a value an error message repeats: enough to
+// recognise it, never all of a 100 KB expression.
+const MaxEcho = 80
+
+// Cut shortens s to MaxEcho characters, ending with "…" when it cut.
+func Cut(s string) string {
+	if len(s) <= MaxEcho || utf8.RuneCountInString(s) <= MaxEcho {
+		return s
+	}
+	return string([]rune(s)[:MaxEcho-1]) + "…"
+}
+
+// Quote is strconv.Quote of s cut to MaxEcho characters.
+func Quote(s string) string { return strconv.Quote(Cut(s)) }
 
 // Nearest returns the option nearest to name by edit distance, ignoring
 // case, or "" when none is near enough to be a plausible typo. A prefix of

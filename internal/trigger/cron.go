@@ -267,7 +267,7 @@ func parseCron(fs []field) (rule, error) {
 		cd.dow = uint8(b)
 	}
 	if cd.neverFires() {
-		return rule{}, &Error{Offset: domF.off, Msg: "spec never fires: no date matches day of month " + strconv.Quote(domF.text) + ", month " + strconv.Quote(fs[3].text) + " and day of week " + strconv.Quote(dowF.text),
+		return rule{}, &Error{Offset: domF.off, Msg: "spec never fires: no date matches day of month " + quote(domF.text) + ", month " + quote(fs[3].text) + " and day of week " + quote(dowF.text),
 			Hint: "a day that a month does not have is not moved; use L for the last day of the month"}
 	}
 	return rule{days: cd, times: &ct}, nil
@@ -300,7 +300,7 @@ func parseItem(item string, off int, def fieldDef) (uint64, error) {
 	if hasStep {
 		n, err := strconv.Atoi(stepText)
 		if err != nil || n <= 0 || strings.ContainsAny(stepText, "+-") {
-			return 0, &Error{Offset: off + len(rng) + 1, Msg: "bad step " + strconv.Quote(stepText) + " in " + def.name + " field; want a positive number, such as */15"}
+			return 0, &Error{Offset: off + len(rng) + 1, Msg: "bad step " + quote(stepText) + " in " + def.name + " field; want a positive number, such as */15"}
 		}
 		step = n
 	}
@@ -352,7 +352,7 @@ func parseValue(s string, off int, def fieldDef) (int, error) {
 	if s[0] >= '0' && s[0] <= '9' {
 		n, err := strconv.Atoi(s)
 		if err != nil {
-			return 0, &Error{Offset: off, Msg: "bad " + def.name + " " + strconv.Quote(s) + "; want " + rangeText(def)}
+			return 0, &Error{Offset: off, Msg: "bad " + def.name + " " + quote(s) + "; want " + rangeText(def)}
 		}
 		if n < def.min || n > def.max {
 			return 0, &Error{Offset: off, Msg: def.name + " " + s + " out of range; want " + rangeText(def)}
@@ -370,9 +370,9 @@ func parseValue(s string, off int, def fieldDef) (int, error) {
 				return i + def.nameBase, nil
 			}
 		}
-		return 0, &Error{Offset: off, Msg: "unknown " + def.name + " name " + strconv.Quote(s) + "; want " + rangeText(def), Hint: suggest(l, def.names, full)}
+		return 0, &Error{Offset: off, Msg: "unknown " + def.name + " name " + quote(s) + "; want " + rangeText(def), Hint: suggest(l, def.names, full)}
 	}
-	return 0, &Error{Offset: off, Msg: "bad " + def.name + " " + strconv.Quote(s) + "; want " + rangeText(def), Hint: quartzHint(s, def)}
+	return 0, &Error{Offset: off, Msg: "bad " + def.name + " " + quote(s) + "; want " + rangeText(def), Hint: quartzHint(s, def)}
 }
 
 func rangeText(def fieldDef) string {
@@ -408,17 +408,17 @@ func parseQuartzDOM(f, other field, cd *cronDays) (bool, error) {
 	case strings.HasPrefix(t, "L-"):
 		n, err := strconv.Atoi(t[2:])
 		if err != nil || n < 0 || n > 30 || strings.ContainsAny(t[2:], "+-") {
-			return false, &Error{Offset: f.off + 2, Msg: "bad offset in " + strconv.Quote(f.text) + "; want L-n with n from 0 to 30"}
+			return false, &Error{Offset: f.off + 2, Msg: "bad offset in " + quote(f.text) + "; want L-n with n from 0 to 30"}
 		}
 		cd.domKind, cd.domN = domLast, n
 	case strings.HasSuffix(t, "W"):
 		n, err := strconv.Atoi(t[:len(t)-1])
 		if err != nil || n < 1 || n > 31 || strings.ContainsAny(t[:len(t)-1], "+-") {
-			return false, &Error{Offset: f.off, Msg: "bad day in " + strconv.Quote(f.text) + "; want nW with n from 1 to 31, such as 15W"}
+			return false, &Error{Offset: f.off, Msg: "bad day in " + quote(f.text) + "; want nW with n from 1 to 31, such as 15W"}
 		}
 		cd.domKind, cd.domN = domNearest, n
 	default:
-		return false, &Error{Offset: f.off, Msg: "bad day of month " + strconv.Quote(f.text) + "; want 1-31, L, L-n, LW or nW"}
+		return false, &Error{Offset: f.off, Msg: "bad day of month " + quote(f.text) + "; want 1-31, L, L-n, LW or nW"}
 	}
 	if other.text != "*" && other.text != "?" {
 		return false, &Error{Offset: other.off, Msg: "day of week must be * or ? when day of month is " + f.text, Hint: "Quartz L and W combine with no day-of-week restriction"}
@@ -450,7 +450,7 @@ func parseQuartzDOW(f, other field, cd *cronDays) (bool, error) {
 	if kind == dowNth {
 		k, err := strconv.Atoi(rest)
 		if err != nil || k < 1 || k > 5 || strings.ContainsAny(rest, "+-") {
-			return false, &Error{Offset: f.off + len(day) + 1, Msg: "bad occurrence " + strconv.Quote(rest) + " in " + strconv.Quote(t) + "; want d#k with k from 1 to 5"}
+			return false, &Error{Offset: f.off + len(day) + 1, Msg: "bad occurrence " + quote(rest) + " in " + quote(t) + "; want d#k with k from 1 to 5"}
 		}
 		cd.dowK = k
 	}

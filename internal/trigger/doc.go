@@ -143,9 +143,9 @@
 // # Bounds and jitter
 //
 // "starting" and "ending" keep nominal instants within [start, end], both
-// inclusive; "ending DATE" includes that whole date. "jitter D" delays each
-// fire by hash(Options.ID, nominal instant) mod D, capped to stay before
-// the next nominal instant. Jitter never changes the nominal instant, the
+// inclusive; "ending DATE" includes that whole date. "jitter D" (whole
+// seconds, from 1s to 24h) delays each fire by hash(Options.ID, nominal
+// instant) mod D, capped to stay before the next nominal instant. Jitter never changes the nominal instant, the
 // business date or the period: NextFire returns both Fire.At (when to
 // start) and Fire.Nominal (for run keys and periods).
 //

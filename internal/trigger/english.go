@@ -57,7 +57,7 @@ func (e *eparser) expected(want string, vocab ...string) error {
 	if t.kind == tWord && len(vocab) > 0 {
 		hint = suggest(t.low, vocab, nil)
 	}
-	return &Error{Offset: t.off, Msg: "unexpected " + strconv.Quote(t.text) + "; " + want, Hint: hint}
+	return &Error{Offset: t.off, Msg: "unexpected " + quote(t.text) + "; " + want, Hint: hint}
 }
 
 func (e *eparser) expect(want string, words ...string) error {
@@ -193,7 +193,7 @@ func (e *eparser) clause() error {
 	}
 	if t.kind == tWord {
 		vocab := append(slices.Clone(clauseStarts), "minutes", "hours", "weekdays", "weekends")
-		return &Error{Offset: t.off, Msg: "unknown word " + strconv.Quote(t.text) + "; " + wantClause, Hint: suggest(t.low, vocab, nil)}
+		return &Error{Offset: t.off, Msg: "unknown word " + quote(t.text) + "; " + wantClause, Hint: suggest(t.low, vocab, nil)}
 	}
 	return e.expected(wantClause)
 }
@@ -328,7 +328,7 @@ func (e *eparser) dayName() (int, error) {
 		}
 	}
 	if t != nil && t.kind == tWord {
-		return 0, &Error{Offset: t.off, Msg: "unknown day " + strconv.Quote(t.text) + "; " + wantDays, Hint: suggest(t.low, dayNames, fullDays)}
+		return 0, &Error{Offset: t.off, Msg: "unknown day " + quote(t.text) + "; " + wantDays, Hint: suggest(t.low, dayNames, fullDays)}
 	}
 	return 0, e.expected(wantDays)
 }
@@ -425,7 +425,7 @@ func (e *eparser) ordinals(ints bool) ([]int, bool, error) {
 			k = -1
 		case ok:
 			if t.kind == tNum && t.low[len(t.low)-2:] != ordinalSuffix(n) {
-				return nil, false, &Error{Offset: t.off, Msg: "bad ordinal " + strconv.Quote(t.text), Hint: "did you mean " + strconv.Quote(strconv.Itoa(n)+ordinalSuffix(n)) + "?"}
+				return nil, false, &Error{Offset: t.off, Msg: "bad ordinal " + quote(t.text), Hint: "did you mean " + quote(strconv.Itoa(n)+ordinalSuffix(n)) + "?"}
 			}
 			k = n
 			if nt := e.at(1); nt != nil && nt.low == "last" {
@@ -435,7 +435,7 @@ func (e *eparser) ordinals(ints bool) ([]int, bool, error) {
 		case ints && t.kind == tNum:
 			v, err := strconv.Atoi(t.low)
 			if err != nil || v <= 0 {
-				return nil, false, &Error{Offset: t.off, Msg: "bad day " + strconv.Quote(t.text) + "; want a day number such as 15 or an ordinal such as 15th"}
+				return nil, false, &Error{Offset: t.off, Msg: "bad day " + quote(t.text) + "; want a day number such as 15 or an ordinal such as 15th"}
 			}
 			k, sawInt = v, true
 		default:
@@ -501,7 +501,7 @@ func (e *eparser) selector() (daySelector, error) {
 		return nil, e.expected("want day, business day or a day name after the ordinal, such as \"2nd tuesday of month\"", "day", "business", "monday", "friday")
 	}
 	if sawInt && o.kind != ordDay {
-		return nil, &Error{Offset: first.off, Msg: "a plain number counts days; want an ordinal before " + strconv.Quote(t.text), Hint: "write 2nd, third or last, such as \"2nd tuesday of month\""}
+		return nil, &Error{Offset: first.off, Msg: "a plain number counts days; want an ordinal before " + quote(t.text), Hint: "write 2nd, third or last, such as \"2nd tuesday of month\""}
 	}
 	if err := e.expect("want \"of\" and a period, such as \"of month\"", "of"); err != nil {
 		return nil, err
@@ -607,7 +607,7 @@ func (e *eparser) periodSel(o *ordDays) error {
 		}
 	}
 	if t.kind == tWord {
-		return &Error{Offset: t.off, Msg: "unknown period " + strconv.Quote(t.text) + "; " + want, Hint: suggest(t.low, append([]string{"month", "quarter", "year"}, monthNames...), fullMonths)}
+		return &Error{Offset: t.off, Msg: "unknown period " + quote(t.text) + "; " + want, Hint: suggest(t.low, append([]string{"month", "quarter", "year"}, monthNames...), fullMonths)}
 	}
 	return e.expected(want)
 }
@@ -630,7 +630,7 @@ func (e *eparser) monthName() (int, error) {
 			return m, nil
 		}
 		if t.kind == tWord {
-			return 0, &Error{Offset: t.off, Msg: "unknown month " + strconv.Quote(t.text) + "; want jan-dec or january-december", Hint: suggest(t.low, monthNames, fullMonths)}
+			return 0, &Error{Offset: t.off, Msg: "unknown month " + quote(t.text) + "; want jan-dec or january-december", Hint: suggest(t.low, monthNames, fullMonths)}
 		}
 	}
 	return 0, e.expected("want a month name such as sep or september")
@@ -715,7 +715,7 @@ func (e *eparser) clockTok() (clock, error) {
 	t := e.peek()
 	if !e.isTime(t) {
 		if t != nil && t.kind == tNum {
-			return clock{}, &Error{Offset: t.off, Msg: "bad time " + strconv.Quote(t.text) + "; want HH:MM, 9am, 10:30pm, noon or midnight"}
+			return clock{}, &Error{Offset: t.off, Msg: "bad time " + quote(t.text) + "; want HH:MM, 9am, 10:30pm, noon or midnight"}
 		}
 		return clock{}, e.expected("want a time such as 09:00, 9am, noon or midnight")
 	}
@@ -724,7 +724,7 @@ func (e *eparser) clockTok() (clock, error) {
 	e.i++
 	if n := e.peek(); c.mer == 0 && n != nil && (n.low == "am" || n.low == "pm") && t.kind == tNum {
 		if c.h < 1 || c.h > 12 {
-			return c, &Error{Offset: t.off, Msg: "bad time " + strconv.Quote(t.text+" "+n.text) + "; want an hour from 1 to 12 with am or pm"}
+			return c, &Error{Offset: t.off, Msg: "bad time " + quote(t.text+" "+n.text) + "; want an hour from 1 to 12 with am or pm"}
 		}
 		c.mer = n.low[0]
 		e.i++
@@ -735,7 +735,7 @@ func (e *eparser) clockTok() (clock, error) {
 func (e *eparser) single(c clock) (int64, error) {
 	v, ok := c.withMer(c.mer)
 	if !ok {
-		return 0, &Error{Offset: c.tok.off, Msg: "bad time " + strconv.Quote(c.tok.text) + "; want HH:MM, 9am, noon or midnight"}
+		return 0, &Error{Offset: c.tok.off, Msg: "bad time " + quote(c.tok.text) + "; want HH:MM, 9am, noon or midnight"}
 	}
 	return int64(v), nil
 }
@@ -811,7 +811,7 @@ func (e *eparser) window(seps ...string) (a, b int64, sep string, err error) {
 func quoteList(ws []string) string {
 	q := make([]string, len(ws))
 	for i, w := range ws {
-		q[i] = strconv.Quote(w)
+		q[i] = quote(w)
 	}
 	return strings.Join(q, " or ")
 }
@@ -848,7 +848,7 @@ func (e *eparser) cadence() error {
 				if d := strings.TrimLeft(n.low, "0123456789"); d != n.low && isUnitWord(d) {
 					hint = "write a space between the number and the unit: every " + n.low[:len(n.low)-len(d)] + " " + d
 				}
-				return &Error{Offset: n.off, Msg: "bad count " + strconv.Quote(n.text) + "; want a number and a unit, such as every 15 minutes", Hint: hint}
+				return &Error{Offset: n.off, Msg: "bad count " + quote(n.text) + "; want a number and a unit, such as every 15 minutes", Hint: hint}
 			}
 			if v <= 0 || v > 1440 {
 				return &Error{Offset: n.off, Msg: "count " + n.text + " out of range; want 1 to 1440"}
@@ -863,7 +863,7 @@ func (e *eparser) cadence() error {
 		us := unitSeconds(u.low)
 		if us == 0 {
 			if u.kind == tWord {
-				return &Error{Offset: u.off, Msg: "unknown unit " + strconv.Quote(u.text) + "; want minutes or hours", Hint: suggest(u.low, []string{"minutes", "hours"}, nil)}
+				return &Error{Offset: u.off, Msg: "unknown unit " + quote(u.text) + "; want minutes or hours", Hint: suggest(u.low, []string{"minutes", "hours"}, nil)}
 			}
 			return e.expected("want a unit: minutes or hours")
 		}

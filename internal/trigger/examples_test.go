@@ -273,6 +273,8 @@ func TestEnglishErrors(t *testing.T) {
 		{name: "except bad date", expr: "daily except on 2026-13-01", offset: 16, msg: "bad date"},
 		{name: "ending before starting", expr: "daily starting 2027-01-02 ending 2027-01-01", offset: 33, msg: "ending is before starting"},
 		{name: "jitter zero", expr: "daily jitter 0s", offset: 13, msg: "at least 1s"},
+		{name: "jitter over a day", expr: "daily jitter 25h", offset: 13, msg: "at most 24h"},
+		{name: "long word cut", expr: "every " + strings.Repeat("x", 1000), offset: 6, msg: `"` + strings.Repeat("x", 79) + `…"`},
 		{name: "monthly on", expr: "monthly on fri", offset: 8, msg: "first day of its period", hint: "first fri of month"},
 		{name: "once without time", expr: "once at 2027-01-04", offset: 18, msg: "want a time"},
 		{name: "qualifier typo after english", expr: "daily at 09:00 jiter 5m", offset: 15, msg: `unexpected "jiter"`, hint: `"jitter"`},

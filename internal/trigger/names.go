@@ -1,6 +1,10 @@
 package trigger
 
-import "strconv"
+import cut "github.com/talonhq/talon/internal/suggest"
+
+// quote quotes a piece of the expression for a message, cut to a length a
+// message can repeat: an error in a 100 KB expression must not echo it.
+func quote(s string) string { return cut.Quote(s) }
 
 // suggest returns a "did you mean" hint for word among the short and
 // full names, or "" when nothing is close.
@@ -10,7 +14,7 @@ func suggest(word string, short []string, full []string) string {
 		// "sept", "thurs", "tues": a full-name prefix longer than the
 		// abbreviation.
 		if len(word) > len(s) && i < len(full) && len(word) < len(full[i]) && full[i][:len(word)] == word {
-			return "did you mean " + strconv.Quote(s) + "?"
+			return "did you mean " + quote(s) + "?"
 		}
 		if d := editDistance(word, s); d < bestD {
 			best, bestD = s, d
@@ -24,7 +28,7 @@ func suggest(word string, short []string, full []string) string {
 	if best == "" {
 		return ""
 	}
-	return "did you mean " + strconv.Quote(best) + "?"
+	return "did you mean " + quote(best) + "?"
 }
 
 // editDistance is the Levenshtein distance, for short words.

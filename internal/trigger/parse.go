@@ -117,7 +117,7 @@ func (p *parser) parse() error {
 		for j, t := range toks {
 			if qualifierWords[strings.ToLower(t.text)] {
 				if !last {
-					return &Error{Offset: t.off, Msg: "qualifier " + strconv.Quote(t.text) + " must come after the last body", Hint: "qualifiers apply to the whole spec"}
+					return &Error{Offset: t.off, Msg: "qualifier " + quote(t.text) + " must come after the last body", Hint: "qualifiers apply to the whole spec"}
 				}
 				body, quals = toks[:j], toks[j:]
 				break
@@ -143,14 +143,14 @@ func (p *parser) parse() error {
 
 func (p *parser) setZone(name string, off int) error {
 	if p.zoneSet {
-		return &Error{Offset: off, Msg: "a spec has one time zone; " + strconv.Quote(name) + " is a second one", Hint: "use two triggers for two zones"}
+		return &Error{Offset: off, Msg: "a spec has one time zone; " + quote(name) + " is a second one", Hint: "use two triggers for two zones"}
 	}
 	if name == "" || strings.EqualFold(name, "local") {
 		return &Error{Offset: off, Msg: "missing time zone; want an IANA name such as Europe/London or UTC"}
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
-		return &Error{Offset: off, Msg: "unknown time zone " + strconv.Quote(name) + "; want an IANA name such as Europe/London or UTC"}
+		return &Error{Offset: off, Msg: "unknown time zone " + quote(name) + "; want an IANA name such as Europe/London or UTC"}
 	}
 	p.loc, p.zoneSet = loc, true
 	return nil
@@ -174,7 +174,7 @@ func (p *parser) body(fs []field, end int) error {
 		if _, err := parseCron(fs[:5]); err == nil {
 			if _, err6 := parseCron(fs[:min(len(fs), 6)]); err6 != nil || len(fs) > 6 {
 				w := strings.ToLower(fs[5].text)
-				return &Error{Offset: fs[5].off, Msg: "unexpected " + strconv.Quote(fs[5].text) + " after the cron fields; " + wantQualifier,
+				return &Error{Offset: fs[5].off, Msg: "unexpected " + quote(fs[5].text) + " after the cron fields; " + wantQualifier,
 					Hint: suggest(w, []string{"in", "using", "adjust", "except", "starting", "ending", "jitter", "dst"}, nil)}
 			}
 		}
@@ -247,7 +247,7 @@ func (p *parser) descriptor(fs []field, end int) error {
 	name := strings.ToLower(fs[0].text)
 	if c, ok := descriptors[name]; ok {
 		if len(fs) > 1 {
-			return &Error{Offset: fs[1].off, Msg: "unexpected " + strconv.Quote(fs[1].text) + " after " + fs[0].text}
+			return &Error{Offset: fs[1].off, Msg: "unexpected " + quote(fs[1].text) + " after " + fs[0].text}
 		}
 		r, err := parseCron(tokens(c, 0))
 		if err != nil {
@@ -266,7 +266,7 @@ func (p *parser) descriptor(fs []field, end int) error {
 		return &Error{Offset: fs[0].off, Msg: "@reboot is not supported: Talon fires on time, not when a machine starts",
 			Hint: "use @once DATETIME, or trigger the job through the API"}
 	}
-	return &Error{Offset: fs[0].off, Msg: "unknown descriptor " + strconv.Quote(fs[0].text) + "; want @yearly, @annually, @quarterly, @monthly, @weekly, @daily, @midnight, @hourly, @every or @once",
+	return &Error{Offset: fs[0].off, Msg: "unknown descriptor " + quote(fs[0].text) + "; want @yearly, @annually, @quarterly, @monthly, @weekly, @daily, @midnight, @hourly, @every or @once",
 		Hint: suggest(name, descriptorNames, nil)}
 }
 
@@ -275,7 +275,7 @@ func (p *parser) every(fs []field, end int) error {
 		return &Error{Offset: end, Msg: "@every needs a duration, such as @every 90m or @every 1h/15m"}
 	}
 	if len(fs) > 2 {
-		return &Error{Offset: fs[2].off, Msg: "unexpected " + strconv.Quote(fs[2].text) + " after @every DURATION[/PHASE]"}
+		return &Error{Offset: fs[2].off, Msg: "unexpected " + quote(fs[2].text) + " after @every DURATION[/PHASE]"}
 	}
 	dt, pt, hasPhase := strings.Cut(fs[1].text, "/")
 	every, err := parseDuration(dt, fs[1].off)
@@ -283,7 +283,7 @@ func (p *parser) every(fs []field, end int) error {
 		return err
 	}
 	if every < time.Second || every%time.Second != 0 {
-		return &Error{Offset: fs[1].off, Msg: "@every interval " + strconv.Quote(dt) + " must be whole seconds, at least 1s"}
+		return &Error{Offset: fs[1].off, Msg: "@every interval " + quote(dt) + " must be whole seconds, at least 1s"}
 	}
 	var phase time.Duration
 	if hasPhase {
@@ -292,7 +292,7 @@ func (p *parser) every(fs []field, end int) error {
 			return err
 		}
 		if phase%time.Second != 0 || phase >= every {
-			return &Error{Offset: poff, Msg: "@every phase " + strconv.Quote(pt) + " must be whole seconds and less than the interval " + dt}
+			return &Error{Offset: poff, Msg: "@every phase " + quote(pt) + " must be whole seconds and less than the interval " + dt}
 		}
 	}
 	p.spec.grids = append(p.spec.grids, grid{every: int64(every / time.Second), phase: int64(phase / time.Second)})
@@ -302,7 +302,7 @@ func (p *parser) every(fs []field, end int) error {
 // parseDuration is time.ParseDuration plus a leading day count: 1d,
 // 1d12h, 90m.
 func parseDuration(s string, off int) (time.Duration, error) {
-	bad := &Error{Offset: off, Msg: "bad duration " + strconv.Quote(s) + "; want a positive duration such as 90m, 1h30m or 1d"}
+	bad := &Error{Offset: off, Msg: "bad duration " + quote(s) + "; want a positive duration such as 90m, 1h30m or 1d"}
 	if s == "" || s[0] == '-' || s[0] == '+' {
 		return 0, bad
 	}
@@ -329,11 +329,11 @@ func (p *parser) once(fs []field, end int) error {
 		return &Error{Offset: end, Msg: "@once needs a date and time, such as @once 2027-01-04T09:00:00Z or @once 2027-01-04 09:00"}
 	}
 	if len(fs) > 3 {
-		return &Error{Offset: fs[3].off, Msg: "unexpected " + strconv.Quote(fs[3].text) + " after @once DATETIME"}
+		return &Error{Offset: fs[3].off, Msg: "unexpected " + quote(fs[3].text) + " after @once DATETIME"}
 	}
 	if t, err := time.Parse(time.RFC3339, fs[1].text); err == nil {
 		if len(fs) == 3 {
-			return &Error{Offset: fs[2].off, Msg: "unexpected " + strconv.Quote(fs[2].text) + " after an RFC 3339 time"}
+			return &Error{Offset: fs[2].off, Msg: "unexpected " + quote(fs[2].text) + " after an RFC 3339 time"}
 		}
 		p.spec.once = append(p.spec.once, t.Unix())
 		return nil
@@ -346,15 +346,15 @@ func (p *parser) once(fs []field, end int) error {
 		}
 		ts, toff = fs[2].text, fs[2].off
 	} else if len(fs) == 3 {
-		return &Error{Offset: fs[2].off, Msg: "unexpected " + strconv.Quote(fs[2].text) + " after @once DATETIME"}
+		return &Error{Offset: fs[2].off, Msg: "unexpected " + quote(fs[2].text) + " after @once DATETIME"}
 	}
 	d, err := calendar.ParseDate(ds)
 	if err != nil {
-		return &Error{Offset: fs[1].off, Msg: "bad date " + strconv.Quote(ds) + "; want YYYY-MM-DD"}
+		return &Error{Offset: fs[1].off, Msg: "bad date " + quote(ds) + "; want YYYY-MM-DD"}
 	}
 	sec, ok := parseClock(ts)
 	if !ok {
-		return &Error{Offset: toff, Msg: "bad time " + strconv.Quote(ts) + "; want HH:MM[:SS], 9am, noon or midnight (or an RFC 3339 time with an offset)"}
+		return &Error{Offset: toff, Msg: "bad time " + quote(ts) + "; want HH:MM[:SS], 9am, noon or midnight (or an RFC 3339 time with an offset)"}
 	}
 	w := calendar.Wall{Date: d, Hour: sec / 3600, Minute: sec / 60 % 60, Second: sec % 60}
 	p.onceWall = append(p.onceWall, onceWall{wall: w, off: fs[1].off})
@@ -410,6 +410,9 @@ func parseClock(s string) (int, bool) {
 	}
 	return h*3600 + m*60 + sec, true
 }
+
+// maxJitter bounds jitter DURATION.
+const maxJitter = 24 * time.Hour
 
 const wantQualifier = "want in ZONE, using CAL, adjust CONVENTION, except holidays|on DATE, starting DATE, ending DATE, jitter DURATION or dst shift|skip"
 
@@ -482,7 +485,7 @@ func (p *parser) qualifiers(qs []field) error {
 				return missing("duration after \"jitter\", such as jitter 5m")
 			}
 			if len(a) > 1 {
-				return &Error{Offset: a[1].off, Msg: "unexpected " + strconv.Quote(a[1].text) + " after jitter DURATION; " + wantQualifier}
+				return &Error{Offset: a[1].off, Msg: "unexpected " + quote(a[1].text) + " after jitter DURATION; " + wantQualifier}
 			}
 			if p.spec.jitter != 0 {
 				return &Error{Offset: q.off, Msg: "jitter is given twice"}
@@ -491,13 +494,15 @@ func (p *parser) qualifiers(qs []field) error {
 			if err != nil {
 				return err
 			}
-			if d < time.Second || d%time.Second != 0 {
-				return &Error{Offset: a[0].off, Msg: "jitter " + strconv.Quote(a[0].text) + " must be whole seconds, at least 1s"}
+			// Jitter spreads the starts of jobs that share a time; a day
+			// of it would move a run into another day's work.
+			if d < time.Second || d%time.Second != 0 || d > maxJitter {
+				return &Error{Offset: a[0].off, Msg: "jitter " + quote(a[0].text) + " must be whole seconds, at least 1s and at most 24h"}
 			}
 			p.spec.jitter = int64(d / time.Second)
 			i += 2
 		default:
-			return &Error{Offset: q.off, Msg: "unexpected " + strconv.Quote(q.text) + "; " + wantQualifier,
+			return &Error{Offset: q.off, Msg: "unexpected " + quote(q.text) + "; " + wantQualifier,
 				Hint: suggest(word, []string{"in", "using", "adjust", "except", "starting", "ending", "jitter", "dst"}, nil)}
 		}
 	}
@@ -520,7 +525,7 @@ func (p *parser) dstQualifier(qs []field) (int, error) {
 	case "skip":
 		p.dst.Gap = calendar.GapSkip
 	default:
-		return 0, &Error{Offset: qs[1].off, Msg: "unknown dst policy " + strconv.Quote(qs[1].text) + "; want shift or skip", Hint: suggest(strings.ToLower(qs[1].text), []string{"shift", "skip"}, nil)}
+		return 0, &Error{Offset: qs[1].off, Msg: "unknown dst policy " + quote(qs[1].text) + "; want shift or skip", Hint: suggest(strings.ToLower(qs[1].text), []string{"shift", "skip"}, nil)}
 	}
 	if len(qs) < 3 || !strings.EqualFold(qs[2].text, "overlap") {
 		return 2, nil
@@ -534,7 +539,7 @@ func (p *parser) dstQualifier(qs []field) (int, error) {
 	case "both":
 		p.dst.Overlap = calendar.OverlapBoth
 	default:
-		return 0, &Error{Offset: qs[3].off, Msg: "unknown overlap policy " + strconv.Quote(qs[3].text) + "; want first or both", Hint: suggest(strings.ToLower(qs[3].text), []string{"first", "both"}, nil)}
+		return 0, &Error{Offset: qs[3].off, Msg: "unknown overlap policy " + quote(qs[3].text) + "; want first or both", Hint: suggest(strings.ToLower(qs[3].text), []string{"first", "both"}, nil)}
 	}
 	return 4, nil
 }
@@ -602,12 +607,12 @@ func (p *parser) calendar(name string, off int) (*calendar.Calendar, error) {
 	if hint != "" {
 		// Point at the name as the schedule spells it.
 		for _, n := range names {
-			if strings.Contains(hint, strconv.Quote(strings.ToLower(n))) {
-				hint = "did you mean " + strconv.Quote(n) + "?"
+			if strings.Contains(hint, quote(strings.ToLower(n))) {
+				hint = "did you mean " + quote(n) + "?"
 			}
 		}
 	}
-	return nil, &Error{Offset: off, Msg: "unknown calendar " + strconv.Quote(name) + "; " + want, Hint: hint}
+	return nil, &Error{Offset: off, Msg: "unknown calendar " + quote(name) + "; " + want, Hint: hint}
 }
 
 func lower(ss []string) []string {
@@ -645,7 +650,7 @@ func (p *parser) adjustQualifier(q field, a []field) error {
 		if len(a) > 2 || len(a) == 2 && words[0] != "modified" {
 			bad = a[len(a)-1]
 		}
-		return &Error{Offset: bad.off, Msg: "unknown adjustment " + strconv.Quote(bad.text) + "; " + want,
+		return &Error{Offset: bad.off, Msg: "unknown adjustment " + quote(bad.text) + "; " + want,
 			Hint: suggest(strings.ToLower(bad.text), []string{"following", "preceding", "modified", "skip", "none"}, nil)}
 	}
 	p.spec.adjust = conv
@@ -659,13 +664,13 @@ func (p *parser) except(q field, a []field) error {
 	switch strings.ToLower(a[0].text) {
 	case "holidays":
 		if len(a) > 1 {
-			return &Error{Offset: a[1].off, Msg: "unexpected " + strconv.Quote(a[1].text) + " after except holidays; " + wantQualifier}
+			return &Error{Offset: a[1].off, Msg: "unexpected " + quote(a[1].text) + " after except holidays; " + wantQualifier}
 		}
 		p.spec.exceptH = true
 		return nil
 	case "on":
 	default:
-		return &Error{Offset: a[0].off, Msg: "unexpected " + strconv.Quote(a[0].text) + " after except; want holidays or on DATE[,DATE…]", Hint: suggest(strings.ToLower(a[0].text), []string{"holidays", "on"}, nil)}
+		return &Error{Offset: a[0].off, Msg: "unexpected " + quote(a[0].text) + " after except; want holidays or on DATE[,DATE…]", Hint: suggest(strings.ToLower(a[0].text), []string{"holidays", "on"}, nil)}
 	}
 	if len(a) == 1 {
 		return &Error{Offset: len(p.expr), Msg: "missing date after \"except on\"; want YYYY-MM-DD"}
@@ -676,7 +681,7 @@ func (p *parser) except(q field, a []field) error {
 			if ds != "" {
 				d, err := calendar.ParseDate(ds)
 				if err != nil || !d.Valid() {
-					return &Error{Offset: off, Msg: "bad date " + strconv.Quote(ds) + " after except on; want YYYY-MM-DD"}
+					return &Error{Offset: off, Msg: "bad date " + quote(ds) + " after except on; want YYYY-MM-DD"}
 				}
 				p.spec.exceptD = append(p.spec.exceptD, d.Days())
 			}
@@ -692,15 +697,15 @@ func (p *parser) except(q field, a []field) error {
 func parseBound(q field, a []field, end int) (*bound, error) {
 	word := strings.ToLower(q.text)
 	if len(a) == 0 {
-		return nil, &Error{Offset: end, Msg: "missing date after " + strconv.Quote(word) + "; want YYYY-MM-DD, YYYY-MM-DD HH:MM or an RFC 3339 time"}
+		return nil, &Error{Offset: end, Msg: "missing date after " + quote(word) + "; want YYYY-MM-DD, YYYY-MM-DD HH:MM or an RFC 3339 time"}
 	}
 	if len(a) > 2 {
-		return nil, &Error{Offset: a[2].off, Msg: "unexpected " + strconv.Quote(a[2].text) + " after " + word + " DATETIME; " + wantQualifier}
+		return nil, &Error{Offset: a[2].off, Msg: "unexpected " + quote(a[2].text) + " after " + word + " DATETIME; " + wantQualifier}
 	}
 	b := &bound{off: a[0].off}
 	if t, err := time.Parse(time.RFC3339, a[0].text); err == nil {
 		if len(a) == 2 {
-			return nil, &Error{Offset: a[1].off, Msg: "unexpected " + strconv.Quote(a[1].text) + " after an RFC 3339 time"}
+			return nil, &Error{Offset: a[1].off, Msg: "unexpected " + quote(a[1].text) + " after an RFC 3339 time"}
 		}
 		b.instant, b.abs = t.Unix(), true
 		return b, nil
@@ -711,13 +716,13 @@ func parseBound(q field, a []field, end int) (*bound, error) {
 	}
 	d, err := calendar.ParseDate(ds)
 	if err != nil || !d.Valid() {
-		return nil, &Error{Offset: a[0].off, Msg: "bad date " + strconv.Quote(a[0].text) + " after " + word + "; want YYYY-MM-DD, YYYY-MM-DD HH:MM or an RFC 3339 time"}
+		return nil, &Error{Offset: a[0].off, Msg: "bad date " + quote(a[0].text) + " after " + word + "; want YYYY-MM-DD, YYYY-MM-DD HH:MM or an RFC 3339 time"}
 	}
 	b.wall.Date = d
 	toff := a[0].off + len(ds) + 1
 	switch {
 	case hasT && len(a) == 2:
-		return nil, &Error{Offset: a[1].off, Msg: "unexpected " + strconv.Quote(a[1].text) + " after " + word + " DATETIME"}
+		return nil, &Error{Offset: a[1].off, Msg: "unexpected " + quote(a[1].text) + " after " + word + " DATETIME"}
 	case !hasT && len(a) == 2:
 		ts, toff = a[1].text, a[1].off
 	case !hasT:
@@ -726,7 +731,7 @@ func parseBound(q field, a []field, end int) (*bound, error) {
 	}
 	sec, ok := parseClock(ts)
 	if !ok {
-		return nil, &Error{Offset: toff, Msg: "bad time " + strconv.Quote(ts) + " after " + word + "; want HH:MM[:SS], 9am, noon or midnight"}
+		return nil, &Error{Offset: toff, Msg: "bad time " + quote(ts) + " after " + word + "; want HH:MM[:SS], 9am, noon or midnight"}
 	}
 	b.wall.Hour, b.wall.Minute, b.wall.Second = sec/3600, sec/60%60, sec%60
 	return b, nil

@@ -34,7 +34,7 @@ func Compile(kind, expr string, opt Options) (Trigger, error) {
 	f := kinds[kind]
 	kindsMu.RUnlock()
 	if f == nil {
-		return nil, &Error{Msg: fmt.Sprintf("unknown trigger kind %q (known: %v)", kind, Kinds())}
+		return nil, &Error{Msg: fmt.Sprintf("unknown trigger kind %s (known: %v)", quote(kind), Kinds())}
 	}
 	return f(expr, opt)
 }
