@@ -1,6 +1,6 @@
 // Package config reads talon.yaml: which state store, where the schedule
 // is, the listen address, auth tokens, executor settings, the run log
-// directory and the node name (DESIGN.md §8).
+// directory and the node name.
 //
 // Every key is optional. Load keeps each value's position so Validate can
 // report every problem as file:line:col; WithDefaults fills the defaults
@@ -341,7 +341,7 @@ func (v *validator) listen() {
 		return
 	}
 	// Tokens travel in headers; in clear text they are only safe on
-	// loopback (DESIGN.md §8).
+	// loopback.
 	v.hintf("listen", s, "set tls: {cert: FILE, key: FILE}, or listen on 127.0.0.1", "listen: %q is reachable from other hosts but tls is not set", s)
 }
 
