@@ -9,7 +9,7 @@ import (
 // PeriodType is the kind of interval a job is run for.
 type PeriodType string
 
-// Period types. Hourly and yearly are cheap extras beyond DESIGN.md's five.
+// Period types (docs/model.md#periods-and-keys).
 const (
 	Hourly    PeriodType = "hourly"
 	Daily     PeriodType = "daily"

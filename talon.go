@@ -4,7 +4,7 @@
 // standard library, so pure packages can depend on it without pulling in
 // the engine, the store or an executor.
 //
-// The words are those of DESIGN.md §1: a job is run for a period when a
+// The words are those of docs/model.md#vocabulary: a job is run for a period when a
 // trigger fires; the run stays blocked until every constraint passes.
 package talon
 
@@ -17,7 +17,7 @@ import (
 // State is where a run is in its life. There are exactly six.
 type State string
 
-// The six states of a run (DESIGN.md §2).
+// The six states of a run (docs/model.md#the-life-of-a-run).
 const (
 	StateBlocked   State = "blocked"
 	StateReady     State = "ready"

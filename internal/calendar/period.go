@@ -26,8 +26,9 @@ import (
 // "the next business day" because Start must stay the business day's own
 // midnight (not_before and start_by are times of the period's day, and the
 // key is Start's date), and because it keeps periods a partition of time:
-// every instant has exactly one daily period. TRIGGERS.md §4.8 gives the
-// rest of the rule: a trigger that adjusts a date (adjust following) keeps
+// every instant has exactly one daily period. The rest of the rule
+// (docs/triggers.md#which-period-a-fire-belongs-to): a trigger that
+// adjusts a date (adjust following) keeps
 // the unadjusted date's period, which the trigger reports, not this
 // function. Errors: an unknown or oneshot type, or a date beyond the
 // calendar's Through (wrapping ErrNotCovered).

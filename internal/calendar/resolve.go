@@ -51,7 +51,7 @@ const (
 )
 
 // DSTPolicy is how wall times in DST gaps and overlaps become instants
-// (TRIGGERS.md §4.7). The zero value is Talon's default: shift, first.
+// (docs/triggers.md#dst). The zero value is Talon's default: shift, first.
 type DSTPolicy struct {
 	Gap     GapPolicy
 	Overlap OverlapPolicy

@@ -49,7 +49,7 @@ func TestResolveOracle(t *testing.T) {
 				t.Errorf("fold1 = %s, want %s", got, fold1)
 			}
 			// The default policy yields fold0 only; skip and both behave
-			// as TRIGGERS.md §4.7 says.
+			// as docs/triggers.md#dst says.
 			a, _, n := r.Instants(DSTPolicy{})
 			if n != 1 || !a.Equal(r.Fold0) {
 				t.Errorf("default instants = %d %v, want fold0", n, a)

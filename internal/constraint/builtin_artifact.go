@@ -6,7 +6,7 @@ func init() {
 	Register("artifact", newArtifact)
 }
 
-// newArtifact refuses the artifact constraint of DESIGN.md §3 until
+// newArtifact refuses the artifact constraint (wait for an artifact of the period) until
 // Lookup can find artifacts. It is registered rather than left out so a
 // schedule that uses it gets this sentence instead of "unknown
 // constraint", and so an embedding program can Register a real one.

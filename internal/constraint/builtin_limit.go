@@ -14,7 +14,7 @@ func init() {
 }
 
 // Fenced is implemented by constraints whose limit must also hold inside
-// the store's transaction (DESIGN.md §10.3): Check only sees a snapshot,
+// the store's transaction (docs/guarantees.md#fenced-limits): Check only sees a snapshot,
 // and another scheduler may start a run between the check and the
 // transition. The engine builds store.Fence from it.
 type Fenced interface {

@@ -1,7 +1,7 @@
 // Package constraint is the contract of a constraint — something checked
 // against a run that answers block, fail, pass or cancel with a human
 // reason — plus the registry of kinds named in schedules and the built-in
-// kinds of DESIGN.md §3.
+// kinds (docs/model.md#built-in-constraints).
 //
 // Constraints are pure where they can be: the input is the run, the job,
 // the period, the related runs (through Lookup) and now; the output is an

@@ -2,7 +2,7 @@
 // allocator. It is pure: the state store calls it inside the transaction
 // that moves a run to ready, with the holds it read under its lock, so
 // capacities hold at every instant even with several schedulers
-// (DESIGN.md §6, §10.3).
+// (docs/model.md#resources, docs/guarantees.md#fenced-limits).
 //
 // # The tree
 //

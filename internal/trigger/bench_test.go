@@ -35,7 +35,7 @@ func BenchmarkNext(b *testing.B) {
 	for _, c := range cases {
 		cronCase(b, c.name, c.expr, c.loc, c.at)
 	}
-	// English: the seed (TRIGGERS.md §4.2), target < 2 µs per Next; robfig
+	// English: the seed (docs/triggers.md#clauses), target < 2 µs per Next; robfig
 	// needs three schedules for it, so it has no robfig column.
 	english := []struct{ name, expr, at string }{
 		{name: "seed-mid-window", expr: "every 15 minutes between 7-10am, hourly until 4pm, every 5 minutes between 4-5pm", at: "2026-11-27T09:40:00Z"},

@@ -9,7 +9,7 @@ import (
 
 // calSet is the calendars of a spec's using qualifier: a date is a business
 // day only if it is one in every calendar (the settlement convention of
-// TRIGGERS.md §4.5). Selectors share the spec's calSet by pointer because
+// docs/triggers.md#business-calendars). Selectors share the spec's calSet by pointer because
 // they are built before the qualifiers that fill it are parsed.
 type calSet struct {
 	cals     []*calendar.Calendar
@@ -60,7 +60,7 @@ func (c *calSet) step(n, dir int) (int, error) {
 	return n, fmt.Errorf("no business day within %d days of %s", maxBusinessGap, calendar.DateOfDays(n))
 }
 
-// adjustment is a holiday convention (TRIGGERS.md §4.6).
+// adjustment is a holiday convention (docs/triggers.md#business-calendars).
 type adjustment uint8
 
 const (

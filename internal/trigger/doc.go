@@ -1,7 +1,7 @@
 // Package trigger compiles time-trigger expressions into a Spec whose Next
 // is a pure function of the spec, its business calendars, tzdata and the
 // instant asked about. Three front ends (cron, @ descriptors and the
-// English form of TRIGGERS.md) compile to one model: a union of rules, each
+// English form) compile to one model: a union of rules, each
 // a date selector × a time-of-day generator, plus elapsed-time grids and
 // one-shot instants, under spec-level settings (zone, calendars, holiday
 // adjustment, exclusions, bounds, jitter, DST policy).

@@ -16,7 +16,7 @@ type englishState struct {
 }
 
 // eparser is a recursive-descent parser over the tokens of one English
-// body (TRIGGERS.md §3).
+// body (doc.go, Grammar).
 type eparser struct {
 	p    *parser
 	toks []token
@@ -466,7 +466,7 @@ func (e *eparser) ordinals(ints bool) ([]int, bool, error) {
 	}
 }
 
-// selector parses an ordinal date selector (TRIGGERS.md §4.4):
+// selector parses an ordinal date selector (docs/triggers.md#date-selectors):
 // ordinals (day_names | day | business day) of period_sel, or
 // monthdays of period_sel.
 func (e *eparser) selector() (daySelector, error) {

@@ -7,8 +7,8 @@ import (
 	"github.com/talonhq/talon/internal/calendar"
 )
 
-// walkDays bounds how far Next looks ahead. TRIGGERS.md §6 asks for about
-// ten years; we take 28 because that is the cycle in which every (date,
+// walkDays bounds how far Next looks ahead: about ten years would do for
+// most specs; we take 28 because that is the cycle in which every (date,
 // weekday) pair of the Gregorian calendar recurs, so a spec that Parse
 // accepts (it checks that some date matches within one cycle) is always
 // found, e.g. Monday the 29th of February (*/28 2 1 quirk: 2016, 2044).
@@ -29,7 +29,8 @@ type Fire struct {
 	Nominal time.Time
 	// Date is the business date D of the fire in the spec's zone: the date
 	// the rule selected, before any holiday adjustment, which is the date
-	// whose period the run belongs to (TRIGGERS.md §4.8). For a window
+	// whose period the run belongs to
+	// (docs/triggers.md#which-period-a-fire-belongs-to). For a window
 	// crossing midnight it is the window's start date.
 	Date calendar.Date
 }
@@ -81,8 +82,9 @@ func (s *Spec) NextFire(after time.Time) (Fire, error) {
 
 // jitterAt returns the delay of the fire at nominal instant u: a hash of
 // the trigger ID and u, modulo the jitter, capped to stay before the next
-// nominal instant (TRIGGERS.md §4.9). If the next nominal instant cannot be
-// computed (calendar coverage), the delay is not capped.
+// nominal instant (docs/triggers.md#bounds-and-jitter). If the next
+// nominal instant cannot be computed (calendar coverage), the delay is not
+// capped.
 func (s *Spec) jitterAt(u int64) int64 {
 	// FNV-1a over the ID and the instant: deterministic across processes
 	// and releases, unlike maphash.

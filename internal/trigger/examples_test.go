@@ -10,7 +10,7 @@ import (
 	"github.com/talonhq/talon/internal/calendar"
 )
 
-// exampleCals stands in for the calendars TRIGGERS.md §5 names: TEST-US
+// exampleCals stands in for the calendars the examples name: TEST-US
 // holidays for the US ones, and holiday-free calendars for UK and
 // EU-TARGET (which changes nothing below).
 func exampleCals(t testing.TB) map[string]*calendar.Calendar {
@@ -18,7 +18,7 @@ func exampleCals(t testing.TB) map[string]*calendar.Calendar {
 	return map[string]*calendar.Calendar{"TEST-US": us, "US-NYSE": us, "US": us, "UK": {Name: "UK"}, "EU-TARGET": {Name: "EU-TARGET"}}
 }
 
-// TestExamples parses the 35 examples of TRIGGERS.md §5 and checks the
+// TestExamples parses 35 example expressions and checks the
 // first fires of those with times that english.tsv and cron.tsv do not
 // already cover.
 func TestExamples(t *testing.T) {

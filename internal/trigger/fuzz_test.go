@@ -16,7 +16,7 @@ func FuzzTriggerParse(f *testing.F) {
 		"@quarterly", "@every 90m/15m", "@every 1d", "@once 2027-01-04 09:00", "@once 2027-01-04T09:00:00Z",
 		"@reboot", "0 9 * * *; 0 12 * * 6", "30 1 * * * dst skip overlap both", "0 9 * * * in Asia/Kolkata",
 		"60 * * * *", "0 0 * sept *", "5-1 * * * *", "", ";", "@every", "0 0 ? 2 1#5",
-		// English (TRIGGERS.md §5 and error cases).
+		// English (examples and error cases).
 		"every 15 minutes between 7-10am, hourly until 4pm, every 5 minutes between 4-5pm",
 		"on weekdays: every 15 minutes between 7-10am, hourly until 4pm, every 5 minutes between 4-5pm in Europe/London",
 		"every 15 minutes between 7-10am on weekdays, hourly until 4pm", "every 5 minutes from 10:00 to 14:00",

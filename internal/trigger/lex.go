@@ -2,7 +2,7 @@ package trigger
 
 import "strings"
 
-// tokKind classifies English tokens (TRIGGERS.md §2).
+// tokKind classifies English tokens (doc.go, Grammar).
 type tokKind uint8
 
 const (

@@ -235,7 +235,7 @@ var descriptors = map[string]string{
 	"@annually":  "0 0 1 1 *",
 	"@quarterly": "0 0 1 1,4,7,10 *",
 	"@monthly":   "0 0 1 * *",
-	"@weekly":    "0 0 * * 0", // Sunday, as in cron (TRIGGERS.md §4.4)
+	"@weekly":    "0 0 * * 0", // Sunday, as in cron (docs/triggers.md#descriptors)
 	"@daily":     "0 0 * * *",
 	"@midnight":  "0 0 * * *",
 	"@hourly":    "0 * * * *",
@@ -787,7 +787,7 @@ func (p *parser) finish() error {
 		st, _ := r.times.(*stepTimes)
 		if r.elapsed && s.hasStart {
 			// An elapsed-time cadence: start + k·step, whatever the zone
-			// does (TRIGGERS.md §4.2).
+			// does (docs/triggers.md#cadences-and-windows).
 			g := grid{every: st.step, phase: ((s.start % st.step) + st.step) % st.step, english: true}
 			if _, all := r.days.(allDays); !all {
 				g.days = r.days

@@ -11,7 +11,7 @@ import (
 )
 
 // randomCron builds a 5-field expression without the cases where Talon
-// deliberately differs from robfig (TRIGGERS.md §6): no Vixie */n quirk
+// deliberately differs from robfig (docs/triggers.md#cron): no Vixie */n quirk
 // with both day fields restricted, no DOW 7, no Quartz tokens, and day
 // fields that can always fire.
 func randomCron(r *rand.Rand) string {
@@ -111,7 +111,7 @@ func TestNextStrictlyIncreasing(t *testing.T) {
 	}
 }
 
-// TestDefaultPolicyFiresEveryDayOnce checks TRIGGERS.md §4.7's promise: a
+// TestDefaultPolicyFiresEveryDayOnce checks the promise of docs/triggers.md#dst: a
 // daily wall time fires exactly once on every local date, across gaps and
 // overlaps.
 func TestDefaultPolicyFiresEveryDayOnce(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 )
 
 // Spec is a compiled trigger: the model that every front end (cron,
-// descriptors, and the English form) compiles to (TRIGGERS.md §1, §6). It
+// descriptors, and the English form) compiles to (docs/triggers.md). It
 // is a union of wall-clock rules, elapsed-time grids and one-shot instants,
 // under spec-level settings: zone, DST policy, business calendars, holiday
 // adjustment, exclusions, start and end bounds, and jitter. A Spec is
@@ -91,7 +91,7 @@ type timeGen interface {
 }
 
 // grid is an elapsed-time cadence: instants epoch + k·every + phase, in
-// whole seconds. It ignores zones and DST (TRIGGERS.md §4.7). An English
+// whole seconds. It ignores zones and DST (docs/triggers.md#dst). An English
 // elapsed cadence may keep only instants whose local date days matches.
 type grid struct {
 	every, phase int64

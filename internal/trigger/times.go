@@ -17,7 +17,7 @@ func (l *listTimes) next(x int64) (int64, bool) {
 
 // stepTimes is a cadence in a window: a, a+step, a+2·step, … while inside
 // [a, b) (or [a, b] when closed). Steps are anchored at the window start
-// and counted in wall-clock seconds (TRIGGERS.md §4.2). A window that
+// and counted in wall-clock seconds (docs/triggers.md#cadences-and-windows). A window that
 // crosses midnight has b > 86400.
 type stepTimes struct {
 	a, b, step int64

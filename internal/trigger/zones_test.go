@@ -46,7 +46,7 @@ func zoneNames(t *testing.T) []string {
 	return slices.Compact(names)
 }
 
-// TestDailyEveryZone checks TRIGGERS.md §4.7 and DESIGN.md §10 in every
+// TestDailyEveryZone checks docs/triggers.md#dst and docs/model.md#periods-and-keys in every
 // zone from 1990 to 2040: a daily trigger fires exactly once on every
 // local date that exists (Pacific/Apia skipped 2011-12-30), Next is
 // strictly increasing, and the daily period keys of the fires are

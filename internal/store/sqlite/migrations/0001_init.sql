@@ -23,7 +23,7 @@ CREATE TABLE runs (
 	progress     TEXT              -- JSON, NULL until reported
 );
 
--- No duplicate runs (DESIGN.md §10.1). Only fires with a time take part:
+-- No duplicate runs (docs/guarantees.md#no-duplicate-runs). Only fires with a time take part:
 -- an external trigger without a key creates a new run each time.
 CREATE UNIQUE INDEX runs_fire ON runs (job, period, trigger_name, fire_time)
 	WHERE idem_key IS NULL AND fire_time IS NOT NULL;
