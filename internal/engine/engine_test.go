@@ -907,9 +907,9 @@ jobs:
 	now := mustTime(t, "2026-11-26T10:00:00Z")
 	gate := make(chan struct{})
 	b := setupWith(t, s, fs, now, map[string]inprocess.Func{
-		"noop": noop,
+		"noop":  noop,
 		"gated": func(context.Context, inprocess.Run) error { <-gate; return nil },
-		"fail": func(context.Context, inprocess.Run) error { <-gate; return errors.New("boom") },
+		"fail":  func(context.Context, inprocess.Run) error { <-gate; return errors.New("boom") },
 	})
 	b.trigger(t, "flaky", api.TriggerRequest{})
 	b.trigger(t, "up", api.TriggerRequest{})
