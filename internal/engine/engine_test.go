@@ -878,7 +878,7 @@ func (f *failingCreates) set(on bool) {
 // is recorded but before its retry and the runs its success triggers are
 // created, they are created at the next step, not lost.
 func TestFollowUpRunsSurviveAFault(t *testing.T) {
-	s, err := schedule.LoadBytes("schedule.yaml", []byte(`
+	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"inprocess"}}, "schedule.yaml", []byte(`
 jobs:
   flaky:
     period: daily

@@ -69,15 +69,22 @@ func (e *Engine) heartbeat(ctx context.Context, now time.Time) (time.Time, error
 	l := &e.lease
 	if err != nil {
 		l.connected = time.Time{}
-		if errors.Is(err, store.ErrDown) && !l.fenceAt.IsZero() {
+		extended := time.Time{}
+		if errors.Is(err, store.ErrDown) && !l.fenceAt.IsZero() && !l.fenced {
 			// Nobody can reach the database: no peer is renewing its
 			// own lease, so none can reap ours before a whole lease
 			// after the database is back.
 			if at := now.Add(e.cfg.Lease - e.fenceMargin()); at.After(l.fenceAt) {
 				l.fenceAt = at
+				extended = at
 			}
 		}
 		e.leaseMu.Unlock()
+		if !extended.IsZero() {
+			// The processes fence themselves too: they get the new
+			// deadline, or they would stop at the old one.
+			e.renew(extended)
+		}
 		e.fenceIfLapsed(e.now())
 		return time.Time{}, fmt.Errorf("heartbeat: %w", err)
 	}
