@@ -52,10 +52,18 @@ type Quick interface {
 
 // Fencer is implemented by processes that stop their run by themselves
 // when their scheduler stops renewing them, even while the scheduler is
-// frozen (SIGSTOP) or cut off.
+// frozen (SIGSTOP) or cut off from the state store: the promise that a run
+// never overlaps its retry then holds across hosts, where no peer can
+// clean up. The engine calls FenceIn on every process it owns after each
+// heartbeat that reached the store, with the time its lease still holds.
 type Fencer interface {
-	// FenceIn tells the process to stop its run unless FenceIn is called
-	// again within d.
+	// FenceIn moves the run's deadline to d from now, measured on the
+	// process's own monotonic clock: when it passes without another
+	// FenceIn, the run is killed with everything it started, and Wait
+	// returns an outcome saying so. A d of zero or less is ignored (the
+	// deadline set before stands), so a late call never kills a run and
+	// never extends a lapsed lease. FenceIn after the run ended does
+	// nothing.
 	FenceIn(d time.Duration)
 }
 
@@ -82,7 +90,9 @@ type Spec struct {
 	// the trigger's), also in Env as TALON_PARAMS.
 	Params []byte
 	// FenceIn, when > 0, is how long the run may go on without its
-	// scheduler renewing it (see Fencer); zero: no deadline.
+	// scheduler renewing it (see Fencer); zero: no deadline, the run is
+	// then stopped only when the scheduler dies or cancels it. Executors
+	// whose processes are not Fencers ignore it.
 	FenceIn time.Duration
 	// OnLine, when set, receives each output line, so the engine can read
 	// "::talon progress 40%" lines from executors that cannot reach the
