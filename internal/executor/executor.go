@@ -26,7 +26,11 @@ type Executor interface {
 	// (or could not start: the error becomes the run's failure reason).
 	Start(ctx context.Context, s Spec) (Process, error)
 	// Recover re-attaches to a run that an earlier scheduler started, from
-	// the handle it stored, or returns an error wrapping ErrLost.
+	// the handle it stored, or returns an error wrapping ErrLost. A run
+	// that ended while no scheduler watched it may be re-attached too: the
+	// process's Wait then returns its real outcome at once. Before it
+	// returns ErrLost, an executor that can stops what is left of the run,
+	// so a retry never overlaps it.
 	Recover(ctx context.Context, run talon.Run, handle string) (Process, error)
 }
 

@@ -174,6 +174,9 @@ type shim struct {
 	killing  bool // its tree gets SIGKILL until nothing is left
 	graceC   <-chan time.Time
 	tickC    <-chan time.Time
+	// killDeadline is when the supervisor stops trying to kill
+	// processes that survive SIGKILL.
+	killDeadline time.Time
 }
 
 type ctlMsg struct {
@@ -232,7 +235,13 @@ func (s *shim) run(rd *bufio.Reader, sigs <-chan os.Signal) {
 		case <-s.graceC:
 			s.kill()
 		case <-s.tickC:
-			s.signalTree(syscall.SIGKILL)
+			if left := s.signalTree(syscall.SIGKILL); left > 0 && s.mainDone && time.Now().After(s.killDeadline) {
+				// Processes it may not signal (they changed user, as
+				// sudo's children do) must not hold the run forever.
+				fmt.Fprintf(os.Stderr, "talon: local supervisor: %d processes of the run could not be killed; leaving them\n", left)
+				s.finish()
+				return
+			}
 		case r := <-reaped:
 			if r.done {
 				s.finish()
@@ -276,13 +285,15 @@ func (s *shim) kill() {
 		return
 	}
 	s.killing = true
+	s.killDeadline = time.Now().Add(killTimeout)
 	s.signalTree(syscall.SIGKILL)
 	s.tickC = time.NewTicker(killTick).C
 }
 
 // signalTree sends sig to the command's process group and to every
-// descendant of the supervisor, wherever its group.
-func (s *shim) signalTree(sig syscall.Signal) {
+// descendant of the supervisor, wherever its group, and returns how many
+// descendants it found.
+func (s *shim) signalTree(sig syscall.Signal) int {
 	ps := procs()
 	self := os.Getpid()
 	desc := descendants(ps, map[int]bool{self: true})
@@ -301,6 +312,7 @@ func (s *shim) signalTree(sig syscall.Signal) {
 	for pid := range desc {
 		_ = syscall.Kill(pid, sig)
 	}
+	return len(desc)
 }
 
 // finish records the outcome, in the status file and to the scheduler.

@@ -271,7 +271,7 @@ func (p *supervisedProcess) Cancel(cause error) {
 	p.send("cancel " + cause.Error())
 	// Should the supervisor not be done well after the grace period
 	// (stopped, stuck), kill it: wait then kills what it left.
-	time.AfterFunc(p.grace+cancelBackstop, func() {
+	time.AfterFunc(p.grace+killTimeout+cancelBackstop, func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if !p.finished {
@@ -281,6 +281,7 @@ func (p *supervisedProcess) Cancel(cause error) {
 	})
 }
 
-// cancelBackstop is how long after the grace period a cancelled run's
-// supervisor may take to report before the scheduler kills it.
+// cancelBackstop is how long a cancelled run's supervisor may take to
+// report, beyond the grace period and the time it may spend killing,
+// before the scheduler kills it.
 const cancelBackstop = 5 * time.Second

@@ -418,8 +418,8 @@ func TestFence(t *testing.T) {
 		t.Parallel()
 		// The command outlives its first deadline: only the renewal
 		// keeps it alive.
-		s := spec(t.TempDir(), "sleep", "0.5")
-		s.FenceIn = 200 * time.Millisecond
+		s := spec(t.TempDir(), "sleep", "2")
+		s.FenceIn = time.Second
 		p, err := local.New(testLogger(t)).Start(t.Context(), s)
 		if err != nil {
 			t.Fatalf("Start: %v", err)
