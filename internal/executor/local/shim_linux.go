@@ -57,8 +57,12 @@ func init() {
 	// scheduler starts its own executable for that. Here it takes no code
 	// in those programs' main, and the supervisor runs none of it: no
 	// flags, no configuration, no store.
+	//
+	// It exits with syscall.Exit, not os.Exit: in a binary built with the
+	// race detector (tests), os.Exit sleeps a second for the detector's
+	// final report, and every run would end a second late.
 	if v, ok := os.LookupEnv(shimEnv); ok {
-		os.Exit(runShim(v))
+		syscall.Exit(runShim(v))
 	}
 }
 
