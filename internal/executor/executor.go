@@ -26,7 +26,11 @@ type Executor interface {
 	// (or could not start: the error becomes the run's failure reason).
 	Start(ctx context.Context, s Spec) (Process, error)
 	// Recover re-attaches to a run that an earlier scheduler started, from
-	// the handle it stored, or returns an error wrapping ErrLost.
+	// the handle it stored, or returns an error wrapping ErrLost. A run
+	// that ended while no scheduler watched it may be re-attached too: the
+	// process's Wait then returns its real outcome at once. Before it
+	// returns ErrLost, an executor that can stops what is left of the run,
+	// so a retry never overlaps it.
 	Recover(ctx context.Context, run talon.Run, handle string) (Process, error)
 }
 
@@ -52,10 +56,18 @@ type Quick interface {
 
 // Fencer is implemented by processes that stop their run by themselves
 // when their scheduler stops renewing them, even while the scheduler is
-// frozen (SIGSTOP) or cut off.
+// frozen (SIGSTOP) or cut off from the state store: the promise that a run
+// never overlaps its retry then holds across hosts, where no peer can
+// clean up. The engine calls FenceIn on every process it owns after each
+// heartbeat that reached the store, with the time its lease still holds.
 type Fencer interface {
-	// FenceIn tells the process to stop its run unless FenceIn is called
-	// again within d.
+	// FenceIn moves the run's deadline to d from now, measured on the
+	// process's own monotonic clock: when it passes without another
+	// FenceIn, the run is killed with everything it started, and Wait
+	// returns an outcome saying so. A d of zero or less is ignored (the
+	// deadline set before stands), so a late call never kills a run and
+	// never extends a lapsed lease. FenceIn after the run ended does
+	// nothing.
 	FenceIn(d time.Duration)
 }
 
@@ -82,7 +94,9 @@ type Spec struct {
 	// the trigger's), also in Env as TALON_PARAMS.
 	Params []byte
 	// FenceIn, when > 0, is how long the run may go on without its
-	// scheduler renewing it (see Fencer); zero: no deadline.
+	// scheduler renewing it (see Fencer); zero: no deadline, the run is
+	// then stopped only when the scheduler dies or cancels it. Executors
+	// whose processes are not Fencers ignore it.
 	FenceIn time.Duration
 	// OnLine, when set, receives each output line, so the engine can read
 	// "::talon progress 40%" lines from executors that cannot reach the

@@ -8,6 +8,13 @@
 // stopped, and Wait returns when it returns. A panic fails the run with
 // the panic's text.
 //
+// Functions live and die with the scheduler's process, so nothing of
+// them survives a crash. They cannot fence themselves, though: a
+// goroutine cannot be stopped from outside, and it shares the scheduler's
+// fate when the scheduler is frozen or cut off from the state store. Its
+// processes are not executor.Fencers, and Spec.FenceIn is ignored; a
+// scheduler whose lease lapsed cancels them when it notices.
+//
 // Starting a run costs a goroutine and a few small allocations; the log
 // file is opened only when the function first writes to it, so runs that
 // write nothing never touch the disk.

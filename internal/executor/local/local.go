@@ -2,16 +2,34 @@
 // subprocess of the scheduler.
 //
 // The command is an argv list run without a shell, so parameters are
-// never pasted into a shell line. The process gets its own process group,
-// so cancelling a run stops everything it started (SIGTERM to the group,
-// SIGKILL after a grace period). On Linux the process also gets SIGKILL if
-// the scheduler dies, since nobody would be left to wait for it; its own
-// children are not covered by that signal, which is why Recover kills the
-// group it finds after a restart.
+// never pasted into a shell line. It gets its own process group, so
+// cancelling a run stops everything it started (SIGTERM, SIGKILL after a
+// grace period).
 //
-// A restarted scheduler cannot re-attach to a process it did not start
-// (it is not its child, and its output pipe is gone), so Recover always
-// declares the run lost and the engine's retries apply.
+// On Linux each run has a supervisor: the scheduler starts its own
+// executable again as a small process that starts the command, stays its
+// parent, and is the subreaper of everything the command starts, so
+// descendants that leave the process group (setsid, double fork) are
+// still its own. Through a socket to the scheduler it notices the
+// scheduler's death (even a SIGKILL) and then kills the run's whole tree
+// at once; it also kills the tree when its self-fencing deadline passes
+// (executor.Fencer) while the scheduler is frozen or cut off from the
+// state store. When the command exits, the supervisor stops what it left
+// running (SIGTERM, SIGKILL after the grace period) before the outcome is
+// reported, so nothing of a run outlives it and a retry never overlaps
+// it. Before it exits, it writes the outcome to a status file beside the
+// run's log.
+//
+// A restarted scheduler cannot re-attach to a run still going: the
+// command is not its child and its output pipe is gone. Recover kills
+// whatever is left of the run (after checking it is the run's, by
+// TALON_RUN_ID and a nonce unique to the execution in its environment),
+// and declares it lost; but a run that ended while no scheduler watched
+// it is re-attached with the outcome its supervisor recorded, so a
+// success is never recorded as a failure.
+//
+// Elsewhere the command is started directly: there is no supervisor, no
+// fencing deadline, and nothing survives a restart.
 //
 // The executor is not registered by an init function, since it needs a
 // logger: the program wiring Talon together calls
@@ -23,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -43,15 +62,21 @@ const (
 	DefaultWaitDelay = 5 * time.Second
 )
 
+// nonceEnv is the variable holding a random value unique to one
+// execution of a run. With TALON_RUN_ID it tells the run's processes from
+// a reused pid or another Talon deployment's run of the same id.
+const nonceEnv = "TALON_RUN_NONCE"
+
 // Executor runs commands as local subprocesses.
 type Executor struct {
 	log *slog.Logger
-	// Grace is how long Cancel waits after SIGTERM before it sends SIGKILL
-	// to the run's process group. Zero means DefaultGrace.
+	// Grace is how long a cancel waits after SIGTERM before it sends
+	// SIGKILL to the run's processes; the supervisor gives what a command
+	// leaves running when it exits as long. Zero means DefaultGrace.
 	Grace time.Duration
 	// WaitDelay bounds how long Wait keeps reading output after the
-	// command exited, when a background child it left behind still holds
-	// the output open. Zero means DefaultWaitDelay.
+	// command exited, when a process it left behind still holds the
+	// output open. Zero means DefaultWaitDelay.
 	WaitDelay time.Duration
 }
 
@@ -65,10 +90,25 @@ func New(logger *slog.Logger) *Executor {
 	return &Executor{log: logger}
 }
 
+func (e *Executor) grace() time.Duration {
+	if e.Grace == 0 {
+		return DefaultGrace
+	}
+	return e.Grace
+}
+
+func (e *Executor) waitDelay() time.Duration {
+	if e.WaitDelay == 0 {
+		return DefaultWaitDelay
+	}
+	return e.WaitDelay
+}
+
 // Start runs s.Job.Command with the scheduler's environment plus the
 // job's env plus s.Env (later entries win), in s.Job.Dir, appending its
 // stdout and stderr to s.LogPath. It returns an error naming the program
-// when it cannot be found or started.
+// when it cannot be found or started. On Linux the process it returns is
+// an executor.Fencer, and s.FenceIn is its first deadline.
 func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process, error) {
 	if s.Job == nil || len(s.Job.Command) == 0 || s.Job.Command[0] == "" {
 		return nil, errors.New("start: job has no command")
@@ -77,28 +117,27 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 		return nil, fmt.Errorf("start %s: %w", s.Job.Command[0], err)
 	}
 	argv := s.Job.Command
+	// The program is looked up in the scheduler's PATH, here, whether or
+	// not a supervisor starts it.
 	cmd := exec.Command(argv[0], argv[1:]...)
 	if errors.Is(cmd.Err, exec.ErrNotFound) {
 		return nil, fmt.Errorf("start %s: program %q not found in PATH", s.Job.Name, argv[0])
 	}
-	cmd.Env = environ(s)
-	cmd.Dir = s.Job.Dir
-	setSysProcAttr(cmd)
-	cmd.WaitDelay = e.WaitDelay
-	if cmd.WaitDelay == 0 {
-		cmd.WaitDelay = DefaultWaitDelay
+	if cmd.Err != nil {
+		return nil, fmt.Errorf("start %s: %w", s.Job.Name, cmd.Err)
 	}
-
 	out, err := newOutput(s.LogPath, s.OnLine)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.Job.Name, err)
 	}
-	if out != nil {
-		// One writer for both streams makes exec share one pipe, so the
-		// log keeps the order in which the command wrote.
-		cmd.Stdout, cmd.Stderr = out, out
+	log := e.log.With("run", s.Run.ID, "job", s.Job.Name)
+	var p executor.Process
+	if supervised {
+		p, err = e.startSupervised(s, cmd, out, log)
+	} else {
+		p, err = e.startDirect(s, cmd, out, log)
 	}
-	if err := cmd.Start(); err != nil {
+	if err != nil {
 		out.close()
 		if errors.Is(err, os.ErrNotExist) {
 			if s.Job.Dir != "" {
@@ -110,25 +149,13 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 		}
 		return nil, fmt.Errorf("start %s: %w", s.Job.Name, err)
 	}
-	p := &process{
-		cmd:   cmd,
-		out:   out,
-		grace: e.Grace,
-		log:   e.log.With("run", s.Run.ID, "job", s.Job.Name, "pid", cmd.Process.Pid),
-		done:  make(chan struct{}),
-	}
-	if p.grace == 0 {
-		p.grace = DefaultGrace
-	}
-	p.log.Debug("process started")
-	go p.wait()
 	return p, nil
 }
 
 // environ is the scheduler's environment, the job's env (sorted, so runs
 // are reproducible) and the run's TALON_* variables; exec keeps the last
 // of duplicate keys. TALON_RUN_ID is added when the engine left it out,
-// since Recover relies on it to recognise the run's process.
+// since Recover relies on it to recognise the run's processes.
 func environ(s executor.Spec) []string {
 	env := os.Environ()
 	keys := make([]string, 0, len(s.Job.Env))
@@ -152,108 +179,137 @@ func environ(s executor.Spec) []string {
 	return env
 }
 
-// process is one started command.
-type process struct {
-	cmd   *exec.Cmd
-	out   *output
-	grace time.Duration
-	log   *slog.Logger
-
-	done    chan struct{}
-	outcome executor.Outcome
-
-	mu       sync.Mutex
-	cause    error // set by the first Cancel before the end
-	finished bool
+// handle is what the local executor stores for a run:
+//
+//	pid:PID [nonce:NONCE [status:PATH]]
+//
+// PID is the command's process, which leads the run's process group;
+// NONCE is the execution's TALON_RUN_NONCE; PATH is the status file in
+// which the supervisor records the outcome (it may hold spaces, so it
+// comes last). Runs started without a supervisor, and by Talon versions
+// before it, store "pid:PID" alone.
+type handle struct {
+	pid    int
+	nonce  string
+	status string
 }
 
-func (p *process) Handle() string { return "pid:" + strconv.Itoa(p.cmd.Process.Pid) }
-
-func (p *process) Wait() executor.Outcome {
-	<-p.done
-	return p.outcome
-}
-
-func (p *process) wait() {
-	err := p.cmd.Wait()
-	p.out.close()
-	p.mu.Lock()
-	p.finished = true
-	cause := p.cause
-	p.mu.Unlock()
-
-	o := executor.Outcome{ExitCode: -1}
-	st := p.cmd.ProcessState
-	switch {
-	case st == nil:
-		o.Reason = fmt.Sprintf("wait: %v", err)
-	case st.Exited():
-		o.ExitCode = st.ExitCode()
-		o.Succeeded = o.ExitCode == 0
-		o.Reason = "exit status " + strconv.Itoa(o.ExitCode)
-	default:
-		o.Reason = signalReason(st)
-	}
-	if cause != nil {
-		// A cancelled run failed, even if it exited cleanly on SIGTERM:
-		// the user asked for it to stop, not to finish.
-		o.Succeeded = false
-		o.Reason = cause.Error()
-	}
-	if werr := p.out.err(); werr != nil {
-		p.log.Warn("run log incomplete", "err", werr)
-	}
-	p.log.Debug("process ended", "reason", o.Reason)
-	p.outcome = o
-	close(p.done)
-}
-
-// Cancel sends SIGTERM to the run's process group and SIGKILL after the
-// grace period. The cause becomes the outcome's reason, unless the
-// command had already ended.
-func (p *process) Cancel(cause error) {
-	if cause == nil {
-		cause = errors.New("cancelled")
-	}
-	p.mu.Lock()
-	if p.finished || p.cause != nil {
-		p.mu.Unlock()
-		return
-	}
-	p.cause = cause
-	p.mu.Unlock()
-
-	pgid := p.cmd.Process.Pid
-	if err := signalGroup(pgid, sigTerm); err != nil {
-		p.log.Warn("terminate process group", "err", err)
-	}
-	// The timer is not stopped when the leader exits: children that
-	// ignore SIGTERM belong to the run too. The group id cannot be reused
-	// while any of them lives, so the late signal only reaches the run.
-	time.AfterFunc(p.grace, func() {
-		if err := signalGroup(pgid, sigKill); err != nil && !isNoProcess(err) {
-			p.log.Warn("kill process group", "err", err)
+func (h handle) String() string {
+	s := "pid:" + strconv.Itoa(h.pid)
+	if h.nonce != "" {
+		s += " nonce:" + h.nonce
+		if h.status != "" {
+			s += " status:" + h.status
 		}
-	})
+	}
+	return s
 }
 
-// Recover declares the run lost: the process, if it still runs, is not
-// this scheduler's child and its output has nowhere to go. As a best
-// effort it kills the process group the handle names, when /proc shows
-// that group's leader is still the run's process (its environment holds
-// the run's TALON_RUN_ID), so a retry does not overlap it.
-func (e *Executor) Recover(_ context.Context, run talon.Run, handle string) (executor.Process, error) {
-	s, ok := strings.CutPrefix(handle, "pid:")
-	pid, err := strconv.Atoi(s)
-	if !ok || err != nil || pid <= 1 {
-		return nil, fmt.Errorf("%w: scheduler restarted; handle %q is not a local pid", executor.ErrLost, handle)
+func parseHandle(s string) (handle, error) {
+	var h handle
+	rest, ok := strings.CutPrefix(s, "pid:")
+	if !ok {
+		return h, errors.New("no pid")
 	}
-	if killed := killLeftover(pid, run.ID); killed {
-		e.log.Warn("killed process group of a lost run", "run", run.ID, "job", run.Job, "pid", pid)
-		return nil, fmt.Errorf("%w: scheduler restarted while pid %d was running; its process group was killed", executor.ErrLost, pid)
+	pid, rest, _ := strings.Cut(rest, " ")
+	n, err := strconv.Atoi(pid)
+	if err != nil || n <= 1 {
+		return h, fmt.Errorf("bad pid %q", pid)
 	}
-	return nil, fmt.Errorf("%w: scheduler restarted while pid %d was running", executor.ErrLost, pid)
+	h.pid = n
+	if rest == "" {
+		return h, nil
+	}
+	nonce, ok := strings.CutPrefix(rest, "nonce:")
+	if !ok {
+		return h, errors.New("no nonce")
+	}
+	nonce, rest, _ = strings.Cut(nonce, " ")
+	if !validNonce(nonce) {
+		return h, fmt.Errorf("bad nonce %q", nonce)
+	}
+	h.nonce = nonce
+	if rest == "" {
+		return h, nil
+	}
+	h.status, ok = strings.CutPrefix(rest, "status:")
+	if !ok || h.status == "" {
+		return h, errors.New("no status path")
+	}
+	return h, nil
 }
+
+func validNonce(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Recover first kills whatever is left of the run on this host: with a
+// handle that carries the run's nonce, every process whose environment
+// holds the run's TALON_RUN_ID and nonce, its descendants, and the
+// members of the run's process group (the supervisor first, so it
+// records nothing about kills it did not make); with an old "pid:N"
+// handle, the process group N if one of its members holds the run's
+// TALON_RUN_ID. It returns only when they are gone, so a retry never
+// overlaps them.
+//
+// Then, if the run's supervisor recorded that the command ended by
+// itself (or was cancelled) while no scheduler watched it, Recover
+// returns a process whose Wait returns that outcome at once. Otherwise
+// the run is lost: Recover returns an error wrapping executor.ErrLost
+// that says why.
+func (e *Executor) Recover(_ context.Context, run talon.Run, hs string) (executor.Process, error) {
+	h, err := parseHandle(hs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: scheduler restarted; handle %q is not a local pid", executor.ErrLost, hs)
+	}
+	log := e.log.With("run", run.ID, "job", run.Job, "pid", h.pid)
+	killed := killRun(log, run.ID, h)
+	if killed > 0 {
+		log.Warn("killed processes of a lost run", "count", killed)
+	}
+	if h.status != "" {
+		st, err := readStatus(h.status, h.nonce)
+		switch {
+		case err == nil && (st.Killed == "" || st.Killed == killedCancel):
+			o := st.outcome()
+			log.Info("re-attached to a run that ended while no scheduler watched it", "reason", o.Reason)
+			return &endedProcess{handle: hs, outcome: o}, nil
+		case err == nil:
+			return nil, fmt.Errorf("%w: its supervisor killed pid %d when %s", executor.ErrLost, h.pid, st.killedWhy())
+		case !errors.Is(err, fs.ErrNotExist):
+			log.Warn("read the status of a run", "err", err)
+		}
+	}
+	if killed > 0 {
+		return nil, fmt.Errorf("%w: scheduler restarted while pid %d was running; its %s killed", executor.ErrLost, h.pid, plural(killed, "process was", "processes were"))
+	}
+	return nil, fmt.Errorf("%w: scheduler restarted while pid %d was running", executor.ErrLost, h.pid)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
+// endedProcess is a recovered run that had already ended.
+type endedProcess struct {
+	handle  string
+	outcome executor.Outcome
+}
+
+func (p *endedProcess) Handle() string         { return p.handle }
+func (p *endedProcess) Wait() executor.Outcome { return p.outcome }
+func (p *endedProcess) Cancel(error)           {}
 
 // output appends the command's output to the log file and hands each
 // line to onLine. Every byte reaches the file as it arrives; lines longer

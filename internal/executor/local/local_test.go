@@ -363,7 +363,7 @@ func TestRecover(t *testing.T) {
 		{name: "bad handle", handle: func(int) string { return "sge:12" },
 			wantErr: `lost: scheduler restarted; handle "sge:12" is not a local pid`},
 		{name: "leftover of the run is killed", runEnvID: "42", handle: func(pid int) string { return "pid:" + strconv.Itoa(pid) },
-			wantKilled: true, wantErr: "lost: scheduler restarted while pid %d was running; its process group was killed"},
+			wantKilled: true, wantErr: "lost: scheduler restarted while pid %d was running; its 1 process was killed"},
 		{name: "reused pid is left alone", runEnvID: "7", handle: func(pid int) string { return "pid:" + strconv.Itoa(pid) },
 			wantErr: "lost: scheduler restarted while pid %d was running"},
 	}

@@ -4,8 +4,11 @@ package local
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
+
+	"github.com/talonhq/talon/internal/executor"
 )
 
 // Without process groups, the command alone is signalled, and a cancel
@@ -27,6 +30,16 @@ func signalGroup(pid int, _ int) error {
 
 func isNoProcess(err error) bool { return errors.Is(err, os.ErrProcessDone) }
 
-func killLeftover(int, int64) bool { return false }
+// killRun needs /proc to tell the run's processes from a reused pid, so
+// elsewhere it leaves them alone.
+func killRun(*slog.Logger, int64, handle) int { return 0 }
+
+// supervised says whether runs are started under a supervisor: only on
+// Linux, which has subreapers and /proc.
+const supervised = false
+
+func (e *Executor) startSupervised(executor.Spec, *exec.Cmd, *output, *slog.Logger) (executor.Process, error) {
+	return nil, errors.New("no local supervisor on this system")
+}
 
 func signalReason(st *os.ProcessState) string { return st.String() }

@@ -4,10 +4,13 @@ package local
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
 	"syscall"
+
+	"github.com/talonhq/talon/internal/executor"
 )
 
 const (
@@ -27,9 +30,17 @@ func signalGroup(pgid int, sig syscall.Signal) error {
 
 func isNoProcess(err error) bool { return errors.Is(err, syscall.ESRCH) }
 
-// killLeftover needs /proc to tell the run's process from a reused pid,
-// so elsewhere it leaves the process alone.
-func killLeftover(int, int64) bool { return false }
+// killRun needs /proc to tell the run's processes from a reused pid, so
+// elsewhere it leaves them alone.
+func killRun(*slog.Logger, int64, handle) int { return 0 }
+
+// supervised says whether runs are started under a supervisor: only on
+// Linux, which has subreapers and /proc.
+const supervised = false
+
+func (e *Executor) startSupervised(executor.Spec, *exec.Cmd, *output, *slog.Logger) (executor.Process, error) {
+	return nil, errors.New("no local supervisor on this system")
+}
 
 // signalReason says how a process that did not exit ended.
 func signalReason(st *os.ProcessState) string {

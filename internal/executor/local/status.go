@@ -1,0 +1,127 @@
+package local
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/talonhq/talon/internal/executor"
+)
+
+// Why a supervisor killed its command (runStatus.Killed).
+const (
+	killedCancel        = "cancelled"      // the scheduler cancelled the run (timeout, user)
+	killedSchedulerDied = "scheduler died" // its end of the control socket closed
+	killedLease         = "lease expired"  // the fencing deadline passed
+)
+
+// runStatus is how a run's command ended, as its supervisor saw it. The
+// supervisor sends it to the scheduler and writes it to the run's status
+// file, so it outlives the scheduler.
+type runStatus struct {
+	// Nonce is the execution's TALON_RUN_NONCE: a status file is only
+	// believed for the execution that wrote it.
+	Nonce string `json:"nonce"`
+	// Pid is the command's process.
+	Pid int `json:"pid"`
+	// Exited is set when the command exited; ExitCode is then its code,
+	// else Signal is the signal that killed it.
+	Exited   bool `json:"exited"`
+	ExitCode int  `json:"exit_code"`
+	Signal   int  `json:"signal,omitempty"`
+	// Killed says why the supervisor stopped the command before it ended
+	// by itself; empty when it did not. Cause is the scheduler's reason
+	// for a cancel.
+	Killed string `json:"killed,omitempty"`
+	Cause  string `json:"cause,omitempty"`
+	// Ended is when the last process of the run was gone.
+	Ended time.Time `json:"ended"`
+}
+
+// outcome turns the status into the run's outcome. The exit code is the
+// command's even when the supervisor killed it.
+func (st runStatus) outcome() executor.Outcome {
+	o := executor.Outcome{ExitCode: -1}
+	if st.Exited {
+		o.ExitCode = st.ExitCode
+		o.Succeeded = st.ExitCode == 0
+		o.Reason = "exit status " + strconv.Itoa(st.ExitCode)
+	} else {
+		o.Reason = "killed by signal " + strconv.Itoa(st.Signal)
+	}
+	switch st.Killed {
+	case "":
+		return o
+	case killedCancel:
+		o.Reason = "cancelled"
+		if st.Cause != "" {
+			o.Reason = st.Cause
+		}
+	default:
+		o.Reason = "killed: " + st.killedWhy()
+	}
+	o.Succeeded = false
+	return o
+}
+
+// killedWhy ends the sentences "killed: …" and "its supervisor killed
+// pid N when …".
+func (st runStatus) killedWhy() string {
+	switch st.Killed {
+	case killedSchedulerDied:
+		return "its scheduler died"
+	case killedLease:
+		return "its scheduler's lease expired"
+	}
+	return st.Killed
+}
+
+// statusPath is the status file of the run logging to logPath: beside
+// the log, with the extension .status. It is absolute, so a scheduler
+// started in another directory finds it.
+func statusPath(logPath string) (string, error) {
+	p, err := filepath.Abs(strings.TrimSuffix(logPath, filepath.Ext(logPath)) + ".status")
+	if err != nil {
+		return "", fmt.Errorf("status file of %s: %w", logPath, err)
+	}
+	return p, nil
+}
+
+// writeStatus replaces the status file at once (write, then rename), so
+// a reader never sees half of it even if the writer is killed.
+func writeStatus(path string, st runStatus) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	return nil
+}
+
+// readStatus reads the status file at path written for the execution
+// with the given nonce. It returns an error wrapping fs.ErrNotExist when
+// there is none.
+func readStatus(path, nonce string) (runStatus, error) {
+	var st runStatus
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return st, fmt.Errorf("read status: %w", err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("read status %s: %w", path, err)
+	}
+	if st.Nonce != nonce {
+		return runStatus{}, fmt.Errorf("read status %s: written for another execution: %w", path, os.ErrNotExist)
+	}
+	return st, nil
+}
