@@ -426,6 +426,11 @@ func (f *flushWriter) Write(p []byte) (int, error) {
 	if err == nil {
 		err = f.flush()
 	}
+	if f.timeout > 0 {
+		// Idle between writes is not a stuck client: lift the deadline,
+		// or the stream's last chunk, long after, would fail on it.
+		_ = f.rc.SetWriteDeadline(time.Time{})
+	}
 	if err != nil {
 		f.failed = true
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/talonhq/talon/internal/engine"
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/executor/inprocess"
+	"github.com/talonhq/talon/internal/executor/local"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/store/postgres"
@@ -377,5 +378,58 @@ jobs:
 	}
 	if q.State != talon.StateSucceeded || q.Finished == nil || !q.Finished.Before(decided) {
 		t.Errorf("quick %s, finished %v; gated's sensor answered at %v: want quick done while the sensor ran", q.State, q.Finished, decided)
+	}
+}
+
+// TestDatabaseOutageKeepsLocalRuns: local runs fence themselves through
+// their supervisor, so they must hear that a database outage — which
+// nobody can reap during — extends their deadline: a job that runs
+// through an outage of three leases succeeds, and is not retried.
+func TestDatabaseOutageKeepsLocalRuns(t *testing.T) {
+	px := newProxy(t, talontest.PostgresURL(t))
+	st := openPG(t, px.url)
+	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"local"}}, "schedule.yaml", []byte(`
+jobs:
+  slow:
+    period: daily
+    retries: {max: 1}
+    command: [sleep, "2"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(engine.Config{Store: st, Schedule: s, Lease: testLease, LogDir: t.TempDir(),
+		Executors: map[string]executor.Executor{"local": local.New(nil)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Loop(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	run, _, err := e.Trigger(t.Context(), "slow", api.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the run starts", func() (bool, string) {
+		r := stateOf(t, st, run.ID)
+		return r.State == talon.StateRunning, string(r.State)
+	})
+	px.setRefusing(t, true)
+	time.Sleep(3 * testLease) // the fault's length
+	px.setRefusing(t, false)
+	waitFor(t, 20*time.Second, "the run is recorded", func() (bool, string) {
+		r := stateOf(t, st, run.ID)
+		return r.State.Terminal(), string(r.State)
+	})
+	if r := stateOf(t, st, run.ID); r.State != talon.StateSucceeded {
+		t.Errorf("run %s (%s), want succeeded: the database was down for everyone", r.State, r.Reason)
+	}
+	if rs := runsOf(t, st); len(rs) != 1 {
+		t.Errorf("%d runs, want 1", len(rs))
+		for _, r := range rs {
+			t.Logf("run %d attempt %d %s (%s)", r.ID, r.Attempt, r.State, r.Reason)
+		}
 	}
 }

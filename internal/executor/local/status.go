@@ -62,13 +62,15 @@ func (st runStatus) outcome() executor.Outcome {
 			o.Reason = st.Cause
 		}
 	default:
-		o.Reason = "killed: " + st.killedWhy()
+		// The run is lost as any run whose scheduler could not keep it:
+		// the reason says so the way the engine's does ("lost: …").
+		o.Reason = "lost: " + st.killedWhy() + "; its supervisor killed it"
 	}
 	o.Succeeded = false
 	return o
 }
 
-// killedWhy ends the sentences "killed: …" and "its supervisor killed
+// killedWhy ends the sentences "lost: …" and "its supervisor killed
 // pid N when …".
 func (st runStatus) killedWhy() string {
 	switch st.Killed {

@@ -384,7 +384,7 @@ func TestFence(t *testing.T) {
 			t.Fatalf("Start: %v", err)
 		}
 		o := wait(t, p)
-		if o.Succeeded || o.Reason != "killed: its scheduler's lease expired" {
+		if o.Succeeded || o.Reason != "lost: its scheduler's lease expired; its supervisor killed it" {
 			t.Errorf("outcome = %+v, want killed because the lease expired", o)
 		}
 	})
@@ -408,7 +408,7 @@ func TestFence(t *testing.T) {
 		f.FenceIn(0) // ignored
 		f.FenceIn(time.Millisecond)
 		o := wait(t, p)
-		if o.Succeeded || o.Reason != "killed: its scheduler's lease expired" {
+		if o.Succeeded || o.Reason != "lost: its scheduler's lease expired; its supervisor killed it" {
 			t.Errorf("outcome = %+v, want killed because the lease expired", o)
 		}
 		assertAllGone(t, pids)
