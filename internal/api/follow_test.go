@@ -32,14 +32,16 @@ type followBundle struct {
 }
 
 // A job that prints a line, waits for the test to create the file "go",
-// prints another and ends. The job polls; the test does not sleep.
+// prints another and ends a while later (longer than the write timeout:
+// the stream's end must not trip on it). The job polls; the test does
+// not sleep.
 const talkSchedule = `
 jobs:
   talk:
     period: daily
     poll: 1h
     dir: %DIR%
-    command: [sh, -c, 'echo first; while [ ! -e go ]; do sleep 0.02; done; echo second']
+    command: [sh, -c, 'echo first; while [ ! -e go ]; do sleep 0.02; done; echo second; sleep 1.5']
 `
 
 func setupFollow(t *testing.T, limits api.HTTPLimits) *followBundle {
