@@ -107,13 +107,24 @@ func (e *Engine) renew(fenceAt time.Time) {
 		return
 	}
 	d := fenceAt.Sub(e.now())
-	e.procsMu.Lock()
-	defer e.procsMu.Unlock()
-	for _, pc := range e.procs {
-		if f, ok := pc.p.(executor.Fencer); ok {
+	// Telling a process may block for a moment (a write to its
+	// supervisor); the lock is not held meanwhile.
+	for _, p := range e.owned() {
+		if f, ok := p.(executor.Fencer); ok {
 			f.FenceIn(d)
 		}
 	}
+}
+
+// owned lists the processes this scheduler owns.
+func (e *Engine) owned() []executor.Process {
+	e.procsMu.Lock()
+	defer e.procsMu.Unlock()
+	out := make([]executor.Process, 0, len(e.procs))
+	for _, pc := range e.procs {
+		out = append(out, pc.p)
+	}
+	return out
 }
 
 // fenceIn is the deadline a process started at now gets: the time left
@@ -167,14 +178,12 @@ func (e *Engine) fenceIfLapsed(now time.Time) {
 	since := now.Sub(l.lastBeat).Round(time.Second)
 	e.leaseMu.Unlock()
 	cause := fmt.Errorf("lost: scheduler %s could not renew its lease for %s, so it stopped the run before a peer could retry it", e.instance.ID, since)
-	e.procsMu.Lock()
-	n := len(e.procs)
-	for _, pc := range e.procs {
-		pc.p.Cancel(cause)
+	ps := e.owned()
+	for _, p := range ps {
+		p.Cancel(cause)
 	}
-	e.procsMu.Unlock()
-	if n > 0 {
-		e.log.Error("lease lapsed: runs stopped", "runs", n, "since_heartbeat", since)
+	if len(ps) > 0 {
+		e.log.Error("lease lapsed: runs stopped", "runs", len(ps), "since_heartbeat", since)
 	}
 }
 
