@@ -136,9 +136,9 @@ func stateOf(t *testing.T, st store.Store, id int64) talon.Run {
 // succeeded, with the time it finished, and is not retried.
 func TestDatabaseOutageLosesNothing(t *testing.T) {
 	pgURL := talontest.PostgresURL(t)
-	pxA, pxB := newProxy(t, pgURL), newProxy(t, pgURL)
+	pxA, pxB := talontest.NewProxy(t, pgURL), talontest.NewProxy(t, pgURL)
 	log := newExecLog()
-	a := loopEngine(t, openPG(t, pxA.url), log)
+	a := loopEngine(t, openPG(t, pxA.URL), log)
 	run, _, err := a.Trigger(t.Context(), "slow", api.TriggerRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +149,7 @@ func TestDatabaseOutageLosesNothing(t *testing.T) {
 	})
 	// The second scheduler is stepped by hand, so that it is the first to
 	// look at the store when it is back.
-	st := openPG(t, pxB.url)
+	st := openPG(t, pxB.URL)
 	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"inprocess", "local"}}, "schedule.yaml", []byte(leaseSched))
 	if err != nil {
 		t.Fatal(err)
@@ -166,14 +166,14 @@ func TestDatabaseOutageLosesNothing(t *testing.T) {
 	// The fault: the database refuses everyone for three leases. The job
 	// ends half a lease into it. (These sleeps are the fault's length,
 	// not waits for the scheduler.)
-	pxA.setRefusing(t, true)
-	pxB.setRefusing(t, true)
+	pxA.SetRefusing(t, true)
+	pxB.SetRefusing(t, true)
 	time.Sleep(testLease / 2)
 	close(log.release)
 	time.Sleep(3 * testLease)
 	_, finished := log.times(run.ID)
-	pxB.setRefusing(t, false)
-	pxA.setRefusing(t, false)
+	pxB.SetRefusing(t, false)
+	pxA.SetRefusing(t, false)
 	// The second scheduler steps the moment the database is back, before
 	// the owner has had a chance to heartbeat: it must not judge it.
 	if _, err := b.Step(t.Context(), time.Now()); err != nil {
@@ -202,9 +202,9 @@ func TestDatabaseOutageLosesNothing(t *testing.T) {
 // its retry starts only after the original stopped.
 func TestLeaseLapseFencesRuns(t *testing.T) {
 	pgURL := talontest.PostgresURL(t)
-	px := newProxy(t, pgURL)
+	px := talontest.NewProxy(t, pgURL)
 	log := newExecLog()
-	a := loopEngine(t, openPG(t, px.url), log)
+	a := loopEngine(t, openPG(t, px.URL), log)
 	run, _, err := a.Trigger(t.Context(), "slow", api.TriggerRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -215,7 +215,7 @@ func TestLeaseLapseFencesRuns(t *testing.T) {
 	})
 	st := openPG(t, pgURL)
 	loopEngine(t, st, log)
-	px.setDown(true) // a's connections break; nothing proves the database is down
+	px.SetDown(true) // a's connections break; nothing proves the database is down
 	cut := time.Now()
 
 	var retry talon.Run
@@ -249,11 +249,11 @@ func TestLeaseLapseFencesRuns(t *testing.T) {
 // periodic sync.
 func TestDeadSchedulerDetected(t *testing.T) {
 	pgURL := talontest.PostgresURL(t)
-	px := newProxy(t, pgURL)
+	px := talontest.NewProxy(t, pgURL)
 	log := newExecLog()
 	st := openPG(t, pgURL)
 	loopEngine(t, st, log)
-	a := loopEngine(t, openPG(t, px.url), log)
+	a := loopEngine(t, openPG(t, px.URL), log)
 	run, _, err := a.Trigger(t.Context(), "slow", api.TriggerRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -262,7 +262,7 @@ func TestDeadSchedulerDetected(t *testing.T) {
 		r := stateOf(t, st, run.ID)
 		return r.State == talon.StateRunning && r.Owner == a.InstanceID(), string(r.State) + " on " + r.Owner
 	})
-	px.setDown(true)
+	px.SetDown(true)
 	var lastBeat time.Time
 	insts, err := st.Instances(t.Context())
 	if err != nil {
@@ -386,8 +386,8 @@ jobs:
 // nobody can reap during — extends their deadline: a job that runs
 // through an outage of three leases succeeds, and is not retried.
 func TestDatabaseOutageKeepsLocalRuns(t *testing.T) {
-	px := newProxy(t, talontest.PostgresURL(t))
-	st := openPG(t, px.url)
+	px := talontest.NewProxy(t, talontest.PostgresURL(t))
+	st := openPG(t, px.URL)
 	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"local"}}, "schedule.yaml", []byte(`
 jobs:
   slow:
@@ -416,9 +416,9 @@ jobs:
 		r := stateOf(t, st, run.ID)
 		return r.State == talon.StateRunning, string(r.State)
 	})
-	px.setRefusing(t, true)
+	px.SetRefusing(t, true)
 	time.Sleep(3 * testLease) // the fault's length
-	px.setRefusing(t, false)
+	px.SetRefusing(t, false)
 	waitFor(t, 20*time.Second, "the run is recorded", func() (bool, string) {
 		r := stateOf(t, st, run.ID)
 		return r.State.Terminal(), string(r.State)

@@ -6,11 +6,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,11 +36,11 @@ import (
 // it fires starts the next job.
 func TestStoreOutage(t *testing.T) {
 	pgURL := talontest.PostgresURL(t)
-	px := newProxy(t, pgURL)
+	px := talontest.NewProxy(t, pgURL)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	st, err := postgres.Open(ctx, px.url)
+	st, err := postgres.Open(ctx, px.URL)
 	if err != nil {
 		t.Fatalf("open store through the proxy: %v", err)
 	}
@@ -130,7 +127,7 @@ jobs:
 	})
 
 	// The store goes away; the run finishes while it is away.
-	px.setDown(true)
+	px.SetDown(true)
 	before := stepErrs.Load()
 	close(release)
 	waitFor(t, 15*time.Second, "the loop to fail steps with backoff", func() (bool, string) {
@@ -152,7 +149,7 @@ jobs:
 
 	// The store comes back: nothing more than time is needed.
 	upAt := time.Now()
-	px.setDown(false)
+	px.SetDown(false)
 	var got api.RunDetail
 	waitFor(t, 20*time.Second, "the finished run to be recorded", func() (bool, string) {
 		d, err := c.Run(ctx, run.ID)
@@ -243,132 +240,4 @@ func (h *countHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h *countHandler) WithGroup(name string) slog.Handler {
 	return &countHandler{Handler: h.Handler.WithGroup(name), msg: h.msg, n: h.n}
-}
-
-// proxy forwards TCP connections to PostgreSQL until it is set down: then
-// it cuts every connection and closes new ones at once, as a database
-// that went away would.
-type proxy struct {
-	url    string // the database URL, through the proxy
-	target string
-	ln     net.Listener
-
-	mu    sync.Mutex
-	down  bool
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
-}
-
-func newProxy(t *testing.T, dbURL string) *proxy {
-	t.Helper()
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatalf("database URL: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{target: u.Host, ln: ln, conns: map[net.Conn]bool{}}
-	if u.Port() == "" {
-		p.target = net.JoinHostPort(u.Hostname(), "5432")
-	}
-	u.Host = ln.Addr().String()
-	p.url = u.String()
-	p.wg.Add(1)
-	go p.accept(ln)
-	t.Cleanup(func() {
-		p.mu.Lock()
-		ln := p.ln
-		p.mu.Unlock()
-		ln.Close()
-		p.setDown(true)
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *proxy) accept(ln net.Listener) {
-	defer p.wg.Done()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		down := p.down
-		p.mu.Unlock()
-		if down {
-			c.Close()
-			continue
-		}
-		s, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		if p.down {
-			p.mu.Unlock()
-			c.Close()
-			s.Close()
-			continue
-		}
-		p.conns[c], p.conns[s] = true, true
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(c, s)
-		go p.pipe(s, c)
-	}
-}
-
-// pipe copies one direction; when it ends, both ends close.
-func (p *proxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
-	p.mu.Lock()
-	delete(p.conns, dst)
-	delete(p.conns, src)
-	p.mu.Unlock()
-}
-
-// setRefusing closes the proxy's port, so connections are refused as
-// when the database server is stopped, or opens it again on the same
-// address.
-func (p *proxy) setRefusing(t *testing.T, refusing bool) {
-	t.Helper()
-	if refusing {
-		p.setDown(true)
-		p.mu.Lock()
-		p.ln.Close()
-		p.mu.Unlock()
-		p.wg.Wait()
-		return
-	}
-	p.mu.Lock()
-	addr := p.ln.Addr().String()
-	p.mu.Unlock()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("reopen the proxy's port: %v", err)
-	}
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	p.setDown(false)
-	p.wg.Add(1)
-	go p.accept(ln)
-}
-
-func (p *proxy) setDown(down bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = down
-	if down {
-		for c := range p.conns {
-			c.Close()
-		}
-	}
 }

@@ -119,13 +119,7 @@ func (e *Engine) adopt(ctx context.Context, r talon.Run, pr executor.Process, no
 	e.procsMu.Lock()
 	e.procs[r.ID] = pc
 	e.procsMu.Unlock()
-	go func() {
-		out := pr.Wait()
-		e.mu.Lock()
-		e.done = append(e.done, completion{runID: r.ID, outcome: out, at: e.now()})
-		e.mu.Unlock()
-		e.Kick()
-	}()
+	e.watch(pc)
 	return nil
 }
 

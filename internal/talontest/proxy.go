@@ -11,7 +11,8 @@ import (
 
 // Proxy forwards TCP connections to a database until it is set down:
 // then it cuts every connection and closes new ones at once, as a
-// database that went away would. Tests use it for outages: stopping the
+// database that went away would (or, with SetRefusing, refuses them, as
+// a stopped server does). Tests use it for outages: stopping the
 // shared PostgreSQL server would break every other test running on it,
 // and cutting a store's own connections is the same fault as far as
 // Talon can tell.
@@ -46,8 +47,11 @@ func NewProxy(tb testing.TB, dbURL string) *Proxy {
 	u.Host = ln.Addr().String()
 	p.URL = u.String()
 	p.wg.Add(1)
-	go p.accept()
+	go p.accept(ln)
 	tb.Cleanup(func() {
+		p.mu.Lock()
+		ln := p.ln
+		p.mu.Unlock()
 		ln.Close()
 		p.SetDown(true)
 		p.wg.Wait()
@@ -55,10 +59,10 @@ func NewProxy(tb testing.TB, dbURL string) *Proxy {
 	return p
 }
 
-func (p *Proxy) accept() {
+func (p *Proxy) accept(ln net.Listener) {
 	defer p.wg.Done()
 	for {
-		c, err := p.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
@@ -111,4 +115,31 @@ func (p *Proxy) SetDown(down bool) {
 			c.Close()
 		}
 	}
+}
+
+// SetRefusing closes the proxy's port, so that connections are refused as
+// when the database server is stopped (which Talon takes as proof that
+// the database is down for every client), or opens it again on the same
+// address.
+func (p *Proxy) SetRefusing(tb testing.TB, refusing bool) {
+	tb.Helper()
+	p.mu.Lock()
+	ln := p.ln
+	p.mu.Unlock()
+	if refusing {
+		p.SetDown(true)
+		ln.Close()
+		p.wg.Wait()
+		return
+	}
+	ln, err := net.Listen("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatalf("reopen the proxy's port: %v", err)
+	}
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.SetDown(false)
+	p.wg.Add(1)
+	go p.accept(ln)
 }
