@@ -137,8 +137,12 @@ func (e *Engine) startedTransition(r talon.Run, j *schedule.Job, pc *proc, err e
 func (e *Engine) watch(pc *proc) {
 	go func() {
 		out := pc.p.Wait()
+		at := e.now()
+		if !out.Ended.IsZero() && out.Ended.Before(at) {
+			at = out.Ended // it ended while no scheduler watched it
+		}
 		e.mu.Lock()
-		e.done = append(e.done, completion{runID: pc.run.ID, outcome: out, at: e.now()})
+		e.done = append(e.done, completion{runID: pc.run.ID, outcome: out, at: at})
 		e.mu.Unlock()
 		e.Kick()
 	}()

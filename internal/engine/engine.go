@@ -103,7 +103,7 @@ type Engine struct {
 	// (retries, completion-triggered runs) when creating them failed.
 	pendingCreate []store.CreateRun
 	noRetry       map[int64]bool // failed runs not to retry (cancelled, timed out)
-	buried        sync.Map       // ids of dead instances reaped, owning nothing
+	buried        sync.Map       // dead instances reaped owning nothing: id → their heartbeat then
 	lastSync      time.Time
 
 	// lease is this scheduler's own lease (lease.go); heartbeats come from

@@ -248,7 +248,9 @@ func (e *Engine) peerDead(ctx context.Context, now, dbNow time.Time) bool {
 	}
 	connected := e.connectedFor(now)
 	for _, in := range insts {
-		if _, ok := e.buried.Load(in.ID); ok {
+		// A scheduler reaped owning nothing is not judged again until it
+		// heartbeats again: a frozen one may wake, run, and die later.
+		if hb, ok := e.buried.Load(in.ID); ok && hb.(time.Time).Equal(in.Heartbeat) {
 			continue
 		}
 		if dead, _ := e.judge(in, dbNow, connected); dead {

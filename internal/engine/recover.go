@@ -56,7 +56,7 @@ func (e *Engine) reapOthers(ctx context.Context, p *plan, now time.Time) error {
 	}
 	for _, in := range insts {
 		if dead, _ := e.judge(in, dbNow, connected); dead && !owns[in.ID] {
-			e.buried.Store(in.ID, true)
+			e.buried.Store(in.ID, in.Heartbeat)
 		}
 	}
 	if len(runs) == 0 {
@@ -116,6 +116,9 @@ func (e *Engine) adopt(ctx context.Context, r talon.Run, pr executor.Process, no
 		return res[0].Err
 	}
 	pc := &proc{run: r, p: pr, started: now}
+	if r.Started != nil {
+		pc.started = *r.Started // it may have ended before now
+	}
 	e.procsMu.Lock()
 	e.procs[r.ID] = pc
 	e.procsMu.Unlock()

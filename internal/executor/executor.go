@@ -75,6 +75,10 @@ type Fencer interface {
 type Outcome struct {
 	Succeeded bool
 	ExitCode  int
+	// Ended, when set, is when the run ended, for an outcome learned
+	// after the fact (a run that ended while no scheduler watched it);
+	// zero means "now".
+	Ended time.Time
 	// Reason is a short human sentence: "exit status 3", "killed: timeout
 	// after 2h", "cancelled by alice".
 	Reason string

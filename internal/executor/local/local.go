@@ -278,8 +278,9 @@ func (e *Executor) Recover(_ context.Context, run talon.Run, hs string) (executo
 	if h.status != "" {
 		st, err := readStatus(h.status, h.nonce)
 		switch {
-		case err == nil && (st.Killed == "" || st.Killed == killedCancel):
+		case err == nil && (st.endedByItself() || st.Killed == killedCancel):
 			o := st.outcome()
+			o.Ended = st.Ended
 			log.Info("re-attached to a run that ended while no scheduler watched it", "reason", o.Reason)
 			return &endedProcess{handle: hs, outcome: o}, nil
 		case err == nil:

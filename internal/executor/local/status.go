@@ -53,10 +53,10 @@ func (st runStatus) outcome() executor.Outcome {
 	} else {
 		o.Reason = "killed by signal " + strconv.Itoa(st.Signal)
 	}
-	switch st.Killed {
-	case "":
+	switch {
+	case st.endedByItself():
 		return o
-	case killedCancel:
+	case st.Killed == killedCancel:
 		o.Reason = "cancelled"
 		if st.Cause != "" {
 			o.Reason = st.Cause
@@ -68,6 +68,21 @@ func (st runStatus) outcome() executor.Outcome {
 	}
 	o.Succeeded = false
 	return o
+}
+
+// endedByItself reports whether the command's own end is its outcome:
+// nothing stopped it, or its supervisor's kill (the scheduler died, the
+// lease expired) came when the command had already exited — a SIGKILL
+// never makes a process exit with a status, so an exit status is the
+// command's own, even when the kill raced with it.
+func (st runStatus) endedByItself() bool {
+	switch st.Killed {
+	case "":
+		return true
+	case killedSchedulerDied, killedLease:
+		return st.Exited
+	}
+	return false
 }
 
 // killedWhy ends the sentences "lost: …" and "its supervisor killed
