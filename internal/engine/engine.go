@@ -111,6 +111,12 @@ type Engine struct {
 	leaseMu sync.Mutex
 	lease   leaseState
 	async   atomic.Bool
+	// feed is where the heartbeat goroutine is in the store's event feed
+	// (followPeers); only that goroutine touches it.
+	feed struct {
+		cursor int64
+		seen   map[int64]bool
+	}
 	reapDue atomic.Bool // a peer looks dead: reap at the next step
 
 	// trigErr holds, by job + "\x00" + trigger id, why a time trigger

@@ -232,6 +232,9 @@ func (e *Engine) housekeep(ctx context.Context, now time.Time) time.Duration {
 	if err := e.cancelRequested(hctx); err != nil {
 		e.log.Warn("read cancel requests", "err", err)
 	}
+	if err := e.followPeers(hctx); err != nil {
+		e.log.Warn("read the event feed", "err", err)
+	}
 	if e.peerDead(hctx, now, dbNow) {
 		e.reapDue.Store(true)
 		e.Kick()
@@ -272,4 +275,53 @@ func (e *Engine) judge(in store.Instance, dbNow time.Time, connected time.Durati
 		return true, fmt.Sprintf("scheduler %s on %s missed its heartbeat for %s", in.ID, in.Host, dbNow.Sub(in.Heartbeat).Round(time.Second))
 	}
 	return false, ""
+}
+
+// feedWindow is how far below its cursor a scheduler re-reads the event
+// feed: on PostgreSQL ids are taken at insert and rows appear at commit,
+// so an event may show up after one with a higher id.
+const feedWindow = 1000
+
+// followPeers reads the store's events since the last heartbeat, so that
+// what other schedulers did reaches this one within a heartbeat rather
+// than at its next sync: runs they created are indexed, and runs that
+// ended wake the blocked runs that may wait for them (an after, a
+// max_running, resources they held). The engine's own events come back
+// too; indexing them again is harmless.
+func (e *Engine) followPeers(ctx context.Context) error {
+	if e.exclusive() {
+		return nil // nobody else writes
+	}
+	if e.feed.seen == nil {
+		last, err := e.st.LastEventID(ctx)
+		if err != nil {
+			return err
+		}
+		e.feed.cursor, e.feed.seen = last, map[int64]bool{}
+		return nil
+	}
+	evs, err := e.st.EventsAfter(ctx, max(0, e.feed.cursor-feedWindow), 10*feedWindow)
+	if err != nil {
+		return err
+	}
+	var ids []int64
+	for _, ev := range evs {
+		if e.feed.seen[ev.ID] || ev.ID <= e.feed.cursor-feedWindow {
+			continue
+		}
+		e.feed.seen[ev.ID] = true
+		e.feed.cursor = max(e.feed.cursor, ev.ID)
+		if ev.From == "" || ev.To.Terminal() {
+			ids = append(ids, ev.RunID)
+		}
+	}
+	for id := range e.feed.seen {
+		if id <= e.feed.cursor-feedWindow {
+			delete(e.feed.seen, id)
+		}
+	}
+	if len(ids) > 0 {
+		e.notify(ids...)
+	}
+	return nil
 }

@@ -433,3 +433,68 @@ jobs:
 		}
 	}
 }
+
+// TestPeersWakeEachOther: a run blocked on one scheduler by a limit that a
+// run on another scheduler holds starts soon after that run ends, not at
+// its next poll (an hour here): schedulers follow each other's events.
+func TestPeersWakeEachOther(t *testing.T) {
+	pgURL := talontest.PostgresURL(t)
+	log := newExecLog()
+	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"inprocess"}}, "schedule.yaml", []byte(`
+jobs:
+  solo:
+    period: daily
+    poll: 1h
+    constraints: {max_running: 1}
+    executor: inprocess
+    command: [block]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(st store.Store) *engine.Engine {
+		ip := inprocess.New()
+		ip.Register("block", log.block)
+		e, err := engine.New(engine.Config{Store: st, Schedule: s, Lease: testLease, LogDir: t.TempDir(),
+			Executors: map[string]executor.Executor{"inprocess": ip}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); e.Loop(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		return e
+	}
+	t.Cleanup(func() {
+		select {
+		case <-log.release:
+		default:
+			close(log.release)
+		}
+	})
+	st := openPG(t, pgURL)
+	a := start(st)
+	first, _, err := a.Trigger(t.Context(), "solo", api.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the first run starts", func() (bool, string) {
+		s, _ := log.times(first.ID)
+		return !s.IsZero(), "not started"
+	})
+	b := start(openPG(t, pgURL))
+	second, _, err := b.Trigger(t.Context(), "solo", api.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the second run is fenced", func() (bool, string) {
+		r := stateOf(t, st, second.ID)
+		return strings.Contains(r.Reason, "max_running"), r.Reason
+	})
+	close(log.release)
+	waitFor(t, 10*time.Second, "the second run starts after the first ends (not at its next poll, an hour away)", func() (bool, string) {
+		r := stateOf(t, st, second.ID)
+		return r.State == talon.StateSucceeded, string(r.State) + ": " + r.Reason
+	})
+}

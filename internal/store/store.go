@@ -89,6 +89,17 @@ type Store interface {
 	// Events returns a run's history, oldest first.
 	Events(ctx context.Context, runID int64) ([]talon.Event, error)
 
+	// EventsAfter returns the events (of every run) with an id above
+	// afterID, oldest first, at most limit of them: the feed a scheduler
+	// reads to learn what its peers did. Ids increase in the order rows
+	// are inserted, which on PostgreSQL is not quite the order they
+	// commit: a reader that must not miss one reads a little below its
+	// cursor.
+	EventsAfter(ctx context.Context, afterID int64, limit int) ([]talon.Event, error)
+
+	// LastEventID returns the id of the newest event, 0 when there is none.
+	LastEventID(ctx context.Context) (int64, error)
+
 	// Summaries returns, for each (job, period), the counts of its runs by
 	// state. Pairs without runs are absent from the map.
 	Summaries(ctx context.Context, keys []JobPeriod) (map[JobPeriod]Summary, error)

@@ -86,6 +86,41 @@ func (db *DB) Events(ctx context.Context, runID int64) ([]talon.Event, error) {
 	return out, nil
 }
 
+// EventsAfter returns the events with an id above afterID, oldest first.
+func (db *DB) EventsAfter(ctx context.Context, afterID int64, limit int) ([]talon.Event, error) {
+	var out []talon.Event
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, run_id, time, from_state, to_state, reason
+			FROM events WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (talon.Event, error) {
+			var e talon.Event
+			err := row.Scan(&e.ID, &e.RunID, &e.Time, &e.From, &e.To, &e.Reason)
+			e.Time = e.Time.UTC()
+			return e, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events after %d: %w", afterID, err)
+	}
+	return out, nil
+}
+
+// LastEventID returns the id of the newest event, 0 when there is none.
+func (db *DB) LastEventID(ctx context.Context) (int64, error) {
+	var id int64
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT COALESCE(max(id), 0) FROM events`).Scan(&id)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("last event: %w", err)
+	}
+	return id, nil
+}
+
 // Summaries counts runs by state for each (job, period). Keys travel as
 // two arrays, so any number of them fits in one query.
 func (db *DB) Summaries(ctx context.Context, keys []store.JobPeriod) (map[store.JobPeriod]store.Summary, error) {

@@ -93,6 +93,46 @@ func (db *DB) Events(ctx context.Context, runID int64) ([]talon.Event, error) {
 	return out, nil
 }
 
+// EventsAfter returns the events with an id above afterID, oldest first.
+func (db *DB) EventsAfter(ctx context.Context, afterID int64, limit int) ([]talon.Event, error) {
+	var out []talon.Event
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, run_id, time, from_state, to_state, reason
+			FROM events WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var e talon.Event
+			var at int64
+			var from, to string
+			if err := rows.Scan(&e.ID, &e.RunID, &at, &from, &to, &e.Reason); err != nil {
+				return err
+			}
+			e.Time, e.From, e.To = fromMicros(at), talon.State(from), talon.State(to)
+			out = append(out, e)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events after %d: %w", afterID, err)
+	}
+	return out, nil
+}
+
+// LastEventID returns the id of the newest event, 0 when there is none.
+func (db *DB) LastEventID(ctx context.Context) (int64, error) {
+	var id int64
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `SELECT COALESCE(max(id), 0) FROM events`).Scan(&id)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("last event: %w", err)
+	}
+	return id, nil
+}
+
 // Summaries counts runs by state for each (job, period). Keys travel as
 // one JSON parameter, so any number of them fits in one query.
 func (db *DB) Summaries(ctx context.Context, keys []store.JobPeriod) (map[store.JobPeriod]store.Summary, error) {

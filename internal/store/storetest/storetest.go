@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TransitionBatch", testTransitionBatch},
 		{"NotFound", testNotFound},
 		{"Events", testEvents},
+		{"EventsAfter", testEventsAfter},
 		{"Quiet", testQuiet},
 		{"Decisions", testDecisions},
 		{"FenceMaxRunning", testFenceMaxRunning},

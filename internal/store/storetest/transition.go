@@ -495,3 +495,45 @@ func testFenceOncePerPeriod(t *testing.T, open OpenFunc) {
 		})
 	}
 }
+
+// testEventsAfter: the feed of every run's events after an id, oldest
+// first, bounded, and the newest id.
+func testEventsAfter(t *testing.T, open OpenFunc) {
+	s := open(t)
+	last, err := s.LastEventID(t.Context())
+	if err != nil || last != 0 {
+		t.Fatalf("LastEventID of an empty store = %d, %v; want 0", last, err)
+	}
+	a := runIn(t, s, "a", "daily/2026-11-26", talon.StateSucceeded)
+	b := newRun(t, s, "b", "daily/2026-11-26")
+	all, err := s.EventsAfter(t.Context(), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a: created, ready, running, succeeded; b: created.
+	if len(all) != 5 {
+		t.Fatalf("%d events, want 5: %+v", len(all), all)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].ID <= all[i-1].ID {
+			t.Errorf("events out of order: %d after %d", all[i].ID, all[i-1].ID)
+		}
+	}
+	if all[0].RunID != a.ID || all[0].From != "" || all[3].To != talon.StateSucceeded || all[4].RunID != b.ID {
+		t.Errorf("events = %+v", all)
+	}
+	last, err = s.LastEventID(t.Context())
+	if err != nil || last != all[4].ID {
+		t.Errorf("LastEventID = %d, %v; want %d", last, err, all[4].ID)
+	}
+	page, err := s.EventsAfter(t.Context(), all[1].ID, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page) != 2 || page[0].ID != all[2].ID || page[1].ID != all[3].ID {
+		t.Errorf("EventsAfter(%d, 2) = %+v, want events %d and %d", all[1].ID, page, all[2].ID, all[3].ID)
+	}
+	if none, err := s.EventsAfter(t.Context(), last, 10); err != nil || len(none) != 0 {
+		t.Errorf("EventsAfter(last) = %+v, %v; want none", none, err)
+	}
+}
