@@ -30,13 +30,13 @@ type checker struct {
 	procOf map[string]*talonProc // by instance id
 	jobs   map[string]*jobPlan
 
-	outages                 []interval
-	tick, lease, slack      time.Duration
-	bound                   time.Duration // detection bound: lease + lease/3 + slack
-	fireFrom, fireTo        time.Time     // the window fires are expected in
-	faultsEnd, settleBy     time.Time
-	checkedAt               time.Time
-	settledAt               time.Time // zero if the runs never settled
+	outages             []interval
+	tick, lease, slack  time.Duration
+	bound               time.Duration // detection bound: lease + lease/3 + slack
+	fireFrom, fireTo    time.Time     // the window fires are expected in
+	faultsEnd, settleBy time.Time
+	checkedAt           time.Time
+	settledAt           time.Time // zero if the runs never settled
 }
 
 func (c *checker) all() []*checkResult {
