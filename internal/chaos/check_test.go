@@ -192,8 +192,10 @@ func (c *checker) checkOutcomes() *checkResult {
 		case x.status != "0" && r.state == "succeeded":
 			res.violations = append(res.violations, fmt.Sprintf("%s: its process exited %s at %s; recorded succeeded", c.runLabel(x.run), x.status, clock(x.end)))
 		}
-		// The recorded finish of a run that ended by itself.
-		if (r.state == "succeeded" || strings.HasPrefix(r.reason, "exit status")) && !r.finished.IsZero() {
+		// The recorded finish of a run that ended by itself, unless its
+		// scheduler was frozen or killed when it ended (it could not know).
+		if (r.state == "succeeded" || strings.HasPrefix(r.reason, "exit status")) && !r.finished.IsZero() &&
+			!c.ownerFaultedBetween(r, x.end, r.finished) {
 			d := r.finished.Sub(x.end)
 			skew = append(skew, absDur(d))
 			if absDur(d) > 2*time.Second {
@@ -446,8 +448,9 @@ func (c *checker) checkSettled() *checkResult {
 	return res
 }
 
-// 8. Runs are declared lost only when their scheduler was killed or
-// stopped: a database outage is nobody's death.
+// 8. Runs are declared lost only when their scheduler was killed, or
+// stopped at the time (or up to the bound before): a database outage is
+// nobody's death.
 func (c *checker) checkLostOnlyIfFaulted() *checkResult {
 	res := &checkResult{name: "no run of a live scheduler declared lost"}
 	justified := 0
@@ -458,7 +461,7 @@ func (c *checker) checkLostOnlyIfFaulted() *checkResult {
 			continue
 		}
 		p := c.procOf[r.owner]
-		if p != nil && p.faulted(e.at) {
+		if p != nil && p.faulted(e.at, c.bound) {
 			justified++
 			continue
 		}

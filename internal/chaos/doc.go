@@ -1,7 +1,6 @@
-//go:build chaos
-
-// Package chaos is Talon's fault-injection harness. It is a test, built
-// only with the chaos tag, so the normal suite never runs it:
+// Package chaos is Talon's fault-injection harness. It is a test whose
+// files are built only with the chaos tag (this file holds nothing but
+// this comment), so the normal suite never runs it:
 //
 //	go test -tags chaos -count=1 -run TestChaos ./internal/chaos
 //	go test -tags chaos -count=1 -run TestChaos -timeout 60m ./internal/chaos \
@@ -19,7 +18,9 @@
 // What really happened is written by the jobs themselves, outside Talon:
 // every job runs this test binary as its program (TestMain dispatches on
 // its first argument), which appends a start line, ticks every 100 ms from
-// the deepest process of the run's tree, and an end line with the exit
-// status to one history file. A run that was SIGKILLed leaves no end line,
-// but its last tick says when it was last alive.
+// the deepest process of the run's tree, a last line from that process
+// and an end line with the exit status to one history file. A process
+// that was SIGKILLed writes no last line, but its last tick says when it
+// was last alive; the tick that might have followed is the uncertainty
+// the report counts.
 package chaos

@@ -14,7 +14,7 @@ import (
 const (
 	faultKill      = "sigkill"      // SIGKILL a scheduler, restart it 0.5–2 s later
 	faultKillSlow  = "sigkill-slow" // SIGKILL a scheduler, restart it after the detection bound
-	faultStop      = "sigstop"      // SIGSTOP a scheduler past the detection bound, then SIGCONT
+	faultStop      = "sigstop"      // SIGSTOP a scheduler past its lease and the detection bound, then SIGCONT
 	faultDBStop    = "db-stop"      // pg_ctl stop -m fast for longer than the lease, then start
 	faultDBCrash   = "db-crash"     // pg_ctl stop -m immediate, then start at once
 	faultTerminate = "db-terminate" // pg_terminate_backend of Talon's connections
@@ -61,9 +61,9 @@ func (f *fault) String() string {
 // planFaults draws a sequence of faults that fits in d: rounds of the
 // kinds in a random order, so every kind comes up about as often, each
 // after a gap of 1.5–3 s. Holds make a fault's effect certain: a killed
-// or stopped scheduler stays down past the detection bound (or is
-// restarted at once, for sigkill), the database stays down longer than
-// the lease.
+// scheduler stays down past the detection bound (or is restarted at once,
+// for sigkill), a stopped one past its lease and the bound, the database
+// longer than the lease.
 func planFaults(r *rand.Rand, d, lease, bound time.Duration, schedulers int) []*fault {
 	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(r.Int64N(int64(hi-lo)+1)) }
 	// A database start takes a moment; keep room for it.
@@ -77,8 +77,12 @@ func planFaults(r *rand.Rand, d, lease, bound time.Duration, schedulers int) []*
 			switch f.kind {
 			case faultKill:
 				f.hold = between(500*time.Millisecond, 2*time.Second)
-			case faultKillSlow, faultStop:
+			case faultKillSlow:
 				f.hold = bound + between(time.Second, max(lease/2, 2*time.Second))
+			case faultStop:
+				// Detection of a frozen scheduler counts from its lease
+				// running out, up to a lease after the SIGSTOP.
+				f.hold = lease + bound + between(time.Second, max(lease/2, 2*time.Second))
 			case faultDBStop:
 				f.hold = between(lease*6/5, lease*8/5)
 			}

@@ -241,16 +241,17 @@ func (p *talonProc) cont() time.Time {
 	return at
 }
 
-// faulted reports whether the harness killed or stopped the process at
-// or before t.
-func (p *talonProc) faulted(t time.Time) bool {
+// faulted reports whether the harness had killed the process by t, or
+// had it stopped at t or within after before t (a peer may act on what
+// it read during the freeze a moment after SIGCONT).
+func (p *talonProc) faulted(t time.Time, after time.Duration) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.killed.IsZero() && !p.killed.After(t) {
 		return true
 	}
 	for _, s := range p.stops {
-		if !s.from.After(t) {
+		if !s.from.After(t) && (s.to.IsZero() || !t.After(s.to.Add(after))) {
 			return true
 		}
 	}
