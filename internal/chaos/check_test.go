@@ -36,7 +36,6 @@ type checker struct {
 	fireFrom, fireTo    time.Time     // the window fires are expected in
 	faultsEnd, settleBy time.Time
 	checkedAt           time.Time
-	settledAt           time.Time // zero if the runs never settled
 }
 
 func (c *checker) all() []*checkResult {
@@ -423,28 +422,32 @@ func (c *checker) checkFires() *checkResult {
 }
 
 // 7. Every run reaches a terminal state within the bound after the
-// faults stop.
+// faults stop (the last fault restored, the triggers ended).
 func (c *checker) checkSettled() *checkResult {
 	res := &checkResult{name: "every run ends after the faults stop"}
-	open := 0
+	var last time.Time
+	lastID := int64(0)
 	for _, id := range c.ids {
 		r := c.runs[id]
-		if r.terminal() {
+		if !r.terminal() {
+			res.violations = append(res.violations, fmt.Sprintf("%s still %s at %s, %s after the faults stopped (owner %s)",
+				c.runLabel(id), r.state, clock(c.checkedAt), c.checkedAt.Sub(c.faultsEnd).Round(time.Second), c.ownerName(r)))
 			continue
 		}
-		open++
-		res.violations = append(res.violations, fmt.Sprintf("%s still %s at %s, %s after the last fault ended (owner %s)",
-			c.runLabel(id), r.state, clock(c.checkedAt), c.checkedAt.Sub(c.faultsEnd).Round(time.Second), c.ownerName(r)))
+		if e := r.ended(); e.After(last) {
+			last, lastID = e, id
+		}
+	}
+	bound := c.settleBy.Sub(c.faultsEnd).Round(time.Second)
+	if last.After(c.settleBy) {
+		res.violations = append(res.violations, fmt.Sprintf("%s ended at %s, %s after the faults stopped (bound %s)",
+			c.runLabel(lastID), clock(last), last.Sub(c.faultsEnd).Round(100*time.Millisecond), bound))
 	}
 	if len(c.ids) == 0 {
 		res.violations = append(res.violations, "the store has no runs at all")
 	}
-	bound := c.settleBy.Sub(c.faultsEnd).Round(time.Second)
-	if c.settledAt.IsZero() {
-		res.figures = fmt.Sprintf("%d runs, %d not ended within %s of the last fault", len(c.ids), open, bound)
-	} else {
-		res.figures = fmt.Sprintf("%d runs, all ended %s after the last fault (bound %s)", len(c.ids), c.settledAt.Sub(c.faultsEnd).Round(100*time.Millisecond), bound)
-	}
+	res.figures = fmt.Sprintf("%d runs; the last ended %s after the faults stopped (run %d; bound %s)",
+		len(c.ids), last.Sub(c.faultsEnd).Round(100*time.Millisecond), lastID, bound)
 	return res
 }
 
@@ -488,9 +491,9 @@ func (c *checker) lastOutageBefore(t time.Time) (interval, bool) {
 }
 
 // 9. A dead or frozen scheduler's runs are declared lost within the
-// bound: from the SIGKILL, or from when the lease of a SIGSTOPped one ran
-// out (its last heartbeat + lease, by the database's clock); never before
-// that lease ran out.
+// bound of its last heartbeat (by the database's clock, read just after
+// the signal; the signal's time when it could not be read), and a frozen
+// one's never before its lease ran out.
 func (c *checker) checkDetection() *checkResult {
 	res := &checkResult{name: "dead schedulers detected in time"}
 	var samples, fromSignal []time.Duration
@@ -509,8 +512,8 @@ func (c *checker) checkDetection() *checkResult {
 			continue
 		}
 		base := f.at
-		if f.kind == faultStop && !f.heartbeat.IsZero() {
-			base = f.heartbeat.Add(c.lease)
+		if !f.heartbeat.IsZero() && f.heartbeat.Before(f.at) {
+			base = f.heartbeat
 		}
 		var last time.Time
 		var undetected []int64
@@ -523,38 +526,37 @@ func (c *checker) checkDetection() *checkResult {
 			if e.at.After(last) {
 				last = e.at
 			}
-			if f.kind == faultStop && !f.heartbeat.IsZero() && e.at.Before(base) {
-				res.violations = append(res.violations, fmt.Sprintf("%s: %s declared lost at %s, %s before the lease ran out (last heartbeat %s)",
-					f, c.runLabel(r.id), clock(e.at), base.Sub(e.at).Round(time.Millisecond), clock(f.heartbeat)))
+			if f.kind == faultStop && !f.heartbeat.IsZero() && e.at.Before(f.heartbeat.Add(c.lease)) {
+				res.violations = append(res.violations, fmt.Sprintf("%s: %s declared lost at %s, %s before its lease ran out (last heartbeat %s)",
+					f, c.runLabel(r.id), clock(e.at), f.heartbeat.Add(c.lease).Sub(e.at).Round(time.Millisecond), clock(f.heartbeat)))
 			}
 		}
 		if len(undetected) > 0 {
-			// A frozen scheduler may legitimately finish its runs after
+			// A frozen scheduler may finish its runs itself after
 			// SIGCONT, but only if it was not frozen past the bound.
 			if f.kind != faultStop || f.restored.After(base.Add(c.bound)) {
-				res.violations = append(res.violations, fmt.Sprintf("%s: runs %v it had running were never declared lost (%s)",
+				res.violations = append(res.violations, fmt.Sprintf("%s: runs %v it had running were not declared lost (%s)",
 					f, undetected, c.fate(undetected)))
 			}
 			continue
 		}
 		d := last.Sub(base)
-		overlap := c.outageDuring(f.at, last)
-		if overlap {
+		if c.outageDuring(f.at, last) {
 			res.notes = append(res.notes, fmt.Sprintf("%s: detected in %s, with a database outage in between (not held to the bound)", f, d.Round(time.Millisecond)))
 			continue
 		}
 		samples = append(samples, d)
 		fromSignal = append(fromSignal, last.Sub(f.at))
 		if d > c.bound {
-			res.violations = append(res.violations, fmt.Sprintf("%s: %d runs declared lost %s after the %s (bound %s), the last at %s",
-				f, len(live), d.Round(time.Millisecond), map[bool]string{true: "lease ran out", false: "SIGKILL"}[f.kind == faultStop], c.bound, clock(last)))
+			res.violations = append(res.violations, fmt.Sprintf("%s: %d runs declared lost %s after its last heartbeat at %s (bound %s), the last at %s",
+				f, len(live), d.Round(time.Millisecond), clock(base), c.bound, clock(last)))
 		}
 	}
 	if len(samples) == 0 {
 		res.figures = "no scheduler fault hit a scheduler with running runs"
 		return res
 	}
-	res.figures = fmt.Sprintf("%d samples: p50 %s, max %s (bound %s = lease %s + lease/3 + slack %s); from the signal: p50 %s, max %s",
+	res.figures = fmt.Sprintf("%d samples, from the last heartbeat: p50 %s, max %s (bound %s = lease %s + lease/3 + slack %s); from the signal: p50 %s, max %s",
 		len(samples), pct(samples, 50), pct(samples, 100), c.bound, c.lease, c.slack, pct(fromSignal, 50), pct(fromSignal, 100))
 	return res
 }

@@ -14,7 +14,7 @@ import (
 const (
 	faultKill      = "sigkill"      // SIGKILL a scheduler, restart it 0.5–2 s later
 	faultKillSlow  = "sigkill-slow" // SIGKILL a scheduler, restart it after the detection bound
-	faultStop      = "sigstop"      // SIGSTOP a scheduler past its lease and the detection bound, then SIGCONT
+	faultStop      = "sigstop"      // SIGSTOP a scheduler past the detection bound, then SIGCONT
 	faultDBStop    = "db-stop"      // pg_ctl stop -m fast for longer than the lease, then start
 	faultDBCrash   = "db-crash"     // pg_ctl stop -m immediate, then start at once
 	faultTerminate = "db-terminate" // pg_terminate_backend of Talon's connections
@@ -36,7 +36,7 @@ type fault struct {
 	at, restored time.Time
 	proc         *talonProc // the process killed or stopped
 	instance     string
-	heartbeat    time.Time // sigstop: the instance's last heartbeat (database clock)
+	heartbeat    time.Time // the killed or stopped instance's last heartbeat (database clock)
 	note         string
 	err          error
 }
@@ -61,9 +61,8 @@ func (f *fault) String() string {
 // planFaults draws a sequence of faults that fits in d: rounds of the
 // kinds in a random order, so every kind comes up about as often, each
 // after a gap of 1.5–3 s. Holds make a fault's effect certain: a killed
-// scheduler stays down past the detection bound (or is restarted at once,
-// for sigkill), a stopped one past its lease and the bound, the database
-// longer than the lease.
+// or stopped scheduler stays down past the detection bound (or is
+// restarted at once, for sigkill), the database longer than the lease.
 func planFaults(r *rand.Rand, d, lease, bound time.Duration, schedulers int) []*fault {
 	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(r.Int64N(int64(hi-lo)+1)) }
 	// A database start takes a moment; keep room for it.
@@ -77,12 +76,8 @@ func planFaults(r *rand.Rand, d, lease, bound time.Duration, schedulers int) []*
 			switch f.kind {
 			case faultKill:
 				f.hold = between(500*time.Millisecond, 2*time.Second)
-			case faultKillSlow:
+			case faultKillSlow, faultStop:
 				f.hold = bound + between(time.Second, max(lease/2, 2*time.Second))
-			case faultStop:
-				// Detection of a frozen scheduler counts from its lease
-				// running out, up to a lease after the SIGSTOP.
-				f.hold = lease + bound + between(time.Second, max(lease/2, 2*time.Second))
 			case faultDBStop:
 				f.hold = between(lease*6/5, lease*8/5)
 			}
@@ -127,15 +122,21 @@ func (h *harness) inject(ctx context.Context, f *fault) {
 		_ = p.waitServing(wctx)
 		cancel()
 		f.proc, f.instance = p, p.instanceID()
+		// The last heartbeat is read once a statement the process had
+		// in flight has had time to land.
+		const settle = 200 * time.Millisecond
 		if f.kind == faultStop {
 			f.at = p.stop()
+			sleep(settle)
 			f.heartbeat, f.err = h.heartbeatOf(ctx, f.instance)
-			sleep(f.hold)
+			sleep(f.hold - settle)
 			f.restored = p.cont()
 			return
 		}
 		f.at = p.kill()
-		sleep(f.hold)
+		sleep(settle)
+		f.heartbeat, f.err = h.heartbeatOf(ctx, f.instance)
+		sleep(f.hold - settle)
 		np, err := s.start()
 		f.restored, f.err = time.Now(), err
 		if np != nil {

@@ -37,6 +37,7 @@ type jobPlan struct {
 	units      int // of poolPath
 	retries    int
 	delay      time.Duration
+	retryTO    bool // retries.timeouts: a timed-out run is retried too
 	timeout    time.Duration
 	shape      string
 	durMin     int // milliseconds
@@ -102,7 +103,7 @@ func planJobs(r *rand.Rand) []*jobPlan {
 		{name: "minutely", period: "daily", trigger: &timeTrigger{expr: "every minute", step: time.Minute},
 			timeout: 2 * time.Second, shape: shapeShell, durMin: 1000, durMax: 4000, retries: 1},
 		{name: "timeout-deep", period: "daily", trigger: every(deep, 1+r.IntN(deep-1)),
-			timeout: 1500 * time.Millisecond, shape: shapeSetsid, durMin: 500, durMax: 3000, retries: 1},
+			timeout: 1500 * time.Millisecond, shape: shapeSetsid, durMin: 500, durMax: 3000, retries: 1, retryTO: true},
 	}
 	return jobs
 }
@@ -141,7 +142,7 @@ func scheduleYAML(jobs []*jobPlan, end time.Time, self, historyPath string, seed
 			fmt.Fprintf(&b, "      %s: %s\n", k, q(env[k]))
 		}
 		if j.retries > 0 {
-			fmt.Fprintf(&b, "    retries: {max: %d, delay: %s}\n", j.retries, j.delay)
+			fmt.Fprintf(&b, "    retries: {max: %d, delay: %s, timeouts: %t}\n", j.retries, j.delay, j.retryTO)
 		}
 		if j.timeout > 0 {
 			fmt.Fprintf(&b, "    timeout: %s\n", j.timeout)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -45,15 +46,22 @@ func repoRoot() (string, error) {
 
 // leaseKey reports whether this Talon's config accepts a lease: key. The
 // harness then configures a short lease so faults play out fast;
-// otherwise it runs with Talon's default.
-func leaseKey(dir string, lease time.Duration) bool {
+// otherwise it runs with Talon's default. A lease the config refuses (out
+// of its bounds) is an error.
+func leaseKey(dir string, lease time.Duration) (bool, error) {
 	p := filepath.Join(dir, "lease-probe.yaml")
 	if err := os.WriteFile(p, []byte("lease: "+lease.String()+"\n"), 0o644); err != nil {
-		return false
+		return false, err
 	}
 	defer os.Remove(p)
 	_, err := config.Load(p)
-	return err == nil
+	switch {
+	case err == nil:
+		return true, nil
+	case strings.Contains(err.Error(), `unknown key "lease"`):
+		return false, nil
+	}
+	return false, fmt.Errorf("-chaos.lease %s: %w", lease, err)
 }
 
 // defaultLease is Talon's lease when the config cannot set one (the
