@@ -501,12 +501,19 @@ func (c *checker) checkDetection() *checkResult {
 		if !schedulerFault(f.kind) || f.proc == nil || f.at.IsZero() {
 			continue
 		}
+		// Runs the scheduler had running at the signal, less those whose
+		// end it was writing at that moment (a commit in flight lands
+		// within milliseconds).
 		var live []*runRow
 		for _, id := range c.ids {
 			r := c.runs[id]
-			if f.instance != "" && r.owner == f.instance && r.runningAt(f.at) {
-				live = append(live, r)
+			if f.instance == "" || r.owner != f.instance || !r.runningAt(f.at) {
+				continue
 			}
+			if e := r.ended(); !e.IsZero() && e.Before(f.at.Add(time.Second)) && r.lost() == nil {
+				continue
+			}
+			live = append(live, r)
 		}
 		if len(live) == 0 {
 			continue
