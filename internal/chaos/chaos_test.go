@@ -23,7 +23,7 @@ var (
 	flagDuration = flag.Duration("chaos.duration", 105*time.Second, "how long faults are injected (the short form's default; 20m or more for a release check)")
 	flagSeed     = flag.Uint64("chaos.seed", 0, "seed of the schedule and the faults (0: from the clock; the report prints it)")
 	flagKeep     = flag.Bool("chaos.keep", false, "keep the temporary directory (PostgreSQL data, logs, history, report) for inspection")
-	flagLease    = flag.Duration("chaos.lease", 6*time.Second, "the lease to configure when Talon's config has a lease: key")
+	flagLease    = flag.Duration("chaos.lease", 6*time.Second, "the schedulers' lease (talon.yaml lease:, 3s to 10m); short, so faults play out fast")
 	flagTick     = flag.Duration("chaos.tick", 100*time.Millisecond, "how often a job's deepest process writes a tick")
 	flagSlack    = flag.Duration("chaos.slack", 2*time.Second, "slack on the detection bound (lease + lease/3)")
 )
@@ -114,17 +114,8 @@ func TestChaos(t *testing.T) {
 	defer h.pg.shutdown()
 	h.logf("PostgreSQL (%s) on 127.0.0.1:%d, data in %s", h.pg.bin, h.pg.port, h.pg.data())
 
-	lease := defaultLease
-	leaseSet, err := leaseKey(dir, *flagLease)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if leaseSet {
-		lease = *flagLease
-		h.logf("lease %s (talon.yaml lease:)", lease)
-	} else {
-		h.logf("lease %s (Talon's default: its config has no lease: key, so faults last longer)", lease)
-	}
+	lease := *flagLease
+	h.logf("lease %s", lease)
 	bound := lease + lease/3 + *flagSlack
 
 	self, err := os.Executable()
@@ -151,11 +142,7 @@ func TestChaos(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		leaseCfg := time.Duration(0)
-		if leaseSet {
-			leaseCfg = lease
-		}
-		s, err := newScheduler(fmt.Sprintf("s%d", i+1), dir, bin, h.pg.TalonURL(), schedPath, port, leaseCfg)
+		s, err := newScheduler(fmt.Sprintf("s%d", i+1), dir, bin, h.pg.TalonURL(), schedPath, port, lease)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,7 +242,7 @@ func TestChaos(t *testing.T) {
 	}
 
 	results := c.all()
-	h.printReport(seed, lease, leaseSet, faults, runs, hist, results)
+	h.printReport(seed, lease, faults, runs, hist, results)
 	for i, res := range results {
 		if !res.pass() {
 			t.Errorf("check %d (%s): %d violations", i+1, res.name, len(res.violations))

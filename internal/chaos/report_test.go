@@ -13,15 +13,11 @@ import (
 // counted.
 const maxEvidence = 15
 
-func (h *harness) printReport(seed uint64, lease time.Duration, leaseSet bool, faults []*fault, runs map[int64]*runRow, hist *historyData, results []*checkResult) {
+func (h *harness) printReport(seed uint64, lease time.Duration, faults []*fault, runs map[int64]*runRow, hist *historyData, results []*checkResult) {
 	w := h.out
 	fmt.Fprintf(w, "\n=== chaos report: seed %d ===\n", seed)
-	how := "Talon's default; no lease: key in its config"
-	if leaseSet {
-		how = "talon.yaml lease:"
-	}
-	fmt.Fprintf(w, "lease %s (%s); detection bound %s; tick %s; %d schedulers on PostgreSQL 127.0.0.1:%d\n",
-		lease, how, lease+lease/3+*flagSlack, *flagTick, len(h.scheds), h.pg.port)
+	fmt.Fprintf(w, "lease %s; detection bound %s; tick %s; %d schedulers on PostgreSQL 127.0.0.1:%d\n",
+		lease, lease+lease/3+*flagSlack, *flagTick, len(h.scheds), h.pg.port)
 
 	count := map[string]int{}
 	for _, f := range faults {

@@ -11,12 +11,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/talonhq/talon/internal/config"
 )
 
 // buildTalon builds the talon binary of the repository into dir, static
@@ -43,30 +40,6 @@ func repoRoot() (string, error) {
 	}
 	return root, nil
 }
-
-// leaseKey reports whether this Talon's config accepts a lease: key. The
-// harness then configures a short lease so faults play out fast;
-// otherwise it runs with Talon's default. A lease the config refuses (out
-// of its bounds) is an error.
-func leaseKey(dir string, lease time.Duration) (bool, error) {
-	p := filepath.Join(dir, "lease-probe.yaml")
-	if err := os.WriteFile(p, []byte("lease: "+lease.String()+"\n"), 0o644); err != nil {
-		return false, err
-	}
-	defer os.Remove(p)
-	_, err := config.Load(p)
-	switch {
-	case err == nil:
-		return true, nil
-	case strings.Contains(err.Error(), `unknown key "lease"`):
-		return false, nil
-	}
-	return false, fmt.Errorf("-chaos.lease %s: %w", lease, err)
-}
-
-// defaultLease is Talon's lease when the config cannot set one (the
-// README's "30 s heartbeat lease").
-const defaultLease = 30 * time.Second
 
 // scheduler is one of the harness's `talon serve`: a fixed config, listen
 // port and log directory, and the processes that ran it one after the
@@ -104,11 +77,8 @@ func newScheduler(name, base, bin, state, schedulePath string, port int, lease t
 		return nil, err
 	}
 	s := &scheduler{name: name, dir: dir, bin: bin, cfg: filepath.Join(dir, "talon.yaml")}
-	cfg := fmt.Sprintf("state: %s\nschedule: %s\nlisten: 127.0.0.1:%d\nlogs: %s\n",
-		state, schedulePath, port, filepath.Join(dir, "run-logs"))
-	if lease > 0 {
-		cfg += "lease: " + lease.String() + "\n"
-	}
+	cfg := fmt.Sprintf("state: %s\nschedule: %s\nlisten: 127.0.0.1:%d\nlogs: %s\nlease: %s\n",
+		state, schedulePath, port, filepath.Join(dir, "run-logs"), lease)
 	return s, os.WriteFile(s.cfg, []byte(cfg), 0o644)
 }
 
