@@ -38,7 +38,7 @@ type fault struct {
 	instance     string
 	heartbeat    time.Time // the killed or stopped instance's last heartbeat (database clock)
 	note         string
-	err          error
+	err          error // the fault could not be injected or undone
 }
 
 func (f *fault) String() string {
@@ -125,18 +125,22 @@ func (h *harness) inject(ctx context.Context, f *fault) {
 		// The last heartbeat is read once a statement the process had
 		// in flight has had time to land.
 		const settle = 200 * time.Millisecond
+		lastBeat := func() {
+			sleep(settle)
+			var err error
+			if f.heartbeat, err = h.heartbeatOf(ctx, f.instance); err != nil {
+				f.note = strings.TrimPrefix(f.note+"; last heartbeat unknown: "+err.Error(), "; ")
+			}
+			sleep(f.hold - settle)
+		}
 		if f.kind == faultStop {
 			f.at = p.stop()
-			sleep(settle)
-			f.heartbeat, f.err = h.heartbeatOf(ctx, f.instance)
-			sleep(f.hold - settle)
+			lastBeat()
 			f.restored = p.cont()
 			return
 		}
 		f.at = p.kill()
-		sleep(settle)
-		f.heartbeat, f.err = h.heartbeatOf(ctx, f.instance)
-		sleep(f.hold - settle)
+		lastBeat()
 		np, err := s.start()
 		f.restored, f.err = time.Now(), err
 		if np != nil {
