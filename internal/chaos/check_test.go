@@ -15,7 +15,6 @@ type checkResult struct {
 	figures    string
 	uncertain  int // possible violations the ticks cannot settle
 	violations []string
-	notes      []string
 }
 
 func (c *checkResult) pass() bool { return len(c.violations) == 0 }
@@ -479,6 +478,7 @@ func (c *checker) checkLostOnlyIfFaulted() *checkResult {
 	return res
 }
 
+// lastOutageBefore is the last database outage that began before t.
 func (c *checker) lastOutageBefore(t time.Time) (interval, bool) {
 	var best interval
 	ok := false
@@ -492,11 +492,13 @@ func (c *checker) lastOutageBefore(t time.Time) (interval, bool) {
 
 // 9. A dead or frozen scheduler's runs are declared lost within the
 // bound of its last heartbeat (by the database's clock, read just after
-// the signal; the signal's time when it could not be read), and a frozen
-// one's never before its lease ran out.
+// the signal; the signal's time when it could not be read) or of the end
+// of a database outage that came after it, and a frozen one's never
+// before its lease ran out.
 func (c *checker) checkDetection() *checkResult {
 	res := &checkResult{name: "dead schedulers detected in time"}
 	var samples, fromSignal []time.Duration
+	after := 0 // samples whose deadline an outage moved
 	for _, f := range c.faults {
 		if !schedulerFault(f.kind) || f.proc == nil || f.at.IsZero() {
 			continue
@@ -548,23 +550,28 @@ func (c *checker) checkDetection() *checkResult {
 			continue
 		}
 		d := last.Sub(base)
-		if c.outageDuring(f.at, last) {
-			res.notes = append(res.notes, fmt.Sprintf("%s: detected in %s, with a database outage in between (not held to the bound)", f, d.Round(time.Millisecond)))
-			continue
-		}
 		samples = append(samples, d)
 		fromSignal = append(fromSignal, last.Sub(f.at))
-		if d > c.bound {
-			res.violations = append(res.violations, fmt.Sprintf("%s: %d runs declared lost %s after its last heartbeat at %s (bound %s), the last at %s",
-				f, len(live), d.Round(time.Millisecond), clock(base), c.bound, clock(last)))
+		// Peers judge others only once they have heartbeated for a whole
+		// lease without a gap: a database outage ending after the last
+		// heartbeat moves the deadline to a bound after its end.
+		deadline, why := base.Add(c.bound), ""
+		if o, ok := c.lastOutageBefore(last); ok && o.to.After(base.Add(-c.lease)) && o.to.Add(c.bound).After(deadline) {
+			deadline = o.to.Add(c.bound)
+			why = fmt.Sprintf(", or of the database outage %s–%s", clock(o.from), clock(o.to))
+			after++
+		}
+		if last.After(deadline) {
+			res.violations = append(res.violations, fmt.Sprintf("%s: %d runs declared lost %s after its last heartbeat at %s, the last at %s; bound %s of that heartbeat%s",
+				f, len(live), d.Round(time.Millisecond), clock(base), clock(last), c.bound, why))
 		}
 	}
 	if len(samples) == 0 {
 		res.figures = "no scheduler fault hit a scheduler with running runs"
 		return res
 	}
-	res.figures = fmt.Sprintf("%d samples, from the last heartbeat: p50 %s, max %s (bound %s = lease %s + lease/3 + slack %s); from the signal: p50 %s, max %s",
-		len(samples), pct(samples, 50), pct(samples, 100), c.bound, c.lease, c.slack, pct(fromSignal, 50), pct(fromSignal, 100))
+	res.figures = fmt.Sprintf("%d samples, from the last heartbeat: p50 %s, max %s (bound %s = lease %s + lease/3 + slack %s; %d held to a bound after a database outage instead); from the signal: p50 %s, max %s",
+		len(samples), pct(samples, 50), pct(samples, 100), c.bound, c.lease, c.slack, after, pct(fromSignal, 50), pct(fromSignal, 100))
 	return res
 }
 
@@ -577,15 +584,6 @@ func (c *checker) fate(ids []int64) string {
 		}
 	}
 	return strings.Join(out, "; ")
-}
-
-func (c *checker) outageDuring(from, to time.Time) bool {
-	for _, o := range c.outages {
-		if o.from.Before(to) && o.to.After(from) {
-			return true
-		}
-	}
-	return false
 }
 
 func pct(ds []time.Duration, p int) time.Duration {

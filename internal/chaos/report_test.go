@@ -69,9 +69,6 @@ func (h *harness) printReport(seed uint64, lease time.Duration, faults []*fault,
 			}
 			fmt.Fprintf(w, "    - %s\n", v)
 		}
-		for _, n := range res.notes {
-			fmt.Fprintf(w, "    note: %s\n", n)
-		}
 	}
 	fmt.Fprintf(w, "%d passed, %d failed (%d uncertain)\n", passed, failed, uncertain)
 }
