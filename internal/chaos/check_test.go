@@ -156,15 +156,15 @@ func (c *checker) checkAliveAfterLost() *checkResult {
 
 // 4. The recorded outcome is the real one: an execution that exited 0 is
 // not recorded failed (and one that failed is not recorded succeeded),
-// and the recorded finish is when it ended.
-//
-// A run whose scheduler was killed or frozen after the process ended and
-// before it could record the end is declared lost: nobody can know its
-// outcome, so that is excused (and counted). So is an exit 0 a few
-// hundred milliseconds from its timeout, which the timeout may win.
+// and the recorded finish is when it ended. This holds also when the
+// run's scheduler was killed or frozen before it could record the end:
+// the run's supervisor keeps the outcome for whoever recovers the run on
+// this host (README, "Local processes die with their scheduler"). Only
+// the finish time of such a run is not judged, and an exit 0 within half
+// a second of the run's timeout, which the timeout may win, is uncertain.
 func (c *checker) checkOutcomes() *checkResult {
 	res := &checkResult{name: "outcomes are recorded as they happened"}
-	checked, excused := 0, 0
+	checked, unwatched := 0, 0
 	var skew []time.Duration
 	for _, x := range c.hist.execs {
 		if !x.endedCleanly() {
@@ -175,25 +175,32 @@ func (c *checker) checkOutcomes() *checkResult {
 			continue // check 1's business
 		}
 		checked++
+		recorded := r.ended()
+		if recorded.IsZero() {
+			continue // check 7's business
+		}
+		faulted := c.ownerFaultedBetween(r, x.end, recorded)
+		if faulted {
+			unwatched++
+		}
 		switch {
 		case x.status == "0" && r.state == "failed":
-			if e := r.lost(); e != nil && c.ownerFaultedBetween(r, x.end, e.at) {
-				excused++
-				continue
-			}
-			if strings.HasPrefix(r.reason, "timeout") && absDur(r.ended().Sub(x.end)) < 500*time.Millisecond {
+			if strings.HasPrefix(r.reason, "timeout") && absDur(recorded.Sub(x.end)) < 500*time.Millisecond {
 				res.uncertain++
 				continue
 			}
-			res.violations = append(res.violations, fmt.Sprintf("%s: its process exited 0 at %s; recorded failed at %s: %q (owner %s)",
-				c.runLabel(x.run), clock(x.end), clock(r.ended()), cut(r.reason, 120), c.ownerName(r)))
+			how := ""
+			if faulted {
+				how = ", killed or frozen before it recorded the end"
+			}
+			res.violations = append(res.violations, fmt.Sprintf("%s: its process exited 0 at %s; recorded failed at %s: %q (owner %s%s)",
+				c.runLabel(x.run), clock(x.end), clock(recorded), cut(r.reason, 120), c.ownerName(r), how))
 		case x.status != "0" && r.state == "succeeded":
 			res.violations = append(res.violations, fmt.Sprintf("%s: its process exited %s at %s; recorded succeeded", c.runLabel(x.run), x.status, clock(x.end)))
 		}
 		// The recorded finish of a run that ended by itself, unless its
 		// scheduler was frozen or killed when it ended (it could not know).
-		if (r.state == "succeeded" || strings.HasPrefix(r.reason, "exit status")) && !r.finished.IsZero() &&
-			!c.ownerFaultedBetween(r, x.end, r.finished) {
+		if (r.state == "succeeded" || strings.HasPrefix(r.reason, "exit status")) && !r.finished.IsZero() && !faulted {
 			d := r.finished.Sub(x.end)
 			skew = append(skew, absDur(d))
 			if absDur(d) > 2*time.Second {
@@ -202,7 +209,7 @@ func (c *checker) checkOutcomes() *checkResult {
 			}
 		}
 	}
-	res.figures = fmt.Sprintf("%d executions that ended by themselves; %d lost by a killed or frozen owner (excused)", checked, excused)
+	res.figures = fmt.Sprintf("%d executions that ended by themselves, %d of them while their scheduler was killed or frozen", checked, unwatched)
 	if len(skew) > 0 {
 		res.figures += fmt.Sprintf("; recorded finish vs real end: p50 %s, max %s", pct(skew, 50), pct(skew, 100))
 	}
@@ -210,8 +217,8 @@ func (c *checker) checkOutcomes() *checkResult {
 }
 
 // ownerFaultedBetween reports whether the run's owner was killed or
-// frozen at some point between end and declared (so it could not record
-// what ended).
+// frozen at some point between end and declared (so it did not see the
+// end as it happened).
 func (c *checker) ownerFaultedBetween(r *runRow, end, declared time.Time) bool {
 	p := c.procOf[r.owner]
 	if p == nil {
