@@ -220,6 +220,7 @@ func TestChaos(t *testing.T) {
 	}
 	for _, s := range h.scheds {
 		for _, p := range s.all() {
+			c.procs = append(c.procs, p)
 			if id := p.instanceID(); id != "" {
 				c.procOf[id] = p
 			}

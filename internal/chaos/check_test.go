@@ -27,6 +27,7 @@ type checker struct {
 	hist   *historyData
 	faults []*fault
 	procOf map[string]*talonProc // by instance id
+	procs  []*talonProc          // every scheduler process, to find who started an execution
 	jobs   map[string]*jobPlan
 
 	outages             []interval
@@ -216,11 +217,27 @@ func (c *checker) checkOutcomes() *checkResult {
 	return res
 }
 
-// ownerFaultedBetween reports whether the run's owner was killed or
-// frozen at some point between end and declared (so it did not see the
-// end as it happened).
+// starter is the scheduler process that started the run's execution:
+// the one among the execution's ancestors (Talon's owner column moves
+// when another scheduler re-attaches the run), else the run's owner.
+func (c *checker) starter(r *runRow) *talonProc {
+	for _, x := range c.hist.byRun[r.id] {
+		for _, pid := range x.above {
+			for _, p := range c.procs {
+				if p.pid == pid && !p.started.After(x.start) {
+					return p
+				}
+			}
+		}
+	}
+	return c.procOf[r.owner]
+}
+
+// ownerFaultedBetween reports whether the scheduler that started the run
+// was killed or frozen at some point between end and declared (so it did
+// not see the end as it happened).
 func (c *checker) ownerFaultedBetween(r *runRow, end, declared time.Time) bool {
-	p := c.procOf[r.owner]
+	p := c.starter(r)
 	if p == nil {
 		return false
 	}
@@ -497,8 +514,9 @@ func (c *checker) lastOutageBefore(t time.Time) (interval, bool) {
 	return best, ok
 }
 
-// 9. A dead or frozen scheduler's runs are declared lost within the
-// bound of its last heartbeat (by the database's clock, read just after
+// 9. A dead or frozen scheduler's runs are taken over (declared lost, or
+// re-attached with the outcome they had meanwhile) within the bound of
+// its last heartbeat (by the database's clock, read just after
 // the signal; the signal's time when it could not be read) or of the end
 // of a database outage that came after it, and a frozen one's never
 // before its lease ran out.
@@ -516,7 +534,7 @@ func (c *checker) checkDetection() *checkResult {
 		var live []*runRow
 		for _, id := range c.ids {
 			r := c.runs[id]
-			if f.instance == "" || r.owner != f.instance || !r.runningAt(f.at) {
+			if !r.runningAt(f.at) || (c.starter(r) != f.proc && (f.instance == "" || r.owner != f.instance)) {
 				continue
 			}
 			if e := r.ended(); !e.IsZero() && e.Before(f.at.Add(time.Second)) && r.lost() == nil {
@@ -534,7 +552,7 @@ func (c *checker) checkDetection() *checkResult {
 		var last time.Time
 		var undetected []int64
 		for _, r := range live {
-			e := r.lost()
+			e := r.recovered(f.at)
 			if e == nil {
 				undetected = append(undetected, r.id)
 				continue
@@ -543,15 +561,15 @@ func (c *checker) checkDetection() *checkResult {
 				last = e.at
 			}
 			if f.kind == faultStop && !f.heartbeat.IsZero() && e.at.Before(f.heartbeat.Add(c.lease)) {
-				res.violations = append(res.violations, fmt.Sprintf("%s: %s declared lost at %s, %s before its lease ran out (last heartbeat %s)",
-					f, c.runLabel(r.id), clock(e.at), f.heartbeat.Add(c.lease).Sub(e.at).Round(time.Millisecond), clock(f.heartbeat)))
+				res.violations = append(res.violations, fmt.Sprintf("%s: %s taken over at %s (%q), %s before its lease ran out (last heartbeat %s)",
+					f, c.runLabel(r.id), clock(e.at), cut(e.reason, 80), f.heartbeat.Add(c.lease).Sub(e.at).Round(time.Millisecond), clock(f.heartbeat)))
 			}
 		}
 		if len(undetected) > 0 {
 			// A frozen scheduler may finish its runs itself after
 			// SIGCONT, but only if it was not frozen past the bound.
 			if f.kind != faultStop || f.restored.After(base.Add(c.bound)) {
-				res.violations = append(res.violations, fmt.Sprintf("%s: runs %v it had running were not declared lost (%s)",
+				res.violations = append(res.violations, fmt.Sprintf("%s: runs %v it had running were neither declared lost nor re-attached (%s)",
 					f, undetected, c.fate(undetected)))
 			}
 			continue
@@ -569,7 +587,7 @@ func (c *checker) checkDetection() *checkResult {
 			after++
 		}
 		if last.After(deadline) {
-			res.violations = append(res.violations, fmt.Sprintf("%s: %d runs declared lost %s after its last heartbeat at %s, the last at %s; bound %s of that heartbeat%s",
+			res.violations = append(res.violations, fmt.Sprintf("%s: %d runs taken over %s after its last heartbeat at %s, the last at %s; bound %s of that heartbeat%s",
 				f, len(live), d.Round(time.Millisecond), clock(base), clock(last), c.bound, why))
 		}
 	}

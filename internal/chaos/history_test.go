@@ -26,6 +26,7 @@ type execution struct {
 	status  string    // the end line's status: an exit code or TERM
 	pids    map[int]bool
 	final   map[int]bool // pids that wrote their last line (D or E)
+	above   []int        // pids above the top process, parent first
 }
 
 // endedCleanly reports whether the top process exited by itself with a
@@ -137,6 +138,13 @@ func readHistory(path string) (*historyData, error) {
 			x.start = r.at
 			if len(r.rest) >= 2 {
 				x.job, x.shape = r.rest[0], r.rest[1]
+			}
+			if len(r.rest) >= 3 {
+				for _, a := range strings.Split(r.rest[2], ",") {
+					if n, err := strconv.Atoi(a); err == nil {
+						x.above = append(x.above, n)
+					}
+				}
 			}
 		case "E":
 			x.end = r.at

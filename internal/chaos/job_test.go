@@ -126,7 +126,7 @@ func (h *history) line(kind string, top int, rest ...string) {
 func (h *history) top(shape string) int {
 	me := os.Getpid()
 	work, code := h.plan()
-	h.line("S", me, os.Getenv("TALON_JOB"), shape)
+	h.line("S", me, os.Getenv("TALON_JOB"), shape, ancestors())
 
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
@@ -229,4 +229,34 @@ func (h *history) plan() (time.Duration, int) {
 		code = 1
 	}
 	return time.Duration(work) * time.Millisecond, code
+}
+
+// ancestors lists the pids above this process (parent first, a few
+// levels), so the checker knows which scheduler started the run even
+// after another one re-attached it: Talon's owner column moves, the
+// process tree does not.
+func ancestors() string {
+	var out []string
+	pid := os.Getppid()
+	for range 4 {
+		if pid <= 1 {
+			break
+		}
+		out = append(out, strconv.Itoa(pid))
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			break
+		}
+		// The command name (in parentheses) may hold spaces; the parent
+		// pid is the second field after it.
+		fs := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(fs) < 2 {
+			break
+		}
+		pid, _ = strconv.Atoi(fs[1])
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, ",")
 }

@@ -52,6 +52,22 @@ func (r *runRow) lost() *eventRow {
 	return nil
 }
 
+// recovered is the first time, at or after t, another scheduler took
+// over the run: declared it lost, or re-attached it (a run that ended
+// while no scheduler watched it is re-attached with its outcome).
+func (r *runRow) recovered(t time.Time) *eventRow {
+	for i := range r.events {
+		e := &r.events[i]
+		if e.at.Before(t) {
+			continue
+		}
+		if (e.to == "failed" && strings.HasPrefix(e.reason, "lost:")) || strings.HasPrefix(e.reason, "re-attached") {
+			return e
+		}
+	}
+	return nil
+}
+
 // ended is when the run reached its terminal state (zero if it has not).
 func (r *runRow) ended() time.Time {
 	for i := len(r.events) - 1; i >= 0; i-- {
