@@ -42,6 +42,7 @@ func (c *checker) all() []*checkResult {
 	return []*checkResult{
 		c.checkOnce(), c.checkRetryOverlap(), c.checkAliveAfterLost(), c.checkOutcomes(),
 		c.checkLimits(), c.checkFires(), c.checkSettled(), c.checkLostOnlyIfFaulted(), c.checkDetection(),
+		c.checkIdleRoom(),
 	}
 }
 
@@ -598,6 +599,156 @@ func (c *checker) checkDetection() *checkResult {
 	res.figures = fmt.Sprintf("%d samples, from the last heartbeat: p50 %s, max %s (bound %s = lease %s + lease/3 + slack %s; %d held to a bound after a database outage instead); from the signal: p50 %s, max %s",
 		len(samples), pct(samples, 50), pct(samples, 100), c.bound, c.lease, c.slack, after, pct(fromSignal, 50), pct(fromSignal, 100))
 	return res
+}
+
+// 10. No room is left idle while runs wait for it: a run blocked by
+// max_running, or waiting for the resource, starts soon after the store
+// shows the job with nothing ready or running, or the resource with no
+// unit held — within a heartbeat (lease/3) plus slack, whichever
+// scheduler freed the room. Database outages, and the 10 s a step backs
+// off to after one, are not held against it.
+func (c *checker) checkIdleRoom() *checkResult {
+	res := &checkResult{name: "no room left idle while runs wait for it"}
+	limit := c.lease/3 + c.slack
+	var excluded []interval
+	for _, o := range c.outages {
+		excluded = append(excluded, interval{o.from, o.to.Add(10 * time.Second)})
+	}
+	type room struct {
+		what   string
+		units  func(job string) int
+		reason string // the blocked reason of a run waiting for it
+	}
+	var rooms []room
+	for _, j := range sortedJobs(c.jobs) {
+		if j.maxRunning > 0 {
+			name := j.name
+			rooms = append(rooms, room{"max_running of " + name, func(job string) int { return b2i(job == name) }, "max_running:"})
+		}
+	}
+	rooms = append(rooms, room{poolPath, func(job string) int {
+		if j := c.jobs[job]; j != nil {
+			return j.units
+		}
+		return 0
+	}, "resources:"})
+	var waits []time.Duration
+	for _, rm := range rooms {
+		var holds, waiting []span
+		for _, id := range c.ids {
+			r := c.runs[id]
+			u := rm.units(r.job)
+			if u == 0 {
+				continue
+			}
+			for _, iv := range r.spans(func(e eventRow) bool { return e.to == "ready" || e.to == "running" }) {
+				holds = append(holds, span{r.id, u, iv.from, iv.to})
+			}
+			for _, iv := range r.spans(func(e eventRow) bool { return e.to == "blocked" && strings.HasPrefix(e.reason, rm.reason) }) {
+				waiting = append(waiting, span{r.id, u, iv.from, iv.to})
+			}
+		}
+		idle := idleTimes(holds, c.checkedAt)
+		for _, w := range waiting {
+			for _, seg := range subtract(intersect(interval{w.from, w.to}, idle), excluded) {
+				d := seg.to.Sub(seg.from)
+				if d <= 0 {
+					continue
+				}
+				waits = append(waits, d)
+				if d > limit {
+					res.violations = append(res.violations, fmt.Sprintf("%s waited for %s from %s to %s (%s) while the store showed it free",
+						c.runLabel(w.run), rm.what, clock(seg.from), clock(seg.to), d.Round(100*time.Millisecond)))
+				}
+			}
+		}
+	}
+	res.figures = fmt.Sprintf("limit %s (lease/3 + slack)", limit)
+	if len(waits) > 0 {
+		res.figures = fmt.Sprintf("%d waits with room free: p50 %s, max %s (%s)", len(waits), pct(waits, 50), pct(waits, 100), res.figures)
+	}
+	return res
+}
+
+// idleTimes are the intervals, up to end, in which no span is active.
+func idleTimes(spans []span, end time.Time) []interval {
+	type edge struct {
+		at    time.Time
+		delta int
+	}
+	var edges []edge
+	for _, s := range spans {
+		edges = append(edges, edge{s.from, 1}, edge{s.to, -1})
+	}
+	sort.Slice(edges, func(a, b int) bool {
+		if !edges[a].at.Equal(edges[b].at) {
+			return edges[a].at.Before(edges[b].at)
+		}
+		return edges[a].delta > edges[b].delta // starts first: no idle instant between touching spans
+	})
+	var out []interval
+	active := 0
+	free := time.Time{} // the start of the current idle stretch
+	for _, e := range edges {
+		if active == 0 && !free.IsZero() && e.delta > 0 && e.at.After(free) {
+			out = append(out, interval{free, e.at})
+		}
+		active += e.delta
+		if active == 0 {
+			free = e.at
+		}
+	}
+	if active == 0 && !free.IsZero() && end.After(free) {
+		out = append(out, interval{free, end})
+	}
+	return out
+}
+
+// intersect returns the parts of iv inside any of ivs.
+func intersect(iv interval, ivs []interval) []interval {
+	var out []interval
+	for _, o := range ivs {
+		from, to := maxTime(iv.from, o.from), minTime(iv.to, o.to)
+		if to.After(from) {
+			out = append(out, interval{from, to})
+		}
+	}
+	return out
+}
+
+// subtract removes the excluded intervals from each of ivs.
+func subtract(ivs, excluded []interval) []interval {
+	for _, x := range excluded {
+		var next []interval
+		for _, iv := range ivs {
+			if !x.to.After(iv.from) || !iv.to.After(x.from) {
+				next = append(next, iv)
+				continue
+			}
+			if x.from.After(iv.from) {
+				next = append(next, interval{iv.from, x.from})
+			}
+			if iv.to.After(x.to) {
+				next = append(next, interval{x.to, iv.to})
+			}
+		}
+		ivs = next
+	}
+	return ivs
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // fate says how runs ended, for evidence.

@@ -55,6 +55,28 @@ func TestChaosOverLimit(t *testing.T) {
 	}
 }
 
+func TestChaosIdleTimes(t *testing.T) {
+	at := func(s int) time.Time { return time.Unix(1_700_000_000+int64(s), 0) }
+	show := func(ivs []interval) string {
+		var out []string
+		for _, iv := range ivs {
+			out = append(out, fmt.Sprintf("%d-%d", iv.from.Unix()-1_700_000_000, iv.to.Unix()-1_700_000_000))
+		}
+		return strings.Join(out, " ")
+	}
+	holds := []span{{from: at(2), to: at(4)}, {from: at(3), to: at(6)}, {from: at(6), to: at(8)}, {from: at(10), to: at(12)}}
+	idle := idleTimes(holds, at(15))
+	if got := show(idle); got != "8-10 12-15" {
+		t.Errorf("idleTimes = %q, want %q (touching holds leave no gap; idle runs to the end)", got, "8-10 12-15")
+	}
+	if got := show(intersect(interval{at(9), at(14)}, idle)); got != "9-10 12-14" {
+		t.Errorf("intersect = %q, want %q", got, "9-10 12-14")
+	}
+	if got := show(subtract([]interval{{at(0), at(10)}}, []interval{{at(2), at(3)}, {at(5), at(12)}})); got != "0-2 3-5" {
+		t.Errorf("subtract = %q, want %q", got, "0-2 3-5")
+	}
+}
+
 func TestChaosExpectedFires(t *testing.T) {
 	base := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	tests := []struct {

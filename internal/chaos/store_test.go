@@ -68,6 +68,28 @@ func (r *runRow) recovered(t time.Time) *eventRow {
 	return nil
 }
 
+// spans are the intervals in which the run's latest event matched in:
+// from such an event to the next event that does not (or, for the last,
+// to the end of time, as far as the store knows).
+func (r *runRow) spans(in func(eventRow) bool) []interval {
+	var out []interval
+	var from time.Time
+	open := false
+	for _, e := range r.events {
+		switch m := in(e); {
+		case m && !open:
+			from, open = e.at, true
+		case !m && open:
+			out = append(out, interval{from, e.at})
+			open = false
+		}
+	}
+	if open {
+		out = append(out, interval{from, time.Unix(1<<40, 0)})
+	}
+	return out
+}
+
 // ended is when the run reached its terminal state (zero if it has not).
 func (r *runRow) ended() time.Time {
 	for i := len(r.events) - 1; i >= 0; i-- {
