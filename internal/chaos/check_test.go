@@ -142,8 +142,8 @@ func (c *checker) checkAliveAfterLost() *checkResult {
 			switch {
 			case certain.After(e.at):
 				late = append(late, certain.Sub(e.at))
-				res.violations = append(res.violations, fmt.Sprintf("%s declared lost at %s (%q), but the run's processes wrote until %s (+%s): %s",
-					c.runLabel(id), clock(e.at), cut(e.reason, 100), clock(certain), certain.Sub(e.at).Round(time.Millisecond), c.describe(x)))
+				res.violations = append(res.violations, fmt.Sprintf("%s declared lost at %s, but the run's processes wrote until %s (+%s): %s",
+					c.runLabel(id), clock(e.at), clock(certain), certain.Sub(e.at).Round(time.Millisecond), c.describe(x)))
 			case possible.After(e.at):
 				res.uncertain++
 			}
@@ -353,7 +353,7 @@ func (c *checker) checkLimits() *checkResult {
 			}
 			return 0
 		}})
-	peak := map[string]int{}
+	execs := map[string]int{}
 	for _, l := range limits {
 		var certain, possible []span
 		for _, x := range c.hist.execs {
@@ -382,11 +382,11 @@ func (c *checker) checkLimits() *checkResult {
 		if n := len(overLimit(possible, l.limit)) - len(over); n > 0 {
 			res.uncertain += n
 		}
-		peak[l.what] = len(certain)
+		execs[l.what] = len(certain)
 	}
 	var fs []string
 	for _, l := range limits {
-		fs = append(fs, fmt.Sprintf("%s (%d executions)", l.what, peak[l.what]))
+		fs = append(fs, fmt.Sprintf("%s (%d executions)", l.what, execs[l.what]))
 	}
 	res.figures = strings.Join(fs, ", ")
 	return res
@@ -496,8 +496,8 @@ func (c *checker) checkLostOnlyIfFaulted() *checkResult {
 		if o, ok := c.lastOutageBefore(e.at); ok {
 			ctx = fmt.Sprintf("the database was down %s–%s, %s before", clock(o.from), clock(o.to), e.at.Sub(o.to).Round(100*time.Millisecond))
 		}
-		res.violations = append(res.violations, fmt.Sprintf("%s of %s, never killed or stopped, declared lost at %s: %q; %s",
-			c.runLabel(id), c.ownerName(r), clock(e.at), cut(e.reason, 120), ctx))
+		res.violations = append(res.violations, fmt.Sprintf("%s of %s, never killed or stopped, declared lost at %s; %s",
+			c.runLabel(id), c.ownerName(r), clock(e.at), ctx))
 	}
 	res.figures = fmt.Sprintf("%d runs lost with a killed or stopped owner", justified)
 	return res
