@@ -252,7 +252,6 @@ func TestDeadSchedulerDetected(t *testing.T) {
 	px := talontest.NewProxy(t, pgURL)
 	log := newExecLog()
 	st := openPG(t, pgURL)
-	loopEngine(t, st, log)
 	a := loopEngine(t, openPG(t, px.URL), log)
 	run, _, err := a.Trigger(t.Context(), "slow", api.TriggerRequest{})
 	if err != nil {
@@ -262,6 +261,9 @@ func TestDeadSchedulerDetected(t *testing.T) {
 		r := stateOf(t, st, run.ID)
 		return r.State == talon.StateRunning && r.Owner == a.InstanceID(), string(r.State) + " on " + r.Owner
 	})
+	loopEngine(t, st, log)
+	// The peer must have heartbeated for a whole lease before it judges.
+	time.Sleep(testLease) // part of the setup, not a wait for the scheduler
 	px.SetDown(true)
 	var lastBeat time.Time
 	insts, err := st.Instances(t.Context())

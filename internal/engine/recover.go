@@ -78,17 +78,22 @@ func (e *Engine) reapOthers(ctx context.Context, p *plan, now time.Time) error {
 		if !isDead {
 			continue
 		}
-		if r.State == talon.StateRunning {
-			if ex := e.cfg.Executors[r.Executor]; ex != nil {
-				pr, err := ex.Recover(ctx, r, r.Handle)
-				if err == nil {
-					if err := e.adopt(ctx, r, pr, now); err == nil {
-						continue
-					}
-					pr.Cancel(errors.New("could not take ownership"))
-				} else if !errors.Is(err, executor.ErrLost) {
-					e.log.Warn("recover run", "run", r.ID, "err", err)
+		ex := e.cfg.Executors[r.Executor]
+		handle := r.Handle
+		if loc, ok := ex.(executor.Locator); ok && handle == "" {
+			// Its scheduler may have started it and died before it
+			// recorded the start: find it from the run itself.
+			handle = loc.Locate(r, e.LogPath(r))
+		}
+		if ex != nil && handle != "" {
+			pr, err := ex.Recover(ctx, r, handle)
+			if err == nil {
+				if err := e.adopt(ctx, r, pr, now); err == nil {
+					continue
 				}
+				pr.Cancel(errors.New("could not take ownership"))
+			} else if !errors.Is(err, executor.ErrLost) {
+				e.log.Warn("recover run", "run", r.ID, "err", err)
 			}
 		}
 		ts = append(ts, store.Transition{
@@ -106,7 +111,7 @@ func (e *Engine) reapOthers(ctx context.Context, p *plan, now time.Time) error {
 // executor could re-attach to.
 func (e *Engine) adopt(ctx context.Context, r talon.Run, pr executor.Process, now time.Time) error {
 	res, err := e.st.Transition(ctx, []store.Transition{{
-		RunID: r.ID, From: []talon.State{talon.StateRunning}, To: talon.StateRunning, Now: now,
+		RunID: r.ID, From: []talon.State{r.State}, To: talon.StateRunning, Now: now,
 		Owner: e.instance.ID, Handle: pr.Handle(), Reason: "re-attached by scheduler " + e.instance.ID,
 	}})
 	if err != nil {

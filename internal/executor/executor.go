@@ -46,6 +46,13 @@ type Process interface {
 	Cancel(cause error)
 }
 
+// Locator is implemented by executors that can find a run they started
+// from the run alone: for a run whose scheduler died between starting it
+// and recording its handle. Locate returns a handle for Recover, or "".
+type Locator interface {
+	Locate(run talon.Run, logPath string) string
+}
+
 // Quick is implemented by executors whose Start returns at once (it only
 // starts a goroutine): the engine calls them on its loop. Others (a
 // process to fork, a connection to open) are started off the loop, a few

@@ -207,6 +207,12 @@ func (h handle) String() string {
 
 func parseHandle(s string) (handle, error) {
 	var h handle
+	if path, ok := strings.CutPrefix(s, "status:"); ok && path != "" {
+		// Located, not recorded (see Locate): the pid and nonce are in
+		// the status file.
+		h.status = path
+		return h, nil
+	}
 	rest, ok := strings.CutPrefix(s, "pid:")
 	if !ok {
 		return h, errors.New("no pid")
@@ -251,6 +257,20 @@ func validNonce(s string) bool {
 	return true
 }
 
+// Locate is the handle of the run's execution found from the run alone,
+// for a run whose scheduler died before it recorded the run running:
+// the status file the run's supervisor writes beside its log as soon as
+// the command starts.
+func (e *Executor) Locate(run talon.Run, logPath string) string {
+	p, err := statusPath(logPath)
+	if err != nil || logPath == "" {
+		return ""
+	}
+	return "status:" + p
+}
+
+var _ executor.Locator = (*Executor)(nil)
+
 // Recover first kills whatever is left of the run on this host: with a
 // handle that carries the run's nonce, every process whose environment
 // holds the run's TALON_RUN_ID and nonce, its descendants, and the
@@ -270,6 +290,21 @@ func (e *Executor) Recover(_ context.Context, run talon.Run, hs string) (executo
 	if err != nil {
 		return nil, fmt.Errorf("%w: scheduler restarted; handle %q is not a local pid", executor.ErrLost, hs)
 	}
+	if h.pid == 0 {
+		// A located run: believe its status file only for this run,
+		// started after the run was created.
+		st, err := readStatus(h.status, "")
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("%w: its scheduler died before it started", executor.ErrLost)
+		case err != nil:
+			return nil, fmt.Errorf("%w: %v", executor.ErrLost, err)
+		case st.Run != run.ID || st.Started.Before(run.Created.Add(-time.Second)) || !validNonce(st.Nonce) || st.Pid <= 1:
+			return nil, fmt.Errorf("%w: its scheduler died before it started (%s is another execution's)", executor.ErrLost, h.status)
+		}
+		h.pid, h.nonce = st.Pid, st.Nonce
+		hs = h.String()
+	}
 	log := e.log.With("run", run.ID, "job", run.Job, "pid", h.pid)
 	killed := killRun(log, run.ID, h)
 	if killed > 0 {
@@ -278,6 +313,8 @@ func (e *Executor) Recover(_ context.Context, run talon.Run, hs string) (executo
 	if h.status != "" {
 		st, err := readStatus(h.status, h.nonce)
 		switch {
+		case err == nil && st.Ended.IsZero():
+			// The first record only: the run never reached its end.
 		case err == nil && (st.endedByItself() || st.Killed == killedCancel):
 			o := st.outcome()
 			o.Ended = st.Ended

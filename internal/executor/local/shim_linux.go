@@ -48,6 +48,8 @@ type shimSpec struct {
 	// Status is the status file to write at the end; "" for none.
 	Status string `json:"status,omitempty"`
 	Nonce  string `json:"nonce"`
+	// Run is the run's id, recorded in the status file.
+	Run int64 `json:"run"`
 }
 
 func init() {
@@ -113,9 +115,18 @@ func runShim(version string) int {
 		reply(ctl, fmt.Sprintf("error %d %s", notExist, err))
 		return 0
 	}
-	reply(ctl, "started "+strconv.Itoa(pid))
 	s := &shim{ctl: ctl, sp: sp, main: pid}
-	s.st.Nonce, s.st.Pid = sp.Nonce, s.main
+	s.st.Nonce, s.st.Pid, s.st.Run, s.st.Started = sp.Nonce, s.main, sp.Run, time.Now().UTC()
+	// A first record, before the scheduler hears of the start: should it
+	// die (or freeze) before it records the run running, a peer still
+	// finds this execution from the run alone (Locate) and neither loses
+	// its outcome nor misses a process to kill.
+	if sp.Status != "" {
+		if err := writeStatus(sp.Status, s.st); err != nil {
+			fmt.Fprintf(os.Stderr, "talon: local supervisor: %v\n", err)
+		}
+	}
+	reply(ctl, "started "+strconv.Itoa(pid))
 	s.run(rd, sigs)
 	return 0
 }

@@ -28,6 +28,11 @@ type runStatus struct {
 	Nonce string `json:"nonce"`
 	// Pid is the command's process.
 	Pid int `json:"pid"`
+	// Run and Started say which run's execution this is and when it
+	// started, so a file left by an earlier life of the log directory is
+	// never taken for this run's.
+	Run     int64     `json:"run,omitempty"`
+	Started time.Time `json:"started,omitzero"`
 	// Exited is set when the command exited; ExitCode is then its code,
 	// else Signal is the signal that killed it.
 	Exited   bool `json:"exited"`
@@ -126,7 +131,7 @@ func writeStatus(path string, st runStatus) error {
 }
 
 // readStatus reads the status file at path written for the execution
-// with the given nonce. It returns an error wrapping fs.ErrNotExist when
+// with the given nonce (any, when nonce is ""). It returns an error wrapping fs.ErrNotExist when
 // there is none.
 func readStatus(path, nonce string) (runStatus, error) {
 	var st runStatus
@@ -137,7 +142,7 @@ func readStatus(path, nonce string) (runStatus, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return st, fmt.Errorf("read status %s: %w", path, err)
 	}
-	if st.Nonce != nonce {
+	if nonce != "" && st.Nonce != nonce {
 		return runStatus{}, fmt.Errorf("read status %s: written for another execution: %w", path, os.ErrNotExist)
 	}
 	return st, nil

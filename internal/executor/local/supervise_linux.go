@@ -41,7 +41,7 @@ func (e *Executor) startSupervised(s executor.Spec, job *exec.Cmd, out *output, 
 		}
 		h.status = p
 	}
-	sp := shimSpec{Path: job.Path, Args: job.Args, Dir: s.Job.Dir, Grace: e.grace(), Status: h.status, Nonce: h.nonce}
+	sp := shimSpec{Path: job.Path, Args: job.Args, Dir: s.Job.Dir, Grace: e.grace(), Status: h.status, Nonce: h.nonce, Run: s.Run.ID}
 	if s.FenceIn > 0 {
 		sp.Fence = s.FenceIn
 	}

@@ -198,22 +198,26 @@ func assertAllGone(t *testing.T, pids []int) {
 	}
 }
 
-// waitFile waits, boundedly, until path exists.
-func waitFile(t *testing.T, path string) {
+// waitEnded waits, boundedly, until the status file at path records the
+// run's end (the supervisor writes a first record when the command
+// starts, and the last when everything is gone).
+func waitEnded(t *testing.T, path string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, err := os.Stat(path); err == nil {
+		var st struct {
+			Ended time.Time `json:"ended"`
+		}
+		if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &st) == nil && !st.Ended.IsZero() {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not written after 20s", path)
+			t.Fatalf("%s records no end after 20s", path)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-// statusPath is where the supervisor records the outcome of spec's run.
 func statusPath(dir string) string { return filepath.Join(dir, "logs", "load", "42.status") }
 
 // TestSchedulerDeathKillsTree: when the scheduler dies (SIGKILL), the
@@ -227,7 +231,7 @@ func TestSchedulerDeathKillsTree(t *testing.T) {
 	m.kill()
 	waitAllGone(t, pids)
 
-	waitFile(t, statusPath(dir))
+	waitEnded(t, statusPath(dir))
 	_, err := local.New(testLogger(t)).Recover(t.Context(), talon.Run{ID: 42, Job: "load"}, m.handle)
 	if !errors.Is(err, executor.ErrLost) || !strings.Contains(err.Error(), "its scheduler died") {
 		t.Errorf("Recover error = %v, want lost because its scheduler died", err)
@@ -274,7 +278,7 @@ func TestRecoverRecordedOutcome(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			m := startMini(t, miniSpec{Dir: dir, Argv: []string{"sh", "-c", tt.script}})
-			waitFile(t, statusPath(dir))
+			waitEnded(t, statusPath(dir))
 			m.kill()
 			p, err := local.New(testLogger(t)).Recover(t.Context(), talon.Run{ID: 42, Job: "load"}, m.handle)
 			if err != nil {
@@ -288,6 +292,37 @@ func TestRecoverRecordedOutcome(t *testing.T) {
 				t.Errorf("outcome = %+v, want succeeded %v, code %d, reason %q", o, tt.wantSucceeded, tt.wantCode, tt.wantReason)
 			}
 		})
+	}
+}
+
+// TestRecoverLocated: a run whose scheduler died before it recorded the
+// run's handle is found from the run alone (Locate): re-attached with its
+// outcome when it ended; lost when it never started, or when the status
+// file beside its log is another execution's.
+func TestRecoverLocated(t *testing.T) {
+	dir := t.TempDir()
+	m := startMini(t, miniSpec{Dir: dir, Argv: []string{"sh", "-c", "exit 0"}})
+	waitEnded(t, statusPath(dir))
+	m.kill()
+	ex := local.New(testLogger(t))
+	run := talon.Run{ID: 42, Job: "load"}
+	logPath := filepath.Join(dir, "logs", "load", "42.log")
+	p, err := ex.Recover(t.Context(), run, ex.Locate(run, logPath))
+	if err != nil {
+		t.Fatalf("Recover of a located run that ended: %v", err)
+	}
+	if o := wait(t, p); !o.Succeeded {
+		t.Errorf("outcome = %+v, want its success", o)
+	}
+	other := talon.Run{ID: 43, Job: "load"}
+	if err := os.Rename(statusPath(dir), filepath.Join(dir, "logs", "load", "43.status")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ex.Recover(t.Context(), other, ex.Locate(other, filepath.Join(dir, "logs", "load", "43.log"))); !errors.Is(err, executor.ErrLost) {
+		t.Errorf("Recover with run 42's status file as run 43's: %v, want ErrLost", err)
+	}
+	if _, err := ex.Recover(t.Context(), run, ex.Locate(run, logPath)); !errors.Is(err, executor.ErrLost) {
+		t.Errorf("Recover of a run that never started: %v, want ErrLost", err)
 	}
 }
 
