@@ -313,8 +313,8 @@ func (e *Executor) Recover(_ context.Context, run talon.Run, hs string) (executo
 	if h.status != "" {
 		st, err := readStatus(h.status, h.nonce)
 		switch {
-		case err == nil && st.Ended.IsZero():
-			// The first record only: the run never reached its end.
+		case err == nil && st.Ended.IsZero() && !st.Exited && st.Signal == 0:
+			// The first record only: the command never reached its end.
 		case err == nil && (st.endedByItself() || st.Killed == killedCancel):
 			o := st.outcome()
 			o.Ended = st.Ended

@@ -268,6 +268,15 @@ func (s *shim) run(rd *bufio.Reader, sigs <-chan os.Signal) {
 			} else {
 				s.st.Signal = int(r.ws.Signal())
 			}
+			// The command's own end is recorded at once, before its
+			// leftovers are stopped (a grace period): a scheduler frozen
+			// meanwhile, and a peer that recovers the run and kills this
+			// supervisor, must not lose it.
+			if s.sp.Status != "" && s.st.Killed == "" {
+				if err := writeStatus(s.sp.Status, s.st); err != nil {
+					fmt.Fprintf(os.Stderr, "talon: local supervisor: %v\n", err)
+				}
+			}
 			if r.leftovers {
 				// What the command left running ends with the run.
 				s.stop("", "", false)

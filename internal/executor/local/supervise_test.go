@@ -563,3 +563,47 @@ func parentOf(t *testing.T, pid int) int {
 	}
 	return ppid
 }
+
+// TestRecoverDuringLeftoverGrace: a command that exited 0 but left a
+// process that ignores SIGTERM is still being cleaned up (the grace
+// period) when a peer recovers the run: the success is recorded as soon
+// as the command exits, so it is not lost with the supervisor.
+func TestRecoverDuringLeftoverGrace(t *testing.T) {
+	dir := t.TempDir()
+	done := filepath.Join(dir, "done")
+	m := startMini(t, miniSpec{Dir: dir, Argv: []string{"sh", "-c", `sh -c 'trap "" TERM; sleep 100' & touch "$DONE"; exit 0`}, Env: map[string]string{"DONE": done}})
+	waitPath(t, done)
+	// Well within the 5 s grace the leftover gets, the exit is on record.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		var st struct {
+			Exited bool `json:"exited"`
+		}
+		if b, err := os.ReadFile(statusPath(dir)); err == nil && json.Unmarshal(b, &st) == nil && st.Exited {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p, err := local.New(testLogger(t)).Recover(t.Context(), talon.Run{ID: 42, Job: "load"}, m.handle)
+	if err != nil {
+		t.Fatalf("Recover: %v", err)
+	}
+	if o := wait(t, p); !o.Succeeded {
+		t.Errorf("outcome = %+v, want the command's success", o)
+	}
+}
+
+// waitPath waits, boundedly, until path exists.
+func waitPath(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not written after 20s", path)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
