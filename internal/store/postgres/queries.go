@@ -60,25 +60,13 @@ func (db *DB) Decisions(ctx context.Context, runID int64) ([]talon.Decision, err
 func (db *DB) Events(ctx context.Context, runID int64) ([]talon.Event, error) {
 	var out []talon.Event
 	err := db.tx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, run_id, time, from_state, to_state, reason
-			FROM events WHERE run_id = $1 ORDER BY id`, runID)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (talon.Event, error) {
-			var e talon.Event
-			err := row.Scan(&e.ID, &e.RunID, &e.Time, &e.From, &e.To, &e.Reason)
-			e.Time = e.Time.UTC()
-			return e, err
-		})
-		if err != nil {
-			return err
-		}
-		if len(out) == 0 {
+		var err error
+		out, err = queryEvents(ctx, tx, `WHERE run_id = $1 ORDER BY id`, runID)
+		if err == nil && len(out) == 0 {
 			out = nil
 			return runExists(ctx, tx, runID)
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("events of run %d: %w", runID, err)
@@ -90,23 +78,28 @@ func (db *DB) Events(ctx context.Context, runID int64) ([]talon.Event, error) {
 func (db *DB) EventsAfter(ctx context.Context, afterID int64, limit int) ([]talon.Event, error) {
 	var out []talon.Event
 	err := db.tx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, run_id, time, from_state, to_state, reason
-			FROM events WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (talon.Event, error) {
-			var e talon.Event
-			err := row.Scan(&e.ID, &e.RunID, &e.Time, &e.From, &e.To, &e.Reason)
-			e.Time = e.Time.UTC()
-			return e, err
-		})
+		var err error
+		out, err = queryEvents(ctx, tx, `WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("events after %d: %w", afterID, err)
 	}
 	return out, nil
+}
+
+// queryEvents reads the events selected by the clause where.
+func queryEvents(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]talon.Event, error) {
+	rows, err := tx.Query(ctx, `SELECT id, run_id, time, from_state, to_state, reason FROM events `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (talon.Event, error) {
+		var e talon.Event
+		err := row.Scan(&e.ID, &e.RunID, &e.Time, &e.From, &e.To, &e.Reason)
+		e.Time = e.Time.UTC()
+		return e, err
+	})
 }
 
 // LastEventID returns the id of the newest event, 0 when there is none.

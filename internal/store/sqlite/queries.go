@@ -63,29 +63,12 @@ func (db *DB) Decisions(ctx context.Context, runID int64) ([]talon.Decision, err
 func (db *DB) Events(ctx context.Context, runID int64) ([]talon.Event, error) {
 	var out []talon.Event
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, run_id, time, from_state, to_state, reason
-			FROM events WHERE run_id = ? ORDER BY id`, runID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var e talon.Event
-			var at int64
-			var from, to string
-			if err := rows.Scan(&e.ID, &e.RunID, &at, &from, &to, &e.Reason); err != nil {
-				return err
-			}
-			e.Time, e.From, e.To = fromMicros(at), talon.State(from), talon.State(to)
-			out = append(out, e)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(out) == 0 {
+		var err error
+		out, err = queryEvents(ctx, tx, `WHERE run_id = ? ORDER BY id`, runID)
+		if err == nil && len(out) == 0 {
 			return runExists(ctx, tx, runID)
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("events of run %d: %w", runID, err)
@@ -97,28 +80,35 @@ func (db *DB) Events(ctx context.Context, runID int64) ([]talon.Event, error) {
 func (db *DB) EventsAfter(ctx context.Context, afterID int64, limit int) ([]talon.Event, error) {
 	var out []talon.Event
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, run_id, time, from_state, to_state, reason
-			FROM events WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var e talon.Event
-			var at int64
-			var from, to string
-			if err := rows.Scan(&e.ID, &e.RunID, &at, &from, &to, &e.Reason); err != nil {
-				return err
-			}
-			e.Time, e.From, e.To = fromMicros(at), talon.State(from), talon.State(to)
-			out = append(out, e)
-		}
-		return rows.Err()
+		var err error
+		out, err = queryEvents(ctx, tx, `WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("events after %d: %w", afterID, err)
 	}
 	return out, nil
+}
+
+// queryEvents reads the events selected by the clause where.
+func queryEvents(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]talon.Event, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, run_id, time, from_state, to_state, reason FROM events `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []talon.Event
+	for rows.Next() {
+		var e talon.Event
+		var at int64
+		var from, to string
+		if err := rows.Scan(&e.ID, &e.RunID, &at, &from, &to, &e.Reason); err != nil {
+			return nil, err
+		}
+		e.Time, e.From, e.To = fromMicros(at), talon.State(from), talon.State(to)
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }
 
 // LastEventID returns the id of the newest event, 0 when there is none.
