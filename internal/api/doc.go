@@ -4,9 +4,7 @@
 // one vocabulary, and errors cross the wire as *talon.Error with their
 // code intact.
 //
-// Every route is registered with an Access level (public, read, operate,
-// run, admin), and every request passes through one Authorizer before its
-// handler. Today's default allows everything, which is right for a server
-// listening on loopback; token authentication plugs in there without
-// touching a handler.
+// Every route is registered with the auth.Permission it needs (the route
+// table in server.go), and every request passes through one Authorizer
+// before its handler.
 package api

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/auth"
 )
 
 // Error codes the HTTP layer adds to talon's. Unauthorized and forbidden
@@ -32,26 +33,11 @@ const (
 	EREQUESTTIMEOUT   = "request_timeout"
 )
 
-// Access is what a route lets its caller do, so that an Authorizer can
-// decide per route without knowing the routes.
-type Access string
-
-// Access levels, from least to most powerful. AccessRun is for a job
-// reporting about its own run (progress, artifacts): an Authorizer can
-// check that a run-scoped token names the run in the path.
-const (
-	AccessPublic  Access = "public"  // health and the API description
-	AccessRead    Access = "read"    // list and show
-	AccessRun     Access = "run"     // a run reports about itself
-	AccessOperate Access = "operate" // trigger, cancel, retry
-	AccessAdmin   Access = "admin"   // reload
-)
-
-// Authorizer decides whether a request may use a route of the given
-// access level. It returns who the caller is (recorded as the "by" of a
-// cancel or retry), or an error: a *talon.Error with code unauthorized or
-// forbidden becomes 401 or 403.
-type Authorizer func(r *http.Request, access Access) (who string, err error)
+// Authorizer decides whether a request may use a route that needs perm
+// (auth.Permission, from the route table). It returns who the caller is
+// (recorded as the "by" of a cancel or retry), or an error: a
+// *talon.Error with code unauthorized or forbidden becomes 401 or 403.
+type Authorizer func(r *http.Request, perm auth.Permission) (who string, err error)
 
 // UserHeader carries the caller's name when there is no authentication:
 // the CLI sends the local user's name so a cancel says who did it.
@@ -59,7 +45,7 @@ const UserHeader = "X-Talon-User"
 
 // AllowAll is the default Authorizer, for a server listening on loopback:
 // everyone may do everything, and says who they are in UserHeader.
-func AllowAll(r *http.Request, _ Access) (string, error) {
+func AllowAll(r *http.Request, _ auth.Permission) (string, error) {
 	if u := r.Header.Get(UserHeader); u != "" {
 		return u, nil
 	}
@@ -122,7 +108,7 @@ func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
 // it does.
 type route struct {
 	pattern string
-	access  Access
+	perm    auth.Permission
 	handler handlerFunc
 }
 
@@ -135,7 +121,7 @@ const Prefix = "/api/v1/"
 
 func (s *Server) routes() {
 	for _, rt := range s.routeTable() {
-		s.mux.Handle(rt.pattern, s.wrap(rt.access, rt.handler))
+		s.mux.Handle(rt.pattern, s.wrap(rt.perm, rt.handler))
 	}
 }
 
@@ -152,21 +138,21 @@ func (s *Server) Routes() []string {
 // checks it).
 func (s *Server) routeTable() []route {
 	return []route{
-		{"GET /api/v1/healthz", AccessPublic, s.health},
-		{"GET /api/v1/openapi.json", AccessPublic, s.openAPI},
-		{"GET /api/v1/jobs", AccessRead, s.jobs},
-		{"GET /api/v1/runs", AccessRead, s.runs},
-		{"GET /api/v1/runs/{id}", AccessRead, s.run},
-		{"GET /api/v1/runs/{id}/logs", AccessRead, s.logs},
-		{"GET /api/v1/periods", AccessRead, s.periods},
-		{"GET /api/v1/resources", AccessRead, s.resources},
-		{"POST /api/v1/jobs/{name}/trigger", AccessOperate, s.trigger},
-		{"GET /api/v1/jobs/{name}/periods", AccessRead, s.jobPeriods},
-		{"POST /api/v1/runs/{id}/cancel", AccessOperate, s.cancel},
-		{"POST /api/v1/runs/{id}/retry", AccessOperate, s.retry},
-		{"POST /api/v1/runs/{id}/progress", AccessRun, s.progress},
-		{"POST /api/v1/runs/{id}/artifacts", AccessRun, s.artifact},
-		{"POST /api/v1/reload", AccessAdmin, s.reload},
+		{"GET /api/v1/healthz", auth.PermPublic, s.health},
+		{"GET /api/v1/openapi.json", auth.PermRead, s.openAPI},
+		{"GET /api/v1/jobs", auth.PermRead, s.jobs},
+		{"GET /api/v1/runs", auth.PermRead, s.runs},
+		{"GET /api/v1/runs/{id}", auth.PermReadRun, s.run},
+		{"GET /api/v1/runs/{id}/logs", auth.PermRead, s.logs},
+		{"GET /api/v1/periods", auth.PermRead, s.periods},
+		{"GET /api/v1/resources", auth.PermRead, s.resources},
+		{"POST /api/v1/jobs/{name}/trigger", auth.PermOperate, s.trigger},
+		{"GET /api/v1/jobs/{name}/periods", auth.PermRead, s.jobPeriods},
+		{"POST /api/v1/runs/{id}/cancel", auth.PermOperate, s.cancel},
+		{"POST /api/v1/runs/{id}/retry", auth.PermOperate, s.retry},
+		{"POST /api/v1/runs/{id}/progress", auth.PermReport, s.progress},
+		{"POST /api/v1/runs/{id}/artifacts", auth.PermReport, s.artifact},
+		{"POST /api/v1/reload", auth.PermAdmin, s.reload},
 	}
 }
 
@@ -214,11 +200,11 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 
 // wrap is the one wrapper every route goes through: it gives the request
 // an id, asks the Authorizer, runs the handler and maps its error.
-func (s *Server) wrap(access Access, h handlerFunc) http.Handler {
+func (s *Server) wrap(perm auth.Permission, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := fmt.Sprintf("%s-%d", s.idPrefix, s.idNext.Add(1))
 		w.Header().Set("X-Request-Id", id)
-		who, err := s.authorize(r, access)
+		who, err := s.authorize(r, perm)
 		if err == nil {
 			r = r.WithContext(withCaller(r.Context(), who))
 			err = h(w, r)

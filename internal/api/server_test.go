@@ -17,6 +17,7 @@ import (
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/api/apitest"
+	"github.com/talonhq/talon/internal/auth"
 )
 
 // syncBuffer collects log lines written from the server's goroutines.
@@ -280,15 +281,15 @@ func TestServerLogs(t *testing.T) {
 func TestServerAuthorizerSeam(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
-	seen := map[string]api.Access{}
-	tb := setup(t, api.WithAuthorizer(func(r *http.Request, a api.Access) (string, error) {
+	seen := map[string]auth.Permission{}
+	tb := setup(t, api.WithAuthorizer(func(r *http.Request, a auth.Permission) (string, error) {
 		mu.Lock()
 		seen[r.Method+" "+r.URL.Path] = a
 		mu.Unlock()
-		if a == api.AccessAdmin {
+		if a == auth.PermAdmin {
 			return "", &talon.Error{Code: api.EFORBIDDEN, Message: "reload needs the admin role"}
 		}
-		if r.Header.Get("Authorization") == "" && a != api.AccessPublic {
+		if r.Header.Get("Authorization") == "" && a != auth.PermPublic {
 			return "", &talon.Error{Code: api.EUNAUTHORIZED, Message: "no token"}
 		}
 		return "ops", nil
@@ -308,12 +309,12 @@ func TestServerAuthorizerSeam(t *testing.T) {
 	}
 	tb.do(t, "GET", "/api/v1/healthz", "")
 	tb.do(t, "POST", "/api/v1/runs/3/progress", "{}")
-	want := map[string]api.Access{
-		"POST /api/v1/reload":          api.AccessAdmin,
-		"GET /api/v1/jobs":             api.AccessRead,
-		"POST /api/v1/runs/3/cancel":   api.AccessOperate,
-		"GET /api/v1/healthz":          api.AccessPublic,
-		"POST /api/v1/runs/3/progress": api.AccessRun,
+	want := map[string]auth.Permission{
+		"POST /api/v1/reload":          auth.PermAdmin,
+		"GET /api/v1/jobs":             auth.PermRead,
+		"POST /api/v1/runs/3/cancel":   auth.PermOperate,
+		"GET /api/v1/healthz":          auth.PermPublic,
+		"POST /api/v1/runs/3/progress": auth.PermReport,
 	}
 	for k, v := range want {
 		if seen[k] != v {
