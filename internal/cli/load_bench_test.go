@@ -1,0 +1,204 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/talonhq/talon/internal/store"
+)
+
+// BenchmarkAPIUnderLoad is the API's load figure: a real `talon serve`
+// (SQLite, local executor) schedules 1,000 jobs, each fired once a
+// minute by a seconds cron spread over the minute, while a client sends
+// a bounded number of mixed reads and writes at a fixed rate and 50
+// clients follow the event stream. It reports read and write latency
+// (p50, p99) and the scheduling lag of time-triggered runs (fire time to
+// start, p99 and max). The request count is bounded, not b.N:
+//
+//	go test -run '^$' -bench APIUnderLoad -benchtime 1x ./internal/cli/
+//	go test -run '^$' -bench APIUnderLoad -benchtime 1x ./internal/cli/ -load.duration 10s
+//
+// The defaults are the issue's: 200 requests/s for 60 s, 50 subscribers.
+func BenchmarkAPIUnderLoad(b *testing.B) {
+	const jobs = 1000
+	var sb strings.Builder
+	sb.WriteString("jobs:\n")
+	for i := range jobs {
+		fmt.Fprintf(&sb, "  j%04d:\n    period: daily\n    poll: 1h\n    schedule: \"%d * * * * *\"\n    command: [\"true\"]\n", i, i%60)
+	}
+	sb.WriteString("  ext:\n    period: daily\n    poll: 1h\n    command: [\"true\"]\n")
+	srv := serveInProcess(b, sb.String())
+	ctx := b.Context()
+	hc := &http.Client{Timeout: 30 * time.Second}
+
+	// Subscribers: each reads the stream until the test ends and counts
+	// the events it got.
+	var events atomic.Int64
+	var subErr atomic.Value
+	var subs sync.WaitGroup
+	for range *loadSubscribers {
+		subs.Add(1)
+		go func() {
+			defer subs.Done()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.url+"/api/v1/events", nil)
+			req.Header.Set("Accept", "text/event-stream")
+			resp, err := (&http.Client{}).Do(req)
+			if err != nil {
+				if ctx.Err() == nil {
+					subErr.Store(err)
+				}
+				return
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				body, _ := io.ReadAll(resp.Body)
+				subErr.Store(fmt.Errorf("events: %s %s", resp.Status, body))
+				return
+			}
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				if strings.HasPrefix(sc.Text(), "id:") {
+					events.Add(1)
+				}
+			}
+		}()
+	}
+
+	// The mixed requests: 80 % reads of the kinds a dashboard and scripts
+	// make, 20 % triggers.
+	type sample struct {
+		write bool
+		d     time.Duration
+	}
+	total := int(float64(*loadRPS) * loadDuration.Seconds())
+	samples := make(chan sample, total)
+	var failures atomic.Int64
+	var firstErr atomic.Value
+	tick := time.NewTicker(time.Second / time.Duration(*loadRPS))
+	defer tick.Stop()
+	var inflight sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for i := range total {
+		<-tick.C
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			var method, path string
+			var body []byte
+			switch i % 10 {
+			case 0, 5:
+				method, path = http.MethodPost, "/api/v1/jobs/ext/trigger"
+				body = []byte(fmt.Sprintf(`{"key":"load-%d"}`, i))
+			case 1:
+				method, path = http.MethodGet, "/api/v1/jobs"
+			case 2, 6:
+				method, path = http.MethodGet, "/api/v1/runs/"+fmt.Sprint(1+i%50)
+			case 3:
+				method, path = http.MethodGet, "/api/v1/periods?limit=20"
+			case 4:
+				method, path = http.MethodGet, "/api/v1/resources"
+			default:
+				method, path = http.MethodGet, "/api/v1/runs?limit=50"
+			}
+			req, _ := http.NewRequestWithContext(ctx, method, srv.url+path, bytes.NewReader(body))
+			if body != nil {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			t0 := time.Now()
+			resp, err := hc.Do(req)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotFound {
+					err = fmt.Errorf("%s %s: %s", method, path, resp.Status)
+				}
+			}
+			if err != nil {
+				failures.Add(1)
+				firstErr.CompareAndSwap(nil, err)
+				return
+			}
+			samples <- sample{write: method == http.MethodPost, d: time.Since(t0)}
+		}()
+	}
+	inflight.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(samples)
+
+	var reads, writes []time.Duration
+	for s := range samples {
+		if s.write {
+			writes = append(writes, s.d)
+		} else {
+			reads = append(reads, s.d)
+		}
+	}
+	if err, _ := firstErr.Load().(error); err != nil {
+		b.Fatalf("%d of %d requests failed; first: %v", failures.Load(), total, err)
+	}
+	if err, _ := subErr.Load().(error); err != nil {
+		b.Fatalf("a subscriber failed: %v", err)
+	}
+
+	// Scheduling lag: time-triggered runs, from their fire time to their
+	// start, over every run that started during the load.
+	var lags []time.Duration
+	for before := int64(0); ; {
+		runs, err := srv.client.Runs(ctx, store.RunFilter{Limit: 1000, BeforeID: before})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range runs {
+			if r.Job != "ext" && !r.FireTime.IsZero() && r.Started != nil && r.FireTime.After(start) {
+				lags = append(lags, r.Started.Sub(r.FireTime))
+			}
+		}
+		if len(runs) < 1000 {
+			break
+		}
+		before = runs[len(runs)-1].ID
+	}
+	if len(lags) == 0 {
+		b.Fatalf("no time-triggered run started during the load")
+	}
+
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(float64(len(reads)+len(writes))/elapsed.Seconds(), "req/s")
+	b.ReportMetric(ms(pct(reads, 50)), "read-p50-ms")
+	b.ReportMetric(ms(pct(reads, 99)), "read-p99-ms")
+	b.ReportMetric(ms(pct(writes, 50)), "write-p50-ms")
+	b.ReportMetric(ms(pct(writes, 99)), "write-p99-ms")
+	b.ReportMetric(ms(pct(lags, 99)), "lag-p99-ms")
+	b.ReportMetric(ms(pct(lags, 100)), "lag-max-ms")
+	b.ReportMetric(float64(len(lags)), "timed-runs")
+	b.ReportMetric(float64(events.Load())/float64(max(1, *loadSubscribers)), "events/sub")
+}
+
+var (
+	loadDuration    = flag.Duration("load.duration", time.Minute, "BenchmarkAPIUnderLoad: how long the load lasts")
+	loadRPS         = flag.Int("load.rps", 200, "BenchmarkAPIUnderLoad: requests per second")
+	loadSubscribers = flag.Int("load.subscribers", 50, "BenchmarkAPIUnderLoad: event-stream subscribers")
+)
+
+// pct is the p-th percentile of ds (p 100: the maximum).
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := min(len(s)-1, (len(s)*p)/100)
+	return s[i]
+}
