@@ -49,3 +49,37 @@ func TestProgressValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestParseProgress(t *testing.T) {
+	tests := []struct {
+		give                string
+		wantPct             float64
+		wantDone, wantTotal int64
+		wantMsg, wantErr    string
+	}{
+		{give: "40%", wantPct: 40},
+		{give: "40", wantPct: 40},
+		{give: "12.5% loading partitions", wantPct: 12.5, wantMsg: "loading partitions"},
+		{give: "3/10", wantPct: 30, wantDone: 3, wantTotal: 10},
+		{give: "101%", wantErr: "percent 101"},
+		{give: "11/10", wantErr: "items_done 11 is more than items_total 10"},
+		{give: "3/0", wantErr: "want N% or DONE/TOTAL"},
+		{give: "1.5/3", wantErr: "want N% or DONE/TOTAL"},
+		{give: "lots", wantErr: "want N% or DONE/TOTAL"},
+		{give: "NaN%", wantErr: "percent NaN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			p, err := ParseProgress(tt.give)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseProgress(%q) = %+v, %v; want an error containing %q", tt.give, p, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || p.Percent == nil || *p.Percent != tt.wantPct || p.ItemsDone != tt.wantDone || p.ItemsTotal != tt.wantTotal || p.Message != tt.wantMsg {
+				t.Fatalf("ParseProgress(%q) = %+v, %v", tt.give, p, err)
+			}
+		})
+	}
+}

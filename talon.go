@@ -11,6 +11,7 @@ package talon
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -192,6 +193,12 @@ func (p Progress) Validate() error {
 	bad := func(format string, args ...any) error {
 		return Errorf(EINVALID, "progress: "+format, args...)
 	}
+	if p.ItemsDone < 0 || p.ItemsTotal < 0 {
+		return bad("items_done %d, items_total %d: want counts of zero or more", p.ItemsDone, p.ItemsTotal)
+	}
+	if p.ItemsTotal > 0 && p.ItemsDone > p.ItemsTotal {
+		return bad("items_done %d is more than items_total %d", p.ItemsDone, p.ItemsTotal)
+	}
 	if p.Percent != nil {
 		// NaN fails both comparisons, so it is refused too.
 		if v := *p.Percent; !(v >= 0 && v <= 100) {
@@ -207,12 +214,6 @@ func (p Progress) Validate() error {
 	if len(p.Message) > MaxProgressMessage {
 		return bad("message of %d bytes: want at most %d", len(p.Message), MaxProgressMessage)
 	}
-	if p.ItemsDone < 0 || p.ItemsTotal < 0 {
-		return bad("items_done %d, items_total %d: want counts of zero or more", p.ItemsDone, p.ItemsTotal)
-	}
-	if p.ItemsTotal > 0 && p.ItemsDone > p.ItemsTotal {
-		return bad("items_done %d is more than items_total %d", p.ItemsDone, p.ItemsTotal)
-	}
 	if len(p.Items) > MaxProgressItems {
 		return bad("%d items: want at most %d", len(p.Items), MaxProgressItems)
 	}
@@ -227,6 +228,36 @@ func (p Progress) Validate() error {
 		}
 	}
 	return nil
+}
+
+// ParseProgress reads a progress report written as text, as in
+// "::talon progress …" output lines and `talon progress PERCENT`:
+// "40%", "40", "40% loading partitions" (a percentage and a message), or
+// "3/10" (3 of 10 items done, which is also 30 %). The result is valid
+// (Validate); errors are *Error with code invalid.
+func ParseProgress(s string) (Progress, error) {
+	head, msg, _ := strings.Cut(strings.TrimSpace(s), " ")
+	p := Progress{Message: strings.TrimSpace(msg)}
+	if a, b, ok := strings.Cut(head, "/"); ok {
+		done, err1 := strconv.ParseInt(a, 10, 64)
+		total, err2 := strconv.ParseInt(b, 10, 64)
+		if err1 != nil || err2 != nil || total <= 0 {
+			return Progress{}, Errorf(EINVALID, "progress %q: want N%% or DONE/TOTAL (whole numbers, TOTAL above 0)", s)
+		}
+		p.ItemsDone, p.ItemsTotal = done, total
+		pct := 100 * float64(done) / float64(total)
+		p.Percent = &pct
+	} else {
+		v, err := strconv.ParseFloat(strings.TrimSuffix(head, "%"), 64)
+		if err != nil {
+			return Progress{}, Errorf(EINVALID, "progress %q: want N%% or DONE/TOTAL", s)
+		}
+		p.Percent = &v
+	}
+	if err := p.Validate(); err != nil {
+		return Progress{}, err
+	}
+	return p, nil
 }
 
 // ProgressItem is one item of a run's work, with its own state.
