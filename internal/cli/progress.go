@@ -29,8 +29,8 @@ enough. Each report replaces the previous one.
 PERCENT is a number from 0 to 100 ("40%" or "40"), or DONE/TOTAL
 ("3/10", the same as --items-done 3 --items-total 10, and 30 %).
 
-With one argument, it is the PERCENT when it ends in % or no other
-flag is given; otherwise it is the RUN.`,
+With one argument, it is the PERCENT when it ends in %, holds a /, or
+no flag is given; otherwise it is the RUN.`,
 		Example: `  talon progress 40%
   talon progress --items-done 120 --items-total 400 --expected 20m
   talon progress --item eu=done --item us=running
@@ -56,7 +56,7 @@ flag is given; otherwise it is the RUN.`,
 			switch {
 			case len(args) == 2:
 				runArg, pctArg = args[0], args[1]
-			case len(args) == 1 && (strings.HasSuffix(args[0], "%") || !other):
+			case len(args) == 1 && (strings.HasSuffix(args[0], "%") || strings.Contains(args[0], "/") || !other):
 				pctArg = args[0]
 			case len(args) == 1:
 				runArg = args[0]
