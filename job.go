@@ -93,6 +93,10 @@ type Job struct {
 	// means no bound.
 	CatchupWindow time.Duration
 	Priority      int
+	// Artifacts are the artifacts the job's runs produce, by name: URL
+	// templates with placeholders such as {{period}} (internal/artifact).
+	// A run that succeeds without one of them says so in its reason.
+	Artifacts map[string]string
 }
 
 // PeriodSpec says which periods a job is run for.

@@ -11,6 +11,8 @@ package talon
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -163,12 +165,99 @@ func (r Run) ShownProgress() *Progress {
 
 // Progress is what a running run reports about itself.
 type Progress struct {
-	Percent  *float64       `json:"percent,omitempty"`
-	Expected Duration       `json:"expected,omitzero"`
-	Elapsed  Duration       `json:"elapsed,omitzero"`
-	Message  string         `json:"message,omitempty"`
-	Items    []ProgressItem `json:"items,omitempty"`
-	Updated  time.Time      `json:"updated,omitzero"`
+	Percent  *float64 `json:"percent,omitempty"`
+	Expected Duration `json:"expected,omitzero"`
+	Elapsed  Duration `json:"elapsed,omitzero"`
+	Message  string   `json:"message,omitempty"`
+	// ItemsDone of ItemsTotal units of work are done (rows, files,
+	// partitions); ItemsTotal 0 means the total is not known.
+	ItemsDone  int64          `json:"items_done,omitempty"`
+	ItemsTotal int64          `json:"items_total,omitempty"`
+	Items      []ProgressItem `json:"items,omitempty"`
+	Updated    time.Time      `json:"updated,omitzero"`
+}
+
+// Bounds of a progress report: enough for any honest report, small
+// enough that a runaway job cannot fill the store with one.
+const (
+	MaxProgressMessage = 4096 // bytes
+	MaxProgressItems   = 10000
+	MaxProgressName    = 256 // bytes, of an item's name and of its state
+)
+
+// Validate says whether p is a progress report a run may make; the
+// error is an *Error with code invalid that names the field. It is the
+// one statement of these rules: the CLI, the API, the engine and the
+// "::talon progress" line reader all ask it.
+func (p Progress) Validate() error {
+	bad := func(format string, args ...any) error {
+		return Errorf(EINVALID, "progress: "+format, args...)
+	}
+	if p.ItemsDone < 0 || p.ItemsTotal < 0 {
+		return bad("items_done %d, items_total %d: want counts of zero or more", p.ItemsDone, p.ItemsTotal)
+	}
+	if p.ItemsTotal > 0 && p.ItemsDone > p.ItemsTotal {
+		return bad("items_done %d is more than items_total %d", p.ItemsDone, p.ItemsTotal)
+	}
+	if p.Percent != nil {
+		// NaN fails both comparisons, so it is refused too.
+		if v := *p.Percent; !(v >= 0 && v <= 100) {
+			return bad("percent %g: want a number from 0 to 100", v)
+		}
+	}
+	if p.Expected < 0 {
+		return bad("expected %s: want a duration of zero or more", time.Duration(p.Expected))
+	}
+	if p.Elapsed < 0 {
+		return bad("elapsed %s: want a duration of zero or more", time.Duration(p.Elapsed))
+	}
+	if len(p.Message) > MaxProgressMessage {
+		return bad("message of %d bytes: want at most %d", len(p.Message), MaxProgressMessage)
+	}
+	if len(p.Items) > MaxProgressItems {
+		return bad("%d items: want at most %d", len(p.Items), MaxProgressItems)
+	}
+	for i, it := range p.Items {
+		switch {
+		case strings.TrimSpace(it.Name) == "":
+			return bad("items[%d]: name is empty", i)
+		case len(it.Name) > MaxProgressName:
+			return bad("items[%d]: name of %d bytes: want at most %d", i, len(it.Name), MaxProgressName)
+		case len(it.State) > MaxProgressName:
+			return bad("items[%d] %q: state of %d bytes: want at most %d", i, it.Name, len(it.State), MaxProgressName)
+		}
+	}
+	return nil
+}
+
+// ParseProgress reads a progress report written as text, as in
+// "::talon progress …" output lines and `talon progress PERCENT`:
+// "40%", "40", "40% loading partitions" (a percentage and a message), or
+// "3/10" (3 of 10 items done, which is also 30 %). The result is valid
+// (Validate); errors are *Error with code invalid.
+func ParseProgress(s string) (Progress, error) {
+	head, msg, _ := strings.Cut(strings.TrimSpace(s), " ")
+	p := Progress{Message: strings.TrimSpace(msg)}
+	if a, b, ok := strings.Cut(head, "/"); ok {
+		done, err1 := strconv.ParseInt(a, 10, 64)
+		total, err2 := strconv.ParseInt(b, 10, 64)
+		if err1 != nil || err2 != nil || total <= 0 {
+			return Progress{}, Errorf(EINVALID, "progress %q: want N%% or DONE/TOTAL (whole numbers, TOTAL above 0)", s)
+		}
+		p.ItemsDone, p.ItemsTotal = done, total
+		pct := 100 * float64(done) / float64(total)
+		p.Percent = &pct
+	} else {
+		v, err := strconv.ParseFloat(strings.TrimSuffix(head, "%"), 64)
+		if err != nil {
+			return Progress{}, Errorf(EINVALID, "progress %q: want N%% or DONE/TOTAL", s)
+		}
+		p.Percent = &v
+	}
+	if err := p.Validate(); err != nil {
+		return Progress{}, err
+	}
+	return p, nil
 }
 
 // ProgressItem is one item of a run's work, with its own state.
@@ -179,11 +268,14 @@ type ProgressItem struct {
 
 // Artifact is a URL produced by a run, tied to its run and period.
 type Artifact struct {
-	ID      int64     `json:"id"`
-	RunID   int64     `json:"run"`
-	Job     string    `json:"job"`
-	Period  string    `json:"period"`
-	URL     string    `json:"url"`
+	ID     int64  `json:"id"`
+	RunID  int64  `json:"run"`
+	Job    string `json:"job"`
+	Period string `json:"period"`
+	URL    string `json:"url"`
+	// Name is the name the run gave it, or the job's declared artifact
+	// whose URL it is; empty otherwise.
+	Name    string    `json:"name,omitempty"`
 	Created time.Time `json:"created"`
 }
 

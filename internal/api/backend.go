@@ -36,7 +36,10 @@ type Backend interface {
 	// and the error says why.
 	Reload(ctx context.Context) (summary string, err error)
 	SetProgress(ctx context.Context, id int64, p talon.Progress) error
-	AddArtifact(ctx context.Context, id int64, url string) (talon.Artifact, error)
+	// AddArtifact records an artifact of a run, with an optional name.
+	AddArtifact(ctx context.Context, id int64, url, name string) (talon.Artifact, error)
+	// Artifacts lists artifacts, newest first.
+	Artifacts(ctx context.Context, f store.ArtifactFilter) ([]talon.Artifact, error)
 	// PeriodRange lists the keys of job's periods from one key to another,
 	// inclusive, following the job's zone and calendar (for backfills).
 	PeriodRange(ctx context.Context, job, from, to string) ([]string, error)

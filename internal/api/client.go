@@ -179,10 +179,29 @@ func (c *Client) SetProgress(ctx context.Context, id int64, p talon.Progress) er
 	return err
 }
 
-// AddArtifact records an artifact of a run.
-func (c *Client) AddArtifact(ctx context.Context, id int64, u string) (talon.Artifact, error) {
+// AddArtifact records an artifact of a run, with an optional name.
+func (c *Client) AddArtifact(ctx context.Context, id int64, u, name string) (talon.Artifact, error) {
 	var out talon.Artifact
-	_, err := c.do(ctx, http.MethodPost, runPath(id, "artifacts"), nil, ArtifactRequest{URL: u}, &out)
+	_, err := c.do(ctx, http.MethodPost, runPath(id, "artifacts"), nil, ArtifactRequest{URL: u, Name: name}, &out)
+	return out, err
+}
+
+// Artifacts lists artifacts, newest first.
+func (c *Client) Artifacts(ctx context.Context, f store.ArtifactFilter) ([]talon.Artifact, error) {
+	q := url.Values{}
+	set(q, "job", f.Job)
+	set(q, "period", f.Period)
+	if f.RunID != 0 {
+		return nil, talon.Errorf(talon.EINVALID, "artifacts: the API does not filter by run; use Run")
+	}
+	if f.BeforeID > 0 {
+		q.Set("before", strconv.FormatInt(f.BeforeID, 10))
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	var out []talon.Artifact
+	_, err := c.do(ctx, http.MethodGet, "artifacts", q, nil, &out)
 	return out, err
 }
 

@@ -108,7 +108,7 @@ func TestClientRoundTrip(t *testing.T) {
 		t.Errorf("progress passed = %+v", p)
 	}
 
-	a, err := c.AddArtifact(ctx, 3, "s3://bucket/x.csv")
+	a, err := c.AddArtifact(ctx, 3, "s3://bucket/x.csv", "")
 	if err != nil || a.URL != "s3://bucket/x.csv" || a.RunID != 3 || a.Job != "load-sales" {
 		t.Errorf("AddArtifact = %+v, %v", a, err)
 	}
@@ -137,7 +137,7 @@ func TestClientErrors(t *testing.T) {
 	_, err = c.Cancel(ctx, 1, "")
 	wantCode(t, err, talon.ECONFLICT, "")
 	err = c.SetProgress(ctx, 3, talon.Progress{Percent: new(200.0)})
-	wantCode(t, err, talon.EINVALID, "percent 200: want 0 to 100")
+	wantCode(t, err, talon.EINVALID, "progress: percent 200: want a number from 0 to 100")
 	_, err = c.Runs(ctx, store.RunFilter{Limit: 5000})
 	wantCode(t, err, talon.EINVALID, `limit "5000": want 1 to 1000`)
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/artifact"
 	"github.com/talonhq/talon/internal/store"
 )
 
@@ -47,6 +48,8 @@ type PeriodInfo struct {
 // ArtifactRequest is the body of POST /api/v1/runs/{id}/artifacts.
 type ArtifactRequest struct {
 	URL string `json:"url"`
+	// Name is optional; see talon.Artifact.
+	Name string `json:"name,omitempty"`
 }
 
 // ReloadResult is the answer of POST /api/v1/reload.
@@ -454,13 +457,8 @@ func (s *Server) progress(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &p, false); err != nil {
 		return err
 	}
-	if p.Percent != nil && (*p.Percent < 0 || *p.Percent > 100) {
-		return talon.Errorf(talon.EINVALID, "percent %g: want 0 to 100", *p.Percent)
-	}
-	for i, it := range p.Items {
-		if it.Name == "" {
-			return talon.Errorf(talon.EINVALID, "items[%d]: name is empty", i)
-		}
+	if err := p.Validate(); err != nil {
+		return err
 	}
 	if err := s.backend.SetProgress(r.Context(), id, p); err != nil {
 		return err
@@ -478,14 +476,48 @@ func (s *Server) artifact(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req, false); err != nil {
 		return err
 	}
-	if req.URL == "" {
-		return talon.Errorf(talon.EINVALID, "url is empty")
+	if err := artifact.CheckURL(req.URL); err != nil {
+		return talon.Errorf(talon.EINVALID, "url: %v", err)
 	}
-	a, err := s.backend.AddArtifact(r.Context(), id, req.URL)
+	if err := artifact.CheckName(req.Name); err != nil {
+		return talon.Errorf(talon.EINVALID, "name: %v", err)
+	}
+	a, err := s.backend.AddArtifact(r.Context(), id, req.URL, req.Name)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, a)
+	return nil
+}
+
+func (s *Server) artifacts(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	if err := onlyParams(q, "job", "period", "before", "limit"); err != nil {
+		return err
+	}
+	f := store.ArtifactFilter{Job: q.Get("job"), Period: q.Get("period")}
+	if v := q.Get("before"); v != "" {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id <= 0 {
+			return talon.Errorf(talon.EINVALID, "before %q: want an artifact id (a positive integer)", v)
+		}
+		f.BeforeID = id
+	}
+	limit, err := limitParam(q)
+	if err != nil {
+		return err
+	}
+	f.Limit = limit
+	as, err := s.backend.Artifacts(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	if len(as) == limit {
+		next := r.URL.Query()
+		next.Set("before", strconv.FormatInt(as[len(as)-1].ID, 10))
+		w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, r.URL.Path, next.Encode()))
+	}
+	writeJSON(w, http.StatusOK, nonNil(as))
 	return nil
 }
 

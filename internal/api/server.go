@@ -152,6 +152,7 @@ func (s *Server) routeTable() []route {
 		{"POST /api/v1/runs/{id}/retry", auth.PermOperate, s.retry},
 		{"POST /api/v1/runs/{id}/progress", auth.PermReport, s.progress},
 		{"POST /api/v1/runs/{id}/artifacts", auth.PermReport, s.artifact},
+		{"GET /api/v1/artifacts", auth.PermRead, s.artifacts},
 		{"POST /api/v1/reload", auth.PermAdmin, s.reload},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -122,9 +123,19 @@ func TestServerErrors(t *testing.T) {
 		{name: "cancel finished run", method: "POST", target: "/api/v1/runs/1/cancel", wantStatus: 409, wantCode: "conflict", wantMsg: `run 1 is succeeded`},
 		{name: "retry blocked run", method: "POST", target: "/api/v1/runs/3/retry", wantStatus: 409, wantCode: "conflict", wantMsg: `only failed or skipped runs can be retried`},
 		{name: "progress without body", method: "POST", target: "/api/v1/runs/3/progress", wantStatus: 400, wantCode: "invalid", wantMsg: `request body: empty, want a JSON object`},
-		{name: "progress out of range", method: "POST", target: "/api/v1/runs/3/progress", body: `{"percent": 140}`, wantStatus: 400, wantCode: "invalid", wantMsg: `percent 140: want 0 to 100`},
+		{name: "progress out of range", method: "POST", target: "/api/v1/runs/3/progress", body: `{"percent": 140}`, wantStatus: 400, wantCode: "invalid", wantMsg: `progress: percent 140: want a number from 0 to 100`},
+		{name: "progress items beyond total", method: "POST", target: "/api/v1/runs/3/progress", body: `{"items_done": 11, "items_total": 10}`, wantStatus: 400, wantCode: "invalid", wantMsg: `items_done 11 is more than items_total 10`},
+		{name: "progress negative duration", method: "POST", target: "/api/v1/runs/3/progress", body: `{"expected": "-5m"}`, wantStatus: 400, wantCode: "invalid", wantMsg: `expected -5m0s: want a duration of zero or more`},
+		{name: "progress empty item name", method: "POST", target: "/api/v1/runs/3/progress", body: `{"items": [{"name": "", "state": "done"}]}`, wantStatus: 400, wantCode: "invalid", wantMsg: `items\[0\]: name is empty`},
 		{name: "progress bad duration", method: "POST", target: "/api/v1/runs/3/progress", body: `{"expected": "soon"}`, wantStatus: 400, wantCode: "invalid", wantMsg: `request body: .*soon`},
-		{name: "artifact without url", method: "POST", target: "/api/v1/runs/3/artifacts", body: `{}`, wantStatus: 400, wantCode: "invalid", wantMsg: `url is empty`},
+		{name: "artifact without url", method: "POST", target: "/api/v1/runs/3/artifacts", body: `{}`, wantStatus: 400, wantCode: "invalid", wantMsg: `url: artifact URL is empty`},
+		{name: "artifact javascript", method: "POST", target: "/api/v1/runs/3/artifacts", body: `{"url": "javascript:alert(document.cookie)"}`, wantStatus: 400, wantCode: "invalid", wantMsg: `scheme "javascript" is not allowed \(allowed: file, s3, .*https`},
+		{name: "artifact data", method: "POST", target: "/api/v1/runs/3/artifacts", body: `{"url": "data:text/html;base64,PHNjcmlwdD4="}`, wantStatus: 400, wantCode: "invalid", wantMsg: `scheme "data" is not allowed`},
+		{name: "artifact vbscript", method: "POST", target: "/api/v1/runs/3/artifacts", body: `{"url": "VBScript:msgbox"}`, wantStatus: 400, wantCode: "invalid", wantMsg: `scheme "VBScript" is not allowed`},
+		{name: "artifact hidden scheme", method: "POST", target: "/api/v1/runs/3/artifacts", body: `{"url": " javascript:alert(1)"}`, wantStatus: 400, wantCode: "invalid", wantMsg: `space or control character`},
+		{name: "artifact bad name", method: "POST", target: "/api/v1/runs/3/artifacts", body: `{"url": "s3://b/x", "name": "../x"}`, wantStatus: 400, wantCode: "invalid", wantMsg: `name: artifact name "../x"`},
+		{name: "artifacts bad before", method: "GET", target: "/api/v1/artifacts?before=x", wantStatus: 400, wantCode: "invalid", wantMsg: `before "x": want an artifact id`},
+		{name: "artifacts unknown parameter", method: "GET", target: "/api/v1/artifacts?run=3", wantStatus: 400, wantCode: "invalid", wantMsg: `unknown query parameter "run" \(want job, period, before, limit\)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -366,5 +377,55 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		if rec := tb.do(t, strings.ToUpper(method), target, ""); strings.Contains(rec.Body.String(), "no such route") {
 			t.Errorf("server does not serve %s", route)
 		}
+	}
+}
+
+// TestArtifacts: POST a named artifact, list them by job and period,
+// newest first, a page at a time with the Link header.
+func TestArtifacts(t *testing.T) {
+	tb := setup(t)
+	for _, body := range []string{
+		`{"url": "file:///data/2026-11-26/report.csv", "name": "report"}`,
+		`{"url": "s3://bucket/2026-11-26/a.csv"}`,
+		`{"url": "table:warehouse.sales_daily"}`,
+	} {
+		if rec := tb.do(t, "POST", "/api/v1/runs/3/artifacts", body); rec.Code != http.StatusCreated {
+			t.Fatalf("POST artifacts %s = %d %s", body, rec.Code, rec.Body)
+		}
+	}
+	rec := tb.do(t, "GET", "/api/v1/artifacts?job=load-sales&period=daily/2026-11-26&limit=2", "")
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET artifacts = %d %s", rec.Code, rec.Body)
+	}
+	var page []talon.Artifact
+	if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
+		t.Fatal(err)
+	}
+	if len(page) != 2 || page[0].URL != "table:warehouse.sales_daily" || page[1].URL != "s3://bucket/2026-11-26/a.csv" {
+		t.Fatalf("first page = %+v", page)
+	}
+	if f := tb.backend.Last().ArtifactFilter; f.Job != "load-sales" || f.Period != "daily/2026-11-26" || f.Limit != 2 {
+		t.Errorf("filter = %+v", f)
+	}
+	link := rec.Header().Get("Link")
+	want := fmt.Sprintf(`</api/v1/artifacts?before=%d&job=load-sales&limit=2&period=daily%%2F2026-11-26>; rel="next"`, page[1].ID)
+	if link != want {
+		t.Fatalf("Link = %q, want %q", link, want)
+	}
+	next := strings.TrimSuffix(strings.TrimPrefix(link, "<"), `>; rel="next"`)
+	rec = tb.do(t, "GET", next, "")
+	page = nil
+	if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
+		t.Fatal(err)
+	}
+	if len(page) != 1 || page[0].Name != "report" || page[0].RunID != 3 || page[0].Job != "load-sales" {
+		t.Fatalf("second page = %+v", page)
+	}
+	if rec.Header().Get("Link") != "" {
+		t.Errorf("the last page has a Link: %q", rec.Header().Get("Link"))
+	}
+	rec = tb.do(t, "GET", "/api/v1/artifacts?job=extract", "")
+	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != "[]" {
+		t.Fatalf("GET artifacts of a job without any = %d %s, want []", rec.Code, rec.Body)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/talonhq/talon/internal/api"
+	"github.com/talonhq/talon/internal/auth/runtoken"
 	"github.com/talonhq/talon/internal/config"
 	"github.com/talonhq/talon/internal/engine"
 	"github.com/talonhq/talon/internal/executor"
@@ -124,6 +125,13 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 			"talon serve --state sqlite:talon.db")
 	}
 	defer st.Close()
+	// Each run gets a token (TALON_TOKEN) signed with a key kept in the
+	// store, so every scheduler sharing it, and this one after a restart,
+	// verifies the tokens of the runs it did not start.
+	runTokens, err := runtoken.New(ctx, st)
+	if err != nil {
+		return fmt.Errorf("open state store %s: %w", redact(cfg.State), err)
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -143,7 +151,7 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	logDir, _ := filepath.Abs(cfg.Logs)
 	e, err := engine.New(engine.Config{
 		Store: st, Schedule: sched, Load: load, Logger: logger, LogDir: logDir, URL: baseURL,
-		Executors: exs, Lease: cfg.Lease,
+		Executors: exs, Lease: cfg.Lease, RunToken: runTokens.Mint,
 	})
 	if err != nil {
 		return err

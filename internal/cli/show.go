@@ -70,7 +70,11 @@ func newShowCmd(g *globals) *cobra.Command {
 				if i == 0 {
 					label = "artifacts:"
 				}
-				row(w, label, a.URL)
+				if a.Name != "" {
+					row(w, label, a.URL+" ("+a.Name+")")
+				} else {
+					row(w, label, a.URL)
+				}
 			}
 			w.Flush()
 
@@ -121,11 +125,17 @@ func newShowCmd(g *globals) *cobra.Command {
 }
 
 // fmtProgress reads a run's progress on one line:
-// "40% · 12m of 30m · eu=done us=running · loading".
+// "40% · 120 of 400 items · 12m of 30m · eu=done us=running · loading".
 func fmtProgress(p talon.Progress) string {
 	var parts []string
 	if p.Percent != nil {
 		parts = append(parts, strconv.FormatFloat(*p.Percent, 'f', -1, 64)+"%")
+	}
+	switch {
+	case p.ItemsTotal > 0:
+		parts = append(parts, fmt.Sprintf("%d of %d items", p.ItemsDone, p.ItemsTotal))
+	case p.ItemsDone > 0:
+		parts = append(parts, fmt.Sprintf("%d items", p.ItemsDone))
 	}
 	switch {
 	case p.Elapsed != 0 && p.Expected != 0:

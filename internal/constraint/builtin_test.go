@@ -21,6 +21,20 @@ type fakeLookup struct {
 	err       error
 	// periodKeys overrides PeriodKey: "job offset" → key.
 	periodKeys map[string]string
+	artifacts  []talon.Artifact
+}
+
+func (f fakeLookup) Artifacts(_ context.Context, job, period string) ([]talon.Artifact, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	var out []talon.Artifact
+	for _, a := range f.artifacts {
+		if a.Period == period && (job == "" || a.Job == job) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 func (f fakeLookup) Summary(_ context.Context, job, period string) (constraint.Counts, error) {
@@ -262,12 +276,5 @@ func TestDecidePrecedence(t *testing.T) {
 				t.Errorf("got %d decisions, want %d", len(ds), len(tt.constraints))
 			}
 		})
-	}
-}
-
-func TestArtifactNotSupported(t *testing.T) {
-	_, err := constraint.Compile("artifact", "s3://bucket/{{period}}/*.csv")
-	if err == nil || !strings.Contains(err.Error(), "artifact constraints are not supported yet") {
-		t.Errorf("Compile(artifact) = %v, want a not-supported error", err)
 	}
 }

@@ -75,6 +75,10 @@ type Lookup interface {
 	// moved by offset periods (-1: the previous one). It returns an error
 	// for unknown jobs.
 	PeriodKey(ctx context.Context, job string, at time.Time, offset int) (string, error)
+	// Artifacts returns the artifacts of the period with the given key
+	// (environment included) that job's runs added, or every job's when
+	// job is empty.
+	Artifacts(ctx context.Context, job, period string) ([]talon.Artifact, error)
 }
 
 // Factory compiles a constraint from its schedule value (plain Go values

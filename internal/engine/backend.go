@@ -375,8 +375,8 @@ func errorLines(err error) string {
 
 // SetProgress records a running run's progress.
 func (e *Engine) SetProgress(ctx context.Context, id int64, p talon.Progress) error {
-	if p.Percent != nil && (*p.Percent < 0 || *p.Percent > 100) {
-		return talon.Errorf(talon.EINVALID, "progress: percent must be between 0 and 100")
+	if err := p.Validate(); err != nil {
+		return err
 	}
 	p.Updated = e.now()
 	return e.reportErr(ctx, e.st.SetProgress(ctx, id, p), id, "progress")
@@ -391,15 +391,6 @@ func (e *Engine) reportErr(ctx context.Context, err error, id int64, what string
 		}
 	}
 	return userErr(err, fmt.Sprintf("run %d", id))
-}
-
-// AddArtifact records an artifact of a run.
-func (e *Engine) AddArtifact(ctx context.Context, id int64, url string) (talon.Artifact, error) {
-	if strings.TrimSpace(url) == "" {
-		return talon.Artifact{}, talon.Errorf(talon.EINVALID, "artifact: want a URL")
-	}
-	a, err := e.st.AddArtifact(ctx, id, url, e.now())
-	return a, e.reportErr(ctx, err, id, "artifacts")
 }
 
 // healthTimeout bounds the store ping of a health check: whoever asks

@@ -292,11 +292,27 @@ type lookup struct {
 	counts   map[string]store.Summary
 	blocked  map[string][]int64
 	periods  map[string]talon.Period
+	arts     map[store.JobPeriod][]talon.Artifact
 	fetchErr error
 }
 
 func newLookup(st store.Store, p *plan) *lookup {
-	return &lookup{st: st, p: p, sums: map[store.JobPeriod]constraint.Counts{}, counts: map[string]store.Summary{}, blocked: map[string][]int64{}, periods: map[string]talon.Period{}}
+	return &lookup{st: st, p: p, sums: map[store.JobPeriod]constraint.Counts{}, counts: map[string]store.Summary{}, blocked: map[string][]int64{}, periods: map[string]talon.Period{}, arts: map[store.JobPeriod][]talon.Artifact{}}
+}
+
+// Artifacts answers the artifact constraint from the store's index by
+// period, once per (job, period) and batch.
+func (l *lookup) Artifacts(ctx context.Context, job, period string) ([]talon.Artifact, error) {
+	k := store.JobPeriod{Job: job, Period: period}
+	if as, ok := l.arts[k]; ok {
+		return as, nil
+	}
+	as, err := l.st.ListArtifacts(ctx, store.ArtifactFilter{Job: job, Period: period})
+	if err != nil {
+		return nil, err
+	}
+	l.arts[k] = as
+	return as, nil
 }
 
 // prefetch loads the summaries of each run's own period and its

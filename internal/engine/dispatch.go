@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -253,11 +252,18 @@ func (e *Engine) recordCompletions(ctx context.Context, p *plan, now time.Time) 
 				e.noRetry[c.runID] = true
 			}
 		}
+		var run talon.Run
+		if pc := e.procs[c.runID]; pc != nil {
+			run = pc.run
+		}
 		delete(e.procs, c.runID)
 		e.procsMu.Unlock()
 		reason := c.outcome.Reason
 		if reason == "" {
 			reason = string(to)
+		}
+		if to == talon.StateSucceeded && run.ID != 0 {
+			reason += e.missingArtifacts(ctx, p, run)
 		}
 		ts = append(ts, store.Transition{RunID: c.runID, From: []talon.State{talon.StateRunning}, To: to, Reason: reason, Now: at})
 	}
@@ -468,6 +474,13 @@ func (e *Engine) spec(r talon.Run, j *schedule.Job) (executor.Spec, error) {
 	if e.cfg.URL != "" {
 		env = append(env, "TALON_URL="+e.cfg.URL)
 	}
+	// Always set, empty when no token is minted: a token in the
+	// scheduler's own environment (an operator's) must not reach jobs.
+	token := ""
+	if e.cfg.RunToken != nil {
+		token = e.cfg.RunToken(r.ID)
+	}
+	env = append(env, "TALON_TOKEN="+token)
 	if per, err := parseKey(r.Period, j); err == nil && !per.Start.IsZero() {
 		env = append(env, "TALON_PERIOD_START="+per.Start.Format(time.RFC3339), "TALON_PERIOD_END="+per.End.Format(time.RFC3339))
 	}
@@ -485,8 +498,10 @@ func (e *Engine) LogPath(r talon.Run) string {
 	return filepath.Join(e.cfg.LogDir, filepath.Base(r.Job), strconv.FormatInt(r.ID, 10)+".log")
 }
 
-// onLine reads "::talon progress 40%" and "::talon artifact URL" lines, so
-// executors that cannot reach the API can still report.
+// onLine reads "::talon progress 40%" and "::talon artifact URL [NAME]"
+// lines, so executors that cannot reach the API can still report. The
+// rules are those of the API: talon.ParseProgress and Progress.Validate,
+// artifact.CheckURL.
 func (e *Engine) onLine(runID int64) func(string) {
 	return func(line string) {
 		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "::talon ")
@@ -501,13 +516,14 @@ func (e *Engine) onLine(runID int64) func(string) {
 		switch verb {
 		case "progress":
 			var pr talon.Progress
-			pr, err = ParseProgress(arg)
+			pr, err = talon.ParseProgress(arg)
 			if err == nil {
 				pr.Updated = e.now()
 				err = e.st.SetProgress(ctx, runID, pr)
 			}
 		case "artifact":
-			_, err = e.st.AddArtifact(ctx, runID, arg, e.now())
+			url, name, _ := strings.Cut(arg, " ")
+			_, err = e.addArtifact(ctx, runID, url, strings.TrimSpace(name))
 		default:
 			err = fmt.Errorf("unknown directive %q (want progress or artifact)", verb)
 		}
@@ -515,28 +531,4 @@ func (e *Engine) onLine(runID int64) func(string) {
 			e.log.Warn("run output directive", "run", runID, "line", line, "err", err)
 		}
 	}
-}
-
-// ParseProgress reads "40%", "40", "3/10" or "40% message".
-func ParseProgress(s string) (talon.Progress, error) {
-	head, msg, _ := strings.Cut(strings.TrimSpace(s), " ")
-	var pct float64
-	if a, b, ok := strings.Cut(head, "/"); ok {
-		n, err1 := strconv.ParseFloat(a, 64)
-		d, err2 := strconv.ParseFloat(b, 64)
-		if err1 != nil || err2 != nil || d <= 0 {
-			return talon.Progress{}, fmt.Errorf("progress %q: want N%% or DONE/TOTAL", s)
-		}
-		pct = 100 * n / d
-	} else {
-		v, err := strconv.ParseFloat(strings.TrimSuffix(head, "%"), 64)
-		if err != nil {
-			return talon.Progress{}, fmt.Errorf("progress %q: want N%% or DONE/TOTAL", s)
-		}
-		pct = v
-	}
-	if pct < 0 || pct > 100 {
-		return talon.Progress{}, errors.New("progress: want a percentage between 0 and 100")
-	}
-	return talon.Progress{Percent: &pct, Message: strings.TrimSpace(msg)}, nil
 }

@@ -60,6 +60,10 @@ type Config struct {
 	// MaxBatch bounds how many runs one step checks or dispatches at once
 	// (default 500), so one step never holds a transaction for long.
 	MaxBatch int
+	// RunToken, when set, mints the token a run gets as TALON_TOKEN,
+	// which lets it report its own progress and artifacts through the
+	// API (internal/auth/runtoken). Without it TALON_TOKEN is empty.
+	RunToken func(runID int64) string
 }
 
 // Engine schedules runs. Create it with New, run it with Loop (or drive
@@ -78,6 +82,9 @@ type Engine struct {
 	mu    sync.Mutex
 	inbox []int64
 	done  []completion // runs that ended, not yet recorded
+	// arrived says an artifact was added since the last step: the runs
+	// of jobs with an artifact constraint are checked at once.
+	arrived bool
 	// Work done off the loop goroutine hands its results back here:
 	// runs whose slow constraints were checked, and executor starts.
 	decided []decision
@@ -617,7 +624,12 @@ func (e *Engine) drainInbox(ctx context.Context) error {
 	e.mu.Lock()
 	ids := e.inbox
 	e.inbox = nil
+	arrived := e.arrived
+	e.arrived = false
 	e.mu.Unlock()
+	if arrived {
+		e.touchJobs(e.sched.Load().artifactJobs...)
+	}
 	if len(ids) == 0 {
 		return nil
 	}
@@ -685,6 +697,9 @@ func (e *Engine) Settle(ctx context.Context, now time.Time) (time.Time, error) {
 		e.procsMu.Unlock()
 		e.mu.Lock()
 		pending := len(e.done) + len(e.inbox) + len(e.decided) + len(e.started)
+		if e.arrived {
+			pending++
+		}
 		e.mu.Unlock()
 		switch {
 		case busy == 0 && pending == 0 && wake.After(now):

@@ -33,6 +33,11 @@ type plan struct {
 	// slow marks the jobs with a slow constraint (a sensor), whose runs
 	// are checked off the loop goroutine.
 	slow map[string]bool
+	// artifactJobs lists the jobs with an artifact constraint, whose
+	// blocked runs are checked when an artifact is added; declares says
+	// some job declares the artifacts its runs produce.
+	artifactJobs []string
+	declares     bool
 }
 
 type completionTrigger struct {
@@ -64,11 +69,19 @@ func compile(s *schedule.Schedule) (*plan, error) {
 	}
 	for _, j := range s.Jobs {
 		p.jobs[j.Name] = j
+		waits := false
 		for _, c := range j.Checks {
 			if sl, ok := c.(constraint.Slow); ok && sl.Slow() {
 				p.slow[j.Name] = true
 			}
+			if w, ok := c.(constraint.ArtifactWaiter); ok && w.WaitsForArtifacts() {
+				waits = true
+			}
 		}
+		if waits {
+			p.artifactJobs = append(p.artifactJobs, j.Name)
+		}
+		p.declares = p.declares || len(j.Declared) > 0
 		if len(j.Requests) > 0 {
 			p.resJobs = append(p.resJobs, j.Name)
 			p.isRes[j.Name] = true

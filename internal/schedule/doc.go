@@ -40,6 +40,8 @@
 //	      db/{{environment}}/connections: 1
 //	      hosts/linux/*: {count: 1, where: {cores: ">=16"}}
 //	    # or a list: [{path: hosts/linux/*, count: 1, where: {…}}, {api/vendor: 5}]
+//	    artifacts:               # what its runs produce; see internal/artifact
+//	      report: "file:///data/{{period}}/report.csv"
 //
 // # Rules
 //
@@ -77,6 +79,10 @@
 //     after {{environment}} is replaced by the job's environment, some
 //     match must pass its where filters and have the capacity asked for:
 //     a request that can never be met is an error.
+//   - Declared artifacts are named like jobs; their URLs use a scheme of
+//     artifact.Schemes, may hold the placeholders {{period}},
+//     {{period_type}} and {{environment}} (the last only in a job with an
+//     environment), and `*` within a path segment.
 //   - YAML anchors, aliases and merge keys (<<) work; aliases may expand
 //     to at most 1<<20 values per file. Top-level keys starting with "x-"
 //     are ignored, to hold anchors: `x-defaults: &d {poll: 5m}`.

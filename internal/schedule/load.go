@@ -15,6 +15,7 @@ import (
 	_ "time/tzdata" // zones must load on hosts without a zoneinfo database
 
 	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/artifact"
 	"github.com/talonhq/talon/internal/calendar"
 	"github.com/talonhq/talon/internal/constraint"
 	"github.com/talonhq/talon/internal/resource"
@@ -37,7 +38,7 @@ var (
 		"description", "period", "timezone", "environment", "triggers",
 		"command", "env", "dir", "params", "poll", "timeout", "retries",
 		"catchup", "catchup_window", "constraints", "resources", "executor",
-		"priority", "schedule",
+		"priority", "schedule", "artifacts",
 	}
 	calendarKeys = []string{"weekend", "holidays", "extra_business_days", "through"}
 	resourceKeys = []string{"capacity", "attributes", "per"}
@@ -672,6 +673,42 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 	if f, ok := fs["resources"]; ok {
 		l.requests(d, s.sub("resources"), f.val)
 	}
+	if f, ok := fs["artifacts"]; ok {
+		l.artifacts(d, s.sub("artifacts"), f.val)
+	}
+}
+
+// artifacts reads the artifacts a job declares: a mapping of names to URL
+// patterns (internal/artifact), such as
+// {report: "file:///data/{{period}}/report.csv"}.
+func (l *loader) artifacts(d *jobDraft, s scope, n *yaml.Node) {
+	j := d.job
+	for _, p := range l.mapping(s, n, "artifact names to URLs") {
+		if err := artifact.CheckName(p.name); err != nil {
+			s.errf(p.key, "use lowercase letters, digits, '_', '.' and '-', starting with a letter or digit", "invalid artifact name %s", quote(p.name))
+			continue
+		}
+		as := s.sub(p.name)
+		v, ok := as.str(p.val)
+		if !ok {
+			continue
+		}
+		pat, err := artifact.ParsePattern(v)
+		if err != nil {
+			as.errf(p.val, `like "file:///data/{{period}}/report.csv"`, "%v", err)
+			continue
+		}
+		if pat.Uses("environment") && j.Environment == "" {
+			as.errf(p.val, "set the job's environment:, or leave {{environment}} out", "{{environment}}: the job has no environment")
+			continue
+		}
+		if j.Artifacts == nil {
+			j.Artifacts = map[string]string{}
+		}
+		j.Artifacts[p.name] = v
+		j.Declared = append(j.Declared, DeclaredArtifact{Name: p.name, Pattern: pat})
+	}
+	sort.Slice(j.Declared, func(a, b int) bool { return j.Declared[a].Name < j.Declared[b].Name })
 }
 
 // requests decodes a job's resource requests, written as a mapping
@@ -972,8 +1009,12 @@ func (l *loader) constraints(d *jobDraft, js scope, n *yaml.Node) {
 		if !ok {
 			continue
 		}
-		if p.name == "after" {
-			d.refs = append(d.refs, afterRefs(cs, p.val)...)
+		switch p.name {
+		case "after":
+			d.refs = append(d.refs, afterRefs(cs, p.val, true)...)
+		case "artifact":
+			// A plain string there is a URL pattern, not a job.
+			d.refs = append(d.refs, afterRefs(cs, p.val, false)...)
 		}
 		c, err := constraint.Compile(p.name, v)
 		if err != nil {
@@ -995,7 +1036,9 @@ func (l *loader) constraints(d *jobDraft, js scope, n *yaml.Node) {
 // afterRefs finds the job names in an after constraint's value (a name, a
 // list of names, {job: NAME, …} or a list mixing both) with their
 // positions; the constraint's own factory checks the rest of the shape.
-func afterRefs(s scope, n *yaml.Node) []ref {
+// Without names, only the job: of mappings count (the artifact
+// constraint's strings are URL patterns).
+func afterRefs(s scope, n *yaml.Node, names bool) []ref {
 	dn := deref(n)
 	var items []*yaml.Node
 	if dn.Kind == yaml.SequenceNode {
@@ -1008,7 +1051,7 @@ func afterRefs(s scope, n *yaml.Node) []ref {
 		d := deref(it)
 		switch d.Kind {
 		case yaml.ScalarNode:
-			if d.ShortTag() == "!!str" {
+			if names && d.ShortTag() == "!!str" {
 				out = append(out, ref{name: d.Value, node: it, s: s})
 			}
 		case yaml.MappingNode:

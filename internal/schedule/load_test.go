@@ -486,6 +486,25 @@ func TestLoadErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "declared artifacts",
+			yaml: "jobs:\n  a:\n    command: [x]\n    artifacts:\n      report: \"file:///data/{{day}}/r.csv\"\n      js: \"javascript:alert(1)\"\n      Bad: \"s3://b/x\"\n      env: \"s3://{{environment}}/x\"\n      list: [s3://b/x]\n",
+			want: []string{
+				`s.yaml:5:15: job "a": artifacts: report: "file:///data/{{day}}/r.csv": unknown placeholder {{day}} (want {{period}}, {{period_type}}, {{environment}}) (like "file:///data/{{period}}/report.csv")`,
+				`s.yaml:6:11: job "a": artifacts: js: artifact URL "javascript:alert(1)": scheme "javascript" is not allowed (allowed: file, s3, s3a, gs, az, abfs, abfss, wasbs, hdfs, http, https, sftp, postgres, postgresql, mysql, bigquery, snowflake, table) (like "file:///data/{{period}}/report.csv")`,
+				`s.yaml:7:7: job "a": artifacts: invalid artifact name "Bad" (use lowercase letters, digits, '_', '.' and '-', starting with a letter or digit)`,
+				`s.yaml:8:12: job "a": artifacts: env: {{environment}}: the job has no environment (set the job's environment:, or leave {{environment}} out)`,
+				`s.yaml:9:13: job "a": artifacts: list: want a string, not a list`,
+			},
+		},
+		{
+			name: "artifact constraint",
+			yaml: "jobs:\n  a:\n    command: [x]\n    constraints:\n      artifact: {url: \"s3://b/{{period}}/*.csv\", job: nope}\n  b:\n    command: [x]\n    constraints:\n      artifact: \"data:{{period}}\"\n",
+			want: []string{
+				`s.yaml:5:55: job "a": constraint artifact: unknown job "nope"`,
+				`s.yaml:9:7: job "b": constraint artifact: artifact URL "data:{{period}}": scheme "data" is not allowed (allowed: file, s3, s3a, gs, az, abfs, abfss, wasbs, hdfs, http, https, sftp, postgres, postgresql, mysql, bigquery, snowflake, table)`,
+			},
+		},
+		{
 			name: "jobs not a mapping",
 			yaml: "jobs: [a, b]\n",
 			want: []string{`s.yaml:1:7: jobs: want a mapping of job names to jobs, not a list`},
@@ -970,5 +989,40 @@ func TestExecutorsFromCaller(t *testing.T) {
 	}
 	if s.ByName["a"].Executor != "local" || s.ByName["b"].Executor != "batch" {
 		t.Errorf("executors %q, %q", s.ByName["a"].Executor, s.ByName["b"].Executor)
+	}
+}
+
+func TestLoadArtifacts(t *testing.T) {
+	useParser(t, fakeParse)
+	const yaml = `
+jobs:
+  extract:
+    environment: prod
+    command: [x]
+    artifacts:
+      report: "file:///data/{{environment}}/{{period}}/report.csv"
+      csv: "s3://bucket/{{period_type}}/{{period}}/*.csv"
+  load:
+    command: [x]
+    constraints:
+      artifact: [{url: "s3://bucket/daily/{{period}}/*.csv", job: extract, period: previous}, "table:sales_{{period}}"]
+`
+	s, err := LoadBytes(testOpt, "s.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := s.ByName["extract"]
+	if len(j.Declared) != 2 || j.Declared[0].Name != "csv" || j.Declared[1].Name != "report" {
+		t.Fatalf("Declared = %+v, want csv and report, sorted", j.Declared)
+	}
+	if j.Artifacts["report"] != "file:///data/{{environment}}/{{period}}/report.csv" {
+		t.Errorf("Artifacts = %v", j.Artifacts)
+	}
+	g, err := j.Declared[1].Pattern.Expand("prod:daily/2026-11-26")
+	if err != nil || !g.Match("file:///data/prod/2026-11-26/report.csv") {
+		t.Errorf("report expands to %s, %v", g, err)
+	}
+	if c := s.ByName["load"].Checks; len(c) != 1 || c[0].Name() != "artifact" {
+		t.Errorf("load's checks = %v", c)
 	}
 }

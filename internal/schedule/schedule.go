@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/artifact"
 	"github.com/talonhq/talon/internal/calendar"
 	"github.com/talonhq/talon/internal/constraint"
 	"github.com/talonhq/talon/internal/resource"
@@ -51,6 +52,15 @@ type Job struct {
 	// Requests are the job's resource requests, in schedule order, with
 	// {{environment}} unresolved; Job.Resources sums their counts by path.
 	Requests []resource.Request
+	// Declared are the job's declared artifacts (Job.Artifacts) with
+	// their patterns compiled, sorted by name.
+	Declared []DeclaredArtifact
+}
+
+// DeclaredArtifact is one artifact a job's runs produce.
+type DeclaredArtifact struct {
+	Name    string
+	Pattern artifact.Pattern
 }
 
 // Periods is the periods the job is run for: its period type, zone,

@@ -127,10 +127,23 @@ type Store interface {
 	// ErrConflict for runs that have finished (see Reportable).
 	SetProgress(ctx context.Context, runID int64, p talon.Progress) error
 
-	// AddArtifact records an artifact of a run (its job and period are
-	// taken from the run). ErrNotFound for unknown runs, ErrConflict for
-	// runs that have finished (see Reportable).
-	AddArtifact(ctx context.Context, runID int64, url string, now time.Time) (talon.Artifact, error)
+	// AddArtifact records an artifact of a run, with an optional name
+	// (its job and period are taken from the run). ErrNotFound for
+	// unknown runs, ErrConflict for runs that have finished (see
+	// Reportable). Callers check the URL (internal/artifact); the store
+	// refuses only an empty one.
+	AddArtifact(ctx context.Context, runID int64, url, name string, now time.Time) (talon.Artifact, error)
+
+	// ListArtifacts returns the artifacts matching f, newest first (by
+	// id). A period, and a job, are looked up through an index: the
+	// artifact constraint asks for one period's artifacts at every check.
+	ListArtifacts(ctx context.Context, f ArtifactFilter) ([]talon.Artifact, error)
+
+	// Secret returns the random value kept under name (32 bytes), making
+	// it the first time it is asked for: every handle on the database,
+	// in every scheduler, gets the same value, also when two ask at once.
+	// Run tokens are signed with one.
+	Secret(ctx context.Context, name string) ([]byte, error)
 
 	// Cursor returns the last fire instant handled for a job's trigger, and
 	// false if there is none yet.
@@ -284,6 +297,18 @@ type RunFilter struct {
 	// engine's hot paths do not).
 	WithArtifacts bool
 }
+
+// ArtifactFilter selects artifacts. Zero fields match everything.
+type ArtifactFilter struct {
+	Job      string
+	Period   string // a period key, environment included
+	RunID    int64
+	BeforeID int64 // pagination: only artifacts with id < BeforeID
+	Limit    int   // 0: no limit
+}
+
+// SecretSize is the length of the values Secret makes.
+const SecretSize = 32
 
 // JobPeriod names one job's period.
 type JobPeriod struct {

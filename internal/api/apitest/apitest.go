@@ -9,6 +9,7 @@ import (
 	"context"
 	"io"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,8 @@ type Backend struct {
 	logs   map[int64]string
 	nextID int64
 	last   Call
+	// nextArtifact numbers artifacts across runs, as a store does.
+	nextArtifact int64
 }
 
 // Call records the arguments of the latest call, for tests that check
@@ -52,6 +55,8 @@ type Call struct {
 	Trigger      api.TriggerRequest
 	By           string
 	Progress     talon.Progress
+	// ArtifactFilter is what Artifacts was asked.
+	ArtifactFilter store.ArtifactFilter
 }
 
 // Fixed is the default Now of a Backend.
@@ -329,7 +334,7 @@ func (b *Backend) SetProgress(ctx context.Context, id int64, p talon.Progress) e
 }
 
 // AddArtifact implements api.Backend.
-func (b *Backend) AddArtifact(ctx context.Context, id int64, url string) (talon.Artifact, error) {
+func (b *Backend) AddArtifact(ctx context.Context, id int64, url, name string) (talon.Artifact, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.last = Call{Method: "AddArtifact"}
@@ -343,9 +348,34 @@ func (b *Backend) AddArtifact(ctx context.Context, id int64, url string) (talon.
 	if d.State.Terminal() {
 		return talon.Artifact{}, talon.Errorf(talon.ECONFLICT, "run %d is %s: a finished run takes no more artifacts", id, d.State)
 	}
-	a := talon.Artifact{ID: int64(len(d.Artifacts) + 1), RunID: id, Job: d.Job, Period: d.Period, URL: url, Created: b.Now()}
+	b.nextArtifact++
+	a := talon.Artifact{ID: b.nextArtifact, RunID: id, Job: d.Job, Period: d.Period, URL: url, Name: name, Created: b.Now()}
 	d.Artifacts = append(d.Artifacts, a)
 	return a, nil
+}
+
+// Artifacts implements api.Backend.
+func (b *Backend) Artifacts(ctx context.Context, f store.ArtifactFilter) ([]talon.Artifact, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = Call{Method: "Artifacts", ArtifactFilter: f}
+	if b.Err != nil {
+		return nil, b.Err
+	}
+	var out []talon.Artifact
+	for _, d := range b.runs {
+		for _, a := range d.Artifacts {
+			if (f.Job == "" || a.Job == f.Job) && (f.Period == "" || a.Period == f.Period) &&
+				(f.RunID == 0 || a.RunID == f.RunID) && (f.BeforeID == 0 || a.ID < f.BeforeID) {
+				out = append(out, a)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
 }
 
 // Health implements api.Backend.

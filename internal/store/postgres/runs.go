@@ -349,7 +349,7 @@ func (db *DB) GetRun(ctx context.Context, id int64) (talon.Run, error) {
 		if err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT id, run_id, job, period, url, created
+		rows, err := tx.Query(ctx, `SELECT `+artifactCols+`
 			FROM artifacts WHERE run_id = $1 ORDER BY id`, id)
 		if err != nil {
 			return err
@@ -361,13 +361,6 @@ func (db *DB) GetRun(ctx context.Context, id int64) (talon.Run, error) {
 		return talon.Run{}, fmt.Errorf("get run %d: %w", id, err)
 	}
 	return r, nil
-}
-
-func scanArtifact(row pgx.CollectableRow) (talon.Artifact, error) {
-	var a talon.Artifact
-	err := row.Scan(&a.ID, &a.RunID, &a.Job, &a.Period, &a.URL, &a.Created)
-	a.Created = a.Created.UTC()
-	return a, err
 }
 
 // ListRuns returns runs matching f, newest first.
@@ -435,7 +428,7 @@ func (db *DB) ListRuns(ctx context.Context, f store.RunFilter) ([]talon.Run, err
 			at[r.ID] = i
 			out[i].Artifacts = []talon.Artifact{}
 		}
-		arows, err := tx.Query(ctx, `SELECT id, run_id, job, period, url, created
+		arows, err := tx.Query(ctx, `SELECT `+artifactCols+`
 			FROM artifacts WHERE run_id = ANY($1) ORDER BY id`, ids)
 		if err != nil {
 			return err

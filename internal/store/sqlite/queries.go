@@ -349,34 +349,6 @@ func (db *DB) CancelRequests(ctx context.Context, owner string) (map[int64]strin
 	return out, nil
 }
 
-// AddArtifact records an artifact of a run; ErrNotFound for unknown runs,
-// ErrConflict for finished ones.
-func (db *DB) AddArtifact(ctx context.Context, runID int64, url string, now time.Time) (talon.Artifact, error) {
-	if url == "" {
-		return talon.Artifact{}, fmt.Errorf("add artifact to run %d: empty URL", runID)
-	}
-	var a talon.Artifact
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		if err := reportable(ctx, tx, runID); err != nil {
-			return err
-		}
-		var created int64
-		err := tx.QueryRowContext(ctx, `INSERT INTO artifacts (run_id, job, period, url, created)
-			SELECT id, job, period, ?, ? FROM runs WHERE id = ?
-			RETURNING id, run_id, job, period, url, created`, url, micros(store.NowOr(now)), runID).
-			Scan(&a.ID, &a.RunID, &a.Job, &a.Period, &a.URL, &created)
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		a.Created = fromMicros(created)
-		return err
-	})
-	if err != nil {
-		return talon.Artifact{}, fmt.Errorf("add artifact to run %d: %w", runID, err)
-	}
-	return a, nil
-}
-
 // Cursor returns the last fire instant handled for a job's trigger.
 func (db *DB) Cursor(ctx context.Context, job, trigger string) (time.Time, bool, error) {
 	var fired int64

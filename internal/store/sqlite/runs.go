@@ -222,23 +222,12 @@ func (db *DB) GetRun(ctx context.Context, id int64) (talon.Run, error) {
 }
 
 func artifacts(ctx context.Context, tx *sql.Tx, runID int64) ([]talon.Artifact, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, run_id, job, period, url, created
+	rows, err := tx.QueryContext(ctx, `SELECT `+artifactCols+`
 		FROM artifacts WHERE run_id = ? ORDER BY id`, runID)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []talon.Artifact
-	for rows.Next() {
-		var a talon.Artifact
-		var created int64
-		if err := rows.Scan(&a.ID, &a.RunID, &a.Job, &a.Period, &a.URL, &created); err != nil {
-			return nil, err
-		}
-		a.Created = fromMicros(created)
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return scanArtifacts(rows)
 }
 
 // ListRuns returns runs matching f, newest first.
@@ -314,21 +303,15 @@ func listArtifacts(ctx context.Context, tx *sql.Tx, runs []talon.Run) error {
 		at[r.ID] = i
 		runs[i].Artifacts = []talon.Artifact{}
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, run_id, job, period, url, created
+	rows, err := tx.QueryContext(ctx, `SELECT `+artifactCols+`
 		FROM artifacts WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY id`, idsJSON(ids))
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var a talon.Artifact
-		var created int64
-		if err := rows.Scan(&a.ID, &a.RunID, &a.Job, &a.Period, &a.URL, &created); err != nil {
-			return err
-		}
-		a.Created = fromMicros(created)
+	as, err := scanArtifacts(rows)
+	for _, a := range as {
 		i := at[a.RunID]
 		runs[i].Artifacts = append(runs[i].Artifacts, a)
 	}
-	return rows.Err()
+	return err
 }

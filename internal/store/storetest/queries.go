@@ -63,7 +63,7 @@ func testReportAfterEnd(t *testing.T, open OpenFunc) {
 				if err := s.SetProgress(ctx, r.ID, talon.Progress{Percent: ptr(10.0)}); err != nil {
 					t.Fatalf("SetProgress on a %s run: %v", next, err)
 				}
-				if _, err := s.AddArtifact(ctx, r.ID, "s3://"+string(next), t0); err != nil {
+				if _, err := s.AddArtifact(ctx, r.ID, "s3://"+string(next), "", t0); err != nil {
 					t.Fatalf("AddArtifact on a %s run: %v", next, err)
 				}
 			}
@@ -74,7 +74,7 @@ func testReportAfterEnd(t *testing.T, open OpenFunc) {
 			if err := s.SetProgress(ctx, r.ID, talon.Progress{Percent: ptr(60.0)}); !errors.Is(err, store.ErrConflict) {
 				t.Errorf("SetProgress on a %s run: %v, want ErrConflict", state, err)
 			}
-			if _, err := s.AddArtifact(ctx, r.ID, "s3://after", t0); !errors.Is(err, store.ErrConflict) {
+			if _, err := s.AddArtifact(ctx, r.ID, "s3://after", "", t0); !errors.Is(err, store.ErrConflict) {
 				t.Errorf("AddArtifact on a %s run: %v, want ErrConflict", state, err)
 			}
 			if got := getRun(t, s, r.ID); !reflect.DeepEqual(got, before) {
@@ -88,23 +88,23 @@ func testArtifacts(t *testing.T, open OpenFunc) {
 	s := open(t)
 	r := runIn(t, s, "j", "daily/2026-11-26", talon.StateRunning)
 	other := runIn(t, s, "j", "daily/2026-11-26", talon.StateRunning)
-	urls := []string{"s3://bucket/2026-11-26/a.csv", "s3://bucket/2026-11-26/b.csv"}
+	adds := []struct{ url, name string }{{"s3://bucket/2026-11-26/a.csv", "report"}, {"s3://bucket/2026-11-26/b.csv", ""}}
 	var want []talon.Artifact
-	for i, u := range urls {
-		a, err := s.AddArtifact(t.Context(), r.ID, u, t0.Add(time.Duration(i)*time.Second))
+	for i, ad := range adds {
+		a, err := s.AddArtifact(t.Context(), r.ID, ad.url, ad.name, t0.Add(time.Duration(i)*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := talon.Artifact{ID: a.ID, RunID: r.ID, Job: "j", Period: "daily/2026-11-26", URL: u, Created: stored(t0.Add(time.Duration(i) * time.Second))}
+		w := talon.Artifact{ID: a.ID, RunID: r.ID, Job: "j", Period: "daily/2026-11-26", URL: ad.url, Name: ad.name, Created: stored(t0.Add(time.Duration(i) * time.Second))}
 		if a != w {
 			t.Errorf("AddArtifact = %+v, want %+v", a, w)
 		}
 		want = append(want, w)
 	}
-	if _, err := s.AddArtifact(t.Context(), other.ID, "s3://other", t0); err != nil {
+	if _, err := s.AddArtifact(t.Context(), other.ID, "s3://other", "", t0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AddArtifact(t.Context(), r.ID, "", t0); err == nil {
+	if _, err := s.AddArtifact(t.Context(), r.ID, "", "", t0); err == nil {
 		t.Errorf("AddArtifact accepted an empty URL")
 	}
 	got := getRun(t, s, r.ID).Artifacts
@@ -373,5 +373,99 @@ func testPing(t *testing.T, open OpenFunc) {
 	}
 	if err := s.Ping(t.Context()); err != nil {
 		t.Fatalf("Ping of the other handle: %v", err)
+	}
+}
+
+// testListArtifacts: artifacts by job, period and run, newest first, in
+// pages.
+func testListArtifacts(t *testing.T, open OpenFunc) {
+	s := open(t)
+	ctx := t.Context()
+	a26 := runIn(t, s, "a", "daily/2026-11-26", talon.StateRunning)
+	b26 := runIn(t, s, "b", "daily/2026-11-26", talon.StateRunning)
+	a27 := runIn(t, s, "a", "daily/2026-11-27", talon.StateRunning)
+	env := runIn(t, s, "a", "prod:daily/2026-11-26", talon.StateRunning)
+	add := func(r talon.Run, u string) talon.Artifact {
+		t.Helper()
+		a, err := s.AddArtifact(ctx, r.ID, u, "", t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	x1 := add(a26, "s3://x/1")
+	x2 := add(b26, "s3://x/2")
+	x3 := add(a27, "s3://x/3")
+	x4 := add(a26, "s3://x/4")
+	x5 := add(env, "s3://x/5")
+	ids := func(as []talon.Artifact) []int64 {
+		out := []int64{}
+		for _, a := range as {
+			out = append(out, a.ID)
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		f    store.ArtifactFilter
+		want []talon.Artifact
+	}{
+		{name: "all", f: store.ArtifactFilter{}, want: []talon.Artifact{x5, x4, x3, x2, x1}},
+		{name: "period", f: store.ArtifactFilter{Period: "daily/2026-11-26"}, want: []talon.Artifact{x4, x2, x1}},
+		{name: "period with environment", f: store.ArtifactFilter{Period: "prod:daily/2026-11-26"}, want: []talon.Artifact{x5}},
+		{name: "job and period", f: store.ArtifactFilter{Job: "a", Period: "daily/2026-11-26"}, want: []talon.Artifact{x4, x1}},
+		{name: "job", f: store.ArtifactFilter{Job: "b"}, want: []talon.Artifact{x2}},
+		{name: "run", f: store.ArtifactFilter{RunID: a26.ID}, want: []talon.Artifact{x4, x1}},
+		{name: "page", f: store.ArtifactFilter{Limit: 2}, want: []talon.Artifact{x5, x4}},
+		{name: "next page", f: store.ArtifactFilter{BeforeID: x4.ID, Limit: 2}, want: []talon.Artifact{x3, x2}},
+		{name: "none", f: store.ArtifactFilter{Period: "daily/2026-11-28"}, want: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.ListArtifacts(ctx, tt.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(ids(got), ids(tt.want)) {
+				t.Fatalf("ListArtifacts(%+v) = ids %v, want %v", tt.f, ids(got), ids(tt.want))
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Errorf("artifact %d = %+v, want %+v", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+// testSecret: a secret is made once and every handle reads the same
+// value, also when several make it at once, as schedulers starting
+// together would.
+func testSecret(t *testing.T, open OpenFunc) {
+	handles := []store.Store{open(t), open(t)}
+	const n = 8
+	got := make([][]byte, n)
+	errs := make([]error, n)
+	parallel(t, n, func(i int) {
+		got[i], errs[i] = handles[i%2].Secret(t.Context(), "run-token")
+	})
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("Secret #%d: %v", i, errs[i])
+		}
+		if len(got[i]) != store.SecretSize {
+			t.Fatalf("Secret #%d has %d bytes, want %d", i, len(got[i]), store.SecretSize)
+		}
+		if !slices.Equal(got[i], got[0]) {
+			t.Fatalf("Secret #%d = %x, want the same as #0 (%x)", i, got[i], got[0])
+		}
+	}
+	again, err := open(t).Secret(t.Context(), "run-token")
+	if err != nil || !slices.Equal(again, got[0]) {
+		t.Fatalf("Secret on a later handle = %x, %v; want %x", again, err, got[0])
+	}
+	other, err := handles[0].Secret(t.Context(), "other")
+	if err != nil || slices.Equal(other, got[0]) {
+		t.Fatalf("Secret of another name = %x, %v; want a different value", other, err)
 	}
 }

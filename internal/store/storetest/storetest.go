@@ -52,6 +52,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"BatchDecisions", testBatchDecisions},
 		{"Progress", testProgress},
 		{"Artifacts", testArtifacts},
+		{"ListArtifacts", testListArtifacts},
+		{"Secret", testSecret},
 		{"ReportAfterEnd", testReportAfterEnd},
 		{"CancelRequests", testCancelRequests},
 		{"ListRuns", testListRuns},

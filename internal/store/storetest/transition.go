@@ -256,7 +256,7 @@ func testNotFound(t *testing.T, open OpenFunc) {
 		{"Decisions", func() error { _, err := s.Decisions(ctx, id); return err }},
 		{"Events", func() error { _, err := s.Events(ctx, id); return err }},
 		{"SetProgress", func() error { return s.SetProgress(ctx, id, talon.Progress{Message: "x"}) }},
-		{"AddArtifact", func() error { _, err := s.AddArtifact(ctx, id, "file:///x", t0); return err }},
+		{"AddArtifact", func() error { _, err := s.AddArtifact(ctx, id, "file:///x", "", t0); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
