@@ -20,9 +20,9 @@ import (
 	"github.com/talonhq/talon/internal/auth"
 )
 
-// Error codes the HTTP layer adds to talon's. Unauthorized and forbidden
-// are reserved for the authentication middleware, which the default
-// Authorizer never needs; method_not_allowed answers a known path asked
+// Error codes the HTTP layer adds to talon's. Unauthorized (no token, or
+// one not accepted) and forbidden (a role that may not use the route)
+// come from the Authorizer; method_not_allowed answers a known path asked
 // with a method it does not take (its Allow header lists those it does);
 // request_timeout answers a request whose body did not arrive within the
 // server's ReadTimeout.
@@ -32,25 +32,6 @@ const (
 	EMETHODNOTALLOWED = "method_not_allowed"
 	EREQUESTTIMEOUT   = "request_timeout"
 )
-
-// Authorizer decides whether a request may use a route that needs perm
-// (auth.Permission, from the route table). It returns who the caller is
-// (recorded as the "by" of a cancel or retry), or an error: a
-// *talon.Error with code unauthorized or forbidden becomes 401 or 403.
-type Authorizer func(r *http.Request, perm auth.Permission) (who string, err error)
-
-// UserHeader carries the caller's name when there is no authentication:
-// the CLI sends the local user's name so a cancel says who did it.
-const UserHeader = "X-Talon-User"
-
-// AllowAll is the default Authorizer, for a server listening on loopback:
-// everyone may do everything, and says who they are in UserHeader.
-func AllowAll(r *http.Request, _ auth.Permission) (string, error) {
-	if u := r.Header.Get(UserHeader); u != "" {
-		return u, nil
-	}
-	return "api", nil
-}
 
 // Option configures a Server.
 type Option func(*Server)
@@ -204,9 +185,9 @@ func (s *Server) wrap(perm auth.Permission, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := fmt.Sprintf("%s-%d", s.idPrefix, s.idNext.Add(1))
 		w.Header().Set("X-Request-Id", id)
-		who, err := s.authorize(r, perm)
+		p, err := s.authorize(r, perm)
 		if err == nil {
-			r = r.WithContext(withCaller(r.Context(), who))
+			r = r.WithContext(auth.NewContext(r.Context(), p))
 			err = h(w, r)
 		}
 		if err == nil {
@@ -215,6 +196,9 @@ func (s *Server) wrap(perm auth.Permission, h handlerFunc) http.Handler {
 		var te *talon.Error
 		if errors.As(err, &te) {
 			if status := statusOf(te.Code); status != http.StatusInternalServerError {
+				if status == http.StatusUnauthorized {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="talon"`)
+				}
 				writeError(w, status, te.Code, te.Message)
 				return
 			}
