@@ -468,6 +468,9 @@ func (e *Engine) spec(r talon.Run, j *schedule.Job) (executor.Spec, error) {
 	if e.cfg.URL != "" {
 		env = append(env, "TALON_URL="+e.cfg.URL)
 	}
+	if e.cfg.CAFile != "" {
+		env = append(env, "TALON_CA="+e.cfg.CAFile)
+	}
 	if per, err := parseKey(r.Period, j); err == nil && !per.Start.IsZero() {
 		env = append(env, "TALON_PERIOD_START="+per.Start.Format(time.RFC3339), "TALON_PERIOD_END="+per.End.Format(time.RFC3339))
 	}
