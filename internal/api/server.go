@@ -102,8 +102,29 @@ const Prefix = "/api/v1/"
 
 func (s *Server) routes() {
 	for _, rt := range s.routeTable() {
+		if rt.perm == "" {
+			// A route without a row in the permission table would be
+			// decided by no one: refuse to start (a bug in the table).
+			panic("api: route " + rt.pattern + " names no permission")
+		}
 		s.mux.Handle(rt.pattern, s.wrap(rt.perm, rt.handler))
 	}
+}
+
+// RouteInfo is a route and the permission it needs.
+type RouteInfo struct {
+	Pattern string
+	Perm    auth.Permission
+}
+
+// RouteInfos lists every route with the permission it needs, for tests
+// and documentation that must cover every route.
+func (s *Server) RouteInfos() []RouteInfo {
+	var out []RouteInfo
+	for _, rt := range s.routeTable() {
+		out = append(out, RouteInfo{Pattern: rt.pattern, Perm: rt.perm})
+	}
+	return out
 }
 
 // Routes lists the patterns of every route ("GET /api/v1/jobs", …).
