@@ -148,13 +148,16 @@ func cmdWaitLog(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// client is an API client of the script's $TALON_URL.
+// client is an API client of the script's $TALON_URL, with the token of
+// $TALON_TOKEN.
 func client(ts *testscript.TestScript) *api.Client {
 	u := ts.Getenv("TALON_URL")
 	if u == "" {
 		ts.Fatalf("no $TALON_URL: run waitserving first")
 	}
-	return api.NewClient(u, &http.Client{Timeout: 2 * time.Second})
+	c := api.NewClient(u, &http.Client{Timeout: 2 * time.Second})
+	c.Token = ts.Getenv("TALON_TOKEN")
+	return c
 }
 
 // findRun resolves a run selector: a run id, or a job name meaning that
@@ -275,7 +278,7 @@ func cmdWithin(ts *testscript.TestScript, neg bool, args []string) {
 
 // scriptEnvKeys are the variables `exits` passes from the script's
 // environment; testscript does not expose all of it.
-var scriptEnvKeys = []string{"PATH", "HOME", "TMPDIR", "WORK", "TZ", "USER", "TALON_URL", "TALON_TOKEN", "PG_URL"}
+var scriptEnvKeys = []string{"PATH", "HOME", "TMPDIR", "WORK", "TZ", "USER", "TALON_URL", "TALON_TOKEN", "TALON_TOKEN_FILE", "TALON_CA", "PG_URL"}
 
 // cmdExits is `exits CODE PROG [ARGS...]`: it runs PROG like exec does
 // and fails unless it exits with CODE; its output becomes stdout and
