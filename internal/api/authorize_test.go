@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -33,6 +34,27 @@ func TestEveryRouteHasAPermission(t *testing.T) {
 	for _, ri := range infos {
 		if !slices.Contains(knownPerms, ri.Perm) {
 			t.Errorf("%s needs %q, which is not in the permission table", ri.Pattern, ri.Perm)
+		}
+	}
+}
+
+// TestOpenAPINamesEachPermission: openapi.json says which permission
+// each operation needs, as the route table does.
+func TestOpenAPINamesEachPermission(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Perm auth.Permission `json:"x-talon-permission"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(tb.do(t, "GET", "/api/v1/openapi.json", "").Body.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, ri := range tb.server.RouteInfos() {
+		method, path, _ := strings.Cut(ri.Pattern, " ")
+		if got := doc.Paths[strings.TrimPrefix(path, "/api/v1")][strings.ToLower(method)].Perm; got != ri.Perm {
+			t.Errorf("openapi.json: %s needs %q, the route table says %q", ri.Pattern, got, ri.Perm)
 		}
 	}
 }
