@@ -3,6 +3,7 @@ module github.com/talonhq/talon
 go 1.26.8
 
 require (
+	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/jackc/puddle/v2 v2.2.3
 	github.com/robfig/cron/v3 v3.0.1

@@ -15,6 +15,7 @@ import (
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/tlscert"
 )
 
 // Client speaks the API of a Talon server. Its methods mirror Backend's,
@@ -289,9 +290,21 @@ func (c *Client) send(ctx context.Context, user, method, path string, q url.Valu
 	return resp, nil
 }
 
+// UntrustedPrefix starts the message of a server whose TLS certificate
+// the client could not verify: the fix is a CA to trust, not a server to
+// start.
+const UntrustedPrefix = "cannot verify the TLS certificate of talon at"
+
 // unreachable describes a transport failure in the words a user needs:
 // which address, and the cause without Go's "dial tcp" wrapping.
 func (c *Client) unreachable(err error) error {
+	if tlscert.IsVerifyError(err) {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return &talon.Error{Code: talon.EUNAVAILABLE, Message: fmt.Sprintf("%s %s: %v", UntrustedPrefix, c.base, err)}
+	}
 	cause := err.Error()
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):

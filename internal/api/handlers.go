@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -22,18 +21,6 @@ const (
 	DefaultLimit = 100
 	MaxLimit     = 1000
 )
-
-type callerKey struct{}
-
-func withCaller(ctx context.Context, who string) context.Context {
-	return context.WithValue(ctx, callerKey{}, who)
-}
-
-// Caller returns who the Authorizer said is making the request.
-func Caller(ctx context.Context) string {
-	who, _ := ctx.Value(callerKey{}).(string)
-	return who
-}
 
 // PeriodInfo is one (period, job) of GET /api/v1/periods: its run counts
 // by state and its latest run.
@@ -64,6 +51,12 @@ type Health struct {
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 	if err := s.backend.Health(r.Context()); err != nil {
+		var te *talon.Error
+		if _, known := PrincipalOf(r.Context()); !known && errors.As(err, &te) && te.Code == talon.EUNAVAILABLE {
+			// Healthz is public: a caller without a token learns that
+			// the server is not well, not where its database is.
+			return talon.Errorf(talon.EUNAVAILABLE, "unavailable (send a token to learn why)")
+		}
 		return err
 	}
 	writeJSON(w, http.StatusOK, Health{Status: "ok"})

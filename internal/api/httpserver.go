@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/tls"
 	"net"
 	"net/http"
 	"sync"
@@ -86,6 +87,13 @@ func (s *HTTPServer) Limits() HTTPLimits { return s.limits }
 // Shutdown or Close; it returns http.ErrServerClosed then.
 func (s *HTTPServer) Serve(ln net.Listener) error {
 	return s.Server.Serve(limitListener(ln, s.limits.MaxConns))
+}
+
+// ServeTLS is Serve over TLS with cfg (its GetCertificate serves the
+// certificate, so a reloaded one takes effect on the next handshake).
+func (s *HTTPServer) ServeTLS(ln net.Listener, cfg *tls.Config) error {
+	s.Server.TLSConfig = cfg
+	return s.Server.ServeTLS(limitListener(ln, s.limits.MaxConns), "", "")
 }
 
 // Close closes the listener and every connection at once, and ends the

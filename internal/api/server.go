@@ -20,9 +20,9 @@ import (
 	"github.com/talonhq/talon/internal/auth"
 )
 
-// Error codes the HTTP layer adds to talon's. Unauthorized and forbidden
-// are reserved for the authentication middleware, which the default
-// Authorizer never needs; method_not_allowed answers a known path asked
+// Error codes the HTTP layer adds to talon's. Unauthorized (no token, or
+// one not accepted) and forbidden (a role that may not use the route)
+// come from the Authorizer; method_not_allowed answers a known path asked
 // with a method it does not take (its Allow header lists those it does);
 // request_timeout answers a request whose body did not arrive within the
 // server's ReadTimeout.
@@ -32,25 +32,6 @@ const (
 	EMETHODNOTALLOWED = "method_not_allowed"
 	EREQUESTTIMEOUT   = "request_timeout"
 )
-
-// Authorizer decides whether a request may use a route that needs perm
-// (auth.Permission, from the route table). It returns who the caller is
-// (recorded as the "by" of a cancel or retry), or an error: a
-// *talon.Error with code unauthorized or forbidden becomes 401 or 403.
-type Authorizer func(r *http.Request, perm auth.Permission) (who string, err error)
-
-// UserHeader carries the caller's name when there is no authentication:
-// the CLI sends the local user's name so a cancel says who did it.
-const UserHeader = "X-Talon-User"
-
-// AllowAll is the default Authorizer, for a server listening on loopback:
-// everyone may do everything, and says who they are in UserHeader.
-func AllowAll(r *http.Request, _ auth.Permission) (string, error) {
-	if u := r.Header.Get(UserHeader); u != "" {
-		return u, nil
-	}
-	return "api", nil
-}
 
 // Option configures a Server.
 type Option func(*Server)
@@ -121,8 +102,29 @@ const Prefix = "/api/v1/"
 
 func (s *Server) routes() {
 	for _, rt := range s.routeTable() {
+		if rt.perm == "" {
+			// A route without a row in the permission table would be
+			// decided by no one: refuse to start (a bug in the table).
+			panic("api: route " + rt.pattern + " names no permission")
+		}
 		s.mux.Handle(rt.pattern, s.wrap(rt.perm, rt.handler))
 	}
+}
+
+// RouteInfo is a route and the permission it needs.
+type RouteInfo struct {
+	Pattern string
+	Perm    auth.Permission
+}
+
+// RouteInfos lists every route with the permission it needs, for tests
+// and documentation that must cover every route.
+func (s *Server) RouteInfos() []RouteInfo {
+	var out []RouteInfo
+	for _, rt := range s.routeTable() {
+		out = append(out, RouteInfo{Pattern: rt.pattern, Perm: rt.perm})
+	}
+	return out
 }
 
 // Routes lists the patterns of every route ("GET /api/v1/jobs", …).
@@ -205,9 +207,9 @@ func (s *Server) wrap(perm auth.Permission, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := fmt.Sprintf("%s-%d", s.idPrefix, s.idNext.Add(1))
 		w.Header().Set("X-Request-Id", id)
-		who, err := s.authorize(r, perm)
+		p, err := s.authorize(r, perm)
 		if err == nil {
-			r = r.WithContext(withCaller(r.Context(), who))
+			r = r.WithContext(auth.NewContext(r.Context(), p))
 			err = h(w, r)
 		}
 		if err == nil {
@@ -216,6 +218,9 @@ func (s *Server) wrap(perm auth.Permission, h handlerFunc) http.Handler {
 		var te *talon.Error
 		if errors.As(err, &te) {
 			if status := statusOf(te.Code); status != http.StatusInternalServerError {
+				if status == http.StatusUnauthorized {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="talon"`)
+				}
 				writeError(w, status, te.Code, te.Message)
 				return
 			}

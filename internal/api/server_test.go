@@ -293,17 +293,17 @@ func TestServerAuthorizerSeam(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	seen := map[string]auth.Permission{}
-	tb := setup(t, api.WithAuthorizer(func(r *http.Request, a auth.Permission) (string, error) {
+	tb := setup(t, api.WithAuthorizer(func(r *http.Request, a auth.Permission) (auth.Principal, error) {
 		mu.Lock()
 		seen[r.Method+" "+r.URL.Path] = a
 		mu.Unlock()
 		if a == auth.PermAdmin {
-			return "", &talon.Error{Code: api.EFORBIDDEN, Message: "reload needs the admin role"}
+			return auth.Principal{}, &talon.Error{Code: api.EFORBIDDEN, Message: "reload needs the admin role"}
 		}
 		if r.Header.Get("Authorization") == "" && a != auth.PermPublic {
-			return "", &talon.Error{Code: api.EUNAUTHORIZED, Message: "no token"}
+			return auth.Principal{}, &talon.Error{Code: api.EUNAUTHORIZED, Message: "no token"}
 		}
-		return "ops", nil
+		return auth.Principal{Name: "ops", Role: auth.RoleOperator}, nil
 	}))
 	if rec := tb.do(t, "POST", "/api/v1/reload", ""); rec.Code != 403 {
 		t.Errorf("reload: %d, want 403", rec.Code)

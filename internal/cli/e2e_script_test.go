@@ -16,9 +16,17 @@ package cli
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -36,6 +44,7 @@ import (
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/tlscert"
 )
 
 // pollEvery is how often the e2e waits look again.
@@ -101,7 +110,7 @@ func cmdWaitServing(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Setenv("URL", u)
 	ts.Setenv("TALON_URL", u)
-	if err := waitReady(u, max(timeout-time.Since(start), time.Second)); err != nil {
+	if err := waitReady(u, ts.Getenv("TALON_CA"), max(timeout-time.Since(start), time.Second)); err != nil {
 		ts.Fatalf("%v%s", err, serverOutput(file))
 	}
 	ts.Logf("server at %s", u)
@@ -148,13 +157,82 @@ func cmdWaitLog(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// client is an API client of the script's $TALON_URL.
+// client is an API client of the script's $TALON_URL, with the token of
+// $TALON_TOKEN.
 func client(ts *testscript.TestScript) *api.Client {
 	u := ts.Getenv("TALON_URL")
 	if u == "" {
 		ts.Fatalf("no $TALON_URL: run waitserving first")
 	}
-	return api.NewClient(u, &http.Client{Timeout: 2 * time.Second})
+	hc, err := httpClient(ts.Getenv("TALON_CA"), 2*time.Second)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	c := api.NewClient(u, hc)
+	c.Token = ts.Getenv("TALON_TOKEN")
+	return c
+}
+
+// httpClient is an HTTP client with a timeout that trusts caFile ("":
+// the system's roots only).
+func httpClient(caFile string, timeout time.Duration) (*http.Client, error) {
+	cfg, err := tlscert.ClientConfig(caFile)
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg
+	return &http.Client{Timeout: timeout, Transport: tr}, nil
+}
+
+// cmdGenCert is `gencert`: it writes a CA (ca.pem) and a server
+// certificate for 127.0.0.1 it signed (server.pem, server-key.pem) into
+// the script's directory, for scripts that serve over TLS.
+func cmdGenCert(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: gencert")
+	}
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			ts.Fatalf("gencert: %v", err)
+		}
+		return k
+	}
+	caKey, srvKey := newKey(), newKey()
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "talon test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		ts.Fatalf("gencert: %v", err)
+	}
+	ca, _ = x509.ParseCertificate(caDER)
+	srv := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "talon"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srv, ca, &srvKey.PublicKey, caKey)
+	if err != nil {
+		ts.Fatalf("gencert: %v", err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(srvKey)
+	if err != nil {
+		ts.Fatalf("gencert: %v", err)
+	}
+	for name, b := range map[string]*pem.Block{
+		"ca.pem":         {Type: "CERTIFICATE", Bytes: caDER},
+		"server.pem":     {Type: "CERTIFICATE", Bytes: srvDER},
+		"server-key.pem": {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(ts.MkAbs(name), pem.EncodeToMemory(b), 0o600); err != nil {
+			ts.Fatalf("gencert: %v", err)
+		}
+	}
 }
 
 // findRun resolves a run selector: a run id, or a job name meaning that
@@ -275,7 +353,7 @@ func cmdWithin(ts *testscript.TestScript, neg bool, args []string) {
 
 // scriptEnvKeys are the variables `exits` passes from the script's
 // environment; testscript does not expose all of it.
-var scriptEnvKeys = []string{"PATH", "HOME", "TMPDIR", "WORK", "TZ", "USER", "TALON_URL", "TALON_TOKEN", "PG_URL"}
+var scriptEnvKeys = []string{"PATH", "HOME", "TMPDIR", "WORK", "TZ", "USER", "TALON_URL", "TALON_TOKEN", "TALON_TOKEN_FILE", "TALON_CA", "PG_URL"}
 
 // cmdExits is `exits CODE PROG [ARGS...]`: it runs PROG like exec does
 // and fails unless it exits with CODE; its output becomes stdout and

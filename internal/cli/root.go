@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
+	"github.com/talonhq/talon/internal/tlscert"
 )
 
 // DefaultServer is where the CLI looks for a server when neither --server
@@ -40,6 +42,7 @@ type globals struct {
 
 	server string // --server
 	output string // -o: table or json
+	ca     string // --ca
 
 	// started is set once flags and arguments were accepted, so that an
 	// error before it is a usage error (exit 2).
@@ -88,17 +91,22 @@ Most verbs talk to a running server (talon serve); validate works offline.`,
 				return usagef("-o %q: want table or json", g.output)
 			}
 			// Offline verbs must work whatever TALON_URL holds.
-			if cmd.Name() != "validate" && cmd.Name() != "serve" && cmd.Name() != "calendar" {
+			offline := cmd.Name() == "validate" || cmd.Name() == "serve" || cmd.Name() == "calendar"
+			if !offline {
 				if err := checkServerURL(g.server); err != nil {
 					return err
 				}
 			}
 			g.started = true
+			if !offline {
+				return g.newClient()
+			}
 			return nil
 		},
 	}
 	root.PersistentFlags().StringVar(&g.server, "server", server, "URL of the talon server (env TALON_URL)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	root.PersistentFlags().StringVar(&g.ca, "ca", g.getenv("TALON_CA"), "CA certificate file (PEM) to verify an https server with, besides the system's (env TALON_CA)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{err: err, cmd: cmd}
 	})
@@ -124,14 +132,47 @@ Most verbs talk to a running server (talon serve); validate works offline.`,
 	return root
 }
 
-// api returns the client of the server named by --server.
+// api returns the client of the server named by --server, which
+// PersistentPreRunE made.
 func (g *globals) api() *api.Client {
 	if g.client == nil {
 		g.client = api.NewClient(g.server, nil)
 		g.client.User = g.getenv("USER")
-		g.client.Token = g.getenv("TALON_TOKEN")
 	}
 	return g.client
+}
+
+// newClient makes the client of the server named by --server: it trusts
+// the CA of --ca (TALON_CA) besides the system's, and sends the token of
+// TALON_TOKEN or, when that is unset, of the file TALON_TOKEN_FILE names.
+// TALON_TOKEN wins so that a run's own token (the engine sets
+// TALON_TOKEN) is used even where the server's environment, which runs
+// inherit, names a token file.
+func (g *globals) newClient() error {
+	hc := &http.Client{}
+	if g.ca != "" {
+		cfg, err := tlscert.ClientConfig(g.ca)
+		if err != nil {
+			return fmt.Errorf("--ca: %w", err)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = cfg
+		hc.Transport = tr
+	}
+	c := api.NewClient(g.server, hc)
+	c.User = g.getenv("USER")
+	c.Token = g.getenv("TALON_TOKEN")
+	if f := g.getenv("TALON_TOKEN_FILE"); c.Token == "" && f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("TALON_TOKEN_FILE: %w", err)
+		}
+		if c.Token = strings.TrimSpace(string(b)); c.Token == "" {
+			return fmt.Errorf("TALON_TOKEN_FILE %s is empty: want the token on its first line", f)
+		}
+	}
+	g.client = c
+	return nil
 }
 
 // checkServerURL catches an address that cannot be a Talon server before
@@ -211,6 +252,12 @@ func (g *globals) report(root *cobra.Command, args []string, err error) int {
 		err = errors.New("interrupted")
 	case errors.As(err, &te) && te.Code == talon.EUNAVAILABLE && strings.HasPrefix(te.Message, "cannot reach talon"):
 		hint = quickStartHint
+	case errors.As(err, &te) && te.Code == talon.EUNAVAILABLE && strings.HasPrefix(te.Message, api.UntrustedPrefix):
+		hint = fmt.Sprintf("talon --ca CA.pem %s   (or TALON_CA=CA.pem: the CA that signed the server's certificate)", strings.Join(args, " "))
+	case errors.As(err, &te) && te.Code == api.EUNAUTHORIZED:
+		hint = fmt.Sprintf("TALON_TOKEN_FILE=FILE talon %s   (or set TALON_TOKEN: a token the server knows)", strings.Join(args, " "))
+	case errors.As(err, &te) && te.Code == api.EFORBIDDEN:
+		hint = fmt.Sprintf("TALON_TOKEN_FILE=FILE talon %s   (a token whose role may do this; TALON_TOKEN works too)", strings.Join(args, " "))
 	}
 	fmt.Fprintf(g.stderr, "talon: %v\n", err)
 	if hint != "" {

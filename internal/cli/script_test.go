@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/signal"
@@ -105,6 +104,7 @@ func TestScript(t *testing.T) {
 			"within":      cmdWithin,
 			"exits":       cmdExits,
 			"signal":      cmdSignal,
+			"gencert":     cmdGenCert,
 		},
 	})
 }
@@ -126,15 +126,20 @@ func cmdWaitReady(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		timeout = d
 	}
-	if err := waitReady(args[0], timeout); err != nil {
+	if err := waitReady(args[0], ts.Getenv("TALON_CA"), timeout); err != nil {
 		ts.Fatalf("%v", err)
 	}
 }
 
-func waitReady(base string, timeout time.Duration) error {
+// waitReady polls base's health; caFile, when set, is a CA to trust.
+func waitReady(base, caFile string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	c := api.NewClient(base, &http.Client{Timeout: time.Second})
+	hc, err := httpClient(caFile, time.Second)
+	if err != nil {
+		return err
+	}
+	c := api.NewClient(base, hc)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {

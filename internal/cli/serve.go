@@ -8,18 +8,21 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/url"
+	neturl "net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/auth/runtoken"
+	"github.com/talonhq/talon/internal/auth"
 	"github.com/talonhq/talon/internal/config"
 	"github.com/talonhq/talon/internal/engine"
 	"github.com/talonhq/talon/internal/executor"
@@ -27,6 +30,7 @@ import (
 	"github.com/talonhq/talon/internal/executor/local"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/tlscert"
 
 	// The state stores register themselves by URL scheme.
 	_ "github.com/talonhq/talon/internal/store/postgres"
@@ -49,8 +53,13 @@ func newServeCmd(g *globals) *cobra.Command {
 
 The schedule is a YAML file or a directory of them; the state store is
 sqlite:PATH (the default, ./talon.db) or postgres://…. SIGHUP (or
-talon reload) re-reads the schedule; an invalid one keeps the old one
-running and the error says why.`,
+talon reload) re-reads the schedule, the token file and JWKS of auth:
+and the certificate of tls:; whatever is invalid keeps the old one in
+force and the error says why.
+
+Without auth: on a loopback address, anyone on this host may use the
+API (the log says "anonymous access: on"); with auth:, every request but
+healthz needs a token (see docs/api.md).`,
 		Args: argsWant(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.serve(cmd.Context(), o)
@@ -60,7 +69,7 @@ running and the error says why.`,
 	f.StringVar(&o.config, "config", "", "config file (talon.yaml); may hold the schedule too")
 	f.StringVar(&o.schedule, "schedule", "", "schedule file or directory")
 	f.StringVar(&o.state, "state", "", "state store: sqlite:PATH (default sqlite:talon.db) or postgres://…")
-	f.StringVar(&o.listen, "listen", "", "HTTP address, on a loopback host (default 127.0.0.1:7070)")
+	f.StringVar(&o.listen, "listen", "", "HTTP address (default 127.0.0.1:7070); one other hosts can reach needs tls: and auth: in the config, or insecure: true")
 	f.StringVar(&o.logs, "logs", "", "directory for run logs (default talon-logs)")
 	return cmd
 }
@@ -79,6 +88,9 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		if p, ok := strings.CutPrefix(cfg.State, "sqlite:"); ok && p != "" {
 			cfg.State = "sqlite:" + cfg.Resolve(p)
 		}
+		if t := cfg.TLS; t != nil {
+			t.Cert, t.Key, t.CA = cfg.Resolve(t.Cert), cfg.Resolve(t.Key), cfg.Resolve(t.CA)
+		}
 	}
 	if o.schedule != "" {
 		cfg.Schedule = o.schedule
@@ -87,7 +99,11 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		cfg.State = o.state
 	}
 	if o.listen != "" {
-		if msg, instead := config.CheckListen(o.listen); msg != "" {
+		if msg, _ := cfg.CheckListen(o.listen); msg != "" {
+			instead := config.DefaultListen
+			if _, port, err := net.SplitHostPort(o.listen); err == nil {
+				instead = net.JoinHostPort("127.0.0.1", port)
+			}
 			return withHint(fmt.Errorf("--listen: %s", msg), "talon serve --listen %s", instead)
 		}
 		cfg.Listen = o.listen
@@ -102,6 +118,19 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	if cfg.Schedule == "" {
 		return withHint(errors.New("no schedule: pass --schedule PATH or put jobs in the --config file"),
 			quickStartHint)
+	}
+
+	// Sources the config lists are built (their files read) before
+	// anything starts, so a bad token file is an error at once.
+	cfgSources, err := cfg.AuthSources()
+	if err != nil {
+		return g.printList(err, "server not started")
+	}
+	var cert *tlscert.Keypair
+	if cfg.TLS != nil {
+		if cert, err = tlscert.Open(cfg.TLS.Cert, cfg.TLS.Key); err != nil {
+			return withHint(fmt.Errorf("server not started: %w", err), "openssl x509 -in %s -noout -subject", cfg.TLS.Cert)
+		}
 	}
 
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -137,29 +166,46 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	if err != nil {
 		return withHint(fmt.Errorf("listen on %s: %w", cfg.Listen, err), "talon serve --listen 127.0.0.1:7071")
 	}
-	if a, ok := ln.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
-		// "localhost" that resolves to another address: the API has no
-		// TLS nor tokens, so it must not be reachable from other hosts.
+	bound, _ := ln.Addr().(*net.TCPAddr)
+	loopback := bound != nil && bound.IP.IsLoopback()
+	if !loopback && !cfg.Exposable() {
+		// "localhost" that resolves to another address: without TLS and
+		// an auth source the API must not be reachable from other hosts.
 		ln.Close()
-		return withHint(fmt.Errorf("listen on %s: bound %s, which is not a loopback address", cfg.Listen, ln.Addr()), "talon serve --listen 127.0.0.1:7070")
+		return withHint(fmt.Errorf("listen on %s: bound %s, which is not a loopback address, and the config has no tls: and auth: (nor insecure: true)", cfg.Listen, ln.Addr()), "talon serve --listen 127.0.0.1:7070")
 	}
-	baseURL := "http://" + ln.Addr().String()
-
+	baseURL := serverURL(cfg.Listen, bound, ln.Addr(), cert != nil)
 	if err := os.MkdirAll(cfg.Logs, 0o700); err != nil {
 		return fmt.Errorf("run log directory: %w", err)
 	}
 	logDir, _ := filepath.Abs(cfg.Logs)
 	e, err := engine.New(engine.Config{
 		Store: st, Schedule: sched, Load: load, Logger: logger, LogDir: logDir, URL: baseURL,
-		Executors: exs, Lease: cfg.Lease, RunToken: runTokens.Mint,
+		CAFile: runsCA(cfg, cert, baseURL, logger), Executors: exs, Lease: cfg.Lease, RunToken: runTokens.Mint,
 	})
 	if err != nil {
 		return err
 	}
 
-	srv := api.NewHTTPServer(api.NewServer(e, logger), api.HTTPLimits{})
+	// The engine's run-scoped tokens (TALON_TOKEN of each run) are asked
+	// before the config's sources, so a run's token is known whatever the
+	// config lists; a token of another form is not theirs and passes on.
+	chain := auth.NewChain(append([]auth.Source{runTokens}, cfgSources...)...)
+	// Anonymous callers may do everything only on a loopback address
+	// with no auth: configured — the API of a laptop or a single host.
+	anonymousOK := loopback && len(cfgSources) == 0
+	logAccess(logger, cfg, loopback, anonymousOK, cert != nil)
+
+	rl := &reloading{Backend: e, chain: chain, cert: cert, logger: logger}
+	srv := api.NewHTTPServer(api.NewServer(rl, logger, api.WithAuthorizer(api.BearerAuth(chain, anonymousOK, logger))), api.HTTPLimits{})
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if cert != nil {
+			err = srv.ServeTLS(ln, cert.ServerConfig())
+		} else {
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("http server", "err", err)
 		}
 	}()
@@ -173,7 +219,8 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				if summary, err := e.Reload(ctx); err != nil {
+				// Auth and TLS problems are logged as they are found.
+				if summary, _, err := rl.reloadAll(ctx); err != nil {
 					logger.Error("schedule reload refused", "err", err)
 				} else {
 					logger.Info(summary)
@@ -191,6 +238,113 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	defer cancel()
 	_ = srv.Shutdown(shut)
 	return err
+}
+
+// serverURL is the address runs and scripts reach the server at: the
+// bound address, with a loopback host when it is bound to every
+// interface (0.0.0.0, :: or none), which is no address to connect to:
+// 127.0.0.1, or ::1 when listen named an IPv6 host. (Go binds every
+// interface dual-stack, so 127.0.0.1 reaches [::]:PORT too.)
+func serverURL(listen string, bound *net.TCPAddr, addr net.Addr, tls bool) string {
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
+	if bound == nil {
+		return scheme + addr.String()
+	}
+	host := bound.IP
+	if host.IsUnspecified() {
+		host = net.IPv4(127, 0, 0, 1)
+		if h, _, err := net.SplitHostPort(listen); err == nil && strings.Contains(h, ":") {
+			host = net.IPv6loopback
+		}
+	}
+	return scheme + net.JoinHostPort(host.String(), strconv.Itoa(bound.Port))
+}
+
+// runsCA is the CA file runs get as TALON_CA, so that `talon progress`
+// in a job verifies the server: tls: ca: when set, else the certificate
+// itself when it is self-signed, else none (the system's roots). It
+// warns when the certificate does not name the host runs use.
+func runsCA(cfg *config.Config, cert *tlscert.Keypair, url string, logger *slog.Logger) string {
+	if cert == nil {
+		return ""
+	}
+	if u, err := neturl.Parse(url); err == nil {
+		if err := cert.Leaf().VerifyHostname(u.Hostname()); err != nil {
+			logger.Warn("tls: the certificate does not name the address runs are given (TALON_URL); talon in jobs will refuse it", "url", url, "err", err)
+		}
+	}
+	ca := cfg.TLS.CA
+	if ca == "" && cert.SelfSigned() {
+		ca = cert.CertFile()
+	}
+	if ca != "" {
+		if abs, err := filepath.Abs(ca); err == nil {
+			ca = abs
+		}
+	}
+	return ca
+}
+
+// logAccess says at start who may use the API: anonymous access on or
+// off, and loudly, at every start, when insecure: true exposes it.
+func logAccess(logger *slog.Logger, cfg *config.Config, loopback, anonymousOK, tls bool) {
+	var names []string
+	for _, a := range cfg.Auth {
+		names = append(names, a.Name)
+	}
+	if anonymousOK {
+		logger.Info("anonymous access: on (listening on loopback with no auth: configured): every local user may do everything, as admin")
+	} else {
+		logger.Info("anonymous access: off: requests need a token (healthz excepted)", "auth", strings.Join(names, ","))
+	}
+	if !loopback && (!tls || len(names) == 0) {
+		logger.Warn("insecure: true: serving to other hosts without TLS or without authentication", "listen", cfg.Listen, "tls", tls, "auth", strings.Join(names, ","))
+		if len(names) == 0 {
+			logger.Warn("insecure: true without an auth: source: every request but healthz is refused, since anonymous access is for loopback only")
+		}
+	}
+}
+
+// reloading is the engine with a Reload that also re-reads the auth
+// sources (a token file, a JWKS) and the TLS certificate, for SIGHUP and
+// POST /api/v1/reload alike. What fails to reload keeps what it had.
+type reloading struct {
+	api.Backend
+	chain  *auth.Chain
+	cert   *tlscert.Keypair
+	logger *slog.Logger
+}
+
+// Reload reloads all; the error says what failed.
+func (r *reloading) Reload(ctx context.Context) (string, error) {
+	summary, problems, err := r.reloadAll(ctx)
+	if len(problems) == 0 {
+		return summary, err
+	}
+	if err != nil {
+		return "", talon.Errorf(talon.EINVALID, "%v; %s", err, strings.Join(problems, "; "))
+	}
+	return "", talon.Errorf(talon.EINVALID, "schedule %s, but: %s", summary, strings.Join(problems, "; "))
+}
+
+// reloadAll reloads the auth sources and the certificate (logging and
+// returning their problems) and then the schedule.
+func (r *reloading) reloadAll(ctx context.Context) (summary string, problems []string, scheduleErr error) {
+	if err := r.chain.Reload(ctx); err != nil {
+		r.logger.Error("auth reload refused; each source keeps what it had", "err", err)
+		problems = append(problems, err.Error())
+	}
+	if r.cert != nil {
+		if err := r.cert.Reload(); err != nil {
+			r.logger.Error("tls reload refused; the old certificate keeps serving", "err", err)
+			problems = append(problems, err.Error()+" (the old certificate keeps serving)")
+		}
+	}
+	summary, scheduleErr = r.Backend.Reload(ctx)
+	return summary, problems, scheduleErr
 }
 
 // executors returns the registered executors (a program embedding Talon
@@ -253,7 +407,7 @@ func (g *globals) printList(err error, what string) error {
 
 // redact hides a password in a store URL, so it never reaches a log.
 func redact(s string) string {
-	u, err := url.Parse(s)
+	u, err := neturl.Parse(s)
 	if err != nil || u.User == nil {
 		return s
 	}

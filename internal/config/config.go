@@ -5,17 +5,22 @@
 // report every problem as file:line:col; WithDefaults fills the defaults
 // apart from Validate, so the CLI can apply flags in between.
 //
-// Keys Talon does not act on yet (tls, auth, executors, node) are refused
-// with a positioned error that says what to do instead, never accepted
-// and ignored: until the API has TLS and tokens, Talon listens on a
-// loopback address only.
+// tls: serves the API over HTTPS; auth: lists the sources that
+// authenticate API callers (tokens, token_file, jwt, or any source a
+// program embedding Talon registered with auth.Register), each decoded
+// strictly by its source. A listen address other hosts can reach needs
+// both, or an explicit insecure: true.
+//
+// Keys Talon does not act on yet (executors, node) are refused with a
+// positioned error that says what to do instead, never accepted and
+// ignored.
 //
 // A single file may hold both config and schedule (the quick start is one
 // file): Load skips the schedule's top-level keys (jobs, calendars,
 // resources) and keys starting with "x-", and internal/schedule skips this
 // package's keys in turn.
 //
-// Relative paths (schedule, logs, a sqlite state path) are kept as
+// Relative paths (schedule, logs, a sqlite state path, tls files) are kept as
 // written; Resolve joins them to the config file's directory, which is
 // what they are relative to.
 package config
@@ -59,10 +64,19 @@ type Config struct {
 	// Schedule is a schedule file or directory. Default: File itself
 	// when it holds jobs, else none (the CLI asks for one).
 	Schedule string
-	// Listen is the HTTP address, which must be on a loopback host
-	// (127.0.0.0/8, ::1, localhost): the API has neither TLS nor
-	// authentication yet. Default "127.0.0.1:7070".
+	// Listen is the HTTP address. Default "127.0.0.1:7070". An address
+	// other hosts can reach (anything but 127.0.0.0/8, ::1, localhost)
+	// needs TLS and an Auth source, or Insecure.
 	Listen string
+	// TLS, when set, serves the API over HTTPS.
+	TLS *TLS
+	// Auth are the sources that authenticate API callers, in the order
+	// written. None: anonymous callers may do everything, which serve
+	// allows only on a loopback address.
+	Auth []AuthSource
+	// Insecure allows a listen address other hosts can reach without TLS
+	// or without an auth source. serve logs a warning at every start.
+	Insecure bool
 	// Logs is the directory for run logs. Default "talon-logs".
 	Logs string
 	// Lease is how long a scheduler may go without a heartbeat before its
@@ -71,6 +85,25 @@ type Config struct {
 	Lease time.Duration
 
 	pos map[string]posValue
+}
+
+// TLS is the tls: mapping. Paths are as written; Resolve joins them to
+// the config file's directory.
+type TLS struct {
+	// Cert and Key are PEM files: the server's certificate (with its
+	// chain) and private key. Re-read on SIGHUP.
+	Cert, Key string
+	// CA is the PEM file of the CA that signed Cert, given to runs as
+	// TALON_CA so that `talon progress` in a job can verify the server.
+	// Optional: without it, runs get Cert itself when it is self-signed,
+	// else nothing (the system's roots verify it).
+	CA string
+}
+
+// Exposable reports whether the config allows a listen address other
+// hosts can reach: with TLS and an auth source, or with insecure: true.
+func (c *Config) Exposable() bool {
+	return (c.TLS != nil && len(c.Auth) > 0) || c.Insecure
 }
 
 // posValue is where a value was read and what it was, so Validate points
@@ -82,18 +115,13 @@ type posValue struct {
 }
 
 var (
-	topKeys = []string{"state", "schedule", "listen", "logs", "lease"}
+	topKeys = []string{"state", "schedule", "listen", "logs", "lease", "tls", "auth", "insecure"}
 	// scheduleKeys are internal/schedule's top-level keys.
 	scheduleKeys = []string{"jobs", "calendars", "resources"}
 	// notYet are keys of talon.yaml that Talon will read but does not
 	// act on yet, with why and what to do meanwhile. Accepting them
-	// silently would promise what Talon does not do: `tls:` with a
-	// public listen address served plain HTTP to the network.
+	// silently would promise what Talon does not do.
 	notYet = map[string][2]string{
-		"tls": {"tls is not supported yet: the API serves plain HTTP, on a loopback address only",
-			"remove tls: and listen on 127.0.0.1 (the default); to reach Talon from other hosts, put a TLS proxy with authentication in front of it"},
-		"auth": {"auth is not supported yet: the API has no tokens, so it listens on a loopback address only",
-			"remove auth:; anyone on this host can use the API"},
 		"executors": {"executors is not supported yet: the local and inprocess executors take no settings",
 			"remove executors:"},
 		"node": {"node is not supported yet: each scheduler names itself with a random instance id, logged at start",
@@ -182,12 +210,16 @@ func (c *Config) Validate() error {
 		v.state()
 	}
 	if c.Listen != "" {
-		if msg, instead := CheckListen(c.Listen); msg != "" {
-			hint := ""
-			if h, _, err := net.SplitHostPort(c.Listen); err == nil && !IsLoopback(h) {
-				hint = "listen on " + instead + "; to reach Talon from other hosts, put a TLS proxy with authentication in front of it"
-			}
+		if msg, hint := c.CheckListen(c.Listen); msg != "" {
 			v.hintf("listen", c.Listen, hint, "listen: %s", msg)
+		}
+	}
+	if c.TLS != nil {
+		if c.TLS.Cert == "" {
+			v.hintf("tls", "", "tls: {cert: server.pem, key: server-key.pem}", "tls: cert: required (the server's certificate, PEM)")
+		}
+		if c.TLS.Key == "" {
+			v.hintf("tls", "", "tls: {cert: server.pem, key: server-key.pem}", "tls: key: required (the certificate's private key, PEM)")
 		}
 	}
 	if len(v.errs) == 0 {
@@ -236,24 +268,33 @@ func (v *validator) state() {
 	}
 }
 
-// CheckListen says what is wrong with a listen address, or returns ""
-// when nothing is: it must be HOST:PORT with a loopback host. The API has
-// neither TLS nor authentication yet, so anything else would serve every
-// run's controls to the network in clear text. instead is the loopback
-// address to suggest for an address that is not one.
-func CheckListen(addr string) (problem, instead string) {
+// CheckListen says what is wrong with a listen address, with a hint, or
+// returns "" when nothing is. It must be HOST:PORT; a host other hosts
+// can reach needs TLS and an auth source, or Insecure (Exposable):
+// anything less would serve every run's controls to the network in
+// clear text, or to anyone.
+func (c *Config) CheckListen(addr string) (problem, hint string) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Sprintf("invalid address %s: want HOST:PORT like %s", suggest.Quote(addr), DefaultListen), DefaultListen
+		return fmt.Sprintf("invalid address %s: want HOST:PORT like %s", suggest.Quote(addr), DefaultListen), ""
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Sprintf("invalid port %s: want HOST:PORT like %s", suggest.Quote(port), DefaultListen), DefaultListen
+		return fmt.Sprintf("invalid port %s: want HOST:PORT like %s", suggest.Quote(port), DefaultListen), ""
 	}
-	if !IsLoopback(host) {
-		return fmt.Sprintf("%s is reachable from other hosts; Talon listens on a loopback address only until its API has TLS and authentication", suggest.Quote(addr)),
-			net.JoinHostPort("127.0.0.1", port)
+	if IsLoopback(host) || c.Exposable() {
+		return "", ""
 	}
-	return "", ""
+	var lacks, add []string
+	if c.TLS == nil {
+		lacks = append(lacks, "tls:")
+		add = append(add, "tls: {cert: FILE, key: FILE}")
+	}
+	if len(c.Auth) == 0 {
+		lacks = append(lacks, "auth:")
+		add = append(add, "an auth: source (tokens, token_file or jwt)")
+	}
+	return fmt.Sprintf("%s is reachable from other hosts, so it needs tls: and an auth: source (or insecure: true); this config lacks %s", suggest.Quote(addr), strings.Join(lacks, " and ")),
+		fmt.Sprintf("add %s; or insecure: true to serve it without, logged at every start; or listen on %s", strings.Join(add, " and "), net.JoinHostPort("127.0.0.1", port))
 }
 
 // IsLoopback reports whether host names this machine only: localhost or a

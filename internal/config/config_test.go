@@ -70,20 +70,14 @@ jobs:
 }
 
 // Keys Talon does not act on yet are refused where they are written,
-// saying what to do instead: with `tls:` and a public listen address
-// Talon used to serve plain HTTP to the network.
+// saying what to do instead.
 func TestKeysNotSupportedYet(t *testing.T) {
-	data := "listen: 0.0.0.0:7070\n" +
-		"tls: {cert: cert.pem, key: key.pem}\n" +
-		"auth:\n  tokens:\n    - {name: ops, role: operator, token_sha256: " + sha + "}\n" +
-		"executors: {ssh: {user: batch}}\n" +
+	data := "executors: {ssh: {user: batch}}\n" +
 		"node: sched-1\n"
 	_, err := LoadBytes("t.yaml", []byte(data))
 	want := []string{
-		`t.yaml:2:1: tls is not supported yet: the API serves plain HTTP, on a loopback address only (remove tls: and listen on 127.0.0.1 (the default); to reach Talon from other hosts, put a TLS proxy with authentication in front of it)`,
-		`t.yaml:3:1: auth is not supported yet: the API has no tokens, so it listens on a loopback address only (remove auth:; anyone on this host can use the API)`,
-		`t.yaml:6:1: executors is not supported yet: the local and inprocess executors take no settings (remove executors:)`,
-		`t.yaml:7:1: node is not supported yet: each scheduler names itself with a random instance id, logged at start (remove node:)`,
+		`t.yaml:1:1: executors is not supported yet: the local and inprocess executors take no settings (remove executors:)`,
+		`t.yaml:2:1: node is not supported yet: each scheduler names itself with a random instance id, logged at start (remove node:)`,
 	}
 	if got := errLines(t, err); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -174,6 +168,24 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`t.yaml:2:1: key "logs" repeated (first at line 1)`},
 		},
 		{
+			name: "unknown auth source",
+			yaml: "auth:\n  token: {}\n",
+			want: []string{`t.yaml:2:3: auth: unknown source "token" (did you mean "tokens"?)`},
+		},
+		{
+			name: "empty auth",
+			yaml: "auth: {}\n",
+			want: []string{`t.yaml:1:7: auth: no source (add tokens:, token_file: or jwt:, or remove auth:)`},
+		},
+		{
+			name: "tls keys",
+			yaml: "tls: {cert: c.pem, keys: k.pem}\ninsecure: maybe\n",
+			want: []string{
+				`t.yaml:1:20: tls: unknown key "keys" (did you mean "key"?)`,
+				`t.yaml:2:11: insecure: want true or false, not "maybe"`,
+			},
+		},
+		{
 			name: "top level not a mapping",
 			yaml: "- a\n",
 			want: []string{`t.yaml:1:1: want a mapping, not a list`},
@@ -215,12 +227,12 @@ func TestValidate(t *testing.T) {
 		{
 			name: "non-loopback listen",
 			yaml: "listen: 0.0.0.0:7070\n",
-			want: []string{`t.yaml:1:9: listen: "0.0.0.0:7070" is reachable from other hosts; Talon listens on a loopback address only until its API has TLS and authentication (listen on 127.0.0.1:7070; to reach Talon from other hosts, put a TLS proxy with authentication in front of it)`},
+			want: []string{`t.yaml:1:9: listen: "0.0.0.0:7070" is reachable from other hosts, so it needs tls: and an auth: source (or insecure: true); this config lacks tls: and auth: (add tls: {cert: FILE, key: FILE} and an auth: source (tokens, token_file or jwt); or insecure: true to serve it without, logged at every start; or listen on 127.0.0.1:7070)`},
 		},
 		{
 			name: "every interface",
 			yaml: "listen: \":7070\"\n",
-			want: []string{`t.yaml:1:9: listen: ":7070" is reachable from other hosts; Talon listens on a loopback address only until its API has TLS and authentication (listen on 127.0.0.1:7070; to reach Talon from other hosts, put a TLS proxy with authentication in front of it)`},
+			want: []string{`t.yaml:1:9: listen: ":7070" is reachable from other hosts, so it needs tls: and an auth: source (or insecure: true); this config lacks tls: and auth: (add tls: {cert: FILE, key: FILE} and an auth: source (tokens, token_file or jwt); or insecure: true to serve it without, logged at every start; or listen on 127.0.0.1:7070)`},
 		},
 		{
 			name: "loopback addresses",
@@ -230,7 +242,30 @@ func TestValidate(t *testing.T) {
 			name:   "value replaced by a flag loses its position",
 			yaml:   "listen: 127.0.0.1:1\n",
 			modify: func(c *Config) { c.Listen = "10.0.0.1:7070" },
-			want:   []string{`t.yaml: listen: "10.0.0.1:7070" is reachable from other hosts; Talon listens on a loopback address only until its API has TLS and authentication (listen on 127.0.0.1:7070; to reach Talon from other hosts, put a TLS proxy with authentication in front of it)`},
+			want:   []string{`t.yaml: listen: "10.0.0.1:7070" is reachable from other hosts, so it needs tls: and an auth: source (or insecure: true); this config lacks tls: and auth: (add tls: {cert: FILE, key: FILE} and an auth: source (tokens, token_file or jwt); or insecure: true to serve it without, logged at every start; or listen on 127.0.0.1:7070)`},
+		},
+		{
+			name: "non-loopback with tls but no auth",
+			yaml: "listen: 0.0.0.0:7070\ntls: {cert: c.pem, key: k.pem}\n",
+			want: []string{`t.yaml:1:9: listen: "0.0.0.0:7070" is reachable from other hosts, so it needs tls: and an auth: source (or insecure: true); this config lacks auth: (add an auth: source (tokens, token_file or jwt); or insecure: true to serve it without, logged at every start; or listen on 127.0.0.1:7070)`},
+		},
+		{
+			name: "non-loopback with auth but no tls",
+			yaml: "listen: 0.0.0.0:7070\nauth: {tokens: [{name: a, role: admin, token_sha256: " + sha + "}]}\n",
+			want: []string{`t.yaml:1:9: listen: "0.0.0.0:7070" is reachable from other hosts, so it needs tls: and an auth: source (or insecure: true); this config lacks tls: (add tls: {cert: FILE, key: FILE}; or insecure: true to serve it without, logged at every start; or listen on 127.0.0.1:7070)`},
+		},
+		{
+			name: "non-loopback with tls and auth",
+			yaml: "listen: 0.0.0.0:7070\ntls: {cert: c.pem, key: k.pem}\nauth: {tokens: [{name: a, role: admin, token_sha256: " + sha + "}]}\n",
+		},
+		{
+			name: "non-loopback, insecure",
+			yaml: "listen: 0.0.0.0:7070\ninsecure: true\n",
+		},
+		{
+			name: "tls without a key",
+			yaml: "tls: {cert: c.pem}\n",
+			want: []string{`t.yaml:1:6: tls: key: required (the certificate's private key, PEM) (tls: {cert: server.pem, key: server-key.pem})`},
 		},
 	}
 	for _, tt := range tests {

@@ -137,6 +137,33 @@ func (r *reader) top(n *yaml.Node) {
 	if kv, ok := fs["lease"]; ok {
 		r.lease(kv[1])
 	}
+	if kv, ok := fs["tls"]; ok {
+		r.tls(kv[1])
+	}
+	if kv, ok := fs["auth"]; ok {
+		r.auth(kv[1])
+	}
+	if kv, ok := fs["insecure"]; ok {
+		n := deref(kv[1])
+		var b bool
+		if n.Kind != yaml.ScalarNode || n.Decode(&b) != nil {
+			r.errf(kv[1], "", "insecure: want true or false, not %s", suggest.Quote(n.Value))
+		}
+		c.Insecure = b
+	}
+}
+
+func (r *reader) tls(n *yaml.Node) {
+	fs := r.fields("tls: ", n, []string{"cert", "key", "ca"}, nil)
+	if fs == nil {
+		return
+	}
+	t := &TLS{}
+	r.strField(fs, "tls: ", "cert", "tls.cert", &t.Cert)
+	r.strField(fs, "tls: ", "key", "tls.key", &t.Key)
+	r.strField(fs, "tls: ", "ca", "tls.ca", &t.CA)
+	r.record("tls", n, "")
+	r.c.TLS = t
 }
 
 // Bounds of lease: shorter leases turn a slow database into lost runs;

@@ -474,6 +474,9 @@ func (e *Engine) spec(r talon.Run, j *schedule.Job) (executor.Spec, error) {
 	if e.cfg.URL != "" {
 		env = append(env, "TALON_URL="+e.cfg.URL)
 	}
+	if e.cfg.CAFile != "" {
+		env = append(env, "TALON_CA="+e.cfg.CAFile)
+	}
 	// Always set, empty when no token is minted: a token in the
 	// scheduler's own environment (an operator's) must not reach jobs.
 	token := ""

@@ -51,6 +51,9 @@ type Config struct {
 	LogDir string
 	// URL is the API address runs see as TALON_URL.
 	URL string
+	// CAFile, when set, is the CA certificate file runs see as TALON_CA,
+	// so their talon verifies an https URL signed by a private CA.
+	CAFile string
 	// Lease is how long a scheduler instance may miss heartbeats before
 	// its ready and running runs are declared lost (default 30s).
 	Lease time.Duration
