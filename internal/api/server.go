@@ -146,13 +146,19 @@ func (s *Server) routeTable() []route {
 		{"GET /api/v1/runs/{id}/logs", auth.PermRead, s.logs},
 		{"GET /api/v1/periods", auth.PermRead, s.periods},
 		{"GET /api/v1/resources", auth.PermRead, s.resources},
-		{"POST /api/v1/jobs/{name}/trigger", auth.PermOperate, s.trigger},
+		{"POST /api/v1/jobs/{name}/trigger", auth.PermOperate, s.audited("trigger", s.trigger)},
+		{"POST /api/v1/jobs/{name}/pause", auth.PermOperate, s.audited("pause", s.pause)},
+		{"POST /api/v1/jobs/{name}/resume", auth.PermOperate, s.audited("resume", s.resume)},
 		{"GET /api/v1/jobs/{name}/periods", auth.PermRead, s.jobPeriods},
-		{"POST /api/v1/runs/{id}/cancel", auth.PermOperate, s.cancel},
-		{"POST /api/v1/runs/{id}/retry", auth.PermOperate, s.retry},
+		{"POST /api/v1/runs/{id}/cancel", auth.PermOperate, s.audited("cancel", s.cancel)},
+		{"POST /api/v1/runs/{id}/retry", auth.PermOperate, s.audited("retry", s.retry)},
+		{"POST /api/v1/runs/{id}/mark", auth.PermOperate, s.audited("mark", s.mark)},
+		{"POST /api/v1/runs/cancel", auth.PermOperate, s.audited("cancel-runs", s.bulkCancel)},
+		{"POST /api/v1/runs/retry", auth.PermOperate, s.audited("retry-runs", s.bulkRetry)},
 		{"POST /api/v1/runs/{id}/progress", auth.PermReport, s.progress},
 		{"POST /api/v1/runs/{id}/artifacts", auth.PermReport, s.artifact},
-		{"POST /api/v1/reload", auth.PermAdmin, s.reload},
+		{"POST /api/v1/reload", auth.PermAdmin, s.audited("reload", s.reload)},
+		{"GET /api/v1/audit", auth.PermAdmin, s.audit},
 	}
 }
 

@@ -39,6 +39,10 @@ func userErr(err error, what string) error {
 // Jobs lists the jobs of the schedule in force.
 func (e *Engine) Jobs(ctx context.Context) ([]api.JobInfo, error) {
 	p := e.sched.Load()
+	paused, err := e.pauses(ctx)
+	if err != nil {
+		return nil, userErr(err, "paused jobs")
+	}
 	out := make([]api.JobInfo, 0, len(p.s.Jobs))
 	for _, j := range p.s.Jobs {
 		ji := api.JobInfo{
@@ -65,6 +69,9 @@ func (e *Engine) Jobs(ctx context.Context) ([]api.JobInfo, error) {
 			ji.Constraints = append(ji.Constraints, c.Kind)
 		}
 		ji.Errors = e.triggerErrors(j.Name)
+		if pause, ok := paused[j.Name]; ok {
+			ji.Paused = &pause
+		}
 		out = append(out, ji)
 	}
 	return out, nil
@@ -125,6 +132,15 @@ func (e *Engine) Trigger(ctx context.Context, job string, req api.TriggerRequest
 	j := p.jobs[job]
 	if j == nil {
 		return talon.Run{}, false, talon.Errorf(talon.ENOTFOUND, "job %q not found%s", job, jobHint(job, p))
+	}
+	// A paused job takes no new runs: refused loudly, rather than created
+	// to wait unseen for the resume.
+	paused, err := e.pauses(ctx)
+	if err != nil {
+		return talon.Run{}, false, userErr(err, "job "+job)
+	}
+	if pause, ok := paused[job]; ok {
+		return talon.Run{}, false, talon.Errorf(talon.ECONFLICT, "job %s is %s; resume it first (talon resume %s)", job, pause.Describe(), job)
 	}
 	now := e.now()
 	var key string

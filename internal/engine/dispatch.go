@@ -283,7 +283,7 @@ func (e *Engine) apply(ctx context.Context, p *plan, now time.Time, ts []store.T
 			delete(e.noRetry, t.RunID)
 		}
 	}()
-	var creates []store.CreateRun
+	var creates, fired []store.CreateRun
 	for i, rs := range res {
 		if rs.Err != nil {
 			if ts[i].To == talon.StateRunning {
@@ -312,7 +312,7 @@ func (e *Engine) apply(ctx context.Context, p *plan, now time.Time, ts []store.T
 		}
 		switch r.State {
 		case talon.StateSucceeded:
-			creates = append(creates, e.completionRuns(p, r, now)...)
+			fired = append(fired, e.completionRuns(p, r, now)...)
 		case talon.StateFailed:
 			if e.noRetry[r.ID] {
 				break
@@ -322,6 +322,7 @@ func (e *Engine) apply(ctx context.Context, p *plan, now time.Time, ts []store.T
 			}
 		}
 	}
+	creates = append(creates, e.skipPaused(ctx, fired)...)
 	if err := e.create(ctx, creates); err != nil {
 		// The transitions are recorded; the runs that follow from them
 		// (retries, completion triggers) are created at the next step.
