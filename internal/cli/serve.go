@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/config"
 	"github.com/talonhq/talon/internal/engine"
@@ -165,10 +166,17 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				if summary, err := e.Reload(ctx); err != nil {
+				summary, err := e.Reload(ctx)
+				a := talon.AuditEntry{Actor: "SIGHUP", Action: "reload", Object: "schedule", Outcome: "ok", Detail: summary}
+				if err != nil {
 					logger.Error("schedule reload refused", "err", err)
+					a.Outcome = "refused: " + err.Error()
 				} else {
 					logger.Info(summary)
+				}
+				// A reload by signal is audited like one through the API.
+				if err := e.RecordAudit(ctx, a); err != nil {
+					logger.Error("audit not recorded", "action", "reload", "err", err)
 				}
 			}
 		}

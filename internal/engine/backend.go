@@ -14,6 +14,7 @@ import (
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/calendar"
+	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
 )
@@ -395,6 +396,13 @@ func (e *Engine) SetProgress(ctx context.Context, id int64, p talon.Progress) er
 		return talon.Errorf(talon.EINVALID, "progress: percent must be between 0 and 100")
 	}
 	p.Updated = e.now()
+	if m := e.masker(id); m != nil {
+		// A job that reports its own secret must not publish it.
+		p.Message = m.Replace(p.Message)
+		for i := range p.Items {
+			p.Items[i].Name, p.Items[i].State = m.Replace(p.Items[i].Name), m.Replace(p.Items[i].State)
+		}
+	}
 	return e.reportErr(ctx, e.st.SetProgress(ctx, id, p), id, "progress")
 }
 
@@ -413,6 +421,9 @@ func (e *Engine) reportErr(ctx context.Context, err error, id int64, what string
 func (e *Engine) AddArtifact(ctx context.Context, id int64, url string) (talon.Artifact, error) {
 	if strings.TrimSpace(url) == "" {
 		return talon.Artifact{}, talon.Errorf(talon.EINVALID, "artifact: want a URL")
+	}
+	if m := e.masker(id); m != nil {
+		url = m.Replace(url)
 	}
 	a, err := e.st.AddArtifact(ctx, id, url, e.now())
 	return a, e.reportErr(ctx, err, id, "artifacts")
@@ -525,4 +536,23 @@ func (e *Engine) PeriodRange(ctx context.Context, job, from, to string) ([]strin
 		per = next
 	}
 	return keys, nil
+}
+
+// masker replaces the secret values of a run this scheduler started with
+// executor.Mask; nil when it has none (or another scheduler runs it:
+// whatever the job reports through another scheduler is not masked).
+func (e *Engine) masker(id int64) *strings.Replacer {
+	e.procsMu.Lock()
+	pc := e.procs[id]
+	e.procsMu.Unlock()
+	if pc == nil || len(pc.secrets) == 0 {
+		return nil
+	}
+	var pairs []string
+	for _, s := range pc.secrets {
+		if s != "" {
+			pairs = append(pairs, s, executor.Mask)
+		}
+	}
+	return strings.NewReplacer(pairs...)
 }

@@ -581,7 +581,7 @@ func TestLoadFullExample(t *testing.T) {
 		},
 		Executor: "local",
 		Command:  []string{"/opt/bin/extract", "--out", "/data"},
-		Env:      map[string]string{"MODE": "full", "N": "1"},
+		Env:      map[string]talon.EnvValue{"MODE": {Value: "full"}, "N": {Value: "1"}},
 		Dir:      "/data",
 		Params: map[string]any{
 			"source": "lse", "when": "2026-01-02", "n": 3, "x": 1.5, "ok": true, "none": nil,

@@ -64,9 +64,9 @@ var _ api.Backend = (*Backend)(nil)
 // New returns a Backend serving the given jobs and no runs.
 func New(jobs ...api.JobInfo) *Backend {
 	return &Backend{
-		Now:  func() time.Time { return Fixed },
-		jobs: jobs,
-		runs: map[int64]*api.RunDetail{},
+		Now:    func() time.Time { return Fixed },
+		jobs:   jobs,
+		runs:   map[int64]*api.RunDetail{},
 		logs:   map[int64]string{},
 		paused: map[string]talon.Pause{},
 	}

@@ -172,4 +172,3 @@ func (db *DB) ListAudit(ctx context.Context, f store.AuditFilter) ([]talon.Audit
 	}
 	return out, nil
 }
-
