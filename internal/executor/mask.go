@@ -40,7 +40,24 @@ func (m *Masker) Write(p []byte) (int, error) {
 	if len(m.secrets) == 0 {
 		return m.w.Write(p)
 	}
-	buf := append(m.held, p...)
+	if err := m.mask(append(m.held, p...), false); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Flush masks and writes what was held back: the output ended, so what
+// may have become a longer secret is what it is.
+func (m *Masker) Flush() error {
+	if len(m.held) == 0 {
+		return nil
+	}
+	return m.mask(m.held, true)
+}
+
+// mask writes buf with its secrets masked; unless final, a tail that may
+// be the start of a secret is kept in m.held instead.
+func (m *Masker) mask(buf []byte, final bool) error {
 	m.held = nil
 	out := m.out[:0]
 	i := 0
@@ -56,8 +73,8 @@ scan:
 				i += len(s)
 				continue scan
 			}
-			if len(rest) < len(s) && bytes.HasPrefix(s, rest) {
-				// The rest may be a secret that the next write completes.
+			if !final && len(rest) < len(s) && bytes.HasPrefix(s, rest) {
+				// The next write may complete the secret.
 				m.held = append([]byte(nil), rest...)
 				break scan
 			}
@@ -66,22 +83,9 @@ scan:
 		i++
 	}
 	m.out = out
-	if len(out) > 0 {
-		if _, err := m.w.Write(out); err != nil {
-			return 0, err
-		}
-	}
-	return len(p), nil
-}
-
-// Flush writes what was held back as it is: the output ended before it
-// could become a secret.
-func (m *Masker) Flush() error {
-	if len(m.held) == 0 {
+	if len(out) == 0 {
 		return nil
 	}
-	held := m.held
-	m.held = nil
-	_, err := m.w.Write(held)
+	_, err := m.w.Write(out)
 	return err
 }

@@ -1298,8 +1298,8 @@ func envValue(s scope, n *yaml.Node) (talon.EnvValue, bool) {
 		return talon.EnvValue{Value: v}, ok
 	}
 	fs := s.fields(n, []string{"file", "env"}, "a secret's source (file or env)")
-	if fs == nil {
-		return talon.EnvValue{}, false
+	if len(fs) == 0 && len(deref(n).Content) > 0 {
+		return talon.EnvValue{}, false // its unknown keys are reported
 	}
 	var v talon.EnvValue
 	if f, ok := fs["file"]; ok {
