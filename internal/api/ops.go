@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/talonhq/talon"
@@ -234,33 +235,58 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, verb string, allow
 	if len(runs) > MaxBulk {
 		return talon.Errorf(talon.EINVALID, "more than %d runs match %s; at most %d are %s per request: narrow the filter (a period)", MaxBulk, req.describe(), MaxBulk, pastOf(verb))
 	}
-	out := BulkResult{DryRun: req.DryRun, Matched: len(runs), Results: make([]BulkItem, 0, len(runs))}
-	by := Caller(r.Context())
-	for _, run := range runs {
-		if req.DryRun {
-			out.Results = append(out.Results, BulkItem{ID: run.ID, State: run.State, Outcome: "would " + verb})
-			continue
+	out := BulkResult{DryRun: req.DryRun, Matched: len(runs), Results: make([]BulkItem, len(runs))}
+	if req.DryRun {
+		for i, run := range runs {
+			out.Results[i] = BulkItem{ID: run.ID, State: run.State, Outcome: "would " + verb}
 		}
-		item, err := do(r.Context(), run, by)
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	}
+	// A few at a time: cancelling a running run waits for its process to
+	// stop (up to the executor's grace), and those waits overlap.
+	by := Caller(r.Context())
+	errs := make([]error, len(runs))
+	sem := make(chan struct{}, bulkParallel)
+	var wg sync.WaitGroup
+	for i, run := range runs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out.Results[i], errs[i] = do(r.Context(), run, by)
+		}()
+	}
+	wg.Wait()
+	var failed error
+	for i, run := range runs {
 		var te *talon.Error
-		switch {
+		switch err := errs[i]; {
 		case err == nil:
 			out.Done++
 		case errors.As(err, &te) && te.Code != talon.EUNAVAILABLE && te.Code != talon.EINTERNAL:
 			// This run changed meanwhile, or cannot be; the others go on.
-			item = BulkItem{ID: run.ID, State: run.State, Outcome: "skipped", Reason: te.Message}
+			out.Results[i] = BulkItem{ID: run.ID, State: run.State, Outcome: "skipped", Reason: te.Message}
 			out.Skipped++
 		default:
-			// The store is away: stop, and say what was done so far.
-			note.detail = bulkDetail(out, verb)
-			return err
+			out.Results[i] = BulkItem{ID: run.ID, State: run.State, Outcome: "error"}
+			if failed == nil {
+				failed = err
+			}
 		}
-		out.Results = append(out.Results, item)
 	}
 	note.detail = bulkDetail(out, verb)
+	if failed != nil {
+		// The store went away midway: the caller learns that, and the
+		// audit what was done.
+		return failed
+	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
+
+// bulkParallel bounds the runs one bulk request acts on at once.
+const bulkParallel = 8
 
 // describe is the filter as the audit and errors show it.
 func (b BulkRequest) describe() string {
@@ -286,7 +312,7 @@ func bulkDetail(out BulkResult, verb string) string {
 	const maxNamed = 50
 	var done []string
 	for _, it := range out.Results {
-		if it.Outcome != "skipped" && len(done) < maxNamed {
+		if it.Outcome != "skipped" && it.Outcome != "error" && len(done) < maxNamed {
 			done = append(done, strconv.FormatInt(it.ID, 10))
 		}
 	}

@@ -30,8 +30,8 @@ With --job and/or --period instead of a RUN, cancel cancels every run the
 filter matches in the states --state names (default: blocked, ready and
 running), at most 1000 at once (a filter that matches more is refused:
 narrow it), and prints what came of each run and the count. Running runs
-are asked to stop and not waited for. --dry-run lists the runs and does
-nothing.`,
+are stopped as by talon cancel RUN, several at a time. --dry-run lists
+the runs and does nothing.`,
 		Example: `  talon cancel 42
   talon cancel --job load-sales --state blocked --dry-run
   talon cancel --job load-sales --state blocked --period daily/2026-11-26`,
