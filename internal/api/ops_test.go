@@ -305,7 +305,9 @@ func TestBulkCancelAndRetry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var eb struct{ Error struct{ Code, Message string } }
+		var eb struct {
+			Error struct{ Code, Message string }
+		}
 		json.NewDecoder(resp.Body).Decode(&eb)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(eb.Error.Message, tc.want) {
