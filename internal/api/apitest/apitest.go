@@ -175,7 +175,7 @@ func (b *Backend) Periods(ctx context.Context, f store.PeriodFilter) ([]store.Pe
 	rows := map[store.JobPeriod]*store.PeriodRow{}
 	for _, d := range b.runs {
 		r := d.Run
-		if f.Job != "" && r.Job != f.Job {
+		if f.Job != "" && r.Job != f.Job || f.Before != "" && r.Period >= f.Before {
 			continue
 		}
 		k := store.JobPeriod{Job: r.Job, Period: r.Period}
