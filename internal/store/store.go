@@ -79,8 +79,10 @@ type Store interface {
 	// Transition applies each transition in its own compare-and-set within
 	// one transaction, and returns one result per item: the updated run,
 	// or ErrNotFound, ErrConflict (the run was not in From) or a
-	// *FenceError. An error return means the whole batch was not applied
-	// (e.g. ErrUnavailable).
+	// *FenceError: a fenced limit, or, for any run entering ready, its
+	// job's pause (PausedFence, decided under the lock PauseJob takes). An
+	// error return means the whole batch was not applied (e.g.
+	// ErrUnavailable).
 	Transition(ctx context.Context, ts []Transition) ([]Result, error)
 
 	// Decisions returns the latest answer of every constraint for a run.
