@@ -82,7 +82,7 @@ type Job struct {
 	Resources   map[string]int
 	Executor    string
 	Command     []string
-	Env         map[string]string
+	Env         map[string]EnvValue
 	Dir         string
 	Params      map[string]any
 	Poll        time.Duration // default 1m
@@ -98,6 +98,19 @@ type Job struct {
 	// A run that succeeds without one of them says so in its reason.
 	Artifacts map[string]string
 }
+
+// EnvValue is the value of one variable of a job's env: a literal, or a
+// secret read each time a run starts — from a file (so a rotated secret
+// is picked up) or from the server's own environment. Secret values are
+// masked ("***") wherever Talon shows them, the run's log included.
+type EnvValue struct {
+	Value string // literal
+	File  string // secret: the content of this file (absolute path), without one trailing newline
+	Env   string // secret: the server's environment variable of this name
+}
+
+// Secret reports whether the value is read at run start and masked.
+func (v EnvValue) Secret() bool { return v.File != "" || v.Env != "" }
 
 // PeriodSpec says which periods a job is run for.
 type PeriodSpec struct {

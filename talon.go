@@ -49,7 +49,8 @@ func (s State) Valid() bool {
 
 // CanTransition reports whether a run may move from one state to another.
 // A blocked run may be re-decided (blocked → blocked) to record a new
-// decision; every other transition changes state.
+// decision; every other transition changes state. No transition leaves a
+// terminal state: only an operator's mark does (CanMark).
 func CanTransition(from, to State) bool {
 	switch from {
 	case StateBlocked:

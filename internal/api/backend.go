@@ -30,6 +30,21 @@ type Backend interface {
 	Cancel(ctx context.Context, id int64, by string) (talon.Run, error)
 	// Retry creates a new attempt of a finished run in the same period.
 	Retry(ctx context.Context, id int64, by string) (talon.Run, error)
+	// Mark sets a run's outcome by hand (succeeded or failed) with a
+	// reason: for when an operator fixed things outside Talon. A running
+	// run is refused (conflict): cancel it first.
+	Mark(ctx context.Context, id int64, state talon.State, reason, by string) (talon.Run, error)
+	// Pause pauses a job (see talon.Pause); created is false when it was
+	// already paused, and the answer is that pause as it was.
+	Pause(ctx context.Context, job, by, reason string) (pause talon.Pause, created bool, err error)
+	// Resume ends a job's pause and returns it; conflict when the job is
+	// not paused.
+	Resume(ctx context.Context, job, by string) (talon.Pause, error)
+	// Audit lists the audit, newest first.
+	Audit(ctx context.Context, f store.AuditFilter) ([]talon.AuditEntry, error)
+	// RecordAudit records one operation in the audit (the server does,
+	// for every operation it serves).
+	RecordAudit(ctx context.Context, a talon.AuditEntry) error
 	// Logs opens the run's log (stdout and stderr).
 	Logs(ctx context.Context, id int64) (io.ReadCloser, error)
 	// Reload re-reads the schedule; an invalid schedule keeps the old one
@@ -67,6 +82,9 @@ type JobInfo struct {
 	// Errors says why a trigger stopped firing (a business calendar that
 	// ends before its next fire), so operators see it.
 	Errors []string `json:"errors,omitempty"`
+	// Paused says who paused the job, when and why; absent when it is
+	// not paused.
+	Paused *talon.Pause `json:"paused,omitempty"`
 }
 
 // RunDetail is a run with why it is where it is.

@@ -96,6 +96,7 @@ func (c *Client) Run(ctx context.Context, id int64) (RunDetail, error) {
 func (c *Client) Periods(ctx context.Context, f store.PeriodFilter) ([]store.PeriodRow, error) {
 	q := url.Values{}
 	set(q, "job", f.Job)
+	set(q, "before", f.Before)
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}

@@ -128,12 +128,9 @@ func (s *Server) runs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	// A full page may have a next one: say where it starts, so clients
-	// page without knowing how ids are ordered.
+	// A full page may have a next one: say where it starts.
 	if len(runs) == limit && limit > 0 {
-		next := r.URL.Query()
-		next.Set("before", strconv.FormatInt(runs[len(runs)-1].ID, 10))
-		w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, r.URL.Path, next.Encode()))
+		setNext(w, r, strconv.FormatInt(runs[len(runs)-1].ID, 10))
 	}
 	writeJSON(w, http.StatusOK, nonNil(runs))
 	return nil
@@ -156,16 +153,21 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) periods(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	if err := onlyParams(q, "job", "limit"); err != nil {
+	if err := onlyParams(q, "job", "before", "limit"); err != nil {
 		return err
 	}
 	limit, err := limitParam(q)
 	if err != nil {
 		return err
 	}
-	rows, err := s.backend.Periods(r.Context(), store.PeriodFilter{Job: q.Get("job"), Limit: limit})
+	rows, err := s.backend.Periods(r.Context(), store.PeriodFilter{Job: q.Get("job"), Before: q.Get("before"), Limit: limit})
 	if err != nil {
 		return err
+	}
+	// The limit counts periods; a full page may have a next one, which
+	// starts before its last period.
+	if n := countPeriods(rows); n == limit && limit > 0 {
+		setNext(w, r, rows[len(rows)-1].Period)
 	}
 	out := make([]PeriodInfo, 0, len(rows))
 	for _, p := range rows {
@@ -177,6 +179,16 @@ func (s *Server) periods(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+func countPeriods(rows []store.PeriodRow) int {
+	n := 0
+	for i, p := range rows {
+		if i == 0 || p.Period != rows[i-1].Period {
+			n++
+		}
+	}
+	return n
 }
 
 // PeriodRange is the answer of GET /api/v1/jobs/{name}/periods.
@@ -216,9 +228,13 @@ func (s *Server) trigger(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	status := http.StatusOK
+	note := fmt.Sprintf("run %d for %s", run.ID, run.Period)
 	if created {
 		status = http.StatusCreated
+	} else {
+		note = fmt.Sprintf("existing run %d for %s (key %s)", run.ID, run.Period, run.Key)
 	}
+	noteOf(r.Context()).detail = note
 	w.Header().Set("Location", fmt.Sprintf("%sruns/%d", Prefix, run.ID))
 	writeJSON(w, status, run)
 	return nil
@@ -236,6 +252,7 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	noteOf(r.Context()).detail = fmt.Sprintf("%s: %s", run.State, run.Reason)
 	writeJSON(w, http.StatusOK, run)
 	return nil
 }
@@ -252,6 +269,7 @@ func (s *Server) retry(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	noteOf(r.Context()).detail = fmt.Sprintf("new run %d (attempt %d)", run.ID, run.Attempt)
 	w.Header().Set("Location", fmt.Sprintf("%sruns/%d", Prefix, run.ID))
 	writeJSON(w, http.StatusCreated, run)
 	return nil
@@ -522,6 +540,7 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	noteOf(r.Context()).detail = summary
 	writeJSON(w, http.StatusOK, ReloadResult{Summary: summary})
 	return nil
 }

@@ -16,16 +16,41 @@ import (
 const cancelWait = 30 * time.Second
 
 func newCancelCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "cancel RUN",
-		Short: "Cancel a run: a blocked or ready run is skipped, a running one is killed and failed",
+	var bf bulkFlags
+	cmd := &cobra.Command{
+		Use:   "cancel RUN | --job J [--period P] [--state S]",
+		Short: "Cancel a run, or the runs a filter matches: a blocked or ready run is skipped, a running one is killed and failed",
 		Long: `Cancel a run: a blocked or ready run is skipped, a running one is killed
 and failed with reason "cancelled by USER".
 
 For a running run, cancel waits (up to 30s) until the run has stopped and
-prints the state it ended in.`,
-		Args: argsWant(cobra.ExactArgs(1)),
+prints the state it ended in.
+
+With --job and/or --period instead of a RUN, cancel cancels every run the
+filter matches in the states --state names (default: blocked, ready and
+running), at most 1000 at once (a filter that matches more is refused:
+narrow it), and prints what came of each run and the count. Running runs
+are stopped as by talon cancel RUN, several at a time. --dry-run lists
+the runs and does nothing.`,
+		Example: `  talon cancel 42
+  talon cancel --job load-sales --state blocked --dry-run
+  talon cancel --job load-sales --state blocked --period daily/2026-11-26`,
+		Args: argsWant(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && bf.filtered(cmd) {
+				return usagef("cancel: give a RUN or a filter (--job, --period, --state), not both")
+			}
+			if len(args) == 0 {
+				req, err := bf.request("cancel")
+				if err != nil {
+					return err
+				}
+				res, err := g.api().BulkCancel(cmd.Context(), req)
+				if err != nil {
+					return err
+				}
+				return g.printBulk(res, "cancelled")
+			}
 			id, err := parseRunID(args[0])
 			if err != nil {
 				return err
@@ -55,6 +80,8 @@ prints the state it ended in.`,
 			return nil
 		},
 	}
+	bf.add(cmd, "blocked,ready,running")
+	return cmd
 }
 
 // waitFinished polls run until it reaches a terminal state or timeout

@@ -21,13 +21,20 @@ func newJobsCmd(g *globals) *cobra.Command {
 				return g.printJSON(jobs)
 			}
 			w := g.table()
-			row(w, "NAME", "PERIOD", "TIMEZONE", "EXECUTOR", "NEXT", "TRIGGERS")
+			row(w, "NAME", "PERIOD", "TIMEZONE", "EXECUTOR", "NEXT", "TRIGGERS", "PAUSED")
 			for _, j := range jobs {
 				period := j.Period
 				if j.Calendar != "" {
 					period += " (" + j.Calendar + ")"
 				}
-				row(w, j.Name, period, orDash(j.Timezone), orDash(j.Executor), g.fmtRFC3339(j.Next), orDash(strings.Join(j.Triggers, "; ")))
+				paused := "-"
+				if j.Paused != nil {
+					paused = "by " + j.Paused.By
+					if j.Paused.Reason != "" {
+						paused += ": " + oneLine(j.Paused.Reason)
+					}
+				}
+				row(w, j.Name, period, orDash(j.Timezone), orDash(j.Executor), g.fmtRFC3339(j.Next), orDash(strings.Join(j.Triggers, "; ")), paused)
 			}
 			if err := w.Flush(); err != nil {
 				return err

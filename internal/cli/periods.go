@@ -9,7 +9,10 @@ import (
 )
 
 func newPeriodsCmd(g *globals) *cobra.Command {
-	var f store.PeriodFilter
+	var (
+		f   store.PeriodFilter
+		all bool
+	)
 	cmd := &cobra.Command{
 		Use:   "periods",
 		Short: "List the periods that have runs, newest first, with run counts per job",
@@ -18,9 +21,18 @@ func newPeriodsCmd(g *globals) *cobra.Command {
 			if f.Limit < 1 || f.Limit > 1000 {
 				return usagef("--limit %d: want 1 to 1000", f.Limit)
 			}
-			rows, err := g.api().Periods(cmd.Context(), f)
-			if err != nil {
-				return err
+			var rows []store.PeriodRow
+			for {
+				page, err := g.api().Periods(cmd.Context(), f)
+				if err != nil {
+					return err
+				}
+				rows = append(rows, page...)
+				// The limit counts periods: a page with fewer is the last.
+				if !all || len(page) == 0 || countPeriods(page) < f.Limit {
+					break
+				}
+				f.Before = page[len(page)-1].Period
 			}
 			if g.json() {
 				// The API's shape, not the store's.
@@ -39,6 +51,17 @@ func newPeriodsCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&f.Job, "job", "", "only this job")
-	cmd.Flags().IntVar(&f.Limit, "limit", 100, "at most this many rows (1 to 1000)")
+	cmd.Flags().IntVar(&f.Limit, "limit", 100, "at most this many periods (1 to 1000); with --all, per request")
+	cmd.Flags().BoolVar(&all, "all", false, "every period, following the pages")
 	return cmd
+}
+
+func countPeriods(rows []store.PeriodRow) int {
+	n := 0
+	for i, p := range rows {
+		if i == 0 || p.Period != rows[i-1].Period {
+			n++
+		}
+	}
+	return n
 }

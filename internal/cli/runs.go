@@ -14,12 +14,14 @@ func newRunsCmd(g *globals) *cobra.Command {
 	var (
 		f      store.RunFilter
 		states []string
+		all    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "runs",
 		Short: "List runs, newest first",
 		Example: `  talon runs --job load-sales --state failed,blocked
-  talon runs --period daily/2026-11-26 -o json`,
+  talon runs --period daily/2026-11-26 -o json
+  talon runs --job load-sales --all`,
 		Args: argsWant(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, v := range states {
@@ -36,9 +38,17 @@ func newRunsCmd(g *globals) *cobra.Command {
 			if f.Limit < 1 || f.Limit > 1000 {
 				return usagef("--limit %d: want 1 to 1000", f.Limit)
 			}
-			runs, err := g.api().Runs(cmd.Context(), f)
-			if err != nil {
-				return err
+			var runs []talon.Run
+			for {
+				page, err := g.api().Runs(cmd.Context(), f)
+				if err != nil {
+					return err
+				}
+				runs = append(runs, page...)
+				if !all || len(page) < f.Limit {
+					break
+				}
+				f.BeforeID = page[len(page)-1].ID
 			}
 			if g.json() {
 				if runs == nil {
@@ -53,7 +63,8 @@ func newRunsCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&f.Job, "job", "", "only runs of this job")
 	cmd.Flags().StringVar(&f.Period, "period", "", "only runs for this period (e.g. daily/2026-11-26)")
 	cmd.Flags().StringSliceVar(&states, "state", nil, "only runs in these states (repeat, or comma-separated)")
-	cmd.Flags().IntVar(&f.Limit, "limit", 100, "at most this many runs (1 to 1000)")
+	cmd.Flags().IntVar(&f.Limit, "limit", 100, "at most this many runs (1 to 1000); with --all, per request")
+	cmd.Flags().BoolVar(&all, "all", false, "every matching run, following the pages")
 	return cmd
 }
 

@@ -220,10 +220,17 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 				return
 			case <-hup:
 				// Auth and TLS problems are logged as they are found.
-				if summary, _, err := rl.reloadAll(ctx); err != nil {
+				summary, _, err := rl.reloadAll(ctx)
+				a := talon.AuditEntry{Actor: "SIGHUP", Action: "reload", Object: "schedule", Outcome: "ok", Detail: summary}
+				if err != nil {
 					logger.Error("schedule reload refused", "err", err)
+					a.Outcome = "refused: " + err.Error()
 				} else {
 					logger.Info(summary)
+				}
+				// A reload by signal is audited like one through the API.
+				if err := e.RecordAudit(ctx, a); err != nil {
+					logger.Error("audit not recorded", "action", "reload", "err", err)
 				}
 			}
 		}

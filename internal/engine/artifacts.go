@@ -26,6 +26,10 @@ func (e *Engine) AddArtifact(ctx context.Context, id int64, url, name string) (t
 // name of the job's declared artifact whose pattern its URL matches.
 // Runs waiting for artifacts are checked at the next step.
 func (e *Engine) addArtifact(ctx context.Context, id int64, url, name string) (talon.Artifact, error) {
+	// A run's secrets never reach the store, whichever way it reports.
+	if m := e.masker(id); m != nil {
+		url, name = m.Replace(url), m.Replace(name)
+	}
 	if err := artifact.CheckURL(url); err != nil {
 		return talon.Artifact{}, talon.Errorf(talon.EINVALID, "%v", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/calendar"
+	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
 )
@@ -39,6 +40,10 @@ func userErr(err error, what string) error {
 // Jobs lists the jobs of the schedule in force.
 func (e *Engine) Jobs(ctx context.Context) ([]api.JobInfo, error) {
 	p := e.sched.Load()
+	paused, err := e.pauses(ctx)
+	if err != nil {
+		return nil, userErr(err, "paused jobs")
+	}
 	out := make([]api.JobInfo, 0, len(p.s.Jobs))
 	for _, j := range p.s.Jobs {
 		ji := api.JobInfo{
@@ -65,6 +70,9 @@ func (e *Engine) Jobs(ctx context.Context) ([]api.JobInfo, error) {
 			ji.Constraints = append(ji.Constraints, c.Kind)
 		}
 		ji.Errors = e.triggerErrors(j.Name)
+		if pause, ok := paused[j.Name]; ok {
+			ji.Paused = &pause
+		}
 		out = append(out, ji)
 	}
 	return out, nil
@@ -125,6 +133,15 @@ func (e *Engine) Trigger(ctx context.Context, job string, req api.TriggerRequest
 	j := p.jobs[job]
 	if j == nil {
 		return talon.Run{}, false, talon.Errorf(talon.ENOTFOUND, "job %q not found%s", job, jobHint(job, p))
+	}
+	// A paused job takes no new runs: refused loudly, rather than created
+	// to wait unseen for the resume.
+	paused, err := e.pauses(ctx)
+	if err != nil {
+		return talon.Run{}, false, userErr(err, "job "+job)
+	}
+	if pause, ok := paused[job]; ok {
+		return talon.Run{}, false, talon.Errorf(talon.ECONFLICT, "job %s is %s; resume it first (talon resume %s)", job, pause.Describe(), job)
 	}
 	now := e.now()
 	var key string
@@ -379,6 +396,13 @@ func (e *Engine) SetProgress(ctx context.Context, id int64, p talon.Progress) er
 		return err
 	}
 	p.Updated = e.now()
+	if m := e.masker(id); m != nil {
+		// A job that reports its own secret must not publish it.
+		p.Message = m.Replace(p.Message)
+		for i := range p.Items {
+			p.Items[i].Name, p.Items[i].State = m.Replace(p.Items[i].Name), m.Replace(p.Items[i].State)
+		}
+	}
 	return e.reportErr(ctx, e.st.SetProgress(ctx, id, p), id, "progress")
 }
 
@@ -500,4 +524,23 @@ func (e *Engine) PeriodRange(ctx context.Context, job, from, to string) ([]strin
 		per = next
 	}
 	return keys, nil
+}
+
+// masker replaces the secret values of a run this scheduler started with
+// executor.Mask; nil when it has none (or another scheduler runs it:
+// whatever the job reports through another scheduler is not masked).
+func (e *Engine) masker(id int64) *strings.Replacer {
+	e.procsMu.Lock()
+	pc := e.procs[id]
+	e.procsMu.Unlock()
+	if pc == nil || len(pc.secrets) == 0 {
+		return nil
+	}
+	var pairs []string
+	for _, s := range pc.secrets {
+		if s != "" {
+			pairs = append(pairs, s, executor.Mask)
+		}
+	}
+	return strings.NewReplacer(pairs...)
 }

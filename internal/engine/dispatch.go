@@ -3,9 +3,12 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -106,7 +109,7 @@ func (e *Engine) launch(ctx context.Context, ex executor.Executor, spec executor
 	if err != nil {
 		return nil, err
 	}
-	pc := &proc{run: r, p: pr, started: now}
+	pc := &proc{run: r, p: pr, started: now, secrets: spec.Secrets}
 	if j.Timeout > 0 {
 		pc.deadline = now.Add(j.Timeout)
 	}
@@ -289,7 +292,7 @@ func (e *Engine) apply(ctx context.Context, p *plan, now time.Time, ts []store.T
 			delete(e.noRetry, t.RunID)
 		}
 	}()
-	var creates []store.CreateRun
+	var creates, fired []store.CreateRun
 	for i, rs := range res {
 		if rs.Err != nil {
 			if ts[i].To == talon.StateRunning {
@@ -318,7 +321,7 @@ func (e *Engine) apply(ctx context.Context, p *plan, now time.Time, ts []store.T
 		}
 		switch r.State {
 		case talon.StateSucceeded:
-			creates = append(creates, e.completionRuns(p, r, now)...)
+			fired = append(fired, e.completionRuns(p, r, now)...)
 		case talon.StateFailed:
 			if e.noRetry[r.ID] {
 				break
@@ -328,6 +331,7 @@ func (e *Engine) apply(ctx context.Context, p *plan, now time.Time, ts []store.T
 			}
 		}
 	}
+	creates = append(creates, e.skipPaused(ctx, fired)...)
 	if err := e.create(ctx, creates); err != nil {
 		// The transitions are recorded; the runs that follow from them
 		// (retries, completion triggers) are created at the next step.
@@ -461,13 +465,17 @@ func (e *Engine) spec(r talon.Run, j *schedule.Job) (executor.Spec, error) {
 	if err != nil {
 		return executor.Spec{}, fmt.Errorf("params of job %s: %w", j.Name, err)
 	}
-	env := []string{
-		"TALON_RUN_ID=" + strconv.FormatInt(r.ID, 10),
-		"TALON_JOB=" + r.Job,
-		"TALON_PERIOD=" + r.Period,
-		"TALON_ATTEMPT=" + strconv.Itoa(r.Attempt),
-		"TALON_PARAMS=" + string(pj),
+	env, secrets, err := e.secretEnv(j)
+	if err != nil {
+		return executor.Spec{}, err
 	}
+	env = append(env,
+		"TALON_RUN_ID="+strconv.FormatInt(r.ID, 10),
+		"TALON_JOB="+r.Job,
+		"TALON_PERIOD="+r.Period,
+		"TALON_ATTEMPT="+strconv.Itoa(r.Attempt),
+		"TALON_PARAMS="+string(pj),
+	)
 	if r.Environment != "" {
 		env = append(env, "TALON_ENVIRONMENT="+r.Environment)
 	}
@@ -488,10 +496,50 @@ func (e *Engine) spec(r talon.Run, j *schedule.Job) (executor.Spec, error) {
 		env = append(env, "TALON_PERIOD_START="+per.Start.Format(time.RFC3339), "TALON_PERIOD_END="+per.End.Format(time.RFC3339))
 	}
 	return executor.Spec{
-		Run: r, Job: &j.Job, Env: env, Params: pj,
+		Run: r, Job: &j.Job, Env: env, Params: pj, Secrets: secrets,
 		LogPath: e.LogPath(r),
 		OnLine:  e.onLine(r.ID),
 	}, nil
+}
+
+// secretEnv reads the secrets of a job's env, now that a run starts: a
+// file (without one trailing newline) or a variable of the server's
+// environment. It returns them as KEY=VALUE and their values, for
+// masking. A secret that cannot be read is an error naming the variable
+// and its source, never the value: the run fails to start with it.
+func (e *Engine) secretEnv(j *schedule.Job) (env, values []string, err error) {
+	keys := make([]string, 0, len(j.Env))
+	for k, v := range j.Env {
+		if v.Secret() {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := j.Env[k]
+		var val string
+		switch {
+		case v.File != "":
+			b, err := e.cfg.ReadFile(v.File)
+			if err != nil {
+				var pe *fs.PathError
+				if errors.As(err, &pe) {
+					err = pe.Err // the path is named below
+				}
+				return nil, nil, fmt.Errorf("secret %s: read %s: %v", k, v.File, err)
+			}
+			val = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		default:
+			s, ok := e.cfg.LookupEnv(v.Env)
+			if !ok {
+				return nil, nil, fmt.Errorf("secret %s: the server's environment has no variable %s", k, v.Env)
+			}
+			val = s
+		}
+		env = append(env, k+"="+val)
+		values = append(values, val)
+	}
+	return env, values, nil
 }
 
 // LogPath is where a run's output is kept. It is built from the job name

@@ -67,6 +67,12 @@ type Config struct {
 	// which lets it report its own progress and artifacts through the
 	// API (internal/auth/runtoken). Without it TALON_TOKEN is empty.
 	RunToken func(runID int64) string
+	// LookupEnv reads the server's environment for secrets given as
+	// {env: NAME} in a job's env; nil means os.LookupEnv. ReadFile reads
+	// those given as {file: PATH}; nil means os.ReadFile. Both are read
+	// each time a run starts, so a rotated secret is picked up.
+	LookupEnv func(string) (string, bool)
+	ReadFile  func(string) ([]byte, error)
 }
 
 // Engine schedules runs. Create it with New, run it with Loop (or drive
@@ -153,7 +159,8 @@ type proc struct {
 	started   time.Time // when it was recorded running
 	deadline  time.Time // zero: no timeout
 	timedOut  bool
-	cancelled bool // an operator's cancel was acted on
+	cancelled bool     // an operator's cancel was acted on
+	secrets   []string // values of the job's secret env, masked in what the run reports
 }
 
 // New builds an engine. It does not touch the store until Run or Step.
@@ -181,6 +188,12 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 500
+	}
+	if cfg.LookupEnv == nil {
+		cfg.LookupEnv = os.LookupEnv
+	}
+	if cfg.ReadFile == nil {
+		cfg.ReadFile = os.ReadFile
 	}
 	host, _ := os.Hostname()
 	e := &Engine{

@@ -38,6 +38,14 @@ func (e *Engine) fire(ctx context.Context, p *plan, now time.Time) (time.Time, e
 		next    time.Time
 	)
 	e.fireReady = false
+	// A paused job's fires are recorded as skipped. The pauses are read
+	// once per round of fires; a pause written meanwhile by another
+	// scheduler is still enforced by the store, which keeps the runs of a
+	// paused job from entering ready.
+	paused, err := e.pauses(ctx)
+	if err != nil {
+		return next, fmt.Errorf("read paused jobs: %w", err)
+	}
 	for _, j := range p.s.Jobs {
 		for i, t := range j.Triggers {
 			if i >= len(j.Times) || j.Times[i] == nil {
@@ -69,7 +77,11 @@ func (e *Engine) fire(ctx context.Context, p *plan, now time.Time) (time.Time, e
 			if len(fires) == 0 {
 				continue
 			}
-			cs, err := e.catchup(j, t, fires, now, !nf.At.IsZero() && !nf.At.After(now))
+			var pause *talon.Pause
+			if ps, ok := paused[j.Name]; ok {
+				pause = &ps
+			}
+			cs, err := e.catchup(j, t, fires, now, !nf.At.IsZero() && !nf.At.After(now), pause)
 			if err != nil {
 				// One job's bad calendar must not stop the others: this
 				// trigger stops (its cursor stays, so a reload with a fixed
@@ -101,8 +113,10 @@ func (e *Engine) fire(ctx context.Context, p *plan, now time.Time) (time.Time, e
 // catchup decides, for the fires of one trigger due at now, which create
 // runs and which are recorded as skipped. A fire is missed when it is
 // older than the grace period. more says fires beyond maxFiresPerStep
-// remain (they will be handled in the next step).
-func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []trigger.Fire, now time.Time, more bool) ([]store.CreateRun, error) {
+// remain (they will be handled in the next step). When the job is paused
+// every fire is recorded as skipped, with who paused it: the fires of a
+// pause are not caught up on resume.
+func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []trigger.Fire, now time.Time, more bool, pause *talon.Pause) ([]store.CreateRun, error) {
 	policy := j.Catchup
 	cutoff := now.Add(-e.cfg.Grace)
 	onTime := 0
@@ -126,6 +140,9 @@ func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []trigger.F
 			f := missed[len(missed)-1]
 			keep[len(missed)-1] = j.CatchupWindow <= 0 || !f.At.Before(now.Add(-j.CatchupWindow))
 		}
+	}
+	if pause != nil {
+		clear(keep)
 	}
 	var out []store.CreateRun
 	skipped := 0
@@ -156,9 +173,12 @@ func (e *Engine) catchup(j *schedule.Job, t talon.TriggerSpec, fires []trigger.F
 			if j.CatchupWindow > 0 && f.Before(now.Add(-j.CatchupWindow)) {
 				c.Reason = fmt.Sprintf("missed fire at %s is older than catchup_window %s", f.In(j.Location).Format(time.RFC3339), j.CatchupWindow)
 			}
+			if pause != nil {
+				c.Reason = fmt.Sprintf("fire at %s skipped: job %s", f.In(j.Location).Format(time.RFC3339), pause.Describe())
+			}
 			c.NotBefore = time.Time{}
 			if skipped == maxRecordedSkips && i > 0 {
-				c.Reason += fmt.Sprintf("; %d earlier missed fires from %s were skipped too", i, fires[0].Nominal.In(j.Location).Format(time.RFC3339))
+				c.Reason += fmt.Sprintf("; %d earlier fires from %s were skipped too", i, fires[0].Nominal.In(j.Location).Format(time.RFC3339))
 			}
 		}
 		out = append(out, c)

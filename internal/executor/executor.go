@@ -109,6 +109,10 @@ type Spec struct {
 	// then stopped only when the scheduler dies or cancels it. Executors
 	// whose processes are not Fencers ignore it.
 	FenceIn time.Duration
+	// Secrets are the values of the job's secret env (in Env as KEY=VALUE):
+	// an executor masks them in the run's log (see Masker) and never
+	// shows them elsewhere.
+	Secrets []string
 	// OnLine, when set, receives each output line, so the engine can read
 	// "::talon progress 40%" lines from executors that cannot reach the
 	// server.

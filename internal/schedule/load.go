@@ -592,7 +592,7 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 	}
 	if f, ok := fs["env"]; ok {
 		es := s.sub("env")
-		j.Env = map[string]string{}
+		j.Env = map[string]talon.EnvValue{}
 		for _, p := range l.mapping(es, f.val, "variable names to values") {
 			if !envNameRE.MatchString(p.name) {
 				es.errf(p.key, "use letters, digits and '_', not starting with a digit", "invalid variable name %s", quote(p.name))
@@ -602,7 +602,7 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 				es.errf(p.key, "Talon sets TALON_ variables itself", "variable %s is reserved", quote(p.name))
 				continue
 			}
-			if v, ok := es.sub(p.name).str(p.val); ok {
+			if v, ok := envValue(es.sub(p.name), p.val); ok {
 				j.Env[p.name] = v
 			}
 		}
@@ -1331,4 +1331,47 @@ func shortestLoop(start string, next map[string][]string, in map[string]bool) []
 		}
 	}
 	return []string{start, start}
+}
+
+// envValue reads one variable of a job's env: a scalar is a literal;
+// {file: /abs/path} or {env: NAME} is a secret read when a run starts.
+func envValue(s scope, n *yaml.Node) (talon.EnvValue, bool) {
+	if deref(n).Kind != yaml.MappingNode {
+		v, ok := s.str(n)
+		return talon.EnvValue{Value: v}, ok
+	}
+	fs := s.fields(n, []string{"file", "env"}, "a secret's source (file or env)")
+	if len(fs) == 0 && len(deref(n).Content) > 0 {
+		return talon.EnvValue{}, false // its unknown keys are reported
+	}
+	var v talon.EnvValue
+	if f, ok := fs["file"]; ok {
+		fsc := s.sub("file")
+		if p, ok := fsc.str(f.val); ok {
+			if !filepath.IsAbs(p) {
+				fsc.errf(f.val, "e.g. {file: /run/secrets/db-password}", "secret file %s: want an absolute path", quote(p))
+				return v, false
+			}
+			v.File = filepath.Clean(p)
+		}
+	}
+	if f, ok := fs["env"]; ok {
+		esc := s.sub("env")
+		if name, ok := esc.str(f.val); ok {
+			if !envNameRE.MatchString(name) {
+				esc.errf(f.val, "use letters, digits and '_', not starting with a digit", "invalid variable name %s", quote(name))
+				return v, false
+			}
+			v.Env = name
+		}
+	}
+	switch {
+	case v.File != "" && v.Env != "":
+		s.errf(n, "keep one of them", "a secret comes from a file or from the server's environment, not both")
+		return v, false
+	case !v.Secret():
+		s.errf(n, "e.g. {file: /run/secrets/db-password} or {env: DB_PASSWORD}", "want a string, or a secret's source")
+		return v, false
+	}
+	return v, true
 }

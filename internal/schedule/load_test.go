@@ -375,6 +375,17 @@ func TestLoadErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "bad secret env",
+			yaml: "jobs:\n  a:\n    command: [x]\n    env:\n      A: {file: secrets/pw}\n      B: {env: 1X}\n      C: {file: /pw, env: PW}\n      D: {path: /pw}\n      E: {}\n",
+			want: []string{
+				`s.yaml:5:17: job "a": env: A: file: secret file "secrets/pw": want an absolute path (e.g. {file: /run/secrets/db-password})`,
+				`s.yaml:6:16: job "a": env: B: env: invalid variable name "1X" (use letters, digits and '_', not starting with a digit)`,
+				`s.yaml:7:10: job "a": env: C: a secret comes from a file or from the server's environment, not both (keep one of them)`,
+				`s.yaml:8:11: job "a": env: D: unknown key "path"`,
+				`s.yaml:9:10: job "a": env: E: want a string, or a secret's source (e.g. {file: /run/secrets/db-password} or {env: DB_PASSWORD})`,
+			},
+		},
+		{
 			name: "bad params",
 			yaml: "jobs:\n  a:\n    command: [x]\n    params: [1, 2]\n  b:\n    command: [x]\n    params: {x: .inf}\n  c:\n    command: [x]\n    params: &p {x: *p}\n",
 			want: []string{
@@ -548,7 +559,7 @@ jobs:
         period: previous
       - schedule: "30 6 * * 1-5"
     command: ["/opt/bin/extract", "--out", "/data"]
-    env: {MODE: full, N: 1}
+    env: {MODE: full, N: 1, PW: {file: /run/secrets/pw}, TOKEN: {env: API_TOKEN}}
     dir: /data
     params: {source: lse, when: 2026-01-02, n: 3, x: 1.5, ok: true, none: null, list: [a, {b: c}]}
     poll: 30s
@@ -600,8 +611,9 @@ func TestLoadFullExample(t *testing.T) {
 		},
 		Executor: "local",
 		Command:  []string{"/opt/bin/extract", "--out", "/data"},
-		Env:      map[string]string{"MODE": "full", "N": "1"},
-		Dir:      "/data",
+		Env: map[string]talon.EnvValue{"MODE": {Value: "full"}, "N": {Value: "1"},
+			"PW": {File: "/run/secrets/pw"}, "TOKEN": {Env: "API_TOKEN"}},
+		Dir: "/data",
 		Params: map[string]any{
 			"source": "lse", "when": "2026-01-02", "n": 3, "x": 1.5, "ok": true, "none": nil,
 			"list": []any{"a", map[string]any{"b": "c"}},

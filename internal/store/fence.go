@@ -22,6 +22,12 @@ func CheckTransition(t Transition, from talon.State) error {
 	if !slices.Contains(t.From, from) {
 		return fmt.Errorf("run %d is %s, expected %s: %w", t.RunID, from, statesList(t.From), ErrConflict)
 	}
+	if t.Mark {
+		if !talon.CanMark(from, t.To) {
+			return fmt.Errorf("run %d: %s → %s is not a legal mark: %w", t.RunID, from, t.To, ErrConflict)
+		}
+		return nil
+	}
 	if !talon.CanTransition(from, t.To) {
 		return fmt.Errorf("run %d: %s → %s is not a legal transition: %w", t.RunID, from, t.To, ErrConflict)
 	}

@@ -79,8 +79,10 @@ type Store interface {
 	// Transition applies each transition in its own compare-and-set within
 	// one transaction, and returns one result per item: the updated run,
 	// or ErrNotFound, ErrConflict (the run was not in From) or a
-	// *FenceError. An error return means the whole batch was not applied
-	// (e.g. ErrUnavailable).
+	// *FenceError: a fenced limit, or, for any run entering ready, its
+	// job's pause (PausedFence, decided under the lock PauseJob takes). An
+	// error return means the whole batch was not applied (e.g.
+	// ErrUnavailable).
 	Transition(ctx context.Context, ts []Transition) ([]Result, error)
 
 	// Decisions returns the latest answer of every constraint for a run.
@@ -174,6 +176,25 @@ type Store interface {
 	// (priority, then run id).
 	Waiters(ctx context.Context) ([]resource.Waiter, error)
 
+	// PauseJob pauses a job: its runs no longer enter ready (Transition
+	// answers a *FenceError{Constraint: "paused"}) until ResumeJob. A job
+	// already paused keeps its pause as it was; the answer is that pause
+	// with created false.
+	PauseJob(ctx context.Context, p talon.Pause) (pause talon.Pause, created bool, err error)
+
+	// ResumeJob ends a job's pause and returns it; ErrNotFound when the
+	// job is not paused.
+	ResumeJob(ctx context.Context, job string) (talon.Pause, error)
+
+	// PausedJobs lists the paused jobs, by name.
+	PausedJobs(ctx context.Context) ([]talon.Pause, error)
+
+	// AddAudit records one operation in the audit and returns its id.
+	AddAudit(ctx context.Context, a talon.AuditEntry) (int64, error)
+
+	// ListAudit returns audit entries matching f, newest first (by id).
+	ListAudit(ctx context.Context, f AuditFilter) ([]talon.AuditEntry, error)
+
 	// Ping checks that the database answers now, for health checks: nil,
 	// or an error wrapping ErrUnavailable. The caller bounds it with ctx.
 	Ping(ctx context.Context) error
@@ -256,6 +277,11 @@ type Transition struct {
 	// Quiet skips the event row for a blocked → blocked re-decision whose
 	// reason did not change, so polling does not flood the history.
 	Quiet bool
+	// Mark is an operator's mark by hand: the move is checked with
+	// talon.CanMark instead of talon.CanTransition (so a finished run may
+	// change its outcome), and a run that had finished keeps the time it
+	// finished.
+	Mark bool
 }
 
 // Fence carries the limits decided inside the store's transaction.
@@ -310,6 +336,19 @@ type ArtifactFilter struct {
 // SecretSize is the length of the values Secret makes.
 const SecretSize = 32
 
+// AuditFilter selects audit entries. Zero fields match everything.
+type AuditFilter struct {
+	Since    time.Time // entries at or after
+	Actor    string
+	BeforeID int64 // pagination: only entries with id < BeforeID
+	Limit    int   // 0: no limit
+}
+
+// PausedFence is the fence of a run whose job is paused.
+func PausedFence(p talon.Pause) *FenceError {
+	return &FenceError{Constraint: "paused", Reason: "job " + p.Job + " " + p.Describe()}
+}
+
 // JobPeriod names one job's period.
 type JobPeriod struct {
 	Job    string
@@ -324,8 +363,11 @@ func (s Summary) Active() int { return s[talon.StateReady] + s[talon.StateRunnin
 
 // PeriodFilter selects periods.
 type PeriodFilter struct {
-	Job   string
-	Limit int
+	Job string
+	// Before, for pagination, keeps only periods whose key sorts before
+	// it (the last period of the previous page).
+	Before string
+	Limit  int
 }
 
 // PeriodRow is one (period, job) with its run counts and latest run.

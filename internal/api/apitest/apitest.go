@@ -43,6 +43,8 @@ type Backend struct {
 	last   Call
 	// nextArtifact numbers artifacts across runs, as a store does.
 	nextArtifact int64
+	paused       map[string]talon.Pause
+	audit        []talon.AuditEntry
 }
 
 // Call records the arguments of the latest call, for tests that check
@@ -67,10 +69,11 @@ var _ api.Backend = (*Backend)(nil)
 // New returns a Backend serving the given jobs and no runs.
 func New(jobs ...api.JobInfo) *Backend {
 	return &Backend{
-		Now:  func() time.Time { return Fixed },
-		jobs: jobs,
-		runs: map[int64]*api.RunDetail{},
-		logs: map[int64]string{},
+		Now:    func() time.Time { return Fixed },
+		jobs:   jobs,
+		runs:   map[int64]*api.RunDetail{},
+		logs:   map[int64]string{},
+		paused: map[string]talon.Pause{},
 	}
 }
 
@@ -177,7 +180,7 @@ func (b *Backend) Periods(ctx context.Context, f store.PeriodFilter) ([]store.Pe
 	rows := map[store.JobPeriod]*store.PeriodRow{}
 	for _, d := range b.runs {
 		r := d.Run
-		if f.Job != "" && r.Job != f.Job {
+		if f.Job != "" && r.Job != f.Job || f.Before != "" && r.Period >= f.Before {
 			continue
 		}
 		k := store.JobPeriod{Job: r.Job, Period: r.Period}
@@ -404,6 +407,104 @@ func (b *Backend) PeriodRange(ctx context.Context, job, from, to string) ([]stri
 	var out []string
 	for d := f; !d.After(t); d = d.AddDate(0, 0, 1) {
 		out = append(out, d.Format("daily/2006-01-02"))
+	}
+	return out, nil
+}
+
+// Mark implements api.Backend with the engine's rules: succeeded or
+// failed, with a reason, not of a running run nor to the state it is in.
+func (b *Backend) Mark(ctx context.Context, id int64, state talon.State, reason, by string) (talon.Run, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = Call{Method: "Mark", By: by}
+	if b.Err != nil {
+		return talon.Run{}, b.Err
+	}
+	d, ok := b.runs[id]
+	if !ok {
+		return talon.Run{}, notFound(id)
+	}
+	if strings.TrimSpace(reason) == "" {
+		return talon.Run{}, talon.Errorf(talon.EINVALID, "mark run %d: say why (a reason is required)", id)
+	}
+	if !talon.CanMark(d.State, state) {
+		return talon.Run{}, talon.Errorf(talon.ECONFLICT, "run %d is %s and cannot be marked %s", id, d.State, state)
+	}
+	now := b.Now()
+	from := d.State
+	d.State, d.Reason = state, "marked "+string(state)+" by "+by+": "+reason
+	if d.Finished == nil {
+		d.Finished = &now
+	}
+	d.Events = append(d.Events, talon.Event{RunID: id, Time: now, From: from, To: state, Reason: d.Reason})
+	return d.Run, nil
+}
+
+// Pause implements api.Backend.
+func (b *Backend) Pause(ctx context.Context, job, by, reason string) (talon.Pause, bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = Call{Method: "Pause", Job: job, By: by}
+	if b.Err != nil {
+		return talon.Pause{}, false, b.Err
+	}
+	if !slices.ContainsFunc(b.jobs, func(j api.JobInfo) bool { return j.Name == job }) {
+		return talon.Pause{}, false, talon.Errorf(talon.ENOTFOUND, "job %q not found", job)
+	}
+	if p, ok := b.paused[job]; ok {
+		return p, false, nil
+	}
+	p := talon.Pause{Job: job, By: by, Reason: reason, Since: b.Now()}
+	b.paused[job] = p
+	return p, true, nil
+}
+
+// Resume implements api.Backend.
+func (b *Backend) Resume(ctx context.Context, job, by string) (talon.Pause, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = Call{Method: "Resume", Job: job, By: by}
+	if b.Err != nil {
+		return talon.Pause{}, b.Err
+	}
+	p, ok := b.paused[job]
+	if !ok {
+		return talon.Pause{}, talon.Errorf(talon.ECONFLICT, "job %s is not paused", job)
+	}
+	delete(b.paused, job)
+	return p, nil
+}
+
+// RecordAudit implements api.Backend, keeping entries in memory.
+func (b *Backend) RecordAudit(ctx context.Context, a talon.AuditEntry) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a.ID = int64(len(b.audit) + 1)
+	if a.Time.IsZero() {
+		a.Time = b.Now()
+	}
+	b.audit = append(b.audit, a)
+	return nil
+}
+
+// Audit implements api.Backend: newest first, filtered like the stores.
+func (b *Backend) Audit(ctx context.Context, f store.AuditFilter) ([]talon.AuditEntry, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = Call{Method: "Audit"}
+	if b.Err != nil {
+		return nil, b.Err
+	}
+	var out []talon.AuditEntry
+	for i := len(b.audit) - 1; i >= 0; i-- {
+		a := b.audit[i]
+		if (f.Actor != "" && a.Actor != f.Actor) || (!f.Since.IsZero() && a.Time.Before(f.Since)) || (f.BeforeID > 0 && a.ID >= f.BeforeID) {
+			continue
+		}
+		if f.Limit > 0 && len(out) == f.Limit {
+			break
+		}
+		out = append(out, a)
 	}
 	return out, nil
 }

@@ -126,7 +126,7 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 	if cmd.Err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.Job.Name, cmd.Err)
 	}
-	out, err := newOutput(s.LogPath, s.OnLine)
+	out, err := newOutput(s.LogPath, s.OnLine, s.Secrets)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.Job.Name, err)
 	}
@@ -152,9 +152,10 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 	return p, nil
 }
 
-// environ is the scheduler's environment, the job's env (sorted, so runs
-// are reproducible) and the run's TALON_* variables; exec keeps the last
-// of duplicate keys. TALON_RUN_ID is added when the engine left it out,
+// environ is the scheduler's environment, the job's literal env (sorted,
+// so runs are reproducible) and s.Env (the job's secrets, resolved by the
+// engine when the run starts, and the run's TALON_* variables); exec
+// keeps the last of duplicate keys. TALON_RUN_ID is added when the engine left it out,
 // since Recover relies on it to recognise the run's processes.
 func environ(s executor.Spec) []string {
 	env := os.Environ()
@@ -164,7 +165,9 @@ func environ(s executor.Spec) []string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		env = append(env, k+"="+s.Job.Env[k])
+		if v := s.Job.Env[k]; !v.Secret() {
+			env = append(env, k+"="+v.Value)
+		}
 	}
 	env = append(env, s.Env...)
 	hasID := false
@@ -350,24 +353,35 @@ func (p *endedProcess) Wait() executor.Outcome { return p.outcome }
 func (p *endedProcess) Cancel(error)           {}
 
 // output appends the command's output to the log file and hands each
-// line to onLine. Every byte reaches the file as it arrives; lines longer
-// than maxLine reach onLine cut short, since they are meant for short
-// "::talon" directives.
+// line to onLine. The values of the job's secrets are masked first (the
+// file and onLine see "***"); every other byte reaches the file as it
+// arrives, but for a tail that may be the start of a secret, held until
+// the next write or the end. Lines longer than maxLine reach onLine cut
+// short, since they are meant for short "::talon" directives.
 type output struct {
 	mu      sync.Mutex
 	f       *os.File
 	onLine  func(string)
 	partial []byte
 	werr    error
+	mask    *executor.Masker // nil without secrets
 }
+
+// rawOutput is the output after masking.
+type rawOutput struct{ o *output }
+
+func (r rawOutput) Write(b []byte) (int, error) { return r.o.write(b) }
 
 const maxLine = 64 << 10
 
-func newOutput(path string, onLine func(string)) (*output, error) {
+func newOutput(path string, onLine func(string), secrets []string) (*output, error) {
 	if path == "" && onLine == nil {
 		return nil, nil
 	}
 	o := &output{onLine: onLine}
+	if len(secrets) > 0 {
+		o.mask = executor.NewMasker(rawOutput{o}, secrets)
+	}
 	if path != "" {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("create log directory: %w", err)
@@ -386,6 +400,15 @@ func newOutput(path string, onLine func(string)) (*output, error) {
 func (o *output) Write(b []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.mask != nil {
+		_, _ = o.mask.Write(b) // rawOutput never fails
+		return len(b), nil
+	}
+	return o.write(b)
+}
+
+// write writes masked output; o.mu is held.
+func (o *output) write(b []byte) (int, error) {
 	if o.f != nil && o.werr == nil {
 		if _, err := o.f.Write(b); err != nil {
 			o.werr = err
@@ -439,6 +462,9 @@ func (o *output) close() {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.mask != nil {
+		_ = o.mask.Flush() // rawOutput never fails
+	}
 	if o.onLine != nil && len(o.partial) > 0 {
 		o.emit()
 	}

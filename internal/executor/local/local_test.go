@@ -103,17 +103,17 @@ func TestEnvArgvDirAndLog(t *testing.T) {
 	tests := []struct {
 		name    string
 		argv    []string
-		env     map[string]string
+		env     map[string]talon.EnvValue
 		dir     string
 		wantLog string
 	}{
 		{name: "talon and job env",
 			argv:    []string{"sh", "-c", `echo "$TALON_JOB $TALON_PERIOD $TALON_RUN_ID $FOO"`},
-			env:     map[string]string{"FOO": "bar baz"},
+			env:     map[string]talon.EnvValue{"FOO": {Value: "bar baz"}},
 			wantLog: "load daily/2026-11-26 42 bar baz\n"},
 		{name: "talon env wins over job env",
 			argv:    []string{"sh", "-c", `echo "$TALON_JOB"`},
-			env:     map[string]string{"TALON_JOB": "spoofed"},
+			env:     map[string]talon.EnvValue{"TALON_JOB": {Value: "spoofed"}},
 			wantLog: "load\n"},
 		{name: "argv passed literally",
 			argv:    []string{"printf", `%s|\n`, "a b", `"quoted" 'single'`, "$(rm -rf /)", "`id`", "*", ""},

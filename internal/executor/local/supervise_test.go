@@ -48,7 +48,10 @@ func miniScheduler(v string) int {
 		return 2
 	}
 	s := spec(ms.Dir, ms.Argv...)
-	s.Job.Env = ms.Env
+	s.Job.Env = map[string]talon.EnvValue{}
+	for k, v := range ms.Env {
+		s.Job.Env[k] = talon.EnvValue{Value: v}
+	}
 	p, err := local.New(nil).Start(context.Background(), s)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mini scheduler:", err)
@@ -395,7 +398,7 @@ func TestLeftoversDieWithTheRun(t *testing.T) {
 setsid sh -c 'echo $$ >> "$PIDS"; exec sleep 300' > /dev/null 2>&1 &
 while [ "$(wc -l < "$PIDS")" -lt 2 ]; do :; done
 exit 3`)
-	s.Job.Env = map[string]string{"PIDS": pidFile}
+	s.Job.Env = map[string]talon.EnvValue{"PIDS": {Value: pidFile}}
 	p, err := local.New(testLogger(t)).Start(t.Context(), s)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -428,7 +431,7 @@ func TestFence(t *testing.T) {
 		dir := t.TempDir()
 		pidFile := filepath.Join(dir, "pids")
 		s := spec(dir, "sh", "-c", treeScript)
-		s.Job.Env = map[string]string{"PIDS": pidFile}
+		s.Job.Env = map[string]talon.EnvValue{"PIDS": {Value: pidFile}}
 		s.FenceIn = time.Hour
 		p, err := local.New(testLogger(t)).Start(t.Context(), s)
 		if err != nil {
@@ -476,7 +479,7 @@ func TestCancelKillsEscapedDescendants(t *testing.T) {
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "pids")
 	s := spec(dir, "sh", "-c", treeScript)
-	s.Job.Env = map[string]string{"PIDS": pidFile}
+	s.Job.Env = map[string]talon.EnvValue{"PIDS": {Value: pidFile}}
 	p, err := local.New(testLogger(t)).Start(t.Context(), s)
 	if err != nil {
 		t.Fatalf("Start: %v", err)

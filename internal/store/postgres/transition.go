@@ -92,7 +92,8 @@ func (w *wave) add(i int, t store.Transition, from talon.State, at time.Time) {
 	if t.To == talon.StateRunning && from != talon.StateRunning {
 		started = &at
 	}
-	if t.To.Terminal() {
+	if t.To.Terminal() && !(t.Mark && from.Terminal()) {
+		// A mark of a finished run changes its outcome, not when it ended.
 		finished = &at
 	}
 	if (t.To == talon.StateReady || t.To == talon.StateRunning) && t.Owner != "" {
@@ -125,11 +126,14 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		return nil, nil
 	}
 	ids := make([]int64, 0, len(ts))
-	var maxRunningIDs, onceIDs, fencedIDs []int64
+	var maxRunningIDs, onceIDs, fencedIDs, readyIDs []int64
 	var tree *resource.Tree // of the first item that allocates
 	var allocNow time.Time
 	for _, t := range ts {
 		ids = append(ids, t.RunID)
+		if t.To == talon.StateReady && !t.Mark {
+			readyIDs = append(readyIDs, t.RunID)
+		}
 		if t.To == talon.StateReady && t.Fence != nil {
 			fencedIDs = append(fencedIDs, t.RunID)
 			if t.Fence.MaxRunning > 0 {
@@ -166,9 +170,31 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 				return nil
 			}
 		}
-		if len(fencedIDs) > 0 {
-			b.Queue(lockJobs, sortedIDs(fencedIDs))
+		// Every run entering ready takes its job's lock, which PauseJob
+		// takes too: the pause is read after it, so no run of a paused
+		// job slips into ready as the pause is written.
+		if locked := sortedIDs(append(slices.Clone(fencedIDs), readyIDs...)); len(locked) > 0 {
+			b.Queue(lockJobs, locked)
 			readers = append(readers, exec("lock jobs"))
+		}
+		paused := map[string]talon.Pause{}
+		if len(readyIDs) > 0 {
+			b.Queue(pausedOfRuns, sortedIDs(readyIDs))
+			readers = append(readers, func(br pgx.BatchResults) error {
+				rows, err := br.Query()
+				if err == nil {
+					var ps []talon.Pause
+					if ps, err = scanPauses(rows); err == nil {
+						for _, p := range ps {
+							paused[p.Job] = p
+						}
+					}
+				}
+				if err != nil {
+					return fmt.Errorf("check pause: %w", err)
+				}
+				return nil
+			})
 		}
 		if len(maxRunningIDs) > 0 {
 			b.Queue(activeOfJobs, sortedIDs(maxRunningIDs))
@@ -235,6 +261,10 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 			}
 			if err := store.CheckTransition(t, c.state); err != nil {
 				results[i].Err = err
+				continue
+			}
+			if p, ok := paused[c.job]; ok && t.To == talon.StateReady && !t.Mark {
+				results[i].Err = store.PausedFence(p)
 				continue
 			}
 			if t.To == talon.StateReady && t.Fence != nil {

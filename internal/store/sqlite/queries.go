@@ -235,13 +235,13 @@ func (db *DB) ListPeriods(ctx context.Context, f store.PeriodFilter) ([]store.Pe
 	var out []store.PeriodRow
 	err := db.read(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `WITH p AS (
-				SELECT DISTINCT period FROM runs WHERE ?1 = '' OR job = ?1
+				SELECT DISTINCT period FROM runs WHERE (?1 = '' OR job = ?1) AND (?3 = '' OR period < ?3)
 				ORDER BY period DESC LIMIT ?2)
 			SELECT r.period, r.job, r.state, count(*), max(r.id)
 			FROM p JOIN runs AS r ON r.period = p.period
 			WHERE ?1 = '' OR r.job = ?1
 			GROUP BY r.period, r.job, r.state
-			ORDER BY r.period DESC, r.job`, f.Job, limit)
+			ORDER BY r.period DESC, r.job`, f.Job, limit, f.Before)
 		if err != nil {
 			return err
 		}

@@ -47,6 +47,7 @@ func itemError(err error) bool {
 
 type transitionStmts struct {
 	cur, update, delDecisions, addDecision, event *sql.Stmt
+	paused                                        *sql.Stmt
 	addHold, addHeld, delHolds, delWaiter         *sql.Stmt
 	tx                                            *sql.Tx
 	led                                           *resource.Ledger // loaded by the first allocation
@@ -72,6 +73,7 @@ func prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error
 	st.delDecisions = prep(`DELETE FROM decisions WHERE run_id = ?`)
 	st.addDecision = prep(`INSERT INTO decisions (run_id, pos, constraint_name, action, reason, recheck_at)
 		VALUES (?, ?, ?, ?, ?, ?)`)
+	st.paused = prep(`SELECT job, paused_by, reason, since FROM paused_jobs WHERE job = ?`)
 	st.event = prep(`INSERT INTO events (run_id, time, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)`)
 	st.addHold = prep(`INSERT INTO allocations (run_id, path, units, period, created) VALUES (?, ?, ?, ?, ?)`)
 	st.addHeld = prep(`INSERT INTO held (run_id, path, units, period, created) VALUES (?, ?, ?, ?, ?)`)
@@ -85,7 +87,7 @@ func prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error
 }
 
 func (st *transitionStmts) close() {
-	for _, s := range []*sql.Stmt{st.cur, st.update, st.delDecisions, st.addDecision, st.event, st.addHold, st.addHeld, st.delHolds, st.delWaiter} {
+	for _, s := range []*sql.Stmt{st.cur, st.paused, st.update, st.delDecisions, st.addDecision, st.event, st.addHold, st.addHeld, st.delHolds, st.delWaiter} {
 		if s != nil {
 			s.Close()
 		}
@@ -112,6 +114,20 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 	if err := store.CheckTransition(t, from); err != nil {
 		return talon.Run{}, err
 	}
+	if t.To == talon.StateReady && !t.Mark {
+		// A paused job's runs stay blocked; deciding it here, under the
+		// write lock, means none slips through as the pause is written.
+		var p talon.Pause
+		var since int64
+		err := st.paused.QueryRowContext(ctx, job).Scan(&p.Job, &p.By, &p.Reason, &since)
+		switch {
+		case err == nil:
+			p.Since = fromMicros(since)
+			return talon.Run{}, store.PausedFence(p)
+		case !errors.Is(err, sql.ErrNoRows):
+			return talon.Run{}, fmt.Errorf("check pause: %w", err)
+		}
+	}
 	if t.To == talon.StateReady && t.Fence != nil {
 		if ferr, err := checkFence(ctx, st.tx, t.RunID, job, period, t.Fence); err != nil {
 			return talon.Run{}, err
@@ -131,7 +147,8 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 	if t.To == talon.StateRunning && from != talon.StateRunning {
 		started = micros(now)
 	}
-	if t.To.Terminal() {
+	if t.To.Terminal() && !(t.Mark && from.Terminal()) {
+		// A mark of a finished run changes its outcome, not when it ended.
 		finished = micros(now)
 	}
 	if t.To == talon.StateReady || t.To == talon.StateRunning {

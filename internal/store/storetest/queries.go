@@ -267,6 +267,12 @@ func testListPeriods(t *testing.T, open OpenFunc) {
 		{name: "job and limit", f: store.PeriodFilter{Job: "a", Limit: 1}, want: []store.PeriodRow{
 			{Period: "daily/2026-11-26", Job: "a", Counts: store.Summary{talon.StateFailed: 1, talon.StateRunning: 1}, LatestRun: a26.ID, Latest: talon.StateRunning},
 		}},
+		{name: "before (next page)", f: store.PeriodFilter{Before: "daily/2026-11-26", Limit: 1}, want: []store.PeriodRow{
+			{Period: "daily/2026-11-25", Job: "a", Counts: store.Summary{talon.StateSucceeded: 1}, LatestRun: a25.ID, Latest: talon.StateSucceeded},
+		}},
+		{name: "job and before", f: store.PeriodFilter{Job: "b", Before: "daily/2026-11-26"}, want: []store.PeriodRow{
+			{Period: "daily/2026-11-24", Job: "b", Counts: store.Summary{talon.StateSkipped: 1}, LatestRun: b24.ID, Latest: talon.StateSkipped},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

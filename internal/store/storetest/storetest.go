@@ -70,6 +70,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ResourceFairness", testResourceFairness},
 		{"ResourceCrash", testResourceCrash},
 		{"ResourceBatch", testResourceBatch},
+		{"Pause", testPause},
+		{"PauseFence", testPauseFence},
+		{"PauseAcrossHandles", testPauseAcrossHandles},
+		{"Marks", testMarks},
+		{"MarkStamps", testMarkStamps},
+		{"Audit", testAudit},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
