@@ -56,3 +56,14 @@ type AuditEntry struct {
 	// Detail says what came of it: the run created, the runs cancelled.
 	Detail string `json:"detail,omitempty"`
 }
+
+// TriggerRequest is an external trigger of a job (the API's POST
+// /api/v1/jobs/{name}/trigger, talon trigger, talon backfill): which
+// period, with which params, and an idempotency key. It is vocabulary,
+// not a view: the scheduler takes it as it is and the run keeps its
+// params and key.
+type TriggerRequest struct {
+	Period string            `json:"period,omitempty"` // default: the period containing now
+	Params map[string]string `json:"params,omitempty"`
+	Key    string            `json:"key,omitempty"` // idempotency key
+}

@@ -14,8 +14,8 @@ import (
 	"syscall"
 
 	"github.com/talonhq/talon"
-	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/tlscert"
+	"github.com/talonhq/talon/internal/view"
 )
 
 // Client speaks the API of a Talon server. Its methods mirror Backend's,
@@ -49,30 +49,27 @@ func NewClient(baseURL string, httpClient *http.Client) *Client {
 func (c *Client) BaseURL() string { return c.base }
 
 // Jobs lists the jobs of the loaded schedule.
-func (c *Client) Jobs(ctx context.Context) ([]JobInfo, error) {
-	var out []JobInfo
+func (c *Client) Jobs(ctx context.Context) ([]view.JobInfo, error) {
+	var out []view.JobInfo
 	_, err := c.do(ctx, http.MethodGet, "jobs", nil, nil, &out)
 	return out, err
 }
 
 // Resources returns the resource tree with its use and queue.
-func (c *Client) Resources(ctx context.Context) (ResourcesView, error) {
-	var out ResourcesView
+func (c *Client) Resources(ctx context.Context) (view.ResourcesView, error) {
+	var out view.ResourcesView
 	_, err := c.do(ctx, http.MethodGet, "resources", nil, nil, &out)
 	return out, err
 }
 
 // Runs lists runs matching f, newest first. A zero Limit means the
 // server's default (100).
-func (c *Client) Runs(ctx context.Context, f store.RunFilter) ([]talon.Run, error) {
+func (c *Client) Runs(ctx context.Context, f view.RunFilter) ([]talon.Run, error) {
 	q := url.Values{}
 	set(q, "job", f.Job)
 	set(q, "period", f.Period)
 	for _, s := range f.States {
 		q.Add("state", string(s))
-	}
-	if len(f.IDs) > 0 {
-		return nil, talon.Errorf(talon.EINVALID, "runs: the API does not filter by ids; use Run for each")
 	}
 	if f.BeforeID > 0 {
 		q.Set("before", strconv.FormatInt(f.BeforeID, 10))
@@ -86,34 +83,28 @@ func (c *Client) Runs(ctx context.Context, f store.RunFilter) ([]talon.Run, erro
 }
 
 // Run returns a run with its latest decisions and its history.
-func (c *Client) Run(ctx context.Context, id int64) (RunDetail, error) {
-	var out RunDetail
+func (c *Client) Run(ctx context.Context, id int64) (view.RunDetail, error) {
+	var out view.RunDetail
 	_, err := c.do(ctx, http.MethodGet, runPath(id, ""), nil, nil, &out)
 	return out, err
 }
 
 // Periods lists the periods that have runs, newest first.
-func (c *Client) Periods(ctx context.Context, f store.PeriodFilter) ([]store.PeriodRow, error) {
+func (c *Client) Periods(ctx context.Context, f view.PeriodFilter) ([]view.PeriodInfo, error) {
 	q := url.Values{}
 	set(q, "job", f.Job)
 	set(q, "before", f.Before)
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
-	var infos []PeriodInfo
-	if _, err := c.do(ctx, http.MethodGet, "periods", q, nil, &infos); err != nil {
-		return nil, err
-	}
-	out := make([]store.PeriodRow, len(infos))
-	for i, p := range infos {
-		out[i] = store.PeriodRow{Period: p.Period, Job: p.Job, Counts: store.Summary(p.Counts), LatestRun: p.LatestRun, Latest: p.Latest}
-	}
-	return out, nil
+	var out []view.PeriodInfo
+	_, err := c.do(ctx, http.MethodGet, "periods", q, nil, &out)
+	return out, err
 }
 
 // Trigger creates a run of job. created is false when req.Key matched an
 // existing run, which is returned.
-func (c *Client) Trigger(ctx context.Context, job string, req TriggerRequest) (talon.Run, bool, error) {
+func (c *Client) Trigger(ctx context.Context, job string, req talon.TriggerRequest) (talon.Run, bool, error) {
 	var out talon.Run
 	status, err := c.do(ctx, http.MethodPost, "jobs/"+url.PathEscape(job)+"/trigger", nil, req, &out)
 	return out, status == http.StatusCreated, err
@@ -189,13 +180,10 @@ func (c *Client) AddArtifact(ctx context.Context, id int64, u, name string) (tal
 }
 
 // Artifacts lists artifacts, newest first.
-func (c *Client) Artifacts(ctx context.Context, f store.ArtifactFilter) ([]talon.Artifact, error) {
+func (c *Client) Artifacts(ctx context.Context, f view.ArtifactFilter) ([]talon.Artifact, error) {
 	q := url.Values{}
 	set(q, "job", f.Job)
 	set(q, "period", f.Period)
-	if f.RunID != 0 {
-		return nil, talon.Errorf(talon.EINVALID, "artifacts: the API does not filter by run; use Run")
-	}
 	if f.BeforeID > 0 {
 		q.Set("before", strconv.FormatInt(f.BeforeID, 10))
 	}

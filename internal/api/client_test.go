@@ -12,7 +12,7 @@ import (
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
-	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/view"
 )
 
 // clientBundle is a real api.Server on a real port, with a fake Backend.
@@ -52,7 +52,7 @@ func TestClientRoundTrip(t *testing.T) {
 		t.Errorf("Jobs = %+v, %v", jobs, err)
 	}
 
-	runs, err := c.Runs(ctx, store.RunFilter{Job: "extract", States: []talon.State{talon.StateFailed, talon.StateSucceeded}, BeforeID: 3, Limit: 5})
+	runs, err := c.Runs(ctx, view.RunFilter{Job: "extract", States: []talon.State{talon.StateFailed, talon.StateSucceeded}, BeforeID: 3, Limit: 5})
 	if err != nil || len(runs) != 2 || runs[0].ID != 2 {
 		t.Errorf("Runs = %+v, %v", runs, err)
 	}
@@ -65,12 +65,12 @@ func TestClientRoundTrip(t *testing.T) {
 		t.Errorf("Run = %+v, %v", d, err)
 	}
 
-	periods, err := c.Periods(ctx, store.PeriodFilter{Job: "extract", Limit: 10})
+	periods, err := c.Periods(ctx, view.PeriodFilter{Job: "extract", Limit: 10})
 	if err != nil || len(periods) != 2 || periods[0].Period != "daily/2026-11-26" || periods[0].Counts[talon.StateFailed] != 1 || periods[0].LatestRun != 2 {
 		t.Errorf("Periods = %+v, %v", periods, err)
 	}
 
-	req := api.TriggerRequest{Period: "daily/2026-11-27", Params: map[string]string{"a": "b"}, Key: "k"}
+	req := talon.TriggerRequest{Period: "daily/2026-11-27", Params: map[string]string{"a": "b"}, Key: "k"}
 	run, created, err := c.Trigger(ctx, "extract", req)
 	if err != nil || !created || run.ID != 4 || run.Params["a"] != "b" {
 		t.Errorf("Trigger = %+v, %v, %v", run, created, err)
@@ -132,13 +132,13 @@ func TestClientErrors(t *testing.T) {
 	wantCode(t, err, talon.ENOTFOUND, "run 999 not found")
 	_, err = c.Logs(ctx, 999)
 	wantCode(t, err, talon.ENOTFOUND, "run 999 not found")
-	_, _, err = c.Trigger(ctx, "nope", api.TriggerRequest{})
+	_, _, err = c.Trigger(ctx, "nope", talon.TriggerRequest{})
 	wantCode(t, err, talon.ENOTFOUND, `job "nope" not found`)
 	_, err = c.Cancel(ctx, 1, "")
 	wantCode(t, err, talon.ECONFLICT, "")
 	err = c.SetProgress(ctx, 3, talon.Progress{Percent: new(200.0)})
 	wantCode(t, err, talon.EINVALID, "progress: percent 200: want a number from 0 to 100")
-	_, err = c.Runs(ctx, store.RunFilter{Limit: 5000})
+	_, err = c.Runs(ctx, view.RunFilter{Limit: 5000})
 	wantCode(t, err, talon.EINVALID, `limit "5000": want 1 to 1000`)
 
 	cb.backend.ReloadErr = talon.Errorf(talon.EINVALID, "schedule.yaml:3:5: unknown key \"schedul\"")

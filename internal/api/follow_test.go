@@ -19,6 +19,7 @@ import (
 	"github.com/talonhq/talon/internal/engine"
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/executor/local"
+	"github.com/talonhq/talon/internal/query"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store/sqlite"
 )
@@ -67,7 +68,7 @@ func setupFollow(t *testing.T, limits api.HTTPLimits) *followBundle {
 	loopDone := make(chan error, 1)
 	go func() { loopDone <- e.Loop(ctx) }()
 
-	srv := api.NewHTTPServer(api.NewServer(e, logger), limits)
+	srv := api.NewHTTPServer(api.NewServer(api.Join(query.New(st, e, nil), e), logger), limits)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +107,7 @@ func TestFollowLog(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 
-	run, _, err := fb.client.Trigger(ctx, "talk", api.TriggerRequest{})
+	run, _, err := fb.client.Trigger(ctx, "talk", talon.TriggerRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestFollowLogShutdown(t *testing.T) {
 	fb := setupFollow(t, api.HTTPLimits{})
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	run, _, err := fb.client.Trigger(ctx, "talk", api.TriggerRequest{})
+	run, _, err := fb.client.Trigger(ctx, "talk", talon.TriggerRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/artifact"
-	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/view"
 )
 
 // Limits of list routes.
@@ -21,16 +21,6 @@ const (
 	DefaultLimit = 100
 	MaxLimit     = 1000
 )
-
-// PeriodInfo is one (period, job) of GET /api/v1/periods: its run counts
-// by state and its latest run.
-type PeriodInfo struct {
-	Period    string              `json:"period"`
-	Job       string              `json:"job"`
-	Counts    map[talon.State]int `json:"counts"`
-	LatestRun int64               `json:"latest_run"`
-	Latest    talon.State         `json:"latest"`
-}
 
 // ArtifactRequest is the body of POST /api/v1/runs/{id}/artifacts.
 type ArtifactRequest struct {
@@ -99,7 +89,7 @@ func (s *Server) runs(w http.ResponseWriter, r *http.Request) error {
 	if err := onlyParams(q, "job", "period", "state", "before", "limit"); err != nil {
 		return err
 	}
-	f := store.RunFilter{Job: q.Get("job"), Period: q.Get("period")}
+	f := view.RunFilter{Job: q.Get("job"), Period: q.Get("period")}
 	for _, v := range q["state"] {
 		for st := range strings.SplitSeq(v, ",") {
 			st = strings.TrimSpace(st)
@@ -160,7 +150,7 @@ func (s *Server) periods(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rows, err := s.backend.Periods(r.Context(), store.PeriodFilter{Job: q.Get("job"), Before: q.Get("before"), Limit: limit})
+	rows, err := s.backend.Periods(r.Context(), view.PeriodFilter{Job: q.Get("job"), Before: q.Get("before"), Limit: limit})
 	if err != nil {
 		return err
 	}
@@ -169,19 +159,16 @@ func (s *Server) periods(w http.ResponseWriter, r *http.Request) error {
 	if n := countPeriods(rows); n == limit && limit > 0 {
 		setNext(w, r, rows[len(rows)-1].Period)
 	}
-	out := make([]PeriodInfo, 0, len(rows))
-	for _, p := range rows {
-		counts := map[talon.State]int(p.Counts)
-		if counts == nil {
-			counts = map[talon.State]int{}
+	for i := range rows {
+		if rows[i].Counts == nil {
+			rows[i].Counts = map[talon.State]int{}
 		}
-		out = append(out, PeriodInfo{Period: p.Period, Job: p.Job, Counts: counts, LatestRun: p.LatestRun, Latest: p.Latest})
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, nonNil(rows))
 	return nil
 }
 
-func countPeriods(rows []store.PeriodRow) int {
+func countPeriods(rows []view.PeriodInfo) int {
 	n := 0
 	for i, p := range rows {
 		if i == 0 || p.Period != rows[i-1].Period {
@@ -196,9 +183,6 @@ type PeriodRange struct {
 	Job     string   `json:"job"`
 	Periods []string `json:"periods"`
 }
-
-// MaxPeriodRange bounds the periods one range request may list.
-const MaxPeriodRange = 100000
 
 func (s *Server) jobPeriods(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
@@ -219,7 +203,7 @@ func (s *Server) jobPeriods(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) trigger(w http.ResponseWriter, r *http.Request) error {
-	var req TriggerRequest
+	var req talon.TriggerRequest
 	if err := decode(r, &req, true); err != nil {
 		return err
 	}
@@ -506,7 +490,7 @@ func (s *Server) artifacts(w http.ResponseWriter, r *http.Request) error {
 	if err := onlyParams(q, "job", "period", "before", "limit"); err != nil {
 		return err
 	}
-	f := store.ArtifactFilter{Job: q.Get("job"), Period: q.Get("period")}
+	f := view.ArtifactFilter{Job: q.Get("job"), Period: q.Get("period")}
 	if v := q.Get("before"); v != "" {
 		id, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || id <= 0 {

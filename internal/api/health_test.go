@@ -14,6 +14,7 @@ import (
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/engine"
+	"github.com/talonhq/talon/internal/query"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store/postgres"
 	"github.com/talonhq/talon/internal/talontest"
@@ -48,7 +49,7 @@ func TestHealthFollowsTheStore(t *testing.T) {
 	if _, err := e.Step(ctx, time.Now()); err != nil {
 		t.Fatalf("first step: %v", err)
 	}
-	hs := httptest.NewServer(api.NewServer(e, logger))
+	hs := httptest.NewServer(api.NewServer(api.Join(query.New(st, e, nil), e), logger))
 	t.Cleanup(hs.Close)
 
 	waitHealth(t, hs.URL, http.StatusOK, 10*time.Second)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/talonhq/talon"
-	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/view"
 )
 
 // PauseRequest is the body of POST /api/v1/jobs/{name}/pause.
@@ -228,7 +228,7 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, verb string, allow
 			return talon.Errorf(talon.EINVALID, "state %s: only %s runs can be %s", st, listStates(allowed), pastOf(verb))
 		}
 	}
-	runs, err := s.backend.Runs(r.Context(), store.RunFilter{Job: req.Job, Period: req.Period, States: states, Limit: MaxBulk + 1})
+	runs, err := s.backend.Runs(r.Context(), view.RunFilter{Job: req.Job, Period: req.Period, States: states, Limit: MaxBulk + 1})
 	if err != nil {
 		return err
 	}
@@ -356,7 +356,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) error {
 	if err := onlyParams(q, "since", "actor", "before", "limit"); err != nil {
 		return err
 	}
-	f := store.AuditFilter{Actor: q.Get("actor")}
+	f := view.AuditFilter{Actor: q.Get("actor")}
 	if v := q.Get("since"); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
@@ -433,7 +433,7 @@ func (c *Client) BulkRetry(ctx context.Context, req BulkRequest) (BulkResult, er
 
 // Audit lists the audit, newest first; a zero Limit means the server's
 // default (100).
-func (c *Client) Audit(ctx context.Context, f store.AuditFilter) ([]talon.AuditEntry, error) {
+func (c *Client) Audit(ctx context.Context, f view.AuditFilter) ([]talon.AuditEntry, error) {
 	q := url.Values{}
 	set(q, "actor", f.Actor)
 	if !f.Since.IsZero() {

@@ -9,6 +9,7 @@ import (
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/api/apitest"
+	"github.com/talonhq/talon/internal/view"
 )
 
 // FuzzOpsBodies sends arbitrary bodies to the routes of pause, mark and
@@ -31,7 +32,7 @@ func FuzzOpsBodies(f *testing.F) {
 		default:
 			t.Skip()
 		}
-		b := apitest.New(api.JobInfo{Name: "extract", Period: "daily", Timezone: "UTC", Executor: "local"})
+		b := apitest.New(view.JobInfo{Name: "extract", Period: "daily", Timezone: "UTC", Executor: "local"})
 		b.Add(talon.Run{Job: "extract", Period: "daily/2026-11-26", State: talon.StateFailed}, nil, nil)
 		b.Add(talon.Run{Job: "extract", Period: "daily/2026-11-26", State: talon.StateBlocked}, nil, nil)
 		s := api.NewServer(b, slog.New(slog.DiscardHandler))

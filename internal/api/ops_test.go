@@ -19,17 +19,22 @@ import (
 	"github.com/talonhq/talon/internal/engine"
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/executor/inprocess"
+	"github.com/talonhq/talon/internal/query"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/store/sqlite"
+	"github.com/talonhq/talon/internal/view"
 )
 
 type opsBundle struct {
-	e      *engine.Engine
-	st     store.Store
-	url    string
-	client *api.Client
-	now    time.Time
+	e *engine.Engine
+	// backend is what the server serves: the engine's commands and the
+	// query service's reads.
+	backend api.Backend
+	st      store.Store
+	url     string
+	client  *api.Client
+	now     time.Time
 }
 
 // setupOps serves a real engine on SQLite (stepped by hand at a fixed
@@ -66,11 +71,12 @@ jobs:
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(api.NewServer(e, slog.New(slog.NewTextHandler(t.Output(), nil))))
+	backend := api.Join(query.New(st, e, func() time.Time { return now }), e)
+	hs := httptest.NewServer(api.NewServer(backend, slog.New(slog.NewTextHandler(t.Output(), nil))))
 	t.Cleanup(hs.Close)
 	c := api.NewClient(hs.URL, nil)
 	c.User = "alice"
-	return &opsBundle{e: e, st: st, url: hs.URL, client: c, now: now}
+	return &opsBundle{e: e, backend: backend, st: st, url: hs.URL, client: c, now: now}
 }
 
 func (b *opsBundle) settle(t *testing.T) {
@@ -87,11 +93,11 @@ func (b *opsBundle) settle(t *testing.T) {
 func TestAuditRecordsOperations(t *testing.T) {
 	b := setupOps(t)
 	ctx := t.Context()
-	load, _, err := b.client.Trigger(ctx, "load", api.TriggerRequest{Period: "daily/2026-11-26"})
+	load, _, err := b.client.Trigger(ctx, "load", talon.TriggerRequest{Period: "daily/2026-11-26"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex, _, err := b.client.Trigger(ctx, "extract", api.TriggerRequest{Period: "daily/2026-11-26"})
+	ex, _, err := b.client.Trigger(ctx, "extract", talon.TriggerRequest{Period: "daily/2026-11-26"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +105,7 @@ func TestAuditRecordsOperations(t *testing.T) {
 	if _, _, err := b.client.Pause(ctx, "extract", "", "disk full"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := b.client.Trigger(ctx, "extract", api.TriggerRequest{}); err == nil {
+	if _, _, err := b.client.Trigger(ctx, "extract", talon.TriggerRequest{}); err == nil {
 		t.Fatal("trigger of a paused job accepted")
 	}
 	if _, err := b.client.Resume(ctx, "extract", ""); err != nil {
@@ -115,11 +121,11 @@ func TestAuditRecordsOperations(t *testing.T) {
 	if _, err := b.client.Cancel(ctx, load.ID, ""); err == nil {
 		t.Fatal("cancel of a succeeded run accepted")
 	}
-	if _, err := b.client.Runs(ctx, store.RunFilter{}); err != nil { // a read: not audited
+	if _, err := b.client.Runs(ctx, view.RunFilter{}); err != nil { // a read: not audited
 		t.Fatal(err)
 	}
 
-	entries, err := b.client.Audit(ctx, store.AuditFilter{})
+	entries, err := b.client.Audit(ctx, view.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,11 +193,11 @@ func TestAuditPagination(t *testing.T) {
 	if got := strings.Join(objects, ","); got != "job j4,job j3,job j2,job j1,job j0" {
 		t.Fatalf("audit pages: %s", got)
 	}
-	if _, err := b.client.Audit(t.Context(), store.AuditFilter{Since: b.now.Add(time.Hour)}); err != nil {
+	if _, err := b.client.Audit(t.Context(), view.AuditFilter{Since: b.now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	api.NewServer(b.e, slog.New(slog.DiscardHandler)).ServeHTTP(rec, httptest.NewRequest("GET", api.Prefix+"audit?since=yesterday", nil))
+	api.NewServer(b.backend, slog.New(slog.DiscardHandler)).ServeHTTP(rec, httptest.NewRequest("GET", api.Prefix+"audit?since=yesterday", nil))
 	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "RFC 3339") {
 		t.Fatalf("bad since: %d %s", rec.Code, rec.Body)
 	}
@@ -200,7 +206,7 @@ func TestAuditPagination(t *testing.T) {
 // The audit is for admins; pause, resume, mark and the bulk routes for
 // operators (the one permission table).
 func TestOpsRoutesPermissions(t *testing.T) {
-	s := api.NewServer(setupOps(t).e, slog.New(slog.DiscardHandler), api.WithAuthorizer(func(r *http.Request, perm auth.Permission) (auth.Principal, error) {
+	s := api.NewServer(setupOps(t).backend, slog.New(slog.DiscardHandler), api.WithAuthorizer(func(r *http.Request, perm auth.Permission) (auth.Principal, error) {
 		olga := auth.Principal{Name: "olga", Role: auth.RoleOperator}
 		if !olga.Allows(perm, 0) {
 			return auth.Principal{}, talon.Errorf(api.EFORBIDDEN, "operators may not %s", perm)
@@ -233,13 +239,13 @@ func TestBulkCancelAndRetry(t *testing.T) {
 	ctx := t.Context()
 	var loads []talon.Run
 	for d := 20; d <= 23; d++ {
-		r, _, err := b.client.Trigger(ctx, "load", api.TriggerRequest{Period: fmt.Sprintf("daily/2026-11-%d", d)})
+		r, _, err := b.client.Trigger(ctx, "load", talon.TriggerRequest{Period: fmt.Sprintf("daily/2026-11-%d", d)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		loads = append(loads, r)
 	}
-	ex, _, err := b.client.Trigger(ctx, "extract", api.TriggerRequest{Period: "daily/2026-11-19"})
+	ex, _, err := b.client.Trigger(ctx, "extract", talon.TriggerRequest{Period: "daily/2026-11-19"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +322,7 @@ func TestBulkCancelAndRetry(t *testing.T) {
 		}
 	}
 
-	entries, err := b.client.Audit(ctx, store.AuditFilter{})
+	entries, err := b.client.Audit(ctx, view.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}

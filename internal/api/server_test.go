@@ -19,6 +19,7 @@ import (
 	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/api/apitest"
 	"github.com/talonhq/talon/internal/auth"
+	"github.com/talonhq/talon/internal/view"
 )
 
 // syncBuffer collects log lines written from the server's goroutines.
@@ -48,8 +49,8 @@ type testBundle struct {
 func setup(t *testing.T, opts ...api.Option) *testBundle {
 	t.Helper()
 	b := apitest.New(
-		api.JobInfo{Name: "extract", Period: "daily", Timezone: "UTC", Executor: "local"},
-		api.JobInfo{Name: "load-sales", Period: "daily", Timezone: "UTC", Executor: "local"},
+		view.JobInfo{Name: "extract", Period: "daily", Timezone: "UTC", Executor: "local"},
+		view.JobInfo{Name: "load-sales", Period: "daily", Timezone: "UTC", Executor: "local"},
 	)
 	b.Add(talon.Run{Job: "extract", Period: "daily/2026-11-25", State: talon.StateSucceeded}, nil, nil)
 	b.Add(talon.Run{Job: "extract", Period: "daily/2026-11-26", State: talon.StateFailed, Reason: "exit status 1"}, nil, nil)

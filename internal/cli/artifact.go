@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/artifact"
-	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/view"
 )
 
 func newArtifactCmd(g *globals) *cobra.Command {
@@ -71,7 +71,7 @@ func joinSchemes() string {
 }
 
 func newArtifactsCmd(g *globals) *cobra.Command {
-	var f store.ArtifactFilter
+	var f view.ArtifactFilter
 	cmd := &cobra.Command{
 		Use:   "artifacts",
 		Short: "List artifacts, newest first",

@@ -7,12 +7,12 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/talonhq/talon"
-	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/view"
 )
 
 func newAuditCmd(g *globals) *cobra.Command {
 	var (
-		f     store.AuditFilter
+		f     view.AuditFilter
 		since string
 		all   bool
 	)

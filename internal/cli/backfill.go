@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/talonhq/talon/internal/api"
+	"github.com/talonhq/talon"
 )
 
 // BackfillResult is what `talon backfill -o json` prints.
@@ -39,7 +39,7 @@ func newBackfillCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return usagef("--rate %q: %v", rate, err)
 			}
-			req := api.TriggerRequest{}
+			req := talon.TriggerRequest{}
 			for _, p := range params {
 				k, v, ok := strings.Cut(p, "=")
 				if !ok || k == "" {

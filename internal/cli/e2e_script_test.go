@@ -43,8 +43,8 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
-	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/tlscert"
+	"github.com/talonhq/talon/internal/view"
 )
 
 // pollEvery is how often the e2e waits look again.
@@ -237,10 +237,10 @@ func cmdGenCert(ts *testscript.TestScript, neg bool, args []string) {
 
 // findRun resolves a run selector: a run id, or a job name meaning that
 // job's newest run. It reports found false while a job has no run yet.
-func findRun(ctx context.Context, c *api.Client, sel string) (d api.RunDetail, found bool, err error) {
+func findRun(ctx context.Context, c *api.Client, sel string) (d view.RunDetail, found bool, err error) {
 	id, err := strconv.ParseInt(sel, 10, 64)
 	if err != nil {
-		runs, err := c.Runs(ctx, store.RunFilter{Job: sel, Limit: 1})
+		runs, err := c.Runs(ctx, view.RunFilter{Job: sel, Limit: 1})
 		if err != nil || len(runs) == 0 {
 			return d, false, err
 		}
@@ -254,7 +254,7 @@ func findRun(ctx context.Context, c *api.Client, sel string) (d api.RunDetail, f
 	return d, err == nil, err
 }
 
-func runJSON(d api.RunDetail) string {
+func runJSON(d view.RunDetail) string {
 	b, err := json.MarshalIndent(d, "", "  ")
 	if err != nil {
 		return err.Error()
@@ -279,7 +279,7 @@ func cmdWaitRun(ts *testscript.TestScript, neg bool, args []string) {
 	c := client(ts)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+2*time.Second)
 	defer cancel()
-	var last api.RunDetail
+	var last view.RunDetail
 	var ended bool
 	err := poll(timeout, func() (bool, error) {
 		d, found, err := findRun(ctx, c, args[0])

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/view"
 )
 
 // BenchmarkAPIUnderLoad is the API's load figure: a real `talon serve`
@@ -156,7 +156,7 @@ func BenchmarkAPIUnderLoad(b *testing.B) {
 	// start, over every run that started during the load.
 	var lags []time.Duration
 	for before := int64(0); ; {
-		runs, err := srv.client.Runs(ctx, store.RunFilter{Limit: 1000, BeforeID: before})
+		runs, err := srv.client.Runs(ctx, view.RunFilter{Limit: 1000, BeforeID: before})
 		if err != nil {
 			b.Fatal(err)
 		}

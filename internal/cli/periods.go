@@ -4,13 +4,12 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
-	"github.com/talonhq/talon/internal/api"
-	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/view"
 )
 
 func newPeriodsCmd(g *globals) *cobra.Command {
 	var (
-		f   store.PeriodFilter
+		f   view.PeriodFilter
 		all bool
 	)
 	cmd := &cobra.Command{
@@ -21,7 +20,7 @@ func newPeriodsCmd(g *globals) *cobra.Command {
 			if f.Limit < 1 || f.Limit > 1000 {
 				return usagef("--limit %d: want 1 to 1000", f.Limit)
 			}
-			var rows []store.PeriodRow
+			var rows []view.PeriodInfo
 			for {
 				page, err := g.api().Periods(cmd.Context(), f)
 				if err != nil {
@@ -35,12 +34,10 @@ func newPeriodsCmd(g *globals) *cobra.Command {
 				f.Before = page[len(page)-1].Period
 			}
 			if g.json() {
-				// The API's shape, not the store's.
-				out := make([]api.PeriodInfo, len(rows))
-				for i, p := range rows {
-					out[i] = api.PeriodInfo{Period: p.Period, Job: p.Job, Counts: p.Counts, LatestRun: p.LatestRun, Latest: p.Latest}
+				if rows == nil {
+					rows = []view.PeriodInfo{}
 				}
-				return g.printJSON(out)
+				return g.printJSON(rows)
 			}
 			w := g.table()
 			row(w, "PERIOD", "JOB", "LATEST", "STATE", "RUNS")
@@ -56,7 +53,7 @@ func newPeriodsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func countPeriods(rows []store.PeriodRow) int {
+func countPeriods(rows []view.PeriodInfo) int {
 	n := 0
 	for i, p := range rows {
 		if i == 0 || p.Period != rows[i-1].Period {

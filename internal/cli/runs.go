@@ -7,12 +7,12 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/talonhq/talon"
-	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/view"
 )
 
 func newRunsCmd(g *globals) *cobra.Command {
 	var (
-		f      store.RunFilter
+		f      view.RunFilter
 		states []string
 		all    bool
 	)

@@ -20,6 +20,7 @@ import (
 	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/api/apitest"
 	"github.com/talonhq/talon/internal/talontest"
+	"github.com/talonhq/talon/internal/view"
 )
 
 var update = flag.Bool("update", false, "rewrite the cmp files of testdata/script/*.txtar")
@@ -180,11 +181,11 @@ func ptr[T any](v T) *T { return &v }
 // failed, one blocked by its constraints.
 func fixtureBackend() *apitest.Backend {
 	b := apitest.New(
-		api.JobInfo{Name: "extract", Period: "daily", Timezone: "UTC", Executor: "local",
+		view.JobInfo{Name: "extract", Period: "daily", Timezone: "UTC", Executor: "local",
 			Triggers: []string{"schedule:0 6 * * *"}, Next: "2026-11-27T06:00:00Z"},
-		api.JobInfo{Name: "load-sales", Period: "daily", Calendar: "uk", Timezone: "Europe/London", Executor: "local",
+		view.JobInfo{Name: "load-sales", Period: "daily", Calendar: "uk", Timezone: "Europe/London", Executor: "local",
 			Triggers: []string{"after:extract"}, Constraints: []string{"after", "not_before"}},
-		api.JobInfo{Name: "report", Period: "monthly", Timezone: "UTC", Executor: "local"},
+		view.JobInfo{Name: "report", Period: "monthly", Timezone: "UTC", Executor: "local"},
 	)
 	b.Add(talon.Run{Job: "extract", Period: "daily/2026-11-25", State: talon.StateSucceeded, Executor: "local",
 		Trigger: "schedule:0 6 * * *", FireTime: at("2026-11-25T06:00:00Z"), Created: at("2026-11-25T06:00:00Z"),

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/talonhq/talon"
-	"github.com/talonhq/talon/internal/api"
 )
 
 // TestParamsNeverBecomeShellText triggers a job with parameters made to
@@ -42,7 +41,7 @@ jobs:
 	}
 	for i, p := range payloads {
 		params := map[string]string{"value": p, "touch CANARY; k": p}
-		run, _, err := srv.client.Trigger(t.Context(), "echo", api.TriggerRequest{Params: params, Key: "p" + strconv.Itoa(i)})
+		run, _, err := srv.client.Trigger(t.Context(), "echo", talon.TriggerRequest{Params: params, Key: "p" + strconv.Itoa(i)})
 		if err != nil {
 			t.Fatalf("trigger with %q: %v", p, err)
 		}
@@ -99,7 +98,7 @@ jobs:
 			t.Fatal(err)
 		}
 	}
-	run, _, err := srv.client.Trigger(t.Context(), "talk", api.TriggerRequest{})
+	run, _, err := srv.client.Trigger(t.Context(), "talk", talon.TriggerRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/executor/inprocess"
 	"github.com/talonhq/talon/internal/executor/local"
+	"github.com/talonhq/talon/internal/query"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/tlscert"
@@ -196,8 +197,12 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	anonymousOK := loopback && len(cfgSources) == 0
 	logAccess(logger, cfg, loopback, anonymousOK, cert != nil)
 
-	rl := &reloading{Backend: e, chain: chain, cert: cert, logger: logger}
-	srv := api.NewHTTPServer(api.NewServer(rl, logger, api.WithAuthorizer(api.BearerAuth(chain, anonymousOK, logger))), api.HTTPLimits{})
+	// The API reads through the query service over the store, and acts
+	// through the engine (wrapped to reload auth and TLS with the
+	// schedule).
+	rl := &reloading{Commander: e, chain: chain, cert: cert, logger: logger}
+	reads := query.New(st, e, nil)
+	srv := api.NewHTTPServer(api.NewServer(api.Join(reads, rl), logger, api.WithAuthorizer(api.BearerAuth(chain, anonymousOK, logger))), api.HTTPLimits{})
 	go func() {
 		var err error
 		if cert != nil {
@@ -315,11 +320,11 @@ func logAccess(logger *slog.Logger, cfg *config.Config, loopback, anonymousOK, t
 	}
 }
 
-// reloading is the engine with a Reload that also re-reads the auth
+// reloading is the engine's commands with a Reload that also re-reads the auth
 // sources (a token file, a JWKS) and the TLS certificate, for SIGHUP and
 // POST /api/v1/reload alike. What fails to reload keeps what it had.
 type reloading struct {
-	api.Backend
+	api.Commander
 	chain  *auth.Chain
 	cert   *tlscert.Keypair
 	logger *slog.Logger
@@ -350,7 +355,7 @@ func (r *reloading) reloadAll(ctx context.Context) (summary string, problems []s
 			problems = append(problems, err.Error()+" (the old certificate keeps serving)")
 		}
 	}
-	summary, scheduleErr = r.Backend.Reload(ctx)
+	summary, scheduleErr = r.Commander.Reload(ctx)
 	return summary, problems, scheduleErr
 }
 

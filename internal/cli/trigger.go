@@ -7,12 +7,11 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/talonhq/talon"
-	"github.com/talonhq/talon/internal/api"
 )
 
 func newTriggerCmd(g *globals) *cobra.Command {
 	var (
-		req    api.TriggerRequest
+		req    talon.TriggerRequest
 		params []string
 	)
 	cmd := &cobra.Command{

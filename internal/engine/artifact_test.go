@@ -13,14 +13,14 @@ import (
 	"time"
 
 	"github.com/talonhq/talon"
-	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/auth/runtoken"
 	"github.com/talonhq/talon/internal/engine"
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/executor/inprocess"
+	"github.com/talonhq/talon/internal/query"
 	"github.com/talonhq/talon/internal/schedule"
-	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/store/sqlite"
+	"github.com/talonhq/talon/internal/view"
 )
 
 const artifactSchedule = `
@@ -56,14 +56,14 @@ func TestArtifactConstraint(t *testing.T) {
 		},
 	})
 	ctx := t.Context()
-	load := b.trigger(t, "load", api.TriggerRequest{Period: "daily/2026-11-26"})
+	load := b.trigger(t, "load", talon.TriggerRequest{Period: "daily/2026-11-26"})
 	b.settle(t)
 	got := b.runs(t, "load")[0]
 	if got.State != talon.StateBlocked || got.Reason != "artifact: waiting for an artifact matching file:///data/2026-11-26/*.csv in daily/2026-11-26" {
 		t.Fatalf("load before the artifact: %s %q", got.State, got.Reason)
 	}
 	// Another period's artifact, or one outside the pattern, changes nothing.
-	b.trigger(t, "extract", api.TriggerRequest{Period: "daily/2026-11-25"})
+	b.trigger(t, "extract", talon.TriggerRequest{Period: "daily/2026-11-25"})
 	if _, err := b.e.Step(ctx, b.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestArtifactConstraint(t *testing.T) {
 	release <- struct{}{}
 	b.settle(t)
 
-	b.trigger(t, "extract", api.TriggerRequest{Period: "daily/2026-11-26"})
+	b.trigger(t, "extract", talon.TriggerRequest{Period: "daily/2026-11-26"})
 	if _, err := b.e.Step(ctx, b.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -115,11 +115,11 @@ func TestArtifactConstraint(t *testing.T) {
 	if rs := b.runs(t, "extract"); rs[1].State != talon.StateSucceeded || rs[1].Reason != "succeeded" {
 		t.Fatalf("extract with its declared artifact = %s %q, want succeeded without a flag", rs[1].State, rs[1].Reason)
 	}
-	as, err := b.e.Artifacts(ctx, store.ArtifactFilter{Period: "daily/2026-11-26"})
+	as, err := b.q.Artifacts(ctx, view.ArtifactFilter{Period: "daily/2026-11-26"})
 	if err != nil || len(as) != 1 || as[0].ID != a.ID {
 		t.Fatalf("Artifacts(daily/2026-11-26) = %+v, %v", as, err)
 	}
-	if _, err := b.e.Artifacts(ctx, store.ArtifactFilter{Period: "yesterday"}); err == nil {
+	if _, err := b.q.Artifacts(ctx, view.ArtifactFilter{Period: "yesterday"}); err == nil {
 		t.Errorf("Artifacts accepted a bad period key")
 	}
 }
@@ -166,8 +166,8 @@ jobs:
 	lines["daily/2026-11-26"] = "::talon artifact s3://bucket/2026-11-26/sub/x.csv\n" + // not in the segment
 		"::talon artifact javascript:alert(1)\n" + // refused
 		"::talon progress 140%\n" // refused
-	b.trigger(t, "report", api.TriggerRequest{Period: "daily/2026-11-25"})
-	b.trigger(t, "report", api.TriggerRequest{Period: "daily/2026-11-26"})
+	b.trigger(t, "report", talon.TriggerRequest{Period: "daily/2026-11-25"})
+	b.trigger(t, "report", talon.TriggerRequest{Period: "daily/2026-11-26"})
 	b.settle(t)
 	rs := b.runs(t, "report")
 	if rs[0].State != talon.StateSucceeded || rs[0].Reason != "succeeded" {
@@ -200,7 +200,7 @@ jobs:
 
 	// One missing: singular.
 	lines["daily/2026-11-27"] = "::talon artifact s3://bucket/2026-11-27/a.csv\n::talon artifact file:///data/2026-11-27/chart.png\n"
-	b.trigger(t, "report", api.TriggerRequest{Period: "daily/2026-11-27"})
+	b.trigger(t, "report", talon.TriggerRequest{Period: "daily/2026-11-27"})
 	b.settle(t)
 	if r := b.runs(t, "report")[2]; r.Reason != "succeeded; declared artifact summary not added" {
 		t.Errorf("reason = %q", r.Reason)
@@ -255,7 +255,7 @@ jobs:
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, _, err := e.Trigger(t.Context(), "j", api.TriggerRequest{})
+			r, _, err := e.Trigger(t.Context(), "j", talon.TriggerRequest{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -283,7 +283,7 @@ jobs:
 				return
 			}
 			tok := src.Mint(r.ID)
-			d, err := e.Run(t.Context(), r.ID)
+			d, err := query.New(st, e, nil).Run(t.Context(), r.ID)
 			if err != nil {
 				t.Fatal(err)
 			}

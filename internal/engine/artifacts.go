@@ -110,14 +110,3 @@ func (e *Engine) missingArtifacts(ctx context.Context, p *plan, r talon.Run) str
 	}
 	return fmt.Sprintf("; declared artifacts %s not added", strings.Join(missing, ", "))
 }
-
-// Artifacts lists artifacts, newest first.
-func (e *Engine) Artifacts(ctx context.Context, f store.ArtifactFilter) ([]talon.Artifact, error) {
-	if f.Period != "" {
-		if _, err := parseKey(f.Period, nil); err != nil {
-			return nil, talon.Errorf(talon.EINVALID, "%v", err)
-		}
-	}
-	as, err := e.st.ListArtifacts(ctx, f)
-	return as, userErr(err, "artifacts")
-}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/talonhq/talon"
-	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/engine"
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/executor/inprocess"
@@ -228,4 +227,4 @@ func BenchmarkMemory100kJobs(b *testing.B) {
 	}
 }
 
-func apiTrigger() api.TriggerRequest { return api.TriggerRequest{} }
+func apiTrigger() talon.TriggerRequest { return talon.TriggerRequest{} }

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/talonhq/talon"
-	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/engine"
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/executor/inprocess"
+	"github.com/talonhq/talon/internal/query"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/store/sqlite"
@@ -35,7 +35,9 @@ func (c *clock) Set(t time.Time) {
 }
 
 type testBundle struct {
-	e      *engine.Engine
+	e *engine.Engine
+	// q reads what the engine did, as the API does, at the test's clock.
+	q      *query.Service
 	st     store.Store
 	dbPath string
 	clock  *clock
@@ -85,7 +87,7 @@ func setupWith(t testing.TB, s *schedule.Schedule, st store.Store, start time.Ti
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testBundle{e: e, st: st, clock: c, funcs: ip}
+	return &testBundle{e: e, q: query.New(st, e, c.Now), st: st, clock: c, funcs: ip}
 }
 
 // settle steps the engine at the clock's time until it is idle, bounded.
@@ -117,7 +119,7 @@ func (b *testBundle) runs(t testing.TB, job string) []talon.Run {
 	return rs
 }
 
-func (b *testBundle) trigger(t testing.TB, job string, req api.TriggerRequest) talon.Run {
+func (b *testBundle) trigger(t testing.TB, job string, req talon.TriggerRequest) talon.Run {
 	t.Helper()
 	r, _, err := b.e.Trigger(context.Background(), job, req)
 	if err != nil {
@@ -238,12 +240,12 @@ jobs:
 `
 	now := mustTime(t, "2026-11-26T10:00:00Z")
 	b := setup(t, sched, now, map[string]inprocess.Func{"noop": noop})
-	b.trigger(t, "load", api.TriggerRequest{})
+	b.trigger(t, "load", talon.TriggerRequest{})
 	b.settle(t)
 	if r := b.runs(t, "load")[0]; r.State != talon.StateBlocked || !strings.Contains(r.Reason, "extract") {
 		t.Fatalf("load before extract: %s (%s), want blocked on extract", r.State, r.Reason)
 	}
-	b.trigger(t, "extract", api.TriggerRequest{})
+	b.trigger(t, "extract", talon.TriggerRequest{})
 	b.settle(t) // the clock has not moved: no poll can have happened
 	r := b.runs(t, "load")[0]
 	if r.State != talon.StateSucceeded {
@@ -278,7 +280,7 @@ jobs:
 	now := mustTime(t, "2026-11-26T08:00:00Z")
 	b := setup(t, sched, now, map[string]inprocess.Func{"noop": noop})
 	for _, j := range []string{"once", "once", "gated", "gated", "late", "late-cancel"} {
-		b.trigger(t, j, api.TriggerRequest{})
+		b.trigger(t, j, talon.TriggerRequest{})
 		b.settle(t)
 	}
 	b.at(t, mustTime(t, "2026-11-26T09:45:00Z"))
@@ -309,7 +311,7 @@ jobs:
 		})
 	}
 	// Every decision is stored with each constraint's answer.
-	d, err := b.e.Run(context.Background(), b.runs(t, "gated")[0].ID)
+	d, err := b.q.Run(context.Background(), b.runs(t, "gated")[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +391,7 @@ jobs:
 		"fail":  func(context.Context, inprocess.Run) error { return errors.New("boom") },
 		"block": func(ctx context.Context, _ inprocess.Run) error { <-ctx.Done(); return context.Cause(ctx) },
 	})
-	b.trigger(t, "flaky", api.TriggerRequest{})
+	b.trigger(t, "flaky", talon.TriggerRequest{})
 	b.settle(t)
 	if n := len(b.runs(t, "flaky")); n != 2 {
 		t.Fatalf("%d flaky runs after first failure, want 2 (the retry waits 5m)", n)
@@ -410,7 +412,7 @@ jobs:
 	}
 
 	b.clock.Set(now.Add(20 * time.Minute))
-	slow := b.trigger(t, "slow", api.TriggerRequest{})
+	slow := b.trigger(t, "slow", talon.TriggerRequest{})
 	wake, err := b.e.Step(context.Background(), b.clock.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -443,8 +445,8 @@ jobs:
 		"block": func(ctx context.Context, _ inprocess.Run) error { <-ctx.Done(); return context.Cause(ctx) },
 	})
 	ctx := context.Background()
-	slow := b.trigger(t, "slow", api.TriggerRequest{})
-	waiting := b.trigger(t, "waiting", api.TriggerRequest{})
+	slow := b.trigger(t, "slow", talon.TriggerRequest{})
+	waiting := b.trigger(t, "waiting", talon.TriggerRequest{})
 	if _, err := b.e.Step(ctx, now); err != nil {
 		t.Fatal(err)
 	}
@@ -473,10 +475,10 @@ jobs:
 	if _, err := b.e.Cancel(ctx, 9999, "x"); !errors.As(err, &te) || te.Code != talon.ENOTFOUND {
 		t.Errorf("cancel unknown run: %v, want not_found", err)
 	}
-	if _, _, err := b.e.Trigger(ctx, "slwo", api.TriggerRequest{}); !errors.As(err, &te) || te.Code != talon.ENOTFOUND || !strings.Contains(te.Message, `"slow"`) {
+	if _, _, err := b.e.Trigger(ctx, "slwo", talon.TriggerRequest{}); !errors.As(err, &te) || te.Code != talon.ENOTFOUND || !strings.Contains(te.Message, `"slow"`) {
 		t.Errorf("trigger unknown job: %v, want not_found suggesting slow", err)
 	}
-	if _, _, err := b.e.Trigger(ctx, "slow", api.TriggerRequest{Period: "daily/2026-13-01"}); !errors.As(err, &te) || te.Code != talon.EINVALID {
+	if _, _, err := b.e.Trigger(ctx, "slow", talon.TriggerRequest{Period: "daily/2026-13-01"}); !errors.As(err, &te) || te.Code != talon.EINVALID {
 		t.Errorf("trigger bad period: %v, want invalid", err)
 	}
 }
@@ -535,7 +537,7 @@ jobs:
 `
 	b := setup(t, sched, mustTime(t, "2026-12-30T10:00:00Z"), map[string]inprocess.Func{"noop": noop})
 	ctx := context.Background()
-	keys, err := b.e.PeriodRange(ctx, "load", "daily/2026-12-23", "daily/2026-12-30")
+	keys, err := b.q.PeriodRange(ctx, "load", "daily/2026-12-23", "daily/2026-12-30")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,7 +547,7 @@ jobs:
 	}
 	for round := range 2 {
 		for _, k := range keys {
-			_, created, err := b.e.Trigger(ctx, "load", api.TriggerRequest{Period: k, Key: "backfill:" + k})
+			_, created, err := b.e.Trigger(ctx, "load", talon.TriggerRequest{Period: k, Key: "backfill:" + k})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -558,13 +560,13 @@ jobs:
 		t.Errorf("%d runs, want 4", n)
 	}
 	var te *talon.Error
-	if _, _, err := b.e.Trigger(ctx, "load", api.TriggerRequest{Period: "daily/2026-12-26"}); !errors.As(err, &te) || te.Code != talon.EINVALID || !strings.Contains(te.Message, "daily/2026-12-24") {
+	if _, _, err := b.e.Trigger(ctx, "load", talon.TriggerRequest{Period: "daily/2026-12-26"}); !errors.As(err, &te) || te.Code != talon.EINVALID || !strings.Contains(te.Message, "daily/2026-12-24") {
 		t.Errorf("trigger for a holiday: %v, want invalid naming the business day it belongs to", err)
 	}
-	if _, err := b.e.PeriodRange(ctx, "load", "daily/2026-12-30", "daily/2026-12-23"); !errors.As(err, &te) || te.Code != talon.EINVALID {
+	if _, err := b.q.PeriodRange(ctx, "load", "daily/2026-12-30", "daily/2026-12-23"); !errors.As(err, &te) || te.Code != talon.EINVALID {
 		t.Errorf("backwards range: %v, want invalid", err)
 	}
-	if _, err := b.e.PeriodRange(ctx, "load", "monthly/2026-12", "daily/2026-12-23"); !errors.As(err, &te) || te.Code != talon.EINVALID {
+	if _, err := b.q.PeriodRange(ctx, "load", "monthly/2026-12", "daily/2026-12-23"); !errors.As(err, &te) || te.Code != talon.EINVALID {
 		t.Errorf("wrong period type: %v, want invalid", err)
 	}
 }
@@ -627,7 +629,7 @@ jobs:
 	if n := len(b.runs(t, "spread")); n != 14 {
 		t.Errorf("%d spread runs, want 14", n)
 	}
-	jobs, err := b.e.Jobs(context.Background())
+	jobs, err := b.q.Jobs(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -668,7 +670,7 @@ jobs:
 	t.Cleanup(func() { other.Close() })
 	b := setupWith(t, a.e.Schedule(), other, now, block)
 	ctx := context.Background()
-	run := a.trigger(t, "slow", api.TriggerRequest{})
+	run := a.trigger(t, "slow", talon.TriggerRequest{})
 	if _, err := a.e.Step(ctx, now); err != nil {
 		t.Fatal(err)
 	}
@@ -715,7 +717,7 @@ jobs:
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan error, 1)
 	go func() { stopped <- e.Loop(ctx) }()
-	run, _, err := e.Trigger(context.Background(), "slow", api.TriggerRequest{})
+	run, _, err := e.Trigger(context.Background(), "slow", talon.TriggerRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -767,9 +769,9 @@ jobs:
 		"block": func(ctx context.Context, _ inprocess.Run) error { <-ctx.Done(); return context.Cause(ctx) },
 	})
 	ctx := context.Background()
-	slow := b.trigger(t, "slow", api.TriggerRequest{})
-	b.trigger(t, "late", api.TriggerRequest{})
-	b.trigger(t, "late-retried", api.TriggerRequest{})
+	slow := b.trigger(t, "slow", talon.TriggerRequest{})
+	b.trigger(t, "late", talon.TriggerRequest{})
+	b.trigger(t, "late-retried", talon.TriggerRequest{})
 	if _, err := b.e.Step(ctx, now); err != nil {
 		t.Fatal(err)
 	}
@@ -818,8 +820,8 @@ jobs:
 		"fail": func(context.Context, inprocess.Run) error { return errors.New("boom") },
 	})
 	ctx := context.Background()
-	good := b.trigger(t, "ok", api.TriggerRequest{})
-	bad := b.trigger(t, "bad", api.TriggerRequest{})
+	good := b.trigger(t, "ok", talon.TriggerRequest{})
+	bad := b.trigger(t, "bad", talon.TriggerRequest{})
 	b.settle(t)
 	var te *talon.Error
 	if _, err := b.e.Retry(ctx, good.ID, "alice"); !errors.As(err, &te) || te.Code != talon.ECONFLICT {
@@ -911,8 +913,8 @@ jobs:
 		"gated": func(context.Context, inprocess.Run) error { <-gate; return nil },
 		"fail":  func(context.Context, inprocess.Run) error { <-gate; return errors.New("boom") },
 	})
-	b.trigger(t, "flaky", api.TriggerRequest{})
-	b.trigger(t, "up", api.TriggerRequest{})
+	b.trigger(t, "flaky", talon.TriggerRequest{})
+	b.trigger(t, "up", talon.TriggerRequest{})
 	if _, err := b.e.Step(context.Background(), now); err != nil {
 		t.Fatal(err)
 	}

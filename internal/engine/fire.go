@@ -225,6 +225,19 @@ func (e *Engine) nextOf(j *schedule.Job, t talon.TriggerSpec, tr trigger.Trigger
 	return f
 }
 
+// NextFire is the next fire of j's time triggers after after (zero when
+// none fires again), as the loop computes it: a trigger that cannot fire
+// again has its error recorded for TriggerErrors.
+func (e *Engine) NextFire(j *schedule.Job, after time.Time) time.Time {
+	var next time.Time
+	for i, t := range j.Triggers {
+		if t.Schedule != "" && i < len(j.Times) && j.Times[i] != nil {
+			next = earliest(next, e.nextOf(j, t, j.Times[i], after).At)
+		}
+	}
+	return next
+}
+
 // setTriggerErr records why a trigger stopped, logging it once. The
 // record stays until a reload, which restarts every trigger.
 func (e *Engine) setTriggerErr(j *schedule.Job, t talon.TriggerSpec, why string) {
@@ -238,8 +251,9 @@ func (e *Engine) setTriggerErr(j *schedule.Job, t talon.TriggerSpec, why string)
 	e.trigErr[key] = msg
 }
 
-// triggerErrors returns the trigger errors of a job, for operators.
-func (e *Engine) triggerErrors(job string) []string {
+// TriggerErrors says why job's triggers stopped firing, for operators;
+// each stays until a reload.
+func (e *Engine) TriggerErrors(job string) []string {
 	e.trigErrMu.Lock()
 	defer e.trigErrMu.Unlock()
 	var out []string

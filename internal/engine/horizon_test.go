@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/talonhq/talon"
-	"github.com/talonhq/talon/internal/api"
 )
 
 // TestPeriodHorizon: a trigger or backfill may name periods that start
@@ -43,8 +42,8 @@ jobs:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := b.e.Trigger(t.Context(), tt.job, api.TriggerRequest{Period: tt.period})
-			_, rerr := b.e.PeriodRange(t.Context(), tt.job, tt.period, tt.period)
+			_, _, err := b.e.Trigger(t.Context(), tt.job, talon.TriggerRequest{Period: tt.period})
+			_, rerr := b.q.PeriodRange(t.Context(), tt.job, tt.period, tt.period)
 			for what, err := range map[string]error{"Trigger": err, "PeriodRange": rerr} {
 				if tt.wantErr == "" {
 					if err != nil {

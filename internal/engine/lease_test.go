@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/talonhq/talon"
-	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/engine"
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/executor/inprocess"
@@ -139,7 +138,7 @@ func TestDatabaseOutageLosesNothing(t *testing.T) {
 	pxA, pxB := talontest.NewProxy(t, pgURL), talontest.NewProxy(t, pgURL)
 	log := newExecLog()
 	a := loopEngine(t, openPG(t, pxA.URL), log)
-	run, _, err := a.Trigger(t.Context(), "slow", api.TriggerRequest{})
+	run, _, err := a.Trigger(t.Context(), "slow", talon.TriggerRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +204,7 @@ func TestLeaseLapseFencesRuns(t *testing.T) {
 	px := talontest.NewProxy(t, pgURL)
 	log := newExecLog()
 	a := loopEngine(t, openPG(t, px.URL), log)
-	run, _, err := a.Trigger(t.Context(), "slow", api.TriggerRequest{})
+	run, _, err := a.Trigger(t.Context(), "slow", talon.TriggerRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +252,7 @@ func TestDeadSchedulerDetected(t *testing.T) {
 	log := newExecLog()
 	st := openPG(t, pgURL)
 	a := loopEngine(t, openPG(t, px.URL), log)
-	run, _, err := a.Trigger(t.Context(), "slow", api.TriggerRequest{})
+	run, _, err := a.Trigger(t.Context(), "slow", talon.TriggerRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,11 +336,11 @@ jobs:
 	t.Cleanup(func() { cancel(); <-done })
 
 	start := time.Now()
-	gated, _, err := e.Trigger(t.Context(), "gated", api.TriggerRequest{})
+	gated, _, err := e.Trigger(t.Context(), "gated", talon.TriggerRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	quick, _, err := e.Trigger(t.Context(), "quick", api.TriggerRequest{})
+	quick, _, err := e.Trigger(t.Context(), "quick", talon.TriggerRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +409,7 @@ jobs:
 	go func() { defer close(done); e.Loop(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	run, _, err := e.Trigger(t.Context(), "slow", api.TriggerRequest{})
+	run, _, err := e.Trigger(t.Context(), "slow", talon.TriggerRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +476,7 @@ jobs:
 	})
 	st := openPG(t, pgURL)
 	a := start(st)
-	first, _, err := a.Trigger(t.Context(), "solo", api.TriggerRequest{})
+	first, _, err := a.Trigger(t.Context(), "solo", talon.TriggerRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,7 +485,7 @@ jobs:
 		return !s.IsZero(), "not started"
 	})
 	b := start(openPG(t, pgURL))
-	second, _, err := b.Trigger(t.Context(), "solo", api.TriggerRequest{})
+	second, _, err := b.Trigger(t.Context(), "solo", talon.TriggerRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,14 +19,14 @@ import (
 func (e *Engine) Pause(ctx context.Context, job, by, reason string) (talon.Pause, bool, error) {
 	p := e.sched.Load()
 	if p.jobs[job] == nil {
-		return talon.Pause{}, false, talon.Errorf(talon.ENOTFOUND, "job %q not found%s", job, jobHint(job, p))
+		return talon.Pause{}, false, p.s.JobNotFound(job)
 	}
 	if by == "" {
 		by = "user"
 	}
 	pause, created, err := e.st.PauseJob(ctx, talon.Pause{Job: job, By: by, Reason: strings.TrimSpace(reason), Since: e.now()})
 	if err != nil {
-		return pause, false, userErr(err, "job "+job)
+		return pause, false, store.UserError(err, "job "+job)
 	}
 	if created {
 		e.log.Info("job paused", "job", job, "by", by)
@@ -45,7 +45,7 @@ func (e *Engine) Resume(ctx context.Context, job, by string) (talon.Pause, error
 	case errors.Is(err, store.ErrNotFound):
 		return pause, talon.Errorf(talon.ENOTFOUND, "job %q is not paused (nor in the schedule)", job)
 	case err != nil:
-		return pause, userErr(err, "job "+job)
+		return pause, store.UserError(err, "job "+job)
 	}
 	if by == "" {
 		by = "user"
@@ -123,7 +123,7 @@ func (e *Engine) Mark(ctx context.Context, id int64, to talon.State, reason, by 
 	}
 	r, err := e.st.GetRun(ctx, id)
 	if err != nil {
-		return r, userErr(err, what)
+		return r, store.UserError(err, what)
 	}
 	switch {
 	case r.State == talon.StateRunning:
@@ -139,10 +139,10 @@ func (e *Engine) Mark(ctx context.Context, id int64, to talon.State, reason, by 
 		Reason: fmt.Sprintf("marked %s by %s: %s", to, by, reason),
 	}})
 	if err != nil {
-		return r, userErr(err, what)
+		return r, store.UserError(err, what)
 	}
 	if res[0].Err != nil {
-		return r, userErr(res[0].Err, what)
+		return r, store.UserError(res[0].Err, what)
 	}
 	r = res[0].Run
 	e.log.Info("run marked", "run", r.ID, "job", r.Job, "period", r.Period, "state", r.State, "by", by)
@@ -155,7 +155,7 @@ func (e *Engine) Mark(ctx context.Context, id int64, to talon.State, reason, by 
 			created, err := e.st.CreateRuns(ctx, cs)
 			if err != nil {
 				e.notify(changed...)
-				return r, userErr(fmt.Errorf("run %d is marked, but its completion triggers did not fire: %w", id, err), what)
+				return r, store.UserError(fmt.Errorf("run %d is marked, but its completion triggers did not fire: %w", id, err), what)
 			}
 			for _, c := range created {
 				if c.Created {
@@ -174,11 +174,5 @@ func (e *Engine) RecordAudit(ctx context.Context, a talon.AuditEntry) error {
 		a.Time = e.now()
 	}
 	_, err := e.st.AddAudit(ctx, a)
-	return userErr(err, "audit")
-}
-
-// Audit lists audit entries, newest first.
-func (e *Engine) Audit(ctx context.Context, f store.AuditFilter) ([]talon.AuditEntry, error) {
-	out, err := e.st.ListAudit(ctx, f)
-	return out, userErr(err, "audit")
+	return store.UserError(err, "audit")
 }

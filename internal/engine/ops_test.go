@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/talonhq/talon"
-	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/engine"
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/executor/inprocess"
@@ -52,7 +51,7 @@ jobs:
 	b := setup(t, sched, now, map[string]inprocess.Func{"noop": noop})
 	b.settle(t)
 	// A retry made before the pause waits in blocked, like any run.
-	blocked := b.trigger(t, "hourly", api.TriggerRequest{Period: "daily/2026-11-25"})
+	blocked := b.trigger(t, "hourly", talon.TriggerRequest{Period: "daily/2026-11-25"})
 	if _, err := b.st.Transition(ctx, []store.Transition{{RunID: blocked.ID, From: []talon.State{talon.StateBlocked}, To: talon.StateBlocked, Now: now}}); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +69,7 @@ jobs:
 	if _, _, err := b.e.Pause(ctx, "down", "alice", "no downstream"); err != nil {
 		t.Fatal(err)
 	}
-	jobs, err := b.e.Jobs(ctx)
+	jobs, err := b.q.Jobs(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,13 +78,13 @@ jobs:
 			t.Errorf("job %s: paused %+v", j.Name, j.Paused)
 		}
 	}
-	if _, _, err := b.e.Trigger(ctx, "hourly", api.TriggerRequest{}); !isCode(err, talon.ECONFLICT) || !strings.Contains(err.Error(), "paused by alice") {
+	if _, _, err := b.e.Trigger(ctx, "hourly", talon.TriggerRequest{}); !isCode(err, talon.ECONFLICT) || !strings.Contains(err.Error(), "paused by alice") {
 		t.Fatalf("Trigger of a paused job: %v, want a conflict naming the pause", err)
 	}
 
 	// Three fires while paused (10:00, 11:00, 12:00), and an upstream
 	// success whose completion trigger fires into the paused job.
-	b.trigger(t, "up", api.TriggerRequest{})
+	b.trigger(t, "up", talon.TriggerRequest{})
 	for h := 10; h <= 12; h++ {
 		b.at(t, now.Add(time.Duration(h-9)*time.Hour-30*time.Minute))
 	}
@@ -172,8 +171,8 @@ jobs:
 		"fail":  func(context.Context, inprocess.Run) error { return errors.New("boom") },
 		"block": func(ctx context.Context, _ inprocess.Run) error { <-ctx.Done(); return context.Cause(ctx) },
 	})
-	b.trigger(t, "load", api.TriggerRequest{})
-	b.trigger(t, "extract", api.TriggerRequest{})
+	b.trigger(t, "load", talon.TriggerRequest{})
+	b.trigger(t, "extract", talon.TriggerRequest{})
 	b.settle(t)
 	// Every attempt fails, retries included.
 	ex := b.runs(t, "extract")
@@ -223,7 +222,7 @@ jobs:
 
 	// A running run is refused: cancel it first. (Step, not settle: a
 	// settle waits for running runs to end.)
-	l2 := b.trigger(t, "slow", api.TriggerRequest{Period: "daily/2026-11-20"})
+	l2 := b.trigger(t, "slow", talon.TriggerRequest{Period: "daily/2026-11-20"})
 	if _, err := b.e.Step(ctx, b.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +238,7 @@ jobs:
 	b.settle(t)
 
 	// A blocked run is marked without running.
-	blocked := b.trigger(t, "load", api.TriggerRequest{Period: "daily/2026-11-21"})
+	blocked := b.trigger(t, "load", talon.TriggerRequest{Period: "daily/2026-11-21"})
 	b.settle(t)
 	if got, _ := b.st.GetRun(ctx, blocked.ID); got.State != talon.StateBlocked {
 		t.Fatalf("load for a day without extract: %s", got.State)
@@ -312,11 +311,11 @@ jobs:
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	r, _, err := e.Trigger(ctx, "use-secret", api.TriggerRequest{})
+	r, _, err := e.Trigger(ctx, "use-secret", talon.TriggerRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _, err := e.Trigger(ctx, "missing", api.TriggerRequest{})
+	m, _, err := e.Trigger(ctx, "missing", talon.TriggerRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +346,7 @@ jobs:
 	}
 	rot := sha256.Sum256([]byte("rotated-value-42"))
 	useSecret.Env["WANT"] = talon.EnvValue{Value: hex.EncodeToString(rot[:])}
-	r2, _, err := e.Trigger(ctx, "use-secret", api.TriggerRequest{Period: "daily/2026-11-25"})
+	r2, _, err := e.Trigger(ctx, "use-secret", talon.TriggerRequest{Period: "daily/2026-11-25"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,10 +17,11 @@ import (
 	"github.com/talonhq/talon/internal/engine"
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/executor/inprocess"
+	"github.com/talonhq/talon/internal/query"
 	"github.com/talonhq/talon/internal/schedule"
-	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/store/postgres"
 	"github.com/talonhq/talon/internal/talontest"
+	"github.com/talonhq/talon/internal/view"
 )
 
 // TestStoreOutage runs the real loop against PostgreSQL through a TCP
@@ -105,11 +106,11 @@ jobs:
 		}
 	}()
 
-	hs := httptest.NewServer(api.NewServer(e, logger))
+	hs := httptest.NewServer(api.NewServer(api.Join(query.New(st, e, nil), e), logger))
 	defer hs.Close()
 	c := api.NewClient(hs.URL, &http.Client{Timeout: 5 * time.Second})
 
-	run, _, err := c.Trigger(ctx, "extract", api.TriggerRequest{})
+	run, _, err := c.Trigger(ctx, "extract", talon.TriggerRequest{})
 	if err != nil {
 		t.Fatalf("trigger: %v", err)
 	}
@@ -143,14 +144,14 @@ jobs:
 		}
 	}
 	var te *talon.Error
-	if _, err := c.Runs(ctx, store.RunFilter{}); !errors.As(err, &te) || te.Code != talon.EUNAVAILABLE {
+	if _, err := c.Runs(ctx, view.RunFilter{}); !errors.As(err, &te) || te.Code != talon.EUNAVAILABLE {
 		t.Errorf("client Runs during the outage: %v, want code %q", err, talon.EUNAVAILABLE)
 	}
 
 	// The store comes back: nothing more than time is needed.
 	upAt := time.Now()
 	px.SetDown(false)
-	var got api.RunDetail
+	var got view.RunDetail
 	waitFor(t, 20*time.Second, "the finished run to be recorded", func() (bool, string) {
 		d, err := c.Run(ctx, run.ID)
 		if err != nil {
@@ -166,7 +167,7 @@ jobs:
 		t.Errorf("run %d finished at %v, want during the outage (before %v): the completion time is when it ended, not when it could be written", got.ID, got.Finished, upAt)
 	}
 	waitFor(t, 10*time.Second, "load to run after extract", func() (bool, string) {
-		runs, err := c.Runs(ctx, store.RunFilter{Job: "load"})
+		runs, err := c.Runs(ctx, view.RunFilter{Job: "load"})
 		if err != nil || len(runs) == 0 {
 			return false, "no run of load"
 		}
@@ -175,7 +176,7 @@ jobs:
 	if err := c.Health(ctx); err != nil {
 		t.Errorf("health after the outage: %v", err)
 	}
-	all, err := c.Runs(ctx, store.RunFilter{})
+	all, err := c.Runs(ctx, view.RunFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,12 +145,9 @@ func (p *plan) freed(job string) []string {
 // allocation is what a run of j asks of the tree, {{environment}}
 // resolved with the run's environment; nil when it asks for nothing.
 func (p *plan) allocation(j *schedule.Job, env string) *store.Allocation {
-	if len(j.Requests) == 0 {
+	reqs := j.Wants(env)
+	if reqs == nil {
 		return nil
-	}
-	reqs := make([]resource.Request, len(j.Requests))
-	for i, r := range j.Requests {
-		reqs[i] = r.Resolve(env)
 	}
 	return &store.Allocation{Tree: p.tree, Requests: reqs, Priority: j.Priority}
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/talonhq/talon"
-	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/executor/inprocess"
 )
 
@@ -60,9 +59,9 @@ jobs:
 	}
 	now := mustTime(t, "2026-11-26T10:00:00Z")
 	b := setup(t, sched, now, map[string]inprocess.Func{"hold": hold})
-	p := b.trigger(t, "prod", api.TriggerRequest{})
-	d := b.trigger(t, "dev", api.TriggerRequest{})
-	p2 := b.trigger(t, "prod2", api.TriggerRequest{})
+	p := b.trigger(t, "prod", talon.TriggerRequest{})
+	d := b.trigger(t, "dev", talon.TriggerRequest{})
+	p2 := b.trigger(t, "prod2", talon.TriggerRequest{})
 	// Step, not settle: settle waits for running runs to end.
 	step := func() {
 		if _, err := b.e.Step(context.Background(), now); err != nil {
@@ -88,11 +87,11 @@ jobs:
 	if want := "resources: waiting for db/prod/connections: 0 of 1 free (held by run 1)"; r.State != talon.StateBlocked || r.Reason != want {
 		t.Fatalf("prod2: %s %q, want blocked %q", r.State, r.Reason, want)
 	}
-	detail, err := b.e.Run(context.Background(), p2.ID)
+	detail, err := b.q.Run(context.Background(), p2.ID)
 	if err != nil || detail.Resources == nil || !strings.HasPrefix(detail.Resources.Waiting, "waiting for db/prod/connections") {
 		t.Fatalf("show prod2: %+v, %v", detail.Resources, err)
 	}
-	view, err := b.e.Resources(context.Background())
+	view, err := b.q.Resources(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

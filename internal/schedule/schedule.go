@@ -11,6 +11,7 @@ import (
 	"github.com/talonhq/talon/internal/calendar"
 	"github.com/talonhq/talon/internal/constraint"
 	"github.com/talonhq/talon/internal/resource"
+	"github.com/talonhq/talon/internal/suggest"
 	"github.com/talonhq/talon/internal/trigger"
 )
 
@@ -36,6 +37,20 @@ func (s *Schedule) Tree() *resource.Tree {
 		s.tree = resource.NewTree(nodes)
 	})
 	return s.tree
+}
+
+// JobNotFound is the error for a job named name that s lacks: not_found,
+// with the nearest job name as a hint.
+func (s *Schedule) JobNotFound(name string) error {
+	names := make([]string, len(s.Jobs))
+	for i, j := range s.Jobs {
+		names[i] = j.Name
+	}
+	hint := ""
+	if h := suggest.DidYouMean(name, names); h != "" {
+		hint = " (" + h + ")"
+	}
+	return talon.Errorf(talon.ENOTFOUND, "job %q not found%s", name, hint)
 }
 
 // Job is a job with its triggers and constraints compiled.
@@ -68,6 +83,19 @@ type DeclaredArtifact struct {
 // both find a fire's period through it.
 func (j *Job) Periods() calendar.Periods {
 	return calendar.Periods{Type: j.Period.Type, Location: j.Location, Calendar: j.Calendar, Environment: j.Environment}
+}
+
+// Wants is what a run of j in environment env asks of the resource tree:
+// its requests with {{environment}} resolved; nil when it asks for none.
+func (j *Job) Wants(env string) []resource.Request {
+	if len(j.Requests) == 0 {
+		return nil
+	}
+	reqs := make([]resource.Request, len(j.Requests))
+	for i, r := range j.Requests {
+		reqs[i] = r.Resolve(env)
+	}
+	return reqs
 }
 
 // Resource is one declared resource node.

@@ -46,6 +46,25 @@ var (
 	ErrDown = errors.New("database down")
 )
 
+// UserError turns the sentinels above into errors a user can act on,
+// naming what was asked for (what, such as "run 42"): not_found,
+// conflict, or unavailable; other errors pass as they are (internal).
+// The scheduler's commands and the query service's reads word store
+// trouble alike through it.
+func UserError(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNotFound):
+		return talon.Errorf(talon.ENOTFOUND, "%s not found", what)
+	case errors.Is(err, ErrConflict):
+		return talon.Errorf(talon.ECONFLICT, "%s changed state meanwhile; look again with talon show", what)
+	case errors.Is(err, ErrUnavailable):
+		return talon.Errorf(talon.EUNAVAILABLE, "the state store is unavailable; the scheduler retries and resumes by itself (%v)", err)
+	}
+	return err
+}
+
 // Exclusive is implemented by stores that one scheduler uses at a time
 // (the embedded SQLite file, locked by talon serve). No peer can declare
 // such a scheduler's runs lost while it lives, so it never fences itself.

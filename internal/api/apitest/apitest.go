@@ -1,5 +1,5 @@
-// Package apitest provides an in-memory api.Backend for tests of the HTTP
-// layer and of the CLI. It keeps runs in a map and follows the rules the
+// Package apitest provides an in-memory api.Backend (both its Reader and
+// its Commander) for tests of the HTTP layer and of the CLI. It keeps runs in a map and follows the rules the
 // engine follows at the API's edge (who may be cancelled or retried,
 // idempotency keys), but it schedules nothing: tests of scheduling use
 // the engine with a real store.
@@ -17,7 +17,7 @@ import (
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
-	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/view"
 )
 
 // Backend is an in-memory api.Backend. Its exported fields may be set
@@ -36,8 +36,8 @@ type Backend struct {
 	Err error
 
 	mu     sync.Mutex
-	jobs   []api.JobInfo
-	runs   map[int64]*api.RunDetail
+	jobs   []view.JobInfo
+	runs   map[int64]*view.RunDetail
 	logs   map[int64]string
 	nextID int64
 	last   Call
@@ -51,14 +51,14 @@ type Backend struct {
 // what the HTTP layer passed on.
 type Call struct {
 	Method       string
-	RunFilter    store.RunFilter
-	PeriodFilter store.PeriodFilter
+	RunFilter    view.RunFilter
+	PeriodFilter view.PeriodFilter
 	Job          string
-	Trigger      api.TriggerRequest
+	Trigger      talon.TriggerRequest
 	By           string
 	Progress     talon.Progress
 	// ArtifactFilter is what Artifacts was asked.
-	ArtifactFilter store.ArtifactFilter
+	ArtifactFilter view.ArtifactFilter
 }
 
 // Fixed is the default Now of a Backend.
@@ -67,11 +67,11 @@ var Fixed = time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
 var _ api.Backend = (*Backend)(nil)
 
 // New returns a Backend serving the given jobs and no runs.
-func New(jobs ...api.JobInfo) *Backend {
+func New(jobs ...view.JobInfo) *Backend {
 	return &Backend{
 		Now:    func() time.Time { return Fixed },
 		jobs:   jobs,
-		runs:   map[int64]*api.RunDetail{},
+		runs:   map[int64]*view.RunDetail{},
 		logs:   map[int64]string{},
 		paused: map[string]talon.Pause{},
 	}
@@ -98,7 +98,7 @@ func (b *Backend) add(r talon.Run, decisions []talon.Decision, events []talon.Ev
 	if r.Created.IsZero() {
 		r.Created = b.Now()
 	}
-	b.runs[r.ID] = &api.RunDetail{Run: r, Decisions: decisions, Events: events}
+	b.runs[r.ID] = &view.RunDetail{Run: r, Decisions: decisions, Events: events}
 	return r
 }
 
@@ -119,7 +119,7 @@ func (b *Backend) Last() Call {
 func notFound(id int64) error { return talon.Errorf(talon.ENOTFOUND, "run %d not found", id) }
 
 // Jobs implements api.Backend.
-func (b *Backend) Jobs(ctx context.Context) ([]api.JobInfo, error) {
+func (b *Backend) Jobs(ctx context.Context) ([]view.JobInfo, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.last = Call{Method: "Jobs"}
@@ -130,7 +130,7 @@ func (b *Backend) Jobs(ctx context.Context) ([]api.JobInfo, error) {
 }
 
 // Runs implements api.Backend.
-func (b *Backend) Runs(ctx context.Context, f store.RunFilter) ([]talon.Run, error) {
+func (b *Backend) Runs(ctx context.Context, f view.RunFilter) ([]talon.Run, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.last = Call{Method: "Runs", RunFilter: f}
@@ -155,38 +155,39 @@ func (b *Backend) Runs(ctx context.Context, f store.RunFilter) ([]talon.Run, err
 }
 
 // Run implements api.Backend.
-func (b *Backend) Run(ctx context.Context, id int64) (api.RunDetail, error) {
+func (b *Backend) Run(ctx context.Context, id int64) (view.RunDetail, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.last = Call{Method: "Run"}
 	if b.Err != nil {
-		return api.RunDetail{}, b.Err
+		return view.RunDetail{}, b.Err
 	}
 	d, ok := b.runs[id]
 	if !ok {
-		return api.RunDetail{}, notFound(id)
+		return view.RunDetail{}, notFound(id)
 	}
 	return *d, nil
 }
 
 // Periods implements api.Backend: one row per (period, job) that has runs.
-func (b *Backend) Periods(ctx context.Context, f store.PeriodFilter) ([]store.PeriodRow, error) {
+func (b *Backend) Periods(ctx context.Context, f view.PeriodFilter) ([]view.PeriodInfo, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.last = Call{Method: "Periods", PeriodFilter: f}
 	if b.Err != nil {
 		return nil, b.Err
 	}
-	rows := map[store.JobPeriod]*store.PeriodRow{}
+	type jobPeriod struct{ job, period string }
+	rows := map[jobPeriod]*view.PeriodInfo{}
 	for _, d := range b.runs {
 		r := d.Run
 		if f.Job != "" && r.Job != f.Job || f.Before != "" && r.Period >= f.Before {
 			continue
 		}
-		k := store.JobPeriod{Job: r.Job, Period: r.Period}
+		k := jobPeriod{r.Job, r.Period}
 		row := rows[k]
 		if row == nil {
-			row = &store.PeriodRow{Period: r.Period, Job: r.Job, Counts: store.Summary{}}
+			row = &view.PeriodInfo{Period: r.Period, Job: r.Job, Counts: map[talon.State]int{}}
 			rows[k] = row
 		}
 		row.Counts[r.State]++
@@ -194,11 +195,11 @@ func (b *Backend) Periods(ctx context.Context, f store.PeriodFilter) ([]store.Pe
 			row.LatestRun, row.Latest = r.ID, r.State
 		}
 	}
-	var out []store.PeriodRow
+	var out []view.PeriodInfo
 	for _, r := range rows {
 		out = append(out, *r)
 	}
-	slices.SortFunc(out, func(a, b store.PeriodRow) int {
+	slices.SortFunc(out, func(a, b view.PeriodInfo) int {
 		if c := strings.Compare(b.Period, a.Period); c != 0 {
 			return c
 		}
@@ -212,14 +213,14 @@ func (b *Backend) Periods(ctx context.Context, f store.PeriodFilter) ([]store.Pe
 
 // Trigger implements api.Backend. Without a period, the run is for the
 // daily period of Now.
-func (b *Backend) Trigger(ctx context.Context, job string, req api.TriggerRequest) (talon.Run, bool, error) {
+func (b *Backend) Trigger(ctx context.Context, job string, req talon.TriggerRequest) (talon.Run, bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.last = Call{Method: "Trigger", Job: job, Trigger: req}
 	if b.Err != nil {
 		return talon.Run{}, false, b.Err
 	}
-	i := slices.IndexFunc(b.jobs, func(j api.JobInfo) bool { return j.Name == job })
+	i := slices.IndexFunc(b.jobs, func(j view.JobInfo) bool { return j.Name == job })
 	if i < 0 {
 		return talon.Run{}, false, talon.Errorf(talon.ENOTFOUND, "job %q not found", job)
 	}
@@ -358,7 +359,7 @@ func (b *Backend) AddArtifact(ctx context.Context, id int64, url, name string) (
 }
 
 // Artifacts implements api.Backend.
-func (b *Backend) Artifacts(ctx context.Context, f store.ArtifactFilter) ([]talon.Artifact, error) {
+func (b *Backend) Artifacts(ctx context.Context, f view.ArtifactFilter) ([]talon.Artifact, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.last = Call{Method: "Artifacts", ArtifactFilter: f}
@@ -369,7 +370,7 @@ func (b *Backend) Artifacts(ctx context.Context, f store.ArtifactFilter) ([]talo
 	for _, d := range b.runs {
 		for _, a := range d.Artifacts {
 			if (f.Job == "" || a.Job == f.Job) && (f.Period == "" || a.Period == f.Period) &&
-				(f.RunID == 0 || a.RunID == f.RunID) && (f.BeforeID == 0 || a.ID < f.BeforeID) {
+				(f.BeforeID == 0 || a.ID < f.BeforeID) {
 				out = append(out, a)
 			}
 		}
@@ -385,8 +386,8 @@ func (b *Backend) Artifacts(ctx context.Context, f store.ArtifactFilter) ([]talo
 func (b *Backend) Health(ctx context.Context) error { return b.HealthErr }
 
 // Resources returns an empty tree.
-func (b *Backend) Resources(ctx context.Context) (api.ResourcesView, error) {
-	return api.ResourcesView{}, nil
+func (b *Backend) Resources(ctx context.Context) (view.ResourcesView, error) {
+	return view.ResourcesView{}, nil
 }
 
 // PeriodRange implements api.Backend for daily keys only.
@@ -396,7 +397,7 @@ func (b *Backend) PeriodRange(ctx context.Context, job, from, to string) ([]stri
 	if b.Err != nil {
 		return nil, b.Err
 	}
-	if !slices.ContainsFunc(b.jobs, func(j api.JobInfo) bool { return j.Name == job }) {
+	if !slices.ContainsFunc(b.jobs, func(j view.JobInfo) bool { return j.Name == job }) {
 		return nil, talon.Errorf(talon.ENOTFOUND, "job %q not found", job)
 	}
 	f, err1 := time.Parse("daily/2006-01-02", from)
@@ -448,7 +449,7 @@ func (b *Backend) Pause(ctx context.Context, job, by, reason string) (talon.Paus
 	if b.Err != nil {
 		return talon.Pause{}, false, b.Err
 	}
-	if !slices.ContainsFunc(b.jobs, func(j api.JobInfo) bool { return j.Name == job }) {
+	if !slices.ContainsFunc(b.jobs, func(j view.JobInfo) bool { return j.Name == job }) {
 		return talon.Pause{}, false, talon.Errorf(talon.ENOTFOUND, "job %q not found", job)
 	}
 	if p, ok := b.paused[job]; ok {
@@ -488,7 +489,7 @@ func (b *Backend) RecordAudit(ctx context.Context, a talon.AuditEntry) error {
 }
 
 // Audit implements api.Backend: newest first, filtered like the stores.
-func (b *Backend) Audit(ctx context.Context, f store.AuditFilter) ([]talon.AuditEntry, error) {
+func (b *Backend) Audit(ctx context.Context, f view.AuditFilter) ([]talon.AuditEntry, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.last = Call{Method: "Audit"}

@@ -4,141 +4,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/talonhq/talon/internal/suggest"
-	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/talonhq/talon"
-	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/calendar"
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
 )
 
-// The engine serves the HTTP API.
-var _ api.Backend = (*Engine)(nil)
-
-// userErr turns store sentinels into errors users can act on.
-func userErr(err error, what string) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, store.ErrNotFound):
-		return talon.Errorf(talon.ENOTFOUND, "%s not found", what)
-	case errors.Is(err, store.ErrConflict):
-		return talon.Errorf(talon.ECONFLICT, "%s changed state meanwhile; look again with talon show", what)
-	case errors.Is(err, store.ErrUnavailable):
-		return talon.Errorf(talon.EUNAVAILABLE, "the state store is unavailable; the scheduler retries and resumes by itself (%v)", err)
-	}
-	return err
-}
-
-// Jobs lists the jobs of the schedule in force.
-func (e *Engine) Jobs(ctx context.Context) ([]api.JobInfo, error) {
-	p := e.sched.Load()
-	paused, err := e.pauses(ctx)
-	if err != nil {
-		return nil, userErr(err, "paused jobs")
-	}
-	out := make([]api.JobInfo, 0, len(p.s.Jobs))
-	for _, j := range p.s.Jobs {
-		ji := api.JobInfo{
-			Name: j.Name, Description: j.Description, Period: string(j.Period.Type), Calendar: j.Period.Calendar,
-			Timezone: j.Timezone, Environment: j.Environment, Executor: j.Executor,
-			Triggers: []string{}, Constraints: []string{},
-		}
-		var next time.Time
-		for i, t := range j.Triggers {
-			switch {
-			case t.Schedule != "":
-				ji.Triggers = append(ji.Triggers, "schedule: "+t.Schedule)
-				if i < len(j.Times) && j.Times[i] != nil {
-					next = earliest(next, e.nextOf(j, t, j.Times[i], e.now()).At)
-				}
-			case t.After != "":
-				ji.Triggers = append(ji.Triggers, "after: "+t.After)
-			}
-		}
-		if !next.IsZero() {
-			ji.Next = next.In(j.Location).Format(time.RFC3339)
-		}
-		for _, c := range j.Constraints {
-			ji.Constraints = append(ji.Constraints, c.Kind)
-		}
-		ji.Errors = e.triggerErrors(j.Name)
-		if pause, ok := paused[j.Name]; ok {
-			ji.Paused = &pause
-		}
-		out = append(out, ji)
-	}
-	return out, nil
-}
-
-// Runs lists runs.
-func (e *Engine) Runs(ctx context.Context, f store.RunFilter) ([]talon.Run, error) {
-	if f.Period != "" {
-		if _, err := parseKey(f.Period, nil); err != nil {
-			return nil, talon.Errorf(talon.EINVALID, "%v", err)
-		}
-	}
-	f.WithArtifacts = true
-	runs, err := e.st.ListRuns(ctx, f)
-	return runs, userErr(err, "runs")
-}
-
-// Run returns a run with its decisions and history.
-func (e *Engine) Run(ctx context.Context, id int64) (api.RunDetail, error) {
-	what := fmt.Sprintf("run %d", id)
-	r, err := e.st.GetRun(ctx, id)
-	if err != nil {
-		return api.RunDetail{}, userErr(err, what)
-	}
-	ds, err := e.st.Decisions(ctx, id)
-	if err != nil {
-		return api.RunDetail{}, userErr(err, what)
-	}
-	evs, err := e.st.Events(ctx, id)
-	if err != nil {
-		return api.RunDetail{}, userErr(err, what)
-	}
-	if ds == nil {
-		ds = []talon.Decision{}
-	}
-	if r.Artifacts == nil {
-		r.Artifacts = []talon.Artifact{}
-	}
-	if evs == nil {
-		evs = []talon.Event{}
-	}
-	res, err := e.runResources(ctx, r)
-	if err != nil {
-		return api.RunDetail{}, userErr(err, what)
-	}
-	return api.RunDetail{Run: r, Decisions: ds, Events: evs, Resources: res}, nil
-}
-
-// Periods lists periods with runs.
-func (e *Engine) Periods(ctx context.Context, f store.PeriodFilter) ([]store.PeriodRow, error) {
-	rows, err := e.st.ListPeriods(ctx, f)
-	return rows, userErr(err, "periods")
-}
-
 // Trigger creates a run from an external request.
-func (e *Engine) Trigger(ctx context.Context, job string, req api.TriggerRequest) (talon.Run, bool, error) {
+func (e *Engine) Trigger(ctx context.Context, job string, req talon.TriggerRequest) (talon.Run, bool, error) {
 	p := e.sched.Load()
 	j := p.jobs[job]
 	if j == nil {
-		return talon.Run{}, false, talon.Errorf(talon.ENOTFOUND, "job %q not found%s", job, jobHint(job, p))
+		return talon.Run{}, false, p.s.JobNotFound(job)
 	}
 	// A paused job takes no new runs: refused loudly, rather than created
 	// to wait unseen for the resume.
 	paused, err := e.pauses(ctx)
 	if err != nil {
-		return talon.Run{}, false, userErr(err, "job "+job)
+		return talon.Run{}, false, store.UserError(err, "job "+job)
 	}
 	if pause, ok := paused[job]; ok {
 		return talon.Run{}, false, talon.Errorf(talon.ECONFLICT, "job %s is %s; resume it first (talon resume %s)", job, pause.Describe(), job)
@@ -162,7 +50,7 @@ func (e *Engine) Trigger(ctx context.Context, job string, req api.TriggerRequest
 		if per.Type != j.Period.Type {
 			return talon.Run{}, false, talon.Errorf(talon.EINVALID, "period %q is %s but job %s runs for %s periods", req.Period, per.Type, job, j.Period.Type)
 		}
-		if err := inHorizon(req.Period, per, now); err != nil {
+		if err := calendar.InHorizon(req.Period, per, now); err != nil {
 			return talon.Run{}, false, err
 		}
 		if per.Environment == "" {
@@ -189,7 +77,7 @@ func (e *Engine) Trigger(ctx context.Context, job string, req api.TriggerRequest
 		Executor: j.Executor, Params: req.Params, Now: now, Reason: "triggered by request",
 	}})
 	if err != nil {
-		return talon.Run{}, false, userErr(err, "job "+job)
+		return talon.Run{}, false, store.UserError(err, "job "+job)
 	}
 	r := res[0]
 	if r.Created {
@@ -226,18 +114,6 @@ func (e *Engine) awaitEnd(ctx context.Context, r talon.Run) talon.Run {
 	}
 }
 
-// jobHint is " (did you mean \"x\"?)" for a job name near name, or "".
-func jobHint(name string, p *plan) string {
-	names := make([]string, 0, len(p.jobs))
-	for n := range p.jobs {
-		names = append(names, n)
-	}
-	if hint := suggest.DidYouMean(name, names); hint != "" {
-		return " (" + hint + ")"
-	}
-	return ""
-}
-
 // Cancel cancels a run: blocked or ready → skipped; running → killed by
 // its executor and failed with reason "cancelled by USER".
 func (e *Engine) Cancel(ctx context.Context, id int64, by string) (talon.Run, error) {
@@ -247,7 +123,7 @@ func (e *Engine) Cancel(ctx context.Context, id int64, by string) (talon.Run, er
 	}
 	r, err := e.st.GetRun(ctx, id)
 	if err != nil {
-		return r, userErr(err, what)
+		return r, store.UserError(err, what)
 	}
 	switch r.State {
 	case talon.StateBlocked, talon.StateReady:
@@ -256,10 +132,10 @@ func (e *Engine) Cancel(ctx context.Context, id int64, by string) (talon.Run, er
 			Reason: "cancelled by " + by, Now: e.now(),
 		}})
 		if err != nil {
-			return r, userErr(err, what)
+			return r, store.UserError(err, what)
 		}
 		if res[0].Err != nil {
-			return r, userErr(res[0].Err, what)
+			return r, store.UserError(res[0].Err, what)
 		}
 		e.notify(id)
 		return res[0].Run, nil
@@ -274,7 +150,7 @@ func (e *Engine) Cancel(ctx context.Context, id int64, by string) (talon.Run, er
 			// Another scheduler owns it: leave the request in the store;
 			// the owner stops the run at its next heartbeat.
 			if err := e.st.RequestCancel(ctx, id, by); err != nil {
-				return r, userErr(err, what)
+				return r, store.UserError(err, what)
 			}
 			r.Reason = fmt.Sprintf("cancel requested by %s; scheduler %s stops it within %s", by, r.Owner, e.cfg.Lease/3)
 			return r, nil
@@ -296,7 +172,7 @@ func (e *Engine) Retry(ctx context.Context, id int64, by string) (talon.Run, err
 	what := fmt.Sprintf("run %d", id)
 	r, err := e.st.GetRun(ctx, id)
 	if err != nil {
-		return r, userErr(err, what)
+		return r, store.UserError(err, what)
 	}
 	switch r.State {
 	case talon.StateFailed, talon.StateSkipped:
@@ -314,7 +190,7 @@ func (e *Engine) Retry(ctx context.Context, id int64, by string) (talon.Run, err
 		Params: r.Params, Now: e.now(), Reason: fmt.Sprintf("retry of run %d requested by %s", r.ID, by),
 	}})
 	if err != nil {
-		return r, userErr(err, what)
+		return r, store.UserError(err, what)
 	}
 	if !res[0].Created {
 		prev := res[0].Run
@@ -322,22 +198,6 @@ func (e *Engine) Retry(ctx context.Context, id int64, by string) (talon.Run, err
 	}
 	e.notify(res[0].Run.ID)
 	return res[0].Run, nil
-}
-
-// Logs opens a run's log file.
-func (e *Engine) Logs(ctx context.Context, id int64) (io.ReadCloser, error) {
-	r, err := e.st.GetRun(ctx, id)
-	if err != nil {
-		return nil, userErr(err, fmt.Sprintf("run %d", id))
-	}
-	f, err := os.Open(e.LogPath(r))
-	if errors.Is(err, os.ErrNotExist) {
-		if r.Started == nil {
-			return nil, talon.Errorf(talon.ENOTFOUND, "run %d has no log: it never started (%s)", id, r.State)
-		}
-		return io.NopCloser(strings.NewReader("")), nil
-	}
-	return f, err
 }
 
 // Reload re-reads the schedule. An invalid schedule keeps the old one in
@@ -414,7 +274,7 @@ func (e *Engine) reportErr(ctx context.Context, err error, id int64, what string
 			return talon.Errorf(talon.ECONFLICT, "run %d is %s: a finished run takes no more %s", id, r.State, what)
 		}
 	}
-	return userErr(err, fmt.Sprintf("run %d", id))
+	return store.UserError(err, fmt.Sprintf("run %d", id))
 }
 
 // healthTimeout bounds the store ping of a health check: whoever asks
@@ -440,90 +300,6 @@ func (e *Engine) Health(ctx context.Context) error {
 		return talon.Errorf(talon.EUNAVAILABLE, "%s", strings.Join(problems, "; "))
 	}
 	return nil
-}
-
-// Talon's horizon: the periods a trigger or backfill may name. Times
-// before the Unix epoch are not Talon's to schedule (the @every grid and
-// the stored clock start there), and a period a century ahead is a typo,
-// not a plan; the bound also keeps period arithmetic far from year 9999,
-// past which keys have no form.
-const horizonYears = 100
-
-var horizonStart = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// inHorizon refuses a period that starts before 1970-01-01 or more than
-// horizonYears after now. key is the period as the user wrote it.
-func inHorizon(key string, per talon.Period, now time.Time) error {
-	if per.Type == talon.Oneshot {
-		return nil // named, not dated
-	}
-	// Compare calendar dates in the period's zone, so that 1970-01-01 is
-	// in the horizon east of UTC too.
-	date := func(t time.Time) time.Time {
-		y, m, d := t.Date()
-		return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
-	}
-	start := date(per.Start)
-	end := date(now.In(per.Start.Location())).AddDate(horizonYears, 0, 0)
-	if start.Before(horizonStart) || start.After(end) {
-		return talon.Errorf(talon.EINVALID, "period %q is beyond Talon's horizon: a period must start between %s and %d years from now (%s)",
-			key, horizonStart.Format(time.DateOnly), horizonYears, end.Format(time.DateOnly))
-	}
-	return nil
-}
-
-// maxPeriodRange bounds one period range (a backfill of 270 years of days).
-const maxPeriodRange = 100000
-
-// PeriodRange lists job's period keys from one key to another, inclusive,
-// following the job's zone and calendar.
-func (e *Engine) PeriodRange(ctx context.Context, job, from, to string) ([]string, error) {
-	p := e.sched.Load()
-	j := p.jobs[job]
-	if j == nil {
-		return nil, talon.Errorf(talon.ENOTFOUND, "job %q not found%s", job, jobHint(job, p))
-	}
-	if j.Period.Type == talon.Oneshot {
-		return nil, talon.Errorf(talon.EINVALID, "job %s has oneshot periods, which have no range; trigger each with --period oneshot/NAME", job)
-	}
-	bounds := make([]talon.Period, 2)
-	for i, k := range []string{from, to} {
-		per, err := parseKey(k, j)
-		if err != nil {
-			return nil, talon.Errorf(talon.EINVALID, "%v", err)
-		}
-		if per.Type != j.Period.Type {
-			return nil, talon.Errorf(talon.EINVALID, "period %q is %s but job %s runs for %s periods", k, per.Type, job, j.Period.Type)
-		}
-		if err := inHorizon(k, per, e.now()); err != nil {
-			return nil, err
-		}
-		if per.Environment == "" {
-			per.Environment = j.Environment
-		}
-		// Start from the period containing the key's start, so that with
-		// a business calendar a holiday key snaps to its business day.
-		if per, err = periodAt(j, per.Start, talon.PeriodSame); err != nil {
-			return nil, talon.Errorf(talon.EINVALID, "period %q: %v", k, err)
-		}
-		bounds[i] = per
-	}
-	if bounds[1].Start.Before(bounds[0].Start) {
-		return nil, talon.Errorf(talon.EINVALID, "period range %s to %s is backwards; put the earlier period first", from, to)
-	}
-	var keys []string
-	for per := bounds[0]; !per.Start.After(bounds[1].Start); {
-		if len(keys) == maxPeriodRange {
-			return nil, talon.Errorf(talon.EINVALID, "period range %s to %s has more than %d periods; split it", from, to, maxPeriodRange)
-		}
-		keys = append(keys, per.Key())
-		next, err := calendar.Shift(per, 1, j.Calendar)
-		if err != nil {
-			return nil, talon.Errorf(talon.EINVALID, "period after %s: %v", per.Key(), err)
-		}
-		per = next
-	}
-	return keys, nil
 }
 
 // masker replaces the secret values of a run this scheduler started with
