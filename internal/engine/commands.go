@@ -15,6 +15,11 @@ import (
 	"github.com/talonhq/talon/internal/store"
 )
 
+// The scheduler's commands: what the API asks it to do (its Commander).
+// Reads are not here: internal/query answers them over the store, asking
+// the engine only what it alone knows (Schedule, NextFire, TriggerErrors,
+// LogPath), so the loop returns no view and knows no HTTP.
+
 // Trigger creates a run from an external request.
 func (e *Engine) Trigger(ctx context.Context, job string, req talon.TriggerRequest) (talon.Run, bool, error) {
 	p := e.sched.Load()
