@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/store"
 )
@@ -311,7 +312,7 @@ func (e *Engine) followPeers(ctx context.Context) error {
 		}
 		e.feed.seen[ev.ID] = true
 		e.feed.cursor = max(e.feed.cursor, ev.ID)
-		if ev.From == "" || ev.To.Terminal() {
+		if ev.Type == talon.EventTransition && (ev.From == "" || ev.To.Terminal()) {
 			ids = append(ids, ev.RunID)
 		}
 	}

@@ -86,16 +86,38 @@ type Store interface {
 	// Decisions returns the latest answer of every constraint for a run.
 	Decisions(ctx context.Context, runID int64) ([]talon.Decision, error)
 
-	// Events returns a run's history, oldest first.
+	// Events returns a run's history, oldest first: its transitions and
+	// decisions (talon.EventTransition, talon.EventDecision). Progress
+	// and artifact events are in the feed (EventsAfter) only.
 	Events(ctx context.Context, runID int64) ([]talon.Event, error)
 
-	// EventsAfter returns the events (of every run) with an id above
-	// afterID, oldest first, at most limit of them: the feed a scheduler
-	// reads to learn what its peers did. Ids increase in the order rows
-	// are inserted, which on PostgreSQL is not quite the order they
-	// commit: a reader that must not miss one reads a little below its
-	// cursor.
+	// EventsAfter returns the events (of every run, of every type) with
+	// an id above afterID, oldest first, at most limit of them: the feed
+	// a scheduler reads to learn what its peers did, and the event
+	// stream replays. Ids increase in the order rows are inserted, which
+	// on PostgreSQL is not quite the order they commit: a reader that
+	// must not miss one reads a little below its cursor.
+	//
+	// Every event row is written in the transaction of what it records:
+	// a run's creation or transition, a decision whose reason changed
+	// (see Transition.Quiet), a progress report (SetProgress), an
+	// artifact (AddArtifact).
 	EventsAfter(ctx context.Context, afterID int64, limit int) ([]talon.Event, error)
+
+	// Subscribe returns a channel that receives a value when new events
+	// may exist, and a function that ends the subscription. The first
+	// value comes as soon as the subscription is active (on PostgreSQL,
+	// once its listening connection is up): a consumer reads the feed
+	// then, and again after every later value. Every handle
+	// on the same database wakes its subscribers after a write that
+	// added events commits — on PostgreSQL, the writes of other
+	// processes too (LISTEN/NOTIFY); SQLite tells the handles of its
+	// process. Wake-ups coalesce (one value may stand for many writes)
+	// and may be spurious: after a lost connection to the database is
+	// re-established the subscribers are woken, since notifications sent
+	// meanwhile were lost. A subscriber reads EventsAfter to learn what
+	// happened. A slow subscriber never blocks a writer.
+	Subscribe() (wake <-chan struct{}, stop func())
 
 	// LastEventID returns the id of the newest event, 0 when there is none.
 	LastEventID(ctx context.Context) (int64, error)

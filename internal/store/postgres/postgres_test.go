@@ -279,3 +279,45 @@ func TestPingOutage(t *testing.T) {
 		t.Fatalf("Ping after the outage: %v", err)
 	}
 }
+
+// TestListenReconnect kills the notifier's listening connection, as a
+// PostgreSQL restart would: the subscribers are woken once it listens
+// again (what was notified meanwhile is lost, so they must read), and
+// later writes wake them again.
+func TestListenReconnect(t *testing.T) {
+	base := baseURL(t)
+	app := "talon_listen_" + schema(t, base)
+	db := openWith(t, map[string]string{"application_name": app})
+	ctx := t.Context()
+	wake, stop := db.Subscribe()
+	defer stop()
+	waitWake := func(what string) {
+		t.Helper()
+		select {
+		case <-wake:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no wake-up after %s", what)
+		}
+	}
+	waitWake("subscribing")
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	for round := range 2 {
+		var killed int
+		if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE application_name = $1 AND query LIKE 'LISTEN%'`, app).Scan(&killed); err != nil {
+			t.Fatal(err)
+		}
+		if killed != 1 {
+			t.Fatalf("round %d: %d listening connections terminated, want 1", round, killed)
+		}
+		waitWake("the listening connection was terminated")
+		if _, err := db.CreateRuns(ctx, []store.CreateRun{{Job: "a", Period: "daily/2026-11-26"}}); err != nil {
+			t.Fatal(err)
+		}
+		waitWake("a write after the reconnection")
+	}
+}

@@ -51,8 +51,10 @@ const takenInPeriods = `SELECT job, period, id, state FROM runs
 // so every item matches; a row missing from the answer is a bug.
 var updateWave = `WITH u AS (
 	SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-		$6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::bool[])
-		WITH ORDINALITY AS u(id, from_state, to_state, reason, recheck_at, started, finished, owner, handle, executor, at, event, ord)
+		$6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::bool[],
+		$13::text[])
+		WITH ORDINALITY AS u(id, from_state, to_state, reason, recheck_at, started, finished, owner, handle, executor, at, event,
+			type, ord)
 ), upd AS (
 	UPDATE runs AS r SET state = u.to_state, reason = u.reason, recheck_at = u.recheck_at,
 		started = COALESCE(u.started, r.started), finished = COALESCE(u.finished, r.finished),
@@ -60,8 +62,8 @@ var updateWave = `WITH u AS (
 	FROM u WHERE r.id = u.id AND r.state = u.from_state
 	RETURNING ` + qualified("r", runCols) + `
 ), ev AS (
-	INSERT INTO events (run_id, time, from_state, to_state, reason)
-	SELECT u.id, u.at, u.from_state, u.to_state, u.reason FROM u JOIN upd ON upd.id = u.id
+	INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
+	SELECT u.id, u.at, u.from_state, u.to_state, u.reason, u.type, upd.job, upd.period FROM u JOIN upd ON upd.id = u.id
 	WHERE u.event ORDER BY u.ord
 )
 SELECT * FROM upd`
@@ -84,6 +86,7 @@ type wave struct {
 	owner, handle, exec   []*string
 	at                    []time.Time
 	event                 []bool
+	typ                   []string
 }
 
 func (w *wave) add(i int, t store.Transition, from talon.State, at time.Time) {
@@ -111,6 +114,7 @@ func (w *wave) add(i int, t store.Transition, from talon.State, at time.Time) {
 	w.exec = append(w.exec, strPtr(t.Executor))
 	w.at = append(w.at, at)
 	w.event = append(w.event, !(t.Quiet && from == t.To))
+	w.typ = append(w.typ, string(talon.TransitionEvent(from, t.To)))
 }
 
 // Transition applies each transition as a compare-and-set within one
@@ -277,7 +281,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		nAlloc := b.Len()
 		for _, w := range waves {
 			b.Queue(updateWave, w.ids, w.from, w.to, w.reason, w.recheck, w.started, w.fin,
-				w.owner, w.handle, w.exec, w.at, w.event)
+				w.owner, w.handle, w.exec, w.at, w.event, w.typ)
 		}
 		if len(decidedOrder) > 0 {
 			b.Queue(`DELETE FROM decisions WHERE run_id = ANY($1)`, decidedOrder)

@@ -19,7 +19,9 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		return nil, nil
 	}
 	results := make([]store.Result, len(ts))
+	added := false
 	err := db.write(ctx, func(tx *sql.Tx) error {
+		added = false
 		st, err := prepareTransition(ctx, tx)
 		if err != nil {
 			return err
@@ -31,11 +33,15 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 				return fmt.Errorf("run %d: %w", t.RunID, err)
 			}
 			results[i] = store.Result{Run: run, Err: err}
+			added = added || (err == nil && st.evented)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("transition: %w", err)
+	}
+	if added {
+		db.notify.Wake()
 	}
 	return results, nil
 }
@@ -49,6 +55,7 @@ type transitionStmts struct {
 	cur, update, delDecisions, addDecision, event *sql.Stmt
 	addHold, addHeld, delHolds, delWaiter         *sql.Stmt
 	tx                                            *sql.Tx
+	evented                                       bool // the last apply wrote an event
 	led                                           *resource.Ledger // loaded by the first allocation
 }
 
@@ -72,7 +79,8 @@ func prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error
 	st.delDecisions = prep(`DELETE FROM decisions WHERE run_id = ?`)
 	st.addDecision = prep(`INSERT INTO decisions (run_id, pos, constraint_name, action, reason, recheck_at)
 		VALUES (?, ?, ?, ?, ?, ?)`)
-	st.event = prep(`INSERT INTO events (run_id, time, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)`)
+	st.event = prep(`INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 	st.addHold = prep(`INSERT INTO allocations (run_id, path, units, period, created) VALUES (?, ?, ?, ?, ?)`)
 	st.addHeld = prep(`INSERT INTO held (run_id, path, units, period, created) VALUES (?, ?, ?, ?, ?)`)
 	st.delHolds = prep(`DELETE FROM allocations WHERE run_id = ? AND period = ''`)
@@ -161,8 +169,10 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 			}
 		}
 	}
-	if !(t.Quiet && from == t.To && reason == t.Reason) {
-		if _, err := st.event.ExecContext(ctx, t.RunID, micros(now), cur, string(t.To), t.Reason); err != nil {
+	st.evented = !(t.Quiet && from == t.To && reason == t.Reason)
+	if st.evented {
+		if _, err := st.event.ExecContext(ctx, t.RunID, micros(now), cur, string(t.To), t.Reason,
+			string(talon.TransitionEvent(from, t.To)), job, period); err != nil {
 			return talon.Run{}, fmt.Errorf("record event: %w", err)
 		}
 	}

@@ -42,6 +42,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NotFound", testNotFound},
 		{"Events", testEvents},
 		{"EventsAfter", testEventsAfter},
+		{"EventFeed", testEventFeed},
+		{"Subscribe", testSubscribe},
 		{"Quiet", testQuiet},
 		{"Decisions", testDecisions},
 		{"FenceMaxRunning", testFenceMaxRunning},
