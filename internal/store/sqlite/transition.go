@@ -55,7 +55,7 @@ type transitionStmts struct {
 	cur, update, delDecisions, addDecision, event *sql.Stmt
 	addHold, addHeld, delHolds, delWaiter         *sql.Stmt
 	tx                                            *sql.Tx
-	evented                                       bool // the last apply wrote an event
+	evented                                       bool             // the last apply wrote an event
 	led                                           *resource.Ledger // loaded by the first allocation
 }
 
