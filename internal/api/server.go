@@ -18,6 +18,7 @@ import (
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/auth"
+	"github.com/talonhq/talon/internal/feed"
 )
 
 // Error codes the HTTP layer adds to talon's. Unauthorized and forbidden
@@ -80,6 +81,9 @@ type Server struct {
 	writeTimeout time.Duration
 	closing      chan struct{}
 	closeOnce    sync.Once
+
+	// feed is the process's event feed (WithFeed), or nil.
+	feed *feed.Hub
 }
 
 // closeStreams ends the streams being served, and refuses new ones.
@@ -146,6 +150,7 @@ func (s *Server) routeTable() []route {
 		{"GET /api/v1/runs/{id}/logs", auth.PermRead, s.logs},
 		{"GET /api/v1/periods", auth.PermRead, s.periods},
 		{"GET /api/v1/resources", auth.PermRead, s.resources},
+		{"GET /api/v1/events", auth.PermRead, s.events},
 		{"POST /api/v1/jobs/{name}/trigger", auth.PermOperate, s.trigger},
 		{"GET /api/v1/jobs/{name}/periods", auth.PermRead, s.jobPeriods},
 		{"POST /api/v1/runs/{id}/cancel", auth.PermOperate, s.cancel},

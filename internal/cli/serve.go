@@ -21,6 +21,7 @@ import (
 	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/config"
 	"github.com/talonhq/talon/internal/engine"
+	"github.com/talonhq/talon/internal/feed"
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/executor/inprocess"
 	"github.com/talonhq/talon/internal/executor/local"
@@ -149,7 +150,21 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		return err
 	}
 
-	srv := api.NewHTTPServer(api.NewServer(e, logger), api.HTTPLimits{})
+	// One reader of the event feed for the process: the API's event
+	// streams and log followers share it.
+	hub := feed.New(st, logger, feed.Options{})
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	hubDone := make(chan struct{})
+	go func() {
+		defer close(hubDone)
+		hub.Run(hubCtx)
+	}()
+	defer func() {
+		stopHub()
+		<-hubDone
+	}()
+
+	srv := api.NewHTTPServer(api.NewServer(e, logger, api.WithFeed(hub)), api.HTTPLimits{})
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("http server", "err", err)

@@ -1,0 +1,285 @@
+package api_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/api"
+	"github.com/talonhq/talon/internal/feed"
+)
+
+// nextEvent reads the next event of a stream, bounded by the stream's ctx.
+func nextEvent(t *testing.T, s *api.EventStream) talon.Event {
+	t.Helper()
+	e, err := s.Next()
+	if err != nil {
+		t.Fatalf("next event: %v", err)
+	}
+	return e
+}
+
+// TestEventStream follows a run through the event stream: its
+// transitions, progress and artifact, in order; a stream that resumes
+// after an id gets exactly the events since, then live ones; filters
+// select by job, run and type.
+func TestEventStream(t *testing.T) {
+	t.Parallel()
+	fb := setupFollow(t, api.HTTPLimits{})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	s1, err := fb.client.Events(ctx, api.EventQuery{Jobs: []string{"talk"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	start := s1.LastID() // the position it started from
+
+	run, _, err := fb.client.Trigger(ctx, "talk", api.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []talon.Event
+	for len(got) == 0 || got[len(got)-1].To != talon.StateRunning {
+		got = append(got, nextEvent(t, s1))
+	}
+	pct := 50.0
+	if err := fb.client.SetProgress(ctx, run.ID, talon.Progress{Percent: &pct, Message: "half"}); err != nil {
+		t.Fatal(err)
+	}
+	art, err := fb.client.AddArtifact(ctx, run.ID, "file:///data/report.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb.release(t)
+	for got[len(got)-1].To != talon.StateSucceeded {
+		got = append(got, nextEvent(t, s1))
+	}
+	type step struct {
+		typ talon.EventType
+		to  talon.State
+	}
+	want := []step{
+		{talon.EventTransition, talon.StateBlocked},
+		{talon.EventTransition, talon.StateReady},
+		{talon.EventTransition, talon.StateRunning},
+		{talon.EventProgress, talon.StateRunning},
+		{talon.EventArtifact, talon.StateRunning},
+		{talon.EventTransition, talon.StateSucceeded},
+	}
+	var have []step
+	for _, e := range got {
+		have = append(have, step{e.Type, e.To})
+		if e.RunID != run.ID || e.Job != "talk" || e.Period != run.Period || e.ID <= start {
+			t.Errorf("event %+v: want run %d of talk for %s, after %d", e, run.ID, run.Period, start)
+		}
+	}
+	if !slices.Equal(have, want) {
+		t.Fatalf("events = %v, want %v", have, want)
+	}
+	if p := got[3].Progress; p == nil || *p.Percent != 50 || p.Message != "half" {
+		t.Errorf("progress event: %+v", got[3].Progress)
+	}
+	if a := got[4].Artifact; a == nil || a.ID != art.ID || a.URL != art.URL {
+		t.Errorf("artifact event: %+v, want %+v", got[4].Artifact, art)
+	}
+
+	// Resume after the second event: the four since, then live ones.
+	s2, err := fb.client.Events(ctx, api.EventQuery{Jobs: []string{"talk"}, After: got[1].ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	for _, w := range got[2:] {
+		if e := nextEvent(t, s2); e.ID != w.ID {
+			t.Fatalf("resumed stream: event %d, want %d", e.ID, w.ID)
+		}
+	}
+	again, _, err := fb.client.Trigger(ctx, "talk", api.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1, e2 := nextEvent(t, s1), nextEvent(t, s2)
+	if e1.ID != e2.ID || e1.RunID != again.ID || e1.From != "" {
+		t.Fatalf("after the replay: %+v and %+v, want both the creation of run %d", e1, e2, again.ID)
+	}
+
+	// Filters: by run and type, replayed from the start.
+	s3, err := fb.client.Events(ctx, api.EventQuery{Runs: []int64{run.ID}, Types: []talon.EventType{talon.EventProgress, talon.EventArtifact}, After: start, Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s3.Close()
+	if e := nextEvent(t, s3); e.ID != got[3].ID {
+		t.Errorf("filtered: event %+v, want the progress event %d", e, got[3].ID)
+	}
+	if e := nextEvent(t, s3); e.ID != got[4].ID {
+		t.Errorf("filtered: event %+v, want the artifact event %d", e, got[4].ID)
+	}
+
+	// The wire format, with ?after= and comma-separated types.
+	q := url.Values{"after": {strconv.FormatInt(start, 10)}, "run": {strconv.FormatInt(run.ID, 10)}, "type": {"artifact,progress"}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fb.url+"/api/v1/events?"+q.Encode(), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "text/event-stream" {
+		t.Fatalf("status %d, content type %q", resp.StatusCode, ct)
+	}
+	br := bufio.NewReader(resp.Body)
+	var lines []string
+	for len(lines) < 3 {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, strings.TrimSuffix(l, "\n"))
+	}
+	if lines[0] != "id: "+strconv.FormatInt(got[3].ID, 10) || lines[1] != "event: progress" || !strings.HasPrefix(lines[2], `data: {"id":`) {
+		t.Errorf("first message = %q", lines)
+	}
+}
+
+// TestEventStreamBadRequests: filters and resume points are checked.
+func TestEventStreamBadRequests(t *testing.T) {
+	t.Parallel()
+	fb := setupFollow(t, api.HTTPLimits{})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for _, tt := range []struct {
+		name, query, lastID, want string
+	}{
+		{name: "unknown parameter", query: "jobs=a", want: `unknown query parameter "jobs"`},
+		{name: "unknown type", query: "type=transition,bogus", want: `type "bogus"`},
+		{name: "bad run", query: "run=0", want: `run "0"`},
+		{name: "bad after", query: "after=x", want: `after "x"`},
+		{name: "bad Last-Event-ID", lastID: "-3", want: `Last-Event-ID "-3"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fb.url+"/api/v1/events?"+tt.query, nil)
+			if tt.lastID != "" {
+				req.Header.Set("Last-Event-ID", tt.lastID)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body struct {
+				Error struct{ Code, Message string }
+			}
+			err = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusBadRequest || body.Error.Code != "invalid" || !strings.Contains(body.Error.Message, tt.want) {
+				t.Errorf("%d %+v (%v), want 400 invalid saying %s", resp.StatusCode, body, err, tt.want)
+			}
+		})
+	}
+	var te *talon.Error
+	if _, err := fb.client.Events(ctx, api.EventQuery{Types: []talon.EventType{"nope"}}); !errors.As(err, &te) || te.Code != talon.EINVALID {
+		t.Errorf("client with a bad type: %v, want invalid", err)
+	}
+}
+
+// TestEventStreamSlowConsumer: a consumer that stops reading is dropped
+// — told so in an error message that ends its stream — while another
+// keeps receiving every event, and the writers are never held up.
+func TestEventStreamSlowConsumer(t *testing.T) {
+	t.Parallel()
+	fb := setupFeed(t, api.HTTPLimits{}, feed.Options{Buffer: 16})
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	run, _, err := fb.client.Trigger(ctx, "talk", api.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch, err := fb.client.Events(ctx, api.EventQuery{Runs: []int64{run.ID}, Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close()
+	for d, err := fb.client.Run(ctx, run.ID); d.State != talon.StateRunning; {
+		if err != nil {
+			t.Fatal(err)
+		}
+		nextEvent(t, watch)
+		d, err = fb.client.Run(ctx, run.ID)
+	}
+
+	// The slow one subscribes and never reads, until the end.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fb.url+"/api/v1/events?type=progress", nil)
+	slow, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Body.Close()
+	fast, err := fb.client.Events(ctx, api.EventQuery{Types: []talon.EventType{talon.EventProgress}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fast.Close()
+	var reconnects []error
+	fast.OnReconnect = func(err error) { reconnects = append(reconnects, err) }
+
+	// Far more than the socket buffers of the slow one hold.
+	const n = 200
+	big := strings.Repeat("x", 100<<10)
+	got := make(chan talon.Event, n)
+	go func() {
+		for range n {
+			e, err := fast.Next()
+			if err != nil {
+				return
+			}
+			got <- e
+		}
+	}()
+	for i := range n {
+		pct := float64(i) / 2
+		if err := fb.client.SetProgress(ctx, run.ID, talon.Progress{Percent: &pct, Message: big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		select {
+		case e := <-got:
+			if e.Progress == nil || *e.Progress.Percent != float64(i)/2 {
+				t.Fatalf("fast consumer: event %d is %+v", i, e.Progress)
+			}
+		case <-ctx.Done():
+			t.Fatalf("fast consumer: %d of %d events", i, n)
+		}
+	}
+	if len(reconnects) > 0 {
+		t.Errorf("the fast consumer was cut off: %v", reconnects)
+	}
+	rest, err := io.ReadAll(slow.Body)
+	if err != nil {
+		t.Fatalf("slow consumer's stream: %v", err)
+	}
+	if !strings.HasSuffix(string(rest), "\n\n") || !strings.Contains(string(rest), "event: error\ndata: ") || !strings.Contains(string(rest), "too slow") {
+		t.Errorf("slow consumer's stream ends with %q, want an error message saying it was too slow", tail(string(rest)))
+	}
+	if k := strings.Count(string(rest), "event: progress"); k >= n {
+		t.Errorf("slow consumer got all %d events; it should have been dropped", k)
+	}
+	fb.release(t)
+}
+
+func tail(s string) string {
+	if len(s) > 300 {
+		return "…" + s[len(s)-300:]
+	}
+	return s
+}
