@@ -21,10 +21,10 @@ import (
 	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/config"
 	"github.com/talonhq/talon/internal/engine"
-	"github.com/talonhq/talon/internal/feed"
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/executor/inprocess"
 	"github.com/talonhq/talon/internal/executor/local"
+	"github.com/talonhq/talon/internal/feed"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
 
