@@ -142,16 +142,8 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		return fmt.Errorf("run log directory: %w", err)
 	}
 	logDir, _ := filepath.Abs(cfg.Logs)
-	e, err := engine.New(engine.Config{
-		Store: st, Schedule: sched, Load: load, Logger: logger, LogDir: logDir, URL: baseURL,
-		Executors: exs, Lease: cfg.Lease,
-	})
-	if err != nil {
-		return err
-	}
-
-	// One reader of the event feed for the process: the API's event
-	// streams and log followers share it.
+	// One reader of the event feed for the process: the scheduler and
+	// the API's event streams and log followers share it.
 	hub := feed.New(st, logger, feed.Options{})
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hubDone := make(chan struct{})
@@ -163,6 +155,14 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		stopHub()
 		<-hubDone
 	}()
+
+	e, err := engine.New(engine.Config{
+		Store: st, Schedule: sched, Load: load, Logger: logger, LogDir: logDir, URL: baseURL,
+		Executors: exs, Lease: cfg.Lease, Feed: hub,
+	})
+	if err != nil {
+		return err
+	}
 
 	srv := api.NewHTTPServer(api.NewServer(e, logger, api.WithFeed(hub)), api.HTTPLimits{})
 	go func() {

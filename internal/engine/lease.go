@@ -8,6 +8,7 @@ import (
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/executor"
+	"github.com/talonhq/talon/internal/feed"
 	"github.com/talonhq/talon/internal/store"
 )
 
@@ -325,4 +326,44 @@ func (e *Engine) followPeers(ctx context.Context) error {
 		e.notify(ids...)
 	}
 	return nil
+}
+
+// followFeed is followPeers woken by the store's notifier, through the
+// process's feed: the runs other schedulers create or end are indexed
+// (and wake those blocked on them) as soon as their transactions commit.
+// Its own events come too, which is harmless, as for followPeers. A
+// subscription dropped for being slow subscribes again; what it missed
+// the next heartbeat's followPeers reads from the store.
+func (e *Engine) followFeed(ctx context.Context) {
+	peers := func(ev talon.Event) bool {
+		return ev.Type == talon.EventTransition && (ev.From == "" || ev.To.Terminal())
+	}
+	for {
+		sub, err := e.cfg.Feed.Subscribe(ctx, peers)
+		if err != nil {
+			return // ctx ended, or the feed stopped
+		}
+		for ev := range sub.Events() {
+			ids := []int64{ev.RunID}
+		more:
+			for {
+				select {
+				case ev, ok := <-sub.Events():
+					if !ok {
+						break more
+					}
+					ids = append(ids, ev.RunID)
+				default:
+					break more
+				}
+			}
+			e.notify(ids...)
+		}
+		err = sub.Err()
+		sub.Close()
+		if !errors.Is(err, feed.ErrSlow) || ctx.Err() != nil {
+			return
+		}
+		e.log.Warn("event feed: this scheduler fell behind; the next heartbeat catches up")
+	}
 }
