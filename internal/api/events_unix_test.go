@@ -116,4 +116,3 @@ func TestEventStreamSlowConsumer(t *testing.T) {
 	}
 	fb.release(t)
 }
-
