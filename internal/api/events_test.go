@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -195,4 +196,31 @@ func tail(s string) string {
 		return "…" + s[len(s)-300:]
 	}
 	return s
+}
+
+// TestEventStreamShutdown: a server that shuts down ends its event
+// streams rather than waiting for them.
+func TestEventStreamShutdown(t *testing.T) {
+	t.Parallel()
+	fb := setupFollow(t, api.HTTPLimits{})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fb.url+"/api/v1/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if l, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(l, "id: ") {
+		t.Fatalf("first line %q, %v; want the position", l, err)
+	}
+	shut, scancel := context.WithTimeout(ctx, 10*time.Second)
+	defer scancel()
+	if err := fb.srv.Shutdown(shut); err != nil {
+		t.Fatalf("Shutdown with an event stream open: %v (it must not wait for the stream)", err)
+	}
+	if _, err := io.ReadAll(br); err != nil {
+		t.Errorf("stream after the shutdown: %v, want its end", err)
+	}
 }
