@@ -227,7 +227,12 @@ func (h *Hub) read(ctx context.Context) (time.Time, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, e := range late {
-		h.publish(e)
+		// Taken from the holes and published under one lock, so a
+		// subscriber either counts it as a hole or gets it live.
+		if _, ok := h.holes[e.ID]; ok {
+			delete(h.holes, e.ID)
+			h.publish(e)
+		}
 	}
 	var next time.Time
 	for len(h.pending) > 0 {
@@ -265,7 +270,7 @@ func (h *Hub) take(e talon.Event) {
 }
 
 // lookForHoles reads the ids passed as holes, and returns the events
-// that have appeared there since.
+// that have appeared there since (read publishes them).
 func (h *Hub) lookForHoles(ctx context.Context) ([]talon.Event, error) {
 	h.mu.Lock()
 	if len(h.holes) == 0 {
@@ -284,7 +289,6 @@ func (h *Hub) lookForHoles(ctx context.Context) ([]talon.Event, error) {
 	var late []talon.Event
 	for _, e := range evs {
 		if _, ok := h.holes[e.ID]; ok {
-			delete(h.holes, e.ID)
 			late = append(late, e)
 		}
 	}
