@@ -343,27 +343,41 @@ func (e *Engine) followFeed(ctx context.Context) {
 		if err != nil {
 			return // ctx ended, or the feed stopped
 		}
-		for ev := range sub.Events() {
-			ids := []int64{ev.RunID}
-		more:
-			for {
-				select {
-				case ev, ok := <-sub.Events():
-					if !ok {
-						break more
-					}
-					ids = append(ids, ev.RunID)
-				default:
-					break more
-				}
-			}
-			e.notify(ids...)
-		}
-		err = sub.Err()
+		err = e.drainFeed(ctx, sub)
 		sub.Close()
 		if !errors.Is(err, feed.ErrSlow) || ctx.Err() != nil {
 			return
 		}
 		e.log.Warn("event feed: this scheduler fell behind; the next heartbeat catches up")
+	}
+}
+
+// drainFeed notifies the loop of the runs sub reports, a batch at a
+// time, until ctx ends (nil) or the subscription does (its error).
+func (e *Engine) drainFeed(ctx context.Context, sub *feed.Sub) error {
+	for {
+		var ids []int64
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-sub.Events():
+			if !ok {
+				return sub.Err()
+			}
+			ids = append(ids, ev.RunID)
+		}
+	more:
+		for {
+			select {
+			case ev, ok := <-sub.Events():
+				if !ok {
+					break more
+				}
+				ids = append(ids, ev.RunID)
+			default:
+				break more
+			}
+		}
+		e.notify(ids...)
 	}
 }
