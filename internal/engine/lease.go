@@ -352,10 +352,24 @@ func (e *Engine) followFeed(ctx context.Context) {
 	}
 }
 
-// drainFeed notifies the loop of the runs sub reports, a batch at a
-// time, until ctx ends (nil) or the subscription does (its error).
+// feedPace is the shortest time between two wake-ups of the loop by the
+// feed: every scheduler's events reach every scheduler, and a loop woken
+// at each would step without pause while its peers are busy. What comes
+// meanwhile waits in the subscription and is taken in one batch.
+const feedPace = 250 * time.Millisecond
+
+// drainFeed notifies the loop of the runs sub reports, a batch at most
+// every feedPace, until ctx ends (nil) or the subscription does (its
+// error).
 func (e *Engine) drainFeed(ctx context.Context, sub *feed.Sub) error {
+	pace := time.NewTimer(0)
+	defer pace.Stop()
 	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-pace.C:
+		}
 		var ids []int64
 		select {
 		case <-ctx.Done():
@@ -379,5 +393,6 @@ func (e *Engine) drainFeed(ctx context.Context, sub *feed.Sub) error {
 			}
 		}
 		e.notify(ids...)
+		pace.Reset(feedPace)
 	}
 }

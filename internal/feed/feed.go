@@ -91,6 +91,11 @@ func (o Options) withDefaults() Options {
 // page is how many events one read asks for.
 const page = 1000
 
+// readTimeout bounds one read of the store: a database that hangs (it
+// is frozen, or a connection waits on a dead peer) must not keep the
+// reader, and one of the store's connections, for longer.
+const readTimeout = 10 * time.Second
+
 // Hub is the process's one reader of the event feed.
 type Hub struct {
 	src  Source
@@ -142,7 +147,10 @@ func (h *Hub) Run(ctx context.Context) {
 		case <-timer.C:
 		}
 		if !started {
-			if err := h.start(ctx); err != nil {
+			sctx, cancel := context.WithTimeout(ctx, readTimeout)
+			err := h.start(sctx)
+			cancel()
+			if err != nil {
 				if ctx.Err() == nil {
 					h.log.Warn("event feed: read the newest event id", "err", err)
 				}
@@ -151,7 +159,9 @@ func (h *Hub) Run(ctx context.Context) {
 			}
 			started = true
 		}
-		next, err := h.read(ctx)
+		rctx, cancel := context.WithTimeout(ctx, readTimeout)
+		next, err := h.read(rctx)
+		cancel()
 		if err != nil && ctx.Err() == nil {
 			h.log.Warn("event feed: read", "err", err)
 		}
