@@ -28,7 +28,9 @@ artifact) of the runs of --job and --period, until interrupted; with
 -o json, print each change as one JSON event per line instead (no list).
 --state and --limit apply to the list only. --after ID first prints the
 changes since event ID (0: all of them, from the start), then follows:
-a script that saves the id of the last event it read resumes there.`,
+a script that saves the id of the last event it read resumes there.
+When the connection to the server is lost, the watch says so on stderr,
+reconnects and goes on from the last change it printed.`,
 		Example: `  talon runs --job load-sales --state failed,blocked
   talon runs --period daily/2026-11-26 -o json
   talon runs --watch --job load-sales`,
