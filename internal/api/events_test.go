@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -222,5 +223,83 @@ func TestEventStreamShutdown(t *testing.T) {
 	}
 	if _, err := io.ReadAll(br); err != nil {
 		t.Errorf("stream after the shutdown: %v, want its end", err)
+	}
+}
+
+// TestEventStreamResumes: a client whose server goes away reconnects to
+// the next one and resumes after the last event it got, so what
+// happened meanwhile arrives, once.
+func TestEventStreamResumes(t *testing.T) {
+	t.Parallel()
+	fb := setupFollow(t, api.HTTPLimits{})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	stream, err := fb.client.Events(ctx, api.EventQuery{Jobs: []string{"talk"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	reconnected := make(chan error, 100)
+	stream.OnReconnect = func(err error) { reconnected <- err }
+	run, _, err := fb.client.Trigger(ctx, "talk", api.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last talon.Event
+	for last.To != talon.StateRunning {
+		last = nextEvent(t, stream)
+	}
+
+	// The server stops; the run ends while no server is there.
+	addr := strings.TrimPrefix(fb.url, "http://")
+	if err := fb.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ended, err := fb.hub.Subscribe(ctx, func(e talon.Event) bool { return e.RunID == run.ID && e.To.Terminal() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ended.Close()
+	fb.release(t)
+	got := make(chan talon.Event, 10)
+	go func() {
+		for {
+			e, err := stream.Next()
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- e
+		}
+	}()
+	select {
+	case <-reconnected:
+	case <-ctx.Done():
+		t.Fatal("the client did not notice the server had gone")
+	}
+	select { // the run ends while no server is there
+	case e := <-ended.Events():
+		if e.To != talon.StateSucceeded {
+			t.Fatalf("run ended %s", e.To)
+		}
+	case <-ctx.Done():
+		t.Fatal("the run did not end")
+	}
+
+	// The next server, at the same address.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.NewHTTPServer(api.NewServer(fb.engine, fb.logger, api.WithFeed(fb.hub)), api.HTTPLimits{})
+	go srv.Serve(ln)
+	defer srv.Close()
+	select {
+	case e, ok := <-got:
+		if !ok || e.RunID != run.ID || e.To != talon.StateSucceeded || e.ID <= last.ID {
+			t.Fatalf("after reconnecting: %+v (open %v), want run %d's success", e, ok, run.ID)
+		}
+	case <-ctx.Done():
+		t.Fatal("no event after the server came back")
 	}
 }

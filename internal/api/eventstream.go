@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/talonhq/talon"
@@ -26,11 +27,15 @@ const (
 // after the last event it returned (Last-Event-ID), so the caller sees
 // every event once.
 type EventStream struct {
-	c    *Client
-	ctx  context.Context
-	q    EventQuery
-	body io.ReadCloser
-	br   *bufio.Reader
+	c   *Client
+	ctx context.Context
+	q   EventQuery
+	br  *bufio.Reader // of the current connection; nil between them
+
+	mu     sync.Mutex // guards body and closed: Close may come from another goroutine
+	body   io.ReadCloser
+	closed bool
+
 	last int64 // resume point; valid once resume is true
 	// resume is set once the stream has a position: the query's After,
 	// or the first id the server sent.
@@ -65,16 +70,46 @@ func (s *EventStream) connect() error {
 		defer resp.Body.Close()
 		return readError(resp)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		resp.Body.Close()
+		return ErrStreamClosed
+	}
 	s.body, s.br = resp.Body, bufio.NewReader(resp.Body)
 	return nil
+}
+
+// ErrStreamClosed is what Next returns after Close.
+var ErrStreamClosed = errors.New("event stream closed")
+
+// drop closes the current connection, if any.
+func (s *EventStream) drop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.body != nil {
+		s.body.Close()
+		s.body = nil
+	}
+	s.br = nil
+}
+
+func (s *EventStream) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 // LastID is the id of the last event Next returned, or the position the
 // stream started from.
 func (s *EventStream) LastID() int64 { return s.last }
 
-// Close ends the stream.
+// Close ends the stream; a Next under way, or to come, returns
+// ErrStreamClosed. It may be called from any goroutine.
 func (s *EventStream) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
 	if s.body != nil {
 		return s.body.Close()
 	}
@@ -87,15 +122,20 @@ func (s *EventStream) Close() error {
 func (s *EventStream) Next() (talon.Event, error) {
 	wait := streamRetryMin
 	for {
-		if s.body != nil {
+		if s.isClosed() {
+			return talon.Event{}, ErrStreamClosed
+		}
+		if s.br != nil {
 			e, err := s.read()
 			if err == nil {
 				return e, nil
 			}
-			s.body.Close()
-			s.body = nil
+			s.drop()
 			if s.ctx.Err() != nil {
 				return talon.Event{}, s.ctx.Err()
+			}
+			if s.isClosed() {
+				return talon.Event{}, ErrStreamClosed
 			}
 			if s.OnReconnect != nil {
 				s.OnReconnect(err)
@@ -108,6 +148,9 @@ func (s *EventStream) Next() (talon.Event, error) {
 		}
 		if s.ctx.Err() != nil {
 			return talon.Event{}, s.ctx.Err()
+		}
+		if errors.Is(err, ErrStreamClosed) {
+			return talon.Event{}, err
 		}
 		var te *talon.Error
 		if errors.As(err, &te) && te.Code != talon.EUNAVAILABLE && te.Code != talon.EINTERNAL {

@@ -32,6 +32,8 @@ type followBundle struct {
 	srv    *api.HTTPServer
 	hub    *feed.Hub
 	st     store.Store
+	engine *engine.Engine
+	logger *slog.Logger
 	url    string
 	dir    string // the jobs' working directory
 }
@@ -103,7 +105,7 @@ func setupFeed(t *testing.T, limits api.HTTPLimits, opts feed.Options) *followBu
 		st.Close()
 	})
 	u := "http://" + ln.Addr().String()
-	return &followBundle{client: api.NewClient(u, nil), srv: srv, hub: hub, st: st, url: u, dir: dir}
+	return &followBundle{client: api.NewClient(u, nil), srv: srv, hub: hub, st: st, engine: e, logger: logger, url: u, dir: dir}
 }
 
 // release lets the talk job finish.
