@@ -217,8 +217,9 @@ type EventType string
 const (
 	// EventTransition: the run was created, or changed state.
 	EventTransition EventType = "transition"
-	// EventDecision: a blocked run stays blocked for a new reason (an
-	// unchanged answer at a re-check writes no event).
+	// EventDecision: a blocked run stays blocked with a new answer (an
+	// unchanged answer at a re-check writes no event; see
+	// store.AnswerKey).
 	EventDecision EventType = "decision"
 	// EventProgress: the run reported its progress.
 	EventProgress EventType = "progress"

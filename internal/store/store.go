@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -263,8 +264,50 @@ type Transition struct {
 	// ends.
 	Allocate *Allocation
 	// Quiet skips the event row for a blocked → blocked re-decision whose
-	// reason did not change, so polling does not flood the history.
+	// answer did not change — the same reason, or Decisions with the
+	// same AnswerKey as the run's last ones — so polling does not flood
+	// the history and the event feed.
 	Quiet bool
+}
+
+// AnswerKey says what of a run's decisions makes its answer: each
+// constraint's action, and the reason of each answer that only an event
+// can change. An answer that time alone will change (RecheckAt set) is
+// known by that time instead, since its words may count down to it
+// ("not before 07:00 (in 2h13m)"): re-checking it writes no event until
+// something else changes.
+func AnswerKey(ds []talon.Decision) string {
+	var b strings.Builder
+	for _, d := range ds {
+		b.WriteString(d.Constraint)
+		b.WriteByte('=')
+		b.WriteString(string(d.Action))
+		if d.RecheckAt.IsZero() {
+			b.WriteString(": ")
+			b.WriteString(d.Reason)
+		} else {
+			b.WriteString(" @")
+			b.WriteString(strconv.FormatInt(d.RecheckAt.UnixMicro(), 10))
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// Evented is the rule both stores apply to a transition's event row,
+// given the run's state, reason and stored answer (AnswerKey of its last
+// decisions, "" before any) before it: whether to write the event, and
+// the answer to store after it ("" to keep the stored one, when t has no
+// Decisions).
+func Evented(t Transition, from talon.State, reason, answer string) (write bool, newAnswer string) {
+	if t.Decisions != nil {
+		newAnswer = AnswerKey(t.Decisions)
+	}
+	if !t.Quiet || from != t.To {
+		return true, newAnswer
+	}
+	same := reason == t.Reason || (answer != "" && newAnswer != "" && answer == newAnswer)
+	return !same, newAnswer
 }
 
 // Fence carries the limits decided inside the store's transaction.

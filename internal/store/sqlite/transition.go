@@ -70,11 +70,12 @@ func prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error
 		s, err = tx.PrepareContext(ctx, q)
 		return s
 	}
-	st.cur = prep(`SELECT state, job, period, reason FROM runs WHERE id = ?`)
+	st.cur = prep(`SELECT state, job, period, reason, answer FROM runs WHERE id = ?`)
 	// COALESCE keeps a column when its parameter is NULL ("not given").
 	st.update = prep(`UPDATE runs SET state = ?, reason = ?, recheck_at = ?,
 		started = COALESCE(?, started), finished = COALESCE(?, finished),
-		owner = COALESCE(?, owner), handle = COALESCE(?, handle), executor = COALESCE(?, executor)
+		owner = COALESCE(?, owner), handle = COALESCE(?, handle), executor = COALESCE(?, executor),
+		answer = COALESCE(?, answer)
 		WHERE id = ? AND state = ? RETURNING ` + runCols)
 	st.delDecisions = prep(`DELETE FROM decisions WHERE run_id = ?`)
 	st.addDecision = prep(`INSERT INTO decisions (run_id, pos, constraint_name, action, reason, recheck_at)
@@ -108,8 +109,8 @@ func nonEmpty(s string) any {
 }
 
 func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon.Run, error) {
-	var cur, job, period, reason string
-	err := st.cur.QueryRowContext(ctx, t.RunID).Scan(&cur, &job, &period, &reason)
+	var cur, job, period, reason, answer string
+	err := st.cur.QueryRowContext(ctx, t.RunID).Scan(&cur, &job, &period, &reason, &answer)
 	if errors.Is(err, sql.ErrNoRows) {
 		return talon.Run{}, fmt.Errorf("run %d: %w", t.RunID, store.ErrNotFound)
 	}
@@ -145,8 +146,9 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 	if t.To == talon.StateReady || t.To == talon.StateRunning {
 		owner = nonEmpty(t.Owner)
 	}
+	evented, newAnswer := store.Evented(t, from, reason, answer)
 	run, err := scanRun(st.update.QueryRowContext(ctx, string(t.To), t.Reason, nullMicros(t.RecheckAt),
-		started, finished, owner, nonEmpty(t.Handle), nonEmpty(t.Executor), t.RunID, cur))
+		started, finished, owner, nonEmpty(t.Handle), nonEmpty(t.Executor), nonEmpty(newAnswer), t.RunID, cur))
 	if errors.Is(err, sql.ErrNoRows) {
 		// Cannot happen while this transaction holds the write lock, but
 		// the compare-and-set is the guarantee, not the lock.
@@ -169,7 +171,7 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 			}
 		}
 	}
-	st.evented = !(t.Quiet && from == t.To && reason == t.Reason)
+	st.evented = evented
 	if st.evented {
 		if _, err := st.event.ExecContext(ctx, t.RunID, micros(now), cur, string(t.To), t.Reason,
 			string(talon.TransitionEvent(from, t.To)), job, period); err != nil {

@@ -142,3 +142,55 @@ func testSubscribe(t *testing.T, open OpenFunc) {
 		t.Fatalf("EventsAfter after the wake-ups = %+v, %v; want 5 events ending with the artifact", evs, err)
 	}
 }
+
+// testQuietAnswer: a quiet re-decision whose answer is the same writes
+// no event even when its words changed — an answer that time alone will
+// change counts down to its RecheckAt — while a changed action, a new
+// time, or new words of an answer only an event can change write one.
+// The run's reason is the latest either way.
+func testQuietAnswer(t *testing.T, open OpenFunc) {
+	s := open(t)
+	ctx := ctxOf(t)
+	r := newRun(t, s, "j", "daily/2026-11-26")
+	at7 := t0.Add(2 * time.Hour)
+	notBefore := func(in string, recheck time.Time) talon.Decision {
+		return talon.Decision{Constraint: "not_before", Action: talon.ActionBlock, Reason: "not before 07:00 (in " + in + ")", RecheckAt: recheck}
+	}
+	after := func(action talon.Action, reason string) talon.Decision {
+		return talon.Decision{Constraint: "after", Action: action, Reason: reason}
+	}
+	tests := []struct {
+		name      string
+		ds        []talon.Decision
+		wantEvent bool
+	}{
+		{name: "first answer", ds: []talon.Decision{notBefore("2h", at7), after(talon.ActionPass, "a succeeded")}, wantEvent: true},
+		{name: "counting down", ds: []talon.Decision{notBefore("1h59m", at7), after(talon.ActionPass, "a succeeded")}, wantEvent: false},
+		{name: "counting down again", ds: []talon.Decision{notBefore("1h", at7), after(talon.ActionPass, "a succeeded")}, wantEvent: false},
+		{name: "another time", ds: []talon.Decision{notBefore("3h", at7.Add(time.Hour)), after(talon.ActionPass, "a succeeded")}, wantEvent: true},
+		{name: "another action", ds: []talon.Decision{notBefore("2h", at7.Add(time.Hour)), after(talon.ActionBlock, "waiting for a: 1 running")}, wantEvent: true},
+		{name: "new words of an event-driven answer", ds: []talon.Decision{notBefore("1h", at7.Add(time.Hour)), after(talon.ActionBlock, "waiting for a: 1 failed")}, wantEvent: true},
+	}
+	for _, tt := range tests {
+		before, err := s.Events(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reason := tt.ds[0].Constraint + ": " + tt.ds[0].Reason
+		res := transition(t, s, store.Transition{RunID: r.ID, From: []talon.State{talon.StateBlocked}, To: talon.StateBlocked,
+			Reason: reason, Quiet: true, Now: t0, Decisions: tt.ds})
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		after, err := s.Events(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(after) - len(before); got != map[bool]int{false: 0, true: 1}[tt.wantEvent] {
+			t.Errorf("%s: %d events written, want event: %v", tt.name, got, tt.wantEvent)
+		}
+		if got := getRun(t, s, r.ID).Reason; got != reason {
+			t.Errorf("%s: run's reason %q, want the latest %q", tt.name, got, reason)
+		}
+	}
+}

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventFeed", testEventFeed},
 		{"Subscribe", testSubscribe},
 		{"Quiet", testQuiet},
+		{"QuietAnswer", testQuietAnswer},
 		{"Decisions", testDecisions},
 		{"FenceMaxRunning", testFenceMaxRunning},
 		{"FenceMaxRunningRace", testFenceMaxRunningRace},

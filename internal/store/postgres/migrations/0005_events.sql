@@ -9,6 +9,10 @@ ALTER TABLE events ADD COLUMN detail jsonb;
 UPDATE events SET type = 'decision' WHERE from_state = to_state;
 UPDATE events AS e SET job = r.job, period = r.period FROM runs AS r WHERE r.id = e.run_id;
 
+-- What a run's last decisions answered (store.AnswerKey), so a re-check
+-- that answers the same writes no event even when its words count down.
+ALTER TABLE runs ADD COLUMN answer text NOT NULL DEFAULT '';
+
 -- Every statement that inserts events tells the listeners of this schema
 -- (payload: the schema's name) at commit, so every scheduler's event
 -- stream wakes at once, whichever scheduler wrote. NOTIFY is

@@ -10,3 +10,7 @@ UPDATE events SET type = 'decision' WHERE from_state = to_state;
 UPDATE events SET
 	job    = (SELECT job FROM runs WHERE runs.id = events.run_id),
 	period = (SELECT period FROM runs WHERE runs.id = events.run_id);
+
+-- What a run's last decisions answered (store.AnswerKey), so a re-check
+-- that answers the same writes no event even when its words count down.
+ALTER TABLE runs ADD COLUMN answer TEXT NOT NULL DEFAULT '';
