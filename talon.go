@@ -217,9 +217,9 @@ type EventType string
 const (
 	// EventTransition: the run was created, or changed state.
 	EventTransition EventType = "transition"
-	// EventDecision: a blocked run stays blocked with a new answer (an
-	// unchanged answer at a re-check writes no event; see
-	// store.AnswerKey).
+	// EventDecision: a blocked run stays blocked with a new answer. A
+	// re-check that answers the same writes no event, even when its
+	// words count down to a constraint's moment.
 	EventDecision EventType = "decision"
 	// EventProgress: the run reported its progress.
 	EventProgress EventType = "progress"
