@@ -280,7 +280,10 @@ type Artifact struct {
 	Created time.Time `json:"created"`
 }
 
-// Event is one row of a run's history: a transition or a new decision.
+// Event is one row of the store's event feed: a transition of a run, a
+// new decision about a blocked run, a progress report or an artifact.
+// Transitions and decisions make up a run's history; every type travels
+// on the live event stream.
 type Event struct {
 	ID     int64     `json:"id"`
 	RunID  int64     `json:"run"`
@@ -288,6 +291,46 @@ type Event struct {
 	From   State     `json:"from,omitempty"`
 	To     State     `json:"to"`
 	Reason string    `json:"reason"`
+	// Type says what happened; Job and Period are the run's, so a
+	// consumer can filter without looking the run up. For progress and
+	// artifact events, To is the state the run was in.
+	Type   EventType `json:"type"`
+	Job    string    `json:"job"`
+	Period string    `json:"period"`
+	// Progress is the report of a progress event; Artifact the artifact
+	// of an artifact event.
+	Progress *Progress `json:"progress,omitempty"`
+	Artifact *Artifact `json:"artifact,omitempty"`
+}
+
+// EventType is the kind of an Event.
+type EventType string
+
+// The event types.
+const (
+	// EventTransition: the run was created, or changed state.
+	EventTransition EventType = "transition"
+	// EventDecision: a blocked run stays blocked with a new answer. A
+	// re-check that answers the same writes no event, even when its
+	// words count down to a constraint's moment.
+	EventDecision EventType = "decision"
+	// EventProgress: the run reported its progress.
+	EventProgress EventType = "progress"
+	// EventArtifact: the run recorded an artifact.
+	EventArtifact EventType = "artifact"
+)
+
+// EventTypes lists every event type.
+var EventTypes = []EventType{EventTransition, EventDecision, EventProgress, EventArtifact}
+
+// TransitionEvent is the type of the event a run's move from one state
+// to another writes: staying blocked is a new decision, anything else
+// (including creation, from "") a transition.
+func TransitionEvent(from, to State) EventType {
+	if from == to {
+		return EventDecision
+	}
+	return EventTransition
 }
 
 // Duration is a time.Duration that reads and writes as "1h30m" in JSON.

@@ -6,12 +6,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/talonhq/talon/internal/feed"
+	"github.com/talonhq/talon/internal/store/sqlite"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
@@ -117,6 +121,28 @@ var callers = []struct{ name, token string }{
 
 // routeRequest is a request to pattern about run 3 and job extract, with
 // a body the route accepts.
+// matrixFeed is an event feed over a real, empty SQLite store, so that
+// the event stream answers past authorization in the matrix.
+func matrixFeed(t *testing.T) *feed.Hub {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "talon.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := feed.New(st, discard(), feed.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		hub.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		st.Close()
+	})
+	return hub
+}
+
 func routeRequest(t *testing.T, pattern string) *http.Request {
 	method, path, _ := strings.Cut(pattern, " ")
 	path = strings.NewReplacer("{id}", "3", "{name}", "extract").Replace(path)
@@ -144,12 +170,19 @@ func routeRequest(t *testing.T, pattern string) *http.Request {
 // A run's token may read and report for its own run only.
 func TestRoleRouteMatrix(t *testing.T) {
 	t.Parallel()
+	hub := matrixFeed(t)
 	for _, ri := range setup(t).server.RouteInfos() {
 		for _, c := range callers {
 			t.Run(ri.Pattern+" as "+c.name, func(t *testing.T) {
 				t.Parallel()
-				tb := setup(t, api.WithAuthorizer(api.BearerAuth(authChain(t), false, discard())))
+				tb := setup(t, api.WithAuthorizer(api.BearerAuth(authChain(t), false, discard())), api.WithFeed(hub))
 				req := routeRequest(t, ri.Pattern)
+				if strings.HasSuffix(ri.Pattern, "/events") {
+					// A stream lasts until its client leaves: leave soon.
+					ctx, cancel := context.WithTimeout(req.Context(), 200*time.Millisecond)
+					defer cancel()
+					req = req.WithContext(ctx)
+				}
 				if c.token != "" {
 					req.Header.Set("Authorization", "Bearer "+c.token)
 				}

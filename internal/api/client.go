@@ -243,6 +243,11 @@ func (c *Client) doAs(ctx context.Context, user, method, path string, q url.Valu
 }
 
 func (c *Client) send(ctx context.Context, user, method, path string, q url.Values, in any) (*http.Response, error) {
+	return c.sendWith(ctx, user, method, path, q, in, nil)
+}
+
+// sendWith is send with extra request headers.
+func (c *Client) sendWith(ctx context.Context, user, method, path string, q url.Values, in any, hdr http.Header) (*http.Response, error) {
 	u := c.base + Prefix + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -263,6 +268,9 @@ func (c *Client) send(ctx context.Context, user, method, path string, q url.Valu
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
 	if user != "" {
 		req.Header.Set(UserHeader, user)
 	}

@@ -19,8 +19,10 @@ import (
 	"github.com/talonhq/talon/internal/engine"
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/executor/local"
+	"github.com/talonhq/talon/internal/feed"
 	"github.com/talonhq/talon/internal/query"
 	"github.com/talonhq/talon/internal/schedule"
+	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/store/sqlite"
 )
 
@@ -29,6 +31,11 @@ import (
 type followBundle struct {
 	client *api.Client
 	srv    *api.HTTPServer
+	hub    *feed.Hub
+	st     store.Store
+	engine *engine.Engine
+	logger *slog.Logger
+	url    string
 	dir    string // the jobs' working directory
 }
 
@@ -46,6 +53,12 @@ jobs:
 `
 
 func setupFollow(t *testing.T, limits api.HTTPLimits) *followBundle {
+	t.Helper()
+	return setupFeed(t, limits, feed.Options{})
+}
+
+// setupFeed is setupFollow with the event feed's options.
+func setupFeed(t *testing.T, limits api.HTTPLimits, opts feed.Options) *followBundle {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(t.Context())
@@ -68,7 +81,14 @@ func setupFollow(t *testing.T, limits api.HTTPLimits) *followBundle {
 	loopDone := make(chan error, 1)
 	go func() { loopDone <- e.Loop(ctx) }()
 
-	srv := api.NewHTTPServer(api.NewServer(api.Join(query.New(st, e, nil), e), logger), limits)
+	hub := feed.New(st, logger, opts)
+	hubDone := make(chan struct{})
+	go func() {
+		defer close(hubDone)
+		hub.Run(ctx)
+	}()
+
+	srv := api.NewHTTPServer(api.NewServer(api.Join(query.New(st, e, nil), e), logger, api.WithFeed(hub)), limits)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -82,9 +102,11 @@ func setupFollow(t *testing.T, limits api.HTTPLimits) *followBundle {
 		case <-time.After(15 * time.Second):
 			t.Errorf("loop did not stop within 15s")
 		}
+		<-hubDone
 		st.Close()
 	})
-	return &followBundle{client: api.NewClient("http://"+ln.Addr().String(), nil), srv: srv, dir: dir}
+	u := "http://" + ln.Addr().String()
+	return &followBundle{client: api.NewClient(u, nil), srv: srv, hub: hub, st: st, engine: e, logger: logger, url: u, dir: dir}
 }
 
 // release lets the talk job finish.

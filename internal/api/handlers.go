@@ -296,10 +296,12 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
 // Log following polls the file: it grows by appends from the executor,
 // and a poll costs one read at its end. The interval starts short, so a
 // chatty run streams at once, and grows while the log is quiet, up to a
-// bound that is also how late a follower learns that the run ended.
+// bound: how late a quiet run's next line may show. The run's end comes
+// from the event feed, at once (without a feed, the run is polled at
+// the same pace).
 const (
 	followPollMin = 50 * time.Millisecond
-	followPollMax = time.Second
+	followPollMax = 250 * time.Millisecond
 )
 
 // followLog streams a run's log while the run is not finished: what is
@@ -310,6 +312,9 @@ const (
 // no log; the stream waits for it.
 func (s *Server) followLog(w http.ResponseWriter, r *http.Request, id int64) error {
 	ctx := r.Context()
+	// Subscribed before the run is read, so its end cannot fall between.
+	ended := s.watchEnd(ctx, id)
+	defer ended.stop()
 	d, err := s.backend.Run(ctx, id)
 	if err != nil {
 		return err
@@ -379,18 +384,22 @@ func (s *Server) followLog(w http.ResponseWriter, r *http.Request, id int64) err
 			// The server is shutting down while the run goes on: end the
 			// stream abruptly, so the client reports it cut short.
 			panic(http.ErrAbortHandler)
+		case <-ended.c:
+			finished = true // drain the file, then end
 		case <-timer.C:
 		}
 		wait = min(wait*2, followPollMax)
-		d, err := s.backend.Run(ctx, id)
-		switch {
-		case err == nil:
-			finished = d.State.Terminal()
-		case ctx.Err() != nil:
-			return nil
-		default:
-			// The store is away: keep following, and ask again later.
-			s.logger.Debug("follow log: run state unknown", "run", id, "err", err)
+		if !finished && !ended.live() {
+			d, err := s.backend.Run(ctx, id)
+			switch {
+			case err == nil:
+				finished = d.State.Terminal()
+			case ctx.Err() != nil:
+				return nil
+			default:
+				// The store is away: keep following, and ask again later.
+				s.logger.Debug("follow log: run state unknown", "run", id, "err", err)
+			}
 		}
 		if rc == nil {
 			if err := open(); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/auth"
+	"github.com/talonhq/talon/internal/feed"
 )
 
 // Error codes the HTTP layer adds to talon's. Unauthorized (no token, or
@@ -61,6 +62,9 @@ type Server struct {
 	writeTimeout time.Duration
 	closing      chan struct{}
 	closeOnce    sync.Once
+
+	// feed is the process's event feed (WithFeed), or nil.
+	feed *feed.Hub
 }
 
 // closeStreams ends the streams being served, and refuses new ones.
@@ -148,6 +152,7 @@ func (s *Server) routeTable() []route {
 		{"GET /api/v1/runs/{id}/logs", auth.PermRead, s.logs},
 		{"GET /api/v1/periods", auth.PermRead, s.periods},
 		{"GET /api/v1/resources", auth.PermRead, s.resources},
+		{"GET /api/v1/events", auth.PermRead, s.events},
 		{"POST /api/v1/jobs/{name}/trigger", auth.PermOperate, s.audited("trigger", s.trigger)},
 		{"POST /api/v1/jobs/{name}/pause", auth.PermOperate, s.audited("pause", s.pause)},
 		{"POST /api/v1/jobs/{name}/resume", auth.PermOperate, s.audited("resume", s.resume)},

@@ -292,6 +292,11 @@ func overLimit(spans []span, limit int) [][]span {
 		if !edges[a].at.Equal(edges[b].at) {
 			return edges[a].at.Before(edges[b].at)
 		}
+		if edges[a].i == edges[b].i {
+			// A span of no length (a process killed as it started):
+			// its start before its end, or it would never end.
+			return edges[a].start && !edges[b].start
+		}
 		return !edges[a].start && edges[b].start // ends first: touching is not overlapping
 	})
 	active := map[int]bool{}

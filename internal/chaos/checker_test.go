@@ -34,6 +34,8 @@ func TestChaosOverLimit(t *testing.T) {
 		{name: "a wide request over a narrow one", limit: 2,
 			spans: []span{{run: 1, units: 1, from: at(0), to: at(5)}, {run: 3, units: 2, from: at(4), to: at(8)}},
 			want:  []string{"1,3"}},
+		{name: "a span of no length ends", limit: 1,
+			spans: []span{{run: 1, units: 1, from: at(2), to: at(2)}, {run: 2, units: 1, from: at(3), to: at(4)}, {run: 3, units: 1, from: at(5), to: at(6)}}},
 		{name: "each distinct set once", limit: 1,
 			spans: []span{{run: 1, units: 1, from: at(0), to: at(10)}, {run: 2, units: 1, from: at(1), to: at(2)}, {run: 3, units: 1, from: at(3), to: at(4)}},
 			want:  []string{"1,2", "1,3"}},

@@ -15,13 +15,27 @@ func newRunsCmd(g *globals) *cobra.Command {
 		f      view.RunFilter
 		states []string
 		all    bool
+		watch  bool
+		after  int64
 	)
 	cmd := &cobra.Command{
 		Use:   "runs",
 		Short: "List runs, newest first",
+		Long: `List runs, newest first.
+
+With --watch, print the list, then a line for each change as it happens
+(a transition, a new reason of a blocked run, a progress report, an
+artifact) of the runs of --job and --period, until interrupted; with
+-o json, print each change as one JSON event per line instead (no list).
+--state and --limit apply to the list only. --after ID first prints the
+changes since event ID (0: all of them, from the start), then follows:
+a script that saves the id of the last event it read resumes there.
+When the connection to the server is lost, the watch says so on stderr,
+reconnects and goes on from the last change it printed.`,
 		Example: `  talon runs --job load-sales --state failed,blocked
   talon runs --period daily/2026-11-26 -o json
-  talon runs --job load-sales --all`,
+  talon runs --job load-sales --all
+  talon runs --watch --job load-sales`,
 		Args: argsWant(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, v := range states {
@@ -37,6 +51,20 @@ func newRunsCmd(g *globals) *cobra.Command {
 			}
 			if f.Limit < 1 || f.Limit > 1000 {
 				return usagef("--limit %d: want 1 to 1000", f.Limit)
+			}
+			if cmd.Flags().Changed("after") {
+				if !watch {
+					return usagef("--after: only with --watch")
+				}
+				if after < 0 {
+					return usagef("--after %d: want an event id (0 or more)", after)
+				}
+			}
+			if watch && all {
+				return usagef("--all and --watch: choose one")
+			}
+			if watch {
+				return g.watchRuns(cmd.Context(), f, after, cmd.Flags().Changed("after"))
 			}
 			var runs []talon.Run
 			for {
@@ -65,6 +93,8 @@ func newRunsCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringSliceVar(&states, "state", nil, "only runs in these states (repeat, or comma-separated)")
 	cmd.Flags().IntVar(&f.Limit, "limit", 100, "at most this many runs (1 to 1000); with --all, per request")
 	cmd.Flags().BoolVar(&all, "all", false, "every matching run, following the pages")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after the list, print each change as it happens, until interrupted")
+	cmd.Flags().Int64Var(&after, "after", 0, "with --watch: first print the changes since this event id (0: all)")
 	return cmd
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/executor/inprocess"
 	"github.com/talonhq/talon/internal/executor/local"
+	"github.com/talonhq/talon/internal/feed"
 	"github.com/talonhq/talon/internal/query"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
@@ -180,9 +181,23 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		return fmt.Errorf("run log directory: %w", err)
 	}
 	logDir, _ := filepath.Abs(cfg.Logs)
+	// One reader of the event feed for the process: the scheduler and
+	// the API's event streams and log followers share it.
+	hub := feed.New(st, logger, feed.Options{})
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	hubDone := make(chan struct{})
+	go func() {
+		defer close(hubDone)
+		hub.Run(hubCtx)
+	}()
+	defer func() {
+		stopHub()
+		<-hubDone
+	}()
+
 	e, err := engine.New(engine.Config{
 		Store: st, Schedule: sched, Load: load, Logger: logger, LogDir: logDir, URL: baseURL,
-		CAFile: runsCA(cfg, cert, baseURL, logger), Executors: exs, Lease: cfg.Lease, RunToken: runTokens.Mint,
+		CAFile: runsCA(cfg, cert, baseURL, logger), Executors: exs, Lease: cfg.Lease, RunToken: runTokens.Mint, Feed: hub,
 	})
 	if err != nil {
 		return err
@@ -202,7 +217,7 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	// schedule).
 	rl := &reloading{Commander: e, chain: chain, cert: cert, logger: logger}
 	reads := query.New(st, e, nil)
-	srv := api.NewHTTPServer(api.NewServer(api.Join(reads, rl), logger, api.WithAuthorizer(api.BearerAuth(chain, anonymousOK, logger))), api.HTTPLimits{})
+	srv := api.NewHTTPServer(api.NewServer(api.Join(reads, rl), logger, api.WithAuthorizer(api.BearerAuth(chain, anonymousOK, logger)), api.WithFeed(hub)), api.HTTPLimits{})
 	go func() {
 		var err error
 		if cert != nil {

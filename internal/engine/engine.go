@@ -30,6 +30,7 @@ import (
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/executor"
+	"github.com/talonhq/talon/internal/feed"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/trigger"
@@ -73,6 +74,11 @@ type Config struct {
 	// each time a run starts, so a rotated secret is picked up.
 	LookupEnv func(string) (string, bool)
 	ReadFile  func(string) ([]byte, error)
+	// Feed, when set, is the process's event feed over Store: on a store
+	// shared with other schedulers, the runs they create or end reach
+	// this one as soon as the store notifies it, rather than at its next
+	// heartbeat (which still reads the store's feed, as a fallback).
+	Feed *feed.Hub
 }
 
 // Engine schedules runs. Create it with New, run it with Loop (or drive
@@ -264,8 +270,20 @@ func (e *Engine) Loop(ctx context.Context) error {
 	e.housekeep(ctx, e.now())
 	e.async.Store(true)
 	keeper, stopKeeper := context.WithCancel(ctx)
-	defer stopKeeper()
+	followed := make(chan struct{})
+	defer func() {
+		stopKeeper()
+		<-followed
+	}()
 	go e.keepLease(keeper)
+	if e.cfg.Feed != nil && !e.exclusive() {
+		go func() {
+			defer close(followed)
+			e.followFeed(keeper)
+		}()
+	} else {
+		close(followed)
+	}
 	backoff := time.Duration(0)
 	timer := time.NewTimer(0)
 	defer timer.Stop()

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/executor"
+	"github.com/talonhq/talon/internal/feed"
 	"github.com/talonhq/talon/internal/store"
 )
 
@@ -311,7 +313,7 @@ func (e *Engine) followPeers(ctx context.Context) error {
 		}
 		e.feed.seen[ev.ID] = true
 		e.feed.cursor = max(e.feed.cursor, ev.ID)
-		if ev.From == "" || ev.To.Terminal() {
+		if ev.Type == talon.EventTransition && (ev.From == "" || ev.To.Terminal()) {
 			ids = append(ids, ev.RunID)
 		}
 	}
@@ -324,4 +326,73 @@ func (e *Engine) followPeers(ctx context.Context) error {
 		e.notify(ids...)
 	}
 	return nil
+}
+
+// followFeed is followPeers woken by the store's notifier, through the
+// process's feed: the runs other schedulers create or end are indexed
+// (and wake those blocked on them) as soon as their transactions commit.
+// Its own events come too, which is harmless, as for followPeers. A
+// subscription dropped for being slow subscribes again; what it missed
+// the next heartbeat's followPeers reads from the store.
+func (e *Engine) followFeed(ctx context.Context) {
+	peers := func(ev talon.Event) bool {
+		return ev.Type == talon.EventTransition && (ev.From == "" || ev.To.Terminal())
+	}
+	for {
+		sub, err := e.cfg.Feed.Subscribe(ctx, peers)
+		if err != nil {
+			return // ctx ended, or the feed stopped
+		}
+		err = e.drainFeed(ctx, sub)
+		sub.Close()
+		if !errors.Is(err, feed.ErrSlow) || ctx.Err() != nil {
+			return
+		}
+		e.log.Warn("event feed: this scheduler fell behind; the next heartbeat catches up")
+	}
+}
+
+// feedPace is the shortest time between two wake-ups of the loop by the
+// feed: every scheduler's events reach every scheduler, and a loop woken
+// at each would step without pause while its peers are busy. What comes
+// meanwhile waits in the subscription and is taken in one batch.
+const feedPace = 250 * time.Millisecond
+
+// drainFeed notifies the loop of the runs sub reports, a batch at most
+// every feedPace, until ctx ends (nil) or the subscription does (its
+// error).
+func (e *Engine) drainFeed(ctx context.Context, sub *feed.Sub) error {
+	pace := time.NewTimer(0)
+	defer pace.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-pace.C:
+		}
+		var ids []int64
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-sub.Events():
+			if !ok {
+				return sub.Err()
+			}
+			ids = append(ids, ev.RunID)
+		}
+	more:
+		for {
+			select {
+			case ev, ok := <-sub.Events():
+				if !ok {
+					break more
+				}
+				ids = append(ids, ev.RunID)
+			default:
+				break more
+			}
+		}
+		e.notify(ids...)
+		pace.Reset(feedPace)
+	}
 }

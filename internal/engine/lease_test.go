@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/executor/inprocess"
 	"github.com/talonhq/talon/internal/executor/local"
+	"github.com/talonhq/talon/internal/feed"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/store/postgres"
@@ -439,6 +441,18 @@ jobs:
 // run on another scheduler holds starts soon after that run ends, not at
 // its next poll (an hour here): schedulers follow each other's events.
 func TestPeersWakeEachOther(t *testing.T) {
+	peersWake(t, testLease, false)
+}
+
+// TestPeersWakeEachOtherByFeed: the same with each scheduler following
+// the store's notifier through its feed, and a lease so long that its
+// heartbeats (which read the peers' events too) come far too late: the
+// notification alone wakes the peer.
+func TestPeersWakeEachOtherByFeed(t *testing.T) {
+	peersWake(t, 10*time.Minute, true)
+}
+
+func peersWake(t *testing.T, lease time.Duration, feeds bool) {
 	pgURL := talontest.PostgresURL(t)
 	log := newExecLog()
 	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"inprocess"}}, "schedule.yaml", []byte(`
@@ -456,15 +470,23 @@ jobs:
 	start := func(st store.Store) *engine.Engine {
 		ip := inprocess.New()
 		ip.Register("block", log.block)
-		e, err := engine.New(engine.Config{Store: st, Schedule: s, Lease: testLease, LogDir: t.TempDir(),
+		ctx, cancel := context.WithCancel(context.Background())
+		var hub *feed.Hub
+		hubDone := make(chan struct{})
+		if feeds {
+			hub = feed.New(st, slog.New(slog.NewTextHandler(t.Output(), nil)), feed.Options{})
+			go func() { defer close(hubDone); hub.Run(ctx) }()
+		} else {
+			close(hubDone)
+		}
+		e, err := engine.New(engine.Config{Store: st, Schedule: s, Lease: lease, LogDir: t.TempDir(), Feed: hub,
 			Executors: map[string]executor.Executor{"inprocess": ip}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); e.Loop(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
+		t.Cleanup(func() { cancel(); <-done; <-hubDone })
 		return e
 	}
 	t.Cleanup(func() {

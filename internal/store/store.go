@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -107,16 +108,38 @@ type Store interface {
 	// Decisions returns the latest answer of every constraint for a run.
 	Decisions(ctx context.Context, runID int64) ([]talon.Decision, error)
 
-	// Events returns a run's history, oldest first.
+	// Events returns a run's history, oldest first: its transitions and
+	// decisions (talon.EventTransition, talon.EventDecision). Progress
+	// and artifact events are in the feed (EventsAfter) only.
 	Events(ctx context.Context, runID int64) ([]talon.Event, error)
 
-	// EventsAfter returns the events (of every run) with an id above
-	// afterID, oldest first, at most limit of them: the feed a scheduler
-	// reads to learn what its peers did. Ids increase in the order rows
-	// are inserted, which on PostgreSQL is not quite the order they
-	// commit: a reader that must not miss one reads a little below its
-	// cursor.
+	// EventsAfter returns the events (of every run, of every type) with
+	// an id above afterID, oldest first, at most limit of them: the feed
+	// a scheduler reads to learn what its peers did, and the event
+	// stream replays. Ids increase in the order rows are inserted, which
+	// on PostgreSQL is not quite the order they commit: a reader that
+	// must not miss one reads a little below its cursor.
+	//
+	// Every event row is written in the transaction of what it records:
+	// a run's creation or transition, a decision whose reason changed
+	// (see Transition.Quiet), a progress report (SetProgress), an
+	// artifact (AddArtifact).
 	EventsAfter(ctx context.Context, afterID int64, limit int) ([]talon.Event, error)
+
+	// Subscribe returns a channel that receives a value when new events
+	// may exist, and a function that ends the subscription. The first
+	// value comes as soon as the subscription is active (on PostgreSQL,
+	// once its listening connection is up): a consumer reads the feed
+	// then, and again after every later value. Every handle
+	// on the same database wakes its subscribers after a write that
+	// added events commits — on PostgreSQL, the writes of other
+	// processes too (LISTEN/NOTIFY); SQLite tells the handles of its
+	// process. Wake-ups coalesce (one value may stand for many writes)
+	// and may be spurious: after a lost connection to the database is
+	// re-established the subscribers are woken, since notifications sent
+	// meanwhile were lost. A subscriber reads EventsAfter to learn what
+	// happened. A slow subscriber never blocks a writer.
+	Subscribe() (wake <-chan struct{}, stop func())
 
 	// LastEventID returns the id of the newest event, 0 when there is none.
 	LastEventID(ctx context.Context) (int64, error)
@@ -294,13 +317,55 @@ type Transition struct {
 	// ends.
 	Allocate *Allocation
 	// Quiet skips the event row for a blocked → blocked re-decision whose
-	// reason did not change, so polling does not flood the history.
+	// answer did not change — the same reason, or Decisions with the
+	// same AnswerKey as the run's last ones — so polling does not flood
+	// the history and the event feed.
 	Quiet bool
 	// Mark is an operator's mark by hand: the move is checked with
 	// talon.CanMark instead of talon.CanTransition (so a finished run may
 	// change its outcome), and a run that had finished keeps the time it
 	// finished.
 	Mark bool
+}
+
+// AnswerKey says what of a run's decisions makes its answer: each
+// constraint's action, and the reason of each answer that only an event
+// can change. An answer that time alone will change (RecheckAt set) is
+// known by that time instead, since its words may count down to it
+// ("not before 07:00 (in 2h13m)"): re-checking it writes no event until
+// something else changes.
+func AnswerKey(ds []talon.Decision) string {
+	var b strings.Builder
+	for _, d := range ds {
+		b.WriteString(d.Constraint)
+		b.WriteByte('=')
+		b.WriteString(string(d.Action))
+		if d.RecheckAt.IsZero() {
+			b.WriteString(": ")
+			b.WriteString(d.Reason)
+		} else {
+			b.WriteString(" @")
+			b.WriteString(strconv.FormatInt(d.RecheckAt.UnixMicro(), 10))
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// Evented is the rule both stores apply to a transition's event row,
+// given the run's state, reason and stored answer (AnswerKey of its last
+// decisions, "" before any) before it: whether to write the event, and
+// the answer to store after it ("" to keep the stored one, when t has no
+// Decisions).
+func Evented(t Transition, from talon.State, reason, answer string) (write bool, newAnswer string) {
+	if t.Decisions != nil {
+		newAnswer = AnswerKey(t.Decisions)
+	}
+	if !t.Quiet || from != t.To {
+		return true, newAnswer
+	}
+	same := reason == t.Reason || (answer != "" && newAnswer != "" && answer == newAnswer)
+	return !same, newAnswer
 }
 
 // Fence carries the limits decided inside the store's transaction.

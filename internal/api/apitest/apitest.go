@@ -98,6 +98,15 @@ func (b *Backend) add(r talon.Run, decisions []talon.Decision, events []talon.Ev
 	if r.Created.IsZero() {
 		r.Created = b.Now()
 	}
+	// The run's history says whose it is and what each event is, as a
+	// store's does.
+	for i := range events {
+		e := &events[i]
+		e.RunID, e.Job, e.Period = r.ID, r.Job, r.Period
+		if e.Type == "" {
+			e.Type = talon.TransitionEvent(e.From, e.To)
+		}
+	}
 	b.runs[r.ID] = &view.RunDetail{Run: r, Decisions: decisions, Events: events}
 	return r
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -44,7 +45,14 @@ func (db *DB) AddArtifact(ctx context.Context, runID int64, url, name string, no
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrNotFound
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		detail, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, runID, talon.EventArtifact, a.Created, "", detail)
 	})
 	if err != nil {
 		return talon.Artifact{}, fmt.Errorf("add artifact to run %d: %w", runID, err)

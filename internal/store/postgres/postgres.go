@@ -58,7 +58,8 @@ func init() {
 
 // DB is a state store in a PostgreSQL database (or one schema of it).
 type DB struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	listen *listener // the notifier (see Subscribe)
 }
 
 var _ store.Store = (*DB)(nil)
@@ -80,7 +81,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", classify(err))
 	}
-	db := &DB{pool: pool}
+	db := &DB{pool: pool, listen: newListener(cfg.ConnConfig)}
 	if err := db.migrate(ctx, schema); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
@@ -131,9 +132,16 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close releases the store's connections.
 func (db *DB) Close() error {
+	db.listen.close()
 	db.pool.Close()
 	return nil
 }
+
+// Subscribe returns a channel woken after each committed write that
+// added events to this schema, by any process (LISTEN/NOTIFY on a
+// connection of its own, opened by the first subscription), and after
+// that connection is (re)established.
+func (db *DB) Subscribe() (<-chan struct{}, func()) { return db.listen.subscribe() }
 
 // migrate creates the schema if needed and applies missing migrations,
 // holding a session advisory lock so concurrent Opens take turns.

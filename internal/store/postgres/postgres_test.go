@@ -7,11 +7,15 @@ import (
 	"errors"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/talonhq/talon"
 
 	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/store/postgres"
@@ -277,5 +281,109 @@ func TestPingOutage(t *testing.T) {
 	px.SetDown(false)
 	if err := db.Ping(ctx); err != nil {
 		t.Fatalf("Ping after the outage: %v", err)
+	}
+}
+
+// TestListenReconnect kills the notifier's listening connection, as a
+// PostgreSQL restart would: the subscribers are woken once it listens
+// again (what was notified meanwhile is lost, so they must read), and
+// later writes wake them again.
+func TestListenReconnect(t *testing.T) {
+	base := baseURL(t)
+	app := "talon_listen_" + schema(t, base)
+	db := openWith(t, map[string]string{"application_name": app})
+	ctx := t.Context()
+	wake, stop := db.Subscribe()
+	defer stop()
+	waitWake := func(what string) {
+		t.Helper()
+		select {
+		case <-wake:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no wake-up after %s", what)
+		}
+	}
+	waitWake("subscribing")
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	for round := range 2 {
+		var killed int
+		if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE application_name = $1 AND query LIKE 'LISTEN%'`, app).Scan(&killed); err != nil {
+			t.Fatal(err)
+		}
+		if killed != 1 {
+			t.Fatalf("round %d: %d listening connections terminated, want 1", round, killed)
+		}
+		waitWake("the listening connection was terminated")
+		if _, err := db.CreateRuns(ctx, []store.CreateRun{{Job: "a", Period: "daily/2026-11-26"}}); err != nil {
+			t.Fatal(err)
+		}
+		waitWake("a write after the reconnection")
+	}
+}
+
+// TestMigrateEvents: a schema written before migration 0005 keeps its
+// history, read with the types and the job and period of each event.
+func TestMigrateEvents(t *testing.T) {
+	base := baseURL(t)
+	name := schema(t, base)
+	u := withParams(base, map[string]string{"search_path": name})
+	ctx := t.Context()
+	raw, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close(ctx)
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := raw.Exec(ctx, q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(`CREATE SCHEMA ` + pgx.Identifier{name}.Sanitize())
+	exec(`CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())`)
+	names, err := filepath.Glob("migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range names {
+		v, err := strconv.Atoi(strings.SplitN(filepath.Base(f), "_", 2)[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v >= 5 {
+			continue
+		}
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec(string(body))
+		exec(`INSERT INTO schema_migrations (version) VALUES ($1)`, v)
+	}
+	exec(`INSERT INTO runs (job, period, state, created) VALUES ('load', 'daily/2026-11-26', 'blocked', now())`)
+	exec(`INSERT INTO events (run_id, time, from_state, to_state, reason)
+		SELECT id, now(), '', 'blocked', 'fired' FROM runs UNION ALL SELECT id, now(), 'blocked', 'blocked', 'waiting for a' FROM runs`)
+
+	db, err := postgres.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	evs, err := db.EventsAfter(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 {
+		t.Fatalf("events after the migration: %+v", evs)
+	}
+	for i, want := range []talon.EventType{talon.EventTransition, talon.EventDecision} {
+		if e := evs[i]; e.Type != want || e.Job != "load" || e.Period != "daily/2026-11-26" {
+			t.Errorf("event %d = %+v, want a %s of load daily/2026-11-26", i, e, want)
+		}
 	}
 }

@@ -61,7 +61,7 @@ func (db *DB) Events(ctx context.Context, runID int64) ([]talon.Event, error) {
 	var out []talon.Event
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		var err error
-		out, err = queryEvents(ctx, tx, `WHERE run_id = $1 ORDER BY id`, runID)
+		out, err = queryEvents(ctx, tx, `WHERE run_id = $1 AND type IN ('transition', 'decision') ORDER BY id`, runID)
 		if err == nil && len(out) == 0 {
 			out = nil
 			return runExists(ctx, tx, runID)
@@ -90,15 +90,19 @@ func (db *DB) EventsAfter(ctx context.Context, afterID int64, limit int) ([]talo
 
 // queryEvents reads the events selected by the clause where.
 func queryEvents(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]talon.Event, error) {
-	rows, err := tx.Query(ctx, `SELECT id, run_id, time, from_state, to_state, reason FROM events `+where, args...)
+	rows, err := tx.Query(ctx, `SELECT id, run_id, time, from_state, to_state, reason,
+		type, job, period, detail FROM events `+where, args...)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (talon.Event, error) {
 		var e talon.Event
-		err := row.Scan(&e.ID, &e.RunID, &e.Time, &e.From, &e.To, &e.Reason)
+		var detail []byte
+		if err := row.Scan(&e.ID, &e.RunID, &e.Time, &e.From, &e.To, &e.Reason, &e.Type, &e.Job, &e.Period, &detail); err != nil {
+			return e, err
+		}
 		e.Time = e.Time.UTC()
-		return e, err
+		return e, store.DecodeEventDetail(&e, detail)
 	})
 }
 
@@ -248,6 +252,18 @@ func reportable(ctx context.Context, tx pgx.Tx, runID int64) error {
 	return store.Reportable(talon.State(state))
 }
 
+// addEvent writes an event about a run that does not change its state
+// (a progress report, an artifact): to_state is the state it is in.
+func addEvent(ctx context.Context, tx pgx.Tx, runID int64, typ talon.EventType, at time.Time, reason string, detail []byte) error {
+	_, err := tx.Exec(ctx, `INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period, detail)
+		SELECT id, $1, '', state, $2, $3, job, period, $4::jsonb FROM runs WHERE id = $5`,
+		at, reason, string(typ), string(detail), runID)
+	if err != nil {
+		return fmt.Errorf("record event: %w", err)
+	}
+	return nil
+}
+
 // SetProgress replaces a run's progress; ErrNotFound for unknown runs,
 // ErrConflict for finished ones.
 func (db *DB) SetProgress(ctx context.Context, runID int64, p talon.Progress) error {
@@ -262,8 +278,10 @@ func (db *DB) SetProgress(ctx context.Context, runID int64, p talon.Progress) er
 		if err := reportable(ctx, tx, runID); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE runs SET progress = $1 WHERE id = $2`, b, runID)
-		return err
+		if _, err := tx.Exec(ctx, `UPDATE runs SET progress = $1 WHERE id = $2`, b, runID); err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, runID, talon.EventProgress, store.NowOr(p.Updated), p.Message, b)
 	})
 	if err != nil {
 		return fmt.Errorf("set progress of run %d: %w", runID, err)

@@ -79,8 +79,8 @@ var insertRuns = `WITH ins AS (
 	ON CONFLICT DO NOTHING
 	RETURNING ` + runCols + `
 ), ev AS (
-	INSERT INTO events (run_id, time, from_state, to_state, reason)
-	SELECT id, created, '', state, reason FROM ins ORDER BY id
+	INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
+	SELECT id, created, '', state, reason, 'transition', job, period FROM ins ORDER BY id
 )
 SELECT * FROM ins`
 
@@ -92,8 +92,8 @@ var insertRun = `WITH ins AS (
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 	RETURNING ` + runCols + `
 ), ev AS (
-	INSERT INTO events (run_id, time, from_state, to_state, reason)
-	SELECT id, created, '', state, reason FROM ins
+	INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
+	SELECT id, created, '', state, reason, 'transition', job, period FROM ins
 )
 SELECT * FROM ins`
 

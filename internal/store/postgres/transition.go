@@ -16,13 +16,13 @@ import (
 
 // current is what a transition batch knows of one run.
 type current struct {
-	state               talon.State
-	job, period, reason string
+	state                       talon.State
+	job, period, reason, answer string
 }
 
 // lockRuns locks the batch's runs in id order, so concurrent batches
 // cannot deadlock and no one else moves these runs meanwhile.
-const lockRuns = `SELECT id, state, job, period, reason FROM runs
+const lockRuns = `SELECT id, state, job, period, reason, answer FROM runs
 	WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`
 
 // lockJobs takes the advisory lock of every job whose limits the batch
@@ -51,17 +51,20 @@ const takenInPeriods = `SELECT job, period, id, state FROM runs
 // so every item matches; a row missing from the answer is a bug.
 var updateWave = `WITH u AS (
 	SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-		$6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::bool[])
-		WITH ORDINALITY AS u(id, from_state, to_state, reason, recheck_at, started, finished, owner, handle, executor, at, event, ord)
+		$6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::bool[],
+		$13::text[], $14::text[])
+		WITH ORDINALITY AS u(id, from_state, to_state, reason, recheck_at, started, finished, owner, handle, executor, at, event,
+			type, answer, ord)
 ), upd AS (
 	UPDATE runs AS r SET state = u.to_state, reason = u.reason, recheck_at = u.recheck_at,
 		started = COALESCE(u.started, r.started), finished = COALESCE(u.finished, r.finished),
-		owner = COALESCE(u.owner, r.owner), handle = COALESCE(u.handle, r.handle), executor = COALESCE(u.executor, r.executor)
+		owner = COALESCE(u.owner, r.owner), handle = COALESCE(u.handle, r.handle), executor = COALESCE(u.executor, r.executor),
+		answer = COALESCE(u.answer, r.answer)
 	FROM u WHERE r.id = u.id AND r.state = u.from_state
 	RETURNING ` + qualified("r", runCols) + `
 ), ev AS (
-	INSERT INTO events (run_id, time, from_state, to_state, reason)
-	SELECT u.id, u.at, u.from_state, u.to_state, u.reason FROM u JOIN upd ON upd.id = u.id
+	INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
+	SELECT u.id, u.at, u.from_state, u.to_state, u.reason, u.type, upd.job, upd.period FROM u JOIN upd ON upd.id = u.id
 	WHERE u.event ORDER BY u.ord
 )
 SELECT * FROM upd`
@@ -84,9 +87,11 @@ type wave struct {
 	owner, handle, exec   []*string
 	at                    []time.Time
 	event                 []bool
+	typ                   []string
+	answer                []*string
 }
 
-func (w *wave) add(i int, t store.Transition, from talon.State, at time.Time) {
+func (w *wave) add(i int, t store.Transition, from talon.State, at time.Time, event bool, answer string) {
 	var started, finished *time.Time
 	var owner *string
 	if t.To == talon.StateRunning && from != talon.StateRunning {
@@ -111,7 +116,9 @@ func (w *wave) add(i int, t store.Transition, from talon.State, at time.Time) {
 	w.handle = append(w.handle, strPtr(t.Handle))
 	w.exec = append(w.exec, strPtr(t.Executor))
 	w.at = append(w.at, at)
-	w.event = append(w.event, !(t.Quiet && from == t.To))
+	w.event = append(w.event, event)
+	w.answer = append(w.answer, strPtr(answer))
+	w.typ = append(w.typ, string(talon.TransitionEvent(from, t.To)))
 }
 
 // Transition applies each transition as a compare-and-set within one
@@ -286,10 +293,12 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 				waves = append(waves, &wave{})
 			}
 			// An event is skipped only for a quiet re-decision whose
-			// reason did not change.
-			tq := t
-			tq.Quiet = t.Quiet && c.reason == t.Reason
-			waves[n].add(i, tq, c.state, store.NowOr(t.Now))
+			// answer did not change.
+			event, answer := store.Evented(t, c.state, c.reason, c.answer)
+			waves[n].add(i, t, c.state, store.NowOr(t.Now), event, answer)
+			if answer != "" {
+				c.answer = answer
+			}
 			if t.Decisions != nil {
 				if _, ok := decided[t.RunID]; !ok {
 					decidedOrder = append(decidedOrder, t.RunID)
@@ -307,7 +316,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		nAlloc := b.Len()
 		for _, w := range waves {
 			b.Queue(updateWave, w.ids, w.from, w.to, w.reason, w.recheck, w.started, w.fin,
-				w.owner, w.handle, w.exec, w.at, w.event)
+				w.owner, w.handle, w.exec, w.at, w.event, w.typ, w.answer)
 		}
 		if len(decidedOrder) > 0 {
 			b.Queue(`DELETE FROM decisions WHERE run_id = ANY($1)`, decidedOrder)
@@ -369,7 +378,7 @@ func readCurrent(br pgx.BatchResults, cur map[int64]*current) error {
 	for rows.Next() {
 		var id int64
 		c := &current{}
-		if err := rows.Scan(&id, &c.state, &c.job, &c.period, &c.reason); err != nil {
+		if err := rows.Scan(&id, &c.state, &c.job, &c.period, &c.reason, &c.answer); err != nil {
 			return fmt.Errorf("lock runs: %w", err)
 		}
 		cur[id] = c

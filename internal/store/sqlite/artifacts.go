@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -38,7 +39,7 @@ func (db *DB) AddArtifact(ctx context.Context, runID int64, url, name string, no
 		return talon.Artifact{}, fmt.Errorf("add artifact to run %d: empty URL", runID)
 	}
 	var a talon.Artifact
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.writeEvents(ctx, func(tx *sql.Tx) error {
 		if err := reportable(ctx, tx, runID); err != nil {
 			return err
 		}
@@ -50,8 +51,15 @@ func (db *DB) AddArtifact(ctx context.Context, runID int64, url, name string, no
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
+		if err != nil {
+			return err
+		}
 		a.Created = fromMicros(created)
-		return err
+		detail, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, runID, talon.EventArtifact, a.Created, "", detail)
 	})
 	if err != nil {
 		return talon.Artifact{}, fmt.Errorf("add artifact to run %d: %w", runID, err)

@@ -64,7 +64,7 @@ func (db *DB) Events(ctx context.Context, runID int64) ([]talon.Event, error) {
 	var out []talon.Event
 	err := db.read(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = queryEvents(ctx, tx, `WHERE run_id = ? ORDER BY id`, runID)
+		out, err = queryEvents(ctx, tx, `WHERE run_id = ? AND type IN ('transition', 'decision') ORDER BY id`, runID)
 		if err == nil && len(out) == 0 {
 			return runExists(ctx, tx, runID)
 		}
@@ -92,7 +92,8 @@ func (db *DB) EventsAfter(ctx context.Context, afterID int64, limit int) ([]talo
 
 // queryEvents reads the events selected by the clause where.
 func queryEvents(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]talon.Event, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, run_id, time, from_state, to_state, reason FROM events `+where, args...)
+	rows, err := tx.QueryContext(ctx, `SELECT id, run_id, time, from_state, to_state, reason,
+		type, job, period, detail FROM events `+where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -101,11 +102,17 @@ func queryEvents(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]
 	for rows.Next() {
 		var e talon.Event
 		var at int64
-		var from, to string
-		if err := rows.Scan(&e.ID, &e.RunID, &at, &from, &to, &e.Reason); err != nil {
+		var from, to, typ string
+		var detail sql.NullString
+		if err := rows.Scan(&e.ID, &e.RunID, &at, &from, &to, &e.Reason, &typ, &e.Job, &e.Period, &detail); err != nil {
 			return nil, err
 		}
-		e.Time, e.From, e.To = fromMicros(at), talon.State(from), talon.State(to)
+		e.Time, e.From, e.To, e.Type = fromMicros(at), talon.State(from), talon.State(to), talon.EventType(typ)
+		if detail.Valid {
+			if err := store.DecodeEventDetail(&e, []byte(detail.String)); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, e)
 	}
 	return out, rows.Err()
@@ -279,6 +286,18 @@ func reportable(ctx context.Context, tx *sql.Tx, runID int64) error {
 	return store.Reportable(talon.State(state))
 }
 
+// addEvent writes an event about a run that does not change its state
+// (a progress report, an artifact): to_state is the state it is in.
+func addEvent(ctx context.Context, tx *sql.Tx, runID int64, typ talon.EventType, at time.Time, reason string, detail []byte) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period, detail)
+		SELECT id, ?, '', state, ?, ?, job, period, ? FROM runs WHERE id = ?`,
+		micros(at), reason, string(typ), string(detail), runID)
+	if err != nil {
+		return fmt.Errorf("record event: %w", err)
+	}
+	return nil
+}
+
 // SetProgress replaces a run's progress; ErrNotFound for unknown runs,
 // ErrConflict for finished ones.
 func (db *DB) SetProgress(ctx context.Context, runID int64, p talon.Progress) error {
@@ -289,12 +308,14 @@ func (db *DB) SetProgress(ctx context.Context, runID int64, p talon.Progress) er
 	if err != nil {
 		return fmt.Errorf("set progress of run %d: %w", runID, err)
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.writeEvents(ctx, func(tx *sql.Tx) error {
 		if err := reportable(ctx, tx, runID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE runs SET progress = ? WHERE id = ?`, string(b), runID)
-		return err
+		if _, err := tx.ExecContext(ctx, `UPDATE runs SET progress = ? WHERE id = ?`, string(b), runID); err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, runID, talon.EventProgress, store.NowOr(p.Updated), p.Message, b)
 	})
 	if err != nil {
 		return fmt.Errorf("set progress of run %d: %w", runID, err)

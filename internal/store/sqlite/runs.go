@@ -87,7 +87,7 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 	}
 	ids := make([]int64, len(ps))
 	created := make([]bool, len(ps))
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.writeEvents(ctx, func(tx *sql.Tx) error {
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO runs (job, period, environment, state, attempt,
 			executor, trigger_name, fire_time, idem_key, params, retry_of, created, finished, reason, recheck_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -96,8 +96,8 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 			return err
 		}
 		defer ins.Close()
-		ev, err := tx.PrepareContext(ctx, `INSERT INTO events (run_id, time, from_state, to_state, reason)
-			VALUES (?, ?, '', ?, ?)`)
+		ev, err := tx.PrepareContext(ctx, `INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
+			VALUES (?, ?, '', ?, ?, 'transition', ?, ?)`)
 		if err != nil {
 			return err
 		}
@@ -135,7 +135,7 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 			switch {
 			case err == nil:
 				created[i] = true
-				if _, err := ev.ExecContext(ctx, ids[i], micros(p.Now), string(p.State), p.Reason); err != nil {
+				if _, err := ev.ExecContext(ctx, ids[i], micros(p.Now), string(p.State), p.Reason, p.Job, p.Period); err != nil {
 					return fmt.Errorf("create run #%d: record event: %w", i, err)
 				}
 			case errors.Is(err, sql.ErrNoRows):

@@ -27,9 +27,11 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	msqlite "modernc.org/sqlite"
@@ -58,6 +60,44 @@ type DB struct {
 	path string
 	w    *sql.DB // exactly one connection: every write, serialized
 	r    *sql.DB // read-only pool
+	// notify wakes the subscribers of every handle on this file in this
+	// process (see Subscribe).
+	notify *store.Broadcast
+}
+
+// notifiers holds one Broadcast per database file (by absolute path), so
+// that the handles a process opens on one file wake each other. Other
+// processes on the file are not told: talon serve locks it, and the CLI
+// writes through the server's API.
+var notifiers struct {
+	sync.Mutex
+	byPath map[string]*store.Broadcast
+}
+
+func notifierOf(path string) *store.Broadcast {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	notifiers.Lock()
+	defer notifiers.Unlock()
+	if notifiers.byPath == nil {
+		notifiers.byPath = map[string]*store.Broadcast{}
+	}
+	b := notifiers.byPath[path]
+	if b == nil {
+		b = &store.Broadcast{}
+		notifiers.byPath[path] = b
+	}
+	return b
+}
+
+// Subscribe returns a channel woken at once, and after each committed
+// write that added events through any handle on this file in this
+// process.
+func (db *DB) Subscribe() (<-chan struct{}, func()) {
+	ch, stop := db.notify.Subscribe()
+	db.notify.WakeOne(ch)
+	return ch, stop
 }
 
 var _ store.Store = (*DB)(nil)
@@ -96,7 +136,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	db := &DB{path: path, w: w}
+	db := &DB{path: path, w: w, notify: notifierOf(path)}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
@@ -226,6 +266,16 @@ func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
 		return classify(fmt.Errorf("commit: %w", err))
 	}
 	return nil
+}
+
+// writeEvents is write for transactions that add events: it wakes the
+// subscribers once the transaction has committed.
+func (db *DB) writeEvents(ctx context.Context, fn func(*sql.Tx) error) error {
+	err := db.write(ctx, fn)
+	if err == nil {
+		db.notify.Wake()
+	}
+	return err
 }
 
 // read runs fn in a read transaction, so it sees one snapshot.

@@ -2,11 +2,15 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/store/sqlite"
 	"github.com/talonhq/talon/internal/store/storetest"
@@ -112,4 +116,62 @@ func BenchmarkTransition(b *testing.B) {
 // 10,000 blocked runs, in batches of 500.
 func BenchmarkAllocate(b *testing.B) {
 	storetest.BenchAllocate(b, func(b *testing.B) store.Store { return open(b) }, 10000, 10000, 500)
+}
+
+// TestMigrateEvents: a file written before migration 0005 keeps its
+// history, read with the types and the job and period of each event.
+func TestMigrateEvents(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := raw.Exec(q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)`)
+	names, err := filepath.Glob("migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		v, err := strconv.Atoi(strings.SplitN(filepath.Base(name), "_", 2)[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v >= 5 {
+			continue
+		}
+		body, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec(string(body))
+		exec(`INSERT INTO schema_migrations (version, applied) VALUES (?, 0)`, v)
+	}
+	exec(`INSERT INTO runs (id, job, period, state, created) VALUES (7, 'load', 'daily/2026-11-26', 'blocked', 0)`)
+	exec(`INSERT INTO events (run_id, time, from_state, to_state, reason) VALUES (7, 0, '', 'blocked', 'fired'), (7, 1, 'blocked', 'blocked', 'waiting for a')`)
+	raw.Close()
+
+	db, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	evs, err := db.EventsAfter(t.Context(), 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 {
+		t.Fatalf("events after the migration: %+v", evs)
+	}
+	for i, want := range []talon.EventType{talon.EventTransition, talon.EventDecision} {
+		if e := evs[i]; e.Type != want || e.Job != "load" || e.Period != "daily/2026-11-26" {
+			t.Errorf("event %d = %+v, want a %s of load daily/2026-11-26", i, e, want)
+		}
+	}
 }

@@ -19,7 +19,9 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		return nil, nil
 	}
 	results := make([]store.Result, len(ts))
+	added := false
 	err := db.write(ctx, func(tx *sql.Tx) error {
+		added = false
 		st, err := prepareTransition(ctx, tx)
 		if err != nil {
 			return err
@@ -31,11 +33,15 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 				return fmt.Errorf("run %d: %w", t.RunID, err)
 			}
 			results[i] = store.Result{Run: run, Err: err}
+			added = added || (err == nil && st.evented)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("transition: %w", err)
+	}
+	if added {
+		db.notify.Wake()
 	}
 	return results, nil
 }
@@ -50,6 +56,7 @@ type transitionStmts struct {
 	paused                                        *sql.Stmt
 	addHold, addHeld, delHolds, delWaiter         *sql.Stmt
 	tx                                            *sql.Tx
+	evented                                       bool             // the last apply wrote an event
 	led                                           *resource.Ledger // loaded by the first allocation
 }
 
@@ -64,17 +71,19 @@ func prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error
 		s, err = tx.PrepareContext(ctx, q)
 		return s
 	}
-	st.cur = prep(`SELECT state, job, period, reason FROM runs WHERE id = ?`)
+	st.cur = prep(`SELECT state, job, period, reason, answer FROM runs WHERE id = ?`)
 	// COALESCE keeps a column when its parameter is NULL ("not given").
 	st.update = prep(`UPDATE runs SET state = ?, reason = ?, recheck_at = ?,
 		started = COALESCE(?, started), finished = COALESCE(?, finished),
-		owner = COALESCE(?, owner), handle = COALESCE(?, handle), executor = COALESCE(?, executor)
+		owner = COALESCE(?, owner), handle = COALESCE(?, handle), executor = COALESCE(?, executor),
+		answer = COALESCE(?, answer)
 		WHERE id = ? AND state = ? RETURNING ` + runCols)
 	st.delDecisions = prep(`DELETE FROM decisions WHERE run_id = ?`)
 	st.addDecision = prep(`INSERT INTO decisions (run_id, pos, constraint_name, action, reason, recheck_at)
 		VALUES (?, ?, ?, ?, ?, ?)`)
 	st.paused = prep(`SELECT job, paused_by, reason, since FROM paused_jobs WHERE job = ?`)
-	st.event = prep(`INSERT INTO events (run_id, time, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)`)
+	st.event = prep(`INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 	st.addHold = prep(`INSERT INTO allocations (run_id, path, units, period, created) VALUES (?, ?, ?, ?, ?)`)
 	st.addHeld = prep(`INSERT INTO held (run_id, path, units, period, created) VALUES (?, ?, ?, ?, ?)`)
 	st.delHolds = prep(`DELETE FROM allocations WHERE run_id = ? AND period = ''`)
@@ -102,8 +111,8 @@ func nonEmpty(s string) any {
 }
 
 func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon.Run, error) {
-	var cur, job, period, reason string
-	err := st.cur.QueryRowContext(ctx, t.RunID).Scan(&cur, &job, &period, &reason)
+	var cur, job, period, reason, answer string
+	err := st.cur.QueryRowContext(ctx, t.RunID).Scan(&cur, &job, &period, &reason, &answer)
 	if errors.Is(err, sql.ErrNoRows) {
 		return talon.Run{}, fmt.Errorf("run %d: %w", t.RunID, store.ErrNotFound)
 	}
@@ -154,8 +163,9 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 	if t.To == talon.StateReady || t.To == talon.StateRunning {
 		owner = nonEmpty(t.Owner)
 	}
+	evented, newAnswer := store.Evented(t, from, reason, answer)
 	run, err := scanRun(st.update.QueryRowContext(ctx, string(t.To), t.Reason, nullMicros(t.RecheckAt),
-		started, finished, owner, nonEmpty(t.Handle), nonEmpty(t.Executor), t.RunID, cur))
+		started, finished, owner, nonEmpty(t.Handle), nonEmpty(t.Executor), nonEmpty(newAnswer), t.RunID, cur))
 	if errors.Is(err, sql.ErrNoRows) {
 		// Cannot happen while this transaction holds the write lock, but
 		// the compare-and-set is the guarantee, not the lock.
@@ -178,8 +188,10 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 			}
 		}
 	}
-	if !(t.Quiet && from == t.To && reason == t.Reason) {
-		if _, err := st.event.ExecContext(ctx, t.RunID, micros(now), cur, string(t.To), t.Reason); err != nil {
+	st.evented = evented
+	if st.evented {
+		if _, err := st.event.ExecContext(ctx, t.RunID, micros(now), cur, string(t.To), t.Reason,
+			string(talon.TransitionEvent(from, t.To)), job, period); err != nil {
 			return talon.Run{}, fmt.Errorf("record event: %w", err)
 		}
 	}

@@ -72,7 +72,8 @@ func testCreateFields(t *testing.T, open OpenFunc) {
 			if err != nil {
 				t.Fatalf("Events: %v", err)
 			}
-			wantEv := talon.Event{ID: evs[0].ID, RunID: c.Run.ID, Time: stored(t0), From: "", To: tt.want.State, Reason: tt.want.Reason}
+			wantEv := talon.Event{ID: evs[0].ID, RunID: c.Run.ID, Time: stored(t0), From: "", To: tt.want.State, Reason: tt.want.Reason,
+				Type: talon.EventTransition, Job: tt.want.Job, Period: tt.want.Period}
 			if len(evs) != 1 || evs[0] != wantEv {
 				t.Errorf("events = %+v, want [%+v]", evs, wantEv)
 			}
