@@ -164,11 +164,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 
 	send := func(e talon.Event) error {
-		body, err := json.Marshal(e)
+		msg, err := appendEvent(nil, e)
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(sw, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, body)
+		_, err = sw.Write(msg)
 		return err
 	}
 	if eq.After > 0 || r.Header.Get("Last-Event-ID") != "" || r.URL.Query().Has(AfterParam) {
@@ -188,6 +188,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 
 	beat := time.NewTicker(EventHeartbeat)
 	defer beat.Stop()
+	var buf []byte
 	for {
 		select {
 		case <-ctx.Done():
@@ -212,14 +213,49 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 				_, _ = fmt.Fprintf(sw, "event: error\ndata: %s\n\n", body)
 				return nil
 			}
-			if !sub.Fresh(e) {
-				continue
+			// Send what is there in one write: with many subscribers, a
+			// write (and flush) per event is most of a busy server's work.
+			buf = buf[:0]
+			for more := true; more; {
+				if sub.Fresh(e) {
+					if buf, err = appendEvent(buf, e); err != nil {
+						return err
+					}
+				}
+				select {
+				case e, more = <-sub.Events():
+				default:
+					more = false
+				}
+				if !more || len(buf) >= eventBatch {
+					break
+				}
 			}
-			if err := send(e); err != nil {
-				return nil
+			if len(buf) > 0 {
+				if _, err := sw.Write(buf); err != nil {
+					return nil
+				}
 			}
 		}
 	}
+}
+
+// eventBatch bounds the bytes of events sent in one write.
+const eventBatch = 64 << 10
+
+// appendEvent appends e as one Server-Sent Events message to buf.
+func appendEvent(buf []byte, e talon.Event) ([]byte, error) {
+	body, err := json.Marshal(e)
+	if err != nil {
+		return buf, err
+	}
+	buf = append(buf, "id: "...)
+	buf = strconv.AppendInt(buf, e.ID, 10)
+	buf = append(buf, "\nevent: "...)
+	buf = append(buf, e.Type...)
+	buf = append(buf, "\ndata: "...)
+	buf = append(buf, body...)
+	return append(buf, "\n\n"...), nil
 }
 
 // runEnd tells when a run reaches a terminal state, from the event feed.
