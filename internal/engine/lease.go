@@ -313,9 +313,7 @@ func (e *Engine) followPeers(ctx context.Context) error {
 		}
 		e.feed.seen[ev.ID] = true
 		e.feed.cursor = max(e.feed.cursor, ev.ID)
-		if ev.Type == talon.EventTransition && (ev.From == "" || ev.To.Terminal()) {
-			ids = append(ids, ev.RunID)
-		}
+		ids = e.take(ids, ev)
 	}
 	for id := range e.feed.seen {
 		if id <= e.feed.cursor-feedWindow {
@@ -328,6 +326,30 @@ func (e *Engine) followPeers(ctx context.Context) error {
 	return nil
 }
 
+// wakes reports whether a peer's event may unblock runs here: a run
+// created (to index it) or ended (what waits on it), or an artifact added
+// (what waits for artifacts).
+func wakes(ev talon.Event) bool {
+	return (ev.Type == talon.EventTransition && (ev.From == "" || ev.To.Terminal())) || ev.Type == talon.EventArtifact
+}
+
+// take adds what ev tells the loop to ids, the runs to notify: a run
+// created or ended is one; an artifact marks that runs waiting for
+// artifacts must be checked again, as one added here does.
+func (e *Engine) take(ids []int64, ev talon.Event) []int64 {
+	switch {
+	case !wakes(ev):
+		return ids
+	case ev.Type == talon.EventArtifact:
+		e.mu.Lock()
+		e.arrived = true
+		e.mu.Unlock()
+		e.Kick()
+		return ids
+	}
+	return append(ids, ev.RunID)
+}
+
 // followFeed is followPeers woken by the store's notifier, through the
 // process's feed: the runs other schedulers create or end are indexed
 // (and wake those blocked on them) as soon as their transactions commit.
@@ -335,9 +357,7 @@ func (e *Engine) followPeers(ctx context.Context) error {
 // subscription dropped for being slow subscribes again; what it missed
 // the next heartbeat's followPeers reads from the store.
 func (e *Engine) followFeed(ctx context.Context) {
-	peers := func(ev talon.Event) bool {
-		return ev.Type == talon.EventTransition && (ev.From == "" || ev.To.Terminal())
-	}
+	peers := func(ev talon.Event) bool { return wakes(ev) }
 	for {
 		sub, err := e.cfg.Feed.Subscribe(ctx, peers)
 		if err != nil {
@@ -378,7 +398,7 @@ func (e *Engine) drainFeed(ctx context.Context, sub *feed.Sub) error {
 			if !ok {
 				return sub.Err()
 			}
-			ids = append(ids, ev.RunID)
+			ids = e.take(ids, ev)
 		}
 	more:
 		for {
@@ -387,7 +407,7 @@ func (e *Engine) drainFeed(ctx context.Context, sub *feed.Sub) error {
 				if !ok {
 					break more
 				}
-				ids = append(ids, ev.RunID)
+				ids = e.take(ids, ev)
 			default:
 				break more
 			}

@@ -521,3 +521,75 @@ jobs:
 		return r.State == talon.StateSucceeded, string(r.State) + ": " + r.Reason
 	})
 }
+
+// TestPeerArtifactWakesByFeed: a run waiting for an artifact starts soon
+// after the artifact is added by another process on the same database
+// (another scheduler's API; here its store), not at its next poll (an
+// hour) nor its next heartbeat (the lease is ten minutes): the
+// artifact's event reaches the scheduler through the store's notifier.
+func TestPeerArtifactWakesByFeed(t *testing.T) {
+	pgURL := talontest.PostgresURL(t)
+	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"inprocess"}}, "schedule.yaml", []byte(`
+jobs:
+  extract:
+    period: daily
+    poll: 1h
+    executor: inprocess
+    command: [noop]
+  load:
+    period: daily
+    poll: 1h
+    executor: inprocess
+    command: [noop]
+    constraints:
+      artifact: "file:///data/{{period}}/*.csv"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(st store.Store) *engine.Engine {
+		ip := inprocess.New()
+		ran := func(ctx context.Context, r inprocess.Run) error {
+			if r.Run.Job == "extract" {
+				<-ctx.Done() // runs until the test ends: its artifact comes through the API
+			}
+			return nil
+		}
+		ip.Register("noop", ran)
+		ctx, cancel := context.WithCancel(context.Background())
+		hub := feed.New(st, slog.New(slog.NewTextHandler(t.Output(), nil)), feed.Options{})
+		hubDone := make(chan struct{})
+		go func() { defer close(hubDone); hub.Run(ctx) }()
+		e, err := engine.New(engine.Config{Store: st, Schedule: s, Lease: 10 * time.Minute, LogDir: t.TempDir(), Feed: hub,
+			Executors: map[string]executor.Executor{"inprocess": ip}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); e.Loop(ctx) }()
+		t.Cleanup(func() { cancel(); <-done; <-hubDone })
+		return e
+	}
+	st := openPG(t, pgURL)
+	b := start(st)
+	extract, _, err := b.Trigger(t.Context(), "extract", talon.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	load, _, err := b.Trigger(t.Context(), "load", talon.TriggerRequest{Period: extract.Period})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "load waits for the artifact, extract runs", func() (bool, string) {
+		l, x := stateOf(t, st, load.ID), stateOf(t, st, extract.ID)
+		return strings.Contains(l.Reason, "waiting for an artifact") && x.State == talon.StateRunning, l.Reason + " / " + string(x.State)
+	})
+	day := strings.TrimPrefix(extract.Period, "daily/")
+	if _, err := openPG(t, pgURL).AddArtifact(t.Context(), extract.ID, "file:///data/"+day+"/sales.csv", "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "load starts once the artifact is added by another process", func() (bool, string) {
+		r := stateOf(t, st, load.ID)
+		return r.State == talon.StateSucceeded, string(r.State) + ": " + r.Reason
+	})
+}
