@@ -37,17 +37,10 @@ admin role.`,
 			if f.Limit < 1 || f.Limit > 1000 {
 				return usagef("--limit %d: want 1 to 1000", f.Limit)
 			}
-			var entries []talon.AuditEntry
-			for {
-				page, err := g.api().Audit(cmd.Context(), f)
-				if err != nil {
-					return err
-				}
-				entries = append(entries, page...)
-				if !all || len(page) < f.Limit {
-					break
-				}
-				f.BeforeID = page[len(page)-1].ID
+			entries, err := pages(all, f.Limit, &f.BeforeID, func(a talon.AuditEntry) int64 { return a.ID },
+				func() ([]talon.AuditEntry, error) { return g.api().Audit(cmd.Context(), f) })
+			if err != nil {
+				return err
 			}
 			if g.json() {
 				if entries == nil {

@@ -186,3 +186,21 @@ func nearest(name string, names []string) []string {
 	}
 	return out
 }
+
+// pages fetches a list through fetch, one page of at most limit after
+// another while all is set: each page starts before the id that the
+// last item of the previous one has (the API's before cursor).
+func pages[T any](all bool, limit int, before *int64, id func(T) int64, fetch func() ([]T, error)) ([]T, error) {
+	var out []T
+	for {
+		page, err := fetch()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if !all || len(page) < limit {
+			return out, nil
+		}
+		*before = id(page[len(page)-1])
+	}
+}

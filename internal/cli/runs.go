@@ -66,17 +66,10 @@ reconnects and goes on from the last change it printed.`,
 			if watch {
 				return g.watchRuns(cmd.Context(), f, after, cmd.Flags().Changed("after"))
 			}
-			var runs []talon.Run
-			for {
-				page, err := g.api().Runs(cmd.Context(), f)
-				if err != nil {
-					return err
-				}
-				runs = append(runs, page...)
-				if !all || len(page) < f.Limit {
-					break
-				}
-				f.BeforeID = page[len(page)-1].ID
+			runs, err := pages(all, f.Limit, &f.BeforeID, func(r talon.Run) int64 { return r.ID },
+				func() ([]talon.Run, error) { return g.api().Runs(cmd.Context(), f) })
+			if err != nil {
+				return err
 			}
 			if g.json() {
 				if runs == nil {
