@@ -51,6 +51,18 @@ type after struct {
 const afterWant = `a job name, or a list of job names and {job: NAME, period: same|previous, on_failure: block|fail|cancel}`
 
 func newAfter(v any) (Constraint, error) {
+	ups, err := readItems("after", afterWant, "job", v, readUpstream)
+	if err != nil {
+		return nil, err
+	}
+	return after{ups: ups}, nil
+}
+
+// readItems reads a constraint whose value is one item (a string or a
+// mapping) or a list of them, each read by read; errors of a list's
+// items say which ("after[1]: …"). noun names an item in the error of an
+// empty list.
+func readItems[T any](key, want, noun string, v any, read func(any) (T, error)) ([]T, error) {
 	var items []any
 	switch v := v.(type) {
 	case string, map[string]any:
@@ -58,23 +70,23 @@ func newAfter(v any) (Constraint, error) {
 	case []any:
 		items = v
 	default:
-		return nil, wantError("after", afterWant, v)
+		return nil, wantError(key, want, v)
 	}
 	if len(items) == 0 {
-		return nil, fmt.Errorf("after: want at least one job, got an empty list")
+		return nil, fmt.Errorf("%s: want at least one %s, got an empty list", key, noun)
 	}
-	a := after{}
+	out := make([]T, 0, len(items))
 	for i, it := range items {
-		u, err := readUpstream(it)
+		x, err := read(it)
 		if err != nil {
 			if len(items) > 1 {
-				return nil, fmt.Errorf("after[%d]%s", i, strings.TrimPrefix(err.Error(), "after"))
+				return nil, fmt.Errorf("%s[%d]%s", key, i, strings.TrimPrefix(err.Error(), key))
 			}
 			return nil, err
 		}
-		a.ups = append(a.ups, u)
+		out = append(out, x)
 	}
-	return a, nil
+	return out, nil
 }
 
 func readUpstream(v any) (upstream, error) {

@@ -41,30 +41,11 @@ type artifactWait struct {
 const artifactWant = `a URL pattern like "s3://bucket/{{period}}/*.csv", {url: PATTERN, job: NAME, period: same|previous}, or a list of them`
 
 func newArtifact(v any) (Constraint, error) {
-	var items []any
-	switch v := v.(type) {
-	case string, map[string]any:
-		items = []any{v}
-	case []any:
-		items = v
-	default:
-		return nil, wantError("artifact", artifactWant, v)
+	want, err := readItems("artifact", artifactWant, "pattern", v, readWanted)
+	if err != nil {
+		return nil, err
 	}
-	if len(items) == 0 {
-		return nil, fmt.Errorf("artifact: want at least one pattern, got an empty list")
-	}
-	a := artifactWait{}
-	for i, it := range items {
-		w, err := readWanted(it)
-		if err != nil {
-			if len(items) > 1 {
-				return nil, fmt.Errorf("artifact[%d]%s", i, strings.TrimPrefix(err.Error(), "artifact"))
-			}
-			return nil, err
-		}
-		a.want = append(a.want, w)
-	}
-	return a, nil
+	return artifactWait{want: want}, nil
 }
 
 func readWanted(v any) (wanted, error) {
