@@ -216,18 +216,24 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 			// Send what is there in one write: with many subscribers, a
 			// write (and flush) per event is most of a busy server's work.
 			buf = buf[:0]
-			for more := true; more; {
+			// Take what is already there (no waiting), up to eventBatch
+			// bytes: an event is only taken off the subscription once it
+			// will be sent.
+			for {
 				if sub.Fresh(e) {
 					if buf, err = appendEvent(buf, e); err != nil {
 						return err
 					}
 				}
+				if len(buf) >= eventBatch {
+					break
+				}
+				var more bool
 				select {
 				case e, more = <-sub.Events():
 				default:
-					more = false
 				}
-				if !more || len(buf) >= eventBatch {
+				if !more {
 					break
 				}
 			}

@@ -101,7 +101,7 @@ func TestEventStreamSlowConsumer(t *testing.T) {
 		select {
 		case e := <-got:
 			if e.Progress == nil || *e.Progress.Percent != float64(i)/2 {
-				t.Fatalf("fast consumer: event %d is %+v", i, e.Progress)
+				t.Fatalf("fast consumer: event %d (id %d) has percent %v, want %v", i, e.ID, percentOf(e.Progress), float64(i)/2)
 			}
 		case <-ctx.Done():
 			t.Fatalf("fast consumer: %d of %d events", i, n)
@@ -121,4 +121,11 @@ func TestEventStreamSlowConsumer(t *testing.T) {
 		t.Errorf("slow consumer got all %d events; it should have been dropped", k)
 	}
 	fb.release(t)
+}
+
+func percentOf(p *talon.Progress) any {
+	if p == nil || p.Percent == nil {
+		return nil
+	}
+	return *p.Percent
 }
