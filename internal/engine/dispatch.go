@@ -545,8 +545,12 @@ func (e *Engine) secretEnv(j *schedule.Job) (env, values []string, err error) {
 // LogPath is where a run's output is kept. It is built from the job name
 // (validated by the schedule loader) and the run id, never from a path a
 // request supplied.
-func (e *Engine) LogPath(r talon.Run) string {
-	return filepath.Join(e.cfg.LogDir, filepath.Base(r.Job), strconv.FormatInt(r.ID, 10)+".log")
+func (e *Engine) LogPath(r talon.Run) string { return logPath(e.cfg.LogDir, r) }
+
+// logPath is where a scheduler whose log directory is dir keeps run r's
+// output.
+func logPath(dir string, r talon.Run) string {
+	return filepath.Join(dir, filepath.Base(r.Job), strconv.FormatInt(r.ID, 10)+".log")
 }
 
 // onLine reads "::talon progress 40%" and "::talon artifact URL [NAME]"

@@ -218,7 +218,7 @@ func New(cfg Config) (*Engine, error) {
 		trigErr:   map[string]string{},
 		procs:     map[int64]*proc{},
 		noRetry:   map[int64]bool{},
-		instance:  store.Instance{ID: newInstanceID(), Host: host, PID: os.Getpid(), Started: cfg.Now()},
+		instance:  store.Instance{ID: newInstanceID(), Host: host, PID: os.Getpid(), Started: cfg.Now(), LogDir: cfg.LogDir},
 	}
 	p, err := compile(cfg.Schedule)
 	if err != nil {

@@ -81,9 +81,16 @@ func (e *Engine) reapOthers(ctx context.Context, p *plan, now time.Time) error {
 		ex := e.cfg.Executors[r.Executor]
 		handle := r.Handle
 		if loc, ok := ex.(executor.Locator); ok && handle == "" {
-			// Its scheduler may have started it and died before it
-			// recorded the start: find it from the run itself.
-			handle = loc.Locate(r, e.LogPath(r))
+			// Its scheduler may have started it and died (or froze)
+			// before it recorded the start: find it from the run itself,
+			// beside its log, which is under its owner's log directory
+			// when the owner ran on this host (peers on one host each
+			// have their own), else under ours (a restart of it).
+			dir := e.cfg.LogDir
+			if in, ok := byID[r.Owner]; ok && in.LogDir != "" && in.Host == e.instance.Host {
+				dir = in.LogDir
+			}
+			handle = loc.Locate(r, logPath(dir, r))
 		}
 		if ex != nil && handle != "" {
 			pr, err := ex.Recover(ctx, r, handle)

@@ -477,6 +477,10 @@ type Instance struct {
 	PID       int
 	Started   time.Time
 	Heartbeat time.Time
+	// LogDir is where the scheduler keeps its runs' logs (and the local
+	// executor its status files), so a peer on the same host that
+	// recovers a run it had started but not recorded finds its outcome.
+	LogDir string
 }
 
 // Opener opens a store from a URL such as "sqlite:talon.db" or

@@ -398,11 +398,11 @@ func (db *DB) Heartbeat(ctx context.Context, in store.Instance) (time.Time, erro
 	var now time.Time
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		// clock_timestamp, not now(): now() is the transaction's start.
-		return tx.QueryRow(ctx, `INSERT INTO instances (id, host, pid, started, heartbeat)
-			VALUES ($1, $2, $3, COALESCE($4, date_trunc('microseconds', clock_timestamp())), clock_timestamp())
+		return tx.QueryRow(ctx, `INSERT INTO instances (id, host, pid, started, heartbeat, log_dir)
+			VALUES ($1, $2, $3, COALESCE($4, date_trunc('microseconds', clock_timestamp())), clock_timestamp(), $5)
 			ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
-				started = excluded.started, heartbeat = excluded.heartbeat
-			RETURNING heartbeat`, in.ID, in.Host, in.PID, tstz(in.Started)).Scan(&now)
+				started = excluded.started, heartbeat = excluded.heartbeat, log_dir = excluded.log_dir
+			RETURNING heartbeat`, in.ID, in.Host, in.PID, tstz(in.Started), in.LogDir).Scan(&now)
 	})
 	if err != nil {
 		return time.Time{}, fmt.Errorf("heartbeat of %s: %w", in.ID, err)
@@ -414,13 +414,13 @@ func (db *DB) Heartbeat(ctx context.Context, in store.Instance) (time.Time, erro
 func (db *DB) Instances(ctx context.Context) ([]store.Instance, error) {
 	var out []store.Instance
 	err := db.tx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, host, pid, started, heartbeat FROM instances ORDER BY id`)
+		rows, err := tx.Query(ctx, `SELECT id, host, pid, started, heartbeat, log_dir FROM instances ORDER BY id`)
 		if err != nil {
 			return err
 		}
 		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Instance, error) {
 			var in store.Instance
-			err := row.Scan(&in.ID, &in.Host, &in.PID, &in.Started, &in.Heartbeat)
+			err := row.Scan(&in.ID, &in.Host, &in.PID, &in.Started, &in.Heartbeat, &in.LogDir)
 			in.Started, in.Heartbeat = in.Started.UTC(), in.Heartbeat.UTC()
 			return in, err
 		})

@@ -431,11 +431,11 @@ func (db *DB) Heartbeat(ctx context.Context, in store.Instance) (time.Time, erro
 		started = in.Started.UTC().Truncate(time.Microsecond)
 	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO instances (id, host, pid, started, heartbeat)
-			VALUES (?, ?, ?, ?, ?)
+		_, err := tx.ExecContext(ctx, `INSERT INTO instances (id, host, pid, started, heartbeat, log_dir)
+			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
-				started = excluded.started, heartbeat = excluded.heartbeat`,
-			in.ID, in.Host, in.PID, micros(started), micros(now))
+				started = excluded.started, heartbeat = excluded.heartbeat, log_dir = excluded.log_dir`,
+			in.ID, in.Host, in.PID, micros(started), micros(now), in.LogDir)
 		return err
 	})
 	if err != nil {
@@ -448,7 +448,7 @@ func (db *DB) Heartbeat(ctx context.Context, in store.Instance) (time.Time, erro
 func (db *DB) Instances(ctx context.Context) ([]store.Instance, error) {
 	var out []store.Instance
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, host, pid, started, heartbeat FROM instances ORDER BY id`)
+		rows, err := tx.QueryContext(ctx, `SELECT id, host, pid, started, heartbeat, log_dir FROM instances ORDER BY id`)
 		if err != nil {
 			return err
 		}
@@ -456,7 +456,7 @@ func (db *DB) Instances(ctx context.Context) ([]store.Instance, error) {
 		for rows.Next() {
 			var in store.Instance
 			var started, hb int64
-			if err := rows.Scan(&in.ID, &in.Host, &in.PID, &started, &hb); err != nil {
+			if err := rows.Scan(&in.ID, &in.Host, &in.PID, &started, &hb, &in.LogDir); err != nil {
 				return err
 			}
 			in.Started, in.Heartbeat = fromMicros(started), fromMicros(hb)

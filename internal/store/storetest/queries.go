@@ -342,7 +342,7 @@ func testHeartbeat(t *testing.T, open OpenFunc) {
 	if _, err := s.Heartbeat(ctx, store.Instance{ID: "sched-2", Host: "h2", PID: 7}); err != nil {
 		t.Fatal(err)
 	}
-	db2, err := s.Heartbeat(ctx, store.Instance{ID: "sched-1", Host: "h1", PID: 42, Started: started})
+	db2, err := s.Heartbeat(ctx, store.Instance{ID: "sched-1", Host: "h1", PID: 42, Started: started, LogDir: "/var/lib/talon/logs"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,8 +357,8 @@ func testHeartbeat(t *testing.T, open OpenFunc) {
 		t.Fatalf("instances = %+v, want 2", ins)
 	}
 	got := ins[0]
-	if got.ID != "sched-1" || got.Host != "h1" || got.PID != 42 || !got.Started.Equal(stored(started)) || !got.Heartbeat.Equal(db2) {
-		t.Errorf("instance = %+v, want sched-1 h1 42 started %v heartbeat %v", got, stored(started), db2)
+	if got.ID != "sched-1" || got.Host != "h1" || got.PID != 42 || !got.Started.Equal(stored(started)) || !got.Heartbeat.Equal(db2) || got.LogDir != "/var/lib/talon/logs" {
+		t.Errorf("instance = %+v, want sched-1 h1 42 started %v heartbeat %v logs /var/lib/talon/logs", got, stored(started), db2)
 	}
 	if _, err := s.Heartbeat(ctx, store.Instance{}); err == nil {
 		t.Errorf("Heartbeat accepted an instance without an id")

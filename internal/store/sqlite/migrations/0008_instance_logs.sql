@@ -1,0 +1,1 @@
+ALTER TABLE instances ADD COLUMN log_dir TEXT NOT NULL DEFAULT '';
