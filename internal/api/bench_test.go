@@ -3,12 +3,12 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"github.com/talonhq/talon/internal/talontest"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -234,27 +234,16 @@ func BenchmarkLiveAPI(b *testing.B) {
 	subsDone.Wait()
 
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	b.ReportMetric(ms(pct(reads, 50)), "read-p50-ms")
-	b.ReportMetric(ms(pct(reads, 99)), "read-p99-ms")
-	b.ReportMetric(ms(pct(writes, 50)), "write-p50-ms")
-	b.ReportMetric(ms(pct(writes, 99)), "write-p99-ms")
-	b.ReportMetric(ms(pct(lags, 50)), "lag-p50-ms")
-	b.ReportMetric(ms(pct(lags, 99)), "lag-p99-ms")
-	b.ReportMetric(ms(pct(lags, 100)), "lag-max-ms")
-	b.ReportMetric(ms(pct(delays, 99)), "event-p99-ms")
+	b.ReportMetric(ms(talontest.Percentile(reads, 50)), "read-p50-ms")
+	b.ReportMetric(ms(talontest.Percentile(reads, 99)), "read-p99-ms")
+	b.ReportMetric(ms(talontest.Percentile(writes, 50)), "write-p50-ms")
+	b.ReportMetric(ms(talontest.Percentile(writes, 99)), "write-p99-ms")
+	b.ReportMetric(ms(talontest.Percentile(lags, 50)), "lag-p50-ms")
+	b.ReportMetric(ms(talontest.Percentile(lags, 99)), "lag-p99-ms")
+	b.ReportMetric(ms(talontest.Percentile(lags, 100)), "lag-max-ms")
+	b.ReportMetric(ms(talontest.Percentile(delays, 99)), "event-p99-ms")
 	b.ReportMetric(float64(received.Load())/float64(subscribers), "events/sub")
 	b.ReportMetric(float64(reconnects.Load()), "drops")
 	b.ReportMetric(float64(failed.Load()), "errors")
 	b.ReportMetric(float64(len(runs)), "runs")
-}
-
-// pct is the p-th percentile of ds (100: the maximum), 0 for none.
-func pct(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := (len(s)*p + 99) / 100
-	return s[max(0, min(len(s)-1, i-1))]
 }

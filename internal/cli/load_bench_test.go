@@ -6,12 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"github.com/talonhq/talon/internal/api"
+	"github.com/talonhq/talon/internal/talontest"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -195,12 +195,12 @@ func BenchmarkAPIUnderLoad(b *testing.B) {
 
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	b.ReportMetric(float64(len(reads)+len(writes))/elapsed.Seconds(), "req/s")
-	b.ReportMetric(ms(pct(reads, 50)), "read-p50-ms")
-	b.ReportMetric(ms(pct(reads, 99)), "read-p99-ms")
-	b.ReportMetric(ms(pct(writes, 50)), "write-p50-ms")
-	b.ReportMetric(ms(pct(writes, 99)), "write-p99-ms")
-	b.ReportMetric(ms(pct(lags, 99)), "lag-p99-ms")
-	b.ReportMetric(ms(pct(lags, 100)), "lag-max-ms")
+	b.ReportMetric(ms(talontest.Percentile(reads, 50)), "read-p50-ms")
+	b.ReportMetric(ms(talontest.Percentile(reads, 99)), "read-p99-ms")
+	b.ReportMetric(ms(talontest.Percentile(writes, 50)), "write-p50-ms")
+	b.ReportMetric(ms(talontest.Percentile(writes, 99)), "write-p99-ms")
+	b.ReportMetric(ms(talontest.Percentile(lags, 99)), "lag-p99-ms")
+	b.ReportMetric(ms(talontest.Percentile(lags, 100)), "lag-max-ms")
 	b.ReportMetric(float64(len(lags)), "timed-runs")
 	b.ReportMetric(float64(events.Load())/float64(max(1, *loadSubscribers)), "events/sub")
 }
@@ -264,15 +264,4 @@ func serveBinary(b *testing.B, sched string) *servedTalon {
 		b.Fatalf("talon serve did not start; its log:\n%s", stderr.String())
 	}
 	return nil
-}
-
-// pct is the p-th percentile of ds (p 100: the maximum).
-func pct(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := min(len(s)-1, (len(s)*p)/100)
-	return s[i]
 }
