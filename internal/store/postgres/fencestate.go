@@ -17,13 +17,21 @@ import (
 // loaded; moves of other runs are not tracked.
 type fenceState struct {
 	active map[string]map[int64]bool           // job → runs ready or running
-	taken  map[jobPeriod]map[int64]talon.State // (job, period) → runs succeeded, running or ready
+	taken  map[jobPeriod]map[int64]talon.State // (job, period) → runs running or ready
+	// succeeded counts the succeeded runs of a (job, period), with one of
+	// them to name (0 when the batch moved the one it knew away).
+	succeeded map[jobPeriod]*succeededRuns
+}
+
+type succeededRuns struct {
+	n  int64
+	id int64
 }
 
 type jobPeriod struct{ job, period string }
 
 func newFenceState() *fenceState {
-	return &fenceState{active: map[string]map[int64]bool{}, taken: map[jobPeriod]map[int64]talon.State{}}
+	return &fenceState{active: map[string]map[int64]bool{}, taken: map[jobPeriod]map[int64]talon.State{}, succeeded: map[jobPeriod]*succeededRuns{}}
 }
 
 // load marks the job and period of a fenced run as loaded, so that the
@@ -32,8 +40,13 @@ func (f *fenceState) load(c *current, fe *store.Fence) {
 	if fe.MaxRunning > 0 && f.active[c.job] == nil {
 		f.active[c.job] = map[int64]bool{}
 	}
-	if k := (jobPeriod{c.job, c.period}); fe.OncePerPeriod && f.taken[k] == nil {
-		f.taken[k] = map[int64]talon.State{}
+	if k := (jobPeriod{c.job, c.period}); fe.OncePerPeriod {
+		if f.taken[k] == nil {
+			f.taken[k] = map[int64]talon.State{}
+		}
+		if f.succeeded[k] == nil {
+			f.succeeded[k] = &succeededRuns{}
+		}
 	}
 }
 
@@ -68,13 +81,17 @@ func (f *fenceState) readTaken(br pgx.BatchResults) error {
 	defer rows.Close()
 	for rows.Next() {
 		var k jobPeriod
-		var id int64
+		var id, n int64
 		var state string
-		if err := rows.Scan(&k.job, &k.period, &id, &state); err != nil {
+		if err := rows.Scan(&k.job, &k.period, &id, &state, &n); err != nil {
 			return fmt.Errorf("check once_per_period: %w", err)
 		}
 		if f.taken[k] == nil {
 			f.taken[k] = map[int64]talon.State{}
+		}
+		if talon.State(state) == talon.StateSucceeded {
+			f.succeeded[k] = &succeededRuns{n: n, id: id}
+			continue
 		}
 		f.taken[k][id] = talon.State(state)
 	}
@@ -87,28 +104,22 @@ func (f *fenceState) readTaken(br pgx.BatchResults) error {
 // check decides the fenced limits for run id entering ready.
 func (f *fenceState) check(id int64, job, period string, fe *store.Fence) *store.FenceError {
 	if fe.OncePerPeriod {
-		// The same pick as ordering by (state = succeeded) first, then id.
-		rank := func(s talon.State) int {
-			if s == talon.StateSucceeded {
-				return 0
-			}
-			return 1
+		k := jobPeriod{job, period}
+		if s := f.succeeded[k]; s != nil && s.n > 0 && s.id != id {
+			return store.OncePerPeriodFence(period, s.id, talon.StateSucceeded)
 		}
+		// Else the lowest run ready or running.
 		var (
-			found     bool
-			best      int64
-			bestState talon.State
+			found bool
+			best  int64
 		)
-		for other, st := range f.taken[jobPeriod{job, period}] {
-			if other == id {
-				continue
-			}
-			if !found || rank(st) < rank(bestState) || rank(st) == rank(bestState) && other < best {
-				found, best, bestState = true, other, st
+		for other := range f.taken[k] {
+			if other != id && (!found || other < best) {
+				found, best = true, other
 			}
 		}
 		if found {
-			return store.OncePerPeriodFence(period, best, bestState)
+			return store.OncePerPeriodFence(period, best, f.taken[k][best])
 		}
 	}
 	if fe.MaxRunning > 0 {
@@ -138,12 +149,27 @@ func (f *fenceState) moved(id int64, job, period string, from, to talon.State) {
 			delete(set, id)
 		}
 	}
-	if set := f.taken[jobPeriod{job, period}]; set != nil {
+	k := jobPeriod{job, period}
+	if set := f.taken[k]; set != nil {
 		switch to {
-		case talon.StateSucceeded, talon.StateRunning, talon.StateReady:
+		case talon.StateRunning, talon.StateReady:
 			set[id] = to
 		default:
 			delete(set, id)
+		}
+	}
+	if s := f.succeeded[k]; s != nil {
+		if from == talon.StateSucceeded {
+			s.n--
+			if s.id == id {
+				s.id = 0
+			}
+		}
+		if to == talon.StateSucceeded {
+			s.n++
+			if s.id == 0 {
+				s.id = id
+			}
 		}
 	}
 }

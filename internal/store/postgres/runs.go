@@ -239,6 +239,21 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 		if err != nil {
 			return fmt.Errorf("insert: %w", err)
 		}
+		counts := store.CountChanges{}
+		for _, r := range inserted {
+			counts.Created(r.Job, r.Period, r.State)
+		}
+		for _, i := range unkeyed {
+			counts.Created(out[i].Run.Job, out[i].Run.Period, out[i].Run.State)
+		}
+		if b := (&pgx.Batch{}); queueCounts(b, counts) {
+			if err := sendBatch(ctx, tx, b, func(br pgx.BatchResults, _ int) error {
+				_, err := br.Exec()
+				return err
+			}); err != nil {
+				return fmt.Errorf("count runs: %w", err)
+			}
+		}
 
 		// The first of the batch to name a key created its run; the others
 		// get that run, or the one that held the key before.
@@ -385,6 +400,9 @@ func (db *DB) ListRuns(ctx context.Context, f store.RunFilter) ([]talon.Run, err
 			states[i] = string(s)
 		}
 		where = append(where, "state = ANY("+arg(states)+")")
+		if store.OnlyLive(f.States) {
+			where = append(where, store.LiveStates)
+		}
 	}
 	if f.IDs != nil {
 		where = append(where, "id = ANY("+arg(f.IDs)+")")

@@ -40,11 +40,18 @@ const lockJobs = `SELECT count(pg_advisory_xact_lock(k)) FROM (
 const activeOfJobs = `SELECT job, id FROM runs
 	WHERE job IN (SELECT job FROM runs WHERE id = ANY($1)) AND state IN ('ready', 'running')`
 
-// takenInPeriods lists the runs counting toward once_per_period in the
-// (job, period) of the given runs.
-const takenInPeriods = `SELECT job, period, id, state FROM runs
-	WHERE (job, period) IN (SELECT job, period FROM runs WHERE id = ANY($1))
-	AND state IN ('succeeded', 'running', 'ready')`
+// takenInPeriods lists what counts toward once_per_period in the (job,
+// period) of the given runs: every run ready or running (through the
+// partial index of live runs), and the number of succeeded runs from the
+// counters with one of them to name. Its cost does not grow with the
+// runs the period has had.
+const takenInPeriods = `WITH k AS (SELECT DISTINCT job, period FROM runs WHERE id = ANY($1))
+	SELECT r.job, r.period, r.id, r.state, 1::bigint FROM k JOIN runs AS r ON r.job = k.job AND r.period = k.period
+	WHERE r.state IN ('ready', 'running')
+	UNION ALL
+	SELECT k.job, k.period, COALESCE((SELECT id FROM runs AS r
+		WHERE r.job = k.job AND r.period = k.period AND r.state = 'succeeded' LIMIT 1), 0), 'succeeded', c.n
+	FROM k JOIN run_counts AS c ON c.job = k.job AND c.period = k.period AND c.state = 'succeeded' AND c.n > 0`
 
 // updateWave applies one wave of compare-and-sets — at most one per run —
 // and writes their events, in one statement. The rows are already locked,
@@ -260,6 +267,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		applied := map[int64]int{} // applied items per run: the wave of its next one
 		decided := map[int64][]talon.Decision{}
 		var decidedOrder []int64
+		counts := store.CountChanges{}
 		for i, t := range ts {
 			c := cur[t.RunID]
 			if c == nil {
@@ -306,6 +314,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 				decided[t.RunID] = t.Decisions // the last one stands
 			}
 			fs.moved(t.RunID, c.job, c.period, c.state, t.To)
+			counts.Moved(c.job, c.period, c.state, t.To)
 			c.state, c.reason = t.To, t.Reason
 		}
 
@@ -339,6 +348,10 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 					runIDs, pos, names, actions, reasons, rechecks)
 			}
 		}
+		// The counters go last: every other lock of the transaction is
+		// taken by then, so two transactions cannot wait for each other
+		// in a cycle through them.
+		queueCounts(b, counts)
 		return sendBatch(ctx, tx, b, func(br pgx.BatchResults, n int) error {
 			if n < nAlloc {
 				if _, err := br.Exec(); err != nil {
@@ -350,7 +363,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 			if n >= len(waves) {
 				_, err := br.Exec()
 				if err != nil {
-					return fmt.Errorf("store decisions: %w", err)
+					return fmt.Errorf("store decisions and counts: %w", err)
 				}
 				return nil
 			}

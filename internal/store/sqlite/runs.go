@@ -87,11 +87,16 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 	}
 	ids := make([]int64, len(ps))
 	created := make([]bool, len(ps))
+	// The runs inserted come back from the insert; only those that
+	// existed are read again after the transaction.
+	var fresh map[int64]talon.Run
 	err := db.writeEvents(ctx, func(tx *sql.Tx) error {
+		fresh = make(map[int64]talon.Run, len(ps))
+		counts := store.CountChanges{}
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO runs (job, period, environment, state, attempt,
 			executor, trigger_name, fire_time, idem_key, params, retry_of, created, finished, reason, recheck_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT DO NOTHING RETURNING id`)
+			ON CONFLICT DO NOTHING RETURNING `+runCols)
 		if err != nil {
 			return err
 		}
@@ -129,12 +134,13 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 			if p.State.Terminal() {
 				finished = micros(p.Now)
 			}
-			err = ins.QueryRowContext(ctx, p.Job, p.Period, p.Environment, string(p.State), p.Attempt,
+			r, err := scanRun(ins.QueryRowContext(ctx, p.Job, p.Period, p.Environment, string(p.State), p.Attempt,
 				p.Executor, p.Trigger, nullMicros(p.FireTime), key, params, retryOf, micros(p.Now),
-				finished, p.Reason, nullMicros(p.NotBefore)).Scan(&ids[i])
+				finished, p.Reason, nullMicros(p.NotBefore)))
 			switch {
 			case err == nil:
-				created[i] = true
+				ids[i], created[i], fresh[r.ID] = r.ID, true, r
+				counts.Created(p.Job, p.Period, p.State)
 				if _, err := ev.ExecContext(ctx, ids[i], micros(p.Now), string(p.State), p.Reason, p.Job, p.Period); err != nil {
 					return fmt.Errorf("create run #%d: record event: %w", i, err)
 				}
@@ -152,14 +158,26 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 				return fmt.Errorf("create run #%d: %w", i, err)
 			}
 		}
-		return nil
+		return addCounts(ctx, tx, counts)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create runs: %w", err)
 	}
-	runs, err := db.runsByID(ctx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("create runs: read back: %w", err)
+	var old []int64
+	for i, id := range ids {
+		if !created[i] {
+			old = append(old, id)
+		}
+	}
+	runs := fresh
+	if len(old) > 0 {
+		existing, err := db.runsByID(ctx, old)
+		if err != nil {
+			return nil, fmt.Errorf("create runs: read back: %w", err)
+		}
+		for id, r := range existing {
+			runs[id] = r
+		}
 	}
 	out := make([]store.Created, len(ps))
 	for i, id := range ids {
@@ -248,6 +266,9 @@ func (db *DB) ListRuns(ctx context.Context, f store.RunFilter) ([]talon.Run, err
 		where = append(where, "state IN (SELECT value FROM json_each(?))")
 		b, _ := json.Marshal(f.States)
 		args = append(args, string(b))
+		if store.OnlyLive(f.States) {
+			where = append(where, store.LiveStates)
+		}
 	}
 	if f.IDs != nil {
 		where = append(where, "id IN (SELECT value FROM json_each(?))")

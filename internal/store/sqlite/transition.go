@@ -27,6 +27,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 			return err
 		}
 		defer st.close()
+		st.counts = store.CountChanges{}
 		for i, t := range ts {
 			run, err := st.apply(ctx, t)
 			if err != nil && !itemError(err) {
@@ -35,7 +36,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 			results[i] = store.Result{Run: run, Err: err}
 			added = added || (err == nil && st.evented)
 		}
-		return nil
+		return addCounts(ctx, tx, st.counts)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("transition: %w", err)
@@ -56,7 +57,8 @@ type transitionStmts struct {
 	paused                                        *sql.Stmt
 	addHold, addHeld, delHolds, delWaiter         *sql.Stmt
 	tx                                            *sql.Tx
-	evented                                       bool             // the last apply wrote an event
+	evented                                       bool // the last apply wrote an event
+	counts                                        store.CountChanges
 	led                                           *resource.Ledger // loaded by the first allocation
 }
 
@@ -138,7 +140,7 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 		}
 	}
 	if t.To == talon.StateReady && t.Fence != nil {
-		if ferr, err := checkFence(ctx, st.tx, t.RunID, job, period, t.Fence); err != nil {
+		if ferr, err := checkFence(ctx, st.tx, st.counts, t.RunID, job, period, t.Fence); err != nil {
 			return talon.Run{}, err
 		} else if ferr != nil {
 			return talon.Run{}, ferr
@@ -174,6 +176,7 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 	if err != nil {
 		return talon.Run{}, err
 	}
+	st.counts.Moved(job, period, from, t.To)
 	if err := st.settle(ctx, t, from); err != nil {
 		return talon.Run{}, err
 	}
@@ -199,13 +202,35 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 }
 
 // checkFence decides the fenced limits inside the write transaction.
-func checkFence(ctx context.Context, tx *sql.Tx, runID int64, job, period string, f *store.Fence) (*store.FenceError, error) {
+// pending holds the batch's changes to the counters, not yet written.
+func checkFence(ctx context.Context, tx *sql.Tx, pending store.CountChanges, runID int64, job, period string, f *store.Fence) (*store.FenceError, error) {
 	if f.OncePerPeriod {
+		// A succeeded run first, counted by the run counters; then the
+		// lowest run ready or running, through the index of live runs. No
+		// query walks the period's history.
+		var n int64
+		err := tx.QueryRowContext(ctx, `SELECT n FROM run_counts WHERE job = ? AND period = ? AND state = 'succeeded'`,
+			job, period).Scan(&n)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("check once_per_period: %w", err)
+		}
+		n += int64(pending[store.CountKey{Job: job, Period: period, State: talon.StateSucceeded}])
+		if n > 0 {
+			var id int64
+			err := tx.QueryRowContext(ctx, `SELECT id FROM runs
+				WHERE job = ? AND period = ? AND state = 'succeeded' AND id <> ? LIMIT 1`, job, period, runID).Scan(&id)
+			switch {
+			case err == nil:
+				return store.OncePerPeriodFence(period, id, talon.StateSucceeded), nil
+			case !errors.Is(err, sql.ErrNoRows):
+				return nil, fmt.Errorf("check once_per_period: %w", err)
+			}
+		}
 		var id int64
 		var state string
-		err := tx.QueryRowContext(ctx, `SELECT id, state FROM runs
-			WHERE job = ? AND period = ? AND id <> ? AND state IN ('succeeded', 'running', 'ready')
-			ORDER BY state = 'succeeded' DESC, id LIMIT 1`, job, period, runID).Scan(&id, &state)
+		err = tx.QueryRowContext(ctx, `SELECT id, state FROM runs
+			WHERE `+store.LiveStates+` AND state IN ('ready', 'running') AND job = ? AND period = ? AND id <> ?
+			ORDER BY id LIMIT 1`, job, period, runID).Scan(&id, &state)
 		switch {
 		case err == nil:
 			return store.OncePerPeriodFence(period, id, talon.State(state)), nil
@@ -216,12 +241,12 @@ func checkFence(ctx context.Context, tx *sql.Tx, runID int64, job, period string
 	if f.MaxRunning > 0 {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM runs
-			WHERE job = ? AND state IN ('ready', 'running') AND id <> ?`, job, runID).Scan(&n); err != nil {
+			WHERE `+store.LiveStates+` AND state IN ('ready', 'running') AND job = ? AND id <> ?`, job, runID).Scan(&n); err != nil {
 			return nil, fmt.Errorf("check max_running: %w", err)
 		}
 		if n >= f.MaxRunning {
 			rows, err := tx.QueryContext(ctx, `SELECT id FROM runs
-				WHERE job = ? AND state IN ('ready', 'running') AND id <> ? ORDER BY id LIMIT ?`,
+				WHERE `+store.LiveStates+` AND state IN ('ready', 'running') AND job = ? AND id <> ? ORDER BY id LIMIT ?`,
 				job, runID, store.FenceListMax)
 			if err != nil {
 				return nil, fmt.Errorf("check max_running: %w", err)

@@ -475,3 +475,87 @@ func testSecret(t *testing.T, open OpenFunc) {
 		t.Fatalf("Secret of another name = %x, %v; want a different value", other, err)
 	}
 }
+
+// testSummariesFollowRuns: the counts Summaries answers (kept as counters
+// by the stores) agree with the runs themselves after everything that
+// creates or moves runs — idempotent re-creation, runs created finished,
+// refused and fenced transitions, batches moving one run twice, marks of
+// finished runs, and two handles writing at once.
+func testSummariesFollowRuns(t *testing.T, open OpenFunc) {
+	s, s2 := open(t), open(t)
+	const period = "daily/2026-11-26"
+	fire := t0.Add(-time.Hour)
+	mk := func(job string, i int) store.CreateRun {
+		return store.CreateRun{Job: job, Period: period, Trigger: "t", FireTime: fire.Add(time.Duration(i) * time.Minute), Reason: "created", Now: t0}
+	}
+	// Created twice: counted once.
+	create(t, s, mk("a", 1), mk("a", 2), mk("a", 1))
+	create(t, s2, mk("a", 2), mk("a", 3))
+	// Created finished.
+	create(t, s, store.CreateRun{Job: "a", Period: period, Trigger: "api", State: talon.StateSkipped, Reason: "paused", Now: t0})
+	runs, err := s.ListRuns(t.Context(), store.RunFilter{Job: "a", States: []talon.State{talon.StateBlocked}})
+	if err != nil || len(runs) != 3 {
+		t.Fatalf("blocked runs = %d, %v; want 3", len(runs), err)
+	}
+	a1, a2, a3 := runs[2], runs[1], runs[0]
+	// One batch moves a1 twice and fails a2; the refused item counts nothing.
+	res, err := s.Transition(t.Context(), []store.Transition{
+		{RunID: a1.ID, From: []talon.State{talon.StateBlocked}, To: talon.StateReady, Now: t0},
+		{RunID: a1.ID, From: []talon.State{talon.StateReady}, To: talon.StateRunning, Now: t0},
+		{RunID: a2.ID, From: []talon.State{talon.StateRunning}, To: talon.StateFailed, Now: t0}, // conflict
+		{RunID: a2.ID, From: []talon.State{talon.StateBlocked}, To: talon.StateFailed, Now: t0},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[2].Err == nil {
+		t.Fatalf("a conflicting transition was applied: %+v", res[2])
+	}
+	move(t, s2, a1.ID, talon.StateRunning, talon.StateSucceeded)
+	// A fenced run stays blocked and counts as blocked.
+	fenced := transition(t, s, store.Transition{RunID: a3.ID, From: []talon.State{talon.StateBlocked}, To: talon.StateReady,
+		Fence: &store.Fence{OncePerPeriod: true}, Now: t0})
+	if fenced.Err == nil {
+		t.Fatalf("once_per_period let a second run in: %+v", fenced.Run)
+	}
+	// A mark changes a finished run's outcome.
+	if r := transition(t, s, store.Transition{RunID: a2.ID, From: []talon.State{talon.StateFailed}, To: talon.StateSucceeded,
+		Mark: true, Reason: "marked", Now: t0}); r.Err != nil {
+		t.Fatalf("mark: %v", r.Err)
+	}
+	// Two handles moving runs of one period at once.
+	var ids []int64
+	for i := range 10 {
+		ids = append(ids, create(t, s, mk("b", i))[0].Run.ID)
+	}
+	parallel(t, len(ids), func(i int) {
+		st := s
+		if i%2 == 1 {
+			st = s2
+		}
+		to := talon.StateFailed
+		if i%3 == 0 {
+			to = talon.StateSkipped
+		}
+		_, _ = st.Transition(t.Context(), []store.Transition{{RunID: ids[i], From: []talon.State{talon.StateBlocked}, To: to, Now: t0}})
+	})
+
+	for _, job := range []string{"a", "b"} {
+		k := store.JobPeriod{Job: job, Period: period}
+		got, err := s2.Summaries(t.Context(), []store.JobPeriod{k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := s.ListRuns(t.Context(), store.RunFilter{Job: job, Period: period})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := store.Summary{}
+		for _, r := range all {
+			want[r.State]++
+		}
+		if !reflect.DeepEqual(got[k], want) {
+			t.Errorf("Summaries(%s) = %v, the runs say %v", job, got[k], want)
+		}
+	}
+}

@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CancelRequests", testCancelRequests},
 		{"ListRuns", testListRuns},
 		{"Summaries", testSummaries},
+		{"SummariesFollowRuns", testSummariesFollowRuns},
 		{"JobCounts", testJobCounts},
 		{"ListPeriods", testListPeriods},
 		{"Cursors", testCursors},

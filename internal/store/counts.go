@@ -1,0 +1,71 @@
+package store
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"github.com/talonhq/talon"
+)
+
+// CountKey names one counter of the run_counts table both stores keep:
+// how many runs of a job in a period are in a state.
+type CountKey struct {
+	Job, Period string
+	State       talon.State
+}
+
+// CountChanges collects what a write transaction does to the run
+// counters, so a store applies it in one statement at the end of the
+// transaction. The counters answer Summaries in time independent of how
+// many runs a period has: the after and once_per_period constraints ask
+// for them at every check.
+type CountChanges map[CountKey]int
+
+// Created counts a new run.
+func (c CountChanges) Created(job, period string, state talon.State) {
+	c[CountKey{job, period, state}]++
+}
+
+// Moved counts a run leaving one state for another.
+func (c CountChanges) Moved(job, period string, from, to talon.State) {
+	if from == to {
+		return
+	}
+	c[CountKey{job, period, from}]--
+	c[CountKey{job, period, to}]++
+}
+
+// Sorted returns the counters that change, in key order: two transactions
+// that update the same counters take their row locks in the same order,
+// so they wait for each other rather than deadlock.
+func (c CountChanges) Sorted() (keys []CountKey, deltas []int) {
+	for k, d := range c {
+		if d != 0 {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b CountKey) int {
+		return cmp.Or(strings.Compare(a.Job, b.Job), strings.Compare(a.Period, b.Period), strings.Compare(string(a.State), string(b.State)))
+	})
+	deltas = make([]int, len(keys))
+	for i, k := range keys {
+		deltas[i] = c[k]
+	}
+	return keys, deltas
+}
+
+// LiveStates is the predicate of both stores' partial index of live runs
+// (runs_live). A query whose states are all live adds it word for word,
+// so the database can tell the index covers the query.
+const LiveStates = `state IN ('blocked', 'ready', 'running')`
+
+// OnlyLive reports whether states is non-empty and holds live states only.
+func OnlyLive(states []talon.State) bool {
+	for _, s := range states {
+		if s.Terminal() {
+			return false
+		}
+	}
+	return len(states) > 0
+}
