@@ -50,17 +50,27 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	var runs []talon.Run
-	if len(ids) > 0 {
+	var runs, fresh []talon.Run
+	var unread []int64
+	for _, id := range ids {
+		if r, ok := e.fresh[id]; ok {
+			fresh = append(fresh, r)
+		} else {
+			unread = append(unread, id)
+		}
+	}
+	if len(unread) > 0 {
 		var err error
-		runs, err = e.st.ListRuns(ctx, store.RunFilter{IDs: ids})
+		runs, err = e.st.ListRuns(ctx, store.RunFilter{IDs: unread})
 		if err != nil {
 			e.requeueDecided(decided)
 			return 0, fmt.Errorf("read blocked runs: %w", err)
 		}
 	}
+	runs = append(runs, fresh...)
 	for _, id := range ids {
 		delete(e.dirty, id)
+		delete(e.fresh, id)
 	}
 	// ListRuns answers newest first; decide oldest first, so that when a
 	// fenced limit (max_running, once_per_period) lets only some through,
@@ -130,6 +140,7 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 			ready = append(ready, rs.Run)
 		case rs.Run.State == talon.StateBlocked:
 			e.track(rs.Run.ID, rs.Run.Job, t.RecheckAt)
+			e.fresh[rs.Run.ID] = rs.Run
 		default:
 			e.untrack(rs.Run.ID)
 			e.log.Info("run decided", "run", rs.Run.ID, "job", rs.Run.Job, "period", rs.Run.Period, "state", rs.Run.State, "reason", rs.Run.Reason)
@@ -148,6 +159,7 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 		for i, rs := range res {
 			if rs.Err == nil {
 				e.track(rs.Run.ID, rs.Run.Job, refence[i].RecheckAt)
+				e.fresh[rs.Run.ID] = rs.Run
 			} else {
 				e.untrack(refence[i].RunID)
 			}
@@ -315,22 +327,29 @@ func (l *lookup) Artifacts(ctx context.Context, job, period string) ([]talon.Art
 	return as, nil
 }
 
-// prefetch loads the summaries of each run's own period and its
-// upstreams' same and previous periods, and the job counts of every job
-// in the batch.
+// prefetch loads, in at most two queries, what the built-in constraints
+// of the batch's runs will ask: the summaries of a run's own period
+// (once_per_period) and of its upstreams' same and previous periods
+// (after), and the live counts of jobs with max_running.
 func (l *lookup) prefetch(ctx context.Context, runs []talon.Run) {
 	var keys []store.JobPeriod
 	var jobs []string
 	seenJob := map[string]bool{}
 	for _, r := range runs {
-		keys = append(keys, store.JobPeriod{Job: r.Job, Period: r.Period})
-		if !seenJob[r.Job] {
-			seenJob[r.Job] = true
-			jobs = append(jobs, r.Job)
-		}
 		j := l.p.jobs[r.Job]
 		if j == nil {
 			continue
+		}
+		// Only what the built-in limits will ask: a constraint of
+		// another kind still gets its answer, asked when it asks.
+		if f := l.p.fences[j.Name]; f != nil {
+			if f.OncePerPeriod {
+				keys = append(keys, store.JobPeriod{Job: r.Job, Period: r.Period})
+			}
+			if f.MaxRunning > 0 && !seenJob[r.Job] {
+				seenJob[r.Job] = true
+				jobs = append(jobs, r.Job)
+			}
 		}
 		per, err := l.period(r.Period, j)
 		if err != nil || per.End.IsZero() {
@@ -351,18 +370,22 @@ func (l *lookup) prefetch(ctx context.Context, runs []talon.Run) {
 			}
 		}
 	}
-	if sums, err := l.st.Summaries(ctx, keys); err == nil {
-		for _, k := range keys {
-			l.sums[k] = constraint.Counts(sums[k])
+	if len(keys) > 0 {
+		if sums, err := l.st.Summaries(ctx, keys); err == nil {
+			for _, k := range keys {
+				l.sums[k] = constraint.Counts(sums[k])
+			}
 		}
 	}
-	if cs, err := l.st.JobCounts(ctx, jobs); err == nil {
-		for _, j := range jobs {
-			c := cs[j]
-			if c == nil {
-				c = store.Summary{}
+	if len(jobs) > 0 {
+		if cs, err := l.st.JobCounts(ctx, jobs); err == nil {
+			for _, j := range jobs {
+				c := cs[j]
+				if c == nil {
+					c = store.Summary{}
+				}
+				l.counts[j] = c
 			}
-			l.counts[j] = c
 		}
 	}
 }

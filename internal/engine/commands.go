@@ -86,7 +86,7 @@ func (e *Engine) Trigger(ctx context.Context, job string, req talon.TriggerReque
 	}
 	r := res[0]
 	if r.Created {
-		e.notify(r.Run.ID)
+		e.notifyCreated(r.Run)
 	}
 	return r.Run, r.Created, nil
 }

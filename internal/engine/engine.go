@@ -96,7 +96,10 @@ type Engine struct {
 	kick  chan struct{}
 	mu    sync.Mutex
 	inbox []int64
-	done  []completion // runs that ended, not yet recorded
+	// inboxRuns are runs created outside the loop (API triggers), passed
+	// on as the store returned them rather than read again.
+	inboxRuns []talon.Run
+	done      []completion // runs that ended, not yet recorded
 	// arrived says an artifact was added since the last step: the runs
 	// of jobs with an artifact constraint are checked at once.
 	arrived bool
@@ -111,16 +114,21 @@ type Engine struct {
 	startSem  chan struct{}
 
 	// Owned by the loop goroutine (Step), never touched elsewhere.
-	waiting   map[int64]*waiter         // blocked runs by id
-	byJob     map[string]map[int64]bool // blocked run ids by job
-	queue     waitQueue                 // waiters by next check
-	dirty     map[int64]bool            // blocked runs to check now
-	checking  map[int64]bool            // blocked runs being checked off the loop
-	nextFire  map[string]trigger.Fire   // by job + "\x00" + trigger id
-	fireWake  time.Time                 // earliest of nextFire
-	fireReady bool                      // fireWake is valid: no fire is due before it
-	procs     map[int64]*proc           // runs this instance started
-	pendingTx []store.Transition        // transitions to retry after an outage
+	waiting map[int64]*waiter         // blocked runs by id
+	byJob   map[string]map[int64]bool // blocked run ids by job
+	queue   waitQueue                 // waiters by next check
+	dirty   map[int64]bool            // blocked runs to check now
+	// fresh holds blocked runs as a write just returned them, so the
+	// next check need not read them again. A stale copy is harmless: a
+	// run's fields other than its state do not change while it is
+	// blocked, and every transition is a compare-and-set on the state.
+	fresh     map[int64]talon.Run
+	checking  map[int64]bool          // blocked runs being checked off the loop
+	nextFire  map[string]trigger.Fire // by job + "\x00" + trigger id
+	fireWake  time.Time               // earliest of nextFire
+	fireReady bool                    // fireWake is valid: no fire is due before it
+	procs     map[int64]*proc         // runs this instance started
+	pendingTx []store.Transition      // transitions to retry after an outage
 	// pendingCreate holds the runs that follow recorded transitions
 	// (retries, completion-triggered runs) when creating them failed.
 	pendingCreate []store.CreateRun
@@ -211,6 +219,7 @@ func New(cfg Config) (*Engine, error) {
 		waiting:   map[int64]*waiter{},
 		byJob:     map[string]map[int64]bool{},
 		dirty:     map[int64]bool{},
+		fresh:     map[int64]talon.Run{},
 		checking:  map[int64]bool{},
 		sensorSem: make(chan struct{}, maxSlowChecks),
 		startSem:  make(chan struct{}, maxStarts),
@@ -641,6 +650,7 @@ func (e *Engine) untrack(id int64) {
 		}
 	}
 	delete(e.dirty, id)
+	delete(e.fresh, id)
 }
 
 // touchJobs marks every blocked run of the given jobs for a check now:
@@ -653,16 +663,32 @@ func (e *Engine) touchJobs(jobs ...string) {
 	}
 }
 
+// notifyCreated queues runs created outside the loop and wakes it.
+func (e *Engine) notifyCreated(runs ...talon.Run) {
+	e.mu.Lock()
+	e.inboxRuns = append(e.inboxRuns, runs...)
+	e.mu.Unlock()
+	e.Kick()
+}
+
 // drainInbox indexes runs that changed outside the loop.
 func (e *Engine) drainInbox(ctx context.Context) error {
 	e.mu.Lock()
 	ids := e.inbox
 	e.inbox = nil
+	created := e.inboxRuns
+	e.inboxRuns = nil
 	arrived := e.arrived
 	e.arrived = false
 	e.mu.Unlock()
 	if arrived {
 		e.touchJobs(e.sched.Load().artifactJobs...)
+	}
+	for _, r := range created {
+		if r.State == talon.StateBlocked {
+			e.track(r.ID, r.Job, time.Time{})
+			e.fresh[r.ID] = r
+		}
 	}
 	if len(ids) == 0 {
 		return nil
@@ -730,7 +756,7 @@ func (e *Engine) Settle(ctx context.Context, now time.Time) (time.Time, error) {
 		busy := len(e.procs) + int(e.inflight.Load())
 		e.procsMu.Unlock()
 		e.mu.Lock()
-		pending := len(e.done) + len(e.inbox) + len(e.decided) + len(e.started)
+		pending := len(e.done) + len(e.inbox) + len(e.inboxRuns) + len(e.decided) + len(e.started)
 		if e.arrived {
 			pending++
 		}

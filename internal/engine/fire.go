@@ -202,6 +202,9 @@ func (e *Engine) create(ctx context.Context, cs []store.CreateRun) error {
 					next = time.Time{}
 				}
 				e.track(r.Run.ID, r.Run.Job, next)
+				if next.IsZero() {
+					e.fresh[r.Run.ID] = r.Run
+				}
 			}
 			if r.Created {
 				e.log.Debug("run created", "run", r.Run.ID, "job", r.Run.Job, "period", r.Run.Period, "state", r.Run.State)

@@ -236,6 +236,31 @@ func migrationVersion(name string) (int, error) {
 // a serialization failure, or a pooled connection found dead on BEGIN.
 const maxAttempts = 5
 
+// querier is what a read of one statement needs: the pool itself.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// read runs a read of one statement straight on the pool: one statement
+// sees one snapshot without a transaction, and BEGIN and COMMIT would
+// double its round trips. Like tx it retries when a pooled connection
+// was found dead (the pool then dials a fresh one); a read changes
+// nothing, so retrying it is always safe.
+func (db *DB) read(ctx context.Context, fn func(querier) error) error {
+	var err error
+	for range maxAttempts {
+		if err = fn(db.pool); err == nil {
+			return nil
+		}
+		err = classify(err)
+		if ctx.Err() != nil || !errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrDown) {
+			return err
+		}
+	}
+	return err
+}
+
 // tx runs fn in a transaction, retrying it when nothing can have been
 // applied: BEGIN failed (a connection the server closed while it idled
 // in the pool — the pool then dials a fresh one), or the server aborted

@@ -135,7 +135,7 @@ func (db *DB) Summaries(ctx context.Context, keys []store.JobPeriod) (map[store.
 			jobs, periods = append(jobs, k.Job), append(periods, k.Period)
 		}
 	}
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.read(ctx, func(tx querier) error {
 		rows, err := tx.Query(ctx, `SELECT c.job, c.period, c.state, c.n
 			FROM unnest($1::text[], $2::text[]) AS k(job, period)
 			JOIN run_counts AS c ON c.job = k.job AND c.period = k.period
@@ -171,7 +171,7 @@ func (db *DB) JobCounts(ctx context.Context, jobs []string) (map[string]store.Su
 	if len(jobs) == 0 {
 		return out, nil
 	}
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.read(ctx, func(tx querier) error {
 		rows, err := tx.Query(ctx, `SELECT job, state, count(*) FROM runs
 			WHERE job = ANY($1) AND state IN ('blocked', 'ready', 'running')
 			GROUP BY job, state`, jobs)

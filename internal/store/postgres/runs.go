@@ -419,7 +419,7 @@ func (db *DB) ListRuns(ctx context.Context, f store.RunFilter) ([]talon.Run, err
 		q += " LIMIT " + arg(f.Limit)
 	}
 	var out []talon.Run
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.read(ctx, func(tx querier) error {
 		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
 			return err
