@@ -12,6 +12,7 @@ import (
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/calendar"
 	"github.com/talonhq/talon/internal/constraint"
+	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
 )
@@ -109,16 +110,18 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 	if len(ts) == 0 {
 		return len(ids), nil
 	}
+	decisions := len(ts)
+	ts, prestarted := e.prestart(p, ts, toCheck, now)
 	res, err := e.st.Transition(ctx, ts)
 	if err != nil {
-		for _, t := range ts {
+		for _, t := range ts[:decisions] {
 			e.dirty[t.RunID] = true
 		}
 		return 0, fmt.Errorf("record decisions: %w", err)
 	}
-	var ready []talon.Run
+	var ready, running []talon.Run
 	var refence []store.Transition
-	for i, rs := range res {
+	for i, rs := range res[:decisions] {
 		t := ts[i]
 		var fe *store.FenceError
 		switch {
@@ -137,7 +140,11 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 			e.untrack(t.RunID)
 		case rs.Run.State == talon.StateReady:
 			e.untrack(rs.Run.ID)
-			ready = append(ready, rs.Run)
+			if k, ok := prestarted[i]; ok && res[k].Err == nil {
+				running = append(running, res[k].Run)
+			} else {
+				ready = append(ready, rs.Run)
+			}
 		case rs.Run.State == talon.StateBlocked:
 			e.track(rs.Run.ID, rs.Run.Job, t.RecheckAt)
 			e.fresh[rs.Run.ID] = rs.Run
@@ -165,10 +172,50 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 			}
 		}
 	}
+	if err := e.startRecorded(ctx, p, running, now); err != nil {
+		return 0, err
+	}
 	if err := e.dispatch(ctx, p, ready, now); err != nil {
 		return 0, err
 	}
 	return len(ids) + len(decided), nil
+}
+
+// prestart appends, for each decision letting a run into ready whose
+// executor knows its handle before it starts (executor.Prestarter), the
+// transition on to running, so one transaction records both, and returns
+// them with the index of each such transition by the index of its
+// decision. Runs
+// that hold resources are left out (they learn their holds between the
+// two), and so is everything while this scheduler's lease is not valid.
+func (e *Engine) prestart(p *plan, ts []store.Transition, runs []talon.Run, now time.Time) ([]store.Transition, map[int]int) {
+	if !e.leaseValid(now) {
+		return ts, nil
+	}
+	var out map[int]int
+	for i, n := 0, len(ts); i < n; i++ {
+		t := ts[i]
+		if t.To != talon.StateReady || t.Allocate != nil {
+			continue
+		}
+		j := p.jobs[runs[i].Job]
+		if j == nil || p.isRes[j.Name] {
+			continue
+		}
+		pre, ok := e.cfg.Executors[j.Executor].(executor.Prestarter)
+		if !ok || !pre.Quick() {
+			continue
+		}
+		if out == nil {
+			out = map[int]int{}
+		}
+		out[i] = len(ts)
+		ts = append(ts, store.Transition{
+			RunID: t.RunID, From: []talon.State{talon.StateReady}, To: talon.StateRunning,
+			Reason: "started on " + j.Executor, Now: now, Handle: pre.HandleOf(&j.Job), Owner: e.instance.ID,
+		})
+	}
+	return ts, out
 }
 
 // decision is the answer of a run's constraints checked off the loop.

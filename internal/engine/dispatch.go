@@ -94,6 +94,33 @@ func (e *Engine) dispatch(ctx context.Context, p *plan, ready []talon.Run, now t
 	return e.apply(ctx, p, now, ts)
 }
 
+// startRecorded starts runs already recorded running (see prestart); a
+// start that fails is recorded as the run's failure.
+func (e *Engine) startRecorded(ctx context.Context, p *plan, runs []talon.Run, now time.Time) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	fenceIn := e.fenceIn(now)
+	var failed []store.Transition
+	for _, r := range runs {
+		j := p.jobs[r.Job]
+		ex := e.cfg.Executors[j.Executor]
+		spec, err := e.spec(r, j)
+		var pc *proc
+		if err == nil {
+			spec.FenceIn = fenceIn
+			pc, err = e.launch(ctx, ex, spec, r, j, now)
+		}
+		if err != nil {
+			failed = append(failed, store.Transition{RunID: r.ID, From: []talon.State{talon.StateRunning}, To: talon.StateFailed,
+				Reason: "could not start: " + err.Error(), Now: now})
+			continue
+		}
+		e.watch(pc)
+	}
+	return e.apply(ctx, p, now, failed)
+}
+
 // startResult is an executor start that happened off the loop.
 type startResult struct {
 	run talon.Run

@@ -61,6 +61,20 @@ type Quick interface {
 	Quick() bool
 }
 
+// Prestarter is implemented by Quick executors that know a run's handle
+// before they start it (the in-process executor: the function's name).
+// The engine then records such a run running in the transaction that
+// lets it in (blocked → ready → running), and starts it once that
+// transaction has committed: one transaction fewer per run. A start that
+// fails afterwards is recorded as the run's failure ("could not start");
+// a scheduler that dies in between leaves a running run without a
+// process, which the next scheduler declares lost, as it would had the
+// process started.
+type Prestarter interface {
+	Quick
+	HandleOf(job *talon.Job) string
+}
+
 // Fencer is implemented by processes that stop their run by themselves
 // when their scheduler stops renewing them, even while the scheduler is
 // frozen (SIGSTOP) or cut off from the state store: the promise that a run

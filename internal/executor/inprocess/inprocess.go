@@ -79,6 +79,14 @@ var _ executor.Executor = (*Executor)(nil)
 // Quick: Start only starts a goroutine, so the engine calls it on its loop.
 func (e *Executor) Quick() bool { return true }
 
+// HandleOf is a run's handle, known before it starts (executor.Prestarter).
+func (e *Executor) HandleOf(job *talon.Job) string {
+	if job == nil || len(job.Command) == 0 {
+		return "func:"
+	}
+	return "func:" + job.Command[0]
+}
+
 // New returns an executor with the built-in functions "noop" (returns
 // at once) and "sleep" (args: a duration such as "2s"; returns early with
 // the cause when cancelled).
