@@ -197,7 +197,7 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 	}
 
 	var out []store.Created
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.pipeTx(ctx, func(tx *pipe) error {
 		out = make([]store.Created, len(valid))
 		inserted := map[string]talon.Run{} // by unique key
 		b := &pgx.Batch{}
@@ -222,7 +222,7 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 		if len(keyed.job) > 0 {
 			first = 1
 		}
-		err := sendBatch(ctx, tx, b, func(br pgx.BatchResults, n int) error {
+		err := tx.send(ctx, b, false, func(br pgx.BatchResults, n int) error {
 			if n < first {
 				return readRuns(br, func(r talon.Run) {
 					inserted[uniqueKey(r.Job, r.Key, r.Period, r.Trigger, r.FireTime)] = r
@@ -246,14 +246,6 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 		for _, i := range unkeyed {
 			counts.Created(out[i].Run.Job, out[i].Run.Period, out[i].Run.State)
 		}
-		if b := (&pgx.Batch{}); queueCounts(b, counts) {
-			if err := sendBatch(ctx, tx, b, func(br pgx.BatchResults, _ int) error {
-				_, err := br.Exec()
-				return err
-			}); err != nil {
-				return fmt.Errorf("count runs: %w", err)
-			}
-		}
 
 		// The first of the batch to name a key created its run; the others
 		// get that run, or the one that held the key before.
@@ -275,8 +267,12 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 				out[i] = store.Created{Run: r, Created: true}
 			}
 		}
-		if len(missing) == 0 {
-			return nil
+		// The counters, and the runs that held the keys of those not
+		// inserted, go with COMMIT.
+		b = &pgx.Batch{}
+		nCounts := 0
+		if queueCounts(b, counts) {
+			nCounts = 1
 		}
 		var kJobs, kKeys, fJobs, fPeriods, fTriggers []string
 		var fFires []time.Time
@@ -289,16 +285,26 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 				fFires = append(fFires, p.FireTime.UTC().Truncate(time.Microsecond))
 			}
 		}
-		existing := map[string]talon.Run{}
-		rows, err := tx.Query(ctx, existingRuns, kJobs, kKeys, fJobs, fPeriods, fTriggers, fFires)
-		if err != nil {
-			return fmt.Errorf("find existing runs: %w", err)
+		if len(missing) > 0 {
+			b.Queue(existingRuns, kJobs, kKeys, fJobs, fPeriods, fTriggers, fFires)
 		}
-		err = collectRuns(rows, func(r talon.Run) {
-			existing[uniqueKey(r.Job, r.Key, r.Period, r.Trigger, r.FireTime)] = r
+		existing := map[string]talon.Run{}
+		err = tx.send(ctx, b, true, func(br pgx.BatchResults, n int) error {
+			if n < nCounts {
+				if _, err := br.Exec(); err != nil {
+					return fmt.Errorf("count runs: %w", err)
+				}
+				return nil
+			}
+			if err := readRuns(br, func(r talon.Run) {
+				existing[uniqueKey(r.Job, r.Key, r.Period, r.Trigger, r.FireTime)] = r
+			}); err != nil {
+				return fmt.Errorf("find existing runs: %w", err)
+			}
+			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("find existing runs: %w", err)
+			return err
 		}
 		for _, i := range missing {
 			r, ok := existing[keys[i]]
@@ -337,20 +343,6 @@ func collectRuns(rows pgx.Rows, add func(talon.Run)) error {
 	return rows.Err()
 }
 
-// sendBatch sends b and hands each statement's result, in order, to read.
-func sendBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch, read func(br pgx.BatchResults, n int) error) error {
-	if b.Len() == 0 {
-		return nil
-	}
-	br := tx.SendBatch(ctx, b)
-	for n := range b.Len() {
-		if err := read(br, n); err != nil {
-			br.Close()
-			return err
-		}
-	}
-	return br.Close()
-}
 
 // GetRun returns a run with its progress and artifacts, or ErrNotFound.
 func (db *DB) GetRun(ctx context.Context, id int64) (talon.Run, error) {

@@ -129,10 +129,10 @@ func (w *wave) add(i int, t store.Transition, from talon.State, at time.Time, ev
 }
 
 // Transition applies each transition as a compare-and-set within one
-// transaction, in four round trips whatever the batch size: BEGIN; one
+// transaction, in two round trips whatever the batch size: BEGIN with one
 // pipelined read that locks the runs (in id order), then the advisory
 // locks of the jobs whose limits are fenced (in key order), and reads
-// what the fences count; one pipelined write; COMMIT. Checks and fences
+// what the fences count; then one pipelined write with COMMIT. Checks and fences
 // are decided in memory between the two, replaying the batch in order so
 // each item sees the effect of the ones before it.
 func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Result, error) {
@@ -164,7 +164,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 	ids = sortedIDs(ids)
 
 	var results []store.Result
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.pipeTx(ctx, func(tx *pipe) error {
 		results = make([]store.Result, len(ts))
 		cur := make(map[int64]*current, len(ids))
 		fs := newFenceState()
@@ -250,7 +250,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 				return nil
 			})
 		}
-		err := sendBatch(ctx, tx, b, func(br pgx.BatchResults, n int) error { return readers[n](br) })
+		err := tx.send(ctx, b, false, func(br pgx.BatchResults, n int) error { return readers[n](br) })
 		if err != nil {
 			return err
 		}
@@ -352,7 +352,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		// taken by then, so two transactions cannot wait for each other
 		// in a cycle through them.
 		queueCounts(b, counts)
-		return sendBatch(ctx, tx, b, func(br pgx.BatchResults, n int) error {
+		return tx.send(ctx, b, true, func(br pgx.BatchResults, n int) error {
 			if n < nAlloc {
 				if _, err := br.Exec(); err != nil {
 					return fmt.Errorf("record resource holds: %w", err)
