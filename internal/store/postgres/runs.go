@@ -343,7 +343,6 @@ func collectRuns(rows pgx.Rows, add func(talon.Run)) error {
 	return rows.Err()
 }
 
-
 // GetRun returns a run with its progress and artifacts, or ErrNotFound.
 func (db *DB) GetRun(ctx context.Context, id int64) (talon.Run, error) {
 	var r talon.Run
