@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -47,12 +48,16 @@ func openPostgres(b *testing.B) store.Store {
 	return st
 }
 
-// genSchedule writes n jobs from a template with %[1]d for the index.
-func genSchedule(b testing.TB, n int, tmpl string) *schedule.Schedule {
+// genSchedule writes n jobs from a template with %[1]d for the index,
+// and any more jobs given whole.
+func genSchedule(b testing.TB, n int, tmpl string, more ...string) *schedule.Schedule {
 	var sb strings.Builder
 	sb.WriteString("jobs:\n")
 	for i := range n {
 		fmt.Fprintf(&sb, tmpl, i)
+	}
+	for _, m := range more {
+		sb.WriteString(m)
 	}
 	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"inprocess", "local"}}, "bench.yaml", []byte(sb.String()))
 	if err != nil {
@@ -259,3 +264,116 @@ func BenchmarkMemory100kJobs(b *testing.B) {
 }
 
 func apiTrigger() talon.TriggerRequest { return talon.TriggerRequest{} }
+
+var (
+	historyPeriod = flag.Int("history.period", 100_000, "BenchmarkHistory100k: runs already in the period the jobs wait on")
+	historyTotal  = flag.Int("history.total", 1_000_000, "BenchmarkHistory100k: runs already in earlier periods")
+)
+
+// BenchmarkHistory100k: the cost per run does not grow with history. 500
+// jobs fire every minute and wait (after) for a job whose period already
+// holds 100,000 runs, with 1,000,000 more runs of the 500 jobs in earlier
+// periods; the same rounds run on an empty store first. Reports runs/s
+// and the p99 of a round (one minute's 500 runs, fired to finished) for
+// both, and their ratios (history ÷ empty: 1 means no cost from history).
+func BenchmarkHistory100k(b *testing.B) {
+	const jobs = 500
+	s := genSchedule(b, jobs, `
+  h%[1]d:
+    period: daily
+    triggers: [{schedule: "* * * * *"}]
+    constraints: {max_running: 1, after: [up]}
+    executor: inprocess
+    command: [noop]
+`, "  up:\n    period: daily\n    executor: inprocess\n    command: [noop]\n")
+	for _, tc := range stores {
+		b.Run(tc.name, func(b *testing.B) {
+			rounds := max(1, b.N/jobs)
+			measure := func(st store.Store) (float64, time.Duration) {
+				start := time.Date(2026, 11, 26, 6, 0, 30, 0, time.UTC)
+				e, c := benchEngine(b, s, st, start)
+				settleAt(b, e, c, start)
+				var per []time.Duration
+				began := time.Now()
+				for i := 1; i <= rounds; i++ {
+					t := time.Now()
+					settleAt(b, e, c, start.Add(time.Duration(i)*time.Minute))
+					per = append(per, time.Since(t))
+				}
+				return float64(rounds*jobs) / time.Since(began).Seconds(), talontest.Percentile(per, 99)
+			}
+			b.StopTimer()
+			empty := tc.open(b)
+			seedHistory(b, empty, 0, 0)
+			rateEmpty, p99Empty := measure(empty)
+			full := tc.open(b)
+			seedHistory(b, full, *historyPeriod, *historyTotal)
+			b.StartTimer()
+			rate, p99 := measure(full)
+			b.StopTimer()
+			b.ReportMetric(rate, "runs/s")
+			b.ReportMetric(rateEmpty, "runs/s-empty")
+			b.ReportMetric(rate/rateEmpty, "rate-ratio")
+			b.ReportMetric(float64(p99.Microseconds())/1000, "ms/round-p99")
+			b.ReportMetric(float64(p99Empty.Microseconds())/1000, "ms/round-p99-empty")
+			b.ReportMetric(float64(p99)/float64(p99Empty), "p99-ratio")
+		})
+	}
+}
+
+// seedHistory creates, finished, inPeriod runs of "up" in 2026-11-26 (one
+// of them succeeded, so the jobs waiting on it pass) and total runs of
+// h0…h499 spread over the days before it. Runs are created blocked or
+// skipped; a third of them are then moved to failed.
+func seedHistory(b *testing.B, st store.Store, inPeriod, total int) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
+	var batch []store.CreateRun
+	flush := func() {
+		res, err := st.CreateRuns(ctx, batch)
+		if err != nil {
+			b.Fatalf("seed: %v", err)
+		}
+		var ts []store.Transition
+		for _, r := range res {
+			if r.Run.State == talon.StateBlocked {
+				ts = append(ts, store.Transition{RunID: r.Run.ID, From: []talon.State{talon.StateBlocked}, To: talon.StateFailed, Reason: "seeded", Now: now})
+			}
+		}
+		if _, err := st.Transition(ctx, ts); err != nil {
+			b.Fatalf("seed: %v", err)
+		}
+		batch = batch[:0]
+	}
+	add := func(i int, job, period string, at time.Time) {
+		state := talon.StateSkipped
+		if i%3 == 0 {
+			state = talon.StateBlocked
+		}
+		batch = append(batch, store.CreateRun{Job: job, Period: period, Key: fmt.Sprintf("seed-%s-%d", job, i), State: state, Reason: "seeded", Now: at})
+		if len(batch) == 5000 {
+			flush()
+		}
+	}
+	for i := range inPeriod {
+		add(i, "up", "daily/2026-11-26", now)
+	}
+	for i := range total {
+		day := now.AddDate(0, 0, -1-i/500)
+		add(i, fmt.Sprintf("h%d", i%500), "daily/"+day.Format(time.DateOnly), day)
+	}
+	if len(batch) > 0 {
+		flush()
+	}
+	up, err := st.CreateRuns(ctx, []store.CreateRun{{Job: "up", Period: "daily/2026-11-26", Key: "seed-up", Reason: "seeded", Now: now}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	id := up[0].Run.ID
+	for _, step := range [][2]talon.State{{talon.StateBlocked, talon.StateReady}, {talon.StateReady, talon.StateRunning}, {talon.StateRunning, talon.StateSucceeded}} {
+		res, err := st.Transition(ctx, []store.Transition{{RunID: id, From: []talon.State{step[0]}, To: step[1], Reason: "seeded", Now: now}})
+		if err != nil || res[0].Err != nil {
+			b.Fatalf("seed up: %v %v", err, res)
+		}
+	}
+}

@@ -228,8 +228,10 @@ func checkFence(ctx context.Context, tx *sql.Tx, pending store.CountChanges, run
 		}
 		var id int64
 		var state string
+		// +period keeps SQLite from walking the (job, period) index,
+		// which holds the period's history, instead of the live runs.
 		err = tx.QueryRowContext(ctx, `SELECT id, state FROM runs
-			WHERE `+store.LiveStates+` AND state IN ('ready', 'running') AND job = ? AND period = ? AND id <> ?
+			WHERE `+store.LiveStates+` AND state IN ('ready', 'running') AND job = ? AND +period = ? AND id <> ?
 			ORDER BY id LIMIT 1`, job, period, runID).Scan(&id, &state)
 		switch {
 		case err == nil:
