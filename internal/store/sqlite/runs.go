@@ -71,6 +71,17 @@ func paramsJSON(m map[string]string) (any, error) {
 	return string(b), nil
 }
 
+// CreateRuns' statements, prepared once (see DB.stmt).
+const (
+	qInsertRun = `INSERT INTO runs (job, period, environment, state, attempt,
+		executor, trigger_name, fire_time, idem_key, params, retry_of, created, finished, reason, recheck_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING RETURNING ` + runCols
+	qRunByKey  = `SELECT id FROM runs WHERE job = ? AND idem_key = ?`
+	qRunByFire = `SELECT id FROM runs
+		WHERE job = ? AND period = ? AND trigger_name = ? AND fire_time = ? AND idem_key IS NULL`
+)
+
 // CreateRuns creates runs in one transaction, idempotently on (job,
 // period, trigger, fire time) or (job, key).
 func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Created, error) {
@@ -93,27 +104,18 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 	err := db.writeEvents(ctx, func(tx *sql.Tx) error {
 		fresh = make(map[int64]talon.Run, len(ps))
 		counts := store.CountChanges{}
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO runs (job, period, environment, state, attempt,
-			executor, trigger_name, fire_time, idem_key, params, retry_of, created, finished, reason, recheck_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT DO NOTHING RETURNING `+runCols)
+		ins, err := db.stmt(ctx, tx, qInsertRun)
 		if err != nil {
 			return err
 		}
 		defer ins.Close()
-		ev, err := tx.PrepareContext(ctx, `INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
-			VALUES (?, ?, '', ?, ?, 'transition', ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer ev.Close()
-		byKey, err := tx.PrepareContext(ctx, `SELECT id FROM runs WHERE job = ? AND idem_key = ?`)
+		var events []eventRow
+		byKey, err := db.stmt(ctx, tx, qRunByKey)
 		if err != nil {
 			return err
 		}
 		defer byKey.Close()
-		byFire, err := tx.PrepareContext(ctx, `SELECT id FROM runs
-			WHERE job = ? AND period = ? AND trigger_name = ? AND fire_time = ? AND idem_key IS NULL`)
+		byFire, err := db.stmt(ctx, tx, qRunByFire)
 		if err != nil {
 			return err
 		}
@@ -141,9 +143,8 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 			case err == nil:
 				ids[i], created[i], fresh[r.ID] = r.ID, true, r
 				counts.Created(p.Job, p.Period, p.State)
-				if _, err := ev.ExecContext(ctx, ids[i], micros(p.Now), string(p.State), p.Reason, p.Job, p.Period); err != nil {
-					return fmt.Errorf("create run #%d: record event: %w", i, err)
-				}
+				events = append(events, eventRow{RunID: r.ID, Time: micros(p.Now), To: string(p.State), Reason: p.Reason,
+					Type: string(talon.EventTransition), Job: p.Job, Period: p.Period})
 			case errors.Is(err, sql.ErrNoRows):
 				// It exists: find the run that holds its unique key.
 				if p.Key != "" {
@@ -158,7 +159,10 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 				return fmt.Errorf("create run #%d: %w", i, err)
 			}
 		}
-		return addCounts(ctx, tx, counts)
+		if err := db.insertEvents(ctx, tx, events); err != nil {
+			return err
+		}
+		return db.addCounts(ctx, tx, counts)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create runs: %w", err)

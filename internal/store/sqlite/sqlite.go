@@ -63,6 +63,34 @@ type DB struct {
 	// notify wakes the subscribers of every handle on this file in this
 	// process (see Subscribe).
 	notify *store.Broadcast
+	// stmts caches the write path's statements, prepared once on the
+	// writer's one connection (see stmt).
+	stmts sync.Map // query → *sql.Stmt
+}
+
+// stmt returns query for use in tx: prepared once on the writer's one
+// connection when it is one of writeStmts, so a statement the write path
+// runs at every step is not compiled again in every transaction; else
+// prepared in tx.
+func (db *DB) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	if s, ok := db.stmts.Load(query); ok {
+		return tx.StmtContext(ctx, s.(*sql.Stmt)), nil
+	}
+	return tx.PrepareContext(ctx, query)
+}
+
+// prepareWrites prepares writeStmts on the writer connection. It runs
+// before any transaction: the writer has one connection, which a
+// transaction holds.
+func (db *DB) prepareWrites(ctx context.Context) error {
+	for _, q := range writeStmts {
+		s, err := db.w.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		db.stmts.Store(q, s)
+	}
+	return nil
 }
 
 // notifiers holds one Broadcast per database file (by absolute path), so
@@ -141,6 +169,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
+	if err := db.prepareWrites(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
 	// Readers open after the writer has switched the file to WAL.
 	r, err := sql.Open("sqlite", path+"?"+rq.Encode())
 	if err != nil {
@@ -178,6 +210,10 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close releases the store's connections.
 func (db *DB) Close() error {
+	db.stmts.Range(func(_, s any) bool {
+		s.(*sql.Stmt).Close()
+		return true
+	})
 	err := db.w.Close()
 	if db.r != nil {
 		err = errors.Join(err, db.r.Close())

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -22,21 +23,26 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 	added := false
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		added = false
-		st, err := prepareTransition(ctx, tx)
+		st, err := db.prepareTransition(ctx, tx)
 		if err != nil {
 			return err
 		}
 		defer st.close()
-		st.counts = store.CountChanges{}
+		if err := st.load(ctx, ts); err != nil {
+			return err
+		}
 		for i, t := range ts {
 			run, err := st.apply(ctx, t)
 			if err != nil && !itemError(err) {
 				return fmt.Errorf("run %d: %w", t.RunID, err)
 			}
 			results[i] = store.Result{Run: run, Err: err}
-			added = added || (err == nil && st.evented)
 		}
-		return addCounts(ctx, tx, st.counts)
+		added = len(st.events) > 0
+		if err := st.writeEvents(ctx); err != nil {
+			return err
+		}
+		return db.addCounts(ctx, tx, st.counts)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("transition: %w", err)
@@ -53,43 +59,179 @@ func itemError(err error) bool {
 }
 
 type transitionStmts struct {
-	cur, update, delDecisions, addDecision, event *sql.Stmt
-	paused                                        *sql.Stmt
-	addHold, addHeld, delHolds, delWaiter         *sql.Stmt
-	tx                                            *sql.Tx
-	evented                                       bool // the last apply wrote an event
-	counts                                        store.CountChanges
-	led                                           *resource.Ledger // loaded by the first allocation
+	update, delDecisions, addDecision     *sql.Stmt
+	addHold, addHeld, delHolds, delWaiter *sql.Stmt
+	tx                                    *sql.Tx
+	db                                    *DB
+	led                                   *resource.Ledger // loaded by the first allocation
+	// What the batch knows, read once at its start and kept up to date
+	// as its items apply: the batch holds the write lock throughout.
+	cur    map[int64]*current
+	paused map[string]talon.Pause
+	// What the batch writes at its end, in one statement each.
+	events []eventRow
+	counts store.CountChanges
 }
 
-func prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error) {
-	st := &transitionStmts{tx: tx}
+// current is what a transition batch knows of one run.
+type current struct {
+	state                       talon.State
+	job, period, reason, answer string
+}
+
+// eventRow is a transition's event, written with the batch's others.
+type eventRow struct {
+	RunID  int64  `json:"r"`
+	Time   int64  `json:"t"`
+	From   string `json:"f"`
+	To     string `json:"s"`
+	Reason string `json:"m"`
+	Type   string `json:"y"`
+	Job    string `json:"j"`
+	Period string `json:"p"`
+}
+
+// load reads the batch's runs, and the paused jobs when a run may enter
+// ready, in two statements.
+func (st *transitionStmts) load(ctx context.Context, ts []store.Transition) error {
+	st.cur = make(map[int64]*current, len(ts))
+	st.counts = store.CountChanges{}
+	ids := make([]int64, 0, len(ts))
+	toReady := false
+	for _, t := range ts {
+		ids = append(ids, t.RunID)
+		toReady = toReady || t.To == talon.StateReady && !t.Mark
+	}
+	rows, err := st.query(ctx, qCurrent, idsJSON(ids))
+	if err != nil {
+		return fmt.Errorf("read runs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var state string
+		c := &current{}
+		if err := rows.Scan(&id, &state, &c.job, &c.period, &c.reason, &c.answer); err != nil {
+			return fmt.Errorf("read runs: %w", err)
+		}
+		c.state = talon.State(state)
+		st.cur[id] = c
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read runs: %w", err)
+	}
+	if !toReady {
+		return nil
+	}
+	// A paused job's runs stay blocked; deciding it here, under the
+	// write lock, means none slips through as the pause is written.
+	st.paused = map[string]talon.Pause{}
+	prows, err := st.query(ctx, qPaused)
+	if err != nil {
+		return fmt.Errorf("check pause: %w", err)
+	}
+	defer prows.Close()
+	for prows.Next() {
+		var p talon.Pause
+		var since int64
+		if err := prows.Scan(&p.Job, &p.By, &p.Reason, &since); err != nil {
+			return fmt.Errorf("check pause: %w", err)
+		}
+		p.Since = fromMicros(since)
+		st.paused[p.Job] = p
+	}
+	if err := prows.Err(); err != nil {
+		return fmt.Errorf("check pause: %w", err)
+	}
+	return nil
+}
+
+// writeEvents writes the batch's events.
+func (st *transitionStmts) writeEvents(ctx context.Context) error {
+	return st.db.insertEvents(ctx, st.tx, st.events)
+}
+
+// insertEvents writes events in one statement, in order.
+func (db *DB) insertEvents(ctx context.Context, tx *sql.Tx, events []eventRow) error {
+	if len(events) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(events)
+	if err != nil {
+		return fmt.Errorf("record events: %w", err)
+	}
+	s, err := db.stmt(ctx, tx, qEvents)
+	if err == nil {
+		_, err = s.ExecContext(ctx, string(b))
+	}
+	if err != nil {
+		return fmt.Errorf("record events: %w", err)
+	}
+	return nil
+}
+
+// The write path's statements, prepared once (see DB.stmt).
+const (
+	// COALESCE keeps a column when its parameter is NULL ("not given").
+	qUpdateRun = `UPDATE runs SET state = ?, reason = ?, recheck_at = ?,
+		started = COALESCE(?, started), finished = COALESCE(?, finished),
+		owner = COALESCE(?, owner), handle = COALESCE(?, handle), executor = COALESCE(?, executor),
+		answer = COALESCE(?, answer)
+		WHERE id = ? AND state = ? RETURNING ` + runCols
+	qDelDecisions = `DELETE FROM decisions WHERE run_id = ?`
+	qAddDecision  = `INSERT INTO decisions (run_id, pos, constraint_name, action, reason, recheck_at)
+		VALUES (?, ?, ?, ?, ?, ?)`
+	qAddHold   = `INSERT INTO allocations (run_id, path, units, period, created) VALUES (?, ?, ?, ?, ?)`
+	qAddHeld   = `INSERT INTO held (run_id, path, units, period, created) VALUES (?, ?, ?, ?, ?)`
+	qDelHolds  = `DELETE FROM allocations WHERE run_id = ? AND period = ''`
+	qDelWaiter = `DELETE FROM waiters WHERE run_id = ?`
+	qCurrent   = `SELECT id, state, job, period, reason, answer FROM runs
+		WHERE id IN (SELECT value FROM json_each(?))`
+	qPaused = `SELECT job, paused_by, reason, since FROM paused_jobs`
+	qEvents = `INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
+		SELECT value ->> 'r', value ->> 't', value ->> 'f', value ->> 's', value ->> 'm', value ->> 'y', value ->> 'j', value ->> 'p'
+		FROM json_each(?) ORDER BY key`
+	// WHERE true lets SQLite tell the upsert's ON CONFLICT from a join.
+	qCounts = `INSERT INTO run_counts (job, period, state, n)
+		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?) WHERE true
+		ON CONFLICT (job, period, state) DO UPDATE SET n = n + excluded.n`
+	qSucceededCount = `SELECT n FROM run_counts WHERE job = ? AND period = ? AND state = 'succeeded'`
+	qSucceededRun   = `SELECT id FROM runs
+		WHERE job = ? AND period = ? AND state = 'succeeded' AND id <> ? LIMIT 1`
+	// +period keeps SQLite from walking the (job, period) index, which
+	// holds the period's history, instead of the live runs.
+	qTakenRun = `SELECT id, state FROM runs
+		WHERE ` + store.LiveStates + ` AND state IN ('ready', 'running') AND job = ? AND +period = ? AND id <> ?
+		ORDER BY id LIMIT 1`
+	qActiveCount = `SELECT count(*) FROM runs
+		WHERE ` + store.LiveStates + ` AND state IN ('ready', 'running') AND job = ? AND id <> ?`
+	qActiveRuns = `SELECT id FROM runs
+		WHERE ` + store.LiveStates + ` AND state IN ('ready', 'running') AND job = ? AND id <> ? ORDER BY id LIMIT ?`
+)
+
+// writeStmts are prepared when the store opens.
+var writeStmts = []string{qUpdateRun, qDelDecisions, qAddDecision, qAddHold, qAddHeld, qDelHolds, qDelWaiter,
+	qCurrent, qPaused, qEvents, qCounts, qSucceededCount, qSucceededRun, qTakenRun, qActiveCount, qActiveRuns,
+	qInsertRun, qRunByKey, qRunByFire}
+
+func (db *DB) prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error) {
+	st := &transitionStmts{tx: tx, db: db}
 	var err error
 	prep := func(q string) *sql.Stmt {
 		if err != nil {
 			return nil
 		}
 		var s *sql.Stmt
-		s, err = tx.PrepareContext(ctx, q)
+		s, err = db.stmt(ctx, tx, q)
 		return s
 	}
-	st.cur = prep(`SELECT state, job, period, reason, answer FROM runs WHERE id = ?`)
-	// COALESCE keeps a column when its parameter is NULL ("not given").
-	st.update = prep(`UPDATE runs SET state = ?, reason = ?, recheck_at = ?,
-		started = COALESCE(?, started), finished = COALESCE(?, finished),
-		owner = COALESCE(?, owner), handle = COALESCE(?, handle), executor = COALESCE(?, executor),
-		answer = COALESCE(?, answer)
-		WHERE id = ? AND state = ? RETURNING ` + runCols)
-	st.delDecisions = prep(`DELETE FROM decisions WHERE run_id = ?`)
-	st.addDecision = prep(`INSERT INTO decisions (run_id, pos, constraint_name, action, reason, recheck_at)
-		VALUES (?, ?, ?, ?, ?, ?)`)
-	st.paused = prep(`SELECT job, paused_by, reason, since FROM paused_jobs WHERE job = ?`)
-	st.event = prep(`INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-	st.addHold = prep(`INSERT INTO allocations (run_id, path, units, period, created) VALUES (?, ?, ?, ?, ?)`)
-	st.addHeld = prep(`INSERT INTO held (run_id, path, units, period, created) VALUES (?, ?, ?, ?, ?)`)
-	st.delHolds = prep(`DELETE FROM allocations WHERE run_id = ? AND period = ''`)
-	st.delWaiter = prep(`DELETE FROM waiters WHERE run_id = ?`)
+	st.update = prep(qUpdateRun)
+	st.delDecisions = prep(qDelDecisions)
+	st.addDecision = prep(qAddDecision)
+	st.addHold = prep(qAddHold)
+	st.addHeld = prep(qAddHeld)
+	st.delHolds = prep(qDelHolds)
+	st.delWaiter = prep(qDelWaiter)
 	if err != nil {
 		st.close()
 		return nil, err
@@ -97,8 +239,28 @@ func prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error
 	return st, nil
 }
 
+// query runs one of writeStmts in the batch's transaction.
+func (st *transitionStmts) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	s, err := st.db.stmt(ctx, st.tx, q)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(ctx, args...)
+}
+
+// queryRow is query for one row.
+func (st *transitionStmts) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	s, err := st.db.stmt(ctx, st.tx, q)
+	if err != nil {
+		// A *sql.Row cannot be made to carry an error; the statement
+		// that failed to prepare fails again, with its error, in tx.
+		return st.tx.QueryRowContext(ctx, q, args...)
+	}
+	return s.QueryRowContext(ctx, args...)
+}
+
 func (st *transitionStmts) close() {
-	for _, s := range []*sql.Stmt{st.cur, st.paused, st.update, st.delDecisions, st.addDecision, st.event, st.addHold, st.addHeld, st.delHolds, st.delWaiter} {
+	for _, s := range []*sql.Stmt{st.update, st.delDecisions, st.addDecision, st.addHold, st.addHeld, st.delHolds, st.delWaiter} {
 		if s != nil {
 			s.Close()
 		}
@@ -113,34 +275,19 @@ func nonEmpty(s string) any {
 }
 
 func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon.Run, error) {
-	var cur, job, period, reason, answer string
-	err := st.cur.QueryRowContext(ctx, t.RunID).Scan(&cur, &job, &period, &reason, &answer)
-	if errors.Is(err, sql.ErrNoRows) {
+	c := st.cur[t.RunID]
+	if c == nil {
 		return talon.Run{}, fmt.Errorf("run %d: %w", t.RunID, store.ErrNotFound)
 	}
-	if err != nil {
-		return talon.Run{}, err
-	}
-	from := talon.State(cur)
+	from, job, period := c.state, c.job, c.period
 	if err := store.CheckTransition(t, from); err != nil {
 		return talon.Run{}, err
 	}
-	if t.To == talon.StateReady && !t.Mark {
-		// A paused job's runs stay blocked; deciding it here, under the
-		// write lock, means none slips through as the pause is written.
-		var p talon.Pause
-		var since int64
-		err := st.paused.QueryRowContext(ctx, job).Scan(&p.Job, &p.By, &p.Reason, &since)
-		switch {
-		case err == nil:
-			p.Since = fromMicros(since)
-			return talon.Run{}, store.PausedFence(p)
-		case !errors.Is(err, sql.ErrNoRows):
-			return talon.Run{}, fmt.Errorf("check pause: %w", err)
-		}
+	if p, ok := st.paused[job]; ok && t.To == talon.StateReady && !t.Mark {
+		return talon.Run{}, store.PausedFence(p)
 	}
 	if t.To == talon.StateReady && t.Fence != nil {
-		if ferr, err := checkFence(ctx, st.tx, st.counts, t.RunID, job, period, t.Fence); err != nil {
+		if ferr, err := st.checkFence(ctx, t.RunID, job, period, t.Fence); err != nil {
 			return talon.Run{}, err
 		} else if ferr != nil {
 			return talon.Run{}, ferr
@@ -165,9 +312,9 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 	if t.To == talon.StateReady || t.To == talon.StateRunning {
 		owner = nonEmpty(t.Owner)
 	}
-	evented, newAnswer := store.Evented(t, from, reason, answer)
+	evented, newAnswer := store.Evented(t, from, c.reason, c.answer)
 	run, err := scanRun(st.update.QueryRowContext(ctx, string(t.To), t.Reason, nullMicros(t.RecheckAt),
-		started, finished, owner, nonEmpty(t.Handle), nonEmpty(t.Executor), nonEmpty(newAnswer), t.RunID, cur))
+		started, finished, owner, nonEmpty(t.Handle), nonEmpty(t.Executor), nonEmpty(newAnswer), t.RunID, string(from)))
 	if errors.Is(err, sql.ErrNoRows) {
 		// Cannot happen while this transaction holds the write lock, but
 		// the compare-and-set is the guarantee, not the lock.
@@ -177,6 +324,10 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 		return talon.Run{}, err
 	}
 	st.counts.Moved(job, period, from, t.To)
+	c.state, c.reason = t.To, t.Reason
+	if newAnswer != "" {
+		c.answer = newAnswer
+	}
 	if err := st.settle(ctx, t, from); err != nil {
 		return talon.Run{}, err
 	}
@@ -191,34 +342,29 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 			}
 		}
 	}
-	st.evented = evented
-	if st.evented {
-		if _, err := st.event.ExecContext(ctx, t.RunID, micros(now), cur, string(t.To), t.Reason,
-			string(talon.TransitionEvent(from, t.To)), job, period); err != nil {
-			return talon.Run{}, fmt.Errorf("record event: %w", err)
-		}
+	if evented {
+		st.events = append(st.events, eventRow{RunID: t.RunID, Time: micros(now), From: string(from), To: string(t.To),
+			Reason: t.Reason, Type: string(talon.TransitionEvent(from, t.To)), Job: job, Period: period})
 	}
 	return run, nil
 }
 
-// checkFence decides the fenced limits inside the write transaction.
-// pending holds the batch's changes to the counters, not yet written.
-func checkFence(ctx context.Context, tx *sql.Tx, pending store.CountChanges, runID int64, job, period string, f *store.Fence) (*store.FenceError, error) {
+// checkFence decides the fenced limits inside the write transaction,
+// counting the batch's own changes to the counters not yet written.
+func (st *transitionStmts) checkFence(ctx context.Context, runID int64, job, period string, f *store.Fence) (*store.FenceError, error) {
 	if f.OncePerPeriod {
 		// A succeeded run first, counted by the run counters; then the
 		// lowest run ready or running, through the index of live runs. No
 		// query walks the period's history.
 		var n int64
-		err := tx.QueryRowContext(ctx, `SELECT n FROM run_counts WHERE job = ? AND period = ? AND state = 'succeeded'`,
-			job, period).Scan(&n)
+		err := st.queryRow(ctx, qSucceededCount, job, period).Scan(&n)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("check once_per_period: %w", err)
 		}
-		n += int64(pending[store.CountKey{Job: job, Period: period, State: talon.StateSucceeded}])
+		n += int64(st.counts[store.CountKey{Job: job, Period: period, State: talon.StateSucceeded}])
 		if n > 0 {
 			var id int64
-			err := tx.QueryRowContext(ctx, `SELECT id FROM runs
-				WHERE job = ? AND period = ? AND state = 'succeeded' AND id <> ? LIMIT 1`, job, period, runID).Scan(&id)
+			err := st.queryRow(ctx, qSucceededRun, job, period, runID).Scan(&id)
 			switch {
 			case err == nil:
 				return store.OncePerPeriodFence(period, id, talon.StateSucceeded), nil
@@ -228,11 +374,7 @@ func checkFence(ctx context.Context, tx *sql.Tx, pending store.CountChanges, run
 		}
 		var id int64
 		var state string
-		// +period keeps SQLite from walking the (job, period) index,
-		// which holds the period's history, instead of the live runs.
-		err = tx.QueryRowContext(ctx, `SELECT id, state FROM runs
-			WHERE `+store.LiveStates+` AND state IN ('ready', 'running') AND job = ? AND +period = ? AND id <> ?
-			ORDER BY id LIMIT 1`, job, period, runID).Scan(&id, &state)
+		err = st.queryRow(ctx, qTakenRun, job, period, runID).Scan(&id, &state)
 		switch {
 		case err == nil:
 			return store.OncePerPeriodFence(period, id, talon.State(state)), nil
@@ -242,14 +384,11 @@ func checkFence(ctx context.Context, tx *sql.Tx, pending store.CountChanges, run
 	}
 	if f.MaxRunning > 0 {
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM runs
-			WHERE `+store.LiveStates+` AND state IN ('ready', 'running') AND job = ? AND id <> ?`, job, runID).Scan(&n); err != nil {
+		if err := st.queryRow(ctx, qActiveCount, job, runID).Scan(&n); err != nil {
 			return nil, fmt.Errorf("check max_running: %w", err)
 		}
 		if n >= f.MaxRunning {
-			rows, err := tx.QueryContext(ctx, `SELECT id FROM runs
-				WHERE `+store.LiveStates+` AND state IN ('ready', 'running') AND job = ? AND id <> ? ORDER BY id LIMIT ?`,
-				job, runID, store.FenceListMax)
+			rows, err := st.query(ctx, qActiveRuns, job, runID, store.FenceListMax)
 			if err != nil {
 				return nil, fmt.Errorf("check max_running: %w", err)
 			}
