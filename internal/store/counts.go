@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/talonhq/talon"
 )
@@ -68,4 +69,23 @@ func OnlyLive(states []talon.State) bool {
 		}
 	}
 	return len(states) > 0
+}
+
+// Stamps is the rule both stores apply to the times and owner a
+// transition writes, given the state it leaves and when it happens: a run
+// entering running starts then; a run entering a final state finishes
+// then, except that a mark of a finished run changes its outcome, not
+// when it ended; a run entering ready or running gets the transition's
+// owner when it names one. Nil and "" keep what the run has.
+func Stamps(t Transition, from talon.State, at time.Time) (started, finished *time.Time, owner string) {
+	if t.To == talon.StateRunning && from != talon.StateRunning {
+		started = &at
+	}
+	if t.To.Terminal() && !(t.Mark && from.Terminal()) {
+		finished = &at
+	}
+	if t.To == talon.StateReady || t.To == talon.StateRunning {
+		owner = t.Owner
+	}
+	return started, finished, owner
 }

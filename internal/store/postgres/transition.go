@@ -99,18 +99,7 @@ type wave struct {
 }
 
 func (w *wave) add(i int, t store.Transition, from talon.State, at time.Time, event bool, answer string) {
-	var started, finished *time.Time
-	var owner *string
-	if t.To == talon.StateRunning && from != talon.StateRunning {
-		started = &at
-	}
-	if t.To.Terminal() && !(t.Mark && from.Terminal()) {
-		// A mark of a finished run changes its outcome, not when it ended.
-		finished = &at
-	}
-	if (t.To == talon.StateReady || t.To == talon.StateRunning) && t.Owner != "" {
-		owner = &t.Owner
-	}
+	started, finished, owner := store.Stamps(t, from, at)
 	w.items = append(w.items, i)
 	w.ids = append(w.ids, t.RunID)
 	w.from = append(w.from, string(from))
@@ -119,7 +108,7 @@ func (w *wave) add(i int, t store.Transition, from talon.State, at time.Time, ev
 	w.recheck = append(w.recheck, timePtr(t.RecheckAt))
 	w.started = append(w.started, started)
 	w.fin = append(w.fin, finished)
-	w.owner = append(w.owner, owner)
+	w.owner = append(w.owner, strPtr(owner))
 	w.handle = append(w.handle, strPtr(t.Handle))
 	w.exec = append(w.exec, strPtr(t.Executor))
 	w.at = append(w.at, at)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/resource"
@@ -267,6 +268,14 @@ func (st *transitionStmts) close() {
 	}
 }
 
+// nullMicrosPtr is a time the store may not have: NULL when nil.
+func nullMicrosPtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return micros(*t)
+}
+
 func nonEmpty(s string) any {
 	if s == "" {
 		return nil
@@ -301,20 +310,10 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 			return talon.Run{}, ferr
 		}
 	}
-	var started, finished, owner any
-	if t.To == talon.StateRunning && from != talon.StateRunning {
-		started = micros(now)
-	}
-	if t.To.Terminal() && !(t.Mark && from.Terminal()) {
-		// A mark of a finished run changes its outcome, not when it ended.
-		finished = micros(now)
-	}
-	if t.To == talon.StateReady || t.To == talon.StateRunning {
-		owner = nonEmpty(t.Owner)
-	}
+	started, finished, owner := store.Stamps(t, from, now)
 	evented, newAnswer := store.Evented(t, from, c.reason, c.answer)
 	run, err := scanRun(st.update.QueryRowContext(ctx, string(t.To), t.Reason, nullMicros(t.RecheckAt),
-		started, finished, owner, nonEmpty(t.Handle), nonEmpty(t.Executor), nonEmpty(newAnswer), t.RunID, string(from)))
+		nullMicrosPtr(started), nullMicrosPtr(finished), nonEmpty(owner), nonEmpty(t.Handle), nonEmpty(t.Executor), nonEmpty(newAnswer), t.RunID, string(from)))
 	if errors.Is(err, sql.ErrNoRows) {
 		// Cannot happen while this transaction holds the write lock, but
 		// the compare-and-set is the guarantee, not the lock.
