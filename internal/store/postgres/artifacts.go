@@ -91,7 +91,7 @@ func (db *DB) ListArtifacts(ctx context.Context, f store.ArtifactFilter) ([]talo
 		q += " LIMIT " + arg(f.Limit)
 	}
 	var out []talon.Artifact
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.read(ctx, func(tx querier) error {
 		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
 			return err

@@ -98,7 +98,7 @@ func (db *DB) ResumeJob(ctx context.Context, job string) (talon.Pause, error) {
 // PausedJobs lists the paused jobs.
 func (db *DB) PausedJobs(ctx context.Context) ([]talon.Pause, error) {
 	var out []talon.Pause
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.read(ctx, func(tx querier) error {
 		rows, err := tx.Query(ctx, `SELECT job, paused_by, reason, since FROM paused_jobs ORDER BY job`)
 		if err != nil {
 			return err
@@ -153,7 +153,7 @@ func (db *DB) ListAudit(ctx context.Context, f store.AuditFilter) ([]talon.Audit
 		q += " LIMIT $" + strconv.Itoa(len(args))
 	}
 	var out []talon.AuditEntry
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.read(ctx, func(tx querier) error {
 		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
 			return err

@@ -15,7 +15,7 @@ import (
 
 // runExists turns an empty answer about a run into ErrNotFound when the
 // run itself is missing.
-func runExists(ctx context.Context, tx pgx.Tx, id int64) error {
+func runExists(ctx context.Context, tx querier, id int64) error {
 	var one int
 	err := tx.QueryRow(ctx, `SELECT 1 FROM runs WHERE id = $1`, id).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -28,7 +28,7 @@ func runExists(ctx context.Context, tx pgx.Tx, id int64) error {
 // the order they were given; ErrNotFound for unknown runs.
 func (db *DB) Decisions(ctx context.Context, runID int64) ([]talon.Decision, error) {
 	var out []talon.Decision
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.read(ctx, func(tx querier) error {
 		rows, err := tx.Query(ctx, `SELECT constraint_name, action, reason, recheck_at
 			FROM decisions WHERE run_id = $1 ORDER BY pos`, runID)
 		if err != nil {
@@ -109,7 +109,7 @@ func queryEvents(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]t
 // LastEventID returns the id of the newest event, 0 when there is none.
 func (db *DB) LastEventID(ctx context.Context) (int64, error) {
 	var id int64
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.read(ctx, func(tx querier) error {
 		return tx.QueryRow(ctx, `SELECT COALESCE(max(id), 0) FROM events`).Scan(&id)
 	})
 	if err != nil {
@@ -207,7 +207,7 @@ func (db *DB) ListPeriods(ctx context.Context, f store.PeriodFilter) ([]store.Pe
 		limit = f.Limit
 	}
 	var out []store.PeriodRow
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.read(ctx, func(tx querier) error {
 		out = nil
 		rows, err := tx.Query(ctx, `WITH p AS (
 				SELECT DISTINCT period FROM runs WHERE ($1 = '' OR job = $1) AND ($3 = '' OR period < $3)
@@ -317,7 +317,7 @@ func (db *DB) RequestCancel(ctx context.Context, runID int64, by string) error {
 // CancelRequests returns the cancel requests for owner's running runs.
 func (db *DB) CancelRequests(ctx context.Context, owner string) (map[int64]string, error) {
 	out := map[int64]string{}
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.read(ctx, func(tx querier) error {
 		clear(out)
 		rows, err := tx.Query(ctx, `SELECT id, cancel_by FROM runs
 			WHERE owner = $1 AND cancel_by IS NOT NULL AND state = 'running'`, owner)
@@ -345,7 +345,7 @@ func (db *DB) CancelRequests(ctx context.Context, owner string) (map[int64]strin
 func (db *DB) Cursor(ctx context.Context, job, trigger string) (time.Time, bool, error) {
 	var fired time.Time
 	found := true
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.read(ctx, func(tx querier) error {
 		err := tx.QueryRow(ctx, `SELECT fired FROM cursors WHERE job = $1 AND trigger_name = $2`,
 			job, trigger).Scan(&fired)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -415,7 +415,7 @@ func (db *DB) Heartbeat(ctx context.Context, in store.Instance) (time.Time, erro
 // Instances lists the scheduler instances known to the store, by id.
 func (db *DB) Instances(ctx context.Context) ([]store.Instance, error) {
 	var out []store.Instance
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.read(ctx, func(tx querier) error {
 		rows, err := tx.Query(ctx, `SELECT id, host, pid, started, heartbeat, log_dir FROM instances ORDER BY id`)
 		if err != nil {
 			return err

@@ -184,7 +184,7 @@ func scanWaiters(rows pgx.Rows) ([]resource.Waiter, error) {
 // Holds returns the resource holds of runs, or all of them.
 func (db *DB) Holds(ctx context.Context, runIDs []int64) ([]resource.Hold, error) {
 	var out []resource.Hold
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.read(ctx, func(tx querier) error {
 		q := `SELECT run_id, path, units, period FROM allocations`
 		var args []any
 		if len(runIDs) > 0 {
@@ -207,7 +207,7 @@ func (db *DB) Holds(ctx context.Context, runIDs []int64) ([]resource.Hold, error
 // Held returns every hold a run has taken, released or not.
 func (db *DB) Held(ctx context.Context, runID int64) ([]resource.Hold, error) {
 	var out []resource.Hold
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.read(ctx, func(tx querier) error {
 		rows, err := tx.Query(ctx, `SELECT run_id, path, units, period FROM held
 			WHERE run_id = $1 ORDER BY created, path, period`, runID)
 		if err != nil {
@@ -225,7 +225,7 @@ func (db *DB) Held(ctx context.Context, runID int64) ([]resource.Hold, error) {
 // Waiters returns the runs queued for resources.
 func (db *DB) Waiters(ctx context.Context) ([]resource.Waiter, error) {
 	var out []resource.Waiter
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.read(ctx, func(tx querier) error {
 		rows, err := tx.Query(ctx, readWaiters)
 		if err != nil {
 			return err
