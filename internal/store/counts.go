@@ -89,3 +89,27 @@ func Stamps(t Transition, from talon.State, at time.Time) (started, finished *ti
 	}
 	return started, finished, owner
 }
+
+// Settles is the rule both stores apply to a run's resources when a
+// transition moves it from the state it leaves: release says its holds
+// are released (it ended, or went back to blocked from ready or running);
+// unwait says it leaves the resource queue (it is released, it left
+// blocked, or a new decision of a blocked run no longer waits for
+// resources).
+func Settles(t Transition, from talon.State) (release, unwait bool) {
+	release = t.To.Terminal() || t.To == talon.StateBlocked && (from == talon.StateReady || from == talon.StateRunning)
+	unwait = release || from == talon.StateBlocked && t.To != talon.StateBlocked ||
+		from == talon.StateBlocked && t.To == talon.StateBlocked && t.Decisions != nil && !WaitsForResources(t.Decisions)
+	return release, unwait
+}
+
+// WaitsForResources reports whether decisions say the run waits for
+// resources.
+func WaitsForResources(ds []talon.Decision) bool {
+	for _, d := range ds {
+		if d.Constraint == "resources" && d.Action == talon.ActionBlock {
+			return true
+		}
+	}
+	return false
+}

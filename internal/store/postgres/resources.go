@@ -69,9 +69,7 @@ func (a *allocState) allocate(t store.Transition, now time.Time) *store.FenceErr
 // settle records the release and queue effects of an applied item (the
 // rules of store.Transition.Allocate).
 func (a *allocState) settle(t store.Transition, from talon.State) {
-	release := t.To.Terminal() || t.To == talon.StateBlocked && (from == talon.StateReady || from == talon.StateRunning)
-	unwait := release || from == talon.StateBlocked && t.To != talon.StateBlocked ||
-		from == talon.StateBlocked && t.To == talon.StateBlocked && t.Decisions != nil && !waitsForResources(t.Decisions)
+	release, unwait := store.Settles(t, from)
 	if release {
 		if a.led != nil {
 			a.led.Release(t.RunID)
@@ -93,15 +91,6 @@ func (a *allocState) settle(t store.Transition, from talon.State) {
 		}
 		a.setWait(t.RunID, nil)
 	}
-}
-
-func waitsForResources(ds []talon.Decision) bool {
-	for _, d := range ds {
-		if d.Constraint == "resources" && d.Action == talon.ActionBlock {
-			return true
-		}
-	}
-	return false
 }
 
 // queueWrites adds the batch's hold and queue changes to the write batch.

@@ -33,6 +33,7 @@ func (st *transitionStmts) allocate(ctx context.Context, t store.Transition, now
 			t.RunID, a.Priority, string(reqs), micros(now), reason); err != nil {
 			return nil, fmt.Errorf("queue run for resources: %w", err)
 		}
+		st.waiting[t.RunID] = true
 		return &store.FenceError{Constraint: "resources", Reason: reason}, nil
 	}
 	for _, h := range holds {
@@ -42,6 +43,9 @@ func (st *transitionStmts) allocate(ctx context.Context, t store.Transition, now
 			if _, err := ins.ExecContext(ctx, h.RunID, h.Path, h.Units, h.Period, micros(now)); err != nil {
 				return nil, fmt.Errorf("record resource holds: %w", err)
 			}
+		}
+		if h.Period == "" {
+			st.holding[h.RunID] = true
 		}
 	}
 	return nil, nil
@@ -77,35 +81,31 @@ func (st *transitionStmts) loadLedger(ctx context.Context, tree *resource.Tree, 
 // queue when it leaves blocked or is blocked by something else than
 // resources.
 func (st *transitionStmts) settle(ctx context.Context, t store.Transition, from talon.State) error {
-	release := t.To.Terminal() || t.To == talon.StateBlocked && (from == talon.StateReady || from == talon.StateRunning)
-	unwait := release || from == talon.StateBlocked && t.To != talon.StateBlocked ||
-		from == talon.StateBlocked && t.To == talon.StateBlocked && t.Decisions != nil && !waitsForResources(t.Decisions)
+	release, unwait := store.Settles(t, from)
+	// Rows exist only for the runs load found, and those the batch
+	// gave some: a DELETE for any other run would find nothing.
 	if release {
 		if st.led != nil {
 			st.led.Release(t.RunID)
 		}
-		if _, err := st.delHolds.ExecContext(ctx, t.RunID); err != nil {
-			return fmt.Errorf("release resources: %w", err)
+		if st.holding[t.RunID] {
+			if _, err := st.delHolds.ExecContext(ctx, t.RunID); err != nil {
+				return fmt.Errorf("release resources: %w", err)
+			}
 		}
 	}
 	if unwait {
 		if st.led != nil {
 			st.led.Unwait(t.RunID)
 		}
-		if _, err := st.delWaiter.ExecContext(ctx, t.RunID); err != nil {
-			return fmt.Errorf("leave resource queue: %w", err)
+		if st.waiting[t.RunID] {
+			if _, err := st.delWaiter.ExecContext(ctx, t.RunID); err != nil {
+				return fmt.Errorf("leave resource queue: %w", err)
+			}
+			delete(st.waiting, t.RunID)
 		}
 	}
 	return nil
-}
-
-func waitsForResources(ds []talon.Decision) bool {
-	for _, d := range ds {
-		if d.Constraint == "resources" && d.Action == talon.ActionBlock {
-			return true
-		}
-	}
-	return false
 }
 
 type querier interface {

@@ -69,6 +69,9 @@ type transitionStmts struct {
 	// as its items apply: the batch holds the write lock throughout.
 	cur    map[int64]*current
 	paused map[string]talon.Pause
+	// The batch's runs that hold resources (until released) or wait in
+	// the resource queue: the others have no rows to delete.
+	holding, waiting map[int64]bool
 	// What the batch writes at its end, in one statement each.
 	events []eventRow
 	counts store.CountChanges
@@ -121,6 +124,12 @@ func (st *transitionStmts) load(ctx context.Context, ts []store.Transition) erro
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read runs: %w", err)
 	}
+	st.holding, st.waiting = map[int64]bool{}, map[int64]bool{}
+	for q, set := range map[string]map[int64]bool{qHolding: st.holding, qWaiting: st.waiting} {
+		if err := st.readIDs(ctx, q, idsJSON(ids), set); err != nil {
+			return fmt.Errorf("read resource holds: %w", err)
+		}
+	}
 	if !toReady {
 		return nil
 	}
@@ -145,6 +154,23 @@ func (st *transitionStmts) load(ctx context.Context, ts []store.Transition) erro
 		return fmt.Errorf("check pause: %w", err)
 	}
 	return nil
+}
+
+// readIDs adds the run ids q answers to set.
+func (st *transitionStmts) readIDs(ctx context.Context, q string, arg any, set map[int64]bool) error {
+	rows, err := st.query(ctx, q, arg)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		set[id] = true
+	}
+	return rows.Err()
 }
 
 // writeEvents writes the batch's events.
@@ -188,8 +214,11 @@ const (
 	qDelWaiter = `DELETE FROM waiters WHERE run_id = ?`
 	qCurrent   = `SELECT id, state, job, period, reason, answer FROM runs
 		WHERE id IN (SELECT value FROM json_each(?))`
-	qPaused = `SELECT job, paused_by, reason, since FROM paused_jobs`
-	qEvents = `INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
+	qPaused  = `SELECT job, paused_by, reason, since FROM paused_jobs`
+	qHolding = `SELECT DISTINCT run_id FROM allocations
+		WHERE run_id IN (SELECT value FROM json_each(?)) AND period = ''`
+	qWaiting = `SELECT run_id FROM waiters WHERE run_id IN (SELECT value FROM json_each(?))`
+	qEvents  = `INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
 		SELECT value ->> 'r', value ->> 't', value ->> 'f', value ->> 's', value ->> 'm', value ->> 'y', value ->> 'j', value ->> 'p'
 		FROM json_each(?) ORDER BY key`
 	// WHERE true lets SQLite tell the upsert's ON CONFLICT from a join.
@@ -212,7 +241,7 @@ const (
 
 // writeStmts are prepared when the store opens.
 var writeStmts = []string{qUpdateRun, qDelDecisions, qAddDecision, qAddHold, qAddHeld, qDelHolds, qDelWaiter,
-	qCurrent, qPaused, qEvents, qCounts, qSucceededCount, qSucceededRun, qTakenRun, qActiveCount, qActiveRuns,
+	qCurrent, qPaused, qHolding, qWaiting, qEvents, qCounts, qSucceededCount, qSucceededRun, qTakenRun, qActiveCount, qActiveRuns,
 	qInsertRun, qRunByKey, qRunByFire}
 
 func (db *DB) prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error) {
