@@ -128,6 +128,9 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 	if len(ts) == 0 {
 		return nil, nil
 	}
+	if direct(ts) {
+		return db.transitionDirect(ctx, ts)
+	}
 	ids := make([]int64, 0, len(ts))
 	var maxRunningIDs, onceIDs, fencedIDs, readyIDs []int64
 	var tree *resource.Tree // of the first item that allocates
