@@ -97,6 +97,24 @@ var insertRun = `WITH ins AS (
 )
 SELECT * FROM ins`
 
+// countInserted is the CTE that counts the runs an insert's ins CTE
+// created (store.CountChanges): in key order, and after the runs, like
+// every transaction's counters.
+const countInserted = `, cnt AS (
+	INSERT INTO run_counts (job, period, state, n)
+	SELECT job, period, state, count(*) FROM ins GROUP BY job, period, state ORDER BY job, period, state
+	ON CONFLICT (job, period, state) DO UPDATE SET n = run_counts.n + EXCLUDED.n
+)
+SELECT * FROM ins`
+
+// counted turns insertRuns or insertRun into a statement that counts its
+// runs too.
+func counted(insert string) string {
+	return strings.TrimSuffix(insert, "\nSELECT * FROM ins") + countInserted
+}
+
+var insertRunsCounted, insertRunCounted = counted(insertRuns), counted(insertRun)
+
 // existingRuns finds the runs holding the unique keys of runs that were
 // not inserted: (job, key), or (job, period, trigger, fire time).
 var existingRuns = `SELECT ` + runCols + ` FROM runs
@@ -196,6 +214,12 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 		}
 	}
 
+	// A few runs (a trigger, the runs a success fires) go in one round
+	// trip; a large batch rather in two, reading back only the runs
+	// whose keys were taken instead of every key's.
+	if len(valid) <= oneTripMax && (len(unkeyed) == 0 || len(unkeyed) == 1 && len(keyed.job) == 0) {
+		return db.createOneTrip(ctx, valid, params, keys, order, &keyed, unkeyed)
+	}
 	var out []store.Created
 	err := db.pipeTx(ctx, func(tx *pipe) error {
 		out = make([]store.Created, len(valid))
@@ -308,6 +332,101 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 		}
 		for _, i := range missing {
 			r, ok := existing[keys[i]]
+			if !ok {
+				return fmt.Errorf("create run #%d: the run holding its key vanished", i)
+			}
+			out[i] = store.Created{Run: r}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create runs: %w", err)
+	}
+	return out, nil
+}
+
+// oneTripMax is the largest batch createOneTrip takes.
+const oneTripMax = 16
+
+// createOneTrip is CreateRuns in one round trip, for a batch whose runs
+// all have a unique key, or of one run without: BEGIN, the insert that
+// counts what it creates, the runs holding every key (read after the
+// insert, in the same transaction, so they include the new ones), COMMIT.
+// With one statement writing, the counters are still taken last and in
+// key order.
+func (db *DB) createOneTrip(ctx context.Context, valid []store.CreateRun, params []*string, keys []string, order []int, keyed *runArrays, unkeyed []int) ([]store.Created, error) {
+	var out []store.Created
+	err := db.pipeTx(ctx, func(tx *pipe) error {
+		out = make([]store.Created, len(valid))
+		b := &pgx.Batch{}
+		inserted := map[string]talon.Run{} // by unique key
+		existing := map[string]talon.Run{}
+		if len(unkeyed) == 1 {
+			i := unkeyed[0]
+			p := valid[i]
+			var finished, retryOf any
+			if p.State.Terminal() {
+				finished = p.Now
+			}
+			if p.RetryOf != 0 {
+				retryOf = p.RetryOf
+			}
+			b.Queue(insertRunCounted, p.Job, p.Period, p.Environment, string(p.State), p.Attempt, p.Executor, p.Trigger,
+				nil, nil, params[i], retryOf, p.Now, finished, p.Reason, tstz(p.NotBefore))
+		} else {
+			b.Queue(insertRunsCounted, keyed.job, keyed.period, keyed.env, keyed.state, keyed.attempt, keyed.executor,
+				keyed.trigger, keyed.fire, keyed.key, keyed.params, keyed.retryOf, keyed.created, keyed.finished,
+				keyed.reason, keyed.recheck)
+			var kJobs, kKeys, fJobs, fPeriods, fTriggers []string
+			var fFires []time.Time
+			for _, i := range order {
+				p := valid[i]
+				if p.Key != "" {
+					kJobs, kKeys = append(kJobs, p.Job), append(kKeys, p.Key)
+				} else {
+					fJobs, fPeriods, fTriggers = append(fJobs, p.Job), append(fPeriods, p.Period), append(fTriggers, p.Trigger)
+					fFires = append(fFires, p.FireTime.UTC().Truncate(time.Microsecond))
+				}
+			}
+			b.Queue(existingRuns, kJobs, kKeys, fJobs, fPeriods, fTriggers, fFires)
+		}
+		err := tx.send(ctx, b, true, func(br pgx.BatchResults, n int) error {
+			if len(unkeyed) == 1 {
+				r, err := scanRun(br.QueryRow())
+				if err != nil {
+					return fmt.Errorf("create run #%d: %w", unkeyed[0], err)
+				}
+				out[unkeyed[0]] = store.Created{Run: r, Created: true}
+				return nil
+			}
+			into := inserted
+			if n == 1 {
+				into = existing
+			}
+			if err := readRuns(br, func(r talon.Run) {
+				into[uniqueKey(r.Job, r.Key, r.Period, r.Trigger, r.FireTime)] = r
+			}); err != nil {
+				return fmt.Errorf("insert: %w", err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		// The first of the batch to name a key created its run; the others
+		// get that run, or the one that held the key before.
+		claimed := map[string]bool{}
+		for _, i := range order {
+			k := keys[i]
+			if k == "" {
+				continue
+			}
+			if r, ok := inserted[k]; ok && !claimed[k] {
+				claimed[k] = true
+				out[i] = store.Created{Run: r, Created: true}
+				continue
+			}
+			r, ok := existing[k]
 			if !ok {
 				return fmt.Errorf("create run #%d: the run holding its key vanished", i)
 			}
