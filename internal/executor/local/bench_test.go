@@ -37,7 +37,8 @@ func BenchmarkStart(b *testing.B) {
 const spawnWorkers = 8
 
 // BenchmarkLocalSpawn compares the local executor's rate of /bin/true
-// runs (Start with a log file, then Wait; spawnWorkers at once) with
+// runs (Start with a log file and a line handler, as the engine starts
+// them, then Wait; spawnWorkers at once) with
 // what os/exec alone does on the same machine in the same benchmark
 // (exec.Command("/bin/true").Run(), spawnWorkers at once). Each
 // iteration runs both, back to back, so a busy machine slows both
@@ -61,6 +62,8 @@ func BenchmarkLocalSpawn(b *testing.B) {
 			s.Run.ID = n
 			s.Env = []string{fmt.Sprintf("TALON_RUN_ID=%d", n), "TALON_JOB=load", "TALON_PERIOD=daily/2026-11-26"}
 			s.LogPath = filepath.Join(dir, "logs", "load", fmt.Sprintf("%d.log", n))
+			// As the engine does: it reads ::talon directives.
+			s.OnLine = func(string) {}
 			p, err := ex.Start(b.Context(), s)
 			if err != nil {
 				return err

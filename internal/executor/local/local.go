@@ -78,6 +78,8 @@ type Executor struct {
 	// command exited, when a process it left behind still holds the
 	// output open. Zero means DefaultWaitDelay.
 	WaitDelay time.Duration
+
+	supState // the supervisor of its runs, where there is one
 }
 
 var _ executor.Executor = (*Executor)(nil)
