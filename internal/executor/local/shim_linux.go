@@ -511,8 +511,12 @@ func (s *shim) mainExited(r *shimRun, ws syscall.WaitStatus) {
 // run's TALON_RUN_ID and nonce. Every other process of the run descends
 // from one of those. mu is held.
 func (s *shim) leftovers(r *shimRun) bool {
-	if err := syscall.Kill(-r.main, 0); err == nil || errors.Is(err, syscall.EPERM) {
-		return true
+	// Once the group is empty its id may be reused; as another run's
+	// command, it is not this run's group.
+	if s.mains[r.main] == nil {
+		if err := syscall.Kill(-r.main, 0); err == nil || errors.Is(err, syscall.EPERM) {
+			return true
+		}
 	}
 	for _, c := range s.children() {
 		p, ok := readProc(c)
@@ -644,7 +648,7 @@ func (s *shim) signalRun(r *shimRun, sig syscall.Signal) int {
 		if !desc[p.pid] {
 			continue
 		}
-		if p.pgid == r.main {
+		if p.pgid == r.main && (!r.mainDone || s.mains[r.main] == nil) {
 			group = true
 			roots[p.pid] = true
 		} else if s.mains[p.pid] == nil && environHas(p.pid, r.want...) {
@@ -720,7 +724,7 @@ func (s *shim) signalUnclaimed(sig syscall.Signal) {
 			}
 		}
 		for _, p := range ps {
-			if desc[p.pid] && p.pgid == r.main {
+			if desc[p.pid] && p.pgid == r.main && (!r.mainDone || s.mains[r.main] == nil) {
 				roots[p.pid] = true
 			}
 		}

@@ -385,10 +385,10 @@ func (sup *supervisor) handle(line string) {
 			p.log.Warn("local supervisor sent a bad status", "err", err)
 			// The run ended, but how is not known: as if the supervisor
 			// had died.
-			go p.end(nil)
+			p.end(nil)
 			return
 		}
-		go p.end(&st)
+		p.end(&st)
 	case "log":
 		if p := sup.procs[id]; p != nil {
 			p.log.Warn("local supervisor", "msg", arg)
