@@ -6,24 +6,37 @@
 // cancelling a run stops everything it started (SIGTERM, SIGKILL after a
 // grace period).
 //
-// On Linux each run has a supervisor: the scheduler starts its own
-// executable again as a small process that starts the command, stays its
-// parent, and is the subreaper of everything the command starts, so
-// descendants that leave the process group (setsid, double fork) are
-// still its own. Through a socket to the scheduler it notices the
-// scheduler's death (even a SIGKILL) and then kills the run's whole tree
-// at once; it also kills the tree when its self-fencing deadline passes
+// On Linux the runs have a supervisor: the executor starts its own
+// executable again, once (with its first run, and again after the
+// supervisor ended or sat idle), as a small process that starts each
+// run's command on request, stays its parent, and is the subreaper of
+// everything the commands start. It tells a run's processes by their
+// process group and by the run's TALON_RUN_ID and a nonce unique to the
+// execution (TALON_RUN_NONCE) in their environment, so descendants that
+// leave the process group (setsid, double fork) are still the run's.
+// Through a socket to the scheduler it notices the scheduler's death
+// (even a SIGKILL) and then kills every run's whole tree at once; it
+// also kills a run's tree when its self-fencing deadline passes
 // (executor.Fencer) while the scheduler is frozen or cut off from the
-// state store. When the command exits, the supervisor stops what it left
+// state store. When a command exits, the supervisor stops what it left
 // running (SIGTERM, SIGKILL after the grace period) before the outcome is
 // reported, so nothing of a run outlives it and a retry never overlaps
-// it. Before it exits, it writes the outcome to a status file beside the
-// run's log.
+// it. It keeps the outcome in a status file beside the run's log,
+// recorded when the command starts, when it exits and when the run ends.
+// Should the supervisor itself die, its commands get SIGKILL from the
+// kernel, and the scheduler kills what they left and reports the runs
+// ended.
+//
+// One supervisor for every run, rather than one per run: starting a
+// second Go program per run cost more than starting the command. The price is a process that leaves its group and also drops
+// TALON_RUN_ID and the nonce from its environment (an orphan of env -i):
+// nothing tells it from another run's, so the supervisor stops it only
+// once no run is going, or when the scheduler dies.
 //
 // A restarted scheduler cannot re-attach to a run still going: the
 // command is not its child and its output pipe is gone. Recover kills
 // whatever is left of the run (after checking it is the run's, by
-// TALON_RUN_ID and a nonce unique to the execution in its environment),
+// TALON_RUN_ID and the nonce in its environment), its supervisor first,
 // and declares it lost; but a run that ended while no scheduler watched
 // it is re-attached with the outcome its supervisor recorded, so a
 // success is never recorded as a failure.
@@ -78,6 +91,8 @@ type Executor struct {
 	// command exited, when a process it left behind still holds the
 	// output open. Zero means DefaultWaitDelay.
 	WaitDelay time.Duration
+
+	supState // the supervisor of its runs, where there is one
 }
 
 var _ executor.Executor = (*Executor)(nil)
@@ -278,7 +293,9 @@ var _ executor.Locator = (*Executor)(nil)
 // handle that carries the run's nonce, every process whose environment
 // holds the run's TALON_RUN_ID and nonce, its descendants, and the
 // members of the run's process group (the supervisor first, so it
-// records nothing about kills it did not make); with an old "pid:N"
+// records nothing about kills it did not make; its other runs' commands
+// die with it, but Recover is only asked about runs whose scheduler is
+// gone, and those are all recovered); with an old "pid:N"
 // handle, the process group N if one of its members holds the run's
 // TALON_RUN_ID. It returns only when they are gone, so a retry never
 // overlaps them.

@@ -148,8 +148,8 @@ func descendants(ps []proc, roots map[int]bool) map[int]bool {
 // the run's id (without a nonce nothing else tells the run from another
 // deployment's run of the same id). Then the members of group h.pid, if
 // one of them is the run's (the group id cannot be reused while a member
-// lives), and the descendants of all those. supervisors are those that
-// carry the supervisor's marker.
+// lives), and the descendants of all those. supervisors are the local
+// supervisors among them and their parents.
 func runProcs(ps []proc, runID int64, h handle) (all, supervisors map[int]bool) {
 	want := []string{"TALON_RUN_ID=" + strconv.FormatInt(runID, 10)}
 	if h.nonce != "" {
@@ -176,13 +176,36 @@ func runProcs(ps []proc, runID int64, h handle) (all, supervisors map[int]bool) 
 	all = descendants(ps, roots)
 	supervisors = map[int]bool{}
 	if h.nonce != "" {
+		// A supervisor is the parent of the command and of the orphans
+		// it adopted; one of protocol 1 (a supervisor per run) carries
+		// the run's nonce itself.
+		parent := map[int]int{}
+		for _, p := range ps {
+			parent[p.pid] = p.ppid
+		}
 		for pid := range all {
-			if environHas(pid, shimEnv+"="+shimVersion, nonceEnv+"="+h.nonce) {
-				supervisors[pid] = true
+			for _, c := range []int{pid, parent[pid]} {
+				if c > 1 && !supervisors[c] && isSupervisor(c) {
+					supervisors[c] = true
+				}
 			}
 		}
 	}
 	return all, supervisors
+}
+
+// isSupervisor says whether pid is a local supervisor, of any version.
+func isSupervisor(pid int) bool {
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return false
+	}
+	for kv := range bytes.SplitSeq(env, []byte{0}) {
+		if bytes.HasPrefix(kv, []byte(shimEnv+"=")) {
+			return true
+		}
+	}
+	return false
 }
 
 // killRun SIGKILLs every live process of the run that h names (see

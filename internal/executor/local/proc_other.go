@@ -34,6 +34,9 @@ func isNoProcess(err error) bool { return errors.Is(err, os.ErrProcessDone) }
 // elsewhere it leaves them alone.
 func killRun(*slog.Logger, int64, handle) int { return 0 }
 
+// supState is an Executor's supervisor: there is none here.
+type supState struct{}
+
 // supervised says whether runs are started under a supervisor: only on
 // Linux, which has subreapers and /proc.
 const supervised = false

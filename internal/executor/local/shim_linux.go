@@ -1,51 +1,64 @@
 package local
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
 )
 
-// The supervisor of a local run ("shim") is this program started again
-// by the scheduler, with shimEnv in its environment and the control
-// socket as descriptor ctlFD. The protocol on the socket is lines of
-// text; the first from the scheduler is a shimSpec in JSON:
+// The supervisor of local runs ("shim") is this program started again
+// by the scheduler, once per Executor (on the first run, and again after
+// it ended), with shimEnv in its environment and the control socket as
+// descriptor ctlFD. It starts the runs' commands on request and guards
+// them all. The protocol on the socket is lines of text; each message
+// about a run names it by a number the scheduler chose (ID):
 //
-//	scheduler → supervisor: SPEC | fence NANOSECONDS | cancel CAUSE
-//	supervisor → scheduler: started PID | error NOTEXIST(0|1) MESSAGE | exit STATUS
+//	scheduler → supervisor: spawn ID SPEC | fence ID NANOSECONDS | cancel ID CAUSE
+//	supervisor → scheduler: started ID PID | error ID NOTEXIST(0|1) MESSAGE | exit ID STATUS | log ID MESSAGE
 //
-// End of file from the scheduler means it died.
+// SPEC is a spawnSpec in JSON; when its Out is set, the message carries
+// the write end of the run's output pipe (SCM_RIGHTS), which the command
+// gets as its stdout and stderr. STATUS is a runStatus in JSON. End of
+// file from the scheduler means it died.
 const (
 	// shimEnv marks a supervisor; its value is the protocol's version.
-	// The supervisor removes it before it starts the command, so a talon
-	// that a job runs does not take itself for a supervisor.
+	// Commands never see it: each gets the environment the scheduler
+	// sends for it.
 	shimEnv     = "TALON_LOCAL_SHIM"
-	shimVersion = "1"
+	shimVersion = "2"
 	ctlFD       = 3
 	// shimName is the supervisor's name in ps and top.
 	shimName = "talon-shim"
 )
 
-// shimSpec says what the supervisor starts and how it guards it.
-type shimSpec struct {
+// spawnSpec says what the supervisor starts and how it guards it.
+type spawnSpec struct {
 	// Path and Args are the command as the scheduler resolved it
-	// (exec.Command in the scheduler's PATH).
+	// (exec.Command in the scheduler's PATH); Env is its whole
+	// environment.
 	Path string   `json:"path"`
 	Args []string `json:"args"`
 	Dir  string   `json:"dir,omitempty"`
+	Env  []string `json:"env"`
+	// Out says the message carries the output pipe; without it the
+	// command writes to /dev/null.
+	Out bool `json:"out,omitempty"`
 	// Grace is how long processes get between SIGTERM and SIGKILL.
 	Grace time.Duration `json:"grace"`
 	// Fence is the first self-fencing deadline, from now; 0 for none.
 	Fence time.Duration `json:"fence,omitempty"`
-	// Status is the status file to write at the end; "" for none.
+	// Status is the status file to keep; "" for none.
 	Status string `json:"status,omitempty"`
 	Nonce  string `json:"nonce"`
 	// Run is the run's id, recorded in the status file.
@@ -62,92 +75,102 @@ func init() {
 	//
 	// It exits with syscall.Exit, not os.Exit: in a binary built with the
 	// race detector (tests), os.Exit sleeps a second for the detector's
-	// final report, and every run would end a second late.
+	// final report.
 	if v, ok := os.LookupEnv(shimEnv); ok {
 		syscall.Exit(runShim(v))
 	}
 }
 
-// runShim is the supervisor's main. It starts the command, reports its
-// pid, guards it and its descendants until they are all gone, records
-// how the command ended, and returns the supervisor's exit code.
+// runShim is the supervisor's main. It serves the scheduler's requests
+// until the scheduler is gone (end of file) and every process it started
+// is gone too, and returns the supervisor's exit code.
 func runShim(version string) int {
 	var fst syscall.Stat_t
 	if version != shimVersion || syscall.Fstat(ctlFD, &fst) != nil || fst.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
-		fmt.Fprintf(os.Stderr, "talon: %s=%s is set, but this process was not started as the supervisor of a local run; remove the variable from the environment\n", shimEnv, version)
+		fmt.Fprintf(os.Stderr, "talon: %s=%s is set, but this process was not started as the supervisor of local runs; remove the variable from the environment\n", shimEnv, version)
 		return 2
 	}
-	// The command must not inherit the socket: the scheduler's death is
+	// The commands must not inherit the socket: the scheduler's death is
 	// seen as the end of file on it.
 	syscall.CloseOnExec(ctlFD)
-	ctl := os.NewFile(ctlFD, "talon-control")
-	rd := bufio.NewReader(ctl)
-	line, err := rd.ReadBytes('\n')
-	if err != nil {
-		return 2 // the scheduler died before it said what to run
-	}
-	var sp shimSpec
-	if err := json.Unmarshal(line, &sp); err != nil {
-		reply(ctl, "error 0 local supervisor: "+err.Error())
+	f := os.NewFile(ctlFD, "talon-control")
+	c, err := net.FileConn(f)
+	f.Close()
+	uc, ok := c.(*net.UnixConn)
+	if err != nil || !ok {
 		return 2
 	}
-	_ = os.Unsetenv(shimEnv)
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return 2
+	}
 	setName(shimName)
-	// Whoever signals the supervisor, it stops the command's tree before
-	// it exits rather than leave it behind. A write to the scheduler after
-	// it died must fail, not kill the supervisor with SIGPIPE.
+	// Whoever signals the supervisor, it stops the commands' trees
+	// before they are reported, rather than leave them behind. A write to
+	// the scheduler after it died must fail, not kill the supervisor
+	// with SIGPIPE.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	// Every child's end is a SIGCHLD, registered before the first fork.
+	chld := make(chan os.Signal, 1)
+	signal.Notify(chld, syscall.SIGCHLD)
 	// As the subreaper, the supervisor becomes the parent of every
-	// descendant whose parent dies: a process that leaves the command's
+	// descendant whose parent dies: a process that leaves its command's
 	// group (setsid, double fork) is still found among its descendants.
 	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
-		reply(ctl, "error 0 local supervisor: become subreaper: "+errno.Error())
+		_, _ = uc.Write([]byte("log 0 become subreaper: " + errno.Error() + "\n"))
 		return 2
 	}
-	pid, err := startCommand(sp)
-	if err != nil {
-		notExist := 0
-		if errors.Is(err, os.ErrNotExist) {
-			notExist = 1
-		}
-		reply(ctl, fmt.Sprintf("error %d %s", notExist, err))
-		return 0
+	s := &shim{
+		self:    os.Getpid(),
+		nullF:   null,
+		null:    int(null.Fd()),
+		runs:    map[uint64]*shimRun{},
+		mains:   map[int]*shimRun{},
+		quit:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		kidsBuf: make([]byte, 512),
 	}
-	s := &shim{ctl: ctl, sp: sp, main: pid}
-	s.st.Nonce, s.st.Pid, s.st.Run, s.st.Started = sp.Nonce, s.main, sp.Run, time.Now().UTC()
-	// A first record, before the scheduler hears of the start: should it
-	// die (or freeze) before it records the run running, a peer still
-	// finds this execution from the run alone (Locate) and neither loses
-	// its outcome nor misses a process to kill.
-	if sp.Status != "" {
-		if err := writeStatus(sp.Status, s.st); err != nil {
-			fmt.Fprintf(os.Stderr, "talon: local supervisor: %v\n", err)
+	go s.writeLoop(uc)
+	go s.reapLoop(chld)
+	go func() {
+		for range sigs {
+			s.mu.Lock()
+			for _, r := range s.runs {
+				// The command gets the signal as if it were sent to it;
+				// its outcome is its own.
+				s.stop(r, "", "", false)
+			}
+			s.mu.Unlock()
 		}
+	}()
+	s.readLoop(uc)
+	s.mu.Lock()
+	s.dead = true
+	for _, r := range s.runs {
+		s.stop(r, killedSchedulerDied, "", true)
 	}
-	reply(ctl, "started "+strconv.Itoa(pid))
-	s.run(rd, sigs)
+	s.maybeQuit()
+	s.mu.Unlock()
+	<-s.quit
+	s.killAll()
 	return 0
 }
 
-// startCommand starts the command as exec.Cmd would with a nil Stdin
-// and the supervisor's own stdout and stderr (the scheduler's output
-// pipe, handed on as is), and the same errors. syscall.ForkExec rather
-// than os/exec: the supervisor waits for its children itself, and os
-// would first fork a probe for pidfd support, on every run.
-func startCommand(sp shimSpec) (int, error) {
-	null, err := os.Open(os.DevNull)
-	if err != nil {
-		return 0, err
+// startCommand starts the command as exec.Cmd would, with the given
+// stdout and stderr, and the same errors. syscall.ForkExec rather than
+// os/exec: the supervisor waits for its children itself.
+func (s *shim) startCommand(sp spawnSpec, out int) (int, error) {
+	if out < 0 {
+		out = s.null
 	}
-	defer null.Close()
 	pid, err := syscall.ForkExec(sp.Path, sp.Args, &syscall.ProcAttr{
 		Dir:   sp.Dir,
-		Env:   os.Environ(),
-		Files: []uintptr{null.Fd(), 1, 2},
+		Env:   sp.Env,
+		Files: []uintptr{uintptr(s.null), uintptr(out), uintptr(out)},
 		// Its own group, as without a supervisor; SIGKILL if the
-		// supervisor is killed (the scheduler then kills the rest).
+		// supervisor is killed (whoever kills it kills the rest).
 		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 	})
 	if err != nil {
@@ -167,242 +190,578 @@ func setName(name string) {
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0)
 }
 
-// reply sends one line to the scheduler; if it is gone, nobody listens.
-func reply(ctl *os.File, line string) {
-	_, _ = ctl.WriteString(oneLine(line) + "\n")
-}
-
 // oneLine keeps a message on its line of the protocol.
 func oneLine(s string) string {
 	return strings.NewReplacer("\n", " ", "\r", " ").Replace(s)
 }
 
-// shim is the state of a supervisor once the command runs.
+// shim is the state of a supervisor. mu guards it all; the goroutines
+// that read the socket, reap children, start commands and fire timers
+// each take it.
 type shim struct {
-	ctl  *os.File
-	sp   shimSpec
-	main int // the command's pid, which leads its process group
-	st   runStatus
+	self  int
+	nullF *os.File // kept, or the collector would close null
+	null  int      // /dev/null, the commands' stdin
+
+	kids    *os.File // its main thread's children file (see children)
+	kidsBuf []byte
+	noKids  bool // the kernel has no children file
+
+	mu       sync.Mutex
+	runs     map[uint64]*shimRun // by the scheduler's ID, until reported
+	mains    map[int]*shimRun    // by the command's pid, until reaped
+	spawning int                 // spawn requests not yet started or failed
+	dead     bool                // the scheduler's end closed
+	quit     chan struct{}       // closed when dead with nothing left to guard
+	quitting bool
+
+	qmu    sync.Mutex
+	queue  []string // lines for the scheduler, in order
+	wake   chan struct{}
+	broken bool // the scheduler can no longer be written to
+}
+
+// shimRun is one run the supervisor guards.
+type shimRun struct {
+	id     uint64
+	sp     spawnSpec
+	main   int // the command's pid, which leads its process group
+	status *os.File
+	st     runStatus
+	want   []string // the environment entries that mark its processes
 
 	mainDone bool // the command was reaped
 	stopping bool // its tree got SIGTERM
 	killing  bool // its tree gets SIGKILL until nothing is left
-	graceC   <-chan time.Time
-	tickC    <-chan time.Time
+	done     bool // reported
+	grace    *time.Timer
+	fence    *time.Timer
+	tick     *time.Timer
 	// killDeadline is when the supervisor stops trying to kill
 	// processes that survive SIGKILL.
 	killDeadline time.Time
 }
 
-type ctlMsg struct {
-	op    string // "fence", "cancel"
-	d     time.Duration
-	cause string
-}
-
-type reapMsg struct {
-	ws        syscall.WaitStatus
-	leftovers bool // the command's end left other processes
-	done      bool // no process of the run is left
-}
-
-// killTick is how often a supervisor that is killing its tree looks for
-// processes that a dying parent forked while it read /proc.
+// killTick is how often a supervisor that is killing a run's tree looks
+// for processes that a dying parent forked while it read /proc.
 const killTick = 20 * time.Millisecond
 
-func (s *shim) run(rd *bufio.Reader, sigs <-chan os.Signal) {
-	ctlc := make(chan ctlMsg, 8)
-	go readControl(rd, ctlc)
-	reaped := make(chan reapMsg, 2)
-	go reap(s.main, reaped)
+// send queues a line for the scheduler. It never blocks: a scheduler
+// that is frozen must not stop the supervisor from guarding its runs.
+func (s *shim) send(line string) {
+	s.qmu.Lock()
+	s.queue = append(s.queue, oneLine(line)+"\n")
+	s.qmu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
 
-	var fence *time.Timer
-	var fenceC <-chan time.Time
-	setFence := func(d time.Duration) {
-		if fence == nil {
-			fence = time.NewTimer(d)
-			fenceC = fence.C
-		} else {
-			fence.Reset(d)
+func (s *shim) writeLoop(c *net.UnixConn) {
+	for range s.wake {
+		s.qmu.Lock()
+		q := s.queue
+		s.queue = nil
+		s.qmu.Unlock()
+		if len(q) > 0 && !s.broken {
+			if _, err := c.Write([]byte(strings.Join(q, ""))); err != nil {
+				s.broken = true
+			}
 		}
 	}
-	if s.sp.Fence > 0 {
-		setFence(s.sp.Fence)
-	}
+}
+
+// readLoop serves the scheduler's messages until the end of file: the
+// scheduler died (or was killed: SIGKILL closes its descriptors too), or
+// let the supervisor go.
+func (s *shim) readLoop(c *net.UnixConn) {
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, syscall.CmsgSpace(4*4))
+	var pending []byte
+	var fds []int
 	for {
-		select {
-		case m, ok := <-ctlc:
-			switch {
-			case !ok:
-				ctlc = nil
-				s.stop(killedSchedulerDied, "", true)
-			case m.op == "fence" && m.d > 0 && !s.killing:
-				setFence(m.d)
-			case m.op == "cancel":
-				s.stop(killedCancel, m.cause, false)
+		n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		if oobn > 0 {
+			fds = append(fds, unixRights(oob[:oobn])...)
+		}
+		pending = append(pending, buf[:n]...)
+		for {
+			i := bytes.IndexByte(pending, '\n')
+			if i < 0 {
+				break
 			}
-		case <-fenceC:
-			s.stop(killedLease, "", true)
-		case <-sigs:
-			// The command gets the signal as if it were sent to it; its
-			// outcome is its own.
-			s.stop("", "", false)
-		case <-s.graceC:
-			s.kill()
-		case <-s.tickC:
-			if left := s.signalTree(syscall.SIGKILL); left > 0 && s.mainDone && time.Now().After(s.killDeadline) {
-				// Processes it may not signal (they changed user, as
-				// sudo's children do) must not hold the run forever.
-				fmt.Fprintf(os.Stderr, "talon: local supervisor: %d processes of the run could not be killed; leaving them\n", left)
-				s.finish()
-				return
+			line := string(pending[:i])
+			pending = pending[i+1:]
+			fds = s.handle(line, fds)
+		}
+		if err != nil || (n == 0 && oobn == 0) {
+			for _, fd := range fds {
+				syscall.Close(fd)
 			}
-		case r := <-reaped:
-			if r.done {
-				s.finish()
-				return
+			return
+		}
+	}
+}
+
+// unixRights returns the descriptors a control message carries.
+func unixRights(oob []byte) []int {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	var fds []int
+	for _, m := range msgs {
+		if f, err := syscall.ParseUnixRights(&m); err == nil {
+			fds = append(fds, f...)
+		}
+	}
+	return fds
+}
+
+// handle acts on one message and returns the descriptors it left.
+func (s *shim) handle(line string, fds []int) []int {
+	op, rest, _ := strings.Cut(line, " ")
+	idS, arg, _ := strings.Cut(rest, " ")
+	id, err := strconv.ParseUint(idS, 10, 64)
+	if err != nil {
+		s.send("log 0 bad message from the scheduler: " + line)
+		return fds
+	}
+	switch op {
+	case "spawn":
+		var sp spawnSpec
+		if err := json.Unmarshal([]byte(arg), &sp); err != nil {
+			s.send("error " + idS + " 0 local supervisor: " + err.Error())
+			return fds
+		}
+		out := -1
+		if sp.Out {
+			if len(fds) == 0 {
+				s.send("error " + idS + " 0 local supervisor: no output pipe came with the request")
+				return fds
 			}
-			s.mainDone = true
-			if r.ws.Exited() {
-				s.st.Exited, s.st.ExitCode = true, r.ws.ExitStatus()
-			} else {
-				s.st.Signal = int(r.ws.Signal())
+			out, fds = fds[0], fds[1:]
+		}
+		s.mu.Lock()
+		s.spawning++
+		s.mu.Unlock()
+		go s.spawn(id, sp, out)
+	case "fence":
+		n, err := strconv.ParseInt(arg, 10, 64)
+		s.mu.Lock()
+		if r := s.runs[id]; r != nil && err == nil && n > 0 && !r.killing {
+			s.setFence(r, time.Duration(n))
+		}
+		s.mu.Unlock()
+	case "cancel":
+		s.mu.Lock()
+		if r := s.runs[id]; r != nil {
+			s.stop(r, killedCancel, arg, false)
+		}
+		s.mu.Unlock()
+	}
+	return fds
+}
+
+// spawn starts a run's command, writes the status file's first record
+// and reports the start. Requests are served at once, each on its own
+// goroutine: creating a file can take long on some file systems, and
+// forks are serialised by the runtime anyway.
+func (s *shim) spawn(id uint64, sp spawnSpec, out int) {
+	idS := strconv.FormatUint(id, 10)
+	var status *os.File
+	if sp.Status != "" {
+		// One file per execution, records appended: the status at any
+		// time is its last complete line (see readStatus), without the
+		// cost of a new file per record.
+		f, err := os.OpenFile(sp.Status, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+		if err != nil {
+			s.send("log " + idS + " " + err.Error())
+		} else {
+			status = f
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.spawning--
+	// Under mu, so the command's end, however soon, is handled after it
+	// is known as a run's.
+	pid, err := s.startCommand(sp, out)
+	if out >= 0 {
+		syscall.Close(out)
+	}
+	if err != nil {
+		if status != nil {
+			status.Close()
+			_ = os.Remove(sp.Status)
+		}
+		notExist := 0
+		if errors.Is(err, os.ErrNotExist) {
+			notExist = 1
+		}
+		s.send(fmt.Sprintf("error %s %d %s", idS, notExist, err))
+		s.maybeQuit()
+		return
+	}
+	r := &shimRun{id: id, sp: sp, main: pid, status: status,
+		want: []string{"TALON_RUN_ID=" + strconv.FormatInt(sp.Run, 10), nonceEnv + "=" + sp.Nonce}}
+	r.st.Nonce, r.st.Pid, r.st.Run, r.st.Started = sp.Nonce, pid, sp.Run, time.Now().UTC()
+	s.runs[id] = r
+	s.mains[pid] = r
+	// A first record, before the scheduler hears of the start: should it
+	// die (or freeze) before it records the run running, a peer still
+	// finds this execution from the run alone (Locate) and neither loses
+	// its outcome nor misses a process to kill.
+	s.record(r)
+	s.send("started " + idS + " " + strconv.Itoa(pid))
+	if sp.Fence > 0 {
+		s.setFence(r, sp.Fence)
+	}
+	if s.dead {
+		s.stop(r, killedSchedulerDied, "", true)
+	}
+}
+
+// record appends the run's status to its status file. mu is held.
+func (s *shim) record(r *shimRun) {
+	if r.status == nil {
+		return
+	}
+	b, err := json.Marshal(r.st)
+	if err == nil {
+		_, err = r.status.Write(append(b, '\n'))
+	}
+	if err != nil {
+		s.send("log " + strconv.FormatUint(r.id, 10) + " write status: " + err.Error())
+	}
+}
+
+func (s *shim) setFence(r *shimRun, d time.Duration) {
+	if r.fence != nil {
+		r.fence.Reset(d)
+		return
+	}
+	r.fence = time.AfterFunc(d, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !r.done {
+			s.stop(r, killedLease, "", true)
+		}
+	})
+}
+
+// reapLoop waits for every child of the supervisor: the commands, and
+// the descendants reparented to it.
+func (s *shim) reapLoop(chld <-chan os.Signal) {
+	for range chld {
+		for {
+			var ws syscall.WaitStatus
+			pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG|syscall.WALL, nil)
+			if errors.Is(err, syscall.EINTR) {
+				continue
 			}
-			// The command's own end is recorded at once, before its
-			// leftovers are stopped (a grace period): a scheduler frozen
-			// meanwhile, and a peer that recovers the run and kills this
-			// supervisor, must not lose it.
-			if s.sp.Status != "" && s.st.Killed == "" {
-				if err := writeStatus(s.sp.Status, s.st); err != nil {
-					fmt.Fprintf(os.Stderr, "talon: local supervisor: %v\n", err)
+			if err != nil || pid <= 0 {
+				break
+			}
+			s.mu.Lock()
+			if r := s.mains[pid]; r != nil {
+				delete(s.mains, pid)
+				s.mainExited(r, ws)
+			}
+			s.mu.Unlock()
+		}
+		// Any end may be the last of a run's leftovers.
+		s.mu.Lock()
+		for _, r := range s.runs {
+			if r.mainDone && !s.leftovers(r) {
+				s.finish(r)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// mainExited records how the run's command ended. mu is held.
+func (s *shim) mainExited(r *shimRun, ws syscall.WaitStatus) {
+	r.mainDone = true
+	if ws.Exited() {
+		r.st.Exited, r.st.ExitCode = true, ws.ExitStatus()
+	} else {
+		r.st.Signal = int(ws.Signal())
+	}
+	// The command's own end is recorded at once, before its leftovers
+	// are stopped (a grace period): a scheduler frozen meanwhile, and a
+	// peer that recovers the run and kills this supervisor, must not lose
+	// it.
+	if r.st.Killed == "" {
+		s.record(r)
+	}
+	if !s.leftovers(r) {
+		s.finish(r)
+		return
+	}
+	// What the command left running ends with the run.
+	s.stop(r, "", "", false)
+}
+
+// leftovers says whether a process of the run is alive, cheaply enough
+// to ask at every end: a member of its process group, or a child of the
+// supervisor (an orphan it adopted) that is in the group or carries the
+// run's TALON_RUN_ID and nonce. Every other process of the run descends
+// from one of those. mu is held.
+func (s *shim) leftovers(r *shimRun) bool {
+	// Once the group is empty its id may be reused; as another run's
+	// command, it is not this run's group.
+	if s.mains[r.main] == nil {
+		if err := syscall.Kill(-r.main, 0); err == nil || errors.Is(err, syscall.EPERM) {
+			return true
+		}
+	}
+	for _, c := range s.children() {
+		p, ok := readProc(c)
+		if ok && !p.zombie && (p.pgid == r.main || environHas(c, r.want...)) {
+			return true
+		}
+	}
+	return false
+}
+
+// children lists the supervisor's children that are not a going run's
+// command: the orphans it adopted. The kernel hands an orphan to the
+// subreaper's main thread (the first live one), so its children file
+// lists them all; it is kept open and read again from the start, which
+// costs one system call. Where the kernel has no such file, all of /proc
+// is read.
+func (s *shim) children() []int {
+	if s.kids == nil && !s.noKids {
+		f, err := os.Open("/proc/self/task/" + strconv.Itoa(s.self) + "/children")
+		if err != nil {
+			s.noKids = true
+		} else {
+			s.kids = f
+		}
+	}
+	var out []int
+	if s.kids != nil {
+		buf := s.kidsBuf[:cap(s.kidsBuf)]
+		for {
+			n, err := s.kids.ReadAt(buf, 0)
+			if err != nil && !errors.Is(err, io.EOF) {
+				break
+			}
+			if n == len(buf) {
+				buf = make([]byte, 2*len(buf))
+				continue
+			}
+			s.kidsBuf = buf
+			for _, f := range strings.Fields(string(buf[:n])) {
+				if pid, err := strconv.Atoi(f); err == nil && s.mains[pid] == nil {
+					out = append(out, pid)
 				}
 			}
-			if r.leftovers {
-				// What the command left running ends with the run.
-				s.stop("", "", false)
-			}
+			return out
 		}
 	}
+	for _, p := range procs() {
+		if p.ppid == s.self && s.mains[p.pid] == nil {
+			out = append(out, p.pid)
+		}
+	}
+	return out
 }
 
 // stop ends the run's tree: at once (SIGKILL) or gracefully (SIGTERM,
 // SIGKILL after the grace period). killed says why, unless the command
-// had already ended by itself; the first reason stands.
-func (s *shim) stop(killed, cause string, now bool) {
-	if killed != "" && !s.mainDone && s.st.Killed == "" {
-		s.st.Killed, s.st.Cause = killed, cause
+// had already ended by itself; the first reason stands. mu is held.
+func (s *shim) stop(r *shimRun, killed, cause string, now bool) {
+	if r.done {
+		return
+	}
+	if killed != "" && !r.mainDone && r.st.Killed == "" {
+		r.st.Killed, r.st.Cause = killed, cause
 	}
 	if now {
-		s.kill()
+		s.kill(r)
 		return
 	}
-	if s.stopping || s.killing {
+	if r.stopping || r.killing {
 		return
 	}
-	s.stopping = true
-	s.signalTree(syscall.SIGTERM)
-	s.graceC = time.After(s.sp.Grace)
+	r.stopping = true
+	s.signalRun(r, syscall.SIGTERM)
+	r.grace = time.AfterFunc(r.sp.Grace, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !r.done {
+			s.kill(r)
+		}
+	})
 }
 
-func (s *shim) kill() {
-	if s.killing {
+func (s *shim) kill(r *shimRun) {
+	if r.killing {
 		return
 	}
-	s.killing = true
-	s.killDeadline = time.Now().Add(killTimeout)
-	s.signalTree(syscall.SIGKILL)
-	s.tickC = time.NewTicker(killTick).C
+	r.killing = true
+	r.killDeadline = time.Now().Add(killTimeout)
+	s.signalRun(r, syscall.SIGKILL)
+	r.tick = time.AfterFunc(killTick, func() { s.killTick(r) })
 }
 
-// signalTree sends sig to the command's process group and to every
-// descendant of the supervisor, wherever its group, and returns how many
-// descendants it found.
-func (s *shim) signalTree(sig syscall.Signal) int {
+func (s *shim) killTick(r *shimRun) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.done {
+		return
+	}
+	left := s.signalRun(r, syscall.SIGKILL)
+	if r.mainDone {
+		if !s.leftovers(r) {
+			s.finish(r)
+			return
+		}
+		if left > 0 && time.Now().After(r.killDeadline) {
+			// Processes it may not signal (they changed user, as sudo's
+			// children do) must not hold the run forever.
+			s.send(fmt.Sprintf("log %d %d processes of the run could not be killed; leaving them", r.id, left))
+			s.finish(r)
+			return
+		}
+	}
+	r.tick.Reset(killTick)
+}
+
+// signalRun sends sig to the run's process group and to every
+// descendant of the supervisor that is in the group or carries the run's
+// TALON_RUN_ID and nonce, and to their descendants; it returns how many
+// processes it found. mu is held.
+func (s *shim) signalRun(r *shimRun, sig syscall.Signal) int {
 	ps := procs()
-	self := os.Getpid()
-	desc := descendants(ps, map[int]bool{self: true})
-	delete(desc, self)
+	desc := descendants(ps, map[int]bool{s.self: true})
+	delete(desc, s.self)
 	// Until the command is reaped its pid, hence its group id, cannot be
 	// reused; after, only while a member of the group lives.
-	group := !s.mainDone
+	group := !r.mainDone
+	roots := map[int]bool{}
 	for _, p := range ps {
-		if desc[p.pid] && p.pgid == s.main {
+		if !desc[p.pid] {
+			continue
+		}
+		if p.pgid == r.main && (!r.mainDone || s.mains[r.main] == nil) {
 			group = true
+			roots[p.pid] = true
+		} else if s.mains[p.pid] == nil && environHas(p.pid, r.want...) {
+			roots[p.pid] = true
 		}
 	}
 	if group {
-		_ = syscall.Kill(-s.main, sig)
+		_ = syscall.Kill(-r.main, sig)
 	}
-	for pid := range desc {
+	tree := descendants(ps, roots)
+	for pid := range tree {
 		_ = syscall.Kill(pid, sig)
 	}
-	return len(desc)
+	return len(tree)
 }
 
 // finish records the outcome, in the status file and to the scheduler.
-func (s *shim) finish() {
-	s.st.Ended = time.Now().UTC()
-	if s.sp.Status != "" {
-		if err := writeStatus(s.sp.Status, s.st); err != nil {
-			fmt.Fprintf(os.Stderr, "talon: local supervisor: %v\n", err)
-		}
-	}
-	b, err := json.Marshal(s.st)
-	if err != nil {
+// mu is held.
+func (s *shim) finish(r *shimRun) {
+	if r.done {
 		return
 	}
-	reply(s.ctl, "exit "+string(b))
+	r.done = true
+	for _, t := range []*time.Timer{r.grace, r.fence, r.tick} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	r.st.Ended = time.Now().UTC()
+	s.record(r)
+	if r.status != nil {
+		r.status.Close()
+	}
+	delete(s.runs, r.id)
+	if b, err := json.Marshal(r.st); err == nil {
+		s.send("exit " + strconv.FormatUint(r.id, 10) + " " + string(b))
+	}
+	if len(s.runs) == 0 && !s.dead {
+		s.sweep(r.sp.Grace)
+	}
+	s.maybeQuit()
 }
 
-// readControl passes the scheduler's messages on, and closes out at the
-// end of file: the scheduler died (or was killed: SIGKILL closes its
-// descriptors too).
-func readControl(rd *bufio.Reader, out chan<- ctlMsg) {
-	defer close(out)
-	for {
-		line, err := rd.ReadString('\n')
-		if err != nil {
-			return
-		}
-		op, arg, _ := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
-		switch op {
-		case "fence":
-			if n, err := strconv.ParseInt(arg, 10, 64); err == nil {
-				out <- ctlMsg{op: op, d: time.Duration(n)}
+// sweep stops, once no run is going, the processes that no run claims:
+// orphans that left their group and dropped TALON_RUN_ID and the nonce
+// from their environment, which only the end of every run they could
+// belong to tells apart from a going run's. SIGTERM now, SIGKILL after
+// grace to those still unclaimed. mu is held.
+func (s *shim) sweep(grace time.Duration) {
+	if len(s.children()) == 0 {
+		return
+	}
+	s.signalUnclaimed(syscall.SIGTERM)
+	time.AfterFunc(grace, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.signalUnclaimed(syscall.SIGKILL)
+	})
+}
+
+// signalUnclaimed sends sig to the supervisor's descendants that no
+// going run claims. mu is held.
+func (s *shim) signalUnclaimed(sig syscall.Signal) {
+	ps := procs()
+	desc := descendants(ps, map[int]bool{s.self: true})
+	delete(desc, s.self)
+	claimed := map[int]bool{}
+	for _, r := range s.runs {
+		roots := map[int]bool{}
+		for pid := range desc {
+			if r.main == pid || environHas(pid, r.want...) {
+				roots[pid] = true
 			}
-		case "cancel":
-			out <- ctlMsg{op: op, cause: arg}
+		}
+		for _, p := range ps {
+			if desc[p.pid] && p.pgid == r.main && (!r.mainDone || s.mains[r.main] == nil) {
+				roots[p.pid] = true
+			}
+		}
+		for pid := range descendants(ps, roots) {
+			claimed[pid] = true
+		}
+	}
+	for pid := range desc {
+		if !claimed[pid] && s.mains[pid] == nil {
+			_ = syscall.Kill(pid, sig)
 		}
 	}
 }
 
-// reap waits for every child of the supervisor: the command, and the
-// descendants reparented to it. When there is none left, there is no
-// descendant left either (an orphan would have become its child), and it
-// reports done.
-func reap(main int, out chan<- reapMsg) {
-	for {
-		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(-1, &ws, syscall.WALL, nil)
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if err != nil {
-			out <- reapMsg{done: true}
+// maybeQuit lets runShim end once the scheduler is gone and nothing is
+// left to guard. mu is held.
+func (s *shim) maybeQuit() {
+	if s.dead && len(s.runs) == 0 && s.spawning == 0 && !s.quitting {
+		s.quitting = true
+		close(s.quit)
+	}
+}
+
+// killAll kills whatever is left under the supervisor before it exits,
+// and waits, boundedly, until it is gone.
+func (s *shim) killAll() {
+	deadline := time.Now().Add(killTimeout)
+	for time.Now().Before(deadline) {
+		ps := procs()
+		desc := descendants(ps, map[int]bool{s.self: true})
+		delete(desc, s.self)
+		if len(desc) == 0 {
 			return
 		}
-		if pid == main {
-			out <- reapMsg{ws: ws, leftovers: hasChildren()}
+		for pid := range desc {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
+		time.Sleep(killTick)
 	}
-}
-
-// hasChildren says whether the supervisor has a child, live or not yet
-// reaped, without reaping it. The command's own children, if any, were
-// reparented to the supervisor before the command could be reaped.
-func hasChildren() bool {
-	var info [128]byte // siginfo_t
-	_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, 0 /* P_ALL */, 0, uintptr(unsafe.Pointer(&info[0])),
-		syscall.WEXITED|syscall.WNOHANG|syscall.WNOWAIT|syscall.WALL, 0, 0)
-	return errno != syscall.ECHILD
 }

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -113,32 +114,28 @@ func statusPath(logPath string) (string, error) {
 	return p, nil
 }
 
-// writeStatus replaces the status file at once (write, then rename), so
-// a reader never sees half of it even if the writer is killed.
-func writeStatus(path string, st runStatus) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write status: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write status: %w", err)
-	}
-	return nil
-}
-
 // readStatus reads the status file at path written for the execution
-// with the given nonce (any, when nonce is ""). It returns an error wrapping fs.ErrNotExist when
-// there is none.
+// with the given nonce (any, when nonce is ""). It returns an error
+// wrapping fs.ErrNotExist when there is none.
+//
+// The supervisor appends a record (one line of JSON) at each change, so
+// the status is the last complete line: a reader never takes a record
+// half written for one. A file without a complete line is one the
+// supervisor has just created, for a command it has not started yet.
+// A file written whole with one record, as supervisors of protocol 1
+// wrote it, reads the same.
 func readStatus(path, nonce string) (runStatus, error) {
 	var st runStatus
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return st, fmt.Errorf("read status: %w", err)
 	}
+	end := bytes.LastIndexByte(b, '\n')
+	if end < 0 {
+		return st, fmt.Errorf("read status %s: no record yet: %w", path, os.ErrNotExist)
+	}
+	b = b[:end]
+	b = b[bytes.LastIndexByte(b, '\n')+1:]
 	if err := json.Unmarshal(b, &st); err != nil {
 		return st, fmt.Errorf("read status %s: %w", path, err)
 	}

@@ -211,7 +211,7 @@ func waitEnded(t *testing.T, path string) {
 		var st struct {
 			Ended time.Time `json:"ended"`
 		}
-		if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &st) == nil && !st.Ended.IsZero() {
+		if b, err := os.ReadFile(path); err == nil && json.Unmarshal(lastRecord(b), &st) == nil && !st.Ended.IsZero() {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -219,6 +219,16 @@ func waitEnded(t *testing.T, path string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// lastRecord is the status a status file holds: its last complete line
+// (the supervisor appends a record at each change).
+func lastRecord(b []byte) []byte {
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 2 {
+		return nil
+	}
+	return []byte(lines[len(lines)-2])
 }
 
 func statusPath(dir string) string { return filepath.Join(dir, "logs", "load", "42.status") }
@@ -582,7 +592,7 @@ func TestRecoverDuringLeftoverGrace(t *testing.T) {
 		var st struct {
 			Exited bool `json:"exited"`
 		}
-		if b, err := os.ReadFile(statusPath(dir)); err == nil && json.Unmarshal(b, &st) == nil && st.Exited {
+		if b, err := os.ReadFile(statusPath(dir)); err == nil && json.Unmarshal(lastRecord(b), &st) == nil && st.Exited {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -608,5 +618,42 @@ func waitPath(t *testing.T, path string) {
 			t.Fatalf("%s not written after 20s", path)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestEscapedLeftoverOutlivesSIGTERM: a process the command left outside
+// its process group, which ignores SIGTERM, still holds the run until
+// the grace period's SIGKILL, though other runs go on beside it under
+// the same supervisor.
+func TestEscapedLeftoverOutlivesSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pids")
+	ex := local.New(testLogger(t))
+	ex.Grace = 300 * time.Millisecond
+	other, err := ex.Start(t.Context(), spec(t.TempDir(), "sleep", "300"))
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	s := spec(dir, "sh", "-c", `setsid sh -c 'trap "" TERM; echo $$ >> "$PIDS"; while :; do sleep 0.05; done' > /dev/null 2>&1 &
+while [ ! -s "$PIDS" ]; do sleep 0.01; done
+exit 0`)
+	s.Job.Env = map[string]talon.EnvValue{"PIDS": {Value: pidFile}}
+	start := time.Now()
+	p, err := ex.Start(t.Context(), s)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	o := wait(t, p)
+	if !o.Succeeded {
+		t.Errorf("outcome = %+v, want the command's own success", o)
+	}
+	if d := time.Since(start); d < ex.Grace {
+		t.Errorf("run ended after %v, before the grace period its leftover had", d)
+	}
+	assertAllGone(t, readPids(t, pidFile, 1))
+	// Still going: the cancel is what ends it.
+	other.Cancel(errors.New("test over"))
+	if o := wait(t, other); o.Reason != "test over" {
+		t.Errorf("other run's outcome = %+v, want it cancelled by the test", o)
 	}
 }
