@@ -155,6 +155,46 @@ type loader struct {
 	jobs      map[string]*jobDraft
 	calendars map[string]*calDraft
 	resources map[string]*resDraft
+
+	// Shared by the jobs: the constraint kinds, compiled triggers by
+	// expression and zone (see compileTrigger), and one copy of each
+	// short string many jobs repeat (zones, commands, schedules).
+	kinds   []string
+	trigs   map[trigKey]trigResult
+	strings map[string]string
+}
+
+type trigKey struct {
+	expr string
+	loc  *time.Location
+}
+
+type trigResult struct {
+	t   trigger.Trigger
+	err error
+}
+
+// intern returns one shared copy of v: a hundred thousand jobs in one
+// zone hold one "Europe/London", not a hundred thousand.
+func (l *loader) intern(v string) string {
+	if len(v) > 64 {
+		return v // long strings rarely repeat; not worth the map
+	}
+	if c, ok := l.strings[v]; ok {
+		return c
+	}
+	if l.strings == nil {
+		l.strings = map[string]string{}
+	}
+	l.strings[v] = v
+	return v
+}
+
+func (l *loader) constraintKinds() []string {
+	if l.kinds == nil {
+		l.kinds = constraint.Kinds()
+	}
+	return l.kinds
 }
 
 type jobDraft struct {
@@ -342,7 +382,7 @@ func (l *loader) calendarsSection(top scope, n *yaml.Node) {
 			continue
 		}
 		fs := cs.fields(p.val, calendarKeys, "calendar settings")
-		if f, ok := fs["weekend"]; ok {
+		if f, ok := fs.get("weekend"); ok {
 			cal.Weekend = weekdays(cs.sub("weekend"), f.val)
 			days := map[time.Weekday]bool{}
 			for _, d := range cal.Weekend {
@@ -354,13 +394,13 @@ func (l *loader) calendarsSection(top scope, n *yaml.Node) {
 				cs.sub("weekend").errf(f.val, "", "every day is a weekend day")
 			}
 		}
-		if f, ok := fs["holidays"]; ok {
+		if f, ok := fs.get("holidays"); ok {
 			cal.Holidays = dates(cs.sub("holidays"), f.val)
 		}
-		if f, ok := fs["extra_business_days"]; ok {
+		if f, ok := fs.get("extra_business_days"); ok {
 			cal.ExtraBusinessDays = dates(cs.sub("extra_business_days"), f.val)
 		}
-		if f, ok := fs["through"]; ok {
+		if f, ok := fs.get("through"); ok {
 			ts := cs.sub("through")
 			if v, ok := ts.str(f.val); ok {
 				if d, ok := parseDate(ts, f.val, v); ok {
@@ -486,14 +526,14 @@ func (l *loader) resourcesSection(top scope, n *yaml.Node) {
 		if fs == nil {
 			continue
 		}
-		if f, ok := fs["capacity"]; ok {
+		if f, ok := fs.get("capacity"); ok {
 			if c, ok := rs.sub("capacity").integerIn(f.val, 0, MaxCapacity, fmt.Sprintf("a whole number from 0 to %d", MaxCapacity)); ok {
 				r.Capacity = c
 			}
 		} else {
 			r.Capacity = 1 // a host, a licence: one at a time
 		}
-		if f, ok := fs["per"]; ok {
+		if f, ok := fs.get("per"); ok {
 			if v, ok := rs.sub("per").str(f.val); ok {
 				pt := talon.PeriodType(v)
 				if !slices.Contains(talon.PeriodTypes, pt) || pt == talon.Oneshot {
@@ -503,7 +543,7 @@ func (l *loader) resourcesSection(top scope, n *yaml.Node) {
 				}
 			}
 		}
-		if f, ok := fs["attributes"]; ok {
+		if f, ok := fs.get("attributes"); ok {
 			as := rs.sub("attributes")
 			r.Attributes = map[string]string{}
 			for _, a := range l.mapping(as, f.val, "attribute names to values") {
@@ -538,29 +578,29 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 	if fs == nil {
 		return
 	}
-	if f, ok := fs["description"]; ok {
+	if f, ok := fs.get("description"); ok {
 		j.Description, _ = s.sub("description").str(f.val)
 	}
-	if f, ok := fs["period"]; ok {
+	if f, ok := fs.get("period"); ok {
 		l.period(d, s.sub("period"), f.val)
 	}
-	if f, ok := fs["timezone"]; ok {
+	if f, ok := fs.get("timezone"); ok {
 		ts := s.sub("timezone")
 		if v, ok := ts.str(f.val); ok {
 			loc, err := l.zone(v)
 			if err != nil {
 				ts.errf(f.val, `want an IANA name like "Europe/London" or "UTC"`, "unknown zone %s", quote(v))
 			} else {
-				j.Timezone, j.Location = v, loc
+				j.Timezone, j.Location = l.intern(v), loc
 			}
 		}
 	}
-	if f, ok := fs["environment"]; ok {
+	if f, ok := fs.get("environment"); ok {
 		if v, ok := s.sub("environment").str(f.val); ok && checkName(s, f.val, "environment", v) {
 			j.Environment = v
 		}
 	}
-	if f, ok := fs["executor"]; ok {
+	if f, ok := fs.get("executor"); ok {
 		es := s.sub("executor")
 		if v, ok := es.str(f.val); ok {
 			switch {
@@ -569,19 +609,22 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 			case !contains(l.opt.Executors, v):
 				es.errf(f.val, executorHint(v, l.opt.Executors), "unknown executor %s", quote(v))
 			default:
-				j.Executor = v
+				j.Executor = l.intern(v)
 			}
 		}
 	} else if !contains(l.opt.Executors, j.Executor) {
 		s.errf(d.key, "set executor: to "+executorList(l.opt.Executors), "the default executor %q is not available", j.Executor)
 	}
-	if f, ok := fs["command"]; ok {
+	if f, ok := fs.get("command"); ok {
 		cs := s.sub("command")
 		const want = `a non-empty list of strings (argv), like ["/opt/bin/load", "--all"]`
 		if v, ok := cs.strs(f.val, want); ok {
 			if len(v) == 0 || v[0] == "" {
 				cs.errf(f.val, "", "want %s", want)
 			} else {
+				for i := range v {
+					v[i] = l.intern(v[i])
+				}
 				j.Command = v
 			}
 		}
@@ -590,7 +633,7 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 		// job's name, so only it can do without a command.
 		s.errf(d.key, "", "missing command")
 	}
-	if f, ok := fs["env"]; ok {
+	if f, ok := fs.get("env"); ok {
 		es := s.sub("env")
 		j.Env = map[string]talon.EnvValue{}
 		for _, p := range l.mapping(es, f.val, "variable names to values") {
@@ -607,19 +650,19 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 			}
 		}
 	}
-	if f, ok := fs["dir"]; ok {
+	if f, ok := fs.get("dir"); ok {
 		j.Dir, _ = s.sub("dir").str(f.val)
 	}
 	if j.Executor == "inprocess" {
 		// A function runs inside the scheduler: it gets params and the
 		// TALON_ variables, but no environment or directory of its own.
 		for _, k := range []string{"env", "dir"} {
-			if f, ok := fs[k]; ok {
+			if f, ok := fs.get(k); ok {
 				s.errf(f.key, "pass values to a function in params", "%s has no effect with executor inprocess", k)
 			}
 		}
 	}
-	if f, ok := fs["params"]; ok {
+	if f, ok := fs.get("params"); ok {
 		ps := s.sub("params")
 		if deref(f.val).Kind != yaml.MappingNode {
 			ps.errf(f.val, "", "want a mapping of names to values, not a %s", kindName(deref(f.val)))
@@ -630,21 +673,21 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 			}
 		}
 	}
-	if f, ok := fs["poll"]; ok {
+	if f, ok := fs.get("poll"); ok {
 		if v, ok := s.sub("poll").durationIn(f.val, MinPoll, MaxPoll, ""); ok {
 			j.Poll = v
 		}
 	}
-	if f, ok := fs["timeout"]; ok {
+	if f, ok := fs.get("timeout"); ok {
 		j.Timeout, _ = s.sub("timeout").durationIn(f.val, MinTimeout, MaxTimeout, "none")
 	}
-	if f, ok := fs["catchup_window"]; ok {
+	if f, ok := fs.get("catchup_window"); ok {
 		j.CatchupWindow, _ = s.sub("catchup_window").durationIn(f.val, MinCatchupWindow, MaxCatchupWindow, "no bound")
 	}
-	if f, ok := fs["retries"]; ok {
+	if f, ok := fs.get("retries"); ok {
 		j.Retries = retries(s.sub("retries"), f.val)
 	}
-	if f, ok := fs["catchup"]; ok {
+	if f, ok := fs.get("catchup"); ok {
 		cs := s.sub("catchup")
 		if v, ok := cs.str(f.val); ok {
 			switch c := talon.CatchupPolicy(v); c {
@@ -655,25 +698,25 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 			}
 		}
 	}
-	if f, ok := fs["priority"]; ok {
+	if f, ok := fs.get("priority"); ok {
 		j.Priority, _ = s.sub("priority").integerIn(f.val, MinPriority, MaxPriority, fmt.Sprintf("a whole number from %d to %d", MinPriority, MaxPriority))
 	}
-	if f, ok := fs["schedule"]; ok {
+	if f, ok := fs.get("schedule"); ok {
 		// Shorthand for a single time trigger: `schedule: "@daily"`.
 		if v, ok := s.sub("schedule").str(f.val); ok {
 			d.addTrigger(talon.TriggerSpec{ID: "schedule:" + v, Schedule: v, Period: talon.PeriodSame}, f.val)
 		}
 	}
-	if f, ok := fs["triggers"]; ok {
+	if f, ok := fs.get("triggers"); ok {
 		l.triggers(d, s.sub("triggers"), f.val)
 	}
-	if f, ok := fs["constraints"]; ok {
+	if f, ok := fs.get("constraints"); ok {
 		l.constraints(d, s, f.val)
 	}
-	if f, ok := fs["resources"]; ok {
+	if f, ok := fs.get("resources"); ok {
 		l.requests(d, s.sub("resources"), f.val)
 	}
-	if f, ok := fs["artifacts"]; ok {
+	if f, ok := fs.get("artifacts"); ok {
 		l.artifacts(d, s.sub("artifacts"), f.val)
 	}
 }
@@ -736,13 +779,13 @@ func (l *loader) requests(d *jobDraft, rs scope, n *yaml.Node) {
 			if fs == nil {
 				return
 			}
-			if f, ok := fs["count"]; ok {
+			if f, ok := fs.get("count"); ok {
 				rd.val = f.val
 				if !l.count(ps.sub("count"), f.val, &rd.req.Count) {
 					return
 				}
 			}
-			if f, ok := fs["where"]; ok {
+			if f, ok := fs.get("where"); ok {
 				if !l.where(ps.sub("where"), f.val, &rd.req) {
 					return
 				}
@@ -777,14 +820,14 @@ func (l *loader) requests(d *jobDraft, rs scope, n *yaml.Node) {
 			if fs == nil {
 				continue
 			}
-			f := fs["path"]
+			f, _ := fs.get("path")
 			path, ok := is.sub("path").str(f.val)
 			if !ok {
 				continue
 			}
 			m := &yaml.Node{Kind: yaml.MappingNode, Line: item.Line, Column: item.Column}
 			for _, k := range []string{"count", "where"} {
-				if g, ok := fs[k]; ok {
+				if g, ok := fs.get(k); ok {
 					m.Content = append(m.Content, g.key, g.val)
 				}
 			}
@@ -863,14 +906,14 @@ func (l *loader) period(d *jobDraft, s scope, n *yaml.Node) {
 	typeNode := n
 	if deref(n).Kind == yaml.MappingNode {
 		fs := s.fields(n, periodKeys, "period settings")
-		f, ok := fs["type"]
+		f, ok := fs.get("type")
 		if !ok {
 			s.errf(n, "want one of "+strings.Join(periodTypeNames, ", "), "missing type")
 			typeNode = nil
 		} else {
 			typeNode = f.val
 		}
-		if f, ok := fs["calendar"]; ok {
+		if f, ok := fs.get("calendar"); ok {
 			if v, ok := s.sub("calendar").str(f.val); ok {
 				d.calName, d.calNode = v, f.val
 			}
@@ -892,7 +935,7 @@ func (l *loader) period(d *jobDraft, s scope, n *yaml.Node) {
 		s.errf(typeNode, hint, "unknown period type %s", quote(v))
 		return
 	}
-	d.job.Period.Type = talon.PeriodType(v)
+	d.job.Period.Type = talon.PeriodType(l.intern(v))
 }
 
 func retries(s scope, n *yaml.Node) talon.RetryPolicy {
@@ -905,7 +948,7 @@ func retries(s scope, n *yaml.Node) talon.RetryPolicy {
 		return r
 	}
 	fs := s.fields(n, retryKeys, "retry settings")
-	if f, ok := fs["max"]; ok {
+	if f, ok := fs.get("max"); ok {
 		ms := s.sub("max")
 		if v, ok := ms.integerIn(f.val, 0, MaxRetries, fmt.Sprintf("a whole number from 0 to %d", MaxRetries)); ok {
 			r.Max = v
@@ -913,10 +956,10 @@ func retries(s scope, n *yaml.Node) talon.RetryPolicy {
 	} else if fs != nil {
 		s.errf(n, "", "missing max")
 	}
-	if f, ok := fs["delay"]; ok {
+	if f, ok := fs.get("delay"); ok {
 		r.Delay, _ = s.sub("delay").durationIn(f.val, MinRetryDelay, MaxRetryDelay, "at once")
 	}
-	if f, ok := fs["timeouts"]; ok {
+	if f, ok := fs.get("timeouts"); ok {
 		r.Timeouts, _ = s.sub("timeouts").boolean(f.val)
 	}
 	return r
@@ -933,8 +976,8 @@ func (l *loader) triggers(d *jobDraft, s scope, n *yaml.Node) {
 		if fs == nil {
 			continue
 		}
-		sched, hasSched := fs["schedule"]
-		after, hasAfter := fs["after"]
+		sched, hasSched := fs.get("schedule")
+		after, hasAfter := fs.get("after")
 		if hasSched == hasAfter {
 			s.errf(it, "", "want exactly one of schedule or after in a trigger")
 			continue
@@ -947,13 +990,13 @@ func (l *loader) triggers(d *jobDraft, s scope, n *yaml.Node) {
 				continue
 			}
 			t.Schedule, t.ID, node = v, "schedule:"+v, sched.val
-			if f, ok := fs["kind"]; ok {
+			if f, ok := fs.get("kind"); ok {
 				if k, ok := s.sub("kind").str(f.val); ok && k != "time" {
 					t.Kind, t.ID = k, k+":"+v
 				}
 			}
 		} else {
-			if f, ok := fs["kind"]; ok {
+			if f, ok := fs.get("kind"); ok {
 				s.errf(f.val, "", "kind applies to schedule triggers, not after")
 			}
 			v, ok := s.sub("after").str(after.val)
@@ -962,7 +1005,7 @@ func (l *loader) triggers(d *jobDraft, s scope, n *yaml.Node) {
 			}
 			t.After, t.ID, node = v, "after:"+v, after.val
 		}
-		if f, ok := fs["period"]; ok {
+		if f, ok := fs.get("period"); ok {
 			ps := s.sub("period")
 			if v, ok := ps.str(f.val); ok {
 				switch o := talon.PeriodOffset(v); o {
@@ -988,6 +1031,7 @@ func (d *jobDraft) addTrigger(t talon.TriggerSpec, node *yaml.Node) {
 	if c := d.ids[t.ID]; c > 1 {
 		t.ID = fmt.Sprintf("%s#%d", t.ID, c)
 	}
+	t.ID, t.Schedule, t.After = d.s.l.intern(t.ID), d.s.l.intern(t.Schedule), d.s.l.intern(t.After)
 	d.job.Triggers = append(d.job.Triggers, t)
 	d.trig = append(d.trig, node)
 }
@@ -995,7 +1039,7 @@ func (d *jobDraft) addTrigger(t talon.TriggerSpec, node *yaml.Node) {
 func (l *loader) constraints(d *jobDraft, js scope, n *yaml.Node) {
 	s := js.sub("constraints")
 	for _, p := range l.mapping(s, n, "constraint kinds to settings") {
-		kinds := constraint.Kinds()
+		kinds := l.constraintKinds()
 		if !contains(kinds, p.name) {
 			hint := didYouMean(p.name, kinds)
 			if hint == "" && len(kinds) > 0 {
@@ -1145,8 +1189,21 @@ func (l *loader) compileTrigger(d *jobDraft, n *yaml.Node, spec talon.TriggerSpe
 	var err error
 	if spec.Kind != "" {
 		t, err = trigger.Compile(spec.Kind, expr, opt)
+	} else if c, ok := l.trigs[trigKey{expr, opt.Location}]; ok {
+		t, err = c.t, c.err
 	} else {
 		t, err = parseTrigger(expr, opt)
+		// A compiled time trigger is immutable, and the same for every
+		// job with the expression in the zone, unless it has jitter,
+		// which the ID seeds: then each job gets its own. (Calendars and
+		// DST are the load's, the same for all.) Other kinds are left
+		// alone: their compile functions may keep state.
+		if sp, isSpec := t.(*trigger.Spec); err != nil || (isSpec && sp.Jitter() == 0) {
+			if l.trigs == nil {
+				l.trigs = map[trigKey]trigResult{}
+			}
+			l.trigs[trigKey{expr, opt.Location}] = trigResult{t, err}
+		}
 	}
 	if err == nil {
 		return t
@@ -1345,7 +1402,7 @@ func envValue(s scope, n *yaml.Node) (talon.EnvValue, bool) {
 		return talon.EnvValue{}, false // its unknown keys are reported
 	}
 	var v talon.EnvValue
-	if f, ok := fs["file"]; ok {
+	if f, ok := fs.get("file"); ok {
 		fsc := s.sub("file")
 		if p, ok := fsc.str(f.val); ok {
 			if !filepath.IsAbs(p) {
@@ -1355,7 +1412,7 @@ func envValue(s scope, n *yaml.Node) (talon.EnvValue, bool) {
 			v.File = filepath.Clean(p)
 		}
 	}
-	if f, ok := fs["env"]; ok {
+	if f, ok := fs.get("env"); ok {
 		esc := s.sub("env")
 		if name, ok := esc.str(f.val); ok {
 			if !envNameRE.MatchString(name) {

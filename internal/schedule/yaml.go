@@ -226,8 +226,9 @@ func (s scope) pairsDepth(n *yaml.Node, depth int) []pair {
 		return nil
 	}
 	defer s.leave(n)
-	var out, merged []pair
-	seen := map[string]*yaml.Node{}
+	var merged []pair
+	out := make([]pair, 0, len(n.Content)/2)
+	seen := newKeySet(len(n.Content) / 2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		dk := deref(k)
@@ -235,25 +236,83 @@ func (s scope) pairsDepth(n *yaml.Node, depth int) []pair {
 			merged = append(merged, s.mergeSources(v, depth)...)
 			continue
 		}
-		if dk.Kind != yaml.ScalarNode {
-			s.errf(k, "", "want a name as key, not a %s", kindName(dk))
-			continue
+		if p, ok := s.keyPair(&seen, out, k, v); ok {
+			out = append(out, p)
 		}
-		if first, ok := seen[dk.Value]; ok {
-			s.errf(k, "", "key %s repeated (first at line %d)", quote(dk.Value), first.Line)
-			continue
-		}
-		seen[dk.Value] = k
-		out = append(out, pair{name: dk.Value, key: k, val: v})
 	}
 	for _, p := range merged {
-		if _, ok := seen[p.name]; ok {
+		if seen.first(out, p.name) != nil {
 			continue
 		}
-		seen[p.name] = p.key
+		seen.add(out, p)
 		out = append(out, p)
 	}
 	return out
+}
+
+// keyPair checks key k of a mapping whose entries so far are out: a
+// name, not seen before (else the error says where it was first). Merge
+// keys are the caller's business.
+func (s scope) keyPair(seen *keySet, out []pair, k, v *yaml.Node) (pair, bool) {
+	dk := deref(k)
+	if dk.Kind != yaml.ScalarNode {
+		s.errf(k, "", "want a name as key, not a %s", kindName(dk))
+		return pair{}, false
+	}
+	if first := seen.first(out, dk.Value); first != nil {
+		s.errf(k, "", "key %s repeated (first at line %d)", quote(dk.Value), first.Line)
+		return pair{}, false
+	}
+	p := pair{name: dk.Value, key: k, val: v}
+	seen.add(out, p)
+	return p, true
+}
+
+// keySet finds a mapping's keys seen so far. A small mapping (a job's
+// settings) is searched in its entries, without a map: with a hundred
+// thousand jobs, a map per mapping is most of what the loader allocates.
+// A large one (the jobs) gets a map.
+type keySet struct {
+	m map[string]*yaml.Node // nil: search the entries
+}
+
+// smallMapping is the most entries searched one by one.
+const smallMapping = 16
+
+func newKeySet(size int) keySet {
+	if size > smallMapping {
+		return keySet{m: make(map[string]*yaml.Node, size)}
+	}
+	return keySet{}
+}
+
+// first returns the key node of the entry named name, nil if none; out
+// holds the entries so far.
+func (ks *keySet) first(out []pair, name string) *yaml.Node {
+	if ks.m != nil {
+		return ks.m[name]
+	}
+	for _, p := range out {
+		if p.name == name {
+			return p.key
+		}
+	}
+	return nil
+}
+
+// add records p, about to be appended to out; past smallMapping entries
+// (merges can bring many) the set moves to a map.
+func (ks *keySet) add(out []pair, p pair) {
+	if ks.m == nil {
+		if len(out) < smallMapping {
+			return
+		}
+		ks.m = make(map[string]*yaml.Node, 2*len(out))
+		for _, q := range out {
+			ks.m[q.name] = q.key
+		}
+	}
+	ks.m[p.name] = p.key
 }
 
 func (s scope) mergeSources(v *yaml.Node, depth int) []pair {
@@ -280,14 +339,15 @@ func (s scope) mergeSources(v *yaml.Node, depth int) []pair {
 // with the nearest known key as a hint, and returns the entries by key.
 // Entries with a null value are left out: `env:` with nothing after it is
 // the same as no env at all.
-func (s scope) fields(n *yaml.Node, known []string, what string) map[string]pair {
+func (s scope) fields(n *yaml.Node, known []string, what string) fieldSet {
 	dn := deref(n)
 	if dn == nil || dn.Kind != yaml.MappingNode {
 		s.errf(n, "", "want a mapping of %s, not a %s", what, kindName(dn))
 		return nil
 	}
-	out := map[string]pair{}
-	for _, p := range s.pairs(dn) {
+	pairs := s.pairs(dn)
+	out := make(fieldSet, 0, len(pairs)) // not nil: a mapping, if empty
+	for _, p := range pairs {
 		if !contains(known, p.name) {
 			s.errf(p.key, didYouMean(p.name, known), "unknown key %s", quote(p.name))
 			continue
@@ -295,9 +355,24 @@ func (s scope) fields(n *yaml.Node, known []string, what string) map[string]pair
 		if isNull(p.val) {
 			continue
 		}
-		out[p.name] = p
+		out = append(out, p)
 	}
 	return out
+}
+
+// fieldSet is a mapping's entries with known keys and non-null values;
+// nil when the node was not a mapping. A slice, not a map: a job has a
+// dozen keys at most, and a schedule can have a hundred thousand jobs.
+type fieldSet []pair
+
+// get returns the entry for key name.
+func (fs fieldSet) get(name string) (pair, bool) {
+	for _, p := range fs {
+		if p.name == name {
+			return p, true
+		}
+	}
+	return pair{}, false
 }
 
 func contains(list []string, s string) bool {
