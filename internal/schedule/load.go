@@ -257,12 +257,21 @@ func newLoader(opt Options) *loader {
 // file reads one file's documents into the loader's drafts.
 func (l *loader) file(name string, data []byte) {
 	l.files = append(l.files, name)
+	if sp := splitJobs(data); sp != nil && l.fileInChunks(name, data, sp) {
+		return
+	}
 	f := &file{name: name, src: data}
 	docs, perr := parseDocs(f)
 	if perr != nil {
 		l.add(perr)
 	}
-	top := scope{l: l, f: f}
+	l.docs(scope{l: l, f: f}, docs, nil, nil)
+}
+
+// docs reads a file's documents. The value of the top-level key jobsKey,
+// if not nil, is read by jobs instead (see fileInChunks); docs reports
+// false as soon as jobs does.
+func (l *loader) docs(top scope, docs []*yaml.Node, jobsKey *yaml.Node, jobs func() bool) bool {
 	for _, doc := range docs {
 		if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || isNull(doc.Content[0]) {
 			continue // an empty document
@@ -274,6 +283,10 @@ func (l *loader) file(name string, data []byte) {
 		}
 		for _, p := range top.pairs(root) {
 			switch {
+			case p.name == "jobs" && jobsKey != nil && p.key == jobsKey:
+				if !jobs() {
+					return false
+				}
 			case p.name == "jobs":
 				l.jobsSection(top, p.val)
 			case p.name == "calendars":
@@ -290,6 +303,7 @@ func (l *loader) file(name string, data []byte) {
 			}
 		}
 	}
+	return true
 }
 
 // executorHint suggests the executor nearest to name, else lists them.
@@ -352,19 +366,24 @@ func (l *loader) mapping(s scope, n *yaml.Node, what string) []pair {
 func (l *loader) jobsSection(top scope, n *yaml.Node) {
 	s := top.sub("jobs")
 	for _, p := range l.mapping(s, n, "job names to jobs") {
-		// A bad name is reported, and the job's body is still checked:
-		// the schedule is invalid either way, and one edit should not
-		// uncover a second round of errors.
-		checkName(top, p.key, "job", p.name)
-		js := scope{l: l, f: top.f, where: fmt.Sprintf("job %s: ", quote(p.name))}
-		if first, ok := l.jobs[p.name]; ok {
-			top.errf(p.key, "", "job %s defined twice (first at %s)", quote(p.name), first.s.pos(first.key))
-			continue
-		}
-		d := &jobDraft{s: js, key: p.key}
-		l.jobs[p.name] = d
-		l.job(d, p.name, p.val)
+		l.jobEntry(top, p)
 	}
+}
+
+// jobEntry reads one entry of jobs:.
+func (l *loader) jobEntry(top scope, p pair) {
+	// A bad name is reported, and the job's body is still checked:
+	// the schedule is invalid either way, and one edit should not
+	// uncover a second round of errors.
+	checkName(top, p.key, "job", p.name)
+	js := scope{l: l, f: top.f, where: fmt.Sprintf("job %s: ", quote(p.name))}
+	if first, ok := l.jobs[p.name]; ok {
+		top.errf(p.key, "", "job %s defined twice (first at %s)", quote(p.name), first.s.pos(first.key))
+		return
+	}
+	d := &jobDraft{s: js, key: p.key}
+	l.jobs[p.name] = d
+	l.job(d, p.name, p.val)
 }
 
 func (l *loader) calendarsSection(top scope, n *yaml.Node) {

@@ -1,0 +1,304 @@
+package schedule
+
+import (
+	"gopkg.in/yaml.v3"
+)
+
+// fastParse reads a piece of the jobs: section (see chunks.go) written in
+// a narrow, common subset of YAML, building the same nodes the YAML
+// parser would, in a fraction of its time: that parser spends most of a
+// large schedule's load in its general machinery. The subset is one
+// line per entry: block mappings nested by indentation, whose keys are
+// plain names ([A-Za-z0-9_][A-Za-z0-9_./-]*), and values written on the
+// key's line: a plain scalar of ordinary characters, a quoted one without
+// escapes, or a flow list or mapping of those. Anything else (block
+// lists, multi-line values, comments after a value, tabs, non-ASCII
+// text, anchors, tags) makes it return nil, and the piece goes to the
+// YAML parser; FuzzFastParse checks that whatever it accepts, it reads as
+// that parser does. Comments on their own lines are skipped: the loader
+// never reads comments.
+func fastParse(src []byte, firstLine, indent int) *yaml.Node {
+	p := &fastParser{src: src, line: firstLine, strs: map[string]string{}}
+	p.nextLine()
+	if p.eof || p.indent != indent {
+		return nil
+	}
+	root := p.mapping(indent)
+	if root == nil || !p.eof {
+		return nil
+	}
+	return root
+}
+
+type fastParser struct {
+	src    []byte
+	off    int    // start of the next line
+	text   []byte // the current line, without its newline
+	line   int    // the current line's number
+	indent int    // the current line's indentation
+	eof    bool
+	strs   map[string]string // one copy of each short string in the piece
+}
+
+// nextLine moves to the next line that is not blank or a comment.
+func (p *fastParser) nextLine() {
+	first := p.text == nil
+	for {
+		if p.off >= len(p.src) {
+			p.eof, p.text = true, []byte{}
+			return
+		}
+		if !first {
+			p.line++
+		}
+		first = false
+		end := p.off
+		for end < len(p.src) && p.src[end] != '\n' {
+			end++
+		}
+		p.text = p.src[p.off:end]
+		p.off = end + 1
+		if !p.lineOK() {
+			// Stop here: mapping sees a line it cannot read.
+			p.indent = 0
+			return
+		}
+		p.indent = 0
+		for p.indent < len(p.text) && p.text[p.indent] == ' ' {
+			p.indent++
+		}
+		if p.indent < len(p.text) && p.text[p.indent] != '#' {
+			return
+		}
+		// Blank or a comment (a line with only spaces and '#…').
+	}
+}
+
+// mapping reads a block mapping whose keys are indented by indent,
+// starting at the current line.
+func (p *fastParser) mapping(indent int) *yaml.Node {
+	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: p.line, Column: indent + 1}
+	for !p.eof && p.indent >= indent {
+		if p.indent != indent || !p.lineOK() || p.text[p.indent] == '#' {
+			return nil
+		}
+		pos := indent
+		key, pos := p.name(pos)
+		if key == nil || pos >= len(p.text) || p.text[pos] != ':' {
+			return nil
+		}
+		pos++
+		if pos == len(p.text) {
+			// The value is a mapping on the lines below.
+			p.nextLine()
+			if p.eof || p.indent <= indent {
+				return nil // a null value: left to the YAML parser
+			}
+			v := p.mapping(p.indent)
+			if v == nil {
+				return nil
+			}
+			m.Content = append(m.Content, key, v)
+			continue
+		}
+		if p.text[pos] != ' ' {
+			return nil
+		}
+		for pos < len(p.text) && p.text[pos] == ' ' {
+			pos++
+		}
+		if pos == len(p.text) {
+			return nil // trailing spaces; left to the YAML parser
+		}
+		v, pos := p.value(pos, false)
+		if v == nil {
+			return nil
+		}
+		for pos < len(p.text) && p.text[pos] == ' ' {
+			pos++
+		}
+		if pos != len(p.text) {
+			return nil
+		}
+		m.Content = append(m.Content, key, v)
+		p.nextLine()
+	}
+	return m
+}
+
+// maxFastLine bounds the lines fastParse reads: the YAML parser refuses
+// a key more than 1,024 characters after the start of its line.
+const maxFastLine = 512
+
+// lineOK accepts short lines of printable ASCII only.
+func (p *fastParser) lineOK() bool {
+	if len(p.text) > maxFastLine {
+		return false
+	}
+	for _, c := range p.text {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *fastParser) str(b []byte) string {
+	if s, ok := p.strs[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(s) <= 32 {
+		p.strs[s] = s
+	}
+	return s
+}
+
+func (p *fastParser) scalar(b []byte, style yaml.Style, at int) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.ScalarNode, Style: style, Value: p.str(b), Line: p.line, Column: at + 1}
+	n.Tag = n.ShortTag() // as the parser resolves it
+	return n
+}
+
+func isNameByte(c byte) bool {
+	return isNameStart(c) || c == '.' || c == '-' || c == '/'
+}
+
+// name reads a plain key at pos.
+func (p *fastParser) name(pos int) (*yaml.Node, int) {
+	if pos >= len(p.text) || !isNameStart(p.text[pos]) {
+		return nil, pos
+	}
+	end := pos + 1
+	for end < len(p.text) && isNameByte(p.text[end]) {
+		end++
+	}
+	return p.scalar(p.text[pos:end], 0, pos), end
+}
+
+// value reads a value at pos: a flow list or mapping, a quoted or a
+// plain scalar; flow says it is inside a flow collection.
+func (p *fastParser) value(pos int, flow bool) (*yaml.Node, int) {
+	t := p.text
+	switch c := t[pos]; c {
+	case '[', '{':
+		kind, tag, end := yaml.SequenceNode, "!!seq", byte(']')
+		if c == '{' {
+			kind, tag, end = yaml.MappingNode, "!!map", '}'
+		}
+		n := &yaml.Node{Kind: kind, Style: yaml.FlowStyle, Tag: tag, Line: p.line, Column: pos + 1}
+		pos = skipSpaces(t, pos+1)
+		if pos < len(t) && t[pos] == end {
+			return n, pos + 1
+		}
+		for pos < len(t) {
+			if kind == yaml.MappingNode {
+				var k *yaml.Node
+				k, pos = p.name(pos)
+				if k == nil || pos+1 >= len(t) || t[pos] != ':' || t[pos+1] != ' ' {
+					return nil, pos
+				}
+				n.Content = append(n.Content, k)
+				pos = skipSpaces(t, pos+1)
+			}
+			if pos >= len(t) {
+				return nil, pos
+			}
+			var v *yaml.Node
+			v, pos = p.value(pos, true)
+			if v == nil {
+				return nil, pos
+			}
+			n.Content = append(n.Content, v)
+			pos = skipSpaces(t, pos)
+			if pos >= len(t) {
+				return nil, pos
+			}
+			if t[pos] == end {
+				return n, pos + 1
+			}
+			if t[pos] != ',' {
+				return nil, pos
+			}
+			pos = skipSpaces(t, pos+1)
+			if pos < len(t) && (t[pos] == end || t[pos] == ',') {
+				return nil, pos // an empty entry
+			}
+		}
+		return nil, pos
+	case '"', '\'':
+		end := pos + 1
+		for end < len(t) && t[end] != c && t[end] != '\\' {
+			end++
+		}
+		if end >= len(t) || t[end] != c || (end+1 < len(t) && t[end+1] == c) {
+			return nil, pos // escapes, '' in single quotes, or no end
+		}
+		style := yaml.DoubleQuotedStyle
+		if c == '\'' {
+			style = yaml.SingleQuotedStyle
+		}
+		return p.scalar(t[pos+1:end], style, pos), end + 1
+	}
+	if !plainStart(t, pos) {
+		return nil, pos
+	}
+	end, last := pos, pos // last: just past the last non-space
+	for end < len(t) {
+		c := t[end]
+		switch {
+		case c == ' ':
+		case c == ':':
+			// "07:00" is plain text; ": " or a ':' at the end starts a
+			// mapping, and in a flow collection ':' is left alone.
+			if flow || end+1 >= len(t) || !plainByte(t[end+1]) {
+				return nil, pos
+			}
+		case flow && (c == ',' || c == ']' || c == '}'):
+			return p.scalar(t[pos:last], 0, pos), last
+		case flow && c == '?':
+			return nil, pos // the YAML parser stops a flow plain scalar there
+		case !plainByte(c):
+			return nil, pos
+		}
+		end++
+		if c != ' ' {
+			last = end
+		}
+	}
+	if flow {
+		return nil, pos // a flow collection ends on its line
+	}
+	return p.scalar(t[pos:last], 0, pos), last
+}
+
+// plainStart reports whether a plain scalar may start at pos: not with an
+// indicator, and '-' only before text ("--day", "-1").
+func plainStart(t []byte, pos int) bool {
+	c := t[pos]
+	if isNameStart(c) || c == '.' || c == '/' || c == '~' || c == '+' {
+		return true
+	}
+	return c == '-' && pos+1 < len(t) && (isNameByte(t[pos+1]) || t[pos+1] == '.')
+}
+
+// plainByte is the characters a plain scalar may hold after its first:
+// never '#', quotes, backslashes or flow indicators, even where YAML
+// would allow them.
+func plainByte(c byte) bool {
+	if isNameByte(c) {
+		return true
+	}
+	switch c {
+	case '~', '+', '$', '(', ')', '=', '^', '*', '&', '!', '?', '|', '<', '>', '%', '@', ';', ':':
+		return true
+	}
+	return false
+}
+
+func skipSpaces(t []byte, pos int) int {
+	for pos < len(t) && t[pos] == ' ' {
+		pos++
+	}
+	return pos
+}
