@@ -22,7 +22,8 @@ import (
 
 // chunkBytes is the size of text parsed at once: large enough that a
 // parser's set-up is small beside it, small enough that its tree is.
-const chunkBytes = 64 << 10
+// Tests make it 1 (a piece per job), or 0 to read every file whole.
+var chunkBytes = 64 << 10
 
 // jobsSplit is a file's jobs: section cut into pieces.
 type jobsSplit struct {
@@ -47,6 +48,9 @@ type chunk struct {
 // letter, digit or '_' (no sequences, merge keys, quotes, anchors or
 // tags there). Tabs at the start of a line are left to the whole parse.
 func splitJobs(src []byte) *jobsSplit {
+	if chunkBytes == 0 {
+		return nil
+	}
 	sp := &jobsSplit{indent: -1}
 	line, off := 1, 0
 	blockStart := -1
@@ -230,8 +234,10 @@ func (l *loader) jobsInChunks(top scope, data []byte, sp *jobsSplit) bool {
 	s := top.sub("jobs")
 	seen := keySet{m: map[string]*yaml.Node{}} // across the pieces
 	var pairs []pair
+	var a arena
 	for _, c := range sp.chunks {
-		root := fastParse(data[c.start:c.end], c.line, sp.indent)
+		a.reset() // drafts keep copies of the nodes they need (keep)
+		root := fastParse(data[c.start:c.end], c.line, sp.indent, &a)
 		if root == nil {
 			root = sp.parseChunk(data, c)
 		}
@@ -242,6 +248,7 @@ func (l *loader) jobsInChunks(top scope, data []byte, sp *jobsSplit) bool {
 		pairs = pairs[:0]
 		for i := 0; i+1 < len(root.Content); i += 2 {
 			if p, ok := s.keyPair(&seen, nil, root.Content[i], root.Content[i+1]); ok {
+				seen.m[p.name] = keep(p.key) // the arena's is reused
 				pairs = append(pairs, p)
 			}
 		}
@@ -252,6 +259,7 @@ func (l *loader) jobsInChunks(top scope, data []byte, sp *jobsSplit) bool {
 			return false
 		}
 	}
+	a.reset()
 	return true
 }
 

@@ -17,8 +17,15 @@ import (
 // YAML parser; FuzzFastParse checks that whatever it accepts, it reads as
 // that parser does. Comments on their own lines are skipped: the loader
 // never reads comments.
-func fastParse(src []byte, firstLine, indent int) *yaml.Node {
-	p := &fastParser{src: src, line: firstLine, strs: map[string]string{}}
+//
+// Its nodes come from a, which the caller resets once the piece is read:
+// whatever outlives the piece must be copied out of it (see keep).
+func fastParse(src []byte, firstLine, indent int, a *arena) *yaml.Node {
+	a.tmp = a.tmp[:0]
+	if a.strs == nil || len(a.strs) > 1<<12 {
+		a.strs = map[string]string{}
+	}
+	p := &fastParser{src: src, line: firstLine, a: a}
 	p.nextLine()
 	if p.eof || p.indent != indent {
 		return nil
@@ -37,7 +44,84 @@ type fastParser struct {
 	line   int    // the current line's number
 	indent int    // the current line's indentation
 	eof    bool
-	strs   map[string]string // one copy of each short string in the piece
+	a      *arena
+}
+
+// arena holds the nodes of one piece at a time. A hundred thousand jobs
+// are millions of nodes, each read once and dropped; allocating them
+// anew was most of the load's garbage, and its collection most of its
+// time.
+type arena struct {
+	nodes [][]yaml.Node // blocks of arenaBlock nodes
+	bi    int           // block in use
+	ni    int           // next free node in it
+	ptrs  [][]*yaml.Node
+	pbi   int
+	pni   int
+	tmp   []*yaml.Node      // children being read, a stack across levels
+	strs  map[string]string // one copy of each short string
+}
+
+const arenaBlock = 4096
+
+// poisonArena makes reset overwrite the nodes it frees, so that a test
+// finds any kept past its piece.
+var poisonArena = false
+
+func (a *arena) node() *yaml.Node {
+	if a.ni == arenaBlock {
+		a.bi, a.ni = a.bi+1, 0
+	}
+	if a.bi == len(a.nodes) {
+		a.nodes = append(a.nodes, make([]yaml.Node, arenaBlock))
+	}
+	n := &a.nodes[a.bi][a.ni]
+	a.ni++
+	return n
+}
+
+// content copies kids into the arena, as a slice that cannot grow into
+// its neighbours.
+func (a *arena) content(kids []*yaml.Node) []*yaml.Node {
+	k := len(kids)
+	if k == 0 {
+		return nil
+	}
+	if k > arenaBlock {
+		return append([]*yaml.Node(nil), kids...)
+	}
+	if a.pni+k > arenaBlock {
+		a.pbi, a.pni = a.pbi+1, 0
+	}
+	if a.pbi == len(a.ptrs) {
+		a.ptrs = append(a.ptrs, make([]*yaml.Node, arenaBlock))
+	}
+	out := a.ptrs[a.pbi][a.pni : a.pni+k : a.pni+k]
+	copy(out, kids)
+	a.pni += k
+	return out
+}
+
+// reset frees every node for the next piece.
+func (a *arena) reset() {
+	if poisonArena {
+		for b := 0; b <= a.bi && b < len(a.nodes); b++ {
+			for i := range a.nodes[b] {
+				a.nodes[b][i] = yaml.Node{Kind: yaml.ScalarNode, Value: "\x00freed", Line: -1, Column: -1}
+			}
+		}
+	}
+	a.bi, a.ni, a.pbi, a.pni = 0, 0, 0, 0
+}
+
+// keep returns a copy of n, outside any arena, for a draft to hold after
+// its piece is read: what positions and trigger errors need (kind,
+// style, tag, value, line and column), without children.
+func keep(n *yaml.Node) *yaml.Node {
+	if n == nil {
+		return nil
+	}
+	return &yaml.Node{Kind: n.Kind, Style: n.Style, Tag: n.Tag, Value: n.Value, Line: n.Line, Column: n.Column}
 }
 
 // nextLine moves to the next line that is not blank or a comment.
@@ -77,7 +161,9 @@ func (p *fastParser) nextLine() {
 // mapping reads a block mapping whose keys are indented by indent,
 // starting at the current line.
 func (p *fastParser) mapping(indent int) *yaml.Node {
-	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: p.line, Column: indent + 1}
+	m := p.a.node()
+	*m = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: p.line, Column: indent + 1}
+	start := len(p.a.tmp)
 	for !p.eof && p.indent >= indent {
 		if p.indent != indent || !p.lineOK() || p.text[p.indent] == '#' {
 			return nil
@@ -98,7 +184,7 @@ func (p *fastParser) mapping(indent int) *yaml.Node {
 			if v == nil {
 				return nil
 			}
-			m.Content = append(m.Content, key, v)
+			p.a.tmp = append(p.a.tmp, key, v)
 			continue
 		}
 		if p.text[pos] != ' ' {
@@ -120,9 +206,11 @@ func (p *fastParser) mapping(indent int) *yaml.Node {
 		if pos != len(p.text) {
 			return nil
 		}
-		m.Content = append(m.Content, key, v)
+		p.a.tmp = append(p.a.tmp, key, v)
 		p.nextLine()
 	}
+	m.Content = p.a.content(p.a.tmp[start:])
+	p.a.tmp = p.a.tmp[:start]
 	return m
 }
 
@@ -144,18 +232,19 @@ func (p *fastParser) lineOK() bool {
 }
 
 func (p *fastParser) str(b []byte) string {
-	if s, ok := p.strs[string(b)]; ok {
+	if s, ok := p.a.strs[string(b)]; ok {
 		return s
 	}
 	s := string(b)
 	if len(s) <= 32 {
-		p.strs[s] = s
+		p.a.strs[s] = s
 	}
 	return s
 }
 
 func (p *fastParser) scalar(b []byte, style yaml.Style, at int) *yaml.Node {
-	n := &yaml.Node{Kind: yaml.ScalarNode, Style: style, Value: p.str(b), Line: p.line, Column: at + 1}
+	n := p.a.node()
+	*n = yaml.Node{Kind: yaml.ScalarNode, Style: style, Value: p.str(b), Line: p.line, Column: at + 1}
 	n.Tag = n.ShortTag() // as the parser resolves it
 	return n
 }
@@ -186,11 +275,13 @@ func (p *fastParser) value(pos int, flow bool) (*yaml.Node, int) {
 		if c == '{' {
 			kind, tag, end = yaml.MappingNode, "!!map", '}'
 		}
-		n := &yaml.Node{Kind: kind, Style: yaml.FlowStyle, Tag: tag, Line: p.line, Column: pos + 1}
+		n := p.a.node()
+		*n = yaml.Node{Kind: kind, Style: yaml.FlowStyle, Tag: tag, Line: p.line, Column: pos + 1}
 		pos = skipSpaces(t, pos+1)
 		if pos < len(t) && t[pos] == end {
 			return n, pos + 1
 		}
+		start := len(p.a.tmp)
 		for pos < len(t) {
 			if kind == yaml.MappingNode {
 				var k *yaml.Node
@@ -198,7 +289,7 @@ func (p *fastParser) value(pos int, flow bool) (*yaml.Node, int) {
 				if k == nil || pos+1 >= len(t) || t[pos] != ':' || t[pos+1] != ' ' {
 					return nil, pos
 				}
-				n.Content = append(n.Content, k)
+				p.a.tmp = append(p.a.tmp, k)
 				pos = skipSpaces(t, pos+1)
 			}
 			if pos >= len(t) {
@@ -209,12 +300,14 @@ func (p *fastParser) value(pos int, flow bool) (*yaml.Node, int) {
 			if v == nil {
 				return nil, pos
 			}
-			n.Content = append(n.Content, v)
+			p.a.tmp = append(p.a.tmp, v)
 			pos = skipSpaces(t, pos)
 			if pos >= len(t) {
 				return nil, pos
 			}
 			if t[pos] == end {
+				n.Content = p.a.content(p.a.tmp[start:])
+				p.a.tmp = p.a.tmp[:start]
 				return n, pos + 1
 			}
 			if t[pos] != ',' {

@@ -206,7 +206,7 @@ type jobDraft struct {
 	trig    []*yaml.Node // per trigger: its schedule or after value
 	refs    []ref        // jobs named by after constraints
 	res     []reqDraft   // resource requests
-	ids     map[string]int
+	ids     []string     // the triggers' IDs before any "#n"
 }
 
 type reqDraft struct {
@@ -381,7 +381,7 @@ func (l *loader) jobEntry(top scope, p pair) {
 		top.errf(p.key, "", "job %s defined twice (first at %s)", quote(p.name), first.s.pos(first.key))
 		return
 	}
-	d := &jobDraft{s: js, key: p.key}
+	d := &jobDraft{s: js, key: keep(p.key)}
 	l.jobs[p.name] = d
 	l.job(d, p.name, p.val)
 }
@@ -780,6 +780,7 @@ func (l *loader) requests(d *jobDraft, rs scope, n *yaml.Node) {
 	j := d.job
 	j.Resources = map[string]int{}
 	add := func(rd reqDraft) {
+		rd.key, rd.val = keep(rd.key), keep(rd.val)
 		j.Requests = append(j.Requests, rd.req)
 		j.Resources[rd.req.Path] += rd.req.Count
 		d.res = append(d.res, rd)
@@ -934,7 +935,7 @@ func (l *loader) period(d *jobDraft, s scope, n *yaml.Node) {
 		}
 		if f, ok := fs.get("calendar"); ok {
 			if v, ok := s.sub("calendar").str(f.val); ok {
-				d.calName, d.calNode = v, f.val
+				d.calName, d.calNode = v, keep(f.val)
 			}
 		}
 		s = s.sub("type")
@@ -1043,16 +1044,19 @@ func (l *loader) triggers(d *jobDraft, s scope, n *yaml.Node) {
 func (d *jobDraft) addTrigger(t talon.TriggerSpec, node *yaml.Node) {
 	// IDs name triggers in run rows, so they must stay put across
 	// reloads: the n-th copy of the same trigger gets "#n".
-	if d.ids == nil {
-		d.ids = map[string]int{}
+	c := 1 // a job has a few triggers: a search beats a map per job
+	for _, id := range d.ids {
+		if id == t.ID {
+			c++
+		}
 	}
-	d.ids[t.ID]++
-	if c := d.ids[t.ID]; c > 1 {
+	d.ids = append(d.ids, t.ID)
+	if c > 1 {
 		t.ID = fmt.Sprintf("%s#%d", t.ID, c)
 	}
 	t.ID, t.Schedule, t.After = d.s.l.intern(t.ID), d.s.l.intern(t.Schedule), d.s.l.intern(t.After)
 	d.job.Triggers = append(d.job.Triggers, t)
-	d.trig = append(d.trig, node)
+	d.trig = append(d.trig, keep(node))
 }
 
 func (l *loader) constraints(d *jobDraft, js scope, n *yaml.Node) {
@@ -1115,13 +1119,13 @@ func afterRefs(s scope, n *yaml.Node, names bool) []ref {
 		switch d.Kind {
 		case yaml.ScalarNode:
 			if names && d.ShortTag() == "!!str" {
-				out = append(out, ref{name: d.Value, node: it, s: s})
+				out = append(out, ref{name: d.Value, node: keep(it), s: s})
 			}
 		case yaml.MappingNode:
 			for i := 0; i+1 < len(d.Content); i += 2 {
 				k, v := deref(d.Content[i]), d.Content[i+1]
 				if k.Value == "job" && deref(v).Kind == yaml.ScalarNode {
-					out = append(out, ref{name: deref(v).Value, node: v, s: s})
+					out = append(out, ref{name: deref(v).Value, node: keep(v), s: s})
 				}
 			}
 		}
@@ -1307,10 +1311,24 @@ func (l *loader) cycles(names []string) {
 			next[b] = append(next[b], a)
 		}
 	}
+	// Only jobs on some edge can be in a loop: the others would each be
+	// a component of one, and with a hundred thousand jobs the search's
+	// maps were a tenth of the load.
+	onEdge := map[string]bool{}
 	for _, k := range sortedKeys(next) {
 		sort.Strings(next[k])
+		onEdge[k] = true
+		for _, a := range next[k] {
+			onEdge[a] = true
+		}
 	}
-	for _, comp := range sccs(names, next) {
+	linked := make([]string, 0, len(onEdge))
+	for _, n := range names {
+		if onEdge[n] {
+			linked = append(linked, n)
+		}
+	}
+	for _, comp := range sccs(linked, next) {
 		inComp := map[string]bool{}
 		for _, c := range comp {
 			inComp[c] = true

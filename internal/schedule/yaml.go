@@ -171,10 +171,17 @@ type scope struct {
 	l     *loader
 	f     *file
 	where string
+	// key is the last part of where, kept apart until a deeper sub or an
+	// error needs it: most scopes never report anything, and a hundred
+	// thousand jobs made millions of prefixes for nothing.
+	key string
 }
 
 func (s scope) sub(key string) scope {
-	s.where += key + ": "
+	if s.key != "" {
+		s.where += s.key + ": "
+	}
+	s.key = key
 	return s
 }
 
@@ -191,7 +198,11 @@ func (s scope) pos(n *yaml.Node) Pos {
 const maxErrors = 1000
 
 func (s scope) errAt(p Pos, hint, format string, args ...any) {
-	s.l.add(&Error{Pos: p, Msg: s.where + fmt.Sprintf(format, args...), Hint: hint})
+	where := s.where
+	if s.key != "" {
+		where += s.key + ": "
+	}
+	s.l.add(&Error{Pos: p, Msg: where + fmt.Sprintf(format, args...), Hint: hint})
 }
 
 func (s scope) errf(n *yaml.Node, hint, format string, args ...any) {
@@ -436,10 +447,57 @@ func (s scope) strs(n *yaml.Node, want string) ([]string, bool) {
 	return out, ok
 }
 
+// decodeInt is dn.Decode(&v) for an !!int scalar, without the decoder
+// the YAML package sets up for each call when the value is plainly
+// decimal.
+func decodeInt(dn *yaml.Node, v *int) error {
+	if i, ok := plainDecimal(dn.Value); ok {
+		*v = i
+		return nil
+	}
+	return dn.Decode(v)
+}
+
+// plainDecimal reads an optional '-' and up to 9 digits without a leading
+// zero: text every YAML reading takes for the same number (the parser
+// reads "012" as octal, and allows '_' and other bases).
+func plainDecimal(v string) (int, bool) {
+	digits := strings.TrimPrefix(v, "-")
+	if len(digits) == 0 || len(digits) > 9 || (digits[0] == '0' && len(digits) > 1) {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(digits); i++ {
+		c := digits[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	if len(digits) < len(v) {
+		n = -n
+	}
+	return n, true
+}
+
+// decodeBool is dn.Decode(&v) for a !!bool scalar, short-cut for the
+// spellings JSON has.
+func decodeBool(dn *yaml.Node, v *bool) error {
+	switch dn.Value {
+	case "true":
+		*v = true
+		return nil
+	case "false":
+		*v = false
+		return nil
+	}
+	return dn.Decode(v)
+}
+
 func (s scope) integer(n *yaml.Node, want string) (int, bool) {
 	dn := deref(n)
 	var v int
-	if dn.Kind != yaml.ScalarNode || dn.ShortTag() != "!!int" || dn.Decode(&v) != nil {
+	if dn.Kind != yaml.ScalarNode || dn.ShortTag() != "!!int" || decodeInt(dn, &v) != nil {
 		s.errf(n, "", "want %s, not %s", want, shown(dn))
 		return 0, false
 	}
@@ -449,7 +507,7 @@ func (s scope) integer(n *yaml.Node, want string) (int, bool) {
 func (s scope) boolean(n *yaml.Node) (bool, bool) {
 	dn := deref(n)
 	var v bool
-	if dn.Kind != yaml.ScalarNode || dn.ShortTag() != "!!bool" || dn.Decode(&v) != nil {
+	if dn.Kind != yaml.ScalarNode || dn.ShortTag() != "!!bool" || decodeBool(dn, &v) != nil {
 		s.errf(n, "", "want true or false, not %s", shown(dn))
 		return false, false
 	}
@@ -507,14 +565,14 @@ func (s scope) value(n *yaml.Node, depth int) (any, bool) {
 			return nil, true
 		case "!!bool":
 			var b bool
-			if err := dn.Decode(&b); err != nil {
+			if err := decodeBool(dn, &b); err != nil {
 				s.errf(n, "", "want true or false, not %s", quote(dn.Value))
 				return nil, false
 			}
 			return b, true
 		case "!!int":
 			var i int
-			if err := dn.Decode(&i); err != nil {
+			if err := decodeInt(dn, &i); err != nil {
 				s.errf(n, "", "integer %s out of range", quote(dn.Value))
 				return nil, false
 			}
