@@ -232,7 +232,9 @@ func (l *loader) fileInChunks(name string, data []byte, sp *jobsSplit) bool {
 // same order, but with one piece's tree at a time.
 func (l *loader) jobsInChunks(top scope, data []byte, sp *jobsSplit) bool {
 	s := top.sub("jobs")
-	seen := keySet{m: map[string]*yaml.Node{}} // across the pieces
+	// The lines of the names so far, across the pieces: keyPair's check,
+	// without a node kept per job.
+	seen := map[string]int{}
 	var pairs []pair
 	var a arena
 	for _, c := range sp.chunks {
@@ -247,10 +249,19 @@ func (l *loader) jobsInChunks(top scope, data []byte, sp *jobsSplit) bool {
 		s.spend(root, len(root.Content)/2)
 		pairs = pairs[:0]
 		for i := 0; i+1 < len(root.Content); i += 2 {
-			if p, ok := s.keyPair(&seen, nil, root.Content[i], root.Content[i+1]); ok {
-				seen.m[p.name] = keep(p.key) // the arena's is reused
-				pairs = append(pairs, p)
+			k, v := root.Content[i], root.Content[i+1]
+			// The pieces hold no aliases, and parseChunk and fastParse
+			// leave merge keys to the whole parse.
+			if k.Kind != yaml.ScalarNode {
+				s.errf(k, "", "want a name as key, not a %s", kindName(k))
+				continue
 			}
+			if first, ok := seen[k.Value]; ok {
+				s.errf(k, "", "key %s repeated (first at line %d)", quote(k.Value), first)
+				continue
+			}
+			seen[k.Value] = k.Line
+			pairs = append(pairs, pair{name: k.Value, key: k, val: v})
 		}
 		for _, p := range pairs {
 			l.jobEntry(top, p)

@@ -1,6 +1,8 @@
 package schedule
 
 import (
+	"strings"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -112,6 +114,25 @@ func (a *arena) reset() {
 		}
 	}
 	a.bi, a.ni, a.pbi, a.pni = 0, 0, 0, 0
+}
+
+// mark is what a draft keeps of a node it may report an error at once
+// the whole schedule is read: its position, and what offsetPos needs to
+// point inside a trigger. A hundred thousand jobs keep two each.
+type mark struct {
+	value     string
+	line, col int32
+	kind      yaml.Kind
+	style     yaml.Style
+}
+
+func markOf(n *yaml.Node) mark {
+	return mark{value: n.Value, line: int32(n.Line), col: int32(n.Column), kind: n.Kind, style: n.Style}
+}
+
+// node rebuilds the node, for an error.
+func (m mark) node() *yaml.Node {
+	return &yaml.Node{Kind: m.kind, Style: m.style, Value: m.value, Line: int(m.line), Column: int(m.col)}
 }
 
 // keep returns a copy of n, outside any arena, for a draft to hold after
@@ -245,8 +266,20 @@ func (p *fastParser) str(b []byte) string {
 func (p *fastParser) scalar(b []byte, style yaml.Style, at int) *yaml.Node {
 	n := p.a.node()
 	*n = yaml.Node{Kind: yaml.ScalarNode, Style: style, Value: p.str(b), Line: p.line, Column: at + 1}
-	n.Tag = n.ShortTag() // as the parser resolves it
+	if style == 0 && len(b) > 0 && !resolveHint(b[0]) {
+		n.Tag = "!!str" // what the parser's resolve says without looking further
+	} else {
+		n.Tag = n.ShortTag() // as the parser resolves it
+	}
 	return n
+}
+
+// resolveHint reports whether a plain scalar starting with c may be other
+// than a string (a number, a boolean, null, a timestamp, a merge key):
+// the YAML parser reads every other one as a string at once.
+func resolveHint(c byte) bool {
+	return c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.' || c == '<' ||
+		strings.IndexByte("yYnNtTfFoO~", c) >= 0
 }
 
 func isNameByte(c byte) bool {

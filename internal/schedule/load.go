@@ -199,14 +199,14 @@ func (l *loader) constraintKinds() []string {
 
 type jobDraft struct {
 	job     *Job
-	s       scope      // job "name": …
-	key     *yaml.Node // the name, for "defined twice"
+	s       scope // job "name": …
+	key     mark  // the name, for "defined twice"
 	calName string
 	calNode *yaml.Node
-	trig    []*yaml.Node // per trigger: its schedule or after value
-	refs    []ref        // jobs named by after constraints
-	res     []reqDraft   // resource requests
-	ids     []string     // the triggers' IDs before any "#n"
+	trig    []mark     // per trigger: its schedule or after value
+	refs    []ref      // jobs named by after constraints
+	res     []reqDraft // resource requests
+	ids     []string   // the triggers' IDs before any "#n"
 }
 
 type reqDraft struct {
@@ -378,10 +378,10 @@ func (l *loader) jobEntry(top scope, p pair) {
 	checkName(top, p.key, "job", p.name)
 	js := scope{l: l, f: top.f, where: fmt.Sprintf("job %s: ", quote(p.name))}
 	if first, ok := l.jobs[p.name]; ok {
-		top.errf(p.key, "", "job %s defined twice (first at %s)", quote(p.name), first.s.pos(first.key))
+		top.errf(p.key, "", "job %s defined twice (first at %s)", quote(p.name), first.s.pos(first.key.node()))
 		return
 	}
-	d := &jobDraft{s: js, key: keep(p.key)}
+	d := &jobDraft{s: js, key: markOf(p.key)}
 	l.jobs[p.name] = d
 	l.job(d, p.name, p.val)
 }
@@ -590,7 +590,7 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 	}}
 	d.job = j
 	if isNull(n) {
-		s.errf(d.key, "", "missing command")
+		s.errf(d.key.node(), "", "missing command")
 		return
 	}
 	fs := s.fields(n, jobKeys, "job settings")
@@ -632,7 +632,7 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 			}
 		}
 	} else if !contains(l.opt.Executors, j.Executor) {
-		s.errf(d.key, "set executor: to "+executorList(l.opt.Executors), "the default executor %q is not available", j.Executor)
+		s.errf(d.key.node(), "set executor: to "+executorList(l.opt.Executors), "the default executor %q is not available", j.Executor)
 	}
 	if f, ok := fs.get("command"); ok {
 		cs := s.sub("command")
@@ -650,7 +650,7 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 	} else if j.Executor != "inprocess" {
 		// The inprocess executor runs a Go function registered under the
 		// job's name, so only it can do without a command.
-		s.errf(d.key, "", "missing command")
+		s.errf(d.key.node(), "", "missing command")
 	}
 	if f, ok := fs.get("env"); ok {
 		es := s.sub("env")
@@ -1056,7 +1056,7 @@ func (d *jobDraft) addTrigger(t talon.TriggerSpec, node *yaml.Node) {
 	}
 	t.ID, t.Schedule, t.After = d.s.l.intern(t.ID), d.s.l.intern(t.Schedule), d.s.l.intern(t.After)
 	d.job.Triggers = append(d.job.Triggers, t)
-	d.trig = append(d.trig, keep(node))
+	d.trig = append(d.trig, markOf(node))
 }
 
 func (l *loader) constraints(d *jobDraft, js scope, n *yaml.Node) {
@@ -1172,7 +1172,7 @@ func (l *loader) finish() (*Schedule, error) {
 			if t.Schedule != "" {
 				j.Times[i] = l.compileTrigger(d, d.trig[i], t, sch.Calendars)
 			} else {
-				l.checkRef(d.s.sub("after"), d.trig[i], t.After, names)
+				l.checkRef(d.s.sub("after"), d.trig[i].node(), t.After, names)
 			}
 		}
 		for _, r := range d.refs {
@@ -1203,7 +1203,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // trigger package understands every expression.
 var parseTrigger = trigger.Parse
 
-func (l *loader) compileTrigger(d *jobDraft, n *yaml.Node, spec talon.TriggerSpec, cals map[string]*calendar.Calendar) trigger.Trigger {
+func (l *loader) compileTrigger(d *jobDraft, at mark, spec talon.TriggerSpec, cals map[string]*calendar.Calendar) trigger.Trigger {
 	expr := spec.Schedule
 	// The ID seeds jitter: per job, so jobs sharing an expression spread
 	// out, and stable across reloads while the trigger is unchanged.
@@ -1231,7 +1231,7 @@ func (l *loader) compileTrigger(d *jobDraft, n *yaml.Node, spec talon.TriggerSpe
 	if err == nil {
 		return t
 	}
-	s := d.s
+	s, n := d.s, at.node()
 	var te *trigger.Error
 	if errors.As(err, &te) {
 		s.errAt(s.offsetPos(n, te.Offset), te.Hint, "trigger %s: %s", quote(expr), te.Msg)
@@ -1307,7 +1307,7 @@ func (l *loader) cycles(names []string) {
 			if _, dup := at[e]; dup {
 				continue
 			}
-			at[e] = d.trig[i]
+			at[e] = d.trig[i].node()
 			next[b] = append(next[b], a)
 		}
 	}
