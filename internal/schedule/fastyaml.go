@@ -32,7 +32,7 @@ func fastParse(src []byte, firstLine, indent int, a *arena) *yaml.Node {
 	if p.eof || p.indent != indent {
 		return nil
 	}
-	root := p.mapping(indent)
+	root := p.mapping(indent, true)
 	if root == nil || !p.eof {
 		return nil
 	}
@@ -181,7 +181,7 @@ func (p *fastParser) nextLine() {
 
 // mapping reads a block mapping whose keys are indented by indent,
 // starting at the current line.
-func (p *fastParser) mapping(indent int) *yaml.Node {
+func (p *fastParser) mapping(indent int, root bool) *yaml.Node {
 	m := p.a.node()
 	*m = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: p.line, Column: indent + 1}
 	start := len(p.a.tmp)
@@ -190,7 +190,7 @@ func (p *fastParser) mapping(indent int) *yaml.Node {
 			return nil
 		}
 		pos := indent
-		key, pos := p.name(pos)
+		key, pos := p.name(pos, !root)
 		if key == nil || pos >= len(p.text) || p.text[pos] != ':' {
 			return nil
 		}
@@ -201,7 +201,7 @@ func (p *fastParser) mapping(indent int) *yaml.Node {
 			if p.eof || p.indent <= indent {
 				return nil // a null value: left to the YAML parser
 			}
-			v := p.mapping(p.indent)
+			v := p.mapping(p.indent, false)
 			if v == nil {
 				return nil
 			}
@@ -286,14 +286,21 @@ func isNameByte(c byte) bool {
 	return isNameStart(c) || c == '.' || c == '-' || c == '/'
 }
 
-// name reads a plain key at pos.
-func (p *fastParser) name(pos int) (*yaml.Node, int) {
+// name reads a plain key at pos; share says it is worth sharing (not a
+// job's name, which no other key repeats).
+func (p *fastParser) name(pos int, share bool) (*yaml.Node, int) {
 	if pos >= len(p.text) || !isNameStart(p.text[pos]) {
 		return nil, pos
 	}
 	end := pos + 1
 	for end < len(p.text) && isNameByte(p.text[end]) {
 		end++
+	}
+	if !share {
+		n := p.a.node()
+		*n = yaml.Node{Kind: yaml.ScalarNode, Value: string(p.text[pos:end]), Line: p.line, Column: pos + 1}
+		n.Tag = n.ShortTag()
+		return n, end
 	}
 	return p.scalar(p.text[pos:end], 0, pos), end
 }
@@ -318,7 +325,7 @@ func (p *fastParser) value(pos int, flow bool) (*yaml.Node, int) {
 		for pos < len(t) {
 			if kind == yaml.MappingNode {
 				var k *yaml.Node
-				k, pos = p.name(pos)
+				k, pos = p.name(pos, true)
 				if k == nil || pos+1 >= len(t) || t[pos] != ':' || t[pos+1] != ' ' {
 					return nil, pos
 				}

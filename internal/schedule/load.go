@@ -376,7 +376,7 @@ func (l *loader) jobEntry(top scope, p pair) {
 	// the schedule is invalid either way, and one edit should not
 	// uncover a second round of errors.
 	checkName(top, p.key, "job", p.name)
-	js := scope{l: l, f: top.f, where: fmt.Sprintf("job %s: ", quote(p.name))}
+	js := scope{l: l, f: top.f, job: p.name}
 	if first, ok := l.jobs[p.name]; ok {
 		top.errf(p.key, "", "job %s defined twice (first at %s)", quote(p.name), first.s.pos(first.key.node()))
 		return

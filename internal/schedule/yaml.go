@@ -168,8 +168,11 @@ func isNull(n *yaml.Node) bool {
 // scope reports errors for one part of a schedule, prefixing messages with
 // where they are ("job \"load\": retries: ").
 type scope struct {
-	l     *loader
-	f     *file
+	l *loader
+	f *file
+	// job, when not "", is the job whose settings these are: where
+	// begins with `job "NAME": `, written only for an error.
+	job   string
 	where string
 	// key is the last part of where, kept apart until a deeper sub or an
 	// error needs it: most scopes never report anything, and a hundred
@@ -199,6 +202,9 @@ const maxErrors = 1000
 
 func (s scope) errAt(p Pos, hint, format string, args ...any) {
 	where := s.where
+	if s.job != "" {
+		where = "job " + quote(s.job) + ": " + where
+	}
 	if s.key != "" {
 		where += s.key + ": "
 	}
@@ -357,7 +363,10 @@ func (s scope) fields(n *yaml.Node, known []string, what string) fieldSet {
 		return nil
 	}
 	pairs := s.pairs(dn)
-	out := make(fieldSet, 0, len(pairs)) // not nil: a mapping, if empty
+	out := fieldSet(pairs[:0:len(pairs)]) // pairs is ours to filter; not nil
+	if out == nil {
+		out = fieldSet{}
+	}
 	for _, p := range pairs {
 		if !contains(known, p.name) {
 			s.errf(p.key, didYouMean(p.name, known), "unknown key %s", quote(p.name))
