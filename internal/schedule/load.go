@@ -162,6 +162,9 @@ type loader struct {
 	kinds   []string
 	trigs   map[trigKey]trigResult
 	strings map[string]string
+	// knownRes is the declared resources and their namespaces, sorted,
+	// for hints; built at the first unknown resource.
+	knownRes []string
 }
 
 type trigKey struct {
@@ -1256,17 +1259,22 @@ func (l *loader) checkResources(d *jobDraft, tree *resource.Tree) {
 	if len(d.res) == 0 {
 		return
 	}
-	var known []string
-	seen := map[string]bool{}
-	for _, n := range tree.Nodes() {
-		for q := n.Path; q != "." && q != "/" && q != ""; q = path.Dir(q) {
-			if !seen[q] {
-				seen[q] = true
-				known = append(known, q)
+	known := func() []string { // for hints: every node and namespace
+		if l.knownRes == nil {
+			seen := map[string]bool{}
+			l.knownRes = []string{}
+			for _, n := range tree.Nodes() {
+				for q := n.Path; q != "." && q != "/" && q != ""; q = path.Dir(q) {
+					if !seen[q] {
+						seen[q] = true
+						l.knownRes = append(l.knownRes, q)
+					}
+				}
 			}
+			sort.Strings(l.knownRes)
 		}
+		return l.knownRes
 	}
-	sort.Strings(known)
 	s := d.s.sub("resources")
 	for _, rd := range d.res {
 		r := rd.req
@@ -1276,7 +1284,7 @@ func (l *loader) checkResources(d *jobDraft, tree *resource.Tree) {
 		}
 		r = r.Resolve(d.job.Environment)
 		if len(tree.Candidates(r.Path)) == 0 {
-			hint := didYouMean(r.Path, known)
+			hint := didYouMean(r.Path, known())
 			if hint == "" {
 				hint = "declare it under resources: at the top level"
 			}
