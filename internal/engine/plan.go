@@ -88,10 +88,11 @@ func compile(s *schedule.Schedule) (*plan, error) {
 		}
 	}
 	addDep := func(upstream, job string) {
-		for _, d := range p.deps[upstream] {
-			if d == job {
-				return
-			}
+		// Pairs for job are added while job's turn lasts, so a repeat is
+		// the list's last entry; searching the whole list was quadratic
+		// when many jobs wait for one.
+		if l := p.deps[upstream]; len(l) > 0 && l[len(l)-1] == job {
+			return
 		}
 		p.deps[upstream] = append(p.deps[upstream], job)
 	}

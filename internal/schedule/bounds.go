@@ -61,12 +61,14 @@ var durationSyntax = regexp.MustCompile(`^[0-9.]+(ns|us|µs|ms|s|m|h)([0-9.]+(ns
 // allowed too and means zero (such as "none" or "at once").
 func (s scope) durationIn(n *yaml.Node, lo, hi time.Duration, zero string) (time.Duration, bool) {
 	dn := deref(n)
-	want := fmt.Sprintf("want a duration from %s to %s", span(lo), span(hi))
-	if zero != "" {
-		want = fmt.Sprintf("want 0 (%s) or a duration from %s to %s", zero, span(lo), span(hi))
+	want := func() string { // only for errors: most jobs have none
+		if zero != "" {
+			return fmt.Sprintf("want 0 (%s) or a duration from %s to %s", zero, span(lo), span(hi))
+		}
+		return fmt.Sprintf("want a duration from %s to %s", span(lo), span(hi))
 	}
 	if dn.Kind != yaml.ScalarNode || dn.ShortTag() == "!!null" {
-		s.errf(n, "", "%s, not a %s", want, kindName(dn))
+		s.errf(n, "", "%s, not a %s", want(), kindName(dn))
 		return 0, false
 	}
 	d, err := parseDuration(dn.Value)
@@ -75,7 +77,7 @@ func (s scope) durationIn(n *yaml.Node, lo, hi time.Duration, zero string) (time
 		s.errf(n, "", "want a duration like 1m or 90s, not %s", quote(dn.Value))
 		return 0, false
 	case err != nil, d < 0, d == 0 && zero == "", d != 0 && (d < lo || d > hi):
-		s.errf(n, "", "%s, not %s", want, quote(dn.Value))
+		s.errf(n, "", "%s, not %s", want(), quote(dn.Value))
 		return 0, false
 	}
 	return d, true

@@ -155,18 +155,61 @@ type loader struct {
 	jobs      map[string]*jobDraft
 	calendars map[string]*calDraft
 	resources map[string]*resDraft
+
+	// Shared by the jobs: the constraint kinds, compiled triggers by
+	// expression and zone (see compileTrigger), and one copy of each
+	// short string many jobs repeat (zones, commands, schedules).
+	kinds   []string
+	trigs   map[trigKey]trigResult
+	strings map[string]string
+	// knownRes is the declared resources and their namespaces, sorted,
+	// for hints; built at the first unknown resource.
+	knownRes []string
+}
+
+type trigKey struct {
+	expr string
+	loc  *time.Location
+}
+
+type trigResult struct {
+	t   trigger.Trigger
+	err error
+}
+
+// intern returns one shared copy of v: a hundred thousand jobs in one
+// zone hold one "Europe/London", not a hundred thousand.
+func (l *loader) intern(v string) string {
+	if len(v) > 64 {
+		return v // long strings rarely repeat; not worth the map
+	}
+	if c, ok := l.strings[v]; ok {
+		return c
+	}
+	if l.strings == nil {
+		l.strings = map[string]string{}
+	}
+	l.strings[v] = v
+	return v
+}
+
+func (l *loader) constraintKinds() []string {
+	if l.kinds == nil {
+		l.kinds = constraint.Kinds()
+	}
+	return l.kinds
 }
 
 type jobDraft struct {
 	job     *Job
-	s       scope      // job "name": …
-	key     *yaml.Node // the name, for "defined twice"
+	s       scope // job "name": …
+	key     mark  // the name, for "defined twice"
 	calName string
 	calNode *yaml.Node
-	trig    []*yaml.Node // per trigger: its schedule or after value
-	refs    []ref        // jobs named by after constraints
-	res     []reqDraft   // resource requests
-	ids     map[string]int
+	trig    []mark     // per trigger: its schedule or after value
+	refs    []ref      // jobs named by after constraints
+	res     []reqDraft // resource requests
+	ids     []string   // the triggers' IDs before any "#n"
 }
 
 type reqDraft struct {
@@ -217,12 +260,21 @@ func newLoader(opt Options) *loader {
 // file reads one file's documents into the loader's drafts.
 func (l *loader) file(name string, data []byte) {
 	l.files = append(l.files, name)
+	if sp := splitJobs(data); sp != nil && l.fileInChunks(name, data, sp) {
+		return
+	}
 	f := &file{name: name, src: data}
 	docs, perr := parseDocs(f)
 	if perr != nil {
 		l.add(perr)
 	}
-	top := scope{l: l, f: f}
+	l.docs(scope{l: l, f: f}, docs, nil, nil)
+}
+
+// docs reads a file's documents. The value of the top-level key jobsKey,
+// if not nil, is read by jobs instead (see fileInChunks); docs reports
+// false as soon as jobs does.
+func (l *loader) docs(top scope, docs []*yaml.Node, jobsKey *yaml.Node, jobs func() bool) bool {
 	for _, doc := range docs {
 		if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || isNull(doc.Content[0]) {
 			continue // an empty document
@@ -234,6 +286,10 @@ func (l *loader) file(name string, data []byte) {
 		}
 		for _, p := range top.pairs(root) {
 			switch {
+			case p.name == "jobs" && jobsKey != nil && p.key == jobsKey:
+				if !jobs() {
+					return false
+				}
 			case p.name == "jobs":
 				l.jobsSection(top, p.val)
 			case p.name == "calendars":
@@ -250,6 +306,7 @@ func (l *loader) file(name string, data []byte) {
 			}
 		}
 	}
+	return true
 }
 
 // executorHint suggests the executor nearest to name, else lists them.
@@ -312,19 +369,24 @@ func (l *loader) mapping(s scope, n *yaml.Node, what string) []pair {
 func (l *loader) jobsSection(top scope, n *yaml.Node) {
 	s := top.sub("jobs")
 	for _, p := range l.mapping(s, n, "job names to jobs") {
-		// A bad name is reported, and the job's body is still checked:
-		// the schedule is invalid either way, and one edit should not
-		// uncover a second round of errors.
-		checkName(top, p.key, "job", p.name)
-		js := scope{l: l, f: top.f, where: fmt.Sprintf("job %s: ", quote(p.name))}
-		if first, ok := l.jobs[p.name]; ok {
-			top.errf(p.key, "", "job %s defined twice (first at %s)", quote(p.name), first.s.pos(first.key))
-			continue
-		}
-		d := &jobDraft{s: js, key: p.key}
-		l.jobs[p.name] = d
-		l.job(d, p.name, p.val)
+		l.jobEntry(top, p)
 	}
+}
+
+// jobEntry reads one entry of jobs:.
+func (l *loader) jobEntry(top scope, p pair) {
+	// A bad name is reported, and the job's body is still checked:
+	// the schedule is invalid either way, and one edit should not
+	// uncover a second round of errors.
+	checkName(top, p.key, "job", p.name)
+	js := scope{l: l, f: top.f, job: p.name}
+	if first, ok := l.jobs[p.name]; ok {
+		top.errf(p.key, "", "job %s defined twice (first at %s)", quote(p.name), first.s.pos(first.key.node()))
+		return
+	}
+	d := &jobDraft{s: js, key: markOf(p.key)}
+	l.jobs[p.name] = d
+	l.job(d, p.name, p.val)
 }
 
 func (l *loader) calendarsSection(top scope, n *yaml.Node) {
@@ -342,7 +404,7 @@ func (l *loader) calendarsSection(top scope, n *yaml.Node) {
 			continue
 		}
 		fs := cs.fields(p.val, calendarKeys, "calendar settings")
-		if f, ok := fs["weekend"]; ok {
+		if f, ok := fs.get("weekend"); ok {
 			cal.Weekend = weekdays(cs.sub("weekend"), f.val)
 			days := map[time.Weekday]bool{}
 			for _, d := range cal.Weekend {
@@ -354,13 +416,13 @@ func (l *loader) calendarsSection(top scope, n *yaml.Node) {
 				cs.sub("weekend").errf(f.val, "", "every day is a weekend day")
 			}
 		}
-		if f, ok := fs["holidays"]; ok {
+		if f, ok := fs.get("holidays"); ok {
 			cal.Holidays = dates(cs.sub("holidays"), f.val)
 		}
-		if f, ok := fs["extra_business_days"]; ok {
+		if f, ok := fs.get("extra_business_days"); ok {
 			cal.ExtraBusinessDays = dates(cs.sub("extra_business_days"), f.val)
 		}
-		if f, ok := fs["through"]; ok {
+		if f, ok := fs.get("through"); ok {
 			ts := cs.sub("through")
 			if v, ok := ts.str(f.val); ok {
 				if d, ok := parseDate(ts, f.val, v); ok {
@@ -486,14 +548,14 @@ func (l *loader) resourcesSection(top scope, n *yaml.Node) {
 		if fs == nil {
 			continue
 		}
-		if f, ok := fs["capacity"]; ok {
+		if f, ok := fs.get("capacity"); ok {
 			if c, ok := rs.sub("capacity").integerIn(f.val, 0, MaxCapacity, fmt.Sprintf("a whole number from 0 to %d", MaxCapacity)); ok {
 				r.Capacity = c
 			}
 		} else {
 			r.Capacity = 1 // a host, a licence: one at a time
 		}
-		if f, ok := fs["per"]; ok {
+		if f, ok := fs.get("per"); ok {
 			if v, ok := rs.sub("per").str(f.val); ok {
 				pt := talon.PeriodType(v)
 				if !slices.Contains(talon.PeriodTypes, pt) || pt == talon.Oneshot {
@@ -503,7 +565,7 @@ func (l *loader) resourcesSection(top scope, n *yaml.Node) {
 				}
 			}
 		}
-		if f, ok := fs["attributes"]; ok {
+		if f, ok := fs.get("attributes"); ok {
 			as := rs.sub("attributes")
 			r.Attributes = map[string]string{}
 			for _, a := range l.mapping(as, f.val, "attribute names to values") {
@@ -531,36 +593,36 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 	}}
 	d.job = j
 	if isNull(n) {
-		s.errf(d.key, "", "missing command")
+		s.errf(d.key.node(), "", "missing command")
 		return
 	}
 	fs := s.fields(n, jobKeys, "job settings")
 	if fs == nil {
 		return
 	}
-	if f, ok := fs["description"]; ok {
+	if f, ok := fs.get("description"); ok {
 		j.Description, _ = s.sub("description").str(f.val)
 	}
-	if f, ok := fs["period"]; ok {
+	if f, ok := fs.get("period"); ok {
 		l.period(d, s.sub("period"), f.val)
 	}
-	if f, ok := fs["timezone"]; ok {
+	if f, ok := fs.get("timezone"); ok {
 		ts := s.sub("timezone")
 		if v, ok := ts.str(f.val); ok {
 			loc, err := l.zone(v)
 			if err != nil {
 				ts.errf(f.val, `want an IANA name like "Europe/London" or "UTC"`, "unknown zone %s", quote(v))
 			} else {
-				j.Timezone, j.Location = v, loc
+				j.Timezone, j.Location = l.intern(v), loc
 			}
 		}
 	}
-	if f, ok := fs["environment"]; ok {
+	if f, ok := fs.get("environment"); ok {
 		if v, ok := s.sub("environment").str(f.val); ok && checkName(s, f.val, "environment", v) {
 			j.Environment = v
 		}
 	}
-	if f, ok := fs["executor"]; ok {
+	if f, ok := fs.get("executor"); ok {
 		es := s.sub("executor")
 		if v, ok := es.str(f.val); ok {
 			switch {
@@ -569,28 +631,31 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 			case !contains(l.opt.Executors, v):
 				es.errf(f.val, executorHint(v, l.opt.Executors), "unknown executor %s", quote(v))
 			default:
-				j.Executor = v
+				j.Executor = l.intern(v)
 			}
 		}
 	} else if !contains(l.opt.Executors, j.Executor) {
-		s.errf(d.key, "set executor: to "+executorList(l.opt.Executors), "the default executor %q is not available", j.Executor)
+		s.errf(d.key.node(), "set executor: to "+executorList(l.opt.Executors), "the default executor %q is not available", j.Executor)
 	}
-	if f, ok := fs["command"]; ok {
+	if f, ok := fs.get("command"); ok {
 		cs := s.sub("command")
 		const want = `a non-empty list of strings (argv), like ["/opt/bin/load", "--all"]`
 		if v, ok := cs.strs(f.val, want); ok {
 			if len(v) == 0 || v[0] == "" {
 				cs.errf(f.val, "", "want %s", want)
 			} else {
+				for i := range v {
+					v[i] = l.intern(v[i])
+				}
 				j.Command = v
 			}
 		}
 	} else if j.Executor != "inprocess" {
 		// The inprocess executor runs a Go function registered under the
 		// job's name, so only it can do without a command.
-		s.errf(d.key, "", "missing command")
+		s.errf(d.key.node(), "", "missing command")
 	}
-	if f, ok := fs["env"]; ok {
+	if f, ok := fs.get("env"); ok {
 		es := s.sub("env")
 		j.Env = map[string]talon.EnvValue{}
 		for _, p := range l.mapping(es, f.val, "variable names to values") {
@@ -607,19 +672,19 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 			}
 		}
 	}
-	if f, ok := fs["dir"]; ok {
+	if f, ok := fs.get("dir"); ok {
 		j.Dir, _ = s.sub("dir").str(f.val)
 	}
 	if j.Executor == "inprocess" {
 		// A function runs inside the scheduler: it gets params and the
 		// TALON_ variables, but no environment or directory of its own.
 		for _, k := range []string{"env", "dir"} {
-			if f, ok := fs[k]; ok {
+			if f, ok := fs.get(k); ok {
 				s.errf(f.key, "pass values to a function in params", "%s has no effect with executor inprocess", k)
 			}
 		}
 	}
-	if f, ok := fs["params"]; ok {
+	if f, ok := fs.get("params"); ok {
 		ps := s.sub("params")
 		if deref(f.val).Kind != yaml.MappingNode {
 			ps.errf(f.val, "", "want a mapping of names to values, not a %s", kindName(deref(f.val)))
@@ -630,21 +695,21 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 			}
 		}
 	}
-	if f, ok := fs["poll"]; ok {
+	if f, ok := fs.get("poll"); ok {
 		if v, ok := s.sub("poll").durationIn(f.val, MinPoll, MaxPoll, ""); ok {
 			j.Poll = v
 		}
 	}
-	if f, ok := fs["timeout"]; ok {
+	if f, ok := fs.get("timeout"); ok {
 		j.Timeout, _ = s.sub("timeout").durationIn(f.val, MinTimeout, MaxTimeout, "none")
 	}
-	if f, ok := fs["catchup_window"]; ok {
+	if f, ok := fs.get("catchup_window"); ok {
 		j.CatchupWindow, _ = s.sub("catchup_window").durationIn(f.val, MinCatchupWindow, MaxCatchupWindow, "no bound")
 	}
-	if f, ok := fs["retries"]; ok {
+	if f, ok := fs.get("retries"); ok {
 		j.Retries = retries(s.sub("retries"), f.val)
 	}
-	if f, ok := fs["catchup"]; ok {
+	if f, ok := fs.get("catchup"); ok {
 		cs := s.sub("catchup")
 		if v, ok := cs.str(f.val); ok {
 			switch c := talon.CatchupPolicy(v); c {
@@ -655,25 +720,25 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 			}
 		}
 	}
-	if f, ok := fs["priority"]; ok {
+	if f, ok := fs.get("priority"); ok {
 		j.Priority, _ = s.sub("priority").integerIn(f.val, MinPriority, MaxPriority, fmt.Sprintf("a whole number from %d to %d", MinPriority, MaxPriority))
 	}
-	if f, ok := fs["schedule"]; ok {
+	if f, ok := fs.get("schedule"); ok {
 		// Shorthand for a single time trigger: `schedule: "@daily"`.
 		if v, ok := s.sub("schedule").str(f.val); ok {
 			d.addTrigger(talon.TriggerSpec{ID: "schedule:" + v, Schedule: v, Period: talon.PeriodSame}, f.val)
 		}
 	}
-	if f, ok := fs["triggers"]; ok {
+	if f, ok := fs.get("triggers"); ok {
 		l.triggers(d, s.sub("triggers"), f.val)
 	}
-	if f, ok := fs["constraints"]; ok {
+	if f, ok := fs.get("constraints"); ok {
 		l.constraints(d, s, f.val)
 	}
-	if f, ok := fs["resources"]; ok {
+	if f, ok := fs.get("resources"); ok {
 		l.requests(d, s.sub("resources"), f.val)
 	}
-	if f, ok := fs["artifacts"]; ok {
+	if f, ok := fs.get("artifacts"); ok {
 		l.artifacts(d, s.sub("artifacts"), f.val)
 	}
 }
@@ -718,6 +783,7 @@ func (l *loader) requests(d *jobDraft, rs scope, n *yaml.Node) {
 	j := d.job
 	j.Resources = map[string]int{}
 	add := func(rd reqDraft) {
+		rd.key, rd.val = keep(rd.key), keep(rd.val)
 		j.Requests = append(j.Requests, rd.req)
 		j.Resources[rd.req.Path] += rd.req.Count
 		d.res = append(d.res, rd)
@@ -736,13 +802,13 @@ func (l *loader) requests(d *jobDraft, rs scope, n *yaml.Node) {
 			if fs == nil {
 				return
 			}
-			if f, ok := fs["count"]; ok {
+			if f, ok := fs.get("count"); ok {
 				rd.val = f.val
 				if !l.count(ps.sub("count"), f.val, &rd.req.Count) {
 					return
 				}
 			}
-			if f, ok := fs["where"]; ok {
+			if f, ok := fs.get("where"); ok {
 				if !l.where(ps.sub("where"), f.val, &rd.req) {
 					return
 				}
@@ -777,14 +843,14 @@ func (l *loader) requests(d *jobDraft, rs scope, n *yaml.Node) {
 			if fs == nil {
 				continue
 			}
-			f := fs["path"]
+			f, _ := fs.get("path")
 			path, ok := is.sub("path").str(f.val)
 			if !ok {
 				continue
 			}
 			m := &yaml.Node{Kind: yaml.MappingNode, Line: item.Line, Column: item.Column}
 			for _, k := range []string{"count", "where"} {
-				if g, ok := fs[k]; ok {
+				if g, ok := fs.get(k); ok {
 					m.Content = append(m.Content, g.key, g.val)
 				}
 			}
@@ -863,16 +929,16 @@ func (l *loader) period(d *jobDraft, s scope, n *yaml.Node) {
 	typeNode := n
 	if deref(n).Kind == yaml.MappingNode {
 		fs := s.fields(n, periodKeys, "period settings")
-		f, ok := fs["type"]
+		f, ok := fs.get("type")
 		if !ok {
 			s.errf(n, "want one of "+strings.Join(periodTypeNames, ", "), "missing type")
 			typeNode = nil
 		} else {
 			typeNode = f.val
 		}
-		if f, ok := fs["calendar"]; ok {
+		if f, ok := fs.get("calendar"); ok {
 			if v, ok := s.sub("calendar").str(f.val); ok {
-				d.calName, d.calNode = v, f.val
+				d.calName, d.calNode = v, keep(f.val)
 			}
 		}
 		s = s.sub("type")
@@ -892,7 +958,7 @@ func (l *loader) period(d *jobDraft, s scope, n *yaml.Node) {
 		s.errf(typeNode, hint, "unknown period type %s", quote(v))
 		return
 	}
-	d.job.Period.Type = talon.PeriodType(v)
+	d.job.Period.Type = talon.PeriodType(l.intern(v))
 }
 
 func retries(s scope, n *yaml.Node) talon.RetryPolicy {
@@ -905,7 +971,7 @@ func retries(s scope, n *yaml.Node) talon.RetryPolicy {
 		return r
 	}
 	fs := s.fields(n, retryKeys, "retry settings")
-	if f, ok := fs["max"]; ok {
+	if f, ok := fs.get("max"); ok {
 		ms := s.sub("max")
 		if v, ok := ms.integerIn(f.val, 0, MaxRetries, fmt.Sprintf("a whole number from 0 to %d", MaxRetries)); ok {
 			r.Max = v
@@ -913,10 +979,10 @@ func retries(s scope, n *yaml.Node) talon.RetryPolicy {
 	} else if fs != nil {
 		s.errf(n, "", "missing max")
 	}
-	if f, ok := fs["delay"]; ok {
+	if f, ok := fs.get("delay"); ok {
 		r.Delay, _ = s.sub("delay").durationIn(f.val, MinRetryDelay, MaxRetryDelay, "at once")
 	}
-	if f, ok := fs["timeouts"]; ok {
+	if f, ok := fs.get("timeouts"); ok {
 		r.Timeouts, _ = s.sub("timeouts").boolean(f.val)
 	}
 	return r
@@ -933,8 +999,8 @@ func (l *loader) triggers(d *jobDraft, s scope, n *yaml.Node) {
 		if fs == nil {
 			continue
 		}
-		sched, hasSched := fs["schedule"]
-		after, hasAfter := fs["after"]
+		sched, hasSched := fs.get("schedule")
+		after, hasAfter := fs.get("after")
 		if hasSched == hasAfter {
 			s.errf(it, "", "want exactly one of schedule or after in a trigger")
 			continue
@@ -947,13 +1013,13 @@ func (l *loader) triggers(d *jobDraft, s scope, n *yaml.Node) {
 				continue
 			}
 			t.Schedule, t.ID, node = v, "schedule:"+v, sched.val
-			if f, ok := fs["kind"]; ok {
+			if f, ok := fs.get("kind"); ok {
 				if k, ok := s.sub("kind").str(f.val); ok && k != "time" {
 					t.Kind, t.ID = k, k+":"+v
 				}
 			}
 		} else {
-			if f, ok := fs["kind"]; ok {
+			if f, ok := fs.get("kind"); ok {
 				s.errf(f.val, "", "kind applies to schedule triggers, not after")
 			}
 			v, ok := s.sub("after").str(after.val)
@@ -962,7 +1028,7 @@ func (l *loader) triggers(d *jobDraft, s scope, n *yaml.Node) {
 			}
 			t.After, t.ID, node = v, "after:"+v, after.val
 		}
-		if f, ok := fs["period"]; ok {
+		if f, ok := fs.get("period"); ok {
 			ps := s.sub("period")
 			if v, ok := ps.str(f.val); ok {
 				switch o := talon.PeriodOffset(v); o {
@@ -981,21 +1047,25 @@ func (l *loader) triggers(d *jobDraft, s scope, n *yaml.Node) {
 func (d *jobDraft) addTrigger(t talon.TriggerSpec, node *yaml.Node) {
 	// IDs name triggers in run rows, so they must stay put across
 	// reloads: the n-th copy of the same trigger gets "#n".
-	if d.ids == nil {
-		d.ids = map[string]int{}
+	c := 1 // a job has a few triggers: a search beats a map per job
+	for _, id := range d.ids {
+		if id == t.ID {
+			c++
+		}
 	}
-	d.ids[t.ID]++
-	if c := d.ids[t.ID]; c > 1 {
+	d.ids = append(d.ids, t.ID)
+	if c > 1 {
 		t.ID = fmt.Sprintf("%s#%d", t.ID, c)
 	}
+	t.ID, t.Schedule, t.After = d.s.l.intern(t.ID), d.s.l.intern(t.Schedule), d.s.l.intern(t.After)
 	d.job.Triggers = append(d.job.Triggers, t)
-	d.trig = append(d.trig, node)
+	d.trig = append(d.trig, markOf(node))
 }
 
 func (l *loader) constraints(d *jobDraft, js scope, n *yaml.Node) {
 	s := js.sub("constraints")
 	for _, p := range l.mapping(s, n, "constraint kinds to settings") {
-		kinds := constraint.Kinds()
+		kinds := l.constraintKinds()
 		if !contains(kinds, p.name) {
 			hint := didYouMean(p.name, kinds)
 			if hint == "" && len(kinds) > 0 {
@@ -1052,13 +1122,13 @@ func afterRefs(s scope, n *yaml.Node, names bool) []ref {
 		switch d.Kind {
 		case yaml.ScalarNode:
 			if names && d.ShortTag() == "!!str" {
-				out = append(out, ref{name: d.Value, node: it, s: s})
+				out = append(out, ref{name: d.Value, node: keep(it), s: s})
 			}
 		case yaml.MappingNode:
 			for i := 0; i+1 < len(d.Content); i += 2 {
 				k, v := deref(d.Content[i]), d.Content[i+1]
 				if k.Value == "job" && deref(v).Kind == yaml.ScalarNode {
-					out = append(out, ref{name: deref(v).Value, node: v, s: s})
+					out = append(out, ref{name: deref(v).Value, node: keep(v), s: s})
 				}
 			}
 		}
@@ -1105,7 +1175,7 @@ func (l *loader) finish() (*Schedule, error) {
 			if t.Schedule != "" {
 				j.Times[i] = l.compileTrigger(d, d.trig[i], t, sch.Calendars)
 			} else {
-				l.checkRef(d.s.sub("after"), d.trig[i], t.After, names)
+				l.checkRef(d.s.sub("after"), d.trig[i].node(), t.After, names)
 			}
 		}
 		for _, r := range d.refs {
@@ -1136,7 +1206,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // trigger package understands every expression.
 var parseTrigger = trigger.Parse
 
-func (l *loader) compileTrigger(d *jobDraft, n *yaml.Node, spec talon.TriggerSpec, cals map[string]*calendar.Calendar) trigger.Trigger {
+func (l *loader) compileTrigger(d *jobDraft, at mark, spec talon.TriggerSpec, cals map[string]*calendar.Calendar) trigger.Trigger {
 	expr := spec.Schedule
 	// The ID seeds jitter: per job, so jobs sharing an expression spread
 	// out, and stable across reloads while the trigger is unchanged.
@@ -1145,13 +1215,26 @@ func (l *loader) compileTrigger(d *jobDraft, n *yaml.Node, spec talon.TriggerSpe
 	var err error
 	if spec.Kind != "" {
 		t, err = trigger.Compile(spec.Kind, expr, opt)
+	} else if c, ok := l.trigs[trigKey{expr, opt.Location}]; ok {
+		t, err = c.t, c.err
 	} else {
 		t, err = parseTrigger(expr, opt)
+		// A compiled time trigger is immutable, and the same for every
+		// job with the expression in the zone, unless it has jitter,
+		// which the ID seeds: then each job gets its own. (Calendars and
+		// DST are the load's, the same for all.) Other kinds are left
+		// alone: their compile functions may keep state.
+		if sp, isSpec := t.(*trigger.Spec); err != nil || (isSpec && sp.Jitter() == 0) {
+			if l.trigs == nil {
+				l.trigs = map[trigKey]trigResult{}
+			}
+			l.trigs[trigKey{expr, opt.Location}] = trigResult{t, err}
+		}
 	}
 	if err == nil {
 		return t
 	}
-	s := d.s
+	s, n := d.s, at.node()
 	var te *trigger.Error
 	if errors.As(err, &te) {
 		s.errAt(s.offsetPos(n, te.Offset), te.Hint, "trigger %s: %s", quote(expr), te.Msg)
@@ -1176,17 +1259,22 @@ func (l *loader) checkResources(d *jobDraft, tree *resource.Tree) {
 	if len(d.res) == 0 {
 		return
 	}
-	var known []string
-	seen := map[string]bool{}
-	for _, n := range tree.Nodes() {
-		for q := n.Path; q != "." && q != "/" && q != ""; q = path.Dir(q) {
-			if !seen[q] {
-				seen[q] = true
-				known = append(known, q)
+	known := func() []string { // for hints: every node and namespace
+		if l.knownRes == nil {
+			seen := map[string]bool{}
+			l.knownRes = []string{}
+			for _, n := range tree.Nodes() {
+				for q := n.Path; q != "." && q != "/" && q != ""; q = path.Dir(q) {
+					if !seen[q] {
+						seen[q] = true
+						l.knownRes = append(l.knownRes, q)
+					}
+				}
 			}
+			sort.Strings(l.knownRes)
 		}
+		return l.knownRes
 	}
-	sort.Strings(known)
 	s := d.s.sub("resources")
 	for _, rd := range d.res {
 		r := rd.req
@@ -1196,7 +1284,7 @@ func (l *loader) checkResources(d *jobDraft, tree *resource.Tree) {
 		}
 		r = r.Resolve(d.job.Environment)
 		if len(tree.Candidates(r.Path)) == 0 {
-			hint := didYouMean(r.Path, known)
+			hint := didYouMean(r.Path, known())
 			if hint == "" {
 				hint = "declare it under resources: at the top level"
 			}
@@ -1227,14 +1315,28 @@ func (l *loader) cycles(names []string) {
 			if _, dup := at[e]; dup {
 				continue
 			}
-			at[e] = d.trig[i]
+			at[e] = d.trig[i].node()
 			next[b] = append(next[b], a)
 		}
 	}
+	// Only jobs on some edge can be in a loop: the others would each be
+	// a component of one, and with a hundred thousand jobs the search's
+	// maps were a tenth of the load.
+	onEdge := map[string]bool{}
 	for _, k := range sortedKeys(next) {
 		sort.Strings(next[k])
+		onEdge[k] = true
+		for _, a := range next[k] {
+			onEdge[a] = true
+		}
 	}
-	for _, comp := range sccs(names, next) {
+	linked := make([]string, 0, len(onEdge))
+	for _, n := range names {
+		if onEdge[n] {
+			linked = append(linked, n)
+		}
+	}
+	for _, comp := range sccs(linked, next) {
 		inComp := map[string]bool{}
 		for _, c := range comp {
 			inComp[c] = true
@@ -1345,7 +1447,7 @@ func envValue(s scope, n *yaml.Node) (talon.EnvValue, bool) {
 		return talon.EnvValue{}, false // its unknown keys are reported
 	}
 	var v talon.EnvValue
-	if f, ok := fs["file"]; ok {
+	if f, ok := fs.get("file"); ok {
 		fsc := s.sub("file")
 		if p, ok := fsc.str(f.val); ok {
 			if !filepath.IsAbs(p) {
@@ -1355,7 +1457,7 @@ func envValue(s scope, n *yaml.Node) (talon.EnvValue, bool) {
 			v.File = filepath.Clean(p)
 		}
 	}
-	if f, ok := fs["env"]; ok {
+	if f, ok := fs.get("env"); ok {
 		esc := s.sub("env")
 		if name, ok := esc.str(f.val); ok {
 			if !envNameRE.MatchString(name) {

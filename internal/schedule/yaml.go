@@ -168,13 +168,23 @@ func isNull(n *yaml.Node) bool {
 // scope reports errors for one part of a schedule, prefixing messages with
 // where they are ("job \"load\": retries: ").
 type scope struct {
-	l     *loader
-	f     *file
+	l *loader
+	f *file
+	// job, when not "", is the job whose settings these are: where
+	// begins with `job "NAME": `, written only for an error.
+	job   string
 	where string
+	// key is the last part of where, kept apart until a deeper sub or an
+	// error needs it: most scopes never report anything, and a hundred
+	// thousand jobs made millions of prefixes for nothing.
+	key string
 }
 
 func (s scope) sub(key string) scope {
-	s.where += key + ": "
+	if s.key != "" {
+		s.where += s.key + ": "
+	}
+	s.key = key
 	return s
 }
 
@@ -191,7 +201,14 @@ func (s scope) pos(n *yaml.Node) Pos {
 const maxErrors = 1000
 
 func (s scope) errAt(p Pos, hint, format string, args ...any) {
-	s.l.add(&Error{Pos: p, Msg: s.where + fmt.Sprintf(format, args...), Hint: hint})
+	where := s.where
+	if s.job != "" {
+		where = "job " + quote(s.job) + ": " + where
+	}
+	if s.key != "" {
+		where += s.key + ": "
+	}
+	s.l.add(&Error{Pos: p, Msg: where + fmt.Sprintf(format, args...), Hint: hint})
 }
 
 func (s scope) errf(n *yaml.Node, hint, format string, args ...any) {
@@ -226,8 +243,9 @@ func (s scope) pairsDepth(n *yaml.Node, depth int) []pair {
 		return nil
 	}
 	defer s.leave(n)
-	var out, merged []pair
-	seen := map[string]*yaml.Node{}
+	var merged []pair
+	out := make([]pair, 0, len(n.Content)/2)
+	seen := newKeySet(len(n.Content) / 2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		dk := deref(k)
@@ -235,25 +253,83 @@ func (s scope) pairsDepth(n *yaml.Node, depth int) []pair {
 			merged = append(merged, s.mergeSources(v, depth)...)
 			continue
 		}
-		if dk.Kind != yaml.ScalarNode {
-			s.errf(k, "", "want a name as key, not a %s", kindName(dk))
-			continue
+		if p, ok := s.keyPair(&seen, out, k, v); ok {
+			out = append(out, p)
 		}
-		if first, ok := seen[dk.Value]; ok {
-			s.errf(k, "", "key %s repeated (first at line %d)", quote(dk.Value), first.Line)
-			continue
-		}
-		seen[dk.Value] = k
-		out = append(out, pair{name: dk.Value, key: k, val: v})
 	}
 	for _, p := range merged {
-		if _, ok := seen[p.name]; ok {
+		if seen.first(out, p.name) != nil {
 			continue
 		}
-		seen[p.name] = p.key
+		seen.add(out, p)
 		out = append(out, p)
 	}
 	return out
+}
+
+// keyPair checks key k of a mapping whose entries so far are out: a
+// name, not seen before (else the error says where it was first). Merge
+// keys are the caller's business.
+func (s scope) keyPair(seen *keySet, out []pair, k, v *yaml.Node) (pair, bool) {
+	dk := deref(k)
+	if dk.Kind != yaml.ScalarNode {
+		s.errf(k, "", "want a name as key, not a %s", kindName(dk))
+		return pair{}, false
+	}
+	if first := seen.first(out, dk.Value); first != nil {
+		s.errf(k, "", "key %s repeated (first at line %d)", quote(dk.Value), first.Line)
+		return pair{}, false
+	}
+	p := pair{name: dk.Value, key: k, val: v}
+	seen.add(out, p)
+	return p, true
+}
+
+// keySet finds a mapping's keys seen so far. A small mapping (a job's
+// settings) is searched in its entries, without a map: with a hundred
+// thousand jobs, a map per mapping is most of what the loader allocates.
+// A large one (the jobs) gets a map.
+type keySet struct {
+	m map[string]*yaml.Node // nil: search the entries
+}
+
+// smallMapping is the most entries searched one by one.
+const smallMapping = 16
+
+func newKeySet(size int) keySet {
+	if size > smallMapping {
+		return keySet{m: make(map[string]*yaml.Node, size)}
+	}
+	return keySet{}
+}
+
+// first returns the key node of the entry named name, nil if none; out
+// holds the entries so far.
+func (ks *keySet) first(out []pair, name string) *yaml.Node {
+	if ks.m != nil {
+		return ks.m[name]
+	}
+	for _, p := range out {
+		if p.name == name {
+			return p.key
+		}
+	}
+	return nil
+}
+
+// add records p, about to be appended to out; past smallMapping entries
+// (merges can bring many) the set moves to a map.
+func (ks *keySet) add(out []pair, p pair) {
+	if ks.m == nil {
+		if len(out) < smallMapping {
+			return
+		}
+		ks.m = make(map[string]*yaml.Node, 2*len(out))
+		for _, q := range out {
+			ks.m[q.name] = q.key
+		}
+	}
+	ks.m[p.name] = p.key
 }
 
 func (s scope) mergeSources(v *yaml.Node, depth int) []pair {
@@ -280,14 +356,18 @@ func (s scope) mergeSources(v *yaml.Node, depth int) []pair {
 // with the nearest known key as a hint, and returns the entries by key.
 // Entries with a null value are left out: `env:` with nothing after it is
 // the same as no env at all.
-func (s scope) fields(n *yaml.Node, known []string, what string) map[string]pair {
+func (s scope) fields(n *yaml.Node, known []string, what string) fieldSet {
 	dn := deref(n)
 	if dn == nil || dn.Kind != yaml.MappingNode {
 		s.errf(n, "", "want a mapping of %s, not a %s", what, kindName(dn))
 		return nil
 	}
-	out := map[string]pair{}
-	for _, p := range s.pairs(dn) {
+	pairs := s.pairs(dn)
+	out := fieldSet(pairs[:0:len(pairs)]) // pairs is ours to filter; not nil
+	if out == nil {
+		out = fieldSet{}
+	}
+	for _, p := range pairs {
 		if !contains(known, p.name) {
 			s.errf(p.key, didYouMean(p.name, known), "unknown key %s", quote(p.name))
 			continue
@@ -295,9 +375,24 @@ func (s scope) fields(n *yaml.Node, known []string, what string) map[string]pair
 		if isNull(p.val) {
 			continue
 		}
-		out[p.name] = p
+		out = append(out, p)
 	}
 	return out
+}
+
+// fieldSet is a mapping's entries with known keys and non-null values;
+// nil when the node was not a mapping. A slice, not a map: a job has a
+// dozen keys at most, and a schedule can have a hundred thousand jobs.
+type fieldSet []pair
+
+// get returns the entry for key name.
+func (fs fieldSet) get(name string) (pair, bool) {
+	for _, p := range fs {
+		if p.name == name {
+			return p, true
+		}
+	}
+	return pair{}, false
 }
 
 func contains(list []string, s string) bool {
@@ -361,10 +456,57 @@ func (s scope) strs(n *yaml.Node, want string) ([]string, bool) {
 	return out, ok
 }
 
+// decodeInt is dn.Decode(&v) for an !!int scalar, without the decoder
+// the YAML package sets up for each call when the value is plainly
+// decimal.
+func decodeInt(dn *yaml.Node, v *int) error {
+	if i, ok := plainDecimal(dn.Value); ok {
+		*v = i
+		return nil
+	}
+	return dn.Decode(v)
+}
+
+// plainDecimal reads an optional '-' and up to 9 digits without a leading
+// zero: text every YAML reading takes for the same number (the parser
+// reads "012" as octal, and allows '_' and other bases).
+func plainDecimal(v string) (int, bool) {
+	digits := strings.TrimPrefix(v, "-")
+	if len(digits) == 0 || len(digits) > 9 || (digits[0] == '0' && len(digits) > 1) {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(digits); i++ {
+		c := digits[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	if len(digits) < len(v) {
+		n = -n
+	}
+	return n, true
+}
+
+// decodeBool is dn.Decode(&v) for a !!bool scalar, short-cut for the
+// spellings JSON has.
+func decodeBool(dn *yaml.Node, v *bool) error {
+	switch dn.Value {
+	case "true":
+		*v = true
+		return nil
+	case "false":
+		*v = false
+		return nil
+	}
+	return dn.Decode(v)
+}
+
 func (s scope) integer(n *yaml.Node, want string) (int, bool) {
 	dn := deref(n)
 	var v int
-	if dn.Kind != yaml.ScalarNode || dn.ShortTag() != "!!int" || dn.Decode(&v) != nil {
+	if dn.Kind != yaml.ScalarNode || dn.ShortTag() != "!!int" || decodeInt(dn, &v) != nil {
 		s.errf(n, "", "want %s, not %s", want, shown(dn))
 		return 0, false
 	}
@@ -374,7 +516,7 @@ func (s scope) integer(n *yaml.Node, want string) (int, bool) {
 func (s scope) boolean(n *yaml.Node) (bool, bool) {
 	dn := deref(n)
 	var v bool
-	if dn.Kind != yaml.ScalarNode || dn.ShortTag() != "!!bool" || dn.Decode(&v) != nil {
+	if dn.Kind != yaml.ScalarNode || dn.ShortTag() != "!!bool" || decodeBool(dn, &v) != nil {
 		s.errf(n, "", "want true or false, not %s", shown(dn))
 		return false, false
 	}
@@ -432,14 +574,14 @@ func (s scope) value(n *yaml.Node, depth int) (any, bool) {
 			return nil, true
 		case "!!bool":
 			var b bool
-			if err := dn.Decode(&b); err != nil {
+			if err := decodeBool(dn, &b); err != nil {
 				s.errf(n, "", "want true or false, not %s", quote(dn.Value))
 				return nil, false
 			}
 			return b, true
 		case "!!int":
 			var i int
-			if err := dn.Decode(&i); err != nil {
+			if err := decodeInt(dn, &i); err != nil {
 				s.errf(n, "", "integer %s out of range", quote(dn.Value))
 				return nil, false
 			}

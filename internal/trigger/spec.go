@@ -42,6 +42,11 @@ var _ Trigger = (*Spec)(nil)
 // Location returns the zone the spec's wall times are read in.
 func (s *Spec) Location() *time.Location { return s.loc }
 
+// Jitter returns the bound of the spec's jitter, zero when it has none.
+// Options.ID matters only to a spec with jitter: one without may be
+// shared by every job that compiles the same expression in the same zone.
+func (s *Spec) Jitter() time.Duration { return time.Duration(s.jitter) * time.Second }
+
 // DST returns the spec's DST policy.
 func (s *Spec) DST() calendar.DSTPolicy { return s.dst }
 
