@@ -350,17 +350,16 @@ const oneTripMax = 16
 
 // createOneTrip is CreateRuns in one round trip, for a batch whose runs
 // all have a unique key, or of one run without: BEGIN, the insert that
-// counts what it creates, the runs holding every key (read after the
-// insert, in the same transaction, so they include the new ones), COMMIT.
-// With one statement writing, the counters are still taken last and in
-// key order.
+// counts what it creates, COMMIT. With one statement writing, the
+// counters are still taken last and in key order. Only when a key was
+// taken does a second round trip read the run holding it.
 func (db *DB) createOneTrip(ctx context.Context, valid []store.CreateRun, params []*string, keys []string, order []int, keyed *runArrays, unkeyed []int) ([]store.Created, error) {
 	var out []store.Created
+	var inserted map[string]talon.Run // by unique key
 	err := db.pipeTx(ctx, func(tx *pipe) error {
 		out = make([]store.Created, len(valid))
+		inserted = map[string]talon.Run{}
 		b := &pgx.Batch{}
-		inserted := map[string]talon.Run{} // by unique key
-		existing := map[string]talon.Run{}
 		if len(unkeyed) == 1 {
 			i := unkeyed[0]
 			p := valid[i]
@@ -377,20 +376,8 @@ func (db *DB) createOneTrip(ctx context.Context, valid []store.CreateRun, params
 			b.Queue(insertRunsCounted, keyed.job, keyed.period, keyed.env, keyed.state, keyed.attempt, keyed.executor,
 				keyed.trigger, keyed.fire, keyed.key, keyed.params, keyed.retryOf, keyed.created, keyed.finished,
 				keyed.reason, keyed.recheck)
-			var kJobs, kKeys, fJobs, fPeriods, fTriggers []string
-			var fFires []time.Time
-			for _, i := range order {
-				p := valid[i]
-				if p.Key != "" {
-					kJobs, kKeys = append(kJobs, p.Job), append(kKeys, p.Key)
-				} else {
-					fJobs, fPeriods, fTriggers = append(fJobs, p.Job), append(fPeriods, p.Period), append(fTriggers, p.Trigger)
-					fFires = append(fFires, p.FireTime.UTC().Truncate(time.Microsecond))
-				}
-			}
-			b.Queue(existingRuns, kJobs, kKeys, fJobs, fPeriods, fTriggers, fFires)
 		}
-		err := tx.send(ctx, b, true, func(br pgx.BatchResults, n int) error {
+		return tx.send(ctx, b, true, func(br pgx.BatchResults, _ int) error {
 			if len(unkeyed) == 1 {
 				r, err := scanRun(br.QueryRow())
 				if err != nil {
@@ -399,43 +386,68 @@ func (db *DB) createOneTrip(ctx context.Context, valid []store.CreateRun, params
 				out[unkeyed[0]] = store.Created{Run: r, Created: true}
 				return nil
 			}
-			into := inserted
-			if n == 1 {
-				into = existing
-			}
 			if err := readRuns(br, func(r talon.Run) {
-				into[uniqueKey(r.Job, r.Key, r.Period, r.Trigger, r.FireTime)] = r
+				inserted[uniqueKey(r.Job, r.Key, r.Period, r.Trigger, r.FireTime)] = r
 			}); err != nil {
 				return fmt.Errorf("insert: %w", err)
 			}
 			return nil
 		})
-		if err != nil {
-			return err
-		}
-		// The first of the batch to name a key created its run; the others
-		// get that run, or the one that held the key before.
-		claimed := map[string]bool{}
-		for _, i := range order {
-			k := keys[i]
-			if k == "" {
-				continue
-			}
-			if r, ok := inserted[k]; ok && !claimed[k] {
-				claimed[k] = true
-				out[i] = store.Created{Run: r, Created: true}
-				continue
-			}
-			r, ok := existing[k]
-			if !ok {
-				return fmt.Errorf("create run #%d: the run holding its key vanished", i)
-			}
-			out[i] = store.Created{Run: r}
-		}
-		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create runs: %w", err)
+	}
+	// The first of the batch to name a key created its run; the others
+	// get that run, or the one that held the key before, read once the
+	// transaction is over (it was committed before the insert, which
+	// waits for a transaction inserting the same key).
+	claimed := map[string]bool{}
+	var missing []int
+	for _, i := range order {
+		k := keys[i]
+		if k == "" {
+			continue
+		}
+		if r, ok := inserted[k]; ok {
+			out[i] = store.Created{Run: r, Created: !claimed[k]}
+			claimed[k] = true
+			continue
+		}
+		missing = append(missing, i)
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	var kJobs, kKeys, fJobs, fPeriods, fTriggers []string
+	var fFires []time.Time
+	for _, i := range missing {
+		p := valid[i]
+		if p.Key != "" {
+			kJobs, kKeys = append(kJobs, p.Job), append(kKeys, p.Key)
+		} else {
+			fJobs, fPeriods, fTriggers = append(fJobs, p.Job), append(fPeriods, p.Period), append(fTriggers, p.Trigger)
+			fFires = append(fFires, p.FireTime.UTC().Truncate(time.Microsecond))
+		}
+	}
+	existing := map[string]talon.Run{}
+	err = db.read(ctx, func(q querier) error {
+		rows, err := q.Query(ctx, existingRuns, kJobs, kKeys, fJobs, fPeriods, fTriggers, fFires)
+		if err != nil {
+			return err
+		}
+		return collectRuns(rows, func(r talon.Run) {
+			existing[uniqueKey(r.Job, r.Key, r.Period, r.Trigger, r.FireTime)] = r
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create runs: find existing runs: %w", err)
+	}
+	for _, i := range missing {
+		r, ok := existing[keys[i]]
+		if !ok {
+			return nil, fmt.Errorf("create runs: run #%d: the run holding its key vanished", i)
+		}
+		out[i] = store.Created{Run: r}
 	}
 	return out, nil
 }
