@@ -18,6 +18,9 @@ import (
 type current struct {
 	state                       talon.State
 	job, period, reason, answer string
+	// decided: the run had decisions before the batch (its answer was
+	// set), so they are deleted before its new ones are written.
+	decided bool
 }
 
 // lockRuns locks the batch's runs in id order, so concurrent batches
@@ -320,7 +323,13 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 				w.owner, w.handle, w.exec, w.at, w.event, w.typ, w.answer)
 		}
 		if len(decidedOrder) > 0 {
-			b.Queue(`DELETE FROM decisions WHERE run_id = ANY($1)`, decidedOrder)
+			var old []int64
+			for _, id := range decidedOrder {
+				if cur[id].decided {
+					old = append(old, id)
+				}
+			}
+			b.Queue(`DELETE FROM decisions WHERE run_id = ANY($1)`, old)
 			var (
 				runIDs                  []int64
 				pos                     []int32
@@ -386,6 +395,7 @@ func readCurrent(br pgx.BatchResults, cur map[int64]*current) error {
 		if err := rows.Scan(&id, &c.state, &c.job, &c.period, &c.reason, &c.answer); err != nil {
 			return fmt.Errorf("lock runs: %w", err)
 		}
+		c.decided = c.answer != ""
 		cur[id] = c
 	}
 	if err := rows.Err(); err != nil {

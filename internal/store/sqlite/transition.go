@@ -341,6 +341,8 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 	}
 	started, finished, owner := store.Stamps(t, from, now)
 	evented, newAnswer := store.Evented(t, from, c.reason, c.answer)
+	// A run without an answer has no decisions to replace.
+	hadDecisions := c.answer != ""
 	run, err := scanRun(st.update.QueryRowContext(ctx, string(t.To), t.Reason, nullMicros(t.RecheckAt),
 		nullMicrosPtr(started), nullMicrosPtr(finished), nonEmpty(owner), nonEmpty(t.Handle), nonEmpty(t.Executor), nonEmpty(newAnswer), t.RunID, string(from)))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -360,8 +362,10 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 		return talon.Run{}, err
 	}
 	if t.Decisions != nil {
-		if _, err := st.delDecisions.ExecContext(ctx, t.RunID); err != nil {
-			return talon.Run{}, fmt.Errorf("replace decisions: %w", err)
+		if hadDecisions {
+			if _, err := st.delDecisions.ExecContext(ctx, t.RunID); err != nil {
+				return talon.Run{}, fmt.Errorf("replace decisions: %w", err)
+			}
 		}
 		for i, d := range t.Decisions {
 			if _, err := st.addDecision.ExecContext(ctx, t.RunID, i, d.Constraint, string(d.Action), d.Reason,

@@ -27,3 +27,8 @@ CREATE INDEX runs_live ON runs (state, job) WHERE state IN ('blocked', 'ready', 
 -- deleted: the foreign keys only cost a lookup per row written.
 ALTER TABLE events DROP CONSTRAINT events_run_id_fkey;
 ALTER TABLE decisions DROP CONSTRAINT decisions_run_id_fkey;
+
+-- A run's answer (store.AnswerKey) is set by every decision that gave
+-- answers, so a run without one has no decisions to replace; runs decided
+-- before answers were kept (migration 0005) get a placeholder.
+UPDATE runs SET answer = '-' WHERE answer = '' AND id IN (SELECT run_id FROM decisions);

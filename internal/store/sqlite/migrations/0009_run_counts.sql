@@ -18,3 +18,8 @@ INSERT INTO run_counts (job, period, state, n)
 DROP INDEX runs_state;
 DROP INDEX runs_job_state;
 CREATE INDEX runs_live ON runs (state, job) WHERE state IN ('blocked', 'ready', 'running');
+
+-- A run's answer (store.AnswerKey) is set by every decision that gave
+-- answers, so a run without one has no decisions to replace; runs decided
+-- before answers were kept (migration 0005) get a placeholder.
+UPDATE runs SET answer = '-' WHERE answer = '' AND id IN (SELECT run_id FROM decisions);
