@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -56,28 +57,131 @@ const takenInPeriods = `WITH k AS (SELECT DISTINCT job, period FROM runs WHERE i
 		WHERE r.job = k.job AND r.period = k.period AND r.state = 'succeeded' LIMIT 1), 0), 'succeeded', c.n
 	FROM k JOIN run_counts AS c ON c.job = k.job AND c.period = k.period AND c.state = 'succeeded' AND c.n > 0`
 
-// updateWave applies one wave of compare-and-sets — at most one per run —
-// and writes their events, in one statement. The rows are already locked,
-// so every item matches; a row missing from the answer is a bug.
-var updateWave = `WITH u AS (
-	SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-		$6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::bool[],
-		$13::text[], $14::text[])
-		WITH ORDINALITY AS u(id, from_state, to_state, reason, recheck_at, started, finished, owner, handle, executor, at, event,
-			type, answer, ord)
-), upd AS (
-	UPDATE runs AS r SET state = u.to_state, reason = u.reason, recheck_at = u.recheck_at,
-		started = COALESCE(u.started, r.started), finished = COALESCE(u.finished, r.finished),
-		owner = COALESCE(u.owner, r.owner), handle = COALESCE(u.handle, r.handle), executor = COALESCE(u.executor, r.executor),
-		answer = COALESCE(u.answer, r.answer)
-	FROM u WHERE r.id = u.id AND r.state = u.from_state
-	RETURNING ` + qualified("r", runCols) + `
-), ev AS (
-	INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
-	SELECT u.id, u.at, u.from_state, u.to_state, u.reason, u.type, upd.job, upd.period FROM u JOIN upd ON upd.id = u.id
-	WHERE u.event ORDER BY u.ord
-)
-SELECT * FROM upd`
+// updateRuns applies each run's net change of a batch — at most one row
+// per run, however many of its items the batch applied — as a
+// compare-and-set on the state the run had before the batch. The rows
+// are already locked, so every item matches; a row missing from the
+// answer is a bug.
+var updateRuns = `UPDATE runs AS r SET state = u.to_state, reason = u.reason, recheck_at = u.recheck_at,
+	started = COALESCE(u.started, r.started), finished = COALESCE(u.finished, r.finished),
+	owner = COALESCE(u.owner, r.owner), handle = COALESCE(u.handle, r.handle), executor = COALESCE(u.executor, r.executor),
+	answer = COALESCE(u.answer, r.answer)
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+	$6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[])
+	AS u(id, from_state, to_state, reason, recheck_at, started, finished, owner, handle, executor, answer)
+WHERE r.id = u.id AND r.state = u.from_state
+RETURNING ` + qualified("r", runCols)
+
+// insertEvents writes a batch's events, in the order of its items.
+const insertEvents = `INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
+	SELECT id, at, from_state, to_state, reason, type, job, period
+	FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+		WITH ORDINALITY AS u(id, at, from_state, to_state, reason, type, job, period, ord)
+	ORDER BY ord`
+
+// change is one run's net change in a transition batch: the state it had
+// before, what its last item wrote, and the stamps of all its items (the
+// last given wins, as it would applying them one by one).
+type change struct {
+	id                             int64
+	from, to                       talon.State
+	reason                         string
+	recheck                        time.Time
+	started, finished              *time.Time
+	owner, handle, executor, answr string
+	items                          []int
+}
+
+// changes collects a batch's net changes and its events.
+type changes struct {
+	byID  map[int64]*change
+	order []*change
+	ev    struct {
+		ids                                []int64
+		at                                 []time.Time
+		from, to, reason, typ, job, period []string
+	}
+}
+
+func (cs *changes) apply(i int, t store.Transition, c *current, at time.Time, event bool, answer string) {
+	ch := cs.byID[t.RunID]
+	if ch == nil {
+		ch = &change{id: t.RunID, from: c.state}
+		cs.byID[t.RunID] = ch
+		cs.order = append(cs.order, ch)
+	}
+	started, finished, owner := store.Stamps(t, c.state, at)
+	ch.to, ch.reason, ch.recheck = t.To, t.Reason, t.RecheckAt
+	if started != nil {
+		ch.started = started
+	}
+	if finished != nil {
+		ch.finished = finished
+	}
+	ch.owner = cmp.Or(owner, ch.owner)
+	ch.handle = cmp.Or(t.Handle, ch.handle)
+	ch.executor = cmp.Or(t.Executor, ch.executor)
+	ch.answr = cmp.Or(answer, ch.answr)
+	ch.items = append(ch.items, i)
+	if event {
+		e := &cs.ev
+		e.ids, e.at = append(e.ids, t.RunID), append(e.at, at)
+		e.from, e.to = append(e.from, string(c.state)), append(e.to, string(t.To))
+		e.reason, e.typ = append(e.reason, t.Reason), append(e.typ, string(talon.TransitionEvent(c.state, t.To)))
+		e.job, e.period = append(e.job, c.job), append(e.period, c.period)
+	}
+}
+
+// queue queues the batch's update and events; false when there is none.
+func (cs *changes) queue(b *pgx.Batch) (updates, events bool) {
+	if len(cs.order) > 0 {
+		n := len(cs.order)
+		ids := make([]int64, n)
+		from, to, reason := make([]string, n), make([]string, n), make([]string, n)
+		recheck, started, fin := make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
+		owner, handle, exec, answer := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+		for k, ch := range cs.order {
+			ids[k], from[k], to[k], reason[k] = ch.id, string(ch.from), string(ch.to), ch.reason
+			recheck[k], started[k], fin[k] = timePtr(ch.recheck), ch.started, ch.finished
+			owner[k], handle[k], exec[k], answer[k] = strPtr(ch.owner), strPtr(ch.handle), strPtr(ch.executor), strPtr(ch.answr)
+		}
+		b.Queue(updateRuns, ids, from, to, reason, recheck, started, fin, owner, handle, exec, answer)
+		updates = true
+	}
+	if e := &cs.ev; len(e.ids) > 0 {
+		b.Queue(insertEvents, e.ids, e.at, e.from, e.to, e.reason, e.typ, e.job, e.period)
+		events = true
+	}
+	return updates, events
+}
+
+// read hands each item the run as the batch left it; an item followed by
+// another of the same run gets it with the state, reason and recheck
+// time that item wrote.
+func (cs *changes) read(br pgx.BatchResults, ts []store.Transition, results []store.Result) error {
+	rows, err := br.Query()
+	if err != nil {
+		return fmt.Errorf("update runs: %w", err)
+	}
+	byID := make(map[int64]talon.Run, len(cs.order))
+	if err := collectRuns(rows, func(r talon.Run) { byID[r.ID] = r }); err != nil {
+		return fmt.Errorf("update runs: %w", err)
+	}
+	for _, ch := range cs.order {
+		r, ok := byID[ch.id]
+		if !ok {
+			// The row is locked, so the compare-and-set cannot lose.
+			return fmt.Errorf("update run %d: not in state %s after locking it", ch.id, ch.from)
+		}
+		for k, i := range ch.items {
+			results[i].Run = r
+			if k < len(ch.items)-1 {
+				results[i].Run.State, results[i].Run.Reason, results[i].Run.RecheckAt = ts[i].To, ts[i].Reason, ts[i].RecheckAt
+			}
+		}
+	}
+	return nil
+}
 
 // qualified prefixes each column of a list with a table alias.
 func qualified(alias, cols string) string {
@@ -88,7 +192,7 @@ func qualified(alias, cols string) string {
 	return strings.Join(parts, ", ")
 }
 
-// wave holds the columns of one updateWave statement.
+// wave holds the columns of one updateDirect statement, an item each.
 type wave struct {
 	items                 []int // index in the batch of each row
 	ids                   []int64
@@ -258,8 +362,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 			}
 		}
 
-		var waves []*wave
-		applied := map[int64]int{} // applied items per run: the wave of its next one
+		cs := &changes{byID: map[int64]*change{}}
 		decided := map[int64][]talon.Decision{}
 		var decidedOrder []int64
 		counts := store.CountChanges{}
@@ -290,15 +393,10 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 				}
 			}
 			as.settle(t, c.state)
-			n := applied[t.RunID]
-			applied[t.RunID] = n + 1
-			if n == len(waves) {
-				waves = append(waves, &wave{})
-			}
 			// An event is skipped only for a quiet re-decision whose
 			// answer did not change.
 			event, answer := store.Evented(t, c.state, c.reason, c.answer)
-			waves[n].add(i, t, c.state, store.NowOr(t.Now), event, answer)
+			cs.apply(i, t, c, store.NowOr(t.Now), event, answer)
 			if answer != "" {
 				c.answer = answer
 			}
@@ -318,10 +416,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 			return err
 		}
 		nAlloc := b.Len()
-		for _, w := range waves {
-			b.Queue(updateWave, w.ids, w.from, w.to, w.reason, w.recheck, w.started, w.fin,
-				w.owner, w.handle, w.exec, w.at, w.event, w.typ, w.answer)
-		}
+		updates, _ := cs.queue(b)
 		if len(decidedOrder) > 0 {
 			var old []int64
 			for _, id := range decidedOrder {
@@ -360,15 +455,13 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 				}
 				return nil
 			}
-			n -= nAlloc
-			if n >= len(waves) {
-				_, err := br.Exec()
-				if err != nil {
-					return fmt.Errorf("store decisions and counts: %w", err)
-				}
-				return nil
+			if n == nAlloc && updates {
+				return cs.read(br, ts, results)
 			}
-			return readWave(br, waves[n], results)
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("record events, decisions and counts: %w", err)
+			}
+			return nil
 		})
 	})
 	if err != nil {
@@ -400,35 +493,6 @@ func readCurrent(br pgx.BatchResults, cur map[int64]*current) error {
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("lock runs: %w", err)
-	}
-	return nil
-}
-
-// readWave hands each updated row to its item.
-func readWave(br pgx.BatchResults, w *wave, results []store.Result) error {
-	rows, err := br.Query()
-	if err != nil {
-		return fmt.Errorf("update runs: %w", err)
-	}
-	defer rows.Close()
-	byID := make(map[int64]talon.Run, len(w.ids))
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return fmt.Errorf("update runs: %w", err)
-		}
-		byID[r.ID] = r
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("update runs: %w", err)
-	}
-	for k, i := range w.items {
-		r, ok := byID[w.ids[k]]
-		if !ok {
-			// The row is locked, so the compare-and-set cannot lose.
-			return fmt.Errorf("update run %d: not in state %s after locking it", w.ids[k], w.from[k])
-		}
-		results[i].Run = r
 	}
 	return nil
 }
