@@ -214,19 +214,23 @@ func runRound(ctx context.Context, o options, rows map[string]bool, tb *talonBui
 				return fmt.Errorf("row %s: %w", row, err)
 			}
 			label := fmt.Sprintf("%s %d created one at a time by %d client(s)", row, o.n, clients)
+			talonFigs := []float64{t.rate(), ms(percentile(t.lat, 50)), ms(percentile(t.lat, 99)), ms(percentile(t.seen, 50)), ms(percentile(t.seen, 99))}
 			if ci > 0 {
 				// The same Talon figures again, beside River's other config.
-				prev := figs[len(figs)-3:]
-				figs = append(figs,
-					figure{row: label + ": rate", unit: "/s", talon: prev[0].talon, river: r.rate(), talonWhat: "talon serve, HTTP", riverWhat: cfg.name + ", Insert"},
-					figure{row: label + ": p50 create→finish", unit: "ms", talon: prev[1].talon, river: ms(percentile(r.lat, 50)), riverWhat: cfg.name},
-					figure{row: label + ": p99 create→finish", unit: "ms", talon: prev[2].talon, river: ms(percentile(r.lat, 99)), riverWhat: cfg.name})
-				continue
+				for k, f := range figs[len(figs)-5:] {
+					talonFigs[k] = f.talon
+				}
 			}
 			figs = append(figs,
-				figure{row: label + ": rate", unit: "/s", talon: t.rate(), river: r.rate(), talonWhat: "talon serve, HTTP", riverWhat: cfg.name + ", Insert"},
-				figure{row: label + ": p50 create→finish", unit: "ms", talon: ms(percentile(t.lat, 50)), river: ms(percentile(r.lat, 50)), riverWhat: cfg.name},
-				figure{row: label + ": p99 create→finish", unit: "ms", talon: ms(percentile(t.lat, 99)), river: ms(percentile(r.lat, 99)), riverWhat: cfg.name})
+				figure{row: label + ": rate", unit: "/s", talon: talonFigs[0], river: r.rate(), talonWhat: "talon serve, HTTP", riverWhat: cfg.name + ", Insert"},
+				figure{row: label + ": p50 create→finish", unit: "ms", talon: talonFigs[1], river: ms(percentile(r.lat, 50)),
+					talonWhat: "to the run's succeeded stamp", riverWhat: cfg.name + ", to the worker's return"},
+				figure{row: label + ": p99 create→finish", unit: "ms", talon: talonFigs[2], river: ms(percentile(r.lat, 99)),
+					talonWhat: "to the run's succeeded stamp", riverWhat: cfg.name + ", to the worker's return"},
+				figure{row: label + ": p50 create→seen done", unit: "ms", talon: talonFigs[3], river: ms(percentile(r.seen, 50)),
+					talonWhat: "to the event stream's succeeded", riverWhat: cfg.name + ", to the completed event"},
+				figure{row: label + ": p99 create→seen done", unit: "ms", talon: talonFigs[4], river: ms(percentile(r.seen, 99)),
+					talonWhat: "to the event stream's succeeded", riverWhat: cfg.name + ", to the completed event"})
 		}
 		return nil
 	}
@@ -244,8 +248,7 @@ func runRound(ctx context.Context, o options, rows map[string]bool, tb *talonBui
 	if rows["4"] {
 		var benchHop float64
 		var benchName string
-		var tc chain
-		var rc []time.Duration
+		var tc, rc chain
 		err := pair(talonFirst,
 			func() error {
 				res, err := tb.engineBench(ctx, o.pg, "^BenchmarkChain1000$", "1x")
@@ -279,18 +282,15 @@ func runRound(ctx context.Context, o options, rows map[string]bool, tb *talonBui
 			}
 			return ms(s) / float64(len(ds))
 		}
-		rMean := mean(rc)
 		figs = append(figs,
-			figure{row: "4 dependency hop, mean", unit: "ms", talon: benchHop, river: rMean,
+			figure{row: "4 dependency hop, mean", unit: "ms", talon: benchHop, river: mean(rc.startToStart),
 				talonWhat: benchName + " (finish→finish; " + chainStore(benchName) + ")", riverWhat: fmt.Sprintf("start→next start, %d links", o.chain)},
-			figure{row: "4 dependency hop, mean", unit: "ms", talon: mean(tc.finishToFinish), river: rMean,
-				talonWhat: fmt.Sprintf("talon serve, PostgreSQL, finish→finish, %d links", o.chain), riverWhat: "start→next start"},
-			figure{row: "4 dependency hop, mean", unit: "ms", talon: mean(tc.startToStart), river: rMean,
-				talonWhat: "talon serve, PostgreSQL, start→next start", riverWhat: "start→next start"},
-			figure{row: "4 dependency hop, p50", unit: "ms", talon: ms(percentile(tc.startToStart, 50)), river: ms(percentile(rc, 50)),
-				talonWhat: "talon serve, start→next start", riverWhat: "start→next start"},
-			figure{row: "4 dependency hop, p99", unit: "ms", talon: ms(percentile(tc.startToStart, 99)), river: ms(percentile(rc, 99)),
-				talonWhat: "talon serve, start→next start", riverWhat: "start→next start"})
+			figure{row: "4 dependency hop, mean", unit: "ms", talon: mean(tc.finishToFinish), river: mean(rc.finishToFinish),
+				talonWhat: fmt.Sprintf("talon serve, PostgreSQL, finish→finish, %d links", o.chain), riverWhat: "finish→next finish"},
+			figure{row: "4 dependency hop, p50", unit: "ms", talon: ms(percentile(tc.finishToFinish, 50)), river: ms(percentile(rc.finishToFinish, 50)),
+				talonWhat: "talon serve, finish→finish", riverWhat: "finish→next finish"},
+			figure{row: "4 dependency hop, p99", unit: "ms", talon: ms(percentile(tc.finishToFinish, 99)), river: ms(percentile(rc.finishToFinish, 99)),
+				talonWhat: "talon serve, finish→finish", riverWhat: "finish→next finish"})
 	}
 
 	if rows["5"] {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -55,17 +56,20 @@ func (chainArgs) Kind() string { return "bench_chain" }
 
 type chainWorker struct {
 	river.WorkerDefaults[chainArgs]
-	started []atomic.Int64 // unix ns, by link
+	started, finished []atomic.Int64 // unix ns, by link
 }
 
 func (w *chainWorker) Work(ctx context.Context, job *river.Job[chainArgs]) error {
-	if i := job.Args.I; i >= 0 && i < len(w.started) {
-		w.started[i].Store(time.Now().UnixNano())
+	i := job.Args.I
+	if i < 0 || i >= len(w.started) {
+		return fmt.Errorf("chain link %d out of range", i)
 	}
-	if job.Args.I+1 >= job.Args.N {
+	w.started[i].Store(time.Now().UnixNano())
+	defer func() { w.finished[i].Store(time.Now().UnixNano()) }()
+	if i+1 >= job.Args.N {
 		return nil
 	}
-	_, err := river.ClientFromContext[pgx.Tx](ctx).Insert(ctx, chainArgs{I: job.Args.I + 1, N: job.Args.N}, nil)
+	_, err := river.ClientFromContext[pgx.Tx](ctx).Insert(ctx, chainArgs{I: i + 1, N: job.Args.N}, nil)
 	return err
 }
 
@@ -87,7 +91,7 @@ func startRiver(ctx context.Context, base, schema string, cfg riverConfig, n int
 	}
 	r := &riverSide{base: base, schema: schema,
 		noop:  &noopWorker{finished: make([]atomic.Int64, n)},
-		chain: &chainWorker{started: make([]atomic.Int64, n)},
+		chain: &chainWorker{started: make([]atomic.Int64, n), finished: make([]atomic.Int64, n)},
 	}
 	var err error
 	if r.pool, err = pgxpool.New(ctx, base); err != nil {
@@ -148,8 +152,9 @@ func (r *riverSide) completions(n int) (<-chan *river.Event, func()) {
 }
 
 // waitDone reads events until n jobs completed and returns when the last
-// completion was seen.
-func waitDone(ctx context.Context, evs <-chan *river.Event, n int) (time.Time, error) {
+// completion was seen; seen, if not nil, is told of each completion and
+// when the harness read it.
+func waitDone(ctx context.Context, evs <-chan *river.Event, n int, seen func(*river.Event, time.Time)) (time.Time, error) {
 	var last time.Time
 	for done := 0; done < n; {
 		select {
@@ -159,6 +164,9 @@ func waitDone(ctx context.Context, evs <-chan *river.Event, n int) (time.Time, e
 			}
 			done++
 			last = time.Now()
+			if seen != nil {
+				seen(e, last)
+			}
 		case <-ctx.Done():
 			return time.Time{}, fmt.Errorf("river: %d of %d jobs completed: %w", done, n, ctx.Err())
 		}
@@ -188,7 +196,7 @@ func riverBatch(ctx context.Context, base, schema string, cfg riverConfig, n, ba
 			return load{}, fmt.Errorf("river InsertMany: %w", err)
 		}
 	}
-	last, err := waitDone(ctx, evs, n)
+	last, err := waitDone(ctx, evs, n, nil)
 	if err != nil {
 		return load{}, err
 	}
@@ -226,7 +234,16 @@ func riverOneByOne(ctx context.Context, base, schema string, cfg riverConfig, cl
 			}
 		}()
 	}
-	last, err := waitDone(ctx, evs, n)
+	seenAt := make([]time.Time, n)
+	var badArgs error
+	last, err := waitDone(ctx, evs, n, func(e *river.Event, at time.Time) {
+		var a noopArgs
+		if err := json.Unmarshal(e.Job.EncodedArgs, &a); err != nil || a.I < 0 || a.I >= n {
+			badArgs = fmt.Errorf("river: job %d has args %q", e.Job.ID, e.Job.EncodedArgs)
+			return
+		}
+		seenAt[a.I] = at
+	})
 	wg.Wait()
 	select {
 	case err := <-errc:
@@ -236,20 +253,25 @@ func riverOneByOne(ctx context.Context, base, schema string, cfg riverConfig, cl
 	if err != nil {
 		return load{}, err
 	}
+	if badArgs != nil {
+		return load{}, badArgs
+	}
 	l := load{n: n, elapsed: last.Sub(began)}
 	for i := range n {
 		l.lat = append(l.lat, time.Unix(0, r.noop.finished[i].Load()).Sub(submitted[i]))
+		l.seen = append(l.seen, seenAt[i].Sub(submitted[i]))
 	}
 	return l, nil
 }
 
 // riverChain inserts the first link of a chain of n jobs, each of whose
 // workers inserts the next, and returns the gaps between consecutive
-// links' starts (when each worker began).
-func riverChain(ctx context.Context, base, schema string, cfg riverConfig, n int, timeout time.Duration) ([]time.Duration, error) {
+// links' starts (when each worker began) and ends (when each returned,
+// after inserting the next link).
+func riverChain(ctx context.Context, base, schema string, cfg riverConfig, n int, timeout time.Duration) (chain, error) {
 	r, err := startRiver(ctx, base, schema, cfg, n)
 	if err != nil {
-		return nil, err
+		return chain{}, err
 	}
 	defer r.stop()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -257,14 +279,16 @@ func riverChain(ctx context.Context, base, schema string, cfg riverConfig, n int
 	evs, unsub := r.completions(n)
 	defer unsub()
 	if _, err := r.client.Insert(ctx, chainArgs{I: 0, N: n}, nil); err != nil {
-		return nil, fmt.Errorf("river Insert: %w", err)
+		return chain{}, fmt.Errorf("river Insert: %w", err)
 	}
-	if _, err := waitDone(ctx, evs, n); err != nil {
-		return nil, err
+	if _, err := waitDone(ctx, evs, n, nil); err != nil {
+		return chain{}, err
 	}
 	starts := make([]time.Time, n)
+	ends := make([]time.Time, n)
 	for i := range n {
 		starts[i] = time.Unix(0, r.chain.started[i].Load())
+		ends[i] = time.Unix(0, r.chain.finished[i].Load())
 	}
-	return diffs(starts), nil
+	return chain{startToStart: diffs(starts), finishToFinish: diffs(ends)}, nil
 }

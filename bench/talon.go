@@ -317,6 +317,7 @@ type load struct {
 	n       int
 	elapsed time.Duration   // first create request → last finish seen by the harness
 	lat     []time.Duration // each one's create request → its finish
+	seen    []time.Duration // each one's create request → the harness reading that it finished
 }
 
 func (l load) rate() float64 { return float64(l.n) / l.elapsed.Seconds() }
@@ -392,6 +393,7 @@ func talonTriggers(ctx context.Context, tb *talonBuild, base, schema, sched, job
 			return load{}, fmt.Errorf("talon: run %d was triggered but never seen finishing", id)
 		}
 		l.lat = append(l.lat, e.Time.Sub(at))
+		l.seen = append(l.seen, e.Seen.Sub(at))
 	}
 	return l, nil
 }
@@ -426,7 +428,6 @@ func talonChain(ctx context.Context, tb *talonBuild, base, schema string, n int,
 	if _, err := srv.trigger(ctx, "c0"); err != nil {
 		return chain{}, err
 	}
-	starts := make([]time.Time, n)
 	ends := make([]time.Time, n)
 	done := 0
 	for done < n {
@@ -440,8 +441,6 @@ func talonChain(ctx context.Context, tb *talonBuild, base, schema string, n int,
 				return chain{}, fmt.Errorf("talon chain: event of unknown job %q", e.Job)
 			}
 			switch e.To {
-			case "running":
-				starts[i] = e.Time
 			case "succeeded":
 				ends[i] = e.Time
 				done++
@@ -452,5 +451,5 @@ func talonChain(ctx context.Context, tb *talonBuild, base, schema string, n int,
 			return chain{}, err
 		}
 	}
-	return chain{startToStart: diffs(starts), finishToFinish: diffs(ends)}, nil
+	return chain{finishToFinish: diffs(ends)}, nil
 }
