@@ -136,16 +136,27 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	return nil
 }
 
+// progress is where pair says what it is doing: a full run takes many
+// minutes, and the tables come only at the end of each round.
+var progress io.Writer = os.Stderr
+
 // pair runs the two sides of a row in the round's order.
-func pair(talonFirst bool, talon, river func() error) error {
-	fs := []func() error{talon, river}
+func pair(what string, talonFirst bool, talon, river func() error) error {
+	type side struct {
+		name string
+		f    func() error
+	}
+	fs := []side{{"Talon", talon}, {"River", river}}
 	if !talonFirst {
 		fs[0], fs[1] = fs[1], fs[0]
 	}
-	for _, f := range fs {
-		if err := f(); err != nil {
+	for _, s := range fs {
+		began := time.Now()
+		fmt.Fprintf(progress, "bench: %s: %s…\n", what, s.name)
+		if err := s.f(); err != nil {
 			return err
 		}
+		fmt.Fprintf(progress, "bench: %s: %s done in %s\n", what, s.name, time.Since(began).Round(time.Millisecond))
 	}
 	return nil
 }
@@ -166,7 +177,7 @@ func runRound(ctx context.Context, o options, rows map[string]bool, tb *talonBui
 		for ci, cfg := range configs {
 			var tRate float64
 			var r load
-			err := pair(talonFirst,
+			err := pair(fmt.Sprintf("round %d row 1 (%s)", round, cfg.name), talonFirst,
 				func() error {
 					if ci > 0 { // Talon's side does not depend on River's config.
 						tRate = figs[len(figs)-1].talon
@@ -198,7 +209,7 @@ func runRound(ctx context.Context, o options, rows map[string]bool, tb *talonBui
 		sched := "jobs:\n  noop:\n    period: daily\n    executor: inprocess\n    command: [noop]\n"
 		for ci, cfg := range configs {
 			var t, r load
-			err := pair(talonFirst,
+			err := pair(fmt.Sprintf("round %d row %s (%s)", round, row, cfg.name), talonFirst,
 				func() (err error) {
 					if ci > 0 {
 						return nil
@@ -249,7 +260,7 @@ func runRound(ctx context.Context, o options, rows map[string]bool, tb *talonBui
 		var benchHop float64
 		var benchName string
 		var tc, rc chain
-		err := pair(talonFirst,
+		err := pair(fmt.Sprintf("round %d row 4", round), talonFirst,
 			func() error {
 				res, err := tb.engineBench(ctx, o.pg, "^BenchmarkChain1000$", "1x")
 				if err != nil {
@@ -297,7 +308,7 @@ func runRound(ctx context.Context, o options, rows map[string]bool, tb *talonBui
 		var t load
 		var execRate float64
 		sched := "jobs:\n  true:\n    period: daily\n    command: [/bin/true]\n"
-		err := pair(talonFirst,
+		err := pair(fmt.Sprintf("round %d row 5", round), talonFirst,
 			func() (err error) {
 				t, err = talonTriggers(ctx, tb, o.pg, talonSchema, sched, "true", o.clients, o.local, o.timeout)
 				return err
