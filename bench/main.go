@@ -35,6 +35,7 @@ type options struct {
 	root         string
 	rows         string
 	riverDefault bool
+	riverPool    int
 	timeout      time.Duration
 }
 
@@ -50,6 +51,7 @@ func main() {
 	flag.StringVar(&o.root, "talon", "..", "directory of the Talon module to build and measure")
 	flag.StringVar(&o.rows, "rows", "1,2,3,4,5", "rows to run, comma-separated")
 	flag.BoolVar(&o.riverDefault, "river-default", false, "also run rows 1-3 with River's default FetchCooldown (100 ms)")
+	flag.IntVar(&o.riverPool, "river-pool", 0, "River's pgxpool MaxConns; 0 keeps pgx's default (the greater of 4 and the CPUs), as Talon's store does")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound on one measurement")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -81,8 +83,8 @@ type figure struct {
 func (f figure) ratio() float64 { return f.talon / f.river }
 
 func run(ctx context.Context, o options, out io.Writer) error {
-	if o.rounds < 1 || o.n < 1 || o.batch < 1 || o.clients < 1 || o.chain < 2 || o.local < 1 {
-		return errors.New("-rounds, -n, -batch, -clients and -local must be at least 1, -chain at least 2")
+	if o.rounds < 1 || o.n < 1 || o.batch < 1 || o.clients < 1 || o.chain < 2 || o.local < 1 || o.riverPool < 0 {
+		return errors.New("-rounds, -n, -batch, -clients and -local must be at least 1, -chain at least 2, -river-pool at least 0")
 	}
 	rows := map[string]bool{}
 	for r := range strings.SplitSeq(o.rows, ",") {
@@ -164,10 +166,10 @@ func pair(what string, talonFirst bool, talon, river func() error) error {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func runRound(ctx context.Context, o options, rows map[string]bool, tb *talonBuild, round int, talonFirst bool) ([]figure, error) {
-	tuned := riverConfig{name: "River tuned", fetchCooldown: time.Millisecond, maxWorkers: 100}
+	tuned := riverConfig{name: "River tuned", fetchCooldown: time.Millisecond, maxWorkers: 100, poolConns: int32(o.riverPool)}
 	configs := []riverConfig{tuned}
 	if o.riverDefault {
-		configs = append(configs, riverConfig{name: "River default", maxWorkers: 100})
+		configs = append(configs, riverConfig{name: "River default", maxWorkers: 100, poolConns: int32(o.riverPool)})
 	}
 	talonSchema := fmt.Sprintf("bench_talon_r%d", round)
 	riverSchema := fmt.Sprintf("bench_river_r%d", round)

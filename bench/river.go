@@ -24,6 +24,9 @@ type riverConfig struct {
 	// (100 ms, which caps a queue near 1,000 jobs/s).
 	fetchCooldown time.Duration
 	maxWorkers    int
+	// poolConns is the pgxpool's MaxConns; 0 keeps pgx's default
+	// (the greater of 4 and the number of CPUs).
+	poolConns int32
 }
 
 // noopArgs is a job that does nothing; I is its index in the measurement,
@@ -93,8 +96,15 @@ func startRiver(ctx context.Context, base, schema string, cfg riverConfig, n int
 		noop:  &noopWorker{finished: make([]atomic.Int64, n)},
 		chain: &chainWorker{started: make([]atomic.Int64, n), finished: make([]atomic.Int64, n)},
 	}
-	var err error
-	if r.pool, err = pgxpool.New(ctx, base); err != nil {
+	pc, err := pgxpool.ParseConfig(base)
+	if err != nil {
+		r.stop()
+		return nil, fmt.Errorf("river pool: %w", err)
+	}
+	if cfg.poolConns > 0 {
+		pc.MaxConns = cfg.poolConns
+	}
+	if r.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
 		r.stop()
 		return nil, fmt.Errorf("river pool: %w", err)
 	}
