@@ -51,7 +51,7 @@ func main() {
 	flag.StringVar(&o.root, "talon", "..", "directory of the Talon module to build and measure")
 	flag.StringVar(&o.rows, "rows", "1,2,3,4,5", "rows to run, comma-separated")
 	flag.BoolVar(&o.riverDefault, "river-default", false, "also run rows 1-3 with River's default FetchCooldown (100 ms)")
-	flag.IntVar(&o.riverPool, "river-pool", 0, "River's pgxpool MaxConns; 0 keeps pgx's default (the greater of 4 and the CPUs), as Talon's store does")
+	flag.IntVar(&o.riverPool, "river-pool", 20, "River's pgxpool MaxConns; 0 keeps pgx's default (the greater of 4 and the CPUs), which Talon's store uses")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound on one measurement")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -142,7 +142,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 // minutes, and the tables come only at the end of each round.
 var progress io.Writer = os.Stderr
 
-// pair runs the two sides of a row in the round's order.
+// pair runs the two sides of a row in the round's order; a nil side is
+// skipped (Talon's, when a row is run again beside another River config).
 func pair(what string, talonFirst bool, talon, river func() error) error {
 	type side struct {
 		name string
@@ -153,6 +154,9 @@ func pair(what string, talonFirst bool, talon, river func() error) error {
 		fs[0], fs[1] = fs[1], fs[0]
 	}
 	for _, s := range fs {
+		if s.f == nil {
+			continue
+		}
 		began := time.Now()
 		fmt.Fprintf(progress, "bench: %s: %s…\n", what, s.name)
 		if err := s.f(); err != nil {
@@ -178,23 +182,22 @@ func runRound(ctx context.Context, o options, rows map[string]bool, tb *talonBui
 	if rows["1"] {
 		for ci, cfg := range configs {
 			var tRate float64
+			talon := func() error {
+				res, err := tb.engineBench(ctx, o.pg, "^BenchmarkEndToEnd$/^postgres$", fmt.Sprintf("%dx", o.n))
+				if err != nil {
+					return err
+				}
+				tRate = res[len(res)-1].metrics["runs/s"]
+				if tRate == 0 {
+					return fmt.Errorf("%s reported no runs/s", res[len(res)-1].name)
+				}
+				return nil
+			}
+			if ci > 0 { // Talon's side does not depend on River's config.
+				talon, tRate = nil, figs[len(figs)-1].talon
+			}
 			var r load
-			err := pair(fmt.Sprintf("round %d row 1 (%s)", round, cfg.name), talonFirst,
-				func() error {
-					if ci > 0 { // Talon's side does not depend on River's config.
-						tRate = figs[len(figs)-1].talon
-						return nil
-					}
-					res, err := tb.engineBench(ctx, o.pg, "^BenchmarkEndToEnd$/^postgres$", fmt.Sprintf("%dx", o.n))
-					if err != nil {
-						return err
-					}
-					tRate = res[len(res)-1].metrics["runs/s"]
-					if tRate == 0 {
-						return fmt.Errorf("%s reported no runs/s", res[len(res)-1].name)
-					}
-					return nil
-				},
+			err := pair(fmt.Sprintf("round %d row 1 (%s)", round, cfg.name), talonFirst, talon,
 				func() (err error) {
 					r, err = riverBatch(ctx, o.pg, riverSchema, cfg, o.n, o.batch, o.timeout)
 					return err
@@ -211,14 +214,14 @@ func runRound(ctx context.Context, o options, rows map[string]bool, tb *talonBui
 		sched := "jobs:\n  noop:\n    period: daily\n    executor: inprocess\n    command: [noop]\n"
 		for ci, cfg := range configs {
 			var t, r load
-			err := pair(fmt.Sprintf("round %d row %s (%s)", round, row, cfg.name), talonFirst,
-				func() (err error) {
-					if ci > 0 {
-						return nil
-					}
-					t, err = talonTriggers(ctx, tb, o.pg, talonSchema, sched, "noop", clients, o.n, o.timeout)
-					return err
-				},
+			talon := func() (err error) {
+				t, err = talonTriggers(ctx, tb, o.pg, talonSchema, sched, "noop", clients, o.n, o.timeout)
+				return err
+			}
+			if ci > 0 { // the Talon figures of the row's first config stand
+				talon = nil
+			}
+			err := pair(fmt.Sprintf("round %d row %s (%s)", round, row, cfg.name), talonFirst, talon,
 				func() (err error) {
 					r, err = riverOneByOne(ctx, o.pg, riverSchema, cfg, clients, o.n, o.timeout)
 					return err
