@@ -267,18 +267,17 @@ func runRound(ctx context.Context, o options, rows map[string]bool, tb *talonBui
 		var tc, rc chain
 		err := pair(fmt.Sprintf("round %d row 4", round), talonFirst,
 			func() error {
-				res, err := tb.engineBench(ctx, o.pg, "^BenchmarkChain1000$", "1x")
+				// The PostgreSQL variant where the benchmark has store
+				// variants; go test reports nothing for a benchmark without
+				// them under that pattern, so it is then run whole.
+				res, err := tb.engineBench(ctx, o.pg, "^BenchmarkChain1000$/^postgres$", "1x")
+				if errors.Is(err, errNoResult) {
+					res, err = tb.engineBench(ctx, o.pg, "^BenchmarkChain1000$", "1x")
+				}
 				if err != nil {
 					return err
 				}
-				// Prefer the PostgreSQL variant where the benchmark has one.
-				pick := res[0]
-				for _, r := range res {
-					if strings.Contains(r.name, "/postgres") {
-						pick = r
-					}
-				}
-				benchName, benchHop = pick.name, pick.metrics["ms/hop"]
+				benchName, benchHop = res[0].name, res[0].metrics["ms/hop"]
 				if tc, err = talonChain(ctx, tb, o.pg, talonSchema, o.chain, o.timeout); err != nil {
 					return err
 				}

@@ -50,6 +50,9 @@ type benchResult struct {
 	metrics map[string]float64
 }
 
+// errNoResult is engineBench's error when no benchmark matched.
+var errNoResult = errors.New("engine benchmark printed no result")
+
 // engineBench runs the engine's benchmarks matching pattern against the
 // PostgreSQL at pg (each benchmark makes and drops its own schema there)
 // and returns their result lines.
@@ -80,7 +83,7 @@ func (tb *talonBuild) engineBench(ctx context.Context, pg, pattern, benchtime st
 		res = append(res, r)
 	}
 	if len(res) == 0 {
-		return nil, fmt.Errorf("engine benchmark %s printed no result (does it exist in this version?):\n%s", pattern, out)
+		return nil, fmt.Errorf("%w: %s (does it exist in this version?):\n%s", errNoResult, pattern, out)
 	}
 	return res, nil
 }
