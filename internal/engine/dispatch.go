@@ -257,6 +257,26 @@ func (e *Engine) recordCompletions(ctx context.Context, p *plan, now time.Time) 
 	e.mu.Lock()
 	done := e.done
 	e.done = nil
+	// A process that started off the loop and ended between
+	// recordStarts and now has its start still unrecorded: its end, whose
+	// transition expects running, waits for the next step, after the
+	// start (whose goroutine kicked the loop). Recorded now, it would be
+	// refused and the run left running for good.
+	if len(e.started) > 0 {
+		pending := make(map[int64]bool, len(e.started))
+		for _, s := range e.started {
+			pending[s.run.ID] = true
+		}
+		var record []completion
+		for _, c := range done {
+			if pending[c.runID] {
+				e.done = append(e.done, c)
+			} else {
+				record = append(record, c)
+			}
+		}
+		done = record
+	}
 	e.mu.Unlock()
 	if len(done) == 0 {
 		return nil
