@@ -98,6 +98,12 @@ func (s *Server) audited(action string, h handlerFunc) handlerFunc {
 		if note.skip {
 			return err
 		}
+		if err == nil {
+			// The handler has written its answer: the caller gets it now,
+			// not after the audit's own commit. (An error is written after
+			// this returns, so nothing is flushed early then.)
+			_ = http.NewResponseController(w).Flush()
+		}
 		object := note.object
 		if object == "" {
 			if id := r.PathValue("id"); id != "" {

@@ -315,9 +315,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		body = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
 		status = http.StatusInternalServerError
 	}
+	body = append(body, '\n')
 	w.Header().Set("Content-Type", "application/json")
+	// With its length known, a client has the whole answer once it is
+	// flushed, before the handler returns (see audited).
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(body)
 }
 
 // maxBody bounds request bodies: the largest legitimate one is a progress
