@@ -151,6 +151,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	wq.Set("_journal_mode", "WAL")
 	wq.Set("_txlock", "immediate")
+	// SQLite's default page cache is 2 MB: with a long history, the index
+	// pages every step touches would be read again and again. The writer,
+	// which touches them all, keeps up to 64 MB (as it uses it).
+	wq.Add("_pragma", "cache_size(-65536)")
 	rq := url.Values{}
 	for k, v := range q {
 		rq[k] = v
