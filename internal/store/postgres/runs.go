@@ -226,21 +226,11 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 		inserted := map[string]talon.Run{} // by unique key
 		b := &pgx.Batch{}
 		if len(keyed.job) > 0 {
-			b.Queue(insertRuns, keyed.job, keyed.period, keyed.env, keyed.state, keyed.attempt, keyed.executor,
-				keyed.trigger, keyed.fire, keyed.key, keyed.params, keyed.retryOf, keyed.created, keyed.finished,
-				keyed.reason, keyed.recheck)
+			keyed.queue(b, insertRuns)
 		}
 		for _, i := range unkeyed {
 			p := valid[i]
-			var finished, retryOf any
-			if p.State.Terminal() {
-				finished = p.Now
-			}
-			if p.RetryOf != 0 {
-				retryOf = p.RetryOf
-			}
-			b.Queue(insertRun, p.Job, p.Period, p.Environment, string(p.State), p.Attempt, p.Executor, p.Trigger,
-				nil, nil, params[i], retryOf, p.Now, finished, p.Reason, tstz(p.NotBefore))
+			queueRun(b, insertRun, p, params[i])
 		}
 		first := 0
 		if len(keyed.job) > 0 {
@@ -298,19 +288,9 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 		if queueCounts(b, counts) {
 			nCounts = 1
 		}
-		var kJobs, kKeys, fJobs, fPeriods, fTriggers []string
-		var fFires []time.Time
-		for _, i := range missing {
-			p := valid[i]
-			if p.Key != "" {
-				kJobs, kKeys = append(kJobs, p.Job), append(kKeys, p.Key)
-			} else {
-				fJobs, fPeriods, fTriggers = append(fJobs, p.Job), append(fPeriods, p.Period), append(fTriggers, p.Trigger)
-				fFires = append(fFires, p.FireTime.UTC().Truncate(time.Microsecond))
-			}
-		}
+		holders := holdersOf(valid, missing)
 		if len(missing) > 0 {
-			b.Queue(existingRuns, kJobs, kKeys, fJobs, fPeriods, fTriggers, fFires)
+			b.Queue(existingRuns, holders...)
 		}
 		existing := map[string]talon.Run{}
 		err = tx.send(ctx, b, true, func(br pgx.BatchResults, n int) error {
@@ -363,19 +343,9 @@ func (db *DB) createOneTrip(ctx context.Context, valid []store.CreateRun, params
 		if len(unkeyed) == 1 {
 			i := unkeyed[0]
 			p := valid[i]
-			var finished, retryOf any
-			if p.State.Terminal() {
-				finished = p.Now
-			}
-			if p.RetryOf != 0 {
-				retryOf = p.RetryOf
-			}
-			b.Queue(insertRunCounted, p.Job, p.Period, p.Environment, string(p.State), p.Attempt, p.Executor, p.Trigger,
-				nil, nil, params[i], retryOf, p.Now, finished, p.Reason, tstz(p.NotBefore))
+			queueRun(b, insertRunCounted, p, params[i])
 		} else {
-			b.Queue(insertRunsCounted, keyed.job, keyed.period, keyed.env, keyed.state, keyed.attempt, keyed.executor,
-				keyed.trigger, keyed.fire, keyed.key, keyed.params, keyed.retryOf, keyed.created, keyed.finished,
-				keyed.reason, keyed.recheck)
+			keyed.queue(b, insertRunsCounted)
 		}
 		return tx.send(ctx, b, true, func(br pgx.BatchResults, _ int) error {
 			if len(unkeyed) == 1 {
@@ -418,20 +388,10 @@ func (db *DB) createOneTrip(ctx context.Context, valid []store.CreateRun, params
 	if len(missing) == 0 {
 		return out, nil
 	}
-	var kJobs, kKeys, fJobs, fPeriods, fTriggers []string
-	var fFires []time.Time
-	for _, i := range missing {
-		p := valid[i]
-		if p.Key != "" {
-			kJobs, kKeys = append(kJobs, p.Job), append(kKeys, p.Key)
-		} else {
-			fJobs, fPeriods, fTriggers = append(fJobs, p.Job), append(fPeriods, p.Period), append(fTriggers, p.Trigger)
-			fFires = append(fFires, p.FireTime.UTC().Truncate(time.Microsecond))
-		}
-	}
+	holders := holdersOf(valid, missing)
 	existing := map[string]talon.Run{}
 	err = db.read(ctx, func(q querier) error {
-		rows, err := q.Query(ctx, existingRuns, kJobs, kKeys, fJobs, fPeriods, fTriggers, fFires)
+		rows, err := q.Query(ctx, existingRuns, holders...)
 		if err != nil {
 			return err
 		}
@@ -450,6 +410,43 @@ func (db *DB) createOneTrip(ctx context.Context, valid []store.CreateRun, params
 		out[i] = store.Created{Run: r}
 	}
 	return out, nil
+}
+
+// queueRun queues the insert of one run without a unique key.
+func queueRun(b *pgx.Batch, query string, p store.CreateRun, params *string) {
+	var finished, retryOf any
+	if p.State.Terminal() {
+		finished = p.Now
+	}
+	if p.RetryOf != 0 {
+		retryOf = p.RetryOf
+	}
+	b.Queue(query, p.Job, p.Period, p.Environment, string(p.State), p.Attempt, p.Executor, p.Trigger,
+		nil, nil, params, retryOf, p.Now, finished, p.Reason, tstz(p.NotBefore))
+}
+
+// queue queues the insert of the runs with a unique key.
+func (a *runArrays) queue(b *pgx.Batch, query string) {
+	b.Queue(query, a.job, a.period, a.env, a.state, a.attempt, a.executor, a.trigger, a.fire, a.key, a.params,
+		a.retryOf, a.created, a.finished, a.reason, a.recheck)
+}
+
+// holdersOf is the arguments of existingRuns for the runs of valid at
+// the indexes missing: their (job, key) pairs, then their (job, period,
+// trigger, fire time).
+func holdersOf(valid []store.CreateRun, missing []int) []any {
+	var kJobs, kKeys, fJobs, fPeriods, fTriggers []string
+	var fFires []time.Time
+	for _, i := range missing {
+		p := valid[i]
+		if p.Key != "" {
+			kJobs, kKeys = append(kJobs, p.Job), append(kKeys, p.Key)
+		} else {
+			fJobs, fPeriods, fTriggers = append(fJobs, p.Job), append(fPeriods, p.Period), append(fTriggers, p.Trigger)
+			fFires = append(fFires, p.FireTime.UTC().Truncate(time.Microsecond))
+		}
+	}
+	return []any{kJobs, kKeys, fJobs, fPeriods, fTriggers, fFires}
 }
 
 // readRuns hands each run a batched query returns to add.
