@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -68,10 +69,38 @@ var updateDirect = `WITH u AS (
 )
 SELECT * FROM upd`
 
+// directRows holds the columns of updateDirect, one item each.
+type directRows struct {
+	items                 []int // index in the batch of each row
+	ids                   []int64
+	from, to, reason      []string
+	recheck, started, fin []*time.Time
+	owner, handle, exec   []*string
+	at                    []time.Time
+	typ                   []string
+}
+
+func (w *directRows) add(i int, t store.Transition, from talon.State, at time.Time) {
+	started, finished, owner := store.Stamps(t, from, at)
+	w.items = append(w.items, i)
+	w.ids = append(w.ids, t.RunID)
+	w.from = append(w.from, string(from))
+	w.to = append(w.to, string(t.To))
+	w.reason = append(w.reason, t.Reason)
+	w.recheck = append(w.recheck, timePtr(t.RecheckAt))
+	w.started = append(w.started, started)
+	w.fin = append(w.fin, finished)
+	w.owner = append(w.owner, strPtr(owner))
+	w.handle = append(w.handle, strPtr(t.Handle))
+	w.exec = append(w.exec, strPtr(t.Executor))
+	w.at = append(w.at, at)
+	w.typ = append(w.typ, string(talon.TransitionEvent(from, t.To)))
+}
+
 // transitionDirect applies a direct batch (see direct) in one round trip.
 func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition) ([]store.Result, error) {
 	results := make([]store.Result, len(ts))
-	var w wave
+	var w directRows
 	var release, unwait []bool
 	index := map[int64]int{}
 	for i, t := range ts {
@@ -81,7 +110,7 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition) ([]st
 			continue
 		}
 		index[t.RunID] = i
-		w.add(i, t, from, store.NowOr(t.Now), true, "")
+		w.add(i, t, from, store.NowOr(t.Now))
 		rel, unw := store.Settles(t, from)
 		release, unwait = append(release, rel), append(unwait, unw)
 	}

@@ -192,38 +192,6 @@ func qualified(alias, cols string) string {
 	return strings.Join(parts, ", ")
 }
 
-// wave holds the columns of one updateDirect statement, an item each.
-type wave struct {
-	items                 []int // index in the batch of each row
-	ids                   []int64
-	from, to, reason      []string
-	recheck, started, fin []*time.Time
-	owner, handle, exec   []*string
-	at                    []time.Time
-	event                 []bool
-	typ                   []string
-	answer                []*string
-}
-
-func (w *wave) add(i int, t store.Transition, from talon.State, at time.Time, event bool, answer string) {
-	started, finished, owner := store.Stamps(t, from, at)
-	w.items = append(w.items, i)
-	w.ids = append(w.ids, t.RunID)
-	w.from = append(w.from, string(from))
-	w.to = append(w.to, string(t.To))
-	w.reason = append(w.reason, t.Reason)
-	w.recheck = append(w.recheck, timePtr(t.RecheckAt))
-	w.started = append(w.started, started)
-	w.fin = append(w.fin, finished)
-	w.owner = append(w.owner, strPtr(owner))
-	w.handle = append(w.handle, strPtr(t.Handle))
-	w.exec = append(w.exec, strPtr(t.Executor))
-	w.at = append(w.at, at)
-	w.event = append(w.event, event)
-	w.answer = append(w.answer, strPtr(answer))
-	w.typ = append(w.typ, string(talon.TransitionEvent(from, t.To)))
-}
-
 // Transition applies each transition as a compare-and-set within one
 // transaction, in two round trips whatever the batch size: BEGIN with one
 // pipelined read that locks the runs (in id order), then the advisory
