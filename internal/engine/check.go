@@ -185,9 +185,9 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 // executor knows its handle before it starts (executor.Prestarter), the
 // transition on to running, so one transaction records both, and returns
 // them with the index of each such transition by the index of its
-// decision. Runs
-// that hold resources are left out (they learn their holds between the
-// two), and so is everything while this scheduler's lease is not valid.
+// decision. Runs that hold resources are left out (they learn their holds
+// between the two), and so is everything while this scheduler's lease is
+// not valid.
 func (e *Engine) prestart(p *plan, ts []store.Transition, runs []talon.Run, now time.Time) ([]store.Transition, map[int]int) {
 	if !e.leaseValid(now) {
 		return ts, nil
