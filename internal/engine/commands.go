@@ -27,15 +27,6 @@ func (e *Engine) Trigger(ctx context.Context, job string, req talon.TriggerReque
 	if j == nil {
 		return talon.Run{}, false, p.s.JobNotFound(job)
 	}
-	// A paused job takes no new runs: refused loudly, rather than created
-	// to wait unseen for the resume.
-	paused, err := e.pauses(ctx)
-	if err != nil {
-		return talon.Run{}, false, store.UserError(err, "job "+job)
-	}
-	if pause, ok := paused[job]; ok {
-		return talon.Run{}, false, talon.Errorf(talon.ECONFLICT, "job %s is %s; resume it first (talon resume %s)", job, pause.Describe(), job)
-	}
 	now := e.now()
 	var key string
 	if req.Period == "" {
@@ -80,11 +71,18 @@ func (e *Engine) Trigger(ctx context.Context, job string, req talon.TriggerReque
 	res, err := e.st.CreateRuns(ctx, []store.CreateRun{{
 		Job: job, Period: key, Environment: j.Environment, Trigger: talon.TriggerAPI, Key: req.Key,
 		Executor: j.Executor, Params: req.Params, Now: now, Reason: "triggered by request",
+		// A paused job takes no new runs: refused loudly, rather than
+		// created to wait unseen for the resume. The store decides it in
+		// the transaction that would create the run.
+		IfPaused: store.PauseRefuse,
 	}})
 	if err != nil {
 		return talon.Run{}, false, store.UserError(err, "job "+job)
 	}
 	r := res[0]
+	if pause := r.Paused; pause != nil {
+		return talon.Run{}, false, talon.Errorf(talon.ECONFLICT, "job %s is %s; resume it first (talon resume %s)", job, pause.Describe(), job)
+	}
 	if r.Created {
 		e.notifyCreated(r.Run)
 	}

@@ -378,7 +378,7 @@ func (e *Engine) apply(ctx context.Context, p *plan, now time.Time, ts []store.T
 			}
 		}
 	}
-	creates = append(creates, e.skipPaused(ctx, fired)...)
+	creates = append(creates, skipPaused(fired)...)
 	if err := e.create(ctx, creates); err != nil {
 		// The transitions are recorded; the runs that follow from them
 		// (retries, completion triggers) are created at the next step.

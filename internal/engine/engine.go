@@ -501,7 +501,11 @@ func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
 		e.pendingCreate = nil
 		if err := e.create(ctx, cs); err != nil {
 			e.pendingCreate = append(cs, e.pendingCreate...)
-			return wake, err
+			// The ends of runs are still recorded (an end whose
+			// follow-up runs cannot be created is kept like them): a
+			// store that refuses only creations must not hold every
+			// finished run at running.
+			return wake, errors.Join(err, e.recordStarts(ctx, p, now), e.recordCompletions(ctx, p, now))
 		}
 	}
 	// The first sync, at start-up, is also the recovery: runs left ready

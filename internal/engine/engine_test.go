@@ -907,10 +907,10 @@ jobs:
 	t.Cleanup(func() { st.Close() })
 	fs := &failingCreates{Store: st}
 	now := mustTime(t, "2026-11-26T10:00:00Z")
-	gate := make(chan struct{})
+	gate, upGate := make(chan struct{}), make(chan struct{})
 	b := setupWith(t, s, fs, now, map[string]inprocess.Func{
 		"noop":  noop,
-		"gated": func(context.Context, inprocess.Run) error { <-gate; return nil },
+		"gated": func(context.Context, inprocess.Run) error { <-upGate; return nil },
 		"fail":  func(context.Context, inprocess.Run) error { <-gate; return errors.New("boom") },
 	})
 	b.trigger(t, "flaky", talon.TriggerRequest{})
@@ -919,16 +919,27 @@ jobs:
 		t.Fatal(err)
 	}
 	fs.set(true)
-	close(gate)
-	// The runs end; recording their ends works, creating what follows
-	// does not.
+	// The runs end one after the other; recording their ends works,
+	// creating what follows does not. The retry that could not be
+	// created does not keep up's end from being recorded.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for len(b.runs(t, "flaky")) == 1 && b.runs(t, "flaky")[0].State != talon.StateFailed || b.runs(t, "up")[0].State != talon.StateSucceeded {
+	close(gate)
+	for b.runs(t, "flaky")[0].State != talon.StateFailed {
 		if ctx.Err() != nil {
-			t.Fatal("the runs did not end")
+			t.Fatal("flaky's run did not end")
 		}
 		b.e.Step(ctx, now) // errors expected: creation fails
+	}
+	close(upGate)
+	for b.runs(t, "up")[0].State != talon.StateSucceeded {
+		if ctx.Err() != nil {
+			t.Fatal("up's run did not end while creations failed")
+		}
+		b.e.Step(ctx, now) // errors expected: creation fails
+	}
+	if n := len(b.runs(t, "flaky")); n != 1 {
+		t.Fatalf("%d runs of flaky while creations fail, want 1", n)
 	}
 	fs.set(false)
 	b.settle(t)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/store"
@@ -80,25 +79,12 @@ func (e *Engine) pauses(ctx context.Context) (map[string]talon.Pause, error) {
 	return out, nil
 }
 
-// skipPaused records the fires of completion triggers of paused jobs as
-// skipped runs, so no fire is lost silently. When the pauses cannot be
-// read the runs are created blocked: the store keeps a paused job's runs
-// from entering ready, so nothing starts meanwhile either way.
-func (e *Engine) skipPaused(ctx context.Context, cs []store.CreateRun) []store.CreateRun {
-	if len(cs) == 0 {
-		return cs
-	}
-	paused, err := e.pauses(ctx)
-	if err != nil {
-		e.log.Warn("read paused jobs", "err", err)
-		return cs
-	}
-	for i, c := range cs {
-		if p, ok := paused[c.Job]; ok {
-			cs[i].State = talon.StateSkipped
-			cs[i].NotBefore = time.Time{}
-			cs[i].Reason = c.Reason + "; skipped: job " + p.Describe()
-		}
+// skipPaused has the fires of completion triggers of paused jobs
+// recorded as skipped runs, so no fire is lost silently; the store
+// decides it in the transaction that creates them (store.PauseSkip).
+func skipPaused(cs []store.CreateRun) []store.CreateRun {
+	for i := range cs {
+		cs[i].IfPaused = store.PauseSkip
 	}
 	return cs
 }
@@ -150,7 +136,7 @@ func (e *Engine) Mark(ctx context.Context, id int64, to talon.State, reason, by 
 	// runs its limits held back, at once.
 	changed := []int64{r.ID}
 	if to == talon.StateSucceeded {
-		cs := e.skipPaused(ctx, e.completionRuns(e.sched.Load(), r, now))
+		cs := skipPaused(e.completionRuns(e.sched.Load(), r, now))
 		if len(cs) > 0 {
 			created, err := e.st.CreateRuns(ctx, cs)
 			if err != nil {

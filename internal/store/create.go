@@ -22,6 +22,11 @@ func ValidateCreate(i int, p CreateRun) (CreateRun, error) {
 	default:
 		return p, fmt.Errorf("create run #%d: initial state %q: want blocked or skipped", i, p.State)
 	}
+	switch p.IfPaused {
+	case PauseIgnore, PauseSkip, PauseRefuse:
+	default:
+		return p, fmt.Errorf("create run #%d: if paused %q: want skip or refuse", i, p.IfPaused)
+	}
 	if p.Attempt <= 0 {
 		p.Attempt = 1
 	}

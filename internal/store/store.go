@@ -276,12 +276,47 @@ type CreateRun struct {
 	// NotBefore, when set, is the earliest the run is checked (a retry's
 	// delay); it becomes the run's RecheckAt.
 	NotBefore time.Time
+	// IfPaused says what becomes of the run when its job is paused,
+	// decided in the transaction that creates it (so a pause committed
+	// before it is never missed, and no separate read of the pauses is
+	// needed): created as asked (the default), recorded skipped with the
+	// pause in its reason, or refused.
+	IfPaused PausePolicy
+}
+
+// PausePolicy is what CreateRuns does with a run of a paused job.
+type PausePolicy string
+
+const (
+	// PauseIgnore creates the run as asked (the default).
+	PauseIgnore PausePolicy = ""
+	// PauseSkip records the run skipped, finished at its creation, its
+	// reason ending with "; skipped: job " and the pause (SkippedReason).
+	PauseSkip PausePolicy = "skip"
+	// PauseRefuse creates nothing: the result has Created false, no run,
+	// and Paused set.
+	PauseRefuse PausePolicy = "refuse"
+)
+
+// SkippedReason is the reason of a run PauseSkip recorded skipped.
+func SkippedReason(reason string, p talon.Pause) string {
+	return reason + "; skipped: job " + p.Describe()
+}
+
+// SkipPaused is c recorded skipped because its job is paused.
+func SkipPaused(c CreateRun, p talon.Pause) CreateRun {
+	c.State = talon.StateSkipped
+	c.NotBefore = time.Time{}
+	c.Reason = SkippedReason(c.Reason, p)
+	return c
 }
 
 // Created is one result of CreateRuns.
 type Created struct {
 	Run     talon.Run
 	Created bool
+	// Paused is the pause that refused the run (PauseRefuse).
+	Paused *talon.Pause
 }
 
 // Transition moves one run from one of the From states to To, with a

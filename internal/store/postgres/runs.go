@@ -62,19 +62,26 @@ func scanRun(row pgx.Row) (talon.Run, error) {
 	return r, nil
 }
 
-// insertRuns inserts runs that have a unique key, from arrays, in array
-// order, with their creation events, in one statement. A run whose key
-// already exists — in the table or earlier in the arrays — is skipped.
-var insertRuns = `WITH ins AS (
+// insertFrom is the insert of the runs a source yields (u: the columns
+// of runArrays, then if_paused and ord), with their creation events, in
+// one statement. The pause policy (store.PausePolicy) is applied here,
+// in the statement that inserts: a run of a paused job is recorded
+// skipped, its reason naming the pause as talon.Pause.Describe does, or
+// not inserted at all.
+func insertFrom(source string) string {
+	return `WITH u AS (
+	SELECT u.*, p.job IS NOT NULL AND u.if_paused = 'skip' AS skip, p.job IS NOT NULL AND u.if_paused = 'refuse' AS refuse,
+		'paused by ' || p.paused_by || ' since ' || to_char(p.since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') ||
+		CASE WHEN p.reason <> '' THEN ': ' || p.reason ELSE '' END AS pause
+	FROM ` + source + `
+	LEFT JOIN paused_jobs AS p ON p.job = u.job AND u.if_paused <> ''
+), ins AS (
 	INSERT INTO runs (job, period, environment, state, attempt, executor, trigger_name, fire_time,
 		idem_key, params, retry_of, created, finished, reason, recheck_at)
-	SELECT job, period, environment, state, attempt, executor, trigger_name, fire_time,
-		idem_key, params::jsonb, retry_of, created, finished, reason, recheck_at
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[],
-		$8::timestamptz[], $9::text[], $10::text[], $11::bigint[], $12::timestamptz[], $13::timestamptz[],
-		$14::text[], $15::timestamptz[])
-		WITH ORDINALITY AS u(job, period, environment, state, attempt, executor, trigger_name, fire_time,
-			idem_key, params, retry_of, created, finished, reason, recheck_at, ord)
+	SELECT job, period, environment, CASE WHEN skip THEN 'skipped' ELSE state END, attempt, executor, trigger_name, fire_time,
+		idem_key, params::jsonb, retry_of, created, CASE WHEN skip THEN created ELSE finished END,
+		CASE WHEN skip THEN reason || '; skipped: job ' || pause ELSE reason END, CASE WHEN skip THEN NULL ELSE recheck_at END
+	FROM u WHERE NOT refuse
 	ORDER BY ord
 	ON CONFLICT DO NOTHING
 	RETURNING ` + runCols + `
@@ -83,19 +90,24 @@ var insertRuns = `WITH ins AS (
 	SELECT id, created, '', state, reason, 'transition', job, period FROM ins ORDER BY id
 )
 SELECT * FROM ins`
+}
+
+// insertRuns inserts runs that have a unique key, from arrays, in array
+// order. A run whose key already exists — in the table or earlier in the
+// arrays — is skipped.
+var insertRuns = insertFrom(`unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[],
+		$8::timestamptz[], $9::text[], $10::text[], $11::bigint[], $12::timestamptz[], $13::timestamptz[],
+		$14::text[], $15::timestamptz[], $16::text[])
+		WITH ORDINALITY AS u(job, period, environment, state, attempt, executor, trigger_name, fire_time,
+			idem_key, params, retry_of, created, finished, reason, recheck_at, if_paused, ord)`)
 
 // insertRun inserts one run without a unique key (an external trigger
-// without a client key: always new) and its creation event.
-var insertRun = `WITH ins AS (
-	INSERT INTO runs (job, period, environment, state, attempt, executor, trigger_name, fire_time,
-		idem_key, params, retry_of, created, finished, reason, recheck_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-	RETURNING ` + runCols + `
-), ev AS (
-	INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
-	SELECT id, created, '', state, reason, 'transition', job, period FROM ins
-)
-SELECT * FROM ins`
+// without a client key: always new).
+var insertRun = insertFrom(`(SELECT $1::text, $2::text, $3::text, $4::text, $5::int, $6::text, $7::text,
+		$8::timestamptz, $9::text, $10::text, $11::bigint, $12::timestamptz, $13::timestamptz,
+		$14::text, $15::timestamptz, $16::text, 1::bigint)
+		AS u(job, period, environment, state, attempt, executor, trigger_name, fire_time,
+			idem_key, params, retry_of, created, finished, reason, recheck_at, if_paused, ord)`)
 
 // countInserted is the CTE that counts the runs an insert's ins CTE
 // created (store.CountChanges): in key order, and after the runs, like
@@ -144,6 +156,7 @@ type runArrays struct {
 	created                                            []time.Time
 	key, params                                        []*string
 	retryOf                                            []*int64
+	ifPaused                                           []string
 }
 
 func (a *runArrays) add(p store.CreateRun, params *string) {
@@ -163,6 +176,7 @@ func (a *runArrays) add(p store.CreateRun, params *string) {
 	a.created = append(a.created, p.Now)
 	a.key, a.params = append(a.key, strPtr(p.Key)), append(a.params, params)
 	a.retryOf = append(a.retryOf, retryOf)
+	a.ifPaused = append(a.ifPaused, string(p.IfPaused))
 }
 
 // CreateRuns creates runs in one transaction, idempotently on (job,
@@ -221,8 +235,10 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 		return db.createOneTrip(ctx, valid, params, keys, order, &keyed, unkeyed)
 	}
 	var out []store.Created
+	var refused []int // not inserted, perhaps for a pause (PauseRefuse)
 	err := db.pipeTx(ctx, func(tx *pipe) error {
 		out = make([]store.Created, len(valid))
+		refused = refused[:0]
 		inserted := map[string]talon.Run{} // by unique key
 		b := &pgx.Batch{}
 		if len(keyed.job) > 0 {
@@ -244,6 +260,10 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 			}
 			i := unkeyed[n-first]
 			r, err := scanRun(br.QueryRow())
+			if errors.Is(err, pgx.ErrNoRows) && valid[i].IfPaused == store.PauseRefuse {
+				refused = append(refused, i)
+				return nil
+			}
 			if err != nil {
 				return fmt.Errorf("create run #%d: %w", i, err)
 			}
@@ -312,15 +332,22 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 		}
 		for _, i := range missing {
 			r, ok := existing[keys[i]]
-			if !ok {
+			switch {
+			case ok:
+				out[i] = store.Created{Run: r}
+			case valid[i].IfPaused == store.PauseRefuse:
+				refused = append(refused, i)
+			default:
 				return fmt.Errorf("create run #%d: the run holding its key vanished", i)
 			}
-			out[i] = store.Created{Run: r}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create runs: %w", err)
+	}
+	if err := db.resolveMissing(ctx, valid, refused, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -336,9 +363,11 @@ const oneTripMax = 16
 func (db *DB) createOneTrip(ctx context.Context, valid []store.CreateRun, params []*string, keys []string, order []int, keyed *runArrays, unkeyed []int) ([]store.Created, error) {
 	var out []store.Created
 	var inserted map[string]talon.Run // by unique key
+	var missing []int
 	err := db.pipeTx(ctx, func(tx *pipe) error {
 		out = make([]store.Created, len(valid))
 		inserted = map[string]talon.Run{}
+		missing = missing[:0]
 		b := &pgx.Batch{}
 		if len(unkeyed) == 1 {
 			i := unkeyed[0]
@@ -350,6 +379,10 @@ func (db *DB) createOneTrip(ctx context.Context, valid []store.CreateRun, params
 		return tx.send(ctx, b, true, func(br pgx.BatchResults, _ int) error {
 			if len(unkeyed) == 1 {
 				r, err := scanRun(br.QueryRow())
+				if errors.Is(err, pgx.ErrNoRows) && valid[unkeyed[0]].IfPaused == store.PauseRefuse {
+					missing = append(missing, unkeyed[0])
+					return nil
+				}
 				if err != nil {
 					return fmt.Errorf("create run #%d: %w", unkeyed[0], err)
 				}
@@ -372,7 +405,6 @@ func (db *DB) createOneTrip(ctx context.Context, valid []store.CreateRun, params
 	// transaction is over (it was committed before the insert, which
 	// waits for a transaction inserting the same key).
 	claimed := map[string]bool{}
-	var missing []int
 	for _, i := range order {
 		k := keys[i]
 		if k == "" {
@@ -385,31 +417,80 @@ func (db *DB) createOneTrip(ctx context.Context, valid []store.CreateRun, params
 		}
 		missing = append(missing, i)
 	}
-	if len(missing) == 0 {
-		return out, nil
+	if err := db.resolveMissing(ctx, valid, missing, out); err != nil {
+		return nil, err
 	}
-	holders := holdersOf(valid, missing)
-	existing := map[string]talon.Run{}
-	err = db.read(ctx, func(q querier) error {
-		rows, err := q.Query(ctx, existingRuns, holders...)
-		if err != nil {
-			return err
+	return out, nil
+}
+
+// resolveMissing fills the results of the runs an insert skipped, once
+// its transaction is over: a run refused for a pause (PauseRefuse) gets
+// the pause, any other the run holding its unique key (it was committed
+// before the insert, which waits for a transaction inserting the same
+// key).
+func (db *DB) resolveMissing(ctx context.Context, valid []store.CreateRun, missing []int, out []store.Created) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	var jobs []string
+	var keyed []int
+	for _, i := range missing {
+		if valid[i].IfPaused == store.PauseRefuse {
+			jobs = append(jobs, valid[i].Job)
 		}
-		return collectRuns(rows, func(r talon.Run) {
-			existing[uniqueKey(r.Job, r.Key, r.Period, r.Trigger, r.FireTime)] = r
-		})
+		if valid[i].Key != "" || !valid[i].FireTime.IsZero() {
+			keyed = append(keyed, i)
+		}
+	}
+	existing := map[string]talon.Run{}
+	paused := map[string]talon.Pause{}
+	err := db.read(ctx, func(q querier) error {
+		if len(keyed) > 0 {
+			rows, err := q.Query(ctx, existingRuns, holdersOf(valid, keyed)...)
+			if err != nil {
+				return err
+			}
+			if err := collectRuns(rows, func(r talon.Run) {
+				existing[uniqueKey(r.Job, r.Key, r.Period, r.Trigger, r.FireTime)] = r
+			}); err != nil {
+				return err
+			}
+		}
+		if len(jobs) > 0 {
+			rows, err := q.Query(ctx, `SELECT job, paused_by, reason, since FROM paused_jobs WHERE job = ANY($1)`, jobs)
+			if err != nil {
+				return err
+			}
+			ps, err := scanPauses(rows)
+			if err != nil {
+				return err
+			}
+			for _, p := range ps {
+				paused[p.Job] = p
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create runs: find existing runs: %w", err)
+		return fmt.Errorf("create runs: find existing runs: %w", err)
 	}
 	for _, i := range missing {
-		r, ok := existing[keys[i]]
+		p := valid[i]
+		if pause, ok := paused[p.Job]; ok && p.IfPaused == store.PauseRefuse {
+			out[i] = store.Created{Paused: &pause}
+			continue
+		}
+		r, ok := existing[uniqueKey(p.Job, p.Key, p.Period, p.Trigger, p.FireTime)]
 		if !ok {
-			return nil, fmt.Errorf("create runs: run #%d: the run holding its key vanished", i)
+			if p.IfPaused == store.PauseRefuse {
+				// Refused for a pause that was lifted since.
+				return talon.Errorf(talon.ECONFLICT, "create run of job %s: the job was paused as the run was created, and has been resumed since; try again", p.Job)
+			}
+			return fmt.Errorf("create runs: run #%d: the run holding its key vanished", i)
 		}
 		out[i] = store.Created{Run: r}
 	}
-	return out, nil
+	return nil
 }
 
 // queueRun queues the insert of one run without a unique key.
@@ -422,13 +503,13 @@ func queueRun(b *pgx.Batch, query string, p store.CreateRun, params *string) {
 		retryOf = p.RetryOf
 	}
 	b.Queue(query, p.Job, p.Period, p.Environment, string(p.State), p.Attempt, p.Executor, p.Trigger,
-		nil, nil, params, retryOf, p.Now, finished, p.Reason, tstz(p.NotBefore))
+		nil, nil, params, retryOf, p.Now, finished, p.Reason, tstz(p.NotBefore), string(p.IfPaused))
 }
 
 // queue queues the insert of the runs with a unique key.
 func (a *runArrays) queue(b *pgx.Batch, query string) {
 	b.Queue(query, a.job, a.period, a.env, a.state, a.attempt, a.executor, a.trigger, a.fire, a.key, a.params,
-		a.retryOf, a.created, a.finished, a.reason, a.recheck)
+		a.retryOf, a.created, a.finished, a.reason, a.recheck, a.ifPaused)
 }
 
 // holdersOf is the arguments of existingRuns for the runs of valid at

@@ -70,26 +70,34 @@ func (db *DB) ResumeJob(ctx context.Context, job string) (talon.Pause, error) {
 func (db *DB) PausedJobs(ctx context.Context) ([]talon.Pause, error) {
 	var out []talon.Pause
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT job, paused_by, reason, since FROM paused_jobs ORDER BY job`)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var p talon.Pause
-			var since int64
-			if err := rows.Scan(&p.Job, &p.By, &p.Reason, &since); err != nil {
-				return err
-			}
-			p.Since = fromMicros(since)
-			out = append(out, p)
-		}
-		return rows.Err()
+		var err error
+		out, err = pausedJobs(ctx, tx)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list paused jobs: %w", err)
 	}
 	return out, nil
+}
+
+// pausedJobs reads the paused jobs in tx, by name.
+func pausedJobs(ctx context.Context, tx *sql.Tx) ([]talon.Pause, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT job, paused_by, reason, since FROM paused_jobs ORDER BY job`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []talon.Pause
+	for rows.Next() {
+		var p talon.Pause
+		var since int64
+		if err := rows.Scan(&p.Job, &p.By, &p.Reason, &since); err != nil {
+			return nil, err
+		}
+		p.Since = fromMicros(since)
+		out = append(out, p)
+	}
+	return out, rows.Err()
 }
 
 // AddAudit records one operation.

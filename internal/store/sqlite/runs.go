@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/talonhq/talon"
@@ -98,12 +99,18 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 	}
 	ids := make([]int64, len(ps))
 	created := make([]bool, len(ps))
+	refused := make([]*talon.Pause, len(ps))
 	// The runs inserted come back from the insert; only those that
 	// existed are read again after the transaction.
 	var fresh map[int64]talon.Run
 	err := db.writeEvents(ctx, func(tx *sql.Tx) error {
 		fresh = make(map[int64]talon.Run, len(ps))
 		counts := store.CountChanges{}
+		clear(refused)
+		rows := slices.Clone(valid) // the closure may run again
+		if err := applyPauses(ctx, tx, rows, refused); err != nil {
+			return err
+		}
 		ins, err := db.stmt(ctx, tx, qInsertRun)
 		if err != nil {
 			return err
@@ -121,7 +128,10 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 		}
 		defer byFire.Close()
 
-		for i, p := range valid {
+		for i, p := range rows {
+			if refused[i] != nil {
+				continue
+			}
 			params, err := paramsJSON(p.Params)
 			if err != nil {
 				return fmt.Errorf("create run #%d: encode params: %w", i, err)
@@ -169,7 +179,7 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 	}
 	var old []int64
 	for i, id := range ids {
-		if !created[i] {
+		if !created[i] && refused[i] == nil {
 			old = append(old, id)
 		}
 	}
@@ -185,6 +195,10 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 	}
 	out := make([]store.Created, len(ps))
 	for i, id := range ids {
+		if refused[i] != nil {
+			out[i] = store.Created{Paused: refused[i]}
+			continue
+		}
 		r, ok := runs[id]
 		if !ok {
 			return nil, fmt.Errorf("create runs: run %d vanished", id)
@@ -192,6 +206,38 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 		out[i] = store.Created{Run: r, Created: created[i]}
 	}
 	return out, nil
+}
+
+// applyPauses applies the pause policy of the runs to create (their
+// IfPaused), under the write lock: skipped runs are rewritten in ps,
+// refused ones noted in refused.
+func applyPauses(ctx context.Context, tx *sql.Tx, ps []store.CreateRun, refused []*talon.Pause) error {
+	var paused map[string]talon.Pause
+	for i, p := range ps {
+		if p.IfPaused == store.PauseIgnore {
+			continue
+		}
+		if paused == nil {
+			all, err := pausedJobs(ctx, tx)
+			if err != nil {
+				return fmt.Errorf("check pauses: %w", err)
+			}
+			paused = make(map[string]talon.Pause, len(all))
+			for _, pp := range all {
+				paused[pp.Job] = pp
+			}
+		}
+		pause, ok := paused[p.Job]
+		if !ok {
+			continue
+		}
+		if p.IfPaused == store.PauseRefuse {
+			refused[i] = &pause
+			continue
+		}
+		ps[i] = store.SkipPaused(p, pause)
+	}
+	return nil
 }
 
 // idsJSON passes a list of ids as one JSON parameter, which json_each

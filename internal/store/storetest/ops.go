@@ -49,6 +49,90 @@ func testPause(t *testing.T, open OpenFunc) {
 	}
 }
 
+// CreateRuns applies each run's pause policy in its transaction: a run
+// of a paused job is created as asked, recorded skipped naming the pause,
+// or refused with the pause; other jobs' runs are created, in batches
+// small and large, with and without unique keys.
+func testPausePolicy(t *testing.T, open OpenFunc) {
+	s := open(t)
+	ctx := t.Context()
+	pause, _, err := s.PauseJob(ctx, talon.Pause{Job: "a", By: "alice", Reason: "maintenance", Since: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noReason, _, err := s.PauseJob(ctx, talon.Pause{Job: "c", By: "bob", Since: t0.Add(90 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 3, 40} { // one trip, several keyed, the batch path
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			var cs []store.CreateRun
+			for i := range n {
+				fire := t0.Add(time.Duration(n*100+i) * time.Minute)
+				for _, job := range []string{"a", "b", "c"} {
+					for _, pol := range []store.PausePolicy{store.PauseIgnore, store.PauseSkip, store.PauseRefuse} {
+						cs = append(cs, store.CreateRun{Job: job, Period: "daily/2026-11-26", Trigger: "t-" + string(pol), FireTime: fire,
+							Reason: "fired", Now: t0, NotBefore: t0.Add(time.Hour), IfPaused: pol})
+					}
+				}
+			}
+			if n == 1 {
+				// An external trigger without a key, refused and skipped.
+				cs = []store.CreateRun{
+					{Job: "a", Period: "daily/2026-11-26", Reason: "triggered", Now: t0, IfPaused: store.PauseRefuse},
+					{Job: "a", Period: "daily/2026-11-26", Reason: "triggered", Now: t0, IfPaused: store.PauseSkip},
+				}
+			}
+			res, err := s.CreateRuns(ctx, cs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, c := range cs {
+				got := res[i]
+				var want talon.Pause
+				switch c.Job {
+				case "a":
+					want = pause
+				case "c":
+					want = noReason
+				}
+				switch {
+				case want.Job == "" || c.IfPaused == store.PauseIgnore:
+					if !got.Created || got.Paused != nil || got.Run.State != talon.StateBlocked || got.Run.Reason != c.Reason {
+						t.Errorf("#%d %s %q: got %+v, want a blocked run", i, c.Job, c.IfPaused, got)
+					}
+				case c.IfPaused == store.PauseSkip:
+					reason := store.SkippedReason(c.Reason, want)
+					if !got.Created || got.Paused != nil || got.Run.State != talon.StateSkipped || got.Run.Reason != reason ||
+						got.Run.Finished == nil || !got.Run.RecheckAt.IsZero() {
+						t.Errorf("#%d %s skip: got %+v, want a skipped run, finished, reason %q", i, c.Job, got, reason)
+					}
+				default:
+					if got.Created || got.Run.ID != 0 || got.Paused == nil || *got.Paused != want {
+						t.Errorf("#%d %s refuse: got %+v, want no run and the pause %+v", i, c.Job, got, want)
+					}
+				}
+			}
+			// Created again, the skipped runs hold their keys.
+			again, err := s.CreateRuns(ctx, cs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range cs {
+				if res[i].Run.ID != 0 && cs[i].FireTime.IsZero() {
+					continue // without a key, every trigger is new
+				}
+				if again[i].Created || again[i].Run.ID != res[i].Run.ID || (again[i].Paused == nil) != (res[i].Paused == nil) {
+					t.Errorf("#%d created again: got %+v, want %+v without creating", i, again[i], res[i])
+				}
+			}
+		})
+	}
+	if _, err := s.CreateRuns(ctx, []store.CreateRun{{Job: "a", Period: "daily/2026-11-26", IfPaused: "later"}}); err == nil {
+		t.Error("an unknown pause policy was accepted")
+	}
+}
+
 // A paused job's runs do not enter ready, whatever the fences asked;
 // other jobs' runs do, and the pause ends with ResumeJob.
 func testPauseFence(t *testing.T, open OpenFunc) {

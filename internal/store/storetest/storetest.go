@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ResourceBatch", testResourceBatch},
 		{"Pause", testPause},
 		{"PauseFence", testPauseFence},
+		{"PausePolicy", testPausePolicy},
 		{"PauseAcrossHandles", testPauseAcrossHandles},
 		{"Marks", testMarks},
 		{"MarkStamps", testMarkStamps},
