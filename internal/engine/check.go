@@ -29,6 +29,10 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 		if e.checking[id] {
 			continue // checked again when its answer comes back
 		}
+		if w := e.waiting[id]; w != nil && w.notBefore.After(now) {
+			delete(e.dirty, id) // it stays queued for its time
+			continue
+		}
 		ids = append(ids, id)
 	}
 	for len(ids) < e.cfg.MaxBatch && len(e.queue) > 0 && !e.queue[0].next.After(now) {

@@ -315,9 +315,39 @@ func (e *Engine) recordCompletions(ctx context.Context, p *plan, now time.Time) 
 		if to == talon.StateSucceeded && run.ID != 0 {
 			reason += e.missingArtifacts(ctx, p, run)
 		}
-		ts = append(ts, store.Transition{RunID: c.runID, From: []talon.State{talon.StateRunning}, To: to, Reason: reason, Now: at})
+		t := store.Transition{RunID: c.runID, From: []talon.State{talon.StateRunning}, To: to, Reason: reason, Now: at}
+		if run.ID != 0 {
+			// What follows the end is created in the transaction that
+			// records it: one commit, and no end without its follow-ups.
+			t.Then = e.followUps(p, run, to, store.NowOr(at), now)
+		}
+		ts = append(ts, t)
 	}
 	return e.apply(ctx, p, now, ts)
+}
+
+// followUps are the runs that follow r's end in state to at finished:
+// the runs its success fires, or its failure's retry. The result is
+// never nil, so apply knows they were asked for with the end.
+func (e *Engine) followUps(p *plan, r talon.Run, to talon.State, finished, now time.Time) []store.CreateRun {
+	out := []store.CreateRun{}
+	j := p.jobs[r.Job]
+	if j == nil {
+		return out
+	}
+	r.State, r.Finished = to, &finished
+	switch to {
+	case talon.StateSucceeded:
+		out = append(out, skipPaused(e.completionRuns(p, r, now))...)
+	case talon.StateFailed:
+		if e.noRetry[r.ID] {
+			break
+		}
+		if c, ok := retryOf(j, r, now); ok {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // apply records transitions of dispatched runs and what follows a run's
@@ -341,6 +371,9 @@ func (e *Engine) apply(ctx context.Context, p *plan, now time.Time, ts []store.T
 	}()
 	var creates, fired []store.CreateRun
 	for i, rs := range res {
+		// The runs created with the transition (Then), also when it was
+		// refused because an earlier attempt applied it.
+		e.index(rs.Then, now)
 		if rs.Err != nil {
 			if ts[i].To == talon.StateRunning {
 				// The run left ready before it was recorded running (a
@@ -363,8 +396,8 @@ func (e *Engine) apply(ctx context.Context, p *plan, now time.Time, ts []store.T
 		e.touchJobs(p.dependents(r.Job)...)
 		e.touchJobs(p.freed(r.Job)...)
 		j := p.jobs[r.Job]
-		if j == nil {
-			continue
+		if j == nil || ts[i].Then != nil {
+			continue // nothing follows, or it was created with the end
 		}
 		switch r.State {
 		case talon.StateSucceeded:

@@ -581,6 +581,9 @@ type waiter struct {
 	job   string
 	next  time.Time // when to check at the latest
 	index int       // in queue; -1 when not queued
+	// notBefore is the earliest a run created with a delay (a retry's,
+	// a jittered fire's) is checked, whatever touches it before.
+	notBefore time.Time
 }
 
 // waitQueue is a min-heap of waiters by next check.

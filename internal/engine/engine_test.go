@@ -427,6 +427,63 @@ jobs:
 	}
 }
 
+// TestRetryWaitsItsDelay: a retry waiting its delay is not started
+// early when something its job waits on changes (here a run of the same
+// job ends, which frees a max_running slot and touches the job's blocked
+// runs).
+func TestRetryWaitsItsDelay(t *testing.T) {
+	const sched = `
+jobs:
+  flaky:
+    period: daily
+    retries: {max: 1, delay: 5m}
+    constraints: {max_running: 2}
+    executor: inprocess
+    command: [run]
+`
+	now := mustTime(t, "2026-11-26T10:00:00Z")
+	release := make(chan struct{})
+	b := setup(t, sched, now, map[string]inprocess.Func{
+		"run": func(_ context.Context, r inprocess.Run) error {
+			if r.Run.Params["hold"] != "" {
+				<-release
+				return nil
+			}
+			return errors.New("boom")
+		},
+	})
+	held := b.trigger(t, "flaky", talon.TriggerRequest{Params: map[string]string{"hold": "yes"}})
+	b.trigger(t, "flaky", talon.TriggerRequest{})
+	if _, err := b.e.Step(context.Background(), now); err != nil {
+		t.Fatal(err)
+	}
+	// The failing run ends; its retry waits for 10:05.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for len(b.runs(t, "flaky")) < 3 {
+		if ctx.Err() != nil {
+			t.Fatal("no retry was created")
+		}
+		if _, err := b.e.Step(ctx, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The held run ends at 10:01: the job's blocked runs are looked at.
+	close(release)
+	b.at(t, now.Add(time.Minute))
+	if r, _ := b.st.GetRun(context.Background(), held.ID); r.State != talon.StateSucceeded {
+		t.Fatalf("held run: %s, want succeeded", r.State)
+	}
+	retry := b.runs(t, "flaky")[2]
+	if retry.RetryOf == 0 || retry.State != talon.StateBlocked {
+		t.Fatalf("retry %d: %s (retry of %d), want blocked until 10:05", retry.ID, retry.State, retry.RetryOf)
+	}
+	b.at(t, now.Add(5*time.Minute))
+	if r, _ := b.st.GetRun(context.Background(), retry.ID); r.State != talon.StateFailed {
+		t.Errorf("retry at 10:05: %s, want run (and failed)", r.State)
+	}
+}
+
 func TestCancel(t *testing.T) {
 	const sched = `
 jobs:
@@ -851,34 +908,46 @@ jobs:
 	}
 }
 
-// failingCreates is the real store, except that CreateRuns fails while
-// fail is set: a fault between recording a run's end and creating what
-// follows from it.
-type failingCreates struct {
+// lossyStore is the real store, except that while on is set CreateRuns
+// fails, and Transition applies its batch and then fails as if its
+// commit went unanswered: a fault just after recording a run's end.
+type lossyStore struct {
 	store.Store
 	fail sync.Mutex
 	on   bool
 }
 
-func (f *failingCreates) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Created, error) {
-	f.fail.Lock()
-	on := f.on
-	f.fail.Unlock()
-	if on {
+func (f *lossyStore) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Created, error) {
+	if f.lossy() {
 		return nil, fmt.Errorf("%w: injected", store.ErrUnavailable)
 	}
 	return f.Store.CreateRuns(ctx, ps)
 }
 
-func (f *failingCreates) set(on bool) {
+func (f *lossyStore) Transition(ctx context.Context, ts []store.Transition) ([]store.Result, error) {
+	res, err := f.Store.Transition(ctx, ts)
+	if err == nil && f.lossy() {
+		return nil, fmt.Errorf("%w: injected after commit", store.ErrUnavailable)
+	}
+	return res, err
+}
+
+func (f *lossyStore) lossy() bool {
+	f.fail.Lock()
+	defer f.fail.Unlock()
+	return f.on
+}
+
+func (f *lossyStore) set(on bool) {
 	f.fail.Lock()
 	f.on = on
 	f.fail.Unlock()
 }
 
-// TestFollowUpRunsSurviveAFault: when the store fails after a run's end
-// is recorded but before its retry and the runs its success triggers are
-// created, they are created at the next step, not lost.
+// TestFollowUpRunsSurviveAFault: when the store records a run's end but
+// its answer is lost, the end is recorded again at the next step, and
+// the run's retry and the runs its success triggers are created then,
+// exactly once: not lost, not doubled.
 func TestFollowUpRunsSurviveAFault(t *testing.T) {
 	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"inprocess"}}, "schedule.yaml", []byte(`
 jobs:
@@ -905,12 +974,12 @@ jobs:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	fs := &failingCreates{Store: st}
+	fs := &lossyStore{Store: st}
 	now := mustTime(t, "2026-11-26T10:00:00Z")
-	gate, upGate := make(chan struct{}), make(chan struct{})
+	gate := make(chan struct{})
 	b := setupWith(t, s, fs, now, map[string]inprocess.Func{
 		"noop":  noop,
-		"gated": func(context.Context, inprocess.Run) error { <-upGate; return nil },
+		"gated": func(context.Context, inprocess.Run) error { <-gate; return nil },
 		"fail":  func(context.Context, inprocess.Run) error { <-gate; return errors.New("boom") },
 	})
 	b.trigger(t, "flaky", talon.TriggerRequest{})
@@ -919,27 +988,16 @@ jobs:
 		t.Fatal(err)
 	}
 	fs.set(true)
-	// The runs end one after the other; recording their ends works,
-	// creating what follows does not. The retry that could not be
-	// created does not keep up's end from being recorded.
+	close(gate)
+	// The runs end, and their ends are recorded; the engine does not
+	// hear it.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	close(gate)
-	for b.runs(t, "flaky")[0].State != talon.StateFailed {
+	for b.runs(t, "flaky")[0].State != talon.StateFailed || b.runs(t, "up")[0].State != talon.StateSucceeded {
 		if ctx.Err() != nil {
-			t.Fatal("flaky's run did not end")
+			t.Fatal("the runs did not end")
 		}
-		b.e.Step(ctx, now) // errors expected: creation fails
-	}
-	close(upGate)
-	for b.runs(t, "up")[0].State != talon.StateSucceeded {
-		if ctx.Err() != nil {
-			t.Fatal("up's run did not end while creations failed")
-		}
-		b.e.Step(ctx, now) // errors expected: creation fails
-	}
-	if n := len(b.runs(t, "flaky")); n != 1 {
-		t.Fatalf("%d runs of flaky while creations fail, want 1", n)
+		b.e.Step(ctx, now) // errors expected: the answers are lost
 	}
 	fs.set(false)
 	b.settle(t)

@@ -195,24 +195,35 @@ func (e *Engine) create(ctx context.Context, cs []store.CreateRun) error {
 		if err != nil {
 			return fmt.Errorf("create runs: %w", err)
 		}
-		for _, r := range res {
-			if r.Run.State == talon.StateBlocked {
-				next := r.Run.RecheckAt
-				if !next.After(cs[0].Now) {
-					next = time.Time{}
-				}
-				e.track(r.Run.ID, r.Run.Job, next)
-				if next.IsZero() {
-					e.fresh[r.Run.ID] = r.Run
-				}
-			}
-			if r.Created {
-				e.log.Debug("run created", "run", r.Run.ID, "job", r.Run.Job, "period", r.Run.Period, "state", r.Run.State)
-			}
-		}
+		e.index(res, cs[0].Now)
 		cs = cs[n:]
 	}
 	return nil
+}
+
+// index indexes the blocked runs among those just created for a check,
+// at once unless their recheck time is after now.
+func (e *Engine) index(res []store.Created, now time.Time) {
+	for _, r := range res {
+		if r.Run.ID == 0 {
+			continue // not created
+		}
+		if r.Run.State == talon.StateBlocked {
+			next := r.Run.RecheckAt
+			if !next.After(now) {
+				next = time.Time{}
+			}
+			e.track(r.Run.ID, r.Run.Job, next)
+			if next.IsZero() {
+				e.fresh[r.Run.ID] = r.Run
+			} else {
+				e.waiting[r.Run.ID].notBefore = next
+			}
+		}
+		if r.Created {
+			e.log.Debug("run created", "run", r.Run.ID, "job", r.Run.Job, "period", r.Run.Period, "state", r.Run.State)
+		}
+	}
 }
 
 // nextOf returns the next fire of a job's trigger after an instant. An

@@ -47,6 +47,32 @@ func ValidateCreate(i int, p CreateRun) (CreateRun, error) {
 	return p, nil
 }
 
+// ValidateThen validates the runs a transition creates when it applies
+// (Transition.Then) and returns them with their defaults set.
+func ValidateThen(t Transition) ([]CreateRun, error) {
+	if len(t.Then) == 0 {
+		return nil, nil
+	}
+	if t.Mark || !t.To.Terminal() {
+		return nil, fmt.Errorf("run %d: runs to create are allowed only with a transition into a terminal state, not a mark", t.RunID)
+	}
+	out := make([]CreateRun, len(t.Then))
+	for i, c := range t.Then {
+		v, err := ValidateCreate(i, c)
+		if err != nil {
+			return nil, fmt.Errorf("run %d: %w", t.RunID, err)
+		}
+		if v.Key == "" && v.FireTime.IsZero() {
+			return nil, fmt.Errorf("run %d: create run #%d: a run created with a transition needs a unique key (Key or FireTime)", t.RunID, i)
+		}
+		if v.IfPaused == PauseRefuse {
+			return nil, fmt.Errorf("run %d: create run #%d: PauseRefuse is not allowed with a transition", t.RunID, i)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
 // RetryKey is the idempotency key every retry of run id carries.
 func RetryKey(id int64) string { return "retry-of:" + strconv.FormatInt(id, 10) }
 

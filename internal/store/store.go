@@ -334,6 +334,16 @@ type Transition struct {
 	Owner     string    // set when entering ready or running
 	Handle    string    // set when non-empty
 	Executor  string    // set when non-empty
+	// Then are runs created in the same transaction as this transition
+	// into a terminal state (not a mark): the runs a success fires, a
+	// failure's retry. They are created when the run is, once the
+	// transition is applied, in To with Finished at the transition's
+	// time — also when an earlier attempt of this same transition
+	// applied it, its commit unanswered, so a retried end still creates
+	// what follows it. Each needs a unique key (Key or FireTime), which
+	// makes creating them again harmless; PauseRefuse is not allowed.
+	// Their results are Result.Then, in order.
+	Then []CreateRun
 	// Fence, when set, is checked inside the transaction before the run
 	// enters ready; if it holds, the item's result is a *FenceError.
 	Fence *Fence
@@ -428,6 +438,10 @@ type Allocation struct {
 type Result struct {
 	Run talon.Run
 	Err error
+	// Then are the results of the transition's Then, in order: a run
+	// created or the one holding its key; zero for those not created
+	// (the run did not end up where the transition takes it).
+	Then []Created
 }
 
 // RunFilter selects runs. Zero fields match everything.

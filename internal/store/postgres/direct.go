@@ -98,7 +98,7 @@ func (w *directRows) add(i int, t store.Transition, from talon.State, at time.Ti
 }
 
 // transitionDirect applies a direct batch (see direct) in one round trip.
-func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition) ([]store.Result, error) {
+func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *thenBatch) ([]store.Result, error) {
 	results := make([]store.Result, len(ts))
 	var w directRows
 	var release, unwait []bool
@@ -122,7 +122,13 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition) ([]st
 			b := &pgx.Batch{}
 			b.Queue(updateDirect, w.ids, w.from, w.to, w.reason, w.recheck, w.started, w.fin,
 				w.owner, w.handle, w.exec, w.at, w.typ, release, unwait)
-			return tx.send(ctx, b, true, func(br pgx.BatchResults, _ int) error {
+			if tb != nil {
+				tb.queue(b)
+			}
+			return tx.send(ctx, b, true, func(br pgx.BatchResults, n int) error {
+				if n == 1 {
+					return tb.read(br)
+				}
 				rows, err := br.Query()
 				if err != nil {
 					return fmt.Errorf("update runs: %w", err)
@@ -132,6 +138,11 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition) ([]st
 		})
 		if err != nil {
 			return nil, fmt.Errorf("transition: %w", err)
+		}
+		if tb != nil {
+			if err := tb.results(ctx, db, results); err != nil {
+				return nil, fmt.Errorf("transition: %w", err)
+			}
 		}
 	}
 	// The items that did not apply: the run is missing, or in another

@@ -68,13 +68,16 @@ func scanRun(row pgx.Row) (talon.Run, error) {
 // in the statement that inserts: a run of a paused job is recorded
 // skipped, its reason naming the pause as talon.Pause.Describe does, or
 // not inserted at all.
-func insertFrom(source string) string {
+func insertFrom(source, where string) string {
+	if where != "" {
+		where = "\n\tWHERE " + where
+	}
 	return `WITH u AS (
 	SELECT u.*, p.job IS NOT NULL AND u.if_paused = 'skip' AS skip, p.job IS NOT NULL AND u.if_paused = 'refuse' AS refuse,
 		'paused by ' || p.paused_by || ' since ' || to_char(p.since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') ||
 		CASE WHEN p.reason <> '' THEN ': ' || p.reason ELSE '' END AS pause
 	FROM ` + source + `
-	LEFT JOIN paused_jobs AS p ON p.job = u.job AND u.if_paused <> ''
+	LEFT JOIN paused_jobs AS p ON p.job = u.job AND u.if_paused <> ''` + where + `
 ), ins AS (
 	INSERT INTO runs (job, period, environment, state, attempt, executor, trigger_name, fire_time,
 		idem_key, params, retry_of, created, finished, reason, recheck_at)
@@ -99,7 +102,7 @@ var insertRuns = insertFrom(`unnest($1::text[], $2::text[], $3::text[], $4::text
 		$8::timestamptz[], $9::text[], $10::text[], $11::bigint[], $12::timestamptz[], $13::timestamptz[],
 		$14::text[], $15::timestamptz[], $16::text[])
 		WITH ORDINALITY AS u(job, period, environment, state, attempt, executor, trigger_name, fire_time,
-			idem_key, params, retry_of, created, finished, reason, recheck_at, if_paused, ord)`)
+			idem_key, params, retry_of, created, finished, reason, recheck_at, if_paused, ord)`, "")
 
 // insertRun inserts one run without a unique key (an external trigger
 // without a client key: always new).
@@ -107,7 +110,7 @@ var insertRun = insertFrom(`(SELECT $1::text, $2::text, $3::text, $4::text, $5::
 		$8::timestamptz, $9::text, $10::text, $11::bigint, $12::timestamptz, $13::timestamptz,
 		$14::text, $15::timestamptz, $16::text, 1::bigint)
 		AS u(job, period, environment, state, attempt, executor, trigger_name, fire_time,
-			idem_key, params, retry_of, created, finished, reason, recheck_at, if_paused, ord)`)
+			idem_key, params, retry_of, created, finished, reason, recheck_at, if_paused, ord)`, "")
 
 // countInserted is the CTE that counts the runs an insert's ins CTE
 // created (store.CountChanges): in key order, and after the runs, like

@@ -203,8 +203,12 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 	if len(ts) == 0 {
 		return nil, nil
 	}
+	tb, err := newThenBatch(ts)
+	if err != nil {
+		return nil, fmt.Errorf("transition: %w", err)
+	}
 	if direct(ts) {
-		return db.transitionDirect(ctx, ts)
+		return db.transitionDirect(ctx, ts, tb)
 	}
 	ids := make([]int64, 0, len(ts))
 	var maxRunningIDs, onceIDs, fencedIDs, readyIDs []int64
@@ -231,7 +235,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 	ids = sortedIDs(ids)
 
 	var results []store.Result
-	err := db.pipeTx(ctx, func(tx *pipe) error {
+	err = db.pipeTx(ctx, func(tx *pipe) error {
 		results = make([]store.Result, len(ts))
 		cur := make(map[int64]*current, len(ids))
 		fs := newFenceState()
@@ -416,7 +420,17 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		// taken by then, so two transactions cannot wait for each other
 		// in a cycle through them.
 		queueCounts(b, counts)
+		// The runs that follow the ends come after: their insert takes
+		// the counters of the runs it creates.
+		nThen := -1
+		if tb != nil {
+			nThen = b.Len()
+			tb.queue(b)
+		}
 		return tx.send(ctx, b, true, func(br pgx.BatchResults, n int) error {
+			if n == nThen {
+				return tb.read(br)
+			}
 			if n < nAlloc {
 				if _, err := br.Exec(); err != nil {
 					return fmt.Errorf("record resource holds: %w", err)
@@ -434,6 +448,11 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 	})
 	if err != nil {
 		return nil, fmt.Errorf("transition: %w", err)
+	}
+	if tb != nil {
+		if err := tb.results(ctx, db, results); err != nil {
+			return nil, fmt.Errorf("transition: %w", err)
+		}
 	}
 	return results, nil
 }

@@ -97,86 +97,115 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 		}
 		valid[i] = v
 	}
-	ids := make([]int64, len(ps))
-	created := make([]bool, len(ps))
-	refused := make([]*talon.Pause, len(ps))
-	// The runs inserted come back from the insert; only those that
-	// existed are read again after the transaction.
-	var fresh map[int64]talon.Run
+	var c *creation
 	err := db.writeEvents(ctx, func(tx *sql.Tx) error {
-		fresh = make(map[int64]talon.Run, len(ps))
-		counts := store.CountChanges{}
-		clear(refused)
-		rows := slices.Clone(valid) // the closure may run again
-		if err := applyPauses(ctx, tx, rows, refused); err != nil {
+		c = newCreation(valid) // the closure may run again
+		if err := db.createIn(ctx, tx, c); err != nil {
 			return err
 		}
-		ins, err := db.stmt(ctx, tx, qInsertRun)
-		if err != nil {
+		if err := db.insertEvents(ctx, tx, c.events); err != nil {
 			return err
 		}
-		defer ins.Close()
-		var events []eventRow
-		byKey, err := db.stmt(ctx, tx, qRunByKey)
-		if err != nil {
-			return err
-		}
-		defer byKey.Close()
-		byFire, err := db.stmt(ctx, tx, qRunByFire)
-		if err != nil {
-			return err
-		}
-		defer byFire.Close()
-
-		for i, p := range rows {
-			if refused[i] != nil {
-				continue
-			}
-			params, err := paramsJSON(p.Params)
-			if err != nil {
-				return fmt.Errorf("create run #%d: encode params: %w", i, err)
-			}
-			var key, retryOf, finished any
-			if p.Key != "" {
-				key = p.Key
-			}
-			if p.RetryOf != 0 {
-				retryOf = p.RetryOf
-			}
-			if p.State.Terminal() {
-				finished = micros(p.Now)
-			}
-			r, err := scanRun(ins.QueryRowContext(ctx, p.Job, p.Period, p.Environment, string(p.State), p.Attempt,
-				p.Executor, p.Trigger, nullMicros(p.FireTime), key, params, retryOf, micros(p.Now),
-				finished, p.Reason, nullMicros(p.NotBefore)))
-			switch {
-			case err == nil:
-				ids[i], created[i], fresh[r.ID] = r.ID, true, r
-				counts.Created(p.Job, p.Period, p.State)
-				events = append(events, eventRow{RunID: r.ID, Time: micros(p.Now), To: string(p.State), Reason: p.Reason,
-					Type: string(talon.EventTransition), Job: p.Job, Period: p.Period})
-			case errors.Is(err, sql.ErrNoRows):
-				// It exists: find the run that holds its unique key.
-				if p.Key != "" {
-					err = byKey.QueryRowContext(ctx, p.Job, p.Key).Scan(&ids[i])
-				} else {
-					err = byFire.QueryRowContext(ctx, p.Job, p.Period, p.Trigger, micros(p.FireTime)).Scan(&ids[i])
-				}
-				if err != nil {
-					return fmt.Errorf("create run #%d: find existing run: %w", i, err)
-				}
-			default:
-				return fmt.Errorf("create run #%d: %w", i, err)
-			}
-		}
-		if err := db.insertEvents(ctx, tx, events); err != nil {
-			return err
-		}
-		return db.addCounts(ctx, tx, counts)
+		return db.addCounts(ctx, tx, c.counts)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create runs: %w", err)
 	}
+	return db.createdRuns(ctx, c)
+}
+
+// creation is a CreateRuns batch as a transaction applies it: the runs
+// to insert (their pause policy applied), and what became of each.
+type creation struct {
+	rows    []store.CreateRun
+	ids     []int64
+	created []bool
+	refused []*talon.Pause
+	// The runs inserted come back from the insert; only those that
+	// existed are read again after the transaction.
+	fresh  map[int64]talon.Run
+	events []eventRow
+	counts store.CountChanges
+}
+
+func newCreation(valid []store.CreateRun) *creation {
+	return &creation{
+		rows: slices.Clone(valid), ids: make([]int64, len(valid)), created: make([]bool, len(valid)),
+		refused: make([]*talon.Pause, len(valid)), fresh: make(map[int64]talon.Run, len(valid)), counts: store.CountChanges{},
+	}
+}
+
+// createIn inserts c's runs in tx, leaving their events and counters in
+// c for the caller to write with its own.
+func (db *DB) createIn(ctx context.Context, tx *sql.Tx, c *creation) error {
+	if err := applyPauses(ctx, tx, c.rows, c.refused); err != nil {
+		return err
+	}
+	ins, err := db.stmt(ctx, tx, qInsertRun)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	byKey, err := db.stmt(ctx, tx, qRunByKey)
+	if err != nil {
+		return err
+	}
+	defer byKey.Close()
+	byFire, err := db.stmt(ctx, tx, qRunByFire)
+	if err != nil {
+		return err
+	}
+	defer byFire.Close()
+
+	for i, p := range c.rows {
+		if c.refused[i] != nil {
+			continue
+		}
+		params, err := paramsJSON(p.Params)
+		if err != nil {
+			return fmt.Errorf("create run #%d: encode params: %w", i, err)
+		}
+		var key, retryOf, finished any
+		if p.Key != "" {
+			key = p.Key
+		}
+		if p.RetryOf != 0 {
+			retryOf = p.RetryOf
+		}
+		if p.State.Terminal() {
+			finished = micros(p.Now)
+		}
+		r, err := scanRun(ins.QueryRowContext(ctx, p.Job, p.Period, p.Environment, string(p.State), p.Attempt,
+			p.Executor, p.Trigger, nullMicros(p.FireTime), key, params, retryOf, micros(p.Now),
+			finished, p.Reason, nullMicros(p.NotBefore)))
+		switch {
+		case err == nil:
+			c.ids[i], c.created[i], c.fresh[r.ID] = r.ID, true, r
+			c.counts.Created(p.Job, p.Period, p.State)
+			c.events = append(c.events, eventRow{RunID: r.ID, Time: micros(p.Now), To: string(p.State), Reason: p.Reason,
+				Type: string(talon.EventTransition), Job: p.Job, Period: p.Period})
+		case errors.Is(err, sql.ErrNoRows):
+			// It exists: find the run that holds its unique key.
+			if p.Key != "" {
+				err = byKey.QueryRowContext(ctx, p.Job, p.Key).Scan(&c.ids[i])
+			} else {
+				err = byFire.QueryRowContext(ctx, p.Job, p.Period, p.Trigger, micros(p.FireTime)).Scan(&c.ids[i])
+			}
+			if err != nil {
+				return fmt.Errorf("create run #%d: find existing run: %w", i, err)
+			}
+		default:
+			return fmt.Errorf("create run #%d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// createdRuns is the result of a committed creation: the runs inserted,
+// and those that held the keys of the others, read again.
+func (db *DB) createdRuns(ctx context.Context, c *creation) ([]store.Created, error) {
+	ids, created, refused := c.ids, c.created, c.refused
+	fresh := c.fresh
 	var old []int64
 	for i, id := range ids {
 		if !created[i] && refused[i] == nil {
@@ -193,7 +222,7 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 			runs[id] = r
 		}
 	}
-	out := make([]store.Created, len(ps))
+	out := make([]store.Created, len(ids))
 	for i, id := range ids {
 		if refused[i] != nil {
 			out[i] = store.Created{Paused: refused[i]}

@@ -21,9 +21,19 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		return nil, nil
 	}
 	results := make([]store.Result, len(ts))
+	thens := make([][]store.CreateRun, len(ts))
+	for i, t := range ts {
+		v, err := store.ValidateThen(t)
+		if err != nil {
+			return nil, fmt.Errorf("transition: %w", err)
+		}
+		thens[i] = v
+	}
+	creations := make([]*creation, len(ts))
 	added := false
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		added = false
+		clear(creations)
 		st, err := db.prepareTransition(ctx, tx)
 		if err != nil {
 			return err
@@ -39,6 +49,30 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 			}
 			results[i] = store.Result{Run: run, Err: err}
 		}
+		// The runs that follow the ends, in the same transaction.
+		for i, t := range ts {
+			if len(thens[i]) == 0 {
+				continue
+			}
+			if results[i].Err != nil {
+				ended, err := st.endedAs(ctx, t)
+				if err != nil {
+					return err
+				}
+				if !ended {
+					continue
+				}
+			}
+			c := newCreation(thens[i])
+			if err := db.createIn(ctx, tx, c); err != nil {
+				return fmt.Errorf("run %d: %w", t.RunID, err)
+			}
+			st.events = append(st.events, c.events...)
+			for k, d := range c.counts {
+				st.counts[k] += d
+			}
+			creations[i] = c
+		}
 		added = len(st.events) > 0
 		if err := st.writeEvents(ctx); err != nil {
 			return err
@@ -51,7 +85,34 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 	if added {
 		db.notify.Wake()
 	}
+	for i, c := range creations {
+		if c == nil {
+			if len(thens[i]) > 0 {
+				results[i].Then = make([]store.Created, len(thens[i]))
+			}
+			continue
+		}
+		if results[i].Then, err = db.createdRuns(ctx, c); err != nil {
+			return nil, fmt.Errorf("transition: run %d: %w", ts[i].RunID, err)
+		}
+	}
 	return results, nil
+}
+
+// endedAs reports whether t's run, which t could not move, is already
+// where t would take it, with t's end time: an earlier attempt of the
+// same transition applied it.
+func (st *transitionStmts) endedAs(ctx context.Context, t store.Transition) (bool, error) {
+	var state string
+	var finished sql.NullInt64
+	err := st.tx.QueryRowContext(ctx, `SELECT state, finished FROM runs WHERE id = ?`, t.RunID).Scan(&state, &finished)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("run %d: %w", t.RunID, err)
+	}
+	return talon.State(state) == t.To && finished.Valid && finished.Int64 == micros(store.NowOr(t.Now)), nil
 }
 
 // itemError reports whether err belongs to one item rather than the batch.

@@ -77,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Pause", testPause},
 		{"PauseFence", testPauseFence},
 		{"PausePolicy", testPausePolicy},
+		{"Then", testThen},
 		{"PauseAcrossHandles", testPauseAcrossHandles},
 		{"Marks", testMarks},
 		{"MarkStamps", testMarkStamps},

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -535,5 +536,140 @@ func testEventsAfter(t *testing.T, open OpenFunc) {
 	}
 	if none, err := s.EventsAfter(t.Context(), last, 10); err != nil || len(none) != 0 {
 		t.Errorf("EventsAfter(last) = %+v, %v; want none", none, err)
+	}
+}
+
+// A transition's Then are created in its transaction when it applies —
+// also when an earlier attempt applied it — and never when the run did
+// not end up where the transition takes it; a key already held returns
+// its holder, a paused job's run is recorded skipped, and the counters
+// follow.
+func testThen(t *testing.T, open OpenFunc) {
+	s := open(t)
+	ctx := t.Context()
+	const period = "daily/2026-11-26"
+	if _, _, err := s.PauseJob(ctx, talon.Pause{Job: "paused", By: "alice", Since: t0}); err != nil {
+		t.Fatal(err)
+	}
+	end := t0.Add(time.Minute)
+	follow := func(job string, up int64) store.CreateRun {
+		return store.CreateRun{Job: job, Period: period, Trigger: "after-up", FireTime: end, Reason: fmt.Sprintf("fired: run %d succeeded", up),
+			Now: end, Params: map[string]string{"from": "up"}, IfPaused: store.PauseSkip}
+	}
+	// A key held before: its holder comes back.
+	held := create(t, s, store.CreateRun{Job: "held", Period: period, Trigger: "after-up", FireTime: end, Reason: "held", Now: t0})[0].Run
+
+	for _, batch := range []int{1, 5} { // alone, and among others (the lock path too)
+		t.Run(fmt.Sprint(batch), func(t *testing.T) {
+			var ts []store.Transition
+			var ups []talon.Run
+			for i := range batch {
+				up := runIn(t, s, fmt.Sprintf("up%d-%d", batch, i), period, talon.StateRunning)
+				ups = append(ups, up)
+				tr := store.Transition{RunID: up.ID, From: []talon.State{talon.StateRunning}, To: talon.StateSucceeded, Reason: "exit 0", Now: end,
+					Then: []store.CreateRun{follow(fmt.Sprintf("down%d-%d", batch, i), up.ID), follow("paused", up.ID), follow("held", up.ID)}}
+				if i == 1 {
+					// A quiet re-decision of another run puts the batch on
+					// the path that locks.
+					tr2 := newRun(t, s, "other", period)
+					ts = append(ts, store.Transition{RunID: tr2.ID, From: []talon.State{talon.StateBlocked}, To: talon.StateBlocked, Quiet: true, Now: end})
+				}
+				ts = append(ts, tr)
+			}
+			// One more that does not apply: its run is not running.
+			notRunning := newRun(t, s, fmt.Sprintf("blocked%d", batch), period)
+			ts = append(ts, store.Transition{RunID: notRunning.ID, From: []talon.State{talon.StateRunning}, To: talon.StateFailed, Now: end,
+				Then: []store.CreateRun{{Job: "never", Period: period, Key: store.RetryKey(notRunning.ID), RetryOf: notRunning.ID, Attempt: 2, Now: end}}})
+			res, err := s.Transition(ctx, ts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var downIDs []int64
+			for i, tr := range ts {
+				if tr.Then == nil {
+					continue
+				}
+				r := res[i]
+				if tr.RunID == notRunning.ID {
+					if r.Err == nil || len(r.Then) != 1 || r.Then[0].Run.ID != 0 || r.Then[0].Created {
+						t.Fatalf("transition refused: %+v; want an error and nothing created", r)
+					}
+					continue
+				}
+				if r.Err != nil || len(r.Then) != 3 {
+					t.Fatalf("run %d: %+v; want it succeeded and 3 results", tr.RunID, r)
+				}
+				down, paused, h := r.Then[0], r.Then[1], r.Then[2]
+				if !down.Created || down.Run.State != talon.StateBlocked || down.Run.Params["from"] != "up" || !down.Run.FireTime.Equal(stored(end)) {
+					t.Errorf("run %d: downstream %+v; want it created blocked", tr.RunID, down)
+				}
+				downIDs = append(downIDs, down.Run.ID)
+				if paused.Run.State != talon.StateSkipped || !strings.Contains(paused.Run.Reason, "skipped: job paused by alice") {
+					t.Errorf("run %d: paused job's run %+v; want it skipped naming the pause", tr.RunID, paused.Run)
+				}
+				if h.Created || h.Run.ID != held.ID {
+					t.Errorf("run %d: held key: %+v; want run %d, not created", tr.RunID, h, held.ID)
+				}
+			}
+			if runs, err := s.ListRuns(ctx, store.RunFilter{Job: "never"}); err != nil || len(runs) != 0 {
+				t.Fatalf("runs of never = %d, %v; want none", len(runs), err)
+			}
+			// The same ends again, as after an unanswered commit: they are
+			// refused, and what follows them is the same runs, not new ones.
+			var again []store.Transition
+			for _, tr := range ts {
+				if tr.Then != nil && tr.RunID != notRunning.ID {
+					again = append(again, tr)
+				}
+			}
+			res2, err := s.Transition(ctx, again)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range res2 {
+				if !errors.Is(r.Err, store.ErrConflict) || len(r.Then) != 3 || r.Then[0].Created || r.Then[0].Run.ID != downIDs[i] {
+					t.Errorf("again, run %d: %+v; want a conflict and the same downstream run %d", again[i].RunID, r, downIDs[i])
+				}
+			}
+			for _, up := range ups {
+				if got := getRun(t, s, up.ID); got.State != talon.StateSucceeded {
+					t.Errorf("run %d is %s", up.ID, got.State)
+				}
+			}
+		})
+	}
+	// The counters follow the runs created with the ends.
+	for _, job := range []string{"down1-0", "paused", "held"} {
+		k := store.JobPeriod{Job: job, Period: period}
+		got, err := s.Summaries(ctx, []store.JobPeriod{k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := s.ListRuns(ctx, store.RunFilter{Job: job, Period: period})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := store.Summary{}
+		for _, r := range all {
+			want[r.State]++
+		}
+		if !reflect.DeepEqual(got[k], want) {
+			t.Errorf("Summaries(%s) = %v, the runs say %v", job, got[k], want)
+		}
+	}
+	// Runs to create need a unique key, and an end to follow.
+	up := runIn(t, s, "up", period, talon.StateRunning)
+	for _, bad := range []store.Transition{
+		{RunID: up.ID, From: []talon.State{talon.StateRunning}, To: talon.StateSucceeded, Now: end,
+			Then: []store.CreateRun{{Job: "x", Period: period, Now: end}}},
+		{RunID: up.ID, From: []talon.State{talon.StateReady}, To: talon.StateRunning, Now: end,
+			Then: []store.CreateRun{follow("x", up.ID)}},
+	} {
+		if _, err := s.Transition(ctx, []store.Transition{bad}); err == nil {
+			t.Errorf("Transition accepted %+v", bad)
+		}
+	}
+	if got := getRun(t, s, up.ID); got.State != talon.StateRunning {
+		t.Errorf("a refused batch moved run %d to %s", up.ID, got.State)
 	}
 }
