@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,55 +15,87 @@ import (
 
 // direct reports whether a batch can be applied without first locking
 // and reading its runs: nothing in it is decided from what the store
-// holds (no fence, allocation, pause or quiet re-decision), each item
-// expects one state and moves to another, and no run appears twice. A
-// compare-and-set UPDATE then says by itself which items apply. The
-// batches that record starts and ends (ready → running, running →
-// succeeded or failed, lost runs) are such batches.
+// holds in Go (no fence, allocation, mark or quiet re-decision), and
+// each run's first item expects one state, its later items the state the
+// one before left. A compare-and-set UPDATE of each run's net change
+// then says by itself which runs apply; a run entering ready is guarded
+// against its job's pause in SQL, after its job's lock. The batches that
+// start runs (blocked → ready → running, decided and started at once),
+// record ends and lost runs are such batches.
 func direct(ts []store.Transition) bool {
-	seen := make(map[int64]bool, len(ts))
+	last := make(map[int64]talon.State, len(ts))
 	for _, t := range ts {
-		if t.Mark || t.Quiet || t.To == talon.StateReady || t.Fence != nil || t.Allocate != nil || t.Decisions != nil ||
-			len(t.From) != 1 || t.From[0] == t.To || seen[t.RunID] {
+		if t.Mark || t.Quiet || t.Fence != nil || t.Allocate != nil || t.From == nil {
 			return false
 		}
-		seen[t.RunID] = true
+		if prev, seen := last[t.RunID]; seen {
+			if !slices.Contains(t.From, prev) {
+				return false
+			}
+		} else if len(t.From) != 1 {
+			return false
+		}
+		if t.From[0] == t.To && t.Decisions == nil {
+			return false
+		}
+		last[t.RunID] = t.To
 	}
 	return true
 }
 
 // updateDirect applies a direct batch in one statement: the
-// compare-and-set updates, their events, the resources the runs release
-// and the queue rows they leave (of the runs updated only), and the
-// counters, which it takes last and in key order, as every transaction
-// does.
-var updateDirect = `WITH u AS (
+// compare-and-set of each run's net change, the events of its items, its
+// decisions (upserted by position, the extra ones deleted), the
+// resources the runs release and the queue rows they leave (of the runs
+// updated only), and the counters, which it takes last and in key order,
+// as every transaction does. A run entering ready is not updated while
+// its job is paused: lockReady, the statement before it, took the jobs'
+// locks, which PauseJob takes too, so this statement's snapshot sees a
+// pause written meanwhile.
+var updateDirect = `WITH c AS (
 	SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-		$6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[],
-		$13::bool[], $14::bool[])
-		WITH ORDINALITY AS u(id, from_state, to_state, reason, recheck_at, started, finished, owner, handle, executor, at,
-			type, release, unwait, ord)
+		$6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[],
+		$12::bool[], $13::bool[], $14::bool[], $15::int[])
+		AS c(id, from_state, to_state, reason, recheck_at, started, finished, owner, handle, executor, answer,
+			ready, release, unwait, ndec)
 	ORDER BY id
 ), upd AS (
-	UPDATE runs AS r SET state = u.to_state, reason = u.reason, recheck_at = u.recheck_at,
-		started = COALESCE(u.started, r.started), finished = COALESCE(u.finished, r.finished),
-		owner = COALESCE(u.owner, r.owner), handle = COALESCE(u.handle, r.handle), executor = COALESCE(u.executor, r.executor)
-	FROM u WHERE r.id = u.id AND r.state = u.from_state
+	UPDATE runs AS r SET state = c.to_state, reason = c.reason, recheck_at = c.recheck_at,
+		started = COALESCE(c.started, r.started), finished = COALESCE(c.finished, r.finished),
+		owner = COALESCE(c.owner, r.owner), handle = COALESCE(c.handle, r.handle), executor = COALESCE(c.executor, r.executor),
+		answer = COALESCE(c.answer, r.answer)
+	FROM c WHERE r.id = c.id AND r.state = c.from_state
+		AND NOT (c.ready AND EXISTS (SELECT 1 FROM paused_jobs AS p WHERE p.job = r.job))
 	RETURNING ` + qualified("r", runCols) + `
 ), ev AS (
 	INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
-	SELECT u.id, u.at, u.from_state, u.to_state, u.reason, u.type, upd.job, upd.period FROM u JOIN upd ON upd.id = u.id
-	ORDER BY u.ord
+	SELECT e.id, e.at, e.from_state, e.to_state, e.reason, e.type, upd.job, upd.period
+	FROM unnest($16::bigint[], $17::timestamptz[], $18::text[], $19::text[], $20::text[], $21::text[])
+		WITH ORDINALITY AS e(id, at, from_state, to_state, reason, type, ord)
+	JOIN upd ON upd.id = e.id
+	ORDER BY e.ord
+), ddel AS (
+	DELETE FROM decisions AS d USING c JOIN upd ON upd.id = c.id
+	WHERE d.run_id = c.id AND c.ndec >= 0 AND d.pos >= c.ndec
+), dset AS (
+	INSERT INTO decisions (run_id, pos, constraint_name, action, reason, recheck_at)
+	SELECT x.run_id, x.pos, x.name, x.action, x.reason, x.recheck_at
+	FROM unnest($22::bigint[], $23::int[], $24::text[], $25::text[], $26::text[], $27::timestamptz[])
+		AS x(run_id, pos, name, action, reason, recheck_at)
+	JOIN upd ON upd.id = x.run_id
+	ORDER BY x.run_id, x.pos
+	ON CONFLICT (run_id, pos) DO UPDATE SET constraint_name = EXCLUDED.constraint_name, action = EXCLUDED.action,
+		reason = EXCLUDED.reason, recheck_at = EXCLUDED.recheck_at
 ), rel AS (
-	DELETE FROM allocations AS a USING u JOIN upd ON upd.id = u.id
-	WHERE a.run_id = u.id AND u.release AND a.period = ''
+	DELETE FROM allocations AS a USING c JOIN upd ON upd.id = c.id
+	WHERE a.run_id = c.id AND c.release AND a.period = ''
 ), unq AS (
-	DELETE FROM waiters AS w USING u JOIN upd ON upd.id = u.id
-	WHERE w.run_id = u.id AND u.unwait
+	DELETE FROM waiters AS w USING c JOIN upd ON upd.id = c.id
+	WHERE w.run_id = c.id AND c.unwait
 ), cnt AS (
 	INSERT INTO run_counts (job, period, state, n)
 	SELECT job, period, state, sum(d) FROM (
-		SELECT upd.job, upd.period, u.from_state AS state, -1 AS d FROM u JOIN upd ON upd.id = u.id
+		SELECT upd.job, upd.period, c.from_state AS state, -1 AS d FROM c JOIN upd ON upd.id = c.id
 		UNION ALL SELECT upd.job, upd.period, upd.state, 1 FROM upd) AS x
 	GROUP BY job, period, state HAVING sum(d) <> 0
 	ORDER BY job, period, state
@@ -69,75 +103,175 @@ var updateDirect = `WITH u AS (
 )
 SELECT * FROM upd`
 
-// directRows holds the columns of updateDirect, one item each.
-type directRows struct {
-	items                 []int // index in the batch of each row
-	ids                   []int64
-	from, to, reason      []string
-	recheck, started, fin []*time.Time
-	owner, handle, exec   []*string
-	at                    []time.Time
-	typ                   []string
-}
+// lockReady takes the locks of the jobs of the runs entering ready, in
+// key order (lockJobs), before updateDirect.
+const lockReady = lockJobs
 
-func (w *directRows) add(i int, t store.Transition, from talon.State, at time.Time) {
-	started, finished, owner := store.Stamps(t, from, at)
-	w.items = append(w.items, i)
-	w.ids = append(w.ids, t.RunID)
-	w.from = append(w.from, string(from))
-	w.to = append(w.to, string(t.To))
-	w.reason = append(w.reason, t.Reason)
-	w.recheck = append(w.recheck, timePtr(t.RecheckAt))
-	w.started = append(w.started, started)
-	w.fin = append(w.fin, finished)
-	w.owner = append(w.owner, strPtr(owner))
-	w.handle = append(w.handle, strPtr(t.Handle))
-	w.exec = append(w.exec, strPtr(t.Executor))
-	w.at = append(w.at, at)
-	w.typ = append(w.typ, string(talon.TransitionEvent(from, t.To)))
+// directRows holds the arguments of updateDirect.
+type directRows struct {
+	// by run: its net change
+	runs                  []*change
+	ready, release, unwai []bool
+	ndec                  []int32
+	// by item: its event
+	ev struct {
+		ids                   []int64
+		at                    []time.Time
+		from, to, reason, typ []string
+	}
+	// by decision
+	dec struct {
+		ids                  []int64
+		pos                  []int32
+		name, action, reason []string
+		recheck              []*time.Time
+	}
 }
 
 // transitionDirect applies a direct batch (see direct) in one round trip.
 func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *thenBatch) ([]store.Result, error) {
 	results := make([]store.Result, len(ts))
 	var w directRows
-	var release, unwait []bool
-	index := map[int64]int{}
+	byID := map[int64]*change{}
+	at := make(map[int64]int) // run → its index in w.runs
+	var readyIDs []int64
+	failed := map[int64]bool{} // runs with an item refused before the store is asked
 	for i, t := range ts {
+		ch := byID[t.RunID]
 		from := t.From[0]
-		if err := store.CheckTransition(t, from); err != nil {
+		if ch != nil {
+			from = ch.to
+		}
+		if err := store.CheckTransition(t, from); err != nil || failed[t.RunID] {
+			if err == nil {
+				err = fmt.Errorf("run %d: an earlier transition of the batch was refused: %w", t.RunID, store.ErrConflict)
+			}
 			results[i].Err = err
+			failed[t.RunID] = true
 			continue
 		}
-		index[t.RunID] = i
-		w.add(i, t, from, store.NowOr(t.Now))
+		now := store.NowOr(t.Now)
+		if ch == nil {
+			ch = &change{id: t.RunID, from: from}
+			byID[t.RunID] = ch
+			at[t.RunID] = len(w.runs)
+			w.runs = append(w.runs, ch)
+			w.ready, w.release, w.unwai, w.ndec = append(w.ready, false), append(w.release, false), append(w.unwai, false), append(w.ndec, -1)
+		}
+		k := at[t.RunID]
+		started, finished, owner := store.Stamps(t, from, now)
+		ch.to, ch.reason, ch.recheck = t.To, t.Reason, t.RecheckAt
+		if started != nil {
+			ch.started = started
+		}
+		if finished != nil {
+			ch.finished = finished
+		}
+		ch.owner = cmp.Or(owner, ch.owner)
+		ch.handle = cmp.Or(t.Handle, ch.handle)
+		ch.executor = cmp.Or(t.Executor, ch.executor)
+		_, answer := store.Evented(t, from, "", "")
+		ch.answr = cmp.Or(answer, ch.answr)
+		ch.items = append(ch.items, i)
+		if t.To == talon.StateReady && !w.ready[k] {
+			w.ready[k] = true
+			readyIDs = append(readyIDs, t.RunID)
+		}
 		rel, unw := store.Settles(t, from)
-		release, unwait = append(release, rel), append(unwait, unw)
-	}
-	if len(w.ids) > 0 {
-		err := db.pipeTx(ctx, func(tx *pipe) error {
-			for _, i := range w.items {
-				results[i] = store.Result{}
+		w.release[k], w.unwai[k] = w.release[k] || rel, w.unwai[k] || unw
+		if t.Decisions != nil {
+			w.ndec[k] = int32(len(t.Decisions))
+			// The last item's decisions stand: drop those queued before.
+			d := &w.dec
+			for j := len(d.ids) - 1; j >= 0; j-- {
+				if d.ids[j] == t.RunID {
+					d.ids, d.pos, d.name, d.action, d.reason, d.recheck = slices.Delete(d.ids, j, j+1), slices.Delete(d.pos, j, j+1),
+						slices.Delete(d.name, j, j+1), slices.Delete(d.action, j, j+1), slices.Delete(d.reason, j, j+1), slices.Delete(d.recheck, j, j+1)
+				}
 			}
+			for p, dd := range t.Decisions {
+				d.ids, d.pos = append(d.ids, t.RunID), append(d.pos, int32(p))
+				d.name, d.action, d.reason = append(d.name, dd.Constraint), append(d.action, string(dd.Action)), append(d.reason, dd.Reason)
+				d.recheck = append(d.recheck, timePtr(dd.RecheckAt))
+			}
+		}
+		e := &w.ev
+		e.ids, e.at = append(e.ids, t.RunID), append(e.at, now)
+		e.from, e.to = append(e.from, string(from)), append(e.to, string(t.To))
+		e.reason, e.typ = append(e.reason, t.Reason), append(e.typ, string(talon.TransitionEvent(from, t.To)))
+	}
+	// A run with a refused item applies none: its other items are
+	// refused too, as they would be one by one after it.
+	for id := range failed {
+		if ch := byID[id]; ch != nil {
+			for _, i := range ch.items {
+				results[i].Err = fmt.Errorf("run %d: an earlier transition of the batch was refused: %w", id, store.ErrConflict)
+			}
+			ch.items = nil
+		}
+	}
+	n := len(w.runs)
+	ids := make([]int64, n)
+	from, to, reason := make([]string, n), make([]string, n), make([]string, n)
+	recheck, started, fin := make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
+	owner, handle, exec, answer := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+	for k, ch := range w.runs {
+		if ch.items == nil {
+			ch.from = "" // never matches: the run is not updated
+		}
+		ids[k], from[k], to[k], reason[k] = ch.id, string(ch.from), string(ch.to), ch.reason
+		recheck[k], started[k], fin[k] = timePtr(ch.recheck), ch.started, ch.finished
+		owner[k], handle[k], exec[k], answer[k] = strPtr(ch.owner), strPtr(ch.handle), strPtr(ch.executor), strPtr(ch.answr)
+	}
+	updated := map[int64]talon.Run{}
+	if n > 0 {
+		err := db.pipeTx(ctx, func(tx *pipe) error {
+			clear(updated)
 			b := &pgx.Batch{}
-			b.Queue(updateDirect, w.ids, w.from, w.to, w.reason, w.recheck, w.started, w.fin,
-				w.owner, w.handle, w.exec, w.at, w.typ, release, unwait)
+			first := 0
+			if len(readyIDs) > 0 {
+				b.Queue(lockReady, sortedIDs(slices.Clone(readyIDs)))
+				first = 1
+			}
+			d, e := &w.dec, &w.ev
+			b.Queue(updateDirect, ids, from, to, reason, recheck, started, fin, owner, handle, exec, answer,
+				w.ready, w.release, w.unwai, w.ndec,
+				e.ids, e.at, e.from, e.to, e.reason, e.typ,
+				d.ids, d.pos, d.name, d.action, d.reason, d.recheck)
 			if tb != nil {
 				tb.queue(b)
 			}
-			return tx.send(ctx, b, true, func(br pgx.BatchResults, n int) error {
-				if n == 1 {
+			return tx.send(ctx, b, true, func(br pgx.BatchResults, i int) error {
+				switch {
+				case i < first:
+					if _, err := br.Exec(); err != nil {
+						return fmt.Errorf("lock jobs: %w", err)
+					}
+					return nil
+				case i == first+1:
 					return tb.read(br)
 				}
 				rows, err := br.Query()
 				if err != nil {
 					return fmt.Errorf("update runs: %w", err)
 				}
-				return collectRuns(rows, func(r talon.Run) { results[index[r.ID]].Run = r })
+				return collectRuns(rows, func(r talon.Run) { updated[r.ID] = r })
 			})
 		})
 		if err != nil {
 			return nil, fmt.Errorf("transition: %w", err)
+		}
+		for _, ch := range w.runs {
+			r, ok := updated[ch.id]
+			if !ok {
+				continue
+			}
+			for k, i := range ch.items {
+				results[i].Run = r
+				if k < len(ch.items)-1 {
+					results[i].Run.State, results[i].Run.Reason, results[i].Run.RecheckAt = ts[i].To, ts[i].Reason, ts[i].RecheckAt
+				}
+			}
 		}
 		if tb != nil {
 			if err := tb.results(ctx, db, results); err != nil {
@@ -145,53 +279,89 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 			}
 		}
 	}
-	// The items that did not apply: the run is missing, or in another
-	// state, which the error names.
+	// The runs that did not apply: the run is missing, in another state,
+	// which the error names, or its job is paused.
 	var missed []int64
-	for _, i := range w.items {
-		if results[i].Run.ID == 0 {
-			missed = append(missed, ts[i].RunID)
+	for _, ch := range w.runs {
+		if len(ch.items) > 0 && results[ch.items[0]].Run.ID == 0 {
+			missed = append(missed, ch.id)
 		}
 	}
 	if len(missed) == 0 {
 		return results, nil
 	}
-	states := map[int64]talon.State{}
+	type found struct {
+		state talon.State
+		job   string
+	}
+	states := map[int64]found{}
+	paused := map[string]talon.Pause{}
 	err := db.read(ctx, func(q querier) error {
-		rows, err := q.Query(ctx, `SELECT id, state FROM runs WHERE id = ANY($1)`, missed)
+		rows, err := q.Query(ctx, `SELECT id, state, job FROM runs WHERE id = ANY($1)`, missed)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var id int64
-			var s string
-			if err := rows.Scan(&id, &s); err != nil {
+			var f found
+			if err := rows.Scan(&id, &f.state, &f.job); err != nil {
 				return err
 			}
-			states[id] = talon.State(s)
+			states[id] = f
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(readyIDs) == 0 {
+			return nil
+		}
+		prows, err := q.Query(ctx, pausedOfRuns, missed)
+		if err != nil {
+			return err
+		}
+		ps, err := scanPauses(prows)
+		for _, p := range ps {
+			paused[p.Job] = p
+		}
+		return err
 	})
-	if err != nil {
-		// The batch is applied; only the words of its refusals are
-		// missing.
-		for _, id := range missed {
-			results[index[id]].Err = fmt.Errorf("run %d is not %s: %w", id, ts[index[id]].From[0], store.ErrConflict)
-		}
-		return results, nil
-	}
 	for _, id := range missed {
-		i := index[id]
-		s, ok := states[id]
-		if !ok {
-			results[i].Err = fmt.Errorf("run %d: %w", id, store.ErrNotFound)
+		ch := byID[id]
+		refuse := func(first error) {
+			for k, i := range ch.items {
+				if k == 0 {
+					results[i].Err = first
+				} else {
+					results[i].Err = fmt.Errorf("run %d: an earlier transition of the batch was refused: %w", id, store.ErrConflict)
+				}
+			}
+		}
+		if err != nil {
+			// The batch is applied; only the words of its refusals are
+			// missing.
+			refuse(fmt.Errorf("run %d is not %s: %w", id, ch.from, store.ErrConflict))
 			continue
 		}
-		results[i].Err = store.CheckTransition(ts[i], s)
-		if results[i].Err == nil {
-			// It moved to the expected state after the update looked.
-			results[i].Err = fmt.Errorf("run %d left %s meanwhile: %w", id, ts[i].From[0], store.ErrConflict)
+		f, ok := states[id]
+		switch {
+		case !ok:
+			refuse(fmt.Errorf("run %d: %w", id, store.ErrNotFound))
+		case f.state == ch.from && w.ready[at[id]] && paused[f.job].Job != "":
+			refuse(fmt.Errorf("run %d: an earlier transition of the batch was refused: %w", id, store.ErrConflict))
+			for _, i := range ch.items {
+				if ts[i].To == talon.StateReady {
+					results[i].Err = store.PausedFence(paused[f.job])
+					break
+				}
+			}
+		default:
+			first := store.CheckTransition(ts[ch.items[0]], f.state)
+			if first == nil {
+				// It moved to the expected state after the update looked.
+				first = fmt.Errorf("run %d left %s meanwhile: %w", id, ch.from, store.ErrConflict)
+			}
+			refuse(first)
 		}
 	}
 	return results, nil
