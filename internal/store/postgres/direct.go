@@ -49,9 +49,11 @@ func direct(ts []store.Transition) bool {
 // resources the runs release and the queue rows they leave (of the runs
 // updated only), and the counters, which it takes last and in key order,
 // as every transaction does. A run entering ready is not updated while
-// its job is paused: lockReady, the statement before it, took the jobs'
+// its job is paused: the statement before it (lockJobs) took the jobs'
 // locks, which PauseJob takes too, so this statement's snapshot sees a
-// pause written meanwhile.
+// pause written meanwhile. The runs are found by "id = ANY", which
+// every plan answers from the primary key: a join on c alone may be
+// planned, and cached, as a scan of the whole table.
 var updateDirect = `WITH c AS (
 	SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
 		$6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[],
@@ -64,7 +66,7 @@ var updateDirect = `WITH c AS (
 		started = COALESCE(c.started, r.started), finished = COALESCE(c.finished, r.finished),
 		owner = COALESCE(c.owner, r.owner), handle = COALESCE(c.handle, r.handle), executor = COALESCE(c.executor, r.executor),
 		answer = COALESCE(c.answer, r.answer)
-	FROM c WHERE r.id = c.id AND r.state = c.from_state
+	FROM c WHERE r.id = ANY($1::bigint[]) AND r.id = c.id AND r.state = c.from_state
 		AND NOT (c.ready AND EXISTS (SELECT 1 FROM paused_jobs AS p WHERE p.job = r.job))
 	RETURNING ` + qualified("r", runCols) + `
 ), ev AS (
@@ -102,10 +104,6 @@ var updateDirect = `WITH c AS (
 	ON CONFLICT (job, period, state) DO UPDATE SET n = run_counts.n + EXCLUDED.n
 )
 SELECT * FROM upd`
-
-// lockReady takes the locks of the jobs of the runs entering ready, in
-// key order (lockJobs), before updateDirect.
-const lockReady = lockJobs
 
 // directRows holds the arguments of updateDirect.
 type directRows struct {
@@ -230,7 +228,7 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 			b := &pgx.Batch{}
 			first := 0
 			if len(readyIDs) > 0 {
-				b.Queue(lockReady, sortedIDs(slices.Clone(readyIDs)))
+				queueLockJobs(b, sortedIDs(slices.Clone(readyIDs)))
 				first = 1
 			}
 			d, e := &w.dec, &w.ev

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -122,6 +123,30 @@ func (db *DB) LastEventID(ctx context.Context) (int64, error) {
 // counters (migration 0009), so its cost does not grow with the runs a
 // period has. Keys travel as two arrays, so any number of them fits in
 // one query.
+// fewKeys is the most keys Summaries asks for with one statement text
+// per count rather than with arrays.
+const fewKeys = 8
+
+var summariesFew [fewKeys + 1]string
+
+func init() {
+	for n := 1; n <= fewKeys; n++ {
+		var sb strings.Builder
+		sb.WriteString(`SELECT job, period, state, n FROM run_counts WHERE n > 0 AND (job, period) IN (`)
+		for i := range n {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			fmt.Fprintf(&sb, "($%d::text, $%d::text)", 2*i+1, 2*i+2)
+		}
+		sb.WriteString(")")
+		summariesFew[n] = sb.String()
+	}
+}
+
+// summariesOf is the Summaries statement for n keys (1 ≤ n ≤ fewKeys).
+func summariesOf(n int) string { return summariesFew[n] }
+
 func (db *DB) Summaries(ctx context.Context, keys []store.JobPeriod) (map[store.JobPeriod]store.Summary, error) {
 	out := map[store.JobPeriod]store.Summary{}
 	if len(keys) == 0 {
@@ -136,10 +161,21 @@ func (db *DB) Summaries(ctx context.Context, keys []store.JobPeriod) (map[store.
 		}
 	}
 	err := db.read(ctx, func(tx querier) error {
-		rows, err := tx.Query(ctx, `SELECT c.job, c.period, c.state, c.n
+		q, args := `SELECT c.job, c.period, c.state, c.n
 			FROM unnest($1::text[], $2::text[]) AS k(job, period)
 			JOIN run_counts AS c ON c.job = k.job AND c.period = k.period
-			WHERE c.n > 0`, jobs, periods)
+			WHERE c.n > 0`, []any{jobs, periods}
+		if len(jobs) <= fewKeys {
+			// The common case (a run checked alone) in a form whose
+			// cached generic plan the server keeps: with an array it
+			// plans every execution again, as a plan for an array of
+			// unknown length looks costlier than one for a known length.
+			q, args = summariesOf(len(jobs)), make([]any, 0, 2*len(jobs))
+			for i := range jobs {
+				args = append(args, jobs[i], periods[i])
+			}
+		}
+		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
 			return err
 		}

@@ -37,6 +37,20 @@ const lockJobs = `SELECT count(pg_advisory_xact_lock(k)) FROM (
 	SELECT DISTINCT hashtext(current_schema() || '.talon.job.' || job) AS k
 	FROM runs WHERE id = ANY($1) ORDER BY k) AS keys`
 
+// lockRunJob is lockJobs for one run, in a form whose cached generic plan
+// the server keeps (with an array it plans every execution again).
+const lockRunJob = `SELECT count(pg_advisory_xact_lock(hashtext(current_schema() || '.talon.job.' || job)))
+	FROM runs WHERE id = $1`
+
+// queueLockJobs queues the lock of the jobs of the runs ids (sorted).
+func queueLockJobs(b *pgx.Batch, ids []int64) {
+	if len(ids) == 1 {
+		b.Queue(lockRunJob, ids[0])
+		return
+	}
+	b.Queue(lockJobs, ids)
+}
+
 // activeOfJobs lists the runs counting toward max_running of the jobs of
 // the given runs. It runs after lockJobs, in a new snapshot (READ
 // COMMITTED), so it sees every run another scheduler let in before it
@@ -61,7 +75,7 @@ const takenInPeriods = `WITH k AS (SELECT DISTINCT job, period FROM runs WHERE i
 // per run, however many of its items the batch applied — as a
 // compare-and-set on the state the run had before the batch. The rows
 // are already locked, so every item matches; a row missing from the
-// answer is a bug.
+// answer is a bug. The runs are found by "id = ANY" (see updateDirect).
 var updateRuns = `UPDATE runs AS r SET state = u.to_state, reason = u.reason, recheck_at = u.recheck_at,
 	started = COALESCE(u.started, r.started), finished = COALESCE(u.finished, r.finished),
 	owner = COALESCE(u.owner, r.owner), handle = COALESCE(u.handle, r.handle), executor = COALESCE(u.executor, r.executor),
@@ -69,7 +83,7 @@ var updateRuns = `UPDATE runs AS r SET state = u.to_state, reason = u.reason, re
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
 	$6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[])
 	AS u(id, from_state, to_state, reason, recheck_at, started, finished, owner, handle, executor, answer)
-WHERE r.id = u.id AND r.state = u.from_state
+WHERE r.id = ANY($1::bigint[]) AND r.id = u.id AND r.state = u.from_state
 RETURNING ` + qualified("r", runCols)
 
 // insertEvents writes a batch's events, in the order of its items.
@@ -259,7 +273,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		// takes too: the pause is read after it, so no run of a paused
 		// job slips into ready as the pause is written.
 		if locked := sortedIDs(append(slices.Clone(fencedIDs), readyIDs...)); len(locked) > 0 {
-			b.Queue(lockJobs, locked)
+			queueLockJobs(b, locked)
 			readers = append(readers, exec("lock jobs"))
 		}
 		paused := map[string]talon.Pause{}
