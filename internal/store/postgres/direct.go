@@ -15,7 +15,8 @@ import (
 
 // direct reports whether a batch can be applied without first locking
 // and reading its runs: nothing in it is decided from what the store
-// holds in Go (no fence, allocation, mark or quiet re-decision), and
+// holds in Go (no allocation, once_per_period, mark or quiet
+// re-decision; max_running is decided in SQL), and
 // each run's first item expects one state, its later items the state the
 // one before left. A compare-and-set UPDATE of each run's net change
 // then says by itself which runs apply; a run entering ready is guarded
@@ -24,8 +25,26 @@ import (
 // record ends and lost runs are such batches.
 func direct(ts []store.Transition) bool {
 	last := make(map[int64]talon.State, len(ts))
+	limit, leaves := 0, false
 	for _, t := range ts {
-		if t.Mark || t.Quiet || t.Fence != nil || t.Allocate != nil || t.From == nil {
+		if t.Fence != nil && t.Fence.MaxRunning > 0 {
+			// One limit for the batch, which SQL applies per job; the
+			// lock path replays batches that mix limits.
+			if limit != 0 && limit != t.Fence.MaxRunning {
+				return false
+			}
+			limit = t.Fence.MaxRunning
+		}
+		// A run leaving ready or running makes room for the items after
+		// it, which the statement's snapshot would not see.
+		if !activeState(t.To) && slices.ContainsFunc(t.From, activeState) {
+			leaves = true
+		}
+		if limit != 0 && leaves {
+			return false
+		}
+		if t.Mark || t.Quiet || t.Allocate != nil || t.From == nil ||
+			t.Fence != nil && (t.Fence.OncePerPeriod || t.To != talon.StateReady) {
 			return false
 		}
 		if prev, seen := last[t.RunID]; seen {
@@ -43,6 +62,9 @@ func direct(ts []store.Transition) bool {
 	return true
 }
 
+// activeState reports whether a run in s counts toward max_running.
+func activeState(s talon.State) bool { return s == talon.StateReady || s == talon.StateRunning }
+
 // updateDirect applies a direct batch in one statement: the
 // compare-and-set of each run's net change, the events of its items, its
 // decisions (upserted by position, the extra ones deleted), the
@@ -51,23 +73,36 @@ func direct(ts []store.Transition) bool {
 // as every transaction does. A run entering ready is not updated while
 // its job is paused: the statement before it (lockJobs) took the jobs'
 // locks, which PauseJob takes too, so this statement's snapshot sees a
-// pause written meanwhile. The runs are found by "id = ANY", which
+// pause written meanwhile, and counts every run another scheduler let in
+// before it released them: a run whose job has max_running enters when
+// the job's active runs, plus those of the batch that may enter before
+// it (rank: in its state, job not paused), stay within the limit. A
+// batch takes this path with one limit only, and with no run leaving
+// ready or running, which would make room the snapshot does not show. The runs are found by "id = ANY", which
 // every plan answers from the primary key: a join on c alone may be
 // planned, and cached, as a scan of the whole table.
 var updateDirect = `WITH c AS (
 	SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
 		$6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[],
-		$12::bool[], $13::bool[], $14::bool[], $15::int[])
-		AS c(id, from_state, to_state, reason, recheck_at, started, finished, owner, handle, executor, answer,
-			ready, release, unwait, ndec)
+		$12::bool[], $13::bool[], $14::bool[], $15::int[], $28::int[])
+		WITH ORDINALITY AS c(id, from_state, to_state, reason, recheck_at, started, finished, owner, handle, executor, answer,
+			ready, release, unwait, ndec, max_running, ord)
 	ORDER BY id
+), rk AS (
+	SELECT c.id, row_number() OVER (PARTITION BY r.job ORDER BY c.ord) AS rank
+	FROM c JOIN runs AS r ON r.id = c.id
+	WHERE r.id = ANY($1::bigint[]) AND c.max_running > 0 AND r.state = c.from_state
+		AND NOT EXISTS (SELECT 1 FROM paused_jobs AS p WHERE p.job = r.job)
 ), upd AS (
 	UPDATE runs AS r SET state = c.to_state, reason = c.reason, recheck_at = c.recheck_at,
 		started = COALESCE(c.started, r.started), finished = COALESCE(c.finished, r.finished),
 		owner = COALESCE(c.owner, r.owner), handle = COALESCE(c.handle, r.handle), executor = COALESCE(c.executor, r.executor),
 		answer = COALESCE(c.answer, r.answer)
-	FROM c WHERE r.id = ANY($1::bigint[]) AND r.id = c.id AND r.state = c.from_state
+	FROM c LEFT JOIN rk ON rk.id = c.id
+	WHERE r.id = ANY($1::bigint[]) AND r.id = c.id AND r.state = c.from_state
 		AND NOT (c.ready AND EXISTS (SELECT 1 FROM paused_jobs AS p WHERE p.job = r.job))
+		AND (c.max_running = 0 OR rk.rank + (SELECT count(*) FROM runs AS a
+			WHERE a.job = r.job AND a.state IN ('ready', 'running')) <= c.max_running)
 	RETURNING ` + qualified("r", runCols) + `
 ), ev AS (
 	INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
@@ -111,6 +146,7 @@ type directRows struct {
 	runs                  []*change
 	ready, release, unwai []bool
 	ndec                  []int32
+	maxRunning            []int32
 	// by item: its event
 	ev struct {
 		ids                   []int64
@@ -155,6 +191,7 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 			at[t.RunID] = len(w.runs)
 			w.runs = append(w.runs, ch)
 			w.ready, w.release, w.unwai, w.ndec = append(w.ready, false), append(w.release, false), append(w.unwai, false), append(w.ndec, -1)
+			w.maxRunning = append(w.maxRunning, 0)
 		}
 		k := at[t.RunID]
 		started, finished, owner := store.Stamps(t, from, now)
@@ -174,6 +211,9 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 		if t.To == talon.StateReady && !w.ready[k] {
 			w.ready[k] = true
 			readyIDs = append(readyIDs, t.RunID)
+			if t.Fence != nil && t.Fence.MaxRunning > 0 {
+				w.maxRunning[k] = int32(t.Fence.MaxRunning)
+			}
 		}
 		rel, unw := store.Settles(t, from)
 		w.release[k], w.unwai[k] = w.release[k] || rel, w.unwai[k] || unw
@@ -235,7 +275,7 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 			b.Queue(updateDirect, ids, from, to, reason, recheck, started, fin, owner, handle, exec, answer,
 				w.ready, w.release, w.unwai, w.ndec,
 				e.ids, e.at, e.from, e.to, e.reason, e.typ,
-				d.ids, d.pos, d.name, d.action, d.reason, d.recheck)
+				d.ids, d.pos, d.name, d.action, d.reason, d.recheck, w.maxRunning)
 			if tb != nil {
 				tb.queue(b)
 			}
@@ -294,6 +334,8 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 	}
 	states := map[int64]found{}
 	paused := map[string]talon.Pause{}
+	active := map[string][]int64{} // job → its runs ready or running
+	limited := slices.ContainsFunc(w.maxRunning, func(n int32) bool { return n > 0 })
 	err := db.read(ctx, func(q querier) error {
 		rows, err := q.Query(ctx, `SELECT id, state, job FROM runs WHERE id = ANY($1)`, missed)
 		if err != nil {
@@ -319,10 +361,29 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 			return err
 		}
 		ps, err := scanPauses(prows)
+		if err != nil {
+			return err
+		}
 		for _, p := range ps {
 			paused[p.Job] = p
 		}
-		return err
+		if !limited {
+			return nil
+		}
+		arows, err := q.Query(ctx, activeOfJobs, missed)
+		if err != nil {
+			return err
+		}
+		defer arows.Close()
+		for arows.Next() {
+			var job string
+			var id int64
+			if err := arows.Scan(&job, &id); err != nil {
+				return err
+			}
+			active[job] = append(active[job], id)
+		}
+		return arows.Err()
 	})
 	for _, id := range missed {
 		ch := byID[id]
@@ -350,6 +411,18 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 			for _, i := range ch.items {
 				if ts[i].To == talon.StateReady {
 					results[i].Err = store.PausedFence(paused[f.job])
+					break
+				}
+			}
+		case f.state == ch.from && w.maxRunning[at[id]] > 0:
+			// Refused by max_running: the job's runs let in by then.
+			refuse(fmt.Errorf("run %d: an earlier transition of the batch was refused: %w", id, store.ErrConflict))
+			ids := slices.DeleteFunc(slices.Clone(active[f.job]), func(o int64) bool { return o == id })
+			slices.Sort(ids)
+			fe := store.MaxRunningFence(len(ids), int(w.maxRunning[at[id]]), ids[:min(len(ids), store.FenceListMax)])
+			for _, i := range ch.items {
+				if ts[i].To == talon.StateReady {
+					results[i].Err = fe
 					break
 				}
 			}
