@@ -22,6 +22,19 @@ type Dependent interface {
 	Upstreams() []string
 }
 
+// UpstreamPeriod is one period a constraint waits on: of job Job, the
+// period Offset from the run's (0 the same, -1 the previous).
+type UpstreamPeriod struct {
+	Job    string
+	Offset int
+}
+
+// PeriodDependent is implemented by constraints that know which periods
+// of their upstreams they read, so the engine fetches those only.
+type PeriodDependent interface {
+	UpstreamPeriods() []UpstreamPeriod
+}
+
 // Upstreams returns the jobs c waits for, or nil when c waits for none.
 func Upstreams(c Constraint) []string {
 	if d, ok := c.(Dependent); ok {
@@ -138,6 +151,19 @@ func (a after) Upstreams() []string {
 		if !seen[u.job] {
 			seen[u.job] = true
 			out = append(out, u.job)
+		}
+	}
+	return out
+}
+
+func (a after) UpstreamPeriods() []UpstreamPeriod {
+	out := make([]UpstreamPeriod, 0, len(a.ups))
+	seen := map[UpstreamPeriod]bool{}
+	for _, u := range a.ups {
+		k := UpstreamPeriod{Job: u.job, Offset: u.offset}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
 		}
 	}
 	return out

@@ -100,6 +100,11 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 	var ts []store.Transition
 	if len(toCheck) > 0 {
 		lk := newLookup(e.st, p)
+		// Used once: this check's own moves make them stale.
+		for k, c := range e.seeds {
+			lk.sums[k] = constraint.Counts(c)
+		}
+		clear(e.seeds)
 		lk.prefetch(ctx, toCheck)
 		for _, r := range toCheck {
 			ts = append(ts, e.decide(ctx, p, lk, r, now))
@@ -406,13 +411,21 @@ func (l *lookup) prefetch(ctx context.Context, runs []talon.Run) {
 		if err != nil || per.End.IsZero() {
 			continue
 		}
+		at := per.End.Add(-time.Nanosecond) // as the after constraint looks it up
 		for _, c := range j.Checks {
+			if pd, ok := c.(constraint.PeriodDependent); ok {
+				for _, up := range pd.UpstreamPeriods() {
+					if k, err := l.PeriodKey(ctx, up.Job, at, up.Offset); err == nil {
+						keys = append(keys, store.JobPeriod{Job: up.Job, Period: k})
+					}
+				}
+				continue
+			}
 			u, ok := c.(upstreamer)
 			if !ok {
 				continue
 			}
 			for _, up := range u.Upstreams() {
-				at := per.End.Add(-time.Nanosecond) // as the after constraint looks it up
 				for _, off := range []int{0, -1} {
 					if k, err := l.PeriodKey(ctx, up, at, off); err == nil {
 						keys = append(keys, store.JobPeriod{Job: up, Period: k})
@@ -421,6 +434,7 @@ func (l *lookup) prefetch(ctx context.Context, runs []talon.Run) {
 			}
 		}
 	}
+	keys = slices.DeleteFunc(keys, func(k store.JobPeriod) bool { _, known := l.sums[k]; return known })
 	if len(keys) > 0 {
 		if sums, err := l.st.Summaries(ctx, keys); err == nil {
 			for _, k := range keys {

@@ -392,6 +392,9 @@ func (e *Engine) apply(ctx context.Context, p *plan, now time.Time, ts []store.T
 		if !r.State.Terminal() {
 			continue
 		}
+		if rs.Counts != nil {
+			e.seeds[store.JobPeriod{Job: r.Job, Period: r.Period}] = rs.Counts
+		}
 		e.log.Info("run ended", "run", r.ID, "job", r.Job, "period", r.Period, "state", r.State, "reason", r.Reason)
 		e.touchJobs(p.dependents(r.Job)...)
 		e.touchJobs(p.freed(r.Job)...)

@@ -123,6 +123,11 @@ type Engine struct {
 	// run's fields other than its state do not change while it is
 	// blocked, and every transition is a compare-and-set on the state.
 	fresh     map[int64]talon.Run
+	// seeds are the counters of the periods whose runs ended in this
+	// step, as the transactions that ended them left them: the checks of
+	// the runs waiting for them use them rather than reading them again.
+	// Dropped at the start of every step.
+	seeds map[store.JobPeriod]store.Summary
 	checking  map[int64]bool          // blocked runs being checked off the loop
 	nextFire  map[string]trigger.Fire // by job + "\x00" + trigger id
 	fireWake  time.Time               // earliest of nextFire
@@ -220,6 +225,7 @@ func New(cfg Config) (*Engine, error) {
 		byJob:     map[string]map[int64]bool{},
 		dirty:     map[int64]bool{},
 		fresh:     map[int64]talon.Run{},
+		seeds:     map[store.JobPeriod]store.Summary{},
 		checking:  map[int64]bool{},
 		sensorSem: make(chan struct{}, maxSlowChecks),
 		startSem:  make(chan struct{}, maxStarts),
@@ -461,6 +467,7 @@ func (e *Engine) Step(ctx context.Context, now time.Time) (time.Time, error) {
 
 func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
 	p := e.sched.Load()
+	clear(e.seeds)
 	// wake is when work is due (a fire, a re-check, a deadline); the
 	// housekeeping (heartbeat, sync) is Loop's to schedule, so that a fake
 	// clock steps only from one piece of work to the next.

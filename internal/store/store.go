@@ -442,6 +442,11 @@ type Result struct {
 	// created or the one holding its key; zero for those not created
 	// (the run did not end up where the transition takes it).
 	Then []Created
+	// Counts, for an item that moved its run into a terminal state, are
+	// the counters of the run's job and period as the transaction left
+	// them: what Summaries answers just after it. The engine checks the
+	// runs waiting for that period with them, without reading them again.
+	Counts Summary
 }
 
 // RunFilter selects runs. Zero fields match everything.

@@ -165,6 +165,7 @@ type directRows struct {
 // transitionDirect applies a direct batch (see direct) in one round trip.
 func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *thenBatch) ([]store.Result, error) {
 	results := make([]store.Result, len(ts))
+	ec := newEndedCounts(ts)
 	var w directRows
 	byID := map[int64]*change{}
 	at := make(map[int64]int) // run → its index in w.runs
@@ -276,8 +277,14 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 				w.ready, w.release, w.unwai, w.ndec,
 				e.ids, e.at, e.from, e.to, e.reason, e.typ,
 				d.ids, d.pos, d.name, d.action, d.reason, d.recheck, w.maxRunning)
+			nThen, nCounts := -1, -1
 			if tb != nil {
+				nThen = b.Len()
 				tb.queue(b)
+			}
+			if ec != nil {
+				nCounts = b.Len()
+				ec.queue(b)
 			}
 			return tx.send(ctx, b, true, func(br pgx.BatchResults, i int) error {
 				switch {
@@ -286,8 +293,10 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 						return fmt.Errorf("lock jobs: %w", err)
 					}
 					return nil
-				case i == first+1:
+				case i == nThen:
 					return tb.read(br)
+				case i == nCounts:
+					return ec.read(br)
 				}
 				rows, err := br.Query()
 				if err != nil {
@@ -310,6 +319,9 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 					results[i].Run.State, results[i].Run.Reason, results[i].Run.RecheckAt = ts[i].To, ts[i].Reason, ts[i].RecheckAt
 				}
 			}
+		}
+		if ec != nil {
+			ec.fill(ts, results)
 		}
 		if tb != nil {
 			if err := tb.results(ctx, db, results); err != nil {

@@ -159,3 +159,69 @@ func (tb *thenBatch) results(ctx context.Context, db *DB, results []store.Result
 	}
 	return nil
 }
+
+// countsOfRuns reads the counters of the (job, period) of the given runs,
+// in the transaction that moved them, after its writes (Result.Counts).
+// LATERAL keeps every plan on run_counts' primary key.
+const countsOfRuns = `SELECT k.job, k.period, c.state, c.n
+	FROM (SELECT DISTINCT job, period FROM runs WHERE id = ANY($1::bigint[])) AS k,
+	LATERAL (SELECT state, n FROM run_counts WHERE job = k.job AND period = k.period AND n > 0) AS c`
+
+// endedCounts gathers the runs of a batch's items that end them, and
+// reads their counters for Result.Counts.
+type endedCounts struct {
+	ids    []int64
+	counts map[store.JobPeriod]store.Summary
+}
+
+func newEndedCounts(ts []store.Transition) *endedCounts {
+	var ec *endedCounts
+	for _, t := range ts {
+		if t.To.Terminal() {
+			if ec == nil {
+				ec = &endedCounts{}
+			}
+			ec.ids = append(ec.ids, t.RunID)
+		}
+	}
+	return ec
+}
+
+func (ec *endedCounts) queue(b *pgx.Batch) { b.Queue(countsOfRuns, sortedIDs(ec.ids)) }
+
+func (ec *endedCounts) read(br pgx.BatchResults) error {
+	ec.counts = map[store.JobPeriod]store.Summary{}
+	rows, err := br.Query()
+	if err != nil {
+		return fmt.Errorf("read counters: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k store.JobPeriod
+		var state string
+		var n int
+		if err := rows.Scan(&k.Job, &k.Period, &state, &n); err != nil {
+			return fmt.Errorf("read counters: %w", err)
+		}
+		if ec.counts[k] == nil {
+			ec.counts[k] = store.Summary{}
+		}
+		ec.counts[k][talon.State(state)] = n
+	}
+	return rows.Err()
+}
+
+// fill sets Result.Counts of the items that ended their run.
+func (ec *endedCounts) fill(ts []store.Transition, results []store.Result) {
+	for i, t := range ts {
+		r := results[i]
+		if !t.To.Terminal() || r.Err != nil || r.Run.ID == 0 {
+			continue
+		}
+		c := ec.counts[store.JobPeriod{Job: r.Run.Job, Period: r.Run.Period}]
+		if c == nil {
+			c = store.Summary{}
+		}
+		results[i].Counts = c
+	}
+}

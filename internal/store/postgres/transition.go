@@ -224,6 +224,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 	if direct(ts) {
 		return db.transitionDirect(ctx, ts, tb)
 	}
+	ec := newEndedCounts(ts)
 	ids := make([]int64, 0, len(ts))
 	var maxRunningIDs, onceIDs, fencedIDs, readyIDs []int64
 	var tree *resource.Tree // of the first item that allocates
@@ -436,14 +437,21 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		queueCounts(b, counts)
 		// The runs that follow the ends come after: their insert takes
 		// the counters of the runs it creates.
-		nThen := -1
+		nThen, nCounts := -1, -1
 		if tb != nil {
 			nThen = b.Len()
 			tb.queue(b)
 		}
+		if ec != nil {
+			nCounts = b.Len()
+			ec.queue(b)
+		}
 		return tx.send(ctx, b, true, func(br pgx.BatchResults, n int) error {
 			if n == nThen {
 				return tb.read(br)
+			}
+			if n == nCounts {
+				return ec.read(br)
 			}
 			if n < nAlloc {
 				if _, err := br.Exec(); err != nil {
@@ -467,6 +475,9 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		if err := tb.results(ctx, db, results); err != nil {
 			return nil, fmt.Errorf("transition: %w", err)
 		}
+	}
+	if ec != nil {
+		ec.fill(ts, results)
 	}
 	return results, nil
 }

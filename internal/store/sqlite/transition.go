@@ -77,7 +77,10 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		if err := st.writeEvents(ctx); err != nil {
 			return err
 		}
-		return db.addCounts(ctx, tx, st.counts)
+		if err := db.addCounts(ctx, tx, st.counts); err != nil {
+			return err
+		}
+		return st.endedCounts(ctx, ts, results)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("transition: %w", err)
@@ -97,6 +100,43 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		}
 	}
 	return results, nil
+}
+
+// endedCounts sets Result.Counts of the items that ended their run: the
+// counters of its job and period as the transaction leaves them.
+func (st *transitionStmts) endedCounts(ctx context.Context, ts []store.Transition, results []store.Result) error {
+	read := map[store.JobPeriod]store.Summary{}
+	for i, t := range ts {
+		r := results[i]
+		if !t.To.Terminal() || r.Err != nil || r.Run.ID == 0 {
+			continue
+		}
+		k := store.JobPeriod{Job: r.Run.Job, Period: r.Run.Period}
+		c, ok := read[k]
+		if !ok {
+			c = store.Summary{}
+			rows, err := st.tx.QueryContext(ctx, `SELECT state, n FROM run_counts WHERE job = ? AND period = ? AND n > 0`, k.Job, k.Period)
+			if err != nil {
+				return fmt.Errorf("read counters: %w", err)
+			}
+			for rows.Next() {
+				var state string
+				var n int
+				if err := rows.Scan(&state, &n); err != nil {
+					rows.Close()
+					return fmt.Errorf("read counters: %w", err)
+				}
+				c[talon.State(state)] = n
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("read counters: %w", err)
+			}
+			read[k] = c
+		}
+		results[i].Counts = c
+	}
+	return nil
 }
 
 // endedAs reports whether t's run, which t could not move, is already

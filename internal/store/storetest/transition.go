@@ -611,6 +611,20 @@ func testThen(t *testing.T, open OpenFunc) {
 					t.Errorf("run %d: held key: %+v; want run %d, not created", tr.RunID, h, held.ID)
 				}
 			}
+			// Each end reports its period's counters as it left them.
+			for i, tr := range ts {
+				if tr.Then == nil || tr.RunID == notRunning.ID {
+					continue
+				}
+				k := store.JobPeriod{Job: res[i].Run.Job, Period: period}
+				sums, err := s.Summaries(ctx, []store.JobPeriod{k})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(res[i].Counts, sums[k]) {
+					t.Errorf("run %d: Counts %v, Summaries %v", tr.RunID, res[i].Counts, sums[k])
+				}
+			}
 			if runs, err := s.ListRuns(ctx, store.RunFilter{Job: "never"}); err != nil || len(runs) != 0 {
 				t.Fatalf("runs of never = %d, %v; want none", len(runs), err)
 			}
@@ -656,6 +670,17 @@ func testThen(t *testing.T, open OpenFunc) {
 		if !reflect.DeepEqual(got[k], want) {
 			t.Errorf("Summaries(%s) = %v, the runs say %v", job, got[k], want)
 		}
+	}
+	// A failure and its retry, of the same job and period: the counters
+	// reported count both.
+	failing := runIn(t, s, "flaky", period, talon.StateRunning)
+	res, err := s.Transition(ctx, []store.Transition{{RunID: failing.ID, From: []talon.State{talon.StateRunning}, To: talon.StateFailed, Now: end,
+		Then: []store.CreateRun{{Job: "flaky", Period: period, Key: store.RetryKey(failing.ID), RetryOf: failing.ID, Attempt: 2, Now: end}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (store.Summary{talon.StateFailed: 1, talon.StateBlocked: 1}); res[0].Err != nil || !reflect.DeepEqual(res[0].Counts, want) {
+		t.Errorf("failed with its retry: %+v; want Counts %v", res[0], want)
 	}
 	// Runs to create need a unique key, and an end to follow.
 	up := runIn(t, s, "up", period, talon.StateRunning)
