@@ -122,12 +122,12 @@ type Engine struct {
 	// next check need not read them again. A stale copy is harmless: a
 	// run's fields other than its state do not change while it is
 	// blocked, and every transition is a compare-and-set on the state.
-	fresh     map[int64]talon.Run
+	fresh map[int64]talon.Run
 	// seeds are the counters of the periods whose runs ended in this
 	// step, as the transactions that ended them left them: the checks of
 	// the runs waiting for them use them rather than reading them again.
 	// Dropped at the start of every step.
-	seeds map[store.JobPeriod]store.Summary
+	seeds     map[store.JobPeriod]store.Summary
 	checking  map[int64]bool          // blocked runs being checked off the loop
 	nextFire  map[string]trigger.Fire // by job + "\x00" + trigger id
 	fireWake  time.Time               // earliest of nextFire
