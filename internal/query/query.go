@@ -97,7 +97,7 @@ func (s *Service) Jobs(ctx context.Context) ([]view.JobInfo, error) {
 	for _, j := range sch.Jobs {
 		ji := view.JobInfo{
 			Name: j.Name, Description: j.Description, Period: string(j.Period.Type), Calendar: j.Period.Calendar,
-			Timezone: j.Timezone, Environment: j.Environment, Executor: j.Executor,
+			Timezone: j.Timezone, Environment: j.Environment, Group: j.Group, Executor: j.Executor,
 			Triggers: []string{}, Constraints: []string{},
 		}
 		for _, t := range j.Triggers {
