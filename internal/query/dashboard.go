@@ -31,7 +31,11 @@ func (s *Service) Grid(ctx context.Context, f view.GridFilter) (view.Grid, error
 	byType := map[talon.PeriodType]int{}
 	for _, j := range sch.Jobs {
 		byType[j.Period.Type]++
+		if !slices.Contains(g.Environments, j.Environment) {
+			g.Environments = append(g.Environments, j.Environment)
+		}
 	}
+	slices.Sort(g.Environments)
 	for _, t := range talon.PeriodTypes {
 		if byType[t] > 0 {
 			g.Types = append(g.Types, view.GridType{Type: t, Jobs: byType[t]})

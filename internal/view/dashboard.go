@@ -52,6 +52,8 @@ type Grid struct {
 	// Jobs is how many jobs the filter kept; Total how many jobs have
 	// the grid's period type.
 	Jobs, Total int
+	// Environments are those of the schedule's jobs ("" for none), sorted.
+	Environments []string
 }
 
 // GridType is a period type and how many jobs have it.

@@ -20,8 +20,6 @@ type gridData struct {
 	// The filters as the URL has them.
 	Job, Env, State, End string
 	Count                string
-	// Envs are the environments there are, for the filter.
-	Envs []string
 	// Older and Newer are the End of the previous and next page of
 	// periods ("" when there is none newer).
 	Older, Newer string
@@ -54,16 +52,6 @@ func (d *Dashboard) grid(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	data := gridData{Grid: g, Job: f.Job, Env: f.Environment, State: q.Get("state"), End: f.End, Count: q.Get("n")}
-	jobs, err := d.b.Jobs(r.Context())
-	if err != nil {
-		return err
-	}
-	for _, j := range jobs {
-		if !slices.Contains(data.Envs, j.Environment) {
-			data.Envs = append(data.Envs, j.Environment)
-		}
-	}
-	slices.Sort(data.Envs)
 	if len(g.Columns) > 0 && g.Type != talon.Oneshot {
 		first, _ := calendar.ParseKey(g.Columns[0], time.UTC)
 		if p, err := calendar.Shift(first, -1, nil); err == nil {

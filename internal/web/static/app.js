@@ -29,12 +29,12 @@
     }
   });
 
-  // The grid: one cell is in the tab order; arrow keys, Home/End and
+  // The grid: cells are links (or spans, for no run); one is in the tab order; arrow keys, Home/End and
   // PageUp/PageDown move; Enter opens the run (the cell is a link).
   function gridCells(table) {
     const rows = [];
     for (const tr of table.querySelectorAll("tbody tr")) {
-      const cells = tr.querySelectorAll(".cell");
+      const cells = tr.querySelectorAll(":scope > td > a, :scope > td > span");
       if (cells.length) rows.push(Array.from(cells));
     }
     return rows;
@@ -51,8 +51,8 @@
     rows[ri][ci].tabIndex = 0;
     if (focusAt) rows[ri][ci].focus({ preventScroll: true });
     table.onkeydown = function (ev) {
-      const cell = ev.target.closest(".cell");
-      if (!cell) return;
+      const cell = ev.target;
+      if (!cell || cell.parentElement.tagName !== "TD") return;
       let r = -1, c = -1;
       for (let i = 0; i < rows.length && r < 0; i++) {
         const j = rows[i].indexOf(cell);

@@ -1,0 +1,89 @@
+package web_test
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/talonhq/talon/internal/api"
+	"github.com/talonhq/talon/internal/engine"
+	"github.com/talonhq/talon/internal/executor"
+	"github.com/talonhq/talon/internal/executor/local"
+	"github.com/talonhq/talon/internal/query"
+	"github.com/talonhq/talon/internal/schedule"
+	"github.com/talonhq/talon/internal/store"
+	_ "github.com/talonhq/talon/internal/store/sqlite"
+	"github.com/talonhq/talon/internal/web"
+)
+
+// dashboard is the dashboard of a real store and scheduler (not looping)
+// behind the API's server, as serve builds it without auth:.
+type dashboard struct {
+	st     store.Store
+	server *api.Server
+}
+
+func newDashboard(tb testing.TB, sched string) *dashboard {
+	tb.Helper()
+	ctx := tb.Context()
+	logger := slog.New(slog.DiscardHandler)
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(tb.TempDir(), "state.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"local"}}, "s.yaml", []byte(sched))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e, err := engine.New(engine.Config{Store: st, Schedule: s, Logger: logger, LogDir: tb.TempDir(),
+		Executors: map[string]executor.Executor{"local": local.New(logger)}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	reads := query.New(st, e, nil)
+	sessions := api.NewSessions([]byte(strings.Repeat("k", 32)), false)
+	d, err := web.New(web.Join(reads, e), sessions, nil, logger)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := api.NewServer(api.Join(reads, e), logger, api.WithSessions(sessions), api.WithPages(d))
+	return &dashboard{st: st, server: srv}
+}
+
+func (d *dashboard) get(tb testing.TB, target string) *httptest.ResponseRecorder {
+	tb.Helper()
+	req := httptest.NewRequestWithContext(tb.Context(), http.MethodGet, target, nil)
+	rec := httptest.NewRecorder()
+	d.server.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		tb.Fatalf("GET %s: %d %s", target, rec.Code, rec.Body)
+	}
+	return rec
+}
+
+// BenchmarkGrid500x30 is the grid's server time for 500 jobs by 30 days
+// of runs (15,000 runs, 20 of them running with progress) on SQLite: the
+// request through the API's server, the grid's read and the template,
+// measured as the handler's whole time per page (goal: under 100 ms).
+//
+//	go test -run '^$' -bench Grid500x30 -benchtime 20x ./internal/web/
+func BenchmarkGrid500x30(b *testing.B) {
+	d := newDashboard(b, gridSchedule(500))
+	seedGrid(b, d.st, 500, 30, 20, time.Now())
+	rec := d.get(b, "/?n=30")
+	if n := strings.Count(rec.Body.String(), `<td class="s-`)-strings.Count(rec.Body.String(), `<td class="s-none`); n != 15000 {
+		b.Fatalf("the grid has %d cells with runs, want 15000", n)
+	}
+	b.ResetTimer()
+	var bytes int
+	for b.Loop() {
+		bytes = d.get(b, "/?n=30").Body.Len()
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/page")
+	b.ReportMetric(float64(bytes)/1024, "KiB/page")
+}
