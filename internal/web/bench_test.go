@@ -76,7 +76,7 @@ func BenchmarkGrid500x30(b *testing.B) {
 	d := newDashboard(b, gridSchedule(500))
 	seedGrid(b, d.st, 500, 30, 20, time.Now())
 	rec := d.get(b, "/?n=30")
-	if n := strings.Count(rec.Body.String(), `<td class="s-`)-strings.Count(rec.Body.String(), `<td class="s-none`); n != 15000 {
+	if n := strings.Count(rec.Body.String(), `<td class="s-`) - strings.Count(rec.Body.String(), `<td class="s-none`); n != 15000 {
 		b.Fatalf("the grid has %d cells with runs, want 15000", n)
 	}
 	b.ResetTimer()

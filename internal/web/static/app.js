@@ -137,10 +137,22 @@
       if (again) { again = false; schedule(); }
     }
   }
+  // Streams this page holds open: closed when the page is left, so that a
+  // page kept in the back/forward cache holds no connection (browsers
+  // allow six to a server).
+  let es = null;
+  const logAbort = new AbortController();
+  window.addEventListener("pagehide", function () {
+    if (es) es.close();
+    logAbort.abort();
+  });
+  window.addEventListener("pageshow", function (ev) {
+    if (ev.persisted) location.reload(); // back from the cache: its streams are closed
+  });
   function listen() {
     const q = document.body.dataset.events;
     if (q === undefined || !live || !window.EventSource) return;
-    const es = new EventSource("/api/v1/events?" + q);
+    es = new EventSource("/api/v1/events?" + q);
     for (const t of ["transition", "decision", "progress", "artifact"]) es.addEventListener(t, schedule);
     es.onopen = function () {
       if (status) { status.hidden = false; status.textContent = "live"; status.classList.remove("off"); }
@@ -162,7 +174,7 @@
     const url = "/api/v1/runs/" + encodeURIComponent(pre.dataset.run) + "/logs" + (follow ? "?follow=true" : "");
     let resp;
     try {
-      resp = await fetch(url, { credentials: "same-origin" });
+      resp = await fetch(url, { credentials: "same-origin", signal: logAbort.signal });
     } catch (e) {
       return;
     }
@@ -174,7 +186,13 @@
     const reader = resp.body.getReader();
     const dec = new TextDecoder();
     for (;;) {
-      const { value, done } = await reader.read();
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (e) {
+        return; // aborted: the page was left
+      }
+      const { value, done } = chunk;
       if (done) break;
       const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
       pre.appendChild(document.createTextNode(dec.decode(value, { stream: true })));
