@@ -122,18 +122,23 @@ func gantt(tl view.Timeline, now time.Time) ganttData {
 		}
 		return now
 	}
+	// The axis spans the runs; a start_by deadline is drawn when it falls
+	// near them (the table lists every one).
 	from, to := tl.Runs[0].Created, end(tl.Runs[0].Run)
 	for _, r := range tl.Runs {
 		from = minTime(from, r.Created)
 		to = maxTime(to, end(r.Run))
-		if !r.Deadline.IsZero() {
-			from, to = minTime(from, r.Deadline), maxTime(to, r.Deadline)
-		}
 	}
 	if to.Sub(from) < time.Minute {
 		to = from.Add(time.Minute)
 	}
 	span := to.Sub(from)
+	for _, r := range tl.Runs {
+		if d := r.Deadline; !d.IsZero() && !d.Before(from.Add(-span/4)) && !d.After(to.Add(span/4)) {
+			from, to = minTime(from, d), maxTime(to, d)
+		}
+	}
+	span = to.Sub(from)
 	// A little room on the right for the last bar's end.
 	to = to.Add(span / 40)
 	span = to.Sub(from)
@@ -158,8 +163,8 @@ func gantt(tl view.Timeline, now time.Time) ganttData {
 		} else {
 			row.WaitW = max(x(end(r.Run))-row.WaitX, 2)
 		}
-		if !r.Deadline.IsZero() {
-			row.Deadline, row.DeadX, row.DeadY2 = true, x(r.Deadline), row.Y+16
+		if d := r.Deadline; !d.IsZero() && !d.Before(from) && !d.After(to) {
+			row.Deadline, row.DeadX, row.DeadY2 = true, x(d), row.Y+16
 		}
 		if r.Missed {
 			g.Missed++

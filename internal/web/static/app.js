@@ -44,6 +44,9 @@
     if (!table) return;
     const rows = gridCells(table);
     if (!rows.length) return;
+    // The newest periods are on the right: a narrow screen starts there.
+    const scroller = table.closest(".scroll");
+    if (scroller && !focusAt) scroller.scrollLeft = scroller.scrollWidth;
     for (const r of rows) for (const c of r) c.tabIndex = -1;
     let [ri, ci] = focusAt || [0, rows[0].length - 1];
     ri = Math.min(ri, rows.length - 1);
