@@ -486,8 +486,8 @@ func startBy(ctx context.Context, j *schedule.Job, key string) time.Time {
 }
 
 // criticalPath is the chain of runs that decided when the period's work
-// ended: from the run that ended last, back through the upstream whose
-// latest run ended last before it started, to a run without one.
+// ended: from the run that ended last (or runs still), back through the
+// upstream whose run ended last, to a run without one.
 func criticalPath(runs []view.TimelineRun, dep map[string][]string, now time.Time) []int64 {
 	end := func(r talon.Run) time.Time {
 		if r.Finished != nil {
@@ -495,18 +495,19 @@ func criticalPath(runs []view.TimelineRun, dep map[string][]string, now time.Tim
 		}
 		return now
 	}
-	// The latest run of each job stands for it.
+	// The latest run of each job that started stands for it: it did the
+	// job's work in the period.
 	latest := map[string]talon.Run{}
 	for _, tr := range runs {
+		if tr.Started == nil {
+			continue
+		}
 		if l, ok := latest[tr.Job]; !ok || tr.ID > l.ID {
 			latest[tr.Job] = tr.Run
 		}
 	}
 	var last *talon.Run
 	for _, r := range latest {
-		if r.Started == nil {
-			continue
-		}
 		if last == nil || end(r).After(end(*last)) || end(r).Equal(end(*last)) && r.ID > last.ID {
 			r := r
 			last = &r

@@ -24,6 +24,7 @@ import (
 // behind the API's server, as serve builds it without auth:.
 type dashboard struct {
 	st     store.Store
+	reads  *query.Service
 	server *api.Server
 }
 
@@ -52,7 +53,7 @@ func newDashboard(tb testing.TB, sched string) *dashboard {
 		tb.Fatal(err)
 	}
 	srv := api.NewServer(api.Join(reads, e), logger, api.WithSessions(sessions), api.WithPages(d))
-	return &dashboard{st: st, server: srv}
+	return &dashboard{st: st, reads: reads, server: srv}
 }
 
 func (d *dashboard) get(tb testing.TB, target string) *httptest.ResponseRecorder {

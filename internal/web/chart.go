@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -149,8 +150,9 @@ func gantt(tl view.Timeline, now time.Time) ganttData {
 	for _, id := range tl.Critical {
 		critical[id] = true
 	}
-	// The latest run of each job is where its dependencies attach.
-	lastRow := map[string]int{}
+	// Dependencies attach to the latest run of each job that started (as
+	// the critical path counts it), else to its latest.
+	lastRow, startedRow := map[string]int{}, map[string]int{}
 	for i, r := range tl.Runs {
 		y := ganttTop + float64(i)*ganttStep
 		row := ganttRow{Run: r, Y: y + 4, TextY: y + 16, Critical: critical[r.ID]}
@@ -171,7 +173,11 @@ func gantt(tl view.Timeline, now time.Time) ganttData {
 		}
 		g.Rows = append(g.Rows, row)
 		lastRow[r.Job] = i
+		if row.Started {
+			startedRow[r.Job] = i
+		}
 	}
+	maps.Copy(lastRow, startedRow)
 	g.H = ganttTop + float64(len(tl.Runs))*ganttStep + 8
 	for _, e := range tl.Edges {
 		ui, ok1 := lastRow[e.From]
