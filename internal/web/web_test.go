@@ -66,7 +66,9 @@ type step struct {
 	at time.Time
 }
 
-func at(h, m int) time.Time { return day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute) }
+func at(h, m int) time.Time {
+	return day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)
+}
 
 func TestGrid(t *testing.T) {
 	d := newDashboard(t, pagesSchedule)
