@@ -139,11 +139,10 @@ func (s *Service) Grid(ctx context.Context, f view.GridFilter) (view.Grid, error
 	// The cells' runs: one read per environment, of the periods up to
 	// the last column (ListPeriods sorts by key, so a type's keys come
 	// together).
-	type cellKey struct {
-		job string
-		i   int
+	shown := make(map[string][]view.GridCell, len(jobs))
+	for _, j := range jobs {
+		shown[j.Name] = nil
 	}
-	cells := map[cellKey]view.GridCell{}
 	live := false
 	if len(g.Columns) > 0 && len(jobs) > 0 {
 		before := g.Columns[len(g.Columns)-1]
@@ -174,7 +173,15 @@ func (s *Service) Grid(ctx context.Context, f view.GridFilter) (view.Grid, error
 				for _, c := range r.Counts {
 					n += c
 				}
-				cells[cellKey{r.Job, i}] = view.GridCell{Period: r.Period, State: r.Latest, Run: r.LatestRun, Runs: n, Counts: r.Counts}
+				row, ok := shown[r.Job]
+				if !ok {
+					continue // a job the grid does not show
+				}
+				if row == nil {
+					row = make([]view.GridCell, len(g.Columns))
+					shown[r.Job] = row
+				}
+				row[i] = view.GridCell{Period: r.Period, State: r.Latest, Run: r.LatestRun, Runs: n, Counts: r.Counts}
 				if !r.Latest.Terminal() {
 					live = true
 				}
@@ -222,11 +229,15 @@ func (s *Service) Grid(ctx context.Context, f view.GridFilter) (view.Grid, error
 
 	groups := map[[2]string]*view.GridGroup{}
 	for _, j := range jobs {
-		row := view.GridRow{Job: j.Name, Description: j.Description, Paused: paused[j.Name], Cells: make([]view.GridCell, len(g.Columns))}
+		row := view.GridRow{Job: j.Name, Description: j.Description, Paused: paused[j.Name], Cells: shown[j.Name]}
+		if row.Cells == nil {
+			row.Cells = make([]view.GridCell, len(g.Columns))
+		}
 		not := notPeriods(j)
 		keep := len(f.States) == 0
 		for i, key := range g.Columns {
-			c, ok := cells[cellKey{j.Name, i}]
+			c := row.Cells[i]
+			ok := c.Run != 0
 			if !ok {
 				c.Period = envPrefix(j.Environment) + key
 			}

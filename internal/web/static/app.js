@@ -185,7 +185,7 @@
       if (resp.status !== 404) pre.textContent = "(log unavailable: " + resp.status + ")";
       return;
     }
-    pre.textContent = "";
+    let first = true;
     const reader = resp.body.getReader();
     const dec = new TextDecoder();
     for (;;) {
@@ -197,6 +197,7 @@
       }
       const { value, done } = chunk;
       if (done) break;
+      if (first) { pre.textContent = ""; first = false; }
       const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
       pre.appendChild(document.createTextNode(dec.decode(value, { stream: true })));
       if (pre.textContent.length > maxLog) {
@@ -204,6 +205,7 @@
       }
       if (atEnd) pre.scrollTop = pre.scrollHeight;
     }
+    if (first) pre.textContent = "(empty)";
     pre.dataset.done = "true";
   }
 
