@@ -25,7 +25,7 @@ func (d *Dashboard) cancel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	redirect(w, r, fmt.Sprintf("/runs/%d", id), fmt.Sprintf("cancelled: %s", run.State))
+	d.redirect(w, r, fmt.Sprintf("/runs/%d", id), fmt.Sprintf("cancelled: %s", run.State))
 	return nil
 }
 
@@ -38,7 +38,7 @@ func (d *Dashboard) retry(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	redirect(w, r, fmt.Sprintf("/runs/%d", run.ID), fmt.Sprintf("retry of run %d: attempt %d", id, run.Attempt))
+	d.redirect(w, r, fmt.Sprintf("/runs/%d", run.ID), fmt.Sprintf("retry of run %d: attempt %d", id, run.Attempt))
 	return nil
 }
 
@@ -59,7 +59,7 @@ func (d *Dashboard) mark(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	redirect(w, r, fmt.Sprintf("/runs/%d", id), "marked "+string(run.State))
+	d.redirect(w, r, fmt.Sprintf("/runs/%d", id), "marked "+string(run.State))
 	return nil
 }
 
@@ -89,7 +89,7 @@ func (d *Dashboard) trigger(w http.ResponseWriter, r *http.Request) error {
 	if !created {
 		note = fmt.Sprintf("existing run %d for %s", run.ID, run.Period)
 	}
-	redirect(w, r, fmt.Sprintf("/runs/%d", run.ID), note)
+	d.redirect(w, r, fmt.Sprintf("/runs/%d", run.ID), note)
 	return nil
 }
 
@@ -103,7 +103,7 @@ func (d *Dashboard) pause(w http.ResponseWriter, r *http.Request) error {
 	if !created {
 		note = "already paused"
 	}
-	redirect(w, r, "/jobs/"+url.PathEscape(job), note)
+	d.redirect(w, r, "/jobs/"+url.PathEscape(job), note)
 	return nil
 }
 
@@ -112,7 +112,7 @@ func (d *Dashboard) resume(w http.ResponseWriter, r *http.Request) error {
 	if _, err := d.b.Resume(r.Context(), job, api.Caller(r.Context())); err != nil {
 		return err
 	}
-	redirect(w, r, "/jobs/"+url.PathEscape(job), "resumed")
+	d.redirect(w, r, "/jobs/"+url.PathEscape(job), "resumed")
 	return nil
 }
 
@@ -125,7 +125,7 @@ func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) error {
 	next := localPath(r.URL.Query().Get("next"))
 	if d.login == nil {
 		// A server without auth: has no logins: everyone is let in.
-		redirect(w, r, next, "")
+		d.redirect(w, r, next, "")
 		return nil
 	}
 	p := d.newPage(w, r, "Log in", loginData{Next: next, Why: r.URL.Query().Get("why")})
@@ -137,7 +137,7 @@ func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) error {
 func (d *Dashboard) loginPost(w http.ResponseWriter, r *http.Request) error {
 	next := localPath(r.PostFormValue("next"))
 	if d.login == nil {
-		redirect(w, r, next, "")
+		d.redirect(w, r, next, "")
 		return nil
 	}
 	token := strings.TrimSpace(r.PostFormValue("token"))
@@ -160,7 +160,7 @@ func (d *Dashboard) loginPost(w http.ResponseWriter, r *http.Request) error {
 		return d.render(w, http.StatusForbidden, "login.html", pg)
 	}
 	http.SetCookie(w, d.sessions.Cookie(api.SessionCookie, token, 0))
-	redirect(w, r, next, "")
+	d.redirect(w, r, next, "")
 	return nil
 }
 
@@ -170,6 +170,6 @@ func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) error {
 	if d.login == nil {
 		to = "/"
 	}
-	redirect(w, r, to, "")
+	d.redirect(w, r, to, "")
 	return nil
 }

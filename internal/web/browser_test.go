@@ -332,18 +332,21 @@ func TestBrowser(t *testing.T) {
 	// the grid follows without a reload.
 	run(t, ctx, "mark the grid page", chromedp.Evaluate[chromedp.Void](`window.__sameGrid = true`))
 	run(t, tab, "open the running extract", chromedp.Navigate(fmt.Sprintf("%s/runs/%d", srv.url, extract.ID)), chromedp.WaitVisible(chromedp.ID("cancel")))
-	run(t, tab, "cancel it", chromedp.Click(chromedp.ID("cancel")), chromedp.WaitVisible(css("p.notice")), chromedp.WaitVisible(chromedp.ID("retry")))
+	run(t, tab, "cancel it", chromedp.Click(chromedp.ID("cancel")), chromedp.WaitVisible(chromedp.Search(`//p[@class="notice" and contains(., "cancelled")]`)), chromedp.WaitVisible(chromedp.ID("retry")))
 	if r := waitState(extract.ID, talon.StateFailed); !strings.Contains(r.Reason, "cancelled by olivia") {
 		t.Errorf("cancelled run's reason = %q, want cancelled by olivia", r.Reason)
 	}
 	run(t, ctx, "the grid shows the cancel", chromedp.WaitVisible(cell(extract.ID, talon.StateFailed)))
-	run(t, tab, "retry it", chromedp.Click(chromedp.ID("retry")), chromedp.WaitVisible(css("p.notice")))
+	run(t, tab, "retry it", chromedp.Click(chromedp.ID("retry")), chromedp.WaitVisible(chromedp.Search(`//p[@class="notice" and contains(., "retry of run")]`)))
 	retried, err := client.Runs(tctx, view.RunFilter{Job: "extract", Limit: 1})
 	if err != nil || len(retried) != 1 || retried[0].ID == extract.ID || retried[0].Attempt != 2 {
 		t.Fatalf("after retry the newest extract is %+v (%v), want attempt 2", retried, err)
 	}
-	if loc := value(t, tab, "location", chromedp.Location()); !strings.HasSuffix(loc, fmt.Sprintf("/runs/%d?done=retry+of+run+%d%%3A+attempt+2", retried[0].ID, extract.ID)) {
+	if loc := value(t, tab, "location", chromedp.Location()); !strings.HasSuffix(loc, fmt.Sprintf("/runs/%d", retried[0].ID)) {
 		t.Errorf("retry went to %s", loc)
+	}
+	if n := text(tab, "p.notice"); n != fmt.Sprintf("retry of run %d: attempt 2", extract.ID) {
+		t.Errorf("retry's notice = %q", n)
 	}
 	waitState(retried[0].ID, talon.StateRunning)
 	run(t, ctx, "the grid shows the retry", chromedp.WaitVisible(cell(retried[0].ID, talon.StateRunning)))

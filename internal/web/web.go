@@ -180,8 +180,27 @@ func (d *Dashboard) newPage(w http.ResponseWriter, r *http.Request, title string
 	_, session := sessionOf(r)
 	return &page{
 		Title: title, User: p, Operate: p.Allows(auth.PermOperate, 0), Session: session,
-		CSRF: d.sessions.Token(w, r), Notice: r.URL.Query().Get("done"), Data: data,
+		CSRF: d.sessions.Token(w, r), Notice: d.takeNotice(w, r), Data: data,
 	}
+}
+
+// noticeCookie carries what an action did to the page it redirects to,
+// once. A cookie rather than the URL, so that a link cannot make a page
+// say something Talon did not.
+const noticeCookie = "talon_notice"
+
+// takeNotice reads the notice of the action that led here, and deletes it.
+func (d *Dashboard) takeNotice(w http.ResponseWriter, r *http.Request) string {
+	c, err := r.Cookie(noticeCookie)
+	if err != nil || c.Value == "" {
+		return ""
+	}
+	http.SetCookie(w, d.sessions.Cookie(noticeCookie, "", -1))
+	v, err := url.QueryUnescape(c.Value)
+	if err != nil {
+		return ""
+	}
+	return v
 }
 
 func sessionOf(r *http.Request) (string, bool) {
@@ -276,14 +295,10 @@ func localPath(next string) string {
 }
 
 // redirect sends the browser on after a state change (303: it gets the
-// page again), with a notice.
-func redirect(w http.ResponseWriter, r *http.Request, to, notice string) {
+// page again), with a notice for that page.
+func (d *Dashboard) redirect(w http.ResponseWriter, r *http.Request, to, notice string) {
 	if notice != "" {
-		sep := "?"
-		if strings.Contains(to, "?") {
-			sep = "&"
-		}
-		to += sep + "done=" + url.QueryEscape(notice)
+		http.SetCookie(w, d.sessions.Cookie(noticeCookie, url.QueryEscape(notice), 60))
 	}
 	secure(w)
 	http.Redirect(w, r, to, http.StatusSeeOther)
