@@ -356,17 +356,18 @@ func (s *Service) JobDetail(ctx context.Context, name string, fires, history int
 	if j == nil {
 		return view.JobDetail{}, sch.JobNotFound(name)
 	}
-	infos, err := s.Jobs(ctx)
+	ps, err := s.st.PausedJobs(ctx)
 	if err != nil {
-		return view.JobDetail{}, err
+		return view.JobDetail{}, store.UserError(err, "paused jobs")
 	}
-	var d view.JobDetail
-	for _, ji := range infos {
-		if ji.Name == name {
-			d.JobInfo = ji
+	paused := map[string]talon.Pause{}
+	for _, p := range ps {
+		if p.Job == name {
+			paused[name] = p
 		}
 	}
 	now := s.now()
+	d := view.JobDetail{JobInfo: s.jobInfo(j, paused, now)}
 	for i, t := range j.Triggers {
 		if t.Schedule == "" || i >= len(j.Times) || j.Times[i] == nil {
 			continue
@@ -550,4 +551,24 @@ func criticalPath(runs []view.TimelineRun, dep map[string][]string, now time.Tim
 	}
 	slices.Reverse(path)
 	return path
+}
+
+// Upstreams returns, for each job run r's job waits for or follows, that
+// job's latest run in r's period (nil when it has none there): why a run
+// waits on its dependencies, with their progress.
+func (s *Service) Upstreams(ctx context.Context, r talon.Run) ([]view.Upstream, error) {
+	ups := deps(s.sched.Schedule())[r.Job]
+	out := make([]view.Upstream, 0, len(ups))
+	for _, up := range ups {
+		u := view.Upstream{Job: up, Period: r.Period}
+		runs, err := s.st.ListRuns(ctx, store.RunFilter{Job: up, Period: r.Period, Limit: 1})
+		if err != nil {
+			return nil, store.UserError(err, "runs of "+up)
+		}
+		if len(runs) == 1 {
+			u.Run = &runs[0]
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }

@@ -155,3 +155,11 @@ type TimelineRun struct {
 type Edge struct {
 	From, To string
 }
+
+// Upstream is a job another waits for or follows, with its latest run in
+// the other's period (nil when it has none there).
+type Upstream struct {
+	Job    string
+	Period string
+	Run    *talon.Run
+}

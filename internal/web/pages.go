@@ -86,6 +86,9 @@ type runData struct {
 	Artifacts []artifactLink
 	Params    []param
 	Now       time.Time
+	// Upstreams are the jobs it waits for or follows, with their runs in
+	// its period.
+	Upstreams []view.Upstream
 }
 
 type span struct {
@@ -143,6 +146,9 @@ func (d *Dashboard) run(w http.ResponseWriter, r *http.Request) error {
 				}
 			}
 		}
+	}
+	if data.Upstreams, err = d.b.Upstreams(r.Context(), rd.Run); err != nil {
+		return err
 	}
 	for _, a := range rd.Run.Artifacts {
 		data.Artifacts = append(data.Artifacts, artifactLink{Artifact: a, Href: artifactHref(a.URL)})

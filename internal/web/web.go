@@ -40,6 +40,7 @@ type Reader interface {
 	Grid(ctx context.Context, f view.GridFilter) (view.Grid, error)
 	JobDetail(ctx context.Context, name string, fires, history int) (view.JobDetail, error)
 	Timeline(ctx context.Context, key string) (view.Timeline, error)
+	Upstreams(ctx context.Context, r talon.Run) ([]view.Upstream, error)
 }
 
 // Backend is what the dashboard serves: reads, and the API's commands.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +189,11 @@ func TestTimeline(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("period page lacks %s", want)
 		}
+	}
+	// The late run of c shows a's run, which it waited for.
+	body = d.get(t, "/runs/"+strconv.FormatInt(late.ID, 10)).Body.String()
+	if !strings.Contains(body, `<h2>Upstream</h2>`) || !strings.Contains(body, `<a href="/runs/`+strconv.FormatInt(ra.ID, 10)+`">run `) {
+		t.Errorf("c's run page does not show a's run %d as its upstream", ra.ID)
 	}
 	if _, err := d.reads.Timeline(t.Context(), "daily/27"); err == nil {
 		t.Error("a bad key: no error")
