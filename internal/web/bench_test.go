@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/talonhq/talon/internal/api"
+	"github.com/talonhq/talon/internal/auth"
 	"github.com/talonhq/talon/internal/engine"
 	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/executor/local"
@@ -23,12 +24,21 @@ import (
 // dashboard is the dashboard of a real store and scheduler (not looping)
 // behind the API's server, as serve builds it without auth:.
 type dashboard struct {
-	st     store.Store
-	reads  *query.Service
-	server *api.Server
+	st       store.Store
+	reads    *query.Service
+	dash     *web.Dashboard
+	sessions *api.Sessions
+	server   *api.Server
 }
 
 func newDashboard(tb testing.TB, sched string) *dashboard {
+	tb.Helper()
+	return newDashboardAuth(tb, sched, nil)
+}
+
+// newDashboardAuth is newDashboard with authn's tokens required (nil:
+// anonymous access, as on loopback without auth:).
+func newDashboardAuth(tb testing.TB, sched string, authn auth.Source) *dashboard {
 	tb.Helper()
 	ctx := tb.Context()
 	logger := slog.New(slog.DiscardHandler)
@@ -48,12 +58,16 @@ func newDashboard(tb testing.TB, sched string) *dashboard {
 	}
 	reads := query.New(st, e, nil)
 	sessions := api.NewSessions([]byte(strings.Repeat("k", 32)), false)
-	d, err := web.New(web.Join(reads, e), sessions, nil, logger)
+	authorize := api.AllowAll
+	if authn != nil {
+		authorize = api.BearerAuth(authn, false, logger)
+	}
+	d, err := web.New(web.Join(reads, e), sessions, authn, logger)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := api.NewServer(api.Join(reads, e), logger, api.WithSessions(sessions), api.WithPages(d))
-	return &dashboard{st: st, reads: reads, server: srv}
+	srv := api.NewServer(api.Join(reads, e), logger, api.WithAuthorizer(authorize), api.WithSessions(sessions), api.WithPages(d))
+	return &dashboard{st: st, reads: reads, dash: d, sessions: sessions, server: srv}
 }
 
 func (d *dashboard) get(tb testing.TB, target string) *httptest.ResponseRecorder {

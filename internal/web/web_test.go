@@ -2,8 +2,10 @@ package web_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +13,8 @@ import (
 	"time"
 
 	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/api"
+	"github.com/talonhq/talon/internal/auth"
 	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/view"
 	"github.com/talonhq/talon/internal/web"
@@ -223,6 +227,63 @@ func TestJobPage(t *testing.T) {
 	for _, want := range []string{"start_by", `<code>&#34;09:00&#34;</code>`, `href="/jobs/a"`, `id="pause"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("job page lacks %s", want)
+		}
+	}
+}
+
+// TestPagesAuthorization calls every page as nobody, a viewer and an
+// operator (with the session cookie and, for posts, the session's CSRF
+// token): reads need a session, state changes the operator's role, and
+// the permission table decides each, as it does the API's routes.
+func TestPagesAuthorization(t *testing.T) {
+	chain, err := auth.NewTokens([]auth.TokenEntry{
+		{Name: "vera", Role: auth.RoleViewer, TokenSHA256: sha("tok-v")},
+		{Name: "otto", Role: auth.RoleOperator, TokenSHA256: sha("tok-o")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDashboardAuth(t, pagesSchedule, chain)
+	addRun(t, d.st, "a", "daily/2026-11-27", at(6, 0), step{talon.StateFailed, at(6, 1)})
+	paths := strings.NewReplacer("{$}", "", "{id}", "1", "{name}", "a", "{key...}", "daily/2026-11-27", "{file}", "app.css")
+	pages := d.dash.Pages()
+	if len(pages) != len(d.server.PageInfos()) {
+		t.Fatalf("%d pages, the server routes %d", len(pages), len(d.server.PageInfos()))
+	}
+	for _, pg := range pages {
+		method, pattern, _ := strings.Cut(pg.Pattern, " ")
+		target := paths.Replace(pattern)
+		for _, who := range []struct{ name, token string }{{"nobody", ""}, {"viewer", "tok-v"}, {"operator", "tok-o"}} {
+			form := url.Values{"state": {"succeeded"}, "reason": {"fixed"}}
+			if who.token != "" {
+				form.Set(api.CSRFField, d.sessions.TokenFor(who.token))
+			}
+			var body io.Reader
+			if method == http.MethodPost {
+				body = strings.NewReader(form.Encode())
+			}
+			req := httptest.NewRequest(method, target, body)
+			if method == http.MethodPost {
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			if who.token != "" {
+				req.AddCookie(&http.Cookie{Name: api.SessionCookie, Value: who.token})
+			}
+			rec := httptest.NewRecorder()
+			d.server.ServeHTTP(rec, req)
+			allowed := pg.Perm == auth.PermPublic ||
+				who.name == "viewer" && pg.Perm == auth.PermRead ||
+				who.name == "operator" && (pg.Perm == auth.PermRead || pg.Perm == auth.PermOperate)
+			refused := rec.Code == http.StatusUnauthorized || rec.Code == http.StatusForbidden ||
+				rec.Code == http.StatusSeeOther && strings.HasPrefix(rec.Header().Get("Location"), "/login?")
+			// The login form's own answers (401 for a wrong token, 403
+			// without its CSRF token) are the browser test's to check.
+			if allowed == refused && !(pg.Perm == auth.PermPublic && method == http.MethodPost) {
+				t.Errorf("%s %s as %s: %d (Location %q), want allowed=%v", method, target, who.name, rec.Code, rec.Header().Get("Location"), allowed)
+			}
+			if rec.Header().Get("Content-Security-Policy") != web.CSP {
+				t.Errorf("%s %s as %s: no CSP", method, target, who.name)
+			}
 		}
 	}
 }
