@@ -213,6 +213,9 @@ type resourceRow struct {
 	Name   string
 	Free   int
 	Period []periodUse
+	// Low and High colour the gauge: green below three quarters, amber
+	// up to full, red when full.
+	Low, High float64
 }
 
 type periodUse struct {
@@ -233,6 +236,8 @@ func (d *Dashboard) resources(w http.ResponseWriter, r *http.Request) error {
 	var data resourcesData
 	for _, info := range rv.Resources {
 		row := resourceRow{ResourceInfo: info, Depth: strings.Count(info.Path, "/"), Name: info.Path, Free: info.Capacity - info.Used}
+		row.Low = float64(info.Capacity) * 0.75
+		row.High = max(float64(info.Capacity)-0.5, row.Low)
 		if i := strings.LastIndex(info.Path, "/"); i >= 0 {
 			row.Name = info.Path[i+1:]
 		}
