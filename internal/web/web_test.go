@@ -287,3 +287,55 @@ func TestPagesAuthorization(t *testing.T) {
 		}
 	}
 }
+
+// TestActionsAudited: a state change from a page is audited as the API's
+// twin is, with who, what and how it ended; a refused one too.
+func TestActionsAudited(t *testing.T) {
+	d := newDashboard(t, pagesSchedule)
+	r := addRun(t, d.st, "a", "daily/2026-11-27", at(6, 0))
+	post := func(target string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		get := httptest.NewRequest("GET", "/", nil)
+		d.server.ServeHTTP(rec, get)
+		var browser string
+		for _, c := range rec.Result().Cookies() {
+			if c.Name == api.CSRFCookie {
+				browser = c.Value
+			}
+		}
+		req := httptest.NewRequest("POST", target, strings.NewReader(url.Values{api.CSRFField: {csrfOf(t, rec.Body.String())}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(&http.Cookie{Name: api.CSRFCookie, Value: browser})
+		rec = httptest.NewRecorder()
+		d.server.ServeHTTP(rec, req)
+		return rec
+	}
+	id := strconv.FormatInt(r.ID, 10)
+	if rec := post("/runs/" + id + "/cancel"); rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/runs/"+id {
+		t.Fatalf("cancel: %d %s", rec.Code, rec.Body)
+	}
+	if rec := post("/runs/" + id + "/cancel"); rec.Code != http.StatusConflict {
+		t.Errorf("second cancel: %d, want 409", rec.Code)
+	}
+	entries, err := d.reads.Audit(t.Context(), view.AuditFilter{Limit: 10})
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("audit = %+v (%v), want two entries", entries, err)
+	}
+	if e := entries[1]; e.Action != "cancel" || e.Object != "run "+id || e.Outcome != "ok" || e.Actor != "api" {
+		t.Errorf("first cancel's audit = %+v", e)
+	}
+	if e := entries[0]; !strings.HasPrefix(e.Outcome, "conflict") {
+		t.Errorf("second cancel's audit = %+v", e)
+	}
+}
+
+// csrfOf reads the CSRF token a page carries.
+func csrfOf(t *testing.T, page string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(page, `<meta name="talon-csrf" content="`)
+	tok, _, ok2 := strings.Cut(rest, `"`)
+	if !ok || !ok2 || tok == "" {
+		t.Fatal("the page carries no CSRF token")
+	}
+	return tok
+}
