@@ -414,9 +414,9 @@ func (s *Service) JobDetail(ctx context.Context, name string, fires, history int
 // MaxTimelineRuns bounds the runs of one timeline.
 const MaxTimelineRuns = 2000
 
-// Timeline returns every run of one period (of every job), with the
-// dependencies between their jobs, the critical path and start_by
-// deadlines.
+// Timeline returns every run of one period (of every job; of every
+// environment when the key names none), with the dependencies between
+// their jobs, the critical path and start_by deadlines.
 func (s *Service) Timeline(ctx context.Context, key string) (view.Timeline, error) {
 	per, err := calendar.ParseKey(key, time.UTC)
 	if err != nil {
@@ -424,11 +424,31 @@ func (s *Service) Timeline(ctx context.Context, key string) (view.Timeline, erro
 	}
 	sch := s.sched.Schedule()
 	tl := view.Timeline{Period: key}
-	runs, err := s.st.ListRuns(ctx, store.RunFilter{Period: key, Limit: MaxTimelineRuns})
-	if err != nil {
-		return tl, store.UserError(err, "runs of "+key)
+	// A key without environment stands for that period in every
+	// environment the schedule has (the grid's columns link so); one with
+	// an environment for that environment's.
+	keys := []string{key}
+	if per.Environment == "" {
+		seen := map[string]bool{"": true}
+		for _, j := range sch.Jobs {
+			if !seen[j.Environment] {
+				seen[j.Environment] = true
+				keys = append(keys, envPrefix(j.Environment)+key)
+			}
+		}
 	}
-	slices.Reverse(runs) // oldest first
+	var runs []talon.Run
+	for _, k := range keys {
+		rs, err := s.st.ListRuns(ctx, store.RunFilter{Period: k, Limit: MaxTimelineRuns - len(runs)})
+		if err != nil {
+			return tl, store.UserError(err, "runs of "+k)
+		}
+		runs = append(runs, rs...)
+		if len(runs) >= MaxTimelineRuns {
+			break
+		}
+	}
+	slices.SortFunc(runs, func(a, b talon.Run) int { return cmp.Compare(a.ID, b.ID) }) // oldest first
 	now := s.now()
 	if per.Type != talon.Oneshot {
 		tl.Start, tl.End = per.Start, per.End
@@ -441,7 +461,7 @@ func (s *Service) Timeline(ctx context.Context, key string) (view.Timeline, erro
 			if d, ok := deadlines[r.Job]; ok {
 				tr.Deadline = d
 			} else {
-				tr.Deadline = startBy(ctx, j, key)
+				tr.Deadline = startBy(ctx, j, r.Period)
 				deadlines[r.Job] = tr.Deadline
 			}
 		}

@@ -194,6 +194,15 @@ func TestTimeline(t *testing.T) {
 			t.Errorf("period page lacks %s", want)
 		}
 	}
+	// A key without environment shows every environment's runs; one
+	// with an environment, that environment's.
+	rb := addRun(t, d.st, "b", "prod:daily/2026-11-27", at(6, 0))
+	if tl, err := d.reads.Timeline(t.Context(), "daily/2026-11-27"); err != nil || len(tl.Runs) != 4 || tl.Runs[3].ID != rb.ID {
+		t.Errorf("all environments: %d runs (%v)", len(tl.Runs), err)
+	}
+	if tl, err := d.reads.Timeline(t.Context(), "prod:daily/2026-11-27"); err != nil || len(tl.Runs) != 1 || tl.Runs[0].ID != rb.ID {
+		t.Errorf("prod: %d runs (%v)", len(tl.Runs), err)
+	}
 	// The late run of c shows a's run, which it waited for.
 	body = d.get(t, "/runs/"+strconv.FormatInt(late.ID, 10)).Body.String()
 	if !strings.Contains(body, `<h2>Upstream</h2>`) || !strings.Contains(body, `<a href="/runs/`+strconv.FormatInt(ra.ID, 10)+`">run `) {
