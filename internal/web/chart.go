@@ -191,7 +191,9 @@ func gantt(tl view.Timeline, now time.Time) ganttData {
 			x1 = u.RunX + u.RunW
 		}
 		y1 := u.Y + 8
-		x2 := dn.WaitX
+		// To where the downstream started, or where its wait ends so
+		// far: the moment the upstream's end let (or will let) it go.
+		x2 := dn.WaitX + dn.WaitW
 		if dn.Started {
 			x2 = dn.RunX
 		}

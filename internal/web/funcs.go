@@ -223,14 +223,14 @@ func gridBody(g view.Grid) template.HTML {
 	for _, gr := range g.Groups {
 		b.WriteString("<tbody>\n")
 		if gr.Environment != "" || gr.Group != "" {
-			fmt.Fprintf(&b, `<tr class="group"><th colspan="%d" scope="rowgroup">`, len(g.Columns)+1)
+			fmt.Fprintf(&b, `<tr class="group"><th colspan="%d" scope="rowgroup"><span class="gname">`, len(g.Columns)+1)
 			if gr.Environment != "" {
 				b.WriteString(`<span class="env">` + esc(gr.Environment) + `</span>`)
 			}
 			if gr.Group != "" {
 				b.WriteString(" " + esc(gr.Group))
 			}
-			b.WriteString("</th></tr>\n")
+			b.WriteString("</span></th></tr>\n")
 		}
 		for _, row := range gr.Rows {
 			b.WriteString(`<tr><th class="job" scope="row"><a href="/jobs/` + esc(url.PathEscape(row.Job)) + `" title="` + esc(row.Description) + `">` + esc(row.Job) + `</a>`)
