@@ -77,6 +77,10 @@ type Job struct {
 	Timezone    string
 	Location    *time.Location
 	Environment string
+	// Group gathers related jobs where they are shown (the dashboard's
+	// grid lists them together, under their environment); it changes
+	// nothing about how they run.
+	Group       string
 	Triggers    []TriggerSpec
 	Constraints []ConstraintSpec
 	Resources   map[string]int

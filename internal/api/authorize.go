@@ -61,12 +61,24 @@ func BearerAuth(authn auth.Source, anonymousOK bool, logger *slog.Logger) Author
 		if err != nil {
 			return auth.Principal{}, err
 		}
+		// A browser's session cookie carries a token too: it is read
+		// for reads, and for state changes that showed the CSRF token
+		// (see SessionCookie). Public routes ignore it, so a stale one
+		// never keeps anyone from the login page; nor does a server
+		// without auth:, which has no logins.
+		fromCookie := false
+		if !present && !anonymousOK && perm != auth.PermPublic && (safeMethod(r.Method) || csrfChecked(r.Context())) {
+			token, fromCookie = sessionToken(r)
+			present = fromCookie
+		}
 		var p auth.Principal
 		switch {
 		case present:
 			p, err = authn.Authenticate(r.Context(), token)
 			switch {
 			case err == nil:
+			case errors.Is(err, auth.ErrUnknownToken) && fromCookie:
+				return auth.Principal{}, talon.Errorf(EUNAUTHORIZED, "the session's token is not known (any more): log in again")
 			case errors.Is(err, auth.ErrUnknownToken):
 				return auth.Principal{}, talon.Errorf(EUNAUTHORIZED, "token not known")
 			case errors.Is(err, auth.ErrRejected):

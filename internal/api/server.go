@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -65,6 +66,11 @@ type Server struct {
 
 	// feed is the process's event feed (WithFeed), or nil.
 	feed *feed.Hub
+	// pages are the dashboard's routes (WithPages), served through the
+	// same wrapper as the API's; sessions check their browsers' CSRF
+	// tokens (WithSessions).
+	pages    Pages
+	sessions *Sessions
 }
 
 // closeStreams ends the streams being served, and refuses new ones.
@@ -95,6 +101,9 @@ type route struct {
 	pattern string
 	perm    auth.Permission
 	handler handlerFunc
+	// page marks a route of Pages: a state change needs the CSRF token,
+	// and errors are written by Pages.WriteError.
+	page bool
 }
 
 // handlerFunc is a handler that returns its error, so that one wrapper
@@ -105,13 +114,26 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 const Prefix = "/api/v1/"
 
 func (s *Server) routes() {
-	for _, rt := range s.routeTable() {
+	table := s.routeTable()
+	if s.pages != nil {
+		if s.sessions == nil {
+			panic("api: WithPages without WithSessions: pages' state changes could not be checked")
+		}
+		for _, p := range s.pages.Pages() {
+			h := handlerFunc(p.Handler)
+			if p.Audit != "" {
+				h = s.audited(p.Audit, h)
+			}
+			table = append(table, route{pattern: p.Pattern, perm: p.Perm, handler: h, page: true})
+		}
+	}
+	for _, rt := range table {
 		if rt.perm == "" {
 			// A route without a row in the permission table would be
 			// decided by no one: refuse to start (a bug in the table).
 			panic("api: route " + rt.pattern + " names no permission")
 		}
-		s.mux.Handle(rt.pattern, s.wrap(rt.perm, rt.handler))
+		s.mux.Handle(rt.pattern, s.wrap(rt))
 	}
 }
 
@@ -140,33 +162,45 @@ func (s *Server) Routes() []string {
 	return out
 }
 
-// routeTable lists every route; openapi.json must document each (a test
+// PageInfos lists every page route (WithPages) with the permission it
+// needs.
+func (s *Server) PageInfos() []RouteInfo {
+	var out []RouteInfo
+	if s.pages != nil {
+		for _, p := range s.pages.Pages() {
+			out = append(out, RouteInfo{Pattern: p.Pattern, Perm: p.Perm})
+		}
+	}
+	return out
+}
+
+// routeTable lists every route of the API; openapi.json must document each (a test
 // checks it).
 func (s *Server) routeTable() []route {
 	return []route{
-		{"GET /api/v1/healthz", auth.PermPublic, s.health},
-		{"GET /api/v1/openapi.json", auth.PermRead, s.openAPI},
-		{"GET /api/v1/jobs", auth.PermRead, s.jobs},
-		{"GET /api/v1/runs", auth.PermRead, s.runs},
-		{"GET /api/v1/runs/{id}", auth.PermReadRun, s.run},
-		{"GET /api/v1/runs/{id}/logs", auth.PermRead, s.logs},
-		{"GET /api/v1/periods", auth.PermRead, s.periods},
-		{"GET /api/v1/resources", auth.PermRead, s.resources},
-		{"GET /api/v1/events", auth.PermRead, s.events},
-		{"POST /api/v1/jobs/{name}/trigger", auth.PermOperate, s.audited("trigger", s.trigger)},
-		{"POST /api/v1/jobs/{name}/pause", auth.PermOperate, s.audited("pause", s.pause)},
-		{"POST /api/v1/jobs/{name}/resume", auth.PermOperate, s.audited("resume", s.resume)},
-		{"GET /api/v1/jobs/{name}/periods", auth.PermRead, s.jobPeriods},
-		{"POST /api/v1/runs/{id}/cancel", auth.PermOperate, s.audited("cancel", s.cancel)},
-		{"POST /api/v1/runs/{id}/retry", auth.PermOperate, s.audited("retry", s.retry)},
-		{"POST /api/v1/runs/{id}/mark", auth.PermOperate, s.audited("mark", s.mark)},
-		{"POST /api/v1/runs/cancel", auth.PermOperate, s.audited("cancel-runs", s.bulkCancel)},
-		{"POST /api/v1/runs/retry", auth.PermOperate, s.audited("retry-runs", s.bulkRetry)},
-		{"POST /api/v1/runs/{id}/progress", auth.PermReport, s.progress},
-		{"POST /api/v1/runs/{id}/artifacts", auth.PermReport, s.artifact},
-		{"GET /api/v1/artifacts", auth.PermRead, s.artifacts},
-		{"POST /api/v1/reload", auth.PermAdmin, s.audited("reload", s.reload)},
-		{"GET /api/v1/audit", auth.PermAdmin, s.audit},
+		{pattern: "GET /api/v1/healthz", perm: auth.PermPublic, handler: s.health},
+		{pattern: "GET /api/v1/openapi.json", perm: auth.PermRead, handler: s.openAPI},
+		{pattern: "GET /api/v1/jobs", perm: auth.PermRead, handler: s.jobs},
+		{pattern: "GET /api/v1/runs", perm: auth.PermRead, handler: s.runs},
+		{pattern: "GET /api/v1/runs/{id}", perm: auth.PermReadRun, handler: s.run},
+		{pattern: "GET /api/v1/runs/{id}/logs", perm: auth.PermRead, handler: s.logs},
+		{pattern: "GET /api/v1/periods", perm: auth.PermRead, handler: s.periods},
+		{pattern: "GET /api/v1/resources", perm: auth.PermRead, handler: s.resources},
+		{pattern: "GET /api/v1/events", perm: auth.PermRead, handler: s.events},
+		{pattern: "POST /api/v1/jobs/{name}/trigger", perm: auth.PermOperate, handler: s.audited("trigger", s.trigger)},
+		{pattern: "POST /api/v1/jobs/{name}/pause", perm: auth.PermOperate, handler: s.audited("pause", s.pause)},
+		{pattern: "POST /api/v1/jobs/{name}/resume", perm: auth.PermOperate, handler: s.audited("resume", s.resume)},
+		{pattern: "GET /api/v1/jobs/{name}/periods", perm: auth.PermRead, handler: s.jobPeriods},
+		{pattern: "POST /api/v1/runs/{id}/cancel", perm: auth.PermOperate, handler: s.audited("cancel", s.cancel)},
+		{pattern: "POST /api/v1/runs/{id}/retry", perm: auth.PermOperate, handler: s.audited("retry", s.retry)},
+		{pattern: "POST /api/v1/runs/{id}/mark", perm: auth.PermOperate, handler: s.audited("mark", s.mark)},
+		{pattern: "POST /api/v1/runs/cancel", perm: auth.PermOperate, handler: s.audited("cancel-runs", s.bulkCancel)},
+		{pattern: "POST /api/v1/runs/retry", perm: auth.PermOperate, handler: s.audited("retry-runs", s.bulkRetry)},
+		{pattern: "POST /api/v1/runs/{id}/progress", perm: auth.PermReport, handler: s.progress},
+		{pattern: "POST /api/v1/runs/{id}/artifacts", perm: auth.PermReport, handler: s.artifact},
+		{pattern: "GET /api/v1/artifacts", perm: auth.PermRead, handler: s.artifacts},
+		{pattern: "POST /api/v1/reload", perm: auth.PermAdmin, handler: s.audited("reload", s.reload)},
+		{pattern: "GET /api/v1/audit", perm: auth.PermAdmin, handler: s.audit},
 	}
 }
 
@@ -180,16 +214,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The mux answers 404, 405 (with an Allow header) or a redirect to a
-	// cleaned path; let it decide, then speak JSON for the errors.
+	// cleaned path; let it decide, then speak JSON for the errors (or
+	// the pages' language, outside the API's prefix).
+	errw := func(status int, code, msg string) { writeError(w, status, code, msg) }
+	if s.pages != nil && !strings.HasPrefix(r.URL.Path, Prefix) {
+		errw = func(status int, code, msg string) { s.pages.WriteError(w, r, status, code, msg) }
+	}
 	rec := &statusRecorder{header: http.Header{}}
 	h.ServeHTTP(rec, r)
 	switch rec.status {
 	case http.StatusNotFound:
-		writeError(w, http.StatusNotFound, talon.ENOTFOUND, fmt.Sprintf("no such route: %s %s", r.Method, r.URL.Path))
+		errw(http.StatusNotFound, talon.ENOTFOUND, fmt.Sprintf("no such route: %s %s", r.Method, r.URL.Path))
 	case http.StatusMethodNotAllowed:
 		allow := rec.header.Get("Allow")
 		w.Header().Set("Allow", allow)
-		writeError(w, http.StatusMethodNotAllowed, EMETHODNOTALLOWED, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
+		errw(http.StatusMethodNotAllowed, EMETHODNOTALLOWED, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
 	default:
 		h.ServeHTTP(w, r)
 	}
@@ -213,15 +252,26 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 }
 
 // wrap is the one wrapper every route goes through: it gives the request
-// an id, asks the Authorizer, runs the handler and maps its error.
-func (s *Server) wrap(perm auth.Permission, h handlerFunc) http.Handler {
+// an id, refuses a browser's cross-site state change and checks a page's
+// CSRF token (see SessionCookie), asks the Authorizer, runs the handler
+// and maps its error.
+func (s *Server) wrap(rt route) http.Handler {
+	h := rt.handler
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := fmt.Sprintf("%s-%d", s.idPrefix, s.idNext.Add(1))
 		w.Header().Set("X-Request-Id", id)
-		p, err := s.authorize(r, perm)
+		writeErr := writeError
+		if rt.page {
+			writeErr = func(w http.ResponseWriter, status int, code, msg string) { s.pages.WriteError(w, r, status, code, msg) }
+		}
+		err := s.checkBrowser(&r, rt)
 		if err == nil {
-			r = r.WithContext(auth.NewContext(r.Context(), p))
-			err = h(w, r)
+			var p auth.Principal
+			p, err = s.authorize(r, rt.perm)
+			if err == nil {
+				r = r.WithContext(auth.NewContext(r.Context(), p))
+				err = h(w, r)
+			}
 		}
 		if err == nil {
 			return
@@ -229,10 +279,10 @@ func (s *Server) wrap(perm auth.Permission, h handlerFunc) http.Handler {
 		var te *talon.Error
 		if errors.As(err, &te) {
 			if status := statusOf(te.Code); status != http.StatusInternalServerError {
-				if status == http.StatusUnauthorized {
+				if status == http.StatusUnauthorized && !rt.page {
 					w.Header().Set("WWW-Authenticate", `Bearer realm="talon"`)
 				}
-				writeError(w, status, te.Code, te.Message)
+				writeErr(w, status, te.Code, te.Message)
 				return
 			}
 		}
@@ -242,8 +292,34 @@ func (s *Server) wrap(perm auth.Permission, h handlerFunc) http.Handler {
 			return
 		}
 		s.logger.Error("request failed", "request", id, "method", r.Method, "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusInternalServerError, talon.EINTERNAL, "internal error (request "+id+")")
+		writeErr(w, http.StatusInternalServerError, talon.EINTERNAL, "internal error (request "+id+")")
 	})
+}
+
+// checkBrowser guards state changes made by browsers: one from another
+// site or origin is refused on every route; a page's, and one whose only
+// credential is the session cookie, needs the CSRF token, and once it has
+// shown it the session cookie may authenticate it (*r carries that).
+func (s *Server) checkBrowser(r **http.Request, rt route) error {
+	req := *r
+	if safeMethod(req.Method) {
+		return nil
+	}
+	if err := checkOrigin(req); err != nil {
+		return err
+	}
+	if s.sessions == nil {
+		return nil
+	}
+	_, cookie := sessionToken(req)
+	if !rt.page && (!cookie || req.Header.Get("Authorization") != "") {
+		return nil
+	}
+	if err := s.sessions.check(req); err != nil {
+		return err
+	}
+	*r = req.WithContext(context.WithValue(req.Context(), csrfKey{}, true))
+	return nil
 }
 
 // statusOf maps an error code to its HTTP status: the one place that does.

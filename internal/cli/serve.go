@@ -33,6 +33,7 @@ import (
 	"github.com/talonhq/talon/internal/schedule"
 	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/tlscert"
+	"github.com/talonhq/talon/internal/web"
 
 	// The state stores register themselves by URL scheme.
 	_ "github.com/talonhq/talon/internal/store/postgres"
@@ -217,7 +218,25 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	// schedule).
 	rl := &reloading{Commander: e, chain: chain, cert: cert, logger: logger}
 	reads := query.New(st, e, nil)
-	srv := api.NewHTTPServer(api.NewServer(api.Join(reads, rl), logger, api.WithAuthorizer(api.BearerAuth(chain, anonymousOK, logger)), api.WithFeed(hub)), api.HTTPLimits{})
+	// The dashboard is pages of the same server: the same authorizer
+	// and permissions. Its CSRF tokens are signed with a key of the
+	// store, so every scheduler sharing it accepts them.
+	csrfKey, err := st.Secret(ctx, "dashboard-csrf")
+	if err != nil {
+		return fmt.Errorf("open state store %s: %w", redact(cfg.State), err)
+	}
+	sessions := api.NewSessions(csrfKey, cert != nil)
+	var login auth.Source
+	if !anonymousOK {
+		login = chain
+	}
+	dash, err := web.New(web.Join(reads, rl), sessions, login, logger)
+	if err != nil {
+		return err
+	}
+	srv := api.NewHTTPServer(api.NewServer(api.Join(reads, rl), logger,
+		api.WithAuthorizer(api.BearerAuth(chain, anonymousOK, logger)), api.WithFeed(hub),
+		api.WithSessions(sessions), api.WithPages(dash)), api.HTTPLimits{})
 	go func() {
 		var err error
 		if cert != nil {

@@ -95,32 +95,38 @@ func (s *Service) Jobs(ctx context.Context) ([]view.JobInfo, error) {
 	now := s.now()
 	out := make([]view.JobInfo, 0, len(sch.Jobs))
 	for _, j := range sch.Jobs {
-		ji := view.JobInfo{
-			Name: j.Name, Description: j.Description, Period: string(j.Period.Type), Calendar: j.Period.Calendar,
-			Timezone: j.Timezone, Environment: j.Environment, Executor: j.Executor,
-			Triggers: []string{}, Constraints: []string{},
-		}
-		for _, t := range j.Triggers {
-			switch {
-			case t.Schedule != "":
-				ji.Triggers = append(ji.Triggers, "schedule: "+t.Schedule)
-			case t.After != "":
-				ji.Triggers = append(ji.Triggers, "after: "+t.After)
-			}
-		}
-		if next := s.sched.NextFire(j, now); !next.IsZero() {
-			ji.Next = next.In(j.Location).Format(time.RFC3339)
-		}
-		for _, c := range j.Constraints {
-			ji.Constraints = append(ji.Constraints, c.Kind)
-		}
-		ji.Errors = s.sched.TriggerErrors(j.Name)
-		if pause, ok := paused[j.Name]; ok {
-			ji.Paused = &pause
-		}
-		out = append(out, ji)
+		out = append(out, s.jobInfo(j, paused, now))
 	}
 	return out, nil
+}
+
+// jobInfo describes j with its next fire after now, its stopped triggers
+// and its pause, if paused has one for it.
+func (s *Service) jobInfo(j *schedule.Job, paused map[string]talon.Pause, now time.Time) view.JobInfo {
+	ji := view.JobInfo{
+		Name: j.Name, Description: j.Description, Period: string(j.Period.Type), Calendar: j.Period.Calendar,
+		Timezone: j.Timezone, Environment: j.Environment, Group: j.Group, Executor: j.Executor,
+		Triggers: []string{}, Constraints: []string{},
+	}
+	for _, t := range j.Triggers {
+		switch {
+		case t.Schedule != "":
+			ji.Triggers = append(ji.Triggers, "schedule: "+t.Schedule)
+		case t.After != "":
+			ji.Triggers = append(ji.Triggers, "after: "+t.After)
+		}
+	}
+	if next := s.sched.NextFire(j, now); !next.IsZero() {
+		ji.Next = next.In(j.Location).Format(time.RFC3339)
+	}
+	for _, c := range j.Constraints {
+		ji.Constraints = append(ji.Constraints, c.Kind)
+	}
+	ji.Errors = s.sched.TriggerErrors(j.Name)
+	if pause, ok := paused[j.Name]; ok {
+		ji.Paused = &pause
+	}
+	return ji
 }
 
 // Runs lists runs with their artifacts, newest first.

@@ -19,6 +19,7 @@
 //	    period: daily            # or {type: daily, calendar: uk}
 //	    timezone: Europe/London  # IANA name; default UTC
 //	    environment: prod
+//	    group: prices            # shown together in the dashboard's grid
 //	    executor: local          # default local
 //	    schedule: "@daily"       # shorthand for one more time trigger
 //	    triggers:
@@ -45,7 +46,7 @@
 //
 // # Rules
 //
-//   - Job and environment names match [a-z0-9][a-z0-9_.-]* (at most 128
+//   - Job, environment and group names match [a-z0-9][a-z0-9_.-]* (at most 128
 //     characters): lowercase, so a name reads the same in URLs, file
 //     names, period keys and TALON_JOB, and without ':' or '/', which
 //     period keys use as separators.

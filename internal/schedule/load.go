@@ -38,7 +38,7 @@ var (
 		"description", "period", "timezone", "environment", "triggers",
 		"command", "env", "dir", "params", "poll", "timeout", "retries",
 		"catchup", "catchup_window", "constraints", "resources", "executor",
-		"priority", "schedule", "artifacts",
+		"priority", "schedule", "artifacts", "group",
 	}
 	calendarKeys = []string{"weekend", "holidays", "extra_business_days", "through"}
 	resourceKeys = []string{"capacity", "attributes", "per"}
@@ -620,6 +620,11 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 	if f, ok := fs.get("environment"); ok {
 		if v, ok := s.sub("environment").str(f.val); ok && checkName(s, f.val, "environment", v) {
 			j.Environment = v
+		}
+	}
+	if f, ok := fs.get("group"); ok {
+		if v, ok := s.sub("group").str(f.val); ok && checkName(s, f.val, "group", v) {
+			j.Group = l.intern(v)
 		}
 	}
 	if f, ok := fs.get("executor"); ok {

@@ -28,6 +28,7 @@ type JobInfo struct {
 	Calendar    string   `json:"calendar,omitempty"`
 	Timezone    string   `json:"timezone"`
 	Environment string   `json:"environment,omitempty"`
+	Group       string   `json:"group,omitempty"`
 	Executor    string   `json:"executor"`
 	Triggers    []string `json:"triggers"`
 	Constraints []string `json:"constraints"`
