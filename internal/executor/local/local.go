@@ -202,9 +202,9 @@ func environ(s executor.Spec) []string {
 //	pid:PID [nonce:NONCE [status:PATH]]
 //
 // PID is the command's process, which leads the run's process group;
-// NONCE is the execution's TALON_RUN_NONCE; PATH is the status file in
-// which the supervisor records the outcome (it may hold spaces, so it
-// comes last). Runs started without a supervisor, and by Talon versions
+// NONCE is the execution's TALON_RUN_NONCE; PATH is the status file to
+// which the supervisor appends the execution's records, among those of
+// other executions (it may hold spaces, so it comes last). Runs started without a supervisor, and by Talon versions
 // before it, store "pid:PID" alone.
 type handle struct {
 	pid    int
@@ -277,8 +277,10 @@ func validNonce(s string) bool {
 
 // Locate is the handle of the run's execution found from the run alone,
 // for a run whose scheduler died before it recorded the run running:
-// the status file the run's supervisor writes beside its log as soon as
-// the command starts.
+// the status stream beside the run's log, in which the run's supervisor
+// records the command as soon as it starts. The handle names the status
+// file that supervisors of protocols 1 and 2 kept for the run alone;
+// Recover looks in the stream of its directory first.
 func (e *Executor) Locate(run talon.Run, logPath string) string {
 	p, err := statusPath(logPath)
 	if err != nil || logPath == "" {
@@ -288,6 +290,31 @@ func (e *Executor) Locate(run talon.Run, logPath string) string {
 }
 
 var _ executor.Locator = (*Executor)(nil)
+
+// locate finds the execution of a located run (see Locate): in the
+// status stream of the directory of the run's status file, else in that
+// file, written by a supervisor of an earlier protocol. It returns the
+// handle of the execution, or an error wrapping executor.ErrLost.
+func locate(run talon.Run, file string) (handle, error) {
+	stream := filepath.Join(filepath.Dir(file), streamName)
+	st, err := readRunStatus(stream, run)
+	if err == nil {
+		return handle{pid: st.Pid, nonce: st.Nonce, status: stream}, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return handle{}, fmt.Errorf("%w: %v", executor.ErrLost, err)
+	}
+	st, err = readStatus(file, "")
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return handle{}, fmt.Errorf("%w: its scheduler died before it started", executor.ErrLost)
+	case err != nil:
+		return handle{}, fmt.Errorf("%w: %v", executor.ErrLost, err)
+	case st.Run != run.ID || st.Started.Before(run.Created.Add(-time.Second)) || !validNonce(st.Nonce) || st.Pid <= 1:
+		return handle{}, fmt.Errorf("%w: its scheduler died before it started (%s is another execution's)", executor.ErrLost, file)
+	}
+	return handle{pid: st.Pid, nonce: st.Nonce, status: file}, nil
+}
 
 // Recover first kills whatever is left of the run on this host: with a
 // handle that carries the run's nonce, every process whose environment
@@ -311,18 +338,11 @@ func (e *Executor) Recover(_ context.Context, run talon.Run, hs string) (executo
 		return nil, fmt.Errorf("%w: scheduler restarted; handle %q is not a local pid", executor.ErrLost, hs)
 	}
 	if h.pid == 0 {
-		// A located run: believe its status file only for this run,
-		// started after the run was created.
-		st, err := readStatus(h.status, "")
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return nil, fmt.Errorf("%w: its scheduler died before it started", executor.ErrLost)
-		case err != nil:
-			return nil, fmt.Errorf("%w: %v", executor.ErrLost, err)
-		case st.Run != run.ID || st.Started.Before(run.Created.Add(-time.Second)) || !validNonce(st.Nonce) || st.Pid <= 1:
-			return nil, fmt.Errorf("%w: its scheduler died before it started (%s is another execution's)", executor.ErrLost, h.status)
+		// A located run: believe a status only for this run, started
+		// after the run was created.
+		if h, err = locate(run, h.status); err != nil {
+			return nil, err
 		}
-		h.pid, h.nonce = st.Pid, st.Nonce
 		hs = h.String()
 	}
 	log := e.log.With("run", run.ID, "job", run.Job, "pid", h.pid)

@@ -3,13 +3,16 @@ package local
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/executor"
 )
 
@@ -21,8 +24,8 @@ const (
 )
 
 // runStatus is how a run's command ended, as its supervisor saw it. The
-// supervisor sends it to the scheduler and writes it to the run's status
-// file, so it outlives the scheduler.
+// supervisor sends it to the scheduler and appends it to the status
+// stream of the run's log directory, so it outlives the scheduler.
 type runStatus struct {
 	// Nonce is the execution's TALON_RUN_NONCE: a status file is only
 	// believed for the execution that wrote it.
@@ -103,9 +106,26 @@ func (st runStatus) killedWhy() string {
 	return st.Killed
 }
 
-// statusPath is the status file of the run logging to logPath: beside
-// the log, with the extension .status. It is absolute, so a scheduler
-// started in another directory finds it.
+// streamName is the status stream of a log directory: the file, beside
+// the logs, to which the supervisors of the runs logging there append
+// their records. One file for all the runs of a directory, opened once by
+// each supervisor, rather than one per run: creating a file costs about
+// as much as starting a small command.
+const streamName = "runs.status"
+
+// streamPath is the status stream of the run logging to logPath. It is
+// absolute, so a scheduler started in another directory finds it.
+func streamPath(logPath string) (string, error) {
+	p, err := filepath.Abs(filepath.Join(filepath.Dir(logPath), streamName))
+	if err != nil {
+		return "", fmt.Errorf("status stream of %s: %w", logPath, err)
+	}
+	return p, nil
+}
+
+// statusPath is the status file that supervisors of protocols 1 and 2
+// kept for the run logging to logPath alone: beside the log, with the
+// extension .status.
 func statusPath(logPath string) (string, error) {
 	p, err := filepath.Abs(strings.TrimSuffix(logPath, filepath.Ext(logPath)) + ".status")
 	if err != nil {
@@ -114,33 +134,119 @@ func statusPath(logPath string) (string, error) {
 	return p, nil
 }
 
-// readStatus reads the status file at path written for the execution
-// with the given nonce (any, when nonce is ""). It returns an error
-// wrapping fs.ErrNotExist when there is none.
+// readStatus reads the status that the file at path holds for the
+// execution with the given nonce (any, when nonce is ""). It returns an
+// error wrapping fs.ErrNotExist when there is none.
 //
-// The supervisor appends a record (one line of JSON) at each change, so
-// the status is the last complete line: a reader never takes a record
-// half written for one. A file without a complete line is one the
-// supervisor has just created, for a command it has not started yet.
-// A file written whole with one record, as supervisors of protocol 1
-// wrote it, reads the same.
+// Supervisors append a record (one line of JSON) at each change, so the
+// status is the execution's last complete line: a reader never takes a
+// record half written for one. The file is a directory's status stream,
+// holding the records of many executions, or the file of one execution
+// that supervisors of protocols 1 and 2 wrote; both read the same.
 func readStatus(path, nonce string) (runStatus, error) {
-	var st runStatus
-	b, err := os.ReadFile(path)
+	hint := ""
+	if nonce != "" {
+		hint = `"nonce":"` + nonce + `"`
+	}
+	st, err := lastStatus(path, hint, func(st runStatus) bool { return nonce == "" || st.Nonce == nonce })
+	if errors.Is(err, fs.ErrNotExist) && nonce != "" {
+		return st, fmt.Errorf("read status %s: nothing recorded for this execution: %w", path, err)
+	}
+	return st, err
+}
+
+// readRunStatus reads the last status that the status stream at path
+// holds for an execution of run, started after the run was created: a
+// record of another deployment's run of the same id, from before, is not
+// the run's.
+func readRunStatus(path string, run talon.Run) (runStatus, error) {
+	return lastStatus(path, `"run":`+strconv.FormatInt(run.ID, 10)+`,`, func(st runStatus) bool {
+		return st.Run == run.ID && !st.Started.Before(run.Created.Add(-time.Second)) && validNonce(st.Nonce) && st.Pid > 1
+	})
+}
+
+// statusChunk is how much of a status stream is read at once, from its
+// end.
+const statusChunk = 64 << 10
+
+// lastStatus returns the last complete record of the file at path that
+// keep accepts; only the lines holding hint are decoded. It reads the
+// file backwards from its end, so the records of a recent execution are
+// found at once however long the file. It returns an error wrapping
+// fs.ErrNotExist when the file or such a record does not exist.
+func lastStatus(path, hint string, keep func(runStatus) bool) (runStatus, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return st, fmt.Errorf("read status: %w", err)
+		return runStatus{}, fmt.Errorf("read status: %w", err)
 	}
-	end := bytes.LastIndexByte(b, '\n')
-	if end < 0 {
-		return st, fmt.Errorf("read status %s: no record yet: %w", path, os.ErrNotExist)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return runStatus{}, fmt.Errorf("read status: %w", err)
 	}
-	b = b[:end]
-	b = b[bytes.LastIndexByte(b, '\n')+1:]
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, fmt.Errorf("read status %s: %w", path, err)
+	pos := fi.Size()
+	// data is the file from pos to the end of the last complete line not
+	// yet looked at (without its newline); the tail after the file's last
+	// newline is a record being written, and dropped.
+	var data []byte
+	complete := false
+	for {
+		if pos > 0 {
+			n := min(pos, statusChunk)
+			buf := make([]byte, n, n+int64(len(data)))
+			if _, err := f.ReadAt(buf, pos-n); err != nil {
+				return runStatus{}, fmt.Errorf("read status %s: %w", path, err)
+			}
+			data = append(buf, data...)
+			pos -= n
+		}
+		if !complete {
+			i := bytes.LastIndexByte(data, '\n')
+			if i < 0 {
+				if pos == 0 {
+					return runStatus{}, fmt.Errorf("read status %s: no record: %w", path, fs.ErrNotExist)
+				}
+				continue
+			}
+			data, complete = data[:i], true
+		}
+		for {
+			i := bytes.LastIndexByte(data, '\n')
+			if i < 0 && pos > 0 {
+				break // the line's start is in the next chunk
+			}
+			line := data[i+1:]
+			if st, ok := decodeStatus(line, hint); ok && keep(st) {
+				return st, nil
+			}
+			if i < 0 {
+				return runStatus{}, fmt.Errorf("read status %s: no record: %w", path, fs.ErrNotExist)
+			}
+			data = data[:i]
+		}
 	}
-	if nonce != "" && st.Nonce != nonce {
-		return runStatus{}, fmt.Errorf("read status %s: written for another execution: %w", path, os.ErrNotExist)
+}
+
+// recordStart is how every record begins (the first field of runStatus).
+var recordStart = []byte(`{"nonce":`)
+
+// decodeStatus decodes a line of a status file that holds hint. Should a
+// supervisor's write have been cut short (a full disk), the next record
+// follows the part written on the same line: the last record on the line
+// is taken.
+func decodeStatus(line []byte, hint string) (runStatus, bool) {
+	var st runStatus
+	if hint != "" && !bytes.Contains(line, []byte(hint)) {
+		return st, false
 	}
-	return st, nil
+	if err := json.Unmarshal(line, &st); err == nil {
+		return st, true
+	}
+	if i := bytes.LastIndex(line, recordStart); i > 0 {
+		st = runStatus{}
+		if err := json.Unmarshal(line[i:], &st); err == nil {
+			return st, true
+		}
+	}
+	return runStatus{}, false
 }

@@ -49,7 +49,7 @@ func (e *Executor) startSupervised(s executor.Spec, job *exec.Cmd, out *output, 
 	_, _ = rand.Read(nb[:])
 	h := handle{nonce: hex.EncodeToString(nb[:])}
 	if s.LogPath != "" {
-		p, err := statusPath(s.LogPath)
+		p, err := streamPath(s.LogPath)
 		if err != nil {
 			return nil, err
 		}
