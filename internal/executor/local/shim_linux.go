@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,7 +79,14 @@ func init() {
 	// race detector (tests), os.Exit sleeps a second for the detector's
 	// final report.
 	if v, ok := os.LookupEnv(shimEnv); ok {
-		syscall.Exit(runShim(v))
+		// Named here, on the main thread, whose name ps and top show.
+		setName(shimName)
+		// Served from a goroutine of its own: the goroutine running init
+		// is wired to the main thread until init ends, which would make
+		// every wait of the serving loop a handoff between threads.
+		code := make(chan int)
+		go func() { code <- runShim(v) }()
+		syscall.Exit(<-code)
 	}
 }
 
@@ -105,7 +113,9 @@ func runShim(version string) int {
 	if err != nil {
 		return 2
 	}
-	setName(shimName)
+	// One thread runs its code: it is all serialised by one lock, and
+	// fewer threads to wake and put to sleep cost less at each run.
+	runtime.GOMAXPROCS(1)
 	// Whoever signals the supervisor, it stops the commands' trees
 	// before they are reported, rather than leave them behind. A write to
 	// the scheduler after it died must fail, not kill the supervisor
@@ -420,18 +430,18 @@ func (s *shim) spawn(id uint64, sp spawnSpec, out int) {
 	}
 }
 
-// record appends the run's status to its status stream. mu is held.
-func (s *shim) record(r *shimRun) {
-	if r.status == nil {
-		return
-	}
+// record appends the run's status to its status stream, and returns it
+// in JSON. mu is held.
+func (s *shim) record(r *shimRun) []byte {
 	b, err := json.Marshal(r.st)
-	if err == nil {
+	if err == nil && r.status != nil {
 		err = r.status.append(append(b, '\n'))
+		b = b[:len(b):len(b)]
 	}
 	if err != nil {
 		s.send("log " + strconv.FormatUint(r.id, 10) + " write status: " + err.Error())
 	}
+	return b
 }
 
 func (s *shim) setFence(r *shimRun, d time.Duration) {
@@ -487,16 +497,16 @@ func (s *shim) mainExited(r *shimRun, ws syscall.WaitStatus) {
 	} else {
 		r.st.Signal = int(ws.Signal())
 	}
+	if !s.leftovers(r) {
+		s.finish(r)
+		return
+	}
 	// The command's own end is recorded at once, before its leftovers
 	// are stopped (a grace period): a scheduler frozen meanwhile, and a
 	// peer that recovers the run and kills this supervisor, must not lose
 	// it.
 	if r.st.Killed == "" {
 		s.record(r)
-	}
-	if !s.leftovers(r) {
-		s.finish(r)
-		return
 	}
 	// What the command left running ends with the run.
 	s.stop(r, "", "", false)
@@ -675,11 +685,11 @@ func (s *shim) finish(r *shimRun) {
 		}
 	}
 	r.st.Ended = time.Now().UTC()
-	s.record(r)
+	b := s.record(r)
 	s.streams.release(r.status)
 	r.status = nil
 	delete(s.runs, r.id)
-	if b, err := json.Marshal(r.st); err == nil {
+	if len(b) > 0 {
 		s.send("exit " + strconv.FormatUint(r.id, 10) + " " + string(b))
 	}
 	if len(s.runs) == 0 && !s.dead {
