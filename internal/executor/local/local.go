@@ -168,11 +168,14 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 }
 
 // environ is the scheduler's environment, the job's literal env (sorted,
-// so runs are reproducible) and s.Env (the job's secrets, resolved by the
-// engine when the run starts, and the run's TALON_* variables); exec
-// keeps the last of duplicate keys. TALON_RUN_ID is added when the engine left it out,
-// since Recover relies on it to recognise the run's processes.
-func environ(s executor.Spec) []string {
+// so runs are reproducible), s.Env (the job's secrets, resolved by the
+// engine when the run starts, and the run's TALON_* variables) and extra;
+// of entries with the same key, only the last is kept, in its place
+// among the others, as os/exec does (execve passes every duplicate on,
+// and getenv finds the first). TALON_RUN_ID is added when the engine
+// left it out, since Recover relies on it to recognise the run's
+// processes.
+func environ(s executor.Spec, extra ...string) []string {
 	env := os.Environ()
 	keys := make([]string, 0, len(s.Job.Env))
 	for k := range s.Job.Env {
@@ -194,7 +197,30 @@ func environ(s executor.Spec) []string {
 	if !hasID {
 		env = append(env, "TALON_RUN_ID="+strconv.FormatInt(s.Run.ID, 10))
 	}
-	return env
+	return dedupEnv(append(env, extra...))
+}
+
+// dedupEnv returns env without the entries whose key a later entry
+// repeats. Entries without "=" are kept.
+func dedupEnv(env []string) []string {
+	seen := make(map[string]bool, len(env))
+	out := make([]string, len(env))
+	i := len(env)
+	for j := len(env) - 1; j >= 0; j-- {
+		kv := env[j]
+		// A key may start with "=" (as Windows' "=C:" do).
+		k, _, ok := strings.Cut(kv[min(1, len(kv)):], "=")
+		if ok {
+			k = kv[:min(1, len(kv))] + k
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+		}
+		i--
+		out[i] = kv
+	}
+	return out[i:]
 }
 
 // handle is what the local executor stores for a run:
@@ -420,10 +446,15 @@ func newOutput(path string, onLine func(string), secrets []string) (*output, err
 		o.mask = executor.NewMasker(rawOutput{o}, secrets)
 	}
 	if path != "" {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("create log directory: %w", err)
-		}
+		// The directory is made only when the file cannot be opened: it
+		// is there for every run but the job's first.
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				return nil, fmt.Errorf("create log directory: %w", err)
+			}
+			f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("open log: %w", err)
 		}

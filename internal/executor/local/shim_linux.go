@@ -47,11 +47,13 @@ const (
 type spawnSpec struct {
 	// Path and Args are the command as the scheduler resolved it
 	// (exec.Command in the scheduler's PATH); Env is its whole
-	// environment.
-	Path string   `json:"path"`
-	Args []string `json:"args"`
-	Dir  string   `json:"dir,omitempty"`
-	Env  []string `json:"env"`
+	// environment, or with BaseEnv what follows the supervisor's own
+	// (without shimEnv) in it.
+	Path    string   `json:"path"`
+	Args    []string `json:"args"`
+	Dir     string   `json:"dir,omitempty"`
+	Env     []string `json:"env"`
+	BaseEnv bool     `json:"base_env,omitempty"`
 	// Out says the message carries the output pipe; without it the
 	// command writes to /dev/null.
 	Out bool `json:"out,omitempty"`
@@ -133,8 +135,15 @@ func runShim(version string) int {
 		_, _ = uc.Write([]byte("log 0 become subreaper: " + errno.Error() + "\n"))
 		return 2
 	}
+	var base []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, shimEnv+"=") {
+			base = append(base, kv)
+		}
+	}
 	s := &shim{
 		self:    os.Getpid(),
+		baseEnv: base,
 		nullF:   null,
 		null:    int(null.Fd()),
 		runs:    map[uint64]*shimRun{},
@@ -176,9 +185,13 @@ func (s *shim) startCommand(sp spawnSpec, out int) (int, error) {
 	if out < 0 {
 		out = s.null
 	}
+	env := sp.Env
+	if sp.BaseEnv {
+		env = append(s.baseEnv[:len(s.baseEnv):len(s.baseEnv)], env...)
+	}
 	pid, err := syscall.ForkExec(sp.Path, sp.Args, &syscall.ProcAttr{
 		Dir:   sp.Dir,
-		Env:   sp.Env,
+		Env:   env,
 		Files: []uintptr{uintptr(s.null), uintptr(out), uintptr(out)},
 		// Its own group, as without a supervisor; SIGKILL if the
 		// supervisor is killed (whoever kills it kills the rest).
@@ -210,9 +223,12 @@ func oneLine(s string) string {
 // that read the socket, reap children, start commands and fire timers
 // each take it.
 type shim struct {
-	self  int
-	nullF *os.File // kept, or the collector would close null
-	null  int      // /dev/null, the commands' stdin
+	self int
+	// baseEnv is the supervisor's environment but for shimEnv: the
+	// scheduler's when it started the supervisor.
+	baseEnv []string
+	nullF   *os.File // kept, or the collector would close null
+	null    int      // /dev/null, the commands' stdin
 
 	streams streams // the status streams it appends to
 

@@ -57,9 +57,6 @@ func (e *Executor) startSupervised(s executor.Spec, job *exec.Cmd, out *output, 
 	}
 	sp := spawnSpec{
 		Path: job.Path, Args: job.Args, Dir: s.Job.Dir,
-		// The nonce marks the run's processes, for its supervisor and
-		// for Recover.
-		Env:   append(environ(s), nonceEnv+"="+h.nonce),
 		Grace: e.grace(), Status: h.status, Nonce: h.nonce, Run: s.Run.ID,
 		Out: out != nil,
 	}
@@ -104,6 +101,9 @@ func (e *Executor) startSupervised(s executor.Spec, job *exec.Cmd, out *output, 
 		return nil, err
 	}
 	p.sup = sup
+	// The nonce marks the run's processes, for its supervisor and for
+	// Recover.
+	sp.Env, sp.BaseEnv = sup.trimEnv(environ(s, nonceEnv+"="+h.nonce))
 	pid, err := sup.spawn(sp, pw, p)
 	if err != nil {
 		if p.pr != nil {
@@ -173,6 +173,9 @@ type supervisor struct {
 	log  *slog.Logger
 	cmd  *exec.Cmd
 	conn *net.UnixConn
+	// baseEnv is the environment the supervisor was started with, but
+	// for shimEnv.
+	baseEnv []string
 
 	wmu sync.Mutex // writes to conn
 
@@ -206,7 +209,10 @@ func startSupervisor(log *slog.Logger) (*supervisor, error) {
 
 	cmd := exec.Command(selfExe)
 	cmd.Args = []string{shimName, "supervisor"}
-	cmd.Env = append(os.Environ(), shimEnv+"="+shimVersion)
+	// Without duplicates, the supervisor's environment is this one
+	// exactly, in this order (see trimEnv).
+	base := dedupEnv(os.Environ())
+	cmd.Env = append(base[:len(base):len(base)], shimEnv+"="+shimVersion)
 	cmd.ExtraFiles = []*os.File{child}
 	// Its own group: a terminal's ^C to the scheduler's group does not
 	// reach it, and no Pdeathsig, since outliving the scheduler for the
@@ -219,6 +225,7 @@ func startSupervisor(log *slog.Logger) (*supervisor, error) {
 	sup := &supervisor{
 		log:     log.With("supervisor", cmd.Process.Pid),
 		cmd:     cmd,
+		baseEnv: base,
 		conn:    conn,
 		pending: map[uint64]chan string{},
 		procs:   map[uint64]*supervisedProcess{},
@@ -238,6 +245,24 @@ func (sup *supervisor) close() {
 	sup.wmu.Lock()
 	defer sup.wmu.Unlock()
 	sup.conn.Close()
+}
+
+// trimEnv returns a command's environment as the supervisor is to be
+// sent it: when it starts with the supervisor's own (the scheduler's
+// environment did not change since the supervisor started, and the job
+// replaces none of its variables), only what follows, and true; the
+// supervisor then puts its own in front. It saves decoding the whole
+// environment at every run.
+func (sup *supervisor) trimEnv(env []string) ([]string, bool) {
+	if len(env) < len(sup.baseEnv) {
+		return env, false
+	}
+	for i, kv := range sup.baseEnv {
+		if env[i] != kv {
+			return env, false
+		}
+	}
+	return env[len(sup.baseEnv):], true
 }
 
 // spawn asks the supervisor to start a run's command, with out (if not
