@@ -318,19 +318,21 @@ func (e *Executor) Locate(run talon.Run, logPath string) string {
 var _ executor.Locator = (*Executor)(nil)
 
 // locate finds the execution of a located run (see Locate): in the
-// status stream of the directory of the run's status file, else in that
-// file, written by a supervisor of an earlier protocol. It returns the
-// handle of the execution, or an error wrapping executor.ErrLost.
+// status streams of the directory of the run's status file (this
+// host's, then other hosts' if it is shared), else in that file, written
+// by a supervisor of an earlier protocol. It returns the handle of the
+// execution, or an error wrapping executor.ErrLost.
 func locate(run talon.Run, file string) (handle, error) {
-	stream := filepath.Join(filepath.Dir(file), streamName)
-	st, err := readRunStatus(stream, run)
-	if err == nil {
-		return handle{pid: st.Pid, nonce: st.Nonce, status: stream}, nil
+	for _, stream := range streamsIn(filepath.Dir(file)) {
+		st, err := readRunStatus(stream, run)
+		if err == nil {
+			return handle{pid: st.Pid, nonce: st.Nonce, status: stream}, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return handle{}, fmt.Errorf("%w: %v", executor.ErrLost, err)
+		}
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return handle{}, fmt.Errorf("%w: %v", executor.ErrLost, err)
-	}
-	st, err = readStatus(file, "")
+	st, err := readStatus(file, "")
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return handle{}, fmt.Errorf("%w: its scheduler died before it started", executor.ErrLost)

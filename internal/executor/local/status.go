@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/talonhq/talon"
@@ -106,21 +107,65 @@ func (st runStatus) killedWhy() string {
 	return st.Killed
 }
 
-// streamName is the status stream of a log directory: the file, beside
-// the logs, to which the supervisors of the runs logging there append
-// their records. One file for all the runs of a directory, opened once by
-// each supervisor, rather than one per run: creating a file costs about
-// as much as starting a small command.
-const streamName = "runs.status"
+// streamName is this host's status stream in a log directory: the file,
+// beside the logs, to which the supervisors of this host's runs logging
+// there append their records, runs.HOST.status. One file for all the
+// runs of a directory, opened once by each supervisor, rather than one
+// per run: creating a file costs about as much as starting a small
+// command. One per host, since appends are atomic only on a local file
+// system: a log directory shared between hosts (NFS) gets a stream from
+// each.
+var streamName = sync.OnceValue(func() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return "runs.status"
+	}
+	host = strings.Map(func(r rune) rune {
+		if r == '/' || r == 0 || r == filepath.Separator {
+			return '_'
+		}
+		return r
+	}, host)
+	return "runs." + host + ".status"
+})
 
-// streamPath is the status stream of the run logging to logPath. It is
-// absolute, so a scheduler started in another directory finds it.
+// isStreamName says whether a file name is a status stream's, of any
+// host.
+func isStreamName(name string) bool {
+	return strings.HasPrefix(name, "runs.") && strings.HasSuffix(name, ".status")
+}
+
+// streamPath is this host's status stream for the run logging to
+// logPath. It is absolute, so a scheduler started in another directory
+// finds it.
 func streamPath(logPath string) (string, error) {
-	p, err := filepath.Abs(filepath.Join(filepath.Dir(logPath), streamName))
+	p, err := filepath.Abs(filepath.Join(filepath.Dir(logPath), streamName()))
 	if err != nil {
 		return "", fmt.Errorf("status stream of %s: %w", logPath, err)
 	}
 	return p, nil
+}
+
+// streamsIn lists the status streams in dir, this host's first.
+func streamsIn(dir string) []string {
+	own := filepath.Join(dir, streamName())
+	out := []string{own}
+	d, err := os.Open(dir)
+	if err != nil {
+		return out
+	}
+	defer d.Close()
+	for {
+		names, err := d.Readdirnames(1024)
+		for _, n := range names {
+			if isStreamName(n) && n != streamName() {
+				out = append(out, filepath.Join(dir, n))
+			}
+		}
+		if err != nil {
+			return out
+		}
+	}
 }
 
 // statusPath is the status file that supervisors of protocols 1 and 2

@@ -48,7 +48,7 @@ func TestStatusOutcome(t *testing.T) {
 // is not taken, and one written after a record cut short (a full disk)
 // on the same line still is.
 func TestLastStatus(t *testing.T) {
-	path := filepath.Join(t.TempDir(), streamName)
+	path := filepath.Join(t.TempDir(), streamName())
 	nonce := func(i int) string { return fmt.Sprintf("%032x", i) }
 	var b strings.Builder
 	started := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)

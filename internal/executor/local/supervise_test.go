@@ -231,9 +231,12 @@ func lastRecord(b []byte) []byte {
 	return []byte(lines[len(lines)-2])
 }
 
-// statusPath is the status stream of the runs logging in the test's
-// directory, the only run of which is the test's.
-func statusPath(dir string) string { return filepath.Join(dir, "logs", "load", "runs.status") }
+// statusPath is this host's status stream of the runs logging in the
+// test's directory, the only run of which is the test's.
+func statusPath(dir string) string {
+	host, _ := os.Hostname()
+	return filepath.Join(dir, "logs", "load", "runs."+host+".status")
+}
 
 // TestSchedulerDeathKillsTree: when the scheduler dies (SIGKILL), the
 // whole tree of its run dies with it, including processes that left the
@@ -326,6 +329,17 @@ func TestRecoverLocated(t *testing.T) {
 	p, err := ex.Recover(t.Context(), run, ex.Locate(run, logPath))
 	if err != nil {
 		t.Fatalf("Recover of a located run that ended: %v", err)
+	}
+	if o := wait(t, p); !o.Succeeded {
+		t.Errorf("outcome = %+v, want its success", o)
+	}
+	// The log directory is shared with another host, whose scheduler
+	// started the run.
+	if err := os.Rename(statusPath(dir), filepath.Join(dir, "logs", "load", "runs.other-host.status")); err != nil {
+		t.Fatal(err)
+	}
+	if p, err = ex.Recover(t.Context(), run, ex.Locate(run, logPath)); err != nil {
+		t.Fatalf("Recover of a located run in another host's stream: %v", err)
 	}
 	if o := wait(t, p); !o.Succeeded {
 		t.Errorf("outcome = %+v, want its success", o)
