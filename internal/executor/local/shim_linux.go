@@ -452,7 +452,6 @@ func (s *shim) record(r *shimRun) []byte {
 	b, err := json.Marshal(r.st)
 	if err == nil && r.status != nil {
 		err = r.status.append(append(b, '\n'))
-		b = b[:len(b):len(b)]
 	}
 	if err != nil {
 		s.send("log " + strconv.FormatUint(r.id, 10) + " write status: " + err.Error())
