@@ -115,15 +115,6 @@ func (e *Executor) startSupervised(s executor.Spec, job *exec.Cmd, out *output, 
 	p.handle.pid = pid
 	p.log = log.With("pid", pid, "supervisor", sup.cmd.Process.Pid)
 	p.log.Debug("process started")
-	if p.pr != nil {
-		p.copied = make(chan struct{})
-		go func() {
-			// output.Write never fails, so this ends at the end of file:
-			// when every process holding the write end is gone.
-			_, _ = io.Copy(out, p.pr)
-			close(p.copied)
-		}()
-	}
 	go p.wait()
 	return p, nil
 }
@@ -443,7 +434,7 @@ type supervisedProcess struct {
 	id        uint64
 	out       *output
 	pr        *os.File      // the output pipe's read end; nil without output
-	copied    chan struct{} // closed when the output is all read
+	drain     *time.Timer   // closes pr WaitDelay after the end; set before ended closes
 	handle    handle
 	runID     int64
 	grace     time.Duration
@@ -479,24 +470,28 @@ func (p *supervisedProcess) Wait() executor.Outcome {
 func (p *supervisedProcess) end(st *runStatus) {
 	p.endOnce.Do(func() {
 		p.st = st
+		if p.pr != nil {
+			// What the run's processes wrote is read to the end, for as
+			// long as WaitDelay after its end if something (a process
+			// the supervisor could not kill) still holds the pipe open.
+			p.drain = time.AfterFunc(p.waitDelay, func() { p.pr.Close() })
+		}
 		close(p.ended)
 	})
 }
 
+// wait copies the output to the end, and reports the outcome once the
+// supervisor reported the end.
 func (p *supervisedProcess) wait() {
+	if p.pr != nil {
+		// output.Write never fails, so this ends at the end of file:
+		// when every process holding the write end is gone (or the
+		// drain timer closed the pipe).
+		_, _ = io.Copy(p.out, p.pr)
+	}
 	<-p.ended
 	if p.pr != nil {
-		// What the run's processes wrote is read to the end, for as long
-		// as WaitDelay after its end if something (a process the
-		// supervisor could not kill) still holds the pipe open.
-		t := time.NewTimer(p.waitDelay)
-		select {
-		case <-p.copied:
-		case <-t.C:
-			p.pr.Close()
-			<-p.copied
-		}
-		t.Stop()
+		p.drain.Stop()
 		p.pr.Close()
 	}
 	p.out.close()

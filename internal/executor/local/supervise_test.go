@@ -744,3 +744,36 @@ exit 0`)
 		t.Errorf("other run's outcome = %+v, want it cancelled by the test", o)
 	}
 }
+
+// TestSupervisorKilled: when the supervisor is killed (the OOM killer),
+// its command dies with it, the run ends with why, and a process the
+// command left behind, which holds the output open, is killed once
+// WaitDelay has passed, with what it wrote before kept in the log.
+func TestSupervisorKilled(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pids")
+	s := spec(dir, "sh", "-c", `sh -c 'echo leftover; echo $$ >> "$PIDS"; exec sleep 300' & echo $$ >> "$PIDS"; wait`)
+	s.Job.Env = map[string]talon.EnvValue{"PIDS": {Value: pidFile}}
+	ex := local.New(testLogger(t))
+	ex.WaitDelay = 200 * time.Millisecond
+	p, err := ex.Start(t.Context(), s)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	pids := readPids(t, pidFile, 2)
+	pid, err := strconv.Atoi(strings.Fields(strings.TrimPrefix(p.Handle(), "pid:"))[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(parentOf(t, pid), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	o := wait(t, p)
+	if o.Succeeded || !strings.HasPrefix(o.Reason, "local supervisor ended: ") {
+		t.Errorf("outcome = %+v, want the supervisor's end", o)
+	}
+	assertAllGone(t, pids)
+	if got := readLog(t, s); got != "leftover\n" {
+		t.Errorf("log = %q, want what the leftover wrote", got)
+	}
+}
