@@ -433,8 +433,8 @@ type supervisedProcess struct {
 	sup       *supervisor
 	id        uint64
 	out       *output
-	pr        *os.File      // the output pipe's read end; nil without output
-	drain     *time.Timer   // closes pr WaitDelay after the end; set before ended closes
+	pr        *os.File    // the output pipe's read end; nil without output
+	drain     *time.Timer // closes pr WaitDelay after the end; set before ended closes
 	handle    handle
 	runID     int64
 	grace     time.Duration
