@@ -59,6 +59,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -176,18 +177,18 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 // left it out, since Recover relies on it to recognise the run's
 // processes.
 func environ(s executor.Spec, extra ...string) []string {
-	env := os.Environ()
 	keys := make([]string, 0, len(s.Job.Env))
 	for k := range s.Job.Env {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	add := make([]string, 0, len(keys)+len(s.Env)+1+len(extra))
 	for _, k := range keys {
 		if v := s.Job.Env[k]; !v.Secret() {
-			env = append(env, k+"="+v.Value)
+			add = append(add, k+"="+v.Value)
 		}
 	}
-	env = append(env, s.Env...)
+	add = append(add, s.Env...)
 	hasID := false
 	for _, kv := range s.Env {
 		if strings.HasPrefix(kv, "TALON_RUN_ID=") {
@@ -195,9 +196,55 @@ func environ(s executor.Spec, extra ...string) []string {
 		}
 	}
 	if !hasID {
-		env = append(env, "TALON_RUN_ID="+strconv.FormatInt(s.Run.ID, 10))
+		add = append(add, "TALON_RUN_ID="+strconv.FormatInt(s.Run.ID, 10))
 	}
-	return dedupEnv(append(env, extra...))
+	add = dedupEnv(append(add, extra...))
+	base, baseKeys := schedulerEnv()
+	for _, kv := range add {
+		if k, ok := envKey(kv); ok && baseKeys[k] {
+			// The job or the run replaces a variable of the scheduler.
+			return dedupEnv(append(slices.Clip(base), add...))
+		}
+	}
+	return append(slices.Clip(base), add...)
+}
+
+// schedEnv is the scheduler's environment without duplicates, and its
+// keys, kept while os.Environ returns the same: deduplicated at every
+// run, it cost a good part of a start.
+var schedEnv struct {
+	sync.Mutex
+	raw  []string
+	env  []string
+	keys map[string]bool
+}
+
+// schedulerEnv returns the scheduler's environment without duplicates,
+// and its keys. Neither may be modified.
+func schedulerEnv() ([]string, map[string]bool) {
+	raw := os.Environ()
+	schedEnv.Lock()
+	defer schedEnv.Unlock()
+	if schedEnv.keys == nil || !slices.Equal(raw, schedEnv.raw) {
+		schedEnv.raw = raw
+		schedEnv.env = dedupEnv(raw)
+		schedEnv.keys = make(map[string]bool, len(schedEnv.env))
+		for _, kv := range schedEnv.env {
+			if k, ok := envKey(kv); ok {
+				schedEnv.keys[k] = true
+			}
+		}
+	}
+	return schedEnv.env, schedEnv.keys
+}
+
+// envKey is the key of an environment entry, if it has one. A key may
+// start with "=" (as Windows' "=C:" do).
+func envKey(kv string) (string, bool) {
+	if i := strings.IndexByte(kv[min(1, len(kv)):], '='); i >= 0 {
+		return kv[:i+min(1, len(kv))], true
+	}
+	return "", false
 }
 
 // dedupEnv returns env without the entries whose key a later entry
@@ -208,10 +255,7 @@ func dedupEnv(env []string) []string {
 	i := len(env)
 	for j := len(env) - 1; j >= 0; j-- {
 		kv := env[j]
-		// A key may start with "=" (as Windows' "=C:" do).
-		k, _, ok := strings.Cut(kv[min(1, len(kv)):], "=")
-		if ok {
-			k = kv[:min(1, len(kv))] + k
+		if k, ok := envKey(kv); ok {
 			if seen[k] {
 				continue
 			}
