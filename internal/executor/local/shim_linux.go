@@ -449,12 +449,11 @@ func (s *shim) spawn(id uint64, sp spawnSpec, out int) {
 // record appends the run's status to its status stream, and returns it
 // in JSON. mu is held.
 func (s *shim) record(r *shimRun) []byte {
-	b, err := json.Marshal(r.st)
-	if err == nil && r.status != nil {
-		err = r.status.append(append(b, '\n'))
-	}
-	if err != nil {
-		s.send("log " + strconv.FormatUint(r.id, 10) + " write status: " + err.Error())
+	b := r.st.appendJSON(make([]byte, 0, 256))
+	if r.status != nil {
+		if err := r.status.append(append(b, '\n')); err != nil {
+			s.send("log " + strconv.FormatUint(r.id, 10) + " write status: " + err.Error())
+		}
 	}
 	return b
 }
@@ -704,9 +703,7 @@ func (s *shim) finish(r *shimRun) {
 	s.streams.release(r.status)
 	r.status = nil
 	delete(s.runs, r.id)
-	if len(b) > 0 {
-		s.send("exit " + strconv.FormatUint(r.id, 10) + " " + string(b))
-	}
+	s.send("exit " + strconv.FormatUint(r.id, 10) + " " + string(b))
 	if len(s.runs) == 0 && !s.dead {
 		s.sweep(r.sp.Grace)
 	}

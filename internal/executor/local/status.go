@@ -52,6 +52,65 @@ type runStatus struct {
 	Ended time.Time `json:"ended"`
 }
 
+// appendJSON appends the status in JSON, as json.Marshal writes it, to
+// b: the supervisor writes two records a run, and reflection made up a
+// good part of its own cost.
+func (st runStatus) appendJSON(b []byte) []byte {
+	b = append(b, `{"nonce":`...)
+	b = appendJSONString(b, st.Nonce)
+	b = append(b, `,"pid":`...)
+	b = strconv.AppendInt(b, int64(st.Pid), 10)
+	if st.Run != 0 {
+		b = append(b, `,"run":`...)
+		b = strconv.AppendInt(b, st.Run, 10)
+	}
+	if !st.Started.IsZero() {
+		b = append(b, `,"started":`...)
+		b = appendJSONTime(b, st.Started)
+	}
+	b = append(b, `,"exited":`...)
+	b = strconv.AppendBool(b, st.Exited)
+	b = append(b, `,"exit_code":`...)
+	b = strconv.AppendInt(b, int64(st.ExitCode), 10)
+	if st.Signal != 0 {
+		b = append(b, `,"signal":`...)
+		b = strconv.AppendInt(b, int64(st.Signal), 10)
+	}
+	if st.Killed != "" {
+		b = append(b, `,"killed":`...)
+		b = appendJSONString(b, st.Killed)
+	}
+	if st.Cause != "" {
+		b = append(b, `,"cause":`...)
+		b = appendJSONString(b, st.Cause)
+	}
+	b = append(b, `,"ended":`...)
+	b = appendJSONTime(b, st.Ended)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string, as json.Marshal does.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			// Not plain: encoding/json's escapes.
+			j, _ := json.Marshal(s) // a string always encodes
+			return append(b, j...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendJSONTime appends t as time.Time's MarshalJSON does, for the
+// years it accepts (0 to 9999: a clock's, or the zero time).
+func appendJSONTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
 // outcome turns the status into the run's outcome. The exit code is the
 // command's even when the supervisor killed it.
 func (st runStatus) outcome() executor.Outcome {

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +105,44 @@ func TestLastStatus(t *testing.T) {
 	}
 	if _, err := readRunStatus(path, talon.Run{ID: 3002}); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("readRunStatus of a run without records: %v, want not exist", err)
+	}
+}
+
+// TestStatusJSON: a record is written as encoding/json writes it, with
+// every field set or left out, and strings that need escapes.
+func TestStatusJSON(t *testing.T) {
+	at := time.Date(2026, 11, 30, 12, 0, 0, 123456789, time.UTC)
+	full := runStatus{}
+	// Every field set, so a field added to runStatus and not to
+	// appendJSON fails here.
+	v := reflect.ValueOf(&full).Elem()
+	for i := range v.NumField() {
+		switch f := v.Field(i); f.Kind() {
+		case reflect.String:
+			f.SetString("x" + strconv.Itoa(i))
+		case reflect.Int, reflect.Int64:
+			f.SetInt(int64(100 + i))
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Struct:
+			f.Set(reflect.ValueOf(at.Add(time.Duration(i) * time.Hour)))
+		default:
+			t.Fatalf("runStatus.%s: kind %s not covered", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	for _, st := range []runStatus{
+		{},
+		full,
+		{Nonce: "0123456789abcdef0123456789abcdef", Pid: 4242, Run: 42, Started: at},
+		{Nonce: "n", Pid: 1, Started: at.In(time.FixedZone("x", 3600)), Exited: true, ExitCode: -3, Ended: at.Truncate(time.Second)},
+		{Nonce: "n", Signal: 9, Killed: killedSchedulerDied, Cause: "cancelled by \"bob\" <b&b>\n\t\x01 é \u2028 \xff", Ended: at},
+	} {
+		want, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.appendJSON(nil); string(got) != string(want) {
+			t.Errorf("appendJSON =\n%s\nwant\n%s", got, want)
+		}
 	}
 }
