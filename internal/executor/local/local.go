@@ -59,6 +59,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -168,23 +169,26 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 }
 
 // environ is the scheduler's environment, the job's literal env (sorted,
-// so runs are reproducible) and s.Env (the job's secrets, resolved by the
-// engine when the run starts, and the run's TALON_* variables); exec
-// keeps the last of duplicate keys. TALON_RUN_ID is added when the engine left it out,
-// since Recover relies on it to recognise the run's processes.
-func environ(s executor.Spec) []string {
-	env := os.Environ()
+// so runs are reproducible), s.Env (the job's secrets, resolved by the
+// engine when the run starts, and the run's TALON_* variables) and extra;
+// of entries with the same key, only the last is kept, in its place
+// among the others, as os/exec does (execve passes every duplicate on,
+// and getenv finds the first). TALON_RUN_ID is added when the engine
+// left it out, since Recover relies on it to recognise the run's
+// processes.
+func environ(s executor.Spec, extra ...string) []string {
 	keys := make([]string, 0, len(s.Job.Env))
 	for k := range s.Job.Env {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	add := make([]string, 0, len(keys)+len(s.Env)+1+len(extra))
 	for _, k := range keys {
 		if v := s.Job.Env[k]; !v.Secret() {
-			env = append(env, k+"="+v.Value)
+			add = append(add, k+"="+v.Value)
 		}
 	}
-	env = append(env, s.Env...)
+	add = append(add, s.Env...)
 	hasID := false
 	for _, kv := range s.Env {
 		if strings.HasPrefix(kv, "TALON_RUN_ID=") {
@@ -192,9 +196,75 @@ func environ(s executor.Spec) []string {
 		}
 	}
 	if !hasID {
-		env = append(env, "TALON_RUN_ID="+strconv.FormatInt(s.Run.ID, 10))
+		add = append(add, "TALON_RUN_ID="+strconv.FormatInt(s.Run.ID, 10))
 	}
-	return env
+	add = dedupEnv(append(add, extra...))
+	base, baseKeys := schedulerEnv()
+	for _, kv := range add {
+		if k, ok := envKey(kv); ok && baseKeys[k] {
+			// The job or the run replaces a variable of the scheduler.
+			return dedupEnv(append(slices.Clip(base), add...))
+		}
+	}
+	return append(slices.Clip(base), add...)
+}
+
+// schedEnv is the scheduler's environment without duplicates, and its
+// keys, kept while os.Environ returns the same: deduplicated at every
+// run, it cost a good part of a start.
+var schedEnv struct {
+	sync.Mutex
+	raw  []string
+	env  []string
+	keys map[string]bool
+}
+
+// schedulerEnv returns the scheduler's environment without duplicates,
+// and its keys. Neither may be modified.
+func schedulerEnv() ([]string, map[string]bool) {
+	raw := os.Environ()
+	schedEnv.Lock()
+	defer schedEnv.Unlock()
+	if schedEnv.keys == nil || !slices.Equal(raw, schedEnv.raw) {
+		schedEnv.raw = raw
+		schedEnv.env = dedupEnv(raw)
+		schedEnv.keys = make(map[string]bool, len(schedEnv.env))
+		for _, kv := range schedEnv.env {
+			if k, ok := envKey(kv); ok {
+				schedEnv.keys[k] = true
+			}
+		}
+	}
+	return schedEnv.env, schedEnv.keys
+}
+
+// envKey is the key of an environment entry, if it has one. A key may
+// start with "=" (as Windows' "=C:" do).
+func envKey(kv string) (string, bool) {
+	if i := strings.IndexByte(kv[min(1, len(kv)):], '='); i >= 0 {
+		return kv[:i+min(1, len(kv))], true
+	}
+	return "", false
+}
+
+// dedupEnv returns env without the entries whose key a later entry
+// repeats. Entries without "=" are kept.
+func dedupEnv(env []string) []string {
+	seen := make(map[string]bool, len(env))
+	out := make([]string, len(env))
+	i := len(env)
+	for j := len(env) - 1; j >= 0; j-- {
+		kv := env[j]
+		if k, ok := envKey(kv); ok {
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+		}
+		i--
+		out[i] = kv
+	}
+	return out[i:]
 }
 
 // handle is what the local executor stores for a run:
@@ -202,9 +272,9 @@ func environ(s executor.Spec) []string {
 //	pid:PID [nonce:NONCE [status:PATH]]
 //
 // PID is the command's process, which leads the run's process group;
-// NONCE is the execution's TALON_RUN_NONCE; PATH is the status file in
-// which the supervisor records the outcome (it may hold spaces, so it
-// comes last). Runs started without a supervisor, and by Talon versions
+// NONCE is the execution's TALON_RUN_NONCE; PATH is the status file to
+// which the supervisor appends the execution's records, among those of
+// other executions (it may hold spaces, so it comes last). Runs started without a supervisor, and by Talon versions
 // before it, store "pid:PID" alone.
 type handle struct {
 	pid    int
@@ -277,8 +347,10 @@ func validNonce(s string) bool {
 
 // Locate is the handle of the run's execution found from the run alone,
 // for a run whose scheduler died before it recorded the run running:
-// the status file the run's supervisor writes beside its log as soon as
-// the command starts.
+// the status stream beside the run's log, in which the run's supervisor
+// records the command as soon as it starts. The handle names the status
+// file that supervisors of protocols 1 and 2 kept for the run alone;
+// Recover looks in the stream of its directory first.
 func (e *Executor) Locate(run talon.Run, logPath string) string {
 	p, err := statusPath(logPath)
 	if err != nil || logPath == "" {
@@ -288,6 +360,33 @@ func (e *Executor) Locate(run talon.Run, logPath string) string {
 }
 
 var _ executor.Locator = (*Executor)(nil)
+
+// locate finds the execution of a located run (see Locate): in the
+// status streams of the directory of the run's status file (this
+// host's, then other hosts' if it is shared), else in that file, written
+// by a supervisor of an earlier protocol. It returns the handle of the
+// execution, or an error wrapping executor.ErrLost.
+func locate(run talon.Run, file string) (handle, error) {
+	for _, stream := range streamsIn(filepath.Dir(file)) {
+		st, err := readRunStatus(stream, run)
+		if err == nil {
+			return handle{pid: st.Pid, nonce: st.Nonce, status: stream}, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return handle{}, fmt.Errorf("%w: %v", executor.ErrLost, err)
+		}
+	}
+	st, err := readStatus(file, "")
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return handle{}, fmt.Errorf("%w: its scheduler died before it started", executor.ErrLost)
+	case err != nil:
+		return handle{}, fmt.Errorf("%w: %v", executor.ErrLost, err)
+	case st.Run != run.ID || st.Started.Before(run.Created.Add(-time.Second)) || !validNonce(st.Nonce) || st.Pid <= 1:
+		return handle{}, fmt.Errorf("%w: its scheduler died before it started (%s is another execution's)", executor.ErrLost, file)
+	}
+	return handle{pid: st.Pid, nonce: st.Nonce, status: file}, nil
+}
 
 // Recover first kills whatever is left of the run on this host: with a
 // handle that carries the run's nonce, every process whose environment
@@ -311,18 +410,11 @@ func (e *Executor) Recover(_ context.Context, run talon.Run, hs string) (executo
 		return nil, fmt.Errorf("%w: scheduler restarted; handle %q is not a local pid", executor.ErrLost, hs)
 	}
 	if h.pid == 0 {
-		// A located run: believe its status file only for this run,
-		// started after the run was created.
-		st, err := readStatus(h.status, "")
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return nil, fmt.Errorf("%w: its scheduler died before it started", executor.ErrLost)
-		case err != nil:
-			return nil, fmt.Errorf("%w: %v", executor.ErrLost, err)
-		case st.Run != run.ID || st.Started.Before(run.Created.Add(-time.Second)) || !validNonce(st.Nonce) || st.Pid <= 1:
-			return nil, fmt.Errorf("%w: its scheduler died before it started (%s is another execution's)", executor.ErrLost, h.status)
+		// A located run: believe a status only for this run, started
+		// after the run was created.
+		if h, err = locate(run, h.status); err != nil {
+			return nil, err
 		}
-		h.pid, h.nonce = st.Pid, st.Nonce
 		hs = h.String()
 	}
 	log := e.log.With("run", run.ID, "job", run.Job, "pid", h.pid)
@@ -400,10 +492,15 @@ func newOutput(path string, onLine func(string), secrets []string) (*output, err
 		o.mask = executor.NewMasker(rawOutput{o}, secrets)
 	}
 	if path != "" {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("create log directory: %w", err)
-		}
+		// The directory is made only when the file cannot be opened: it
+		// is there for every run but the job's first.
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				return nil, fmt.Errorf("create log directory: %w", err)
+			}
+			f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("open log: %w", err)
 		}

@@ -438,3 +438,63 @@ func isZombie(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
+
+// TestEnvironmentHasEachKeyOnce: a command gets each variable once, with
+// the value that wins (the job's over the scheduler's, the run's over
+// the job's), even when the scheduler's environment changed since the
+// executor started its first run: execve passes duplicates on, and
+// getenv finds the first.
+func TestEnvironmentHasEachKeyOnce(t *testing.T) {
+	t.Setenv("TALON_TEST_SCHEDULER_VAR", "scheduler")
+	ex := local.New(testLogger(t))
+	run := func(env map[string]talon.EnvValue) map[string]string {
+		t.Helper()
+		s := spec(t.TempDir(), "env", "-0")
+		s.Job.Env = env
+		p, err := ex.Start(t.Context(), s)
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		if o := wait(t, p); !o.Succeeded {
+			t.Fatalf("outcome = %+v", o)
+		}
+		got := map[string]string{}
+		for kv := range strings.SplitSeq(strings.TrimSuffix(readLog(t, s), "\x00"), "\x00") {
+			k, v, _ := strings.Cut(kv, "=")
+			if _, dup := got[k]; dup {
+				t.Errorf("%s appears twice in the command's environment", k)
+			}
+			got[k] = v
+		}
+		return got
+	}
+	tests := []struct {
+		name  string
+		env   map[string]talon.EnvValue
+		after func()
+		want  map[string]string
+	}{
+		{name: "scheduler's and job's", env: map[string]talon.EnvValue{"FOO": {Value: "bar"}},
+			want: map[string]string{"TALON_TEST_SCHEDULER_VAR": "scheduler", "FOO": "bar", "TALON_RUN_ID": "42", "PATH": os.Getenv("PATH")}},
+		{name: "job's over scheduler's", env: map[string]talon.EnvValue{"TALON_TEST_SCHEDULER_VAR": {Value: "job"}},
+			want: map[string]string{"TALON_TEST_SCHEDULER_VAR": "job", "TALON_RUN_ID": "42"}},
+		{name: "run's over job's", env: map[string]talon.EnvValue{"TALON_RUN_ID": {Value: "7"}},
+			want: map[string]string{"TALON_TEST_SCHEDULER_VAR": "scheduler", "TALON_RUN_ID": "42"}},
+		{name: "scheduler's changed since", after: func() { t.Setenv("TALON_TEST_SCHEDULER_VAR", "changed") },
+			want: map[string]string{"TALON_TEST_SCHEDULER_VAR": "changed", "TALON_RUN_ID": "42"}},
+	}
+	for _, tt := range tests {
+		if tt.after != nil {
+			tt.after()
+		}
+		got := run(tt.env)
+		for k, v := range tt.want {
+			if got[k] != v {
+				t.Errorf("%s: %s=%q, want %q", tt.name, k, got[k], v)
+			}
+		}
+		if len(got["TALON_RUN_NONCE"]) != 32 {
+			t.Errorf("%s: TALON_RUN_NONCE=%q, want the execution's nonce", tt.name, got["TALON_RUN_NONCE"])
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,7 +37,7 @@ const (
 	// Commands never see it: each gets the environment the scheduler
 	// sends for it.
 	shimEnv     = "TALON_LOCAL_SHIM"
-	shimVersion = "2"
+	shimVersion = "3"
 	ctlFD       = 3
 	// shimName is the supervisor's name in ps and top.
 	shimName = "talon-shim"
@@ -46,11 +47,13 @@ const (
 type spawnSpec struct {
 	// Path and Args are the command as the scheduler resolved it
 	// (exec.Command in the scheduler's PATH); Env is its whole
-	// environment.
-	Path string   `json:"path"`
-	Args []string `json:"args"`
-	Dir  string   `json:"dir,omitempty"`
-	Env  []string `json:"env"`
+	// environment, or with BaseEnv what follows the supervisor's own
+	// (without shimEnv) in it.
+	Path    string   `json:"path"`
+	Args    []string `json:"args"`
+	Dir     string   `json:"dir,omitempty"`
+	Env     []string `json:"env"`
+	BaseEnv bool     `json:"base_env,omitempty"`
 	// Out says the message carries the output pipe; without it the
 	// command writes to /dev/null.
 	Out bool `json:"out,omitempty"`
@@ -58,10 +61,11 @@ type spawnSpec struct {
 	Grace time.Duration `json:"grace"`
 	// Fence is the first self-fencing deadline, from now; 0 for none.
 	Fence time.Duration `json:"fence,omitempty"`
-	// Status is the status file to keep; "" for none.
+	// Status is the status stream to append the run's records to; ""
+	// for none.
 	Status string `json:"status,omitempty"`
 	Nonce  string `json:"nonce"`
-	// Run is the run's id, recorded in the status file.
+	// Run is the run's id, recorded in the status stream.
 	Run int64 `json:"run"`
 }
 
@@ -77,7 +81,14 @@ func init() {
 	// race detector (tests), os.Exit sleeps a second for the detector's
 	// final report.
 	if v, ok := os.LookupEnv(shimEnv); ok {
-		syscall.Exit(runShim(v))
+		// Named here, on the main thread, whose name ps and top show.
+		setName(shimName)
+		// Served from a goroutine of its own: the goroutine running init
+		// is wired to the main thread until init ends, which would make
+		// every wait of the serving loop a handoff between threads.
+		code := make(chan int)
+		go func() { code <- runShim(v) }()
+		syscall.Exit(<-code)
 	}
 }
 
@@ -104,7 +115,9 @@ func runShim(version string) int {
 	if err != nil {
 		return 2
 	}
-	setName(shimName)
+	// One thread runs its code: it is all serialised by one lock, and
+	// fewer threads to wake and put to sleep cost less at each run.
+	runtime.GOMAXPROCS(1)
 	// Whoever signals the supervisor, it stops the commands' trees
 	// before they are reported, rather than leave them behind. A write to
 	// the scheduler after it died must fail, not kill the supervisor
@@ -122,8 +135,15 @@ func runShim(version string) int {
 		_, _ = uc.Write([]byte("log 0 become subreaper: " + errno.Error() + "\n"))
 		return 2
 	}
+	var base []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, shimEnv+"=") {
+			base = append(base, kv)
+		}
+	}
 	s := &shim{
 		self:    os.Getpid(),
+		baseEnv: base,
 		nullF:   null,
 		null:    int(null.Fd()),
 		runs:    map[uint64]*shimRun{},
@@ -165,9 +185,13 @@ func (s *shim) startCommand(sp spawnSpec, out int) (int, error) {
 	if out < 0 {
 		out = s.null
 	}
+	env := sp.Env
+	if sp.BaseEnv {
+		env = append(s.baseEnv[:len(s.baseEnv):len(s.baseEnv)], env...)
+	}
 	pid, err := syscall.ForkExec(sp.Path, sp.Args, &syscall.ProcAttr{
 		Dir:   sp.Dir,
-		Env:   sp.Env,
+		Env:   env,
 		Files: []uintptr{uintptr(s.null), uintptr(out), uintptr(out)},
 		// Its own group, as without a supervisor; SIGKILL if the
 		// supervisor is killed (whoever kills it kills the rest).
@@ -199,9 +223,14 @@ func oneLine(s string) string {
 // that read the socket, reap children, start commands and fire timers
 // each take it.
 type shim struct {
-	self  int
-	nullF *os.File // kept, or the collector would close null
-	null  int      // /dev/null, the commands' stdin
+	self int
+	// baseEnv is the supervisor's environment but for shimEnv: the
+	// scheduler's when it started the supervisor.
+	baseEnv []string
+	nullF   *os.File // kept, or the collector would close null
+	null    int      // /dev/null, the commands' stdin
+
+	streams streams // the status streams it appends to
 
 	kids    *os.File // its main thread's children file (see children)
 	kidsBuf []byte
@@ -226,7 +255,7 @@ type shimRun struct {
 	id     uint64
 	sp     spawnSpec
 	main   int // the command's pid, which leads its process group
-	status *os.File
+	status *stream
 	st     runStatus
 	want   []string // the environment entries that mark its processes
 
@@ -364,22 +393,19 @@ func (s *shim) handle(line string, fds []int) []int {
 	return fds
 }
 
-// spawn starts a run's command, writes the status file's first record
-// and reports the start. Requests are served at once, each on its own
-// goroutine: creating a file can take long on some file systems, and
+// spawn starts a run's command, writes its first record in the status
+// stream and reports the start. Requests are served at once, each on its
+// own goroutine: opening a file can take long on some file systems, and
 // forks are serialised by the runtime anyway.
 func (s *shim) spawn(id uint64, sp spawnSpec, out int) {
 	idS := strconv.FormatUint(id, 10)
-	var status *os.File
+	var status *stream
 	if sp.Status != "" {
-		// One file per execution, records appended: the status at any
-		// time is its last complete line (see readStatus), without the
-		// cost of a new file per record.
-		f, err := os.OpenFile(sp.Status, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+		st, err := s.streams.acquire(sp.Status)
 		if err != nil {
 			s.send("log " + idS + " " + err.Error())
 		} else {
-			status = f
+			status = st
 		}
 	}
 	s.mu.Lock()
@@ -392,10 +418,7 @@ func (s *shim) spawn(id uint64, sp spawnSpec, out int) {
 		syscall.Close(out)
 	}
 	if err != nil {
-		if status != nil {
-			status.Close()
-			_ = os.Remove(sp.Status)
-		}
+		s.streams.release(status)
 		notExist := 0
 		if errors.Is(err, os.ErrNotExist) {
 			notExist = 1
@@ -423,18 +446,16 @@ func (s *shim) spawn(id uint64, sp spawnSpec, out int) {
 	}
 }
 
-// record appends the run's status to its status file. mu is held.
-func (s *shim) record(r *shimRun) {
-	if r.status == nil {
-		return
+// record appends the run's status to its status stream, and returns it
+// in JSON. mu is held.
+func (s *shim) record(r *shimRun) []byte {
+	b := r.st.appendJSON(make([]byte, 0, 256))
+	if r.status != nil {
+		if err := r.status.append(append(b, '\n')); err != nil {
+			s.send("log " + strconv.FormatUint(r.id, 10) + " write status: " + err.Error())
+		}
 	}
-	b, err := json.Marshal(r.st)
-	if err == nil {
-		_, err = r.status.Write(append(b, '\n'))
-	}
-	if err != nil {
-		s.send("log " + strconv.FormatUint(r.id, 10) + " write status: " + err.Error())
-	}
+	return b
 }
 
 func (s *shim) setFence(r *shimRun, d time.Duration) {
@@ -490,16 +511,16 @@ func (s *shim) mainExited(r *shimRun, ws syscall.WaitStatus) {
 	} else {
 		r.st.Signal = int(ws.Signal())
 	}
+	if !s.leftovers(r) {
+		s.finish(r)
+		return
+	}
 	// The command's own end is recorded at once, before its leftovers
 	// are stopped (a grace period): a scheduler frozen meanwhile, and a
 	// peer that recovers the run and kills this supervisor, must not lose
 	// it.
 	if r.st.Killed == "" {
 		s.record(r)
-	}
-	if !s.leftovers(r) {
-		s.finish(r)
-		return
 	}
 	// What the command left running ends with the run.
 	s.stop(r, "", "", false)
@@ -665,7 +686,7 @@ func (s *shim) signalRun(r *shimRun, sig syscall.Signal) int {
 	return len(tree)
 }
 
-// finish records the outcome, in the status file and to the scheduler.
+// finish records the outcome, in the status stream and to the scheduler.
 // mu is held.
 func (s *shim) finish(r *shimRun) {
 	if r.done {
@@ -678,14 +699,11 @@ func (s *shim) finish(r *shimRun) {
 		}
 	}
 	r.st.Ended = time.Now().UTC()
-	s.record(r)
-	if r.status != nil {
-		r.status.Close()
-	}
+	b := s.record(r)
+	s.streams.release(r.status)
+	r.status = nil
 	delete(s.runs, r.id)
-	if b, err := json.Marshal(r.st); err == nil {
-		s.send("exit " + strconv.FormatUint(r.id, 10) + " " + string(b))
-	}
+	s.send("exit " + strconv.FormatUint(r.id, 10) + " " + string(b))
 	if len(s.runs) == 0 && !s.dead {
 		s.sweep(r.sp.Grace)
 	}
@@ -764,4 +782,102 @@ func (s *shim) killAll() {
 		}
 		time.Sleep(killTick)
 	}
+}
+
+// streams are the status streams a supervisor appends to, kept open
+// while a run records in them, and a few more after: one open for all
+// the runs of a log directory, instead of a file created per run.
+type streams struct {
+	mu   sync.Mutex
+	open map[string]*stream
+	idle int // streams open with no run
+}
+
+// maxIdleStreams is how many status streams a supervisor keeps open
+// while no run records in them.
+const maxIdleStreams = 16
+
+// stream is an open status stream.
+type stream struct {
+	path string
+	f    *os.File
+	dev  uint64
+	ino  uint64
+	runs int // runs recording in it
+}
+
+// acquire returns the stream at path, opened (and created) if it is not
+// open yet or if the file at path is no longer the one open (removed or
+// replaced, with its directory or alone), for one more run until
+// release.
+func (ss *streams) acquire(path string) (*stream, error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	var fst syscall.Stat_t
+	cur := ss.open[path]
+	if cur != nil && (syscall.Stat(path, &fst) != nil || fst.Dev != cur.dev || fst.Ino != cur.ino) {
+		// Its runs keep appending to the old file, which Recover can no
+		// longer find: a run is only ever written in the file found
+		// at its start.
+		delete(ss.open, path)
+		if cur.runs == 0 {
+			ss.idle--
+			cur.f.Close()
+		}
+		cur = nil
+	}
+	if cur == nil {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("open status stream: %w", err)
+		}
+		if err := syscall.Fstat(int(f.Fd()), &fst); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open status stream: %w", err)
+		}
+		cur = &stream{path: path, f: f, dev: fst.Dev, ino: fst.Ino}
+		if ss.open == nil {
+			ss.open = map[string]*stream{}
+		}
+		ss.open[path] = cur
+		ss.idle++
+	}
+	if cur.runs == 0 {
+		ss.idle--
+	}
+	cur.runs++
+	return cur, nil
+}
+
+// release counts a run off the stream (nil is none). A stream no run
+// records in is kept open, unless too many are.
+func (ss *streams) release(st *stream) {
+	if st == nil {
+		return
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	st.runs--
+	if st.runs > 0 {
+		return
+	}
+	if ss.open[st.path] != st {
+		// Replaced while runs recorded in it.
+		st.f.Close()
+		return
+	}
+	ss.idle++
+	if ss.idle > maxIdleStreams {
+		delete(ss.open, st.path)
+		ss.idle--
+		st.f.Close()
+	}
+}
+
+// append writes one record at the end of the stream, in one write: the
+// stream is opened with O_APPEND, so the records of runs of several
+// supervisors (other schedulers on this host) never mix.
+func (st *stream) append(rec []byte) error {
+	_, err := st.f.Write(rec)
+	return err
 }

@@ -49,7 +49,7 @@ func (e *Executor) startSupervised(s executor.Spec, job *exec.Cmd, out *output, 
 	_, _ = rand.Read(nb[:])
 	h := handle{nonce: hex.EncodeToString(nb[:])}
 	if s.LogPath != "" {
-		p, err := statusPath(s.LogPath)
+		p, err := streamPath(s.LogPath)
 		if err != nil {
 			return nil, err
 		}
@@ -57,9 +57,6 @@ func (e *Executor) startSupervised(s executor.Spec, job *exec.Cmd, out *output, 
 	}
 	sp := spawnSpec{
 		Path: job.Path, Args: job.Args, Dir: s.Job.Dir,
-		// The nonce marks the run's processes, for its supervisor and
-		// for Recover.
-		Env:   append(environ(s), nonceEnv+"="+h.nonce),
 		Grace: e.grace(), Status: h.status, Nonce: h.nonce, Run: s.Run.ID,
 		Out: out != nil,
 	}
@@ -104,6 +101,9 @@ func (e *Executor) startSupervised(s executor.Spec, job *exec.Cmd, out *output, 
 		return nil, err
 	}
 	p.sup = sup
+	// The nonce marks the run's processes, for its supervisor and for
+	// Recover.
+	sp.Env, sp.BaseEnv = sup.trimEnv(environ(s, nonceEnv+"="+h.nonce))
 	pid, err := sup.spawn(sp, pw, p)
 	if err != nil {
 		if p.pr != nil {
@@ -115,15 +115,6 @@ func (e *Executor) startSupervised(s executor.Spec, job *exec.Cmd, out *output, 
 	p.handle.pid = pid
 	p.log = log.With("pid", pid, "supervisor", sup.cmd.Process.Pid)
 	p.log.Debug("process started")
-	if p.pr != nil {
-		p.copied = make(chan struct{})
-		go func() {
-			// output.Write never fails, so this ends at the end of file:
-			// when every process holding the write end is gone.
-			_, _ = io.Copy(out, p.pr)
-			close(p.copied)
-		}()
-	}
 	go p.wait()
 	return p, nil
 }
@@ -173,6 +164,9 @@ type supervisor struct {
 	log  *slog.Logger
 	cmd  *exec.Cmd
 	conn *net.UnixConn
+	// baseEnv is the environment the supervisor was started with, but
+	// for shimEnv.
+	baseEnv []string
 
 	wmu sync.Mutex // writes to conn
 
@@ -206,7 +200,10 @@ func startSupervisor(log *slog.Logger) (*supervisor, error) {
 
 	cmd := exec.Command(selfExe)
 	cmd.Args = []string{shimName, "supervisor"}
-	cmd.Env = append(os.Environ(), shimEnv+"="+shimVersion)
+	// Without duplicates, the supervisor's environment is this one
+	// exactly, in this order (see trimEnv).
+	base := dedupEnv(os.Environ())
+	cmd.Env = append(base[:len(base):len(base)], shimEnv+"="+shimVersion)
 	cmd.ExtraFiles = []*os.File{child}
 	// Its own group: a terminal's ^C to the scheduler's group does not
 	// reach it, and no Pdeathsig, since outliving the scheduler for the
@@ -219,6 +216,7 @@ func startSupervisor(log *slog.Logger) (*supervisor, error) {
 	sup := &supervisor{
 		log:     log.With("supervisor", cmd.Process.Pid),
 		cmd:     cmd,
+		baseEnv: base,
 		conn:    conn,
 		pending: map[uint64]chan string{},
 		procs:   map[uint64]*supervisedProcess{},
@@ -238,6 +236,24 @@ func (sup *supervisor) close() {
 	sup.wmu.Lock()
 	defer sup.wmu.Unlock()
 	sup.conn.Close()
+}
+
+// trimEnv returns a command's environment as the supervisor is to be
+// sent it: when it starts with the supervisor's own (the scheduler's
+// environment did not change since the supervisor started, and the job
+// replaces none of its variables), only what follows, and true; the
+// supervisor then puts its own in front. It saves decoding the whole
+// environment at every run.
+func (sup *supervisor) trimEnv(env []string) ([]string, bool) {
+	if len(env) < len(sup.baseEnv) {
+		return env, false
+	}
+	for i, kv := range sup.baseEnv {
+		if env[i] != kv {
+			return env, false
+		}
+	}
+	return env[len(sup.baseEnv):], true
 }
 
 // spawn asks the supervisor to start a run's command, with out (if not
@@ -417,8 +433,8 @@ type supervisedProcess struct {
 	sup       *supervisor
 	id        uint64
 	out       *output
-	pr        *os.File      // the output pipe's read end; nil without output
-	copied    chan struct{} // closed when the output is all read
+	pr        *os.File    // the output pipe's read end; nil without output
+	drain     *time.Timer // closes pr WaitDelay after the end; set before ended closes
 	handle    handle
 	runID     int64
 	grace     time.Duration
@@ -454,24 +470,28 @@ func (p *supervisedProcess) Wait() executor.Outcome {
 func (p *supervisedProcess) end(st *runStatus) {
 	p.endOnce.Do(func() {
 		p.st = st
+		if p.pr != nil {
+			// What the run's processes wrote is read to the end, for as
+			// long as WaitDelay after its end if something (a process
+			// the supervisor could not kill) still holds the pipe open.
+			p.drain = time.AfterFunc(p.waitDelay, func() { p.pr.Close() })
+		}
 		close(p.ended)
 	})
 }
 
+// wait copies the output to the end, and reports the outcome once the
+// supervisor reported the end.
 func (p *supervisedProcess) wait() {
+	if p.pr != nil {
+		// output.Write never fails, so this ends at the end of file:
+		// when every process holding the write end is gone (or the
+		// drain timer closed the pipe).
+		_, _ = io.Copy(p.out, p.pr)
+	}
 	<-p.ended
 	if p.pr != nil {
-		// What the run's processes wrote is read to the end, for as long
-		// as WaitDelay after its end if something (a process the
-		// supervisor could not kill) still holds the pipe open.
-		t := time.NewTimer(p.waitDelay)
-		select {
-		case <-p.copied:
-		case <-t.C:
-			p.pr.Close()
-			<-p.copied
-		}
-		t.Stop()
+		p.drain.Stop()
 		p.pr.Close()
 	}
 	p.out.close()

@@ -231,7 +231,12 @@ func lastRecord(b []byte) []byte {
 	return []byte(lines[len(lines)-2])
 }
 
-func statusPath(dir string) string { return filepath.Join(dir, "logs", "load", "42.status") }
+// statusPath is this host's status stream of the runs logging in the
+// test's directory, the only run of which is the test's.
+func statusPath(dir string) string {
+	host, _ := os.Hostname()
+	return filepath.Join(dir, "logs", "load", "runs."+host+".status")
+}
 
 // TestSchedulerDeathKillsTree: when the scheduler dies (SIGKILL), the
 // whole tree of its run dies with it, including processes that left the
@@ -310,8 +315,9 @@ func TestRecoverRecordedOutcome(t *testing.T) {
 
 // TestRecoverLocated: a run whose scheduler died before it recorded the
 // run's handle is found from the run alone (Locate): re-attached with its
-// outcome when it ended; lost when it never started, or when the status
-// file beside its log is another execution's.
+// outcome when it ended; lost when it never started, or when the only
+// record of its id beside its log is from before it was created (another
+// deployment's run of the same id).
 func TestRecoverLocated(t *testing.T) {
 	dir := t.TempDir()
 	m := startMini(t, miniSpec{Dir: dir, Argv: []string{"sh", "-c", "exit 0"}})
@@ -327,15 +333,96 @@ func TestRecoverLocated(t *testing.T) {
 	if o := wait(t, p); !o.Succeeded {
 		t.Errorf("outcome = %+v, want its success", o)
 	}
-	other := talon.Run{ID: 43, Job: "load"}
-	if err := os.Rename(statusPath(dir), filepath.Join(dir, "logs", "load", "43.status")); err != nil {
+	// The log directory is shared with another host, whose scheduler
+	// started the run.
+	if err := os.Rename(statusPath(dir), filepath.Join(dir, "logs", "load", "runs.other-host.status")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ex.Recover(t.Context(), other, ex.Locate(other, filepath.Join(dir, "logs", "load", "43.log"))); !errors.Is(err, executor.ErrLost) {
-		t.Errorf("Recover with run 42's status file as run 43's: %v, want ErrLost", err)
+	if p, err = ex.Recover(t.Context(), run, ex.Locate(run, logPath)); err != nil {
+		t.Fatalf("Recover of a located run in another host's stream: %v", err)
 	}
-	if _, err := ex.Recover(t.Context(), run, ex.Locate(run, logPath)); !errors.Is(err, executor.ErrLost) {
+	if o := wait(t, p); !o.Succeeded {
+		t.Errorf("outcome = %+v, want its success", o)
+	}
+	other := talon.Run{ID: 43, Job: "load"}
+	if _, err := ex.Recover(t.Context(), other, ex.Locate(other, filepath.Join(dir, "logs", "load", "43.log"))); !errors.Is(err, executor.ErrLost) {
+		t.Errorf("Recover of a run that never started, beside another's records: %v, want ErrLost", err)
+	}
+	later := talon.Run{ID: 42, Job: "load", Created: time.Now().Add(time.Hour)}
+	if _, err := ex.Recover(t.Context(), later, ex.Locate(later, logPath)); !errors.Is(err, executor.ErrLost) {
+		t.Errorf("Recover with the records of an execution from before the run was created: %v, want ErrLost", err)
+	}
+	empty := t.TempDir()
+	if _, err := ex.Recover(t.Context(), run, ex.Locate(run, filepath.Join(empty, "logs", "load", "42.log"))); !errors.Is(err, executor.ErrLost) {
 		t.Errorf("Recover of a run that never started: %v, want ErrLost", err)
+	}
+}
+
+// TestStatusStreamSharedByRuns: the runs of one log directory record in
+// one status stream, and each is recovered with its own outcome, from its
+// handle or from the run alone.
+func TestStatusStreamSharedByRuns(t *testing.T) {
+	dir := t.TempDir()
+	ex := local.New(testLogger(t))
+	handles := map[int64]string{}
+	for id := int64(1); id <= 5; id++ {
+		s := spec(dir, "sh", "-c", "exit "+strconv.FormatInt(id, 10))
+		s.Run.ID = id
+		s.Env = []string{"TALON_RUN_ID=" + strconv.FormatInt(id, 10)}
+		s.LogPath = filepath.Join(dir, "logs", "load", strconv.FormatInt(id, 10)+".log")
+		p, err := ex.Start(t.Context(), s)
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		if o := wait(t, p); o.ExitCode != int(id) {
+			t.Fatalf("run %d: outcome = %+v", id, o)
+		}
+		handles[id] = p.Handle()
+	}
+	if es, _ := os.ReadDir(filepath.Join(dir, "logs", "load")); len(es) != 1+5 {
+		t.Errorf("log directory holds %d files, want the stream and 5 logs", len(es))
+	}
+	for id, h := range handles {
+		run := talon.Run{ID: id, Job: "load", Created: time.Now().Add(-time.Minute)}
+		for _, h := range []string{h, ex.Locate(run, filepath.Join(dir, "logs", "load", strconv.FormatInt(id, 10)+".log"))} {
+			p, err := ex.Recover(t.Context(), run, h)
+			if err != nil {
+				t.Fatalf("Recover run %d with %q: %v", id, h, err)
+			}
+			if o := wait(t, p); o.ExitCode != int(id) || o.Reason != "exit status "+strconv.FormatInt(id, 10) {
+				t.Errorf("run %d recovered with %q: outcome = %+v, want its own exit status", id, h, o)
+			}
+		}
+	}
+}
+
+// TestRecoverProtocol2StatusFile: a run recorded by a supervisor of
+// protocol 2 (a status file per run, before an upgrade) is still
+// recovered with its outcome, from its handle or from the run alone.
+func TestRecoverProtocol2StatusFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "logs", "load")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const nonce = "0123456789abcdef0123456789abcdef"
+	file := filepath.Join(dir, "7.status")
+	started := time.Now().Add(-time.Minute).UTC()
+	recs := fmt.Sprintf(`{"nonce":%q,"pid":999999,"run":7,"started":%q,"exited":false,"exit_code":0,"ended":"0001-01-01T00:00:00Z"}
+{"nonce":%q,"pid":999999,"run":7,"started":%q,"exited":true,"exit_code":4,"ended":%q}
+`, nonce, started.Format(time.RFC3339Nano), nonce, started.Format(time.RFC3339Nano), started.Add(time.Second).Format(time.RFC3339Nano))
+	if err := os.WriteFile(file, []byte(recs), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ex := local.New(testLogger(t))
+	run := talon.Run{ID: 7, Job: "load", Created: started.Add(-time.Second)}
+	for _, h := range []string{"pid:999999 nonce:" + nonce + " status:" + file, ex.Locate(run, filepath.Join(dir, "7.log"))} {
+		p, err := ex.Recover(t.Context(), run, h)
+		if err != nil {
+			t.Fatalf("Recover with %q: %v", h, err)
+		}
+		if o := wait(t, p); o.ExitCode != 4 {
+			t.Errorf("Recover with %q: outcome = %+v, want exit status 4", h, o)
+		}
 	}
 }
 
@@ -655,5 +742,38 @@ exit 0`)
 	other.Cancel(errors.New("test over"))
 	if o := wait(t, other); o.Reason != "test over" {
 		t.Errorf("other run's outcome = %+v, want it cancelled by the test", o)
+	}
+}
+
+// TestSupervisorKilled: when the supervisor is killed (the OOM killer),
+// its command dies with it, the run ends with why, and a process the
+// command left behind, which holds the output open, is killed once
+// WaitDelay has passed, with what it wrote before kept in the log.
+func TestSupervisorKilled(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pids")
+	s := spec(dir, "sh", "-c", `sh -c 'echo leftover; echo $$ >> "$PIDS"; exec sleep 300' & echo $$ >> "$PIDS"; wait`)
+	s.Job.Env = map[string]talon.EnvValue{"PIDS": {Value: pidFile}}
+	ex := local.New(testLogger(t))
+	ex.WaitDelay = 200 * time.Millisecond
+	p, err := ex.Start(t.Context(), s)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	pids := readPids(t, pidFile, 2)
+	pid, err := strconv.Atoi(strings.Fields(strings.TrimPrefix(p.Handle(), "pid:"))[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(parentOf(t, pid), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	o := wait(t, p)
+	if o.Succeeded || !strings.HasPrefix(o.Reason, "local supervisor ended: ") {
+		t.Errorf("outcome = %+v, want the supervisor's end", o)
+	}
+	assertAllGone(t, pids)
+	if got := readLog(t, s); got != "leftover\n" {
+		t.Errorf("log = %q, want what the leftover wrote", got)
 	}
 }
