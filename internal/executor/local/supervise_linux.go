@@ -512,6 +512,12 @@ func (p *supervisedProcess) wait() {
 	p.finished = true
 	cause := p.cause
 	p.mu.Unlock()
+	if p.st != nil && p.st.Killed == "" {
+		// The command and all it started had ended by themselves when
+		// the cancel reached the supervisor (a scheduler frozen past its
+		// lease hears of the end only after it fenced): the end stands.
+		cause = nil
+	}
 	p.outcome = finish(o, cause, p.out, p.log)
 	close(p.done)
 	p.e.release()
