@@ -18,6 +18,7 @@ import (
 	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/engine"
 	"github.com/talonhq/talon/internal/executor"
+	"github.com/talonhq/talon/internal/executor/inprocess"
 	"github.com/talonhq/talon/internal/executor/local"
 	"github.com/talonhq/talon/internal/feed"
 	"github.com/talonhq/talon/internal/query"
@@ -215,4 +216,77 @@ func TestFollowLogShutdown(t *testing.T) {
 		t.Fatalf("stream cut by a shutdown ended cleanly after %q; the client would take it for the end of the run", rest)
 	}
 	fb.release(t)
+}
+
+// TestFollowLogWrittenLate follows the log of a run that started and has
+// written nothing yet (the in-process executor creates the file at the
+// first write): the stream waits for the file and has what is written.
+func TestFollowLogWrittenLate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sched, err := schedule.LoadBytes(schedule.Options{Executors: []string{"inprocess"}}, "schedule.yaml",
+		[]byte("jobs:\n  quiet:\n    period: daily\n    executor: inprocess\n    command: [quiet]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, write := make(chan struct{}), make(chan struct{})
+	ex := inprocess.New()
+	ex.Register("quiet", func(_ context.Context, r inprocess.Run) error {
+		close(started)
+		<-write
+		_, err := io.WriteString(r.Log, "late line\n")
+		return err
+	})
+	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
+	e, err := engine.New(engine.Config{Store: st, Schedule: sched, Logger: logger, LogDir: filepath.Join(dir, "logs"),
+		Executors: map[string]executor.Executor{"inprocess": ex}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loopDone := make(chan error, 1)
+	go func() { loopDone <- e.Loop(ctx) }()
+	hub := feed.New(st, logger, feed.Options{})
+	go hub.Run(ctx)
+	srv := api.NewHTTPServer(api.NewServer(api.Join(query.New(st, e, nil), e), logger, api.WithFeed(hub)), api.HTTPLimits{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer func() {
+		srv.Close()
+		cancel()
+		<-loopDone
+	}()
+	client := api.NewClient("http://"+ln.Addr().String(), nil)
+
+	tctx, tcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer tcancel()
+	run, _, err := client.Trigger(tctx, "quiet", talon.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-tctx.Done():
+		t.Fatal("the run did not start")
+	}
+	// Followed while running with no log file yet.
+	rc, err := client.FollowLogs(tctx, run.ID)
+	if err != nil {
+		t.Fatalf("follow: %v", err)
+	}
+	defer rc.Close()
+	close(write)
+	all, err := io.ReadAll(rc)
+	if err != nil || string(all) != "late line\n" {
+		t.Errorf("followed log = %q, %v; want the line written after the follow began", all, err)
+	}
 }

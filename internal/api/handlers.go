@@ -330,6 +330,12 @@ func (s *Server) followLog(w http.ResponseWriter, r *http.Request, id int64) err
 		if err != nil {
 			return err
 		}
+		if p, ok := f.(interface{ Pending() bool }); ok && p.Pending() && !finished {
+			// Started, nothing written yet: open it again at the next
+			// poll rather than follow an empty placeholder.
+			f.Close()
+			return nil
+		}
 		rc = f
 		return nil
 	}

@@ -283,10 +283,18 @@ func (s *Service) Logs(ctx context.Context, id int64) (io.ReadCloser, error) {
 		if r.Started == nil {
 			return nil, talon.Errorf(talon.ENOTFOUND, "run %d has no log: it never started (%s)", id, r.State)
 		}
-		return io.NopCloser(strings.NewReader("")), nil
+		return noLogYet{Reader: strings.NewReader("")}, nil
 	}
 	return f, err
 }
+
+// noLogYet is the log of a run that started and has written nothing yet
+// (an executor may create the file at its first write): empty for now.
+// Its Pending tells a follower to open it again later.
+type noLogYet struct{ io.Reader }
+
+func (noLogYet) Close() error  { return nil }
+func (noLogYet) Pending() bool { return true }
 
 // Resources returns the schedule's resource tree with what each node has
 // used now (by whom), the queued runs it could serve, and for a
