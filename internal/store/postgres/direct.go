@@ -102,7 +102,7 @@ var updateDirect = `WITH c AS (
 	WHERE r.id = ANY($1::bigint[]) AND r.id = c.id AND r.state = c.from_state
 		AND NOT (c.ready AND EXISTS (SELECT 1 FROM paused_jobs AS p WHERE p.job = r.job))
 		AND (c.max_running = 0 OR rk.rank + (SELECT count(*) FROM runs AS a
-			WHERE a.job = r.job AND a.state IN ('ready', 'running')) <= c.max_running)
+			WHERE a.job = r.job AND a.state IN ('ready', 'running') AND a.` + store.LiveStates + `) <= c.max_running)
 	RETURNING ` + qualified("r", runCols) + `
 ), ev AS (
 	INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)

@@ -56,7 +56,7 @@ func queueLockJobs(b *pgx.Batch, ids []int64) {
 // COMMITTED), so it sees every run another scheduler let in before it
 // released the lock.
 const activeOfJobs = `SELECT job, id FROM runs
-	WHERE job IN (SELECT job FROM runs WHERE id = ANY($1)) AND state IN ('ready', 'running')`
+	WHERE job IN (SELECT job FROM runs WHERE id = ANY($1)) AND state IN ('ready', 'running') AND ` + store.LiveStates
 
 // takenInPeriods lists what counts toward once_per_period in the (job,
 // period) of the given runs: every run ready or running (through the
