@@ -65,7 +65,7 @@ const activeOfJobs = `SELECT job, id FROM runs
 // runs the period has had.
 const takenInPeriods = `WITH k AS (SELECT DISTINCT job, period FROM runs WHERE id = ANY($1))
 	SELECT r.job, r.period, r.id, r.state, 1::bigint FROM k JOIN runs AS r ON r.job = k.job AND r.period = k.period
-	WHERE r.state IN ('ready', 'running')
+	WHERE r.state IN ('ready', 'running') AND r.` + store.LiveStates + `
 	UNION ALL
 	SELECT k.job, k.period, COALESCE((SELECT id FROM runs AS r
 		WHERE r.job = k.job AND r.period = k.period AND r.state = 'succeeded' LIMIT 1), 0), 'succeeded', c.n
