@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -195,20 +194,8 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 			w.maxRunning = append(w.maxRunning, 0)
 		}
 		k := at[t.RunID]
-		started, finished, owner := store.Stamps(t, from, now)
-		ch.to, ch.reason, ch.recheck = t.To, t.Reason, t.RecheckAt
-		if started != nil {
-			ch.started = started
-		}
-		if finished != nil {
-			ch.finished = finished
-		}
-		ch.owner = cmp.Or(owner, ch.owner)
-		ch.handle = cmp.Or(t.Handle, ch.handle)
-		ch.executor = cmp.Or(t.Executor, ch.executor)
 		_, answer := store.Evented(t, from, "", "")
-		ch.answr = cmp.Or(answer, ch.answr)
-		ch.items = append(ch.items, i)
+		ch.fold(i, t, from, now, answer)
 		if t.To == talon.StateReady && !w.ready[k] {
 			w.ready[k] = true
 			readyIDs = append(readyIDs, t.RunID)

@@ -106,6 +106,25 @@ type change struct {
 	items                          []int
 }
 
+// fold adds item i, moving the run from state from at at, to the net
+// change: the last item's state, reason and recheck time, and the stamps
+// of all (the last given wins, as applying them one by one would).
+func (ch *change) fold(i int, t store.Transition, from talon.State, at time.Time, answer string) {
+	started, finished, owner := store.Stamps(t, from, at)
+	ch.to, ch.reason, ch.recheck = t.To, t.Reason, t.RecheckAt
+	if started != nil {
+		ch.started = started
+	}
+	if finished != nil {
+		ch.finished = finished
+	}
+	ch.owner = cmp.Or(owner, ch.owner)
+	ch.handle = cmp.Or(t.Handle, ch.handle)
+	ch.executor = cmp.Or(t.Executor, ch.executor)
+	ch.answr = cmp.Or(answer, ch.answr)
+	ch.items = append(ch.items, i)
+}
+
 // changes collects a batch's net changes and its events.
 type changes struct {
 	byID  map[int64]*change
@@ -124,19 +143,7 @@ func (cs *changes) apply(i int, t store.Transition, c *current, at time.Time, ev
 		cs.byID[t.RunID] = ch
 		cs.order = append(cs.order, ch)
 	}
-	started, finished, owner := store.Stamps(t, c.state, at)
-	ch.to, ch.reason, ch.recheck = t.To, t.Reason, t.RecheckAt
-	if started != nil {
-		ch.started = started
-	}
-	if finished != nil {
-		ch.finished = finished
-	}
-	ch.owner = cmp.Or(owner, ch.owner)
-	ch.handle = cmp.Or(t.Handle, ch.handle)
-	ch.executor = cmp.Or(t.Executor, ch.executor)
-	ch.answr = cmp.Or(answer, ch.answr)
-	ch.items = append(ch.items, i)
+	ch.fold(i, t, c.state, at, answer)
 	if event {
 		e := &cs.ev
 		e.ids, e.at = append(e.ids, t.RunID), append(e.at, at)
