@@ -61,6 +61,12 @@ func direct(ts []store.Transition) bool {
 	return true
 }
 
+// refusedEarlier is the error of an item of run id after one of the
+// batch's earlier items of the same run was refused.
+func refusedEarlier(id int64) error {
+	return fmt.Errorf("run %d: an earlier transition of the batch was refused: %w", id, store.ErrConflict)
+}
+
 // activeState reports whether a run in s counts toward max_running.
 func activeState(s talon.State) bool { return s == talon.StateReady || s == talon.StateRunning }
 
@@ -162,9 +168,8 @@ type directRows struct {
 }
 
 // transitionDirect applies a direct batch (see direct) in one round trip.
-func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *thenBatch) ([]store.Result, error) {
+func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, ae *afterEnds) ([]store.Result, error) {
 	results := make([]store.Result, len(ts))
-	ec := newEndedCounts(ts)
 	var w directRows
 	byID := map[int64]*change{}
 	at := make(map[int64]int) // run → its index in w.runs
@@ -231,7 +236,7 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 	for id := range failed {
 		if ch := byID[id]; ch != nil {
 			for _, i := range ch.items {
-				results[i].Err = fmt.Errorf("run %d: an earlier transition of the batch was refused: %w", id, store.ErrConflict)
+				results[i].Err = refusedEarlier(id)
 			}
 			ch.items = nil
 		}
@@ -264,26 +269,16 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 				w.ready, w.release, w.unwai, w.ndec,
 				e.ids, e.at, e.from, e.to, e.reason, e.typ,
 				d.ids, d.pos, d.name, d.action, d.reason, d.recheck, w.maxRunning)
-			nThen, nCounts := -1, -1
-			if tb != nil {
-				nThen = b.Len()
-				tb.queue(b)
-			}
-			if ec != nil {
-				nCounts = b.Len()
-				ec.queue(b)
-			}
+			ae.queue(b)
 			return tx.send(ctx, b, true, func(br pgx.BatchResults, i int) error {
-				switch {
-				case i < first:
+				if i < first {
 					if _, err := br.Exec(); err != nil {
 						return fmt.Errorf("lock jobs: %w", err)
 					}
 					return nil
-				case i == nThen:
-					return tb.read(br)
-				case i == nCounts:
-					return ec.read(br)
+				}
+				if ok, err := ae.read(br, i); ok {
+					return err
 				}
 				rows, err := br.Query()
 				if err != nil {
@@ -307,13 +302,8 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 				}
 			}
 		}
-		if ec != nil {
-			ec.fill(ts, results)
-		}
-		if tb != nil {
-			if err := tb.results(ctx, db, results); err != nil {
-				return nil, fmt.Errorf("transition: %w", err)
-			}
+		if err := ae.fill(ctx, db, ts, results); err != nil {
+			return nil, fmt.Errorf("transition: %w", err)
 		}
 	}
 	// The runs that did not apply: the run is missing, in another state,
@@ -391,7 +381,7 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 				if k == 0 {
 					results[i].Err = first
 				} else {
-					results[i].Err = fmt.Errorf("run %d: an earlier transition of the batch was refused: %w", id, store.ErrConflict)
+					results[i].Err = refusedEarlier(id)
 				}
 			}
 		}
@@ -406,7 +396,7 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 		case !ok:
 			refuse(fmt.Errorf("run %d: %w", id, store.ErrNotFound))
 		case f.state == ch.from && w.ready[at[id]] && paused[f.job].Job != "":
-			refuse(fmt.Errorf("run %d: an earlier transition of the batch was refused: %w", id, store.ErrConflict))
+			refuse(refusedEarlier(id))
 			for _, i := range ch.items {
 				if ts[i].To == talon.StateReady {
 					results[i].Err = store.PausedFence(paused[f.job])
@@ -415,7 +405,7 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, tb *t
 			}
 		case f.state == ch.from && w.maxRunning[at[id]] > 0:
 			// Refused by max_running: the job's runs let in by then.
-			refuse(fmt.Errorf("run %d: an earlier transition of the batch was refused: %w", id, store.ErrConflict))
+			refuse(refusedEarlier(id))
 			ids := slices.DeleteFunc(slices.Clone(active[f.job]), func(o int64) bool { return o == id })
 			slices.Sort(ids)
 			fe := store.MaxRunningFence(len(ids), int(w.maxRunning[at[id]]), ids[:min(len(ids), store.FenceListMax)])

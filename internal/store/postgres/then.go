@@ -225,3 +225,54 @@ func (ec *endedCounts) fill(ts []store.Transition, results []store.Result) {
 		results[i].Counts = c
 	}
 }
+
+// afterEnds is what a transition batch writes and reads after its ends,
+// with the rest of its last round trip: the runs that follow the ends
+// (Transition.Then) and the counters of their periods (Result.Counts).
+type afterEnds struct {
+	tb             *thenBatch
+	ec             *endedCounts
+	nThen, nCounts int // their places in the batch; -1 when absent
+}
+
+func newAfterEnds(ts []store.Transition) (*afterEnds, error) {
+	tb, err := newThenBatch(ts)
+	if err != nil {
+		return nil, err
+	}
+	return &afterEnds{tb: tb, ec: newEndedCounts(ts), nThen: -1, nCounts: -1}, nil
+}
+
+// queue adds the statements to b, after the batch's own.
+func (a *afterEnds) queue(b *pgx.Batch) {
+	if a.tb != nil {
+		a.nThen = b.Len()
+		a.tb.queue(b)
+	}
+	if a.ec != nil {
+		a.nCounts = b.Len()
+		a.ec.queue(b)
+	}
+}
+
+// read takes the batch's result n when it is one of these statements'.
+func (a *afterEnds) read(br pgx.BatchResults, n int) (bool, error) {
+	switch n {
+	case a.nThen:
+		return true, a.tb.read(br)
+	case a.nCounts:
+		return true, a.ec.read(br)
+	}
+	return false, nil
+}
+
+// fill sets the results' Then and Counts once the transaction committed.
+func (a *afterEnds) fill(ctx context.Context, db *DB, ts []store.Transition, results []store.Result) error {
+	if a.ec != nil {
+		a.ec.fill(ts, results)
+	}
+	if a.tb != nil {
+		return a.tb.results(ctx, db, results)
+	}
+	return nil
+}

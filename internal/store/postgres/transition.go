@@ -224,14 +224,13 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 	if len(ts) == 0 {
 		return nil, nil
 	}
-	tb, err := newThenBatch(ts)
+	ae, err := newAfterEnds(ts)
 	if err != nil {
 		return nil, fmt.Errorf("transition: %w", err)
 	}
 	if direct(ts) {
-		return db.transitionDirect(ctx, ts, tb)
+		return db.transitionDirect(ctx, ts, ae)
 	}
-	ec := newEndedCounts(ts)
 	ids := make([]int64, 0, len(ts))
 	var maxRunningIDs, onceIDs, fencedIDs, readyIDs []int64
 	var tree *resource.Tree // of the first item that allocates
@@ -444,21 +443,10 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		queueCounts(b, counts)
 		// The runs that follow the ends come after: their insert takes
 		// the counters of the runs it creates.
-		nThen, nCounts := -1, -1
-		if tb != nil {
-			nThen = b.Len()
-			tb.queue(b)
-		}
-		if ec != nil {
-			nCounts = b.Len()
-			ec.queue(b)
-		}
+		ae.queue(b)
 		return tx.send(ctx, b, true, func(br pgx.BatchResults, n int) error {
-			if n == nThen {
-				return tb.read(br)
-			}
-			if n == nCounts {
-				return ec.read(br)
+			if ok, err := ae.read(br, n); ok {
+				return err
 			}
 			if n < nAlloc {
 				if _, err := br.Exec(); err != nil {
@@ -478,13 +466,8 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 	if err != nil {
 		return nil, fmt.Errorf("transition: %w", err)
 	}
-	if tb != nil {
-		if err := tb.results(ctx, db, results); err != nil {
-			return nil, fmt.Errorf("transition: %w", err)
-		}
-	}
-	if ec != nil {
-		ec.fill(ts, results)
+	if err := ae.fill(ctx, db, ts, results); err != nil {
+		return nil, fmt.Errorf("transition: %w", err)
 	}
 	return results, nil
 }
