@@ -183,7 +183,7 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, ae *a
 		}
 		if err := store.CheckTransition(t, from); err != nil || failed[t.RunID] {
 			if err == nil {
-				err = fmt.Errorf("run %d: an earlier transition of the batch was refused: %w", t.RunID, store.ErrConflict)
+				err = refusedEarlier(t.RunID)
 			}
 			results[i].Err = err
 			failed[t.RunID] = true
