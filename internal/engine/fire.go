@@ -214,9 +214,14 @@ func (e *Engine) index(res []store.Created, now time.Time) {
 				next = time.Time{}
 			}
 			e.track(r.Run.ID, r.Run.Job, next)
-			if next.IsZero() {
+			switch {
+			case next.IsZero():
 				e.fresh[r.Run.ID] = r.Run
-			} else {
+			case r.Created:
+				// Only a run this call created has its delay as its
+				// recheck time; one that held the key (a peer's, already
+				// decided) has the time of its next poll, which a change
+				// it waits for must not wait out.
 				e.waiting[r.Run.ID].notBefore = next
 			}
 		}
