@@ -169,7 +169,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	db := &DB{path: path, w: w, notify: notifierOf(path)}
-	if err := db.migrate(ctx); err != nil {
+	if err := db.migrateWaiting(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
@@ -223,6 +223,27 @@ func (db *DB) Close() error {
 		err = errors.Join(err, db.r.Close())
 	}
 	return err
+}
+
+// migrateWaiting is migrate, tried again while the file is locked, for
+// up to the busy timeout: processes opening a new file at once switch it
+// to WAL, and SQLite answers "locked" to one of them at once rather than
+// waiting as it does for an ordinary write.
+func (db *DB) migrateWaiting(ctx context.Context) error {
+	deadline := time.Now().Add(busyTimeout)
+	for {
+		err := db.migrate(ctx)
+		var se *msqlite.Error
+		busy := errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+		if !busy || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // migrate applies the embedded migrations that the file lacks, in one
