@@ -237,6 +237,65 @@ type Store interface {
 	// ListAudit returns audit entries matching f, newest first (by id).
 	ListAudit(ctx context.Context, f AuditFilter) ([]talon.AuditEntry, error)
 
+	// RegisterAgent starts session a.Session of agent a.Name (checked
+	// with CheckAgent), its lease running for lease from the database's
+	// now, and returns it as stored. The name is refused (ErrConflict,
+	// see AgentConflict) while another session holds it with a live
+	// lease, unless that session is previous: an agent that restarted
+	// proves it is the same one (its earlier process is gone) by naming
+	// its earlier session. Registering the current session again renews
+	// it. The open runs of the name's other sessions end lost in the
+	// same transaction (LostAgentReason) and are returned.
+	RegisterAgent(ctx context.Context, a Agent, previous string, lease time.Duration) (Agent, []AgentRun, error)
+
+	// RenewAgent renews the lease of an agent's session for lease from
+	// the database's now. ErrNotFound when the session is not the
+	// agent's current one, or its lease has run out: the agent must stop
+	// its runs (they are, or will be, declared lost) and register again.
+	RenewAgent(ctx context.Context, name, session string, lease time.Duration) (Agent, error)
+
+	// Agents lists the agents by name, with their leases live or not,
+	// and the database's now to judge them by.
+	Agents(ctx context.Context) ([]Agent, time.Time, error)
+
+	// OfferAgentRun hands a run to the current session of an agent,
+	// with the spec it needs to start it. ErrConflict when the agent has
+	// no live session, or the run was handed to an agent before.
+	OfferAgentRun(ctx context.Context, runID int64, agent string, spec []byte) (AgentRun, error)
+
+	// TakeAgentRuns moves the given runs that session of agent was
+	// offered to taken, and returns every run of ids that the session
+	// holds and has not started, with its spec: an agent that missed the
+	// answer of an earlier take gets them again.
+	TakeAgentRuns(ctx context.Context, agent, session string, ids []int64) ([]AgentRun, error)
+
+	// StartAgentRun records that the session started the run's process.
+	// ErrConflict when the run is not the session's or has ended (it was
+	// withdrawn, or declared lost): the agent must kill the process.
+	StartAgentRun(ctx context.Context, runID int64, session string, pid int) (AgentRun, error)
+
+	// EndAgentRun records how the session's run ended. ErrConflict when
+	// the run is not the session's or has already ended (a loss decided
+	// first stands).
+	EndAgentRun(ctx context.Context, runID int64, session string, o AgentOutcome) (AgentRun, error)
+
+	// CancelAgentRun asks the agent to stop the run, with why; a run
+	// still offered ends at once with that reason. An ended run is
+	// returned as it is.
+	CancelAgentRun(ctx context.Context, runID int64, reason string) (AgentRun, error)
+
+	// WithdrawAgentRun ends a run its agent has not taken, with reason.
+	// ErrConflict when it was taken (or has ended) meanwhile.
+	WithdrawAgentRun(ctx context.Context, runID int64, reason string) (AgentRun, error)
+
+	// ExpireAgentRuns ends lost every open run whose session is not its
+	// agent's live session, by the database's clock, and returns them.
+	// It also forgets runs and agents past AgentRetention.
+	ExpireAgentRuns(ctx context.Context) ([]AgentRun, error)
+
+	// AgentRuns lists the runs handed to agents that match f, by run id.
+	AgentRuns(ctx context.Context, f AgentRunFilter) ([]AgentRun, error)
+
 	// Ping checks that the database answers now, for health checks: nil,
 	// or an error wrapping ErrUnavailable. The caller bounds it with ctx.
 	Ping(ctx context.Context) error

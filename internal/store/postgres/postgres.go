@@ -36,6 +36,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,6 +61,10 @@ func init() {
 type DB struct {
 	pool   *pgxpool.Pool
 	listen *listener // the notifier (see Subscribe)
+	// agentTrees caches the schedule's tree with the live agents' nodes;
+	// agentPrune is when ExpireAgentRuns last forgot old rows (µs).
+	agentTrees store.AgentTrees
+	agentPrune atomic.Int64
 }
 
 var _ store.Store = (*DB)(nil)

@@ -33,10 +33,14 @@ type allocState struct {
 	waits    map[int64]*resource.Waiter
 	order    []int64 // runs with a queue change, in first-change order
 	insOrder []int64
+	// agents are the live agents, read with the holds; trees adds their
+	// nodes to the schedule's tree.
+	agents []store.Agent
+	trees  *store.AgentTrees
 }
 
-func newAllocState() *allocState {
-	return &allocState{inserts: map[int64][]resource.Hold{}, waits: map[int64]*resource.Waiter{}}
+func newAllocState(trees *store.AgentTrees) *allocState {
+	return &allocState{inserts: map[int64][]resource.Hold{}, waits: map[int64]*resource.Waiter{}, trees: trees}
 }
 
 func (a *allocState) setWait(id int64, w *resource.Waiter) {
@@ -49,7 +53,7 @@ func (a *allocState) setWait(id int64, w *resource.Waiter) {
 // allocate decides one item's allocation.
 func (a *allocState) allocate(t store.Transition, now time.Time) *store.FenceError {
 	al := t.Allocate
-	holds, reason := a.led.Allocate(al.Tree, t.RunID, al.Priority, al.Requests)
+	holds, reason := a.led.Allocate(a.trees.With(al.Tree, a.agents), t.RunID, al.Priority, al.Requests)
 	if reason != "" {
 		for _, w := range a.led.Waiters() {
 			if w.RunID == t.RunID {

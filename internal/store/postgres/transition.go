@@ -260,7 +260,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 		results = make([]store.Result, len(ts))
 		cur := make(map[int64]*current, len(ids))
 		fs := newFenceState()
-		as := newAllocState()
+		as := newAllocState(&db.agentTrees)
 		var holds []resource.Hold
 		var waiters []resource.Waiter
 
@@ -338,6 +338,20 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 				}
 				if err != nil {
 					return fmt.Errorf("read resource queue: %w", err)
+				}
+				return nil
+			})
+			// The live agents' nodes join the schedule's tree, by the
+			// database's clock: a run is never given an agent that is
+			// gone.
+			b.Queue(readLiveAgents)
+			readers = append(readers, func(br pgx.BatchResults) error {
+				rows, err := br.Query()
+				if err == nil {
+					as.agents, err = scanAgents(rows)
+				}
+				if err != nil {
+					return fmt.Errorf("read agents: %w", err)
 				}
 				return nil
 			})

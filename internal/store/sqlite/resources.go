@@ -21,7 +21,10 @@ func (st *transitionStmts) allocate(ctx context.Context, t store.Transition, now
 	if err := st.loadLedger(ctx, a.Tree, now); err != nil {
 		return nil, err
 	}
-	holds, reason := st.led.Allocate(a.Tree, t.RunID, a.Priority, a.Requests)
+	// The live agents' nodes join the schedule's tree, by the
+	// database's clock: a run is never given an agent that is gone.
+	tree := st.db.agentTrees.With(a.Tree, st.agents)
+	holds, reason := st.led.Allocate(tree, t.RunID, a.Priority, a.Requests)
 	if reason != "" {
 		reqs, err := json.Marshal(a.Requests)
 		if err != nil {
@@ -70,6 +73,9 @@ func (st *transitionStmts) loadLedger(ctx context.Context, tree *resource.Tree, 
 	}
 	ws, err := queryWaiters(ctx, st.tx, resource.HeadMax)
 	if err != nil {
+		return err
+	}
+	if st.agents, err = liveAgents(ctx, st.tx, store.NowOr(time.Time{})); err != nil {
 		return err
 	}
 	st.led = resource.NewLedger(holds, ws, now)

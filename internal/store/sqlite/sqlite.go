@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	msqlite "modernc.org/sqlite"
@@ -66,6 +67,10 @@ type DB struct {
 	// stmts caches the write path's statements, prepared once on the
 	// writer's one connection (see stmt).
 	stmts sync.Map // query → *sql.Stmt
+	// agentTrees caches the schedule's tree with the live agents' nodes;
+	// agentPrune is when ExpireAgentRuns last forgot old rows (µs).
+	agentTrees store.AgentTrees
+	agentPrune atomic.Int64
 }
 
 // stmt returns query for use in tx: prepared once on the writer's one

@@ -166,6 +166,7 @@ type transitionStmts struct {
 	tx                                    *sql.Tx
 	db                                    *DB
 	led                                   *resource.Ledger // loaded by the first allocation
+	agents                                []store.Agent    // live agents, read with the ledger
 	// What the batch knows, read once at its start and kept up to date
 	// as its items apply: the batch holds the write lock throughout.
 	cur    map[int64]*current

@@ -82,6 +82,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Marks", testMarks},
 		{"MarkStamps", testMarkStamps},
 		{"Audit", testAudit},
+		{"AgentRegister", testAgentRegister},
+		{"AgentRegisterRace", testAgentRegisterRace},
+		{"AgentRunMoves", testAgentRunMoves},
+		{"AgentCancel", testAgentCancel},
+		{"AgentExpire", testAgentExpire},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
