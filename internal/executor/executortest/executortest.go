@@ -199,8 +199,20 @@ func start(t *testing.T, ex executor.Executor, s executor.Spec) executor.Process
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	t.Cleanup(func() { p.Cancel(errors.New("test ended")) })
+	t.Cleanup(func() { stop(p) })
 	return p
+}
+
+// stop cancels p and waits, boundedly, until it ended, so that nothing
+// of it writes to the test's directories once they are removed.
+func stop(p executor.Process) {
+	p.Cancel(errors.New("test ended"))
+	done := make(chan struct{})
+	go func() { p.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(waitBound):
+	}
 }
 
 // wait waits, boundedly, for the outcome.
@@ -499,7 +511,7 @@ func testRestart(t *testing.T, b Backend) {
 		t.Logf("lost: %v", err)
 		assertNoneLeft(t, b, j.Marker, "after Recover declared the run lost")
 	} else {
-		t.Cleanup(func() { p.Cancel(errors.New("test ended")) })
+		t.Cleanup(func() { stop(p) })
 		o := wait(t, p)
 		t.Logf("re-attached: %+v", o)
 		if o.Succeeded || !strings.Contains(o.Reason, "exit status 3") {
