@@ -140,6 +140,9 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 	r := Run{Run: s.Run, Params: s.Params, Args: s.Job.Command[1:], Env: s.Env, onLine: s.OnLine}
 	if s.LogPath != "" || s.OnLine != nil {
 		r.Log = &Log{path: s.LogPath, onLine: s.OnLine}
+		if len(s.Secrets) > 0 {
+			r.Log.mask = executor.NewMasker(rawLog{r.Log}, s.Secrets)
+		}
 	}
 	go p.run(rctx, f, r)
 	return p, nil
@@ -234,10 +237,13 @@ func sleep(ctx context.Context, r Run) error {
 }
 
 // Log is a run's output. The file is created on the first write, so a
-// run that writes nothing costs no file.
+// run that writes nothing costs no file. The values of the job's secrets
+// are masked before they reach the file or the engine, as the local
+// executor does with a command's output.
 type Log struct {
 	path   string
 	onLine func(string)
+	mask   *executor.Masker // nil without secrets
 
 	mu      sync.Mutex
 	f       *os.File
@@ -255,9 +261,25 @@ func (l *Log) Write(b []byte) (int, error) {
 	if l == nil {
 		return len(b), nil
 	}
-	n := len(b)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.mask != nil {
+		if _, err := l.mask.Write(b); err != nil {
+			return 0, err
+		}
+		return len(b), nil
+	}
+	return l.write(b)
+}
+
+// rawLog is a Log after masking.
+type rawLog struct{ l *Log }
+
+func (r rawLog) Write(b []byte) (int, error) { return r.l.write(b) }
+
+// write writes masked output; l.mu is held.
+func (l *Log) write(b []byte) (int, error) {
+	n := len(b)
 	if l.path != "" && !l.closed {
 		if l.f == nil && l.werr == nil {
 			l.f, l.werr = openLog(l.path)
@@ -314,6 +336,9 @@ func (l *Log) close() error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.mask != nil && !l.closed {
+		_ = l.mask.Flush() // its error is kept in l.werr
+	}
 	if l.onLine != nil && len(l.partial) > 0 {
 		l.emit()
 	}

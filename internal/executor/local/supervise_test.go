@@ -20,6 +20,7 @@ import (
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/executor"
+	"github.com/talonhq/talon/internal/executor/executortest"
 	"github.com/talonhq/talon/internal/executor/local"
 )
 
@@ -38,7 +39,7 @@ func TestMain(m *testing.M) {
 	if v := os.Getenv(miniEnv); v != "" {
 		os.Exit(miniScheduler(v))
 	}
-	os.Exit(m.Run())
+	executortest.Main(m, conformance)
 }
 
 func miniScheduler(v string) int {
