@@ -51,6 +51,8 @@ type Reader interface {
 	Audit(ctx context.Context, f view.AuditFilter) ([]talon.AuditEntry, error)
 	// Logs opens the run's log (stdout and stderr).
 	Logs(ctx context.Context, id int64) (io.ReadCloser, error)
+	// Agents lists the remote agents, connected or gone, by name.
+	Agents(ctx context.Context) ([]view.AgentInfo, error)
 }
 
 // Commander carries out the API's commands; *engine.Engine implements it.

@@ -71,6 +71,8 @@ type Server struct {
 	// tokens (WithSessions).
 	pages    Pages
 	sessions *Sessions
+	// agents serves the agent protocol (WithAgents), or nil.
+	agents Agents
 }
 
 // closeStreams ends the streams being served, and refuses new ones.
@@ -201,6 +203,11 @@ func (s *Server) routeTable() []route {
 		{pattern: "GET /api/v1/artifacts", perm: auth.PermRead, handler: s.artifacts},
 		{pattern: "POST /api/v1/reload", perm: auth.PermAdmin, handler: s.audited("reload", s.reload)},
 		{pattern: "GET /api/v1/audit", perm: auth.PermAdmin, handler: s.audit},
+		{pattern: "GET /api/v1/agents", perm: auth.PermRead, handler: s.agentList},
+		{pattern: "POST /api/v1/agents/{name}/register", perm: auth.PermAgent, handler: s.agentRegister},
+		{pattern: "POST /api/v1/agents/{name}/heartbeat", perm: auth.PermAgent, handler: s.agentHeartbeat},
+		{pattern: "POST /api/v1/agents/{name}/poll", perm: auth.PermAgent, handler: s.agentPoll},
+		{pattern: "POST /api/v1/agents/{name}/runs/{id}/report", perm: auth.PermAgent, handler: s.agentReport},
 	}
 }
 
@@ -408,7 +415,16 @@ const maxBody = 1 << 20
 // fields, trailing data and wrong types are invalid, with a message that
 // says which. An empty body leaves v as it is when emptyOK.
 func decode(r *http.Request, v any, emptyOK bool) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	return decodeN(r, v, emptyOK, maxBody)
+}
+
+// decodeLimit is decode of a non-empty body of at most limit bytes.
+func decodeLimit(r *http.Request, v any, limit int) error {
+	return decodeN(r, v, false, limit)
+}
+
+func decodeN(r *http.Request, v any, emptyOK bool, limit int) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
@@ -416,8 +432,8 @@ func decode(r *http.Request, v any, emptyOK bool) error {
 		}
 		return fmt.Errorf("read request body: %w", err)
 	}
-	if len(body) > maxBody {
-		return talon.Errorf(talon.EINVALID, "request body: larger than %d bytes", maxBody)
+	if len(body) > limit {
+		return talon.Errorf(talon.EINVALID, "request body: larger than %d bytes", limit)
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
 		if emptyOK {

@@ -132,6 +132,8 @@ Most verbs talk to a running server (talon serve); validate works offline.`,
 		newReloadCmd(g),
 		newBackfillCmd(g),
 		newCalendarCmd(g),
+		newAgentCmd(g),
+		newAgentsCmd(g),
 	)
 	return root
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/talonhq/talon/internal/config"
 	"github.com/talonhq/talon/internal/engine"
 	"github.com/talonhq/talon/internal/executor"
+	agentexec "github.com/talonhq/talon/internal/executor/agent"
 	"github.com/talonhq/talon/internal/executor/inprocess"
 	"github.com/talonhq/talon/internal/executor/local"
 	"github.com/talonhq/talon/internal/feed"
@@ -138,7 +139,13 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	exs := executors(logger)
+	// The agent executor needs the store, opened below; its name is known
+	// now, for the schedule.
 	opt := schedule.Options{Executors: slices.Sorted(maps.Keys(exs))}
+	if _, own := exs["agent"]; !own {
+		opt.Executors = append(opt.Executors, "agent")
+		slices.Sort(opt.Executors)
+	}
 	load := func() (*schedule.Schedule, error) { return schedule.Load(opt, cfg.Schedule) }
 	sched, err := load()
 	if err != nil {
@@ -196,7 +203,25 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		<-hubDone
 	}()
 
-	e, err := engine.New(engine.Config{
+	// Runs on remote agents: the executor is also the server's side of
+	// the agents' protocol (the API's agent routes). It reaches the
+	// engine, made next, for logs, progress lines and resources.
+	var e *engine.Engine
+	agents, err := agentexec.New(agentexec.Config{
+		Store: st, Logger: logger,
+		LogPath: func(r talon.Run) string { return e.LogPath(r) },
+		OnLine:  func(id int64, line string) { e.Directive(id, line) },
+		Changed: func() { e.ResourcesChanged() },
+	})
+	if err != nil {
+		return err
+	}
+	defer agents.Close()
+	if _, own := exs["agent"]; !own {
+		exs["agent"] = agents
+	}
+
+	e, err = engine.New(engine.Config{
 		Store: st, Schedule: sched, Load: load, Logger: logger, LogDir: logDir, URL: baseURL,
 		CAFile: runsCA(cfg, cert, baseURL, logger), Executors: exs, Lease: cfg.Lease, RunToken: runTokens.Mint, Feed: hub,
 	})
@@ -236,7 +261,7 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	}
 	srv := api.NewHTTPServer(api.NewServer(api.Join(reads, rl), logger,
 		api.WithAuthorizer(api.BearerAuth(chain, anonymousOK, logger)), api.WithFeed(hub),
-		api.WithSessions(sessions), api.WithPages(dash)), api.HTTPLimits{})
+		api.WithSessions(sessions), api.WithPages(dash), api.WithAgents(agents)), api.HTTPLimits{})
 	go func() {
 		var err error
 		if cert != nil {
@@ -412,7 +437,7 @@ func executors(logger *slog.Logger) map[string]executor.Executor {
 // schedule against: the executors serve would have, without building
 // them.
 func offlineOptions() schedule.Options {
-	names := append([]string{"inprocess", "local"}, executor.Names()...)
+	names := append([]string{"agent", "inprocess", "local"}, executor.Names()...)
 	slices.Sort(names)
 	return schedule.Options{Executors: slices.Compact(names)}
 }

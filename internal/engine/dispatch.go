@@ -59,6 +59,7 @@ func (e *Engine) dispatch(ctx context.Context, p *plan, ready []talon.Run, now t
 		}
 		if hs, ok := held[r.ID]; ok {
 			spec.Env = append(spec.Env, "TALON_RESOURCES="+resourcesEnv(hs))
+			spec.Holds = hs
 		}
 		spec.FenceIn = fenceIn
 		if q, ok := ex.(executor.Quick); ok && q.Quick() {
@@ -635,6 +636,12 @@ func (e *Engine) LogPath(r talon.Run) string { return logPath(e.cfg.LogDir, r) }
 func logPath(dir string, r talon.Run) string {
 	return filepath.Join(dir, filepath.Base(r.Job), strconv.FormatInt(r.ID, 10)+".log")
 }
+
+// Directive applies one output line of a run that reached this
+// scheduler from elsewhere (an agent's report): "::talon progress 40%"
+// and "::talon artifact URL" lines, as onLine does; other lines are
+// ignored.
+func (e *Engine) Directive(runID int64, line string) { e.onLine(runID)(line) }
 
 // onLine reads "::talon progress 40%" and "::talon artifact URL [NAME]"
 // lines, so executors that cannot reach the API can still report. The

@@ -103,6 +103,9 @@ type Engine struct {
 	// arrived says an artifact was added since the last step: the runs
 	// of jobs with an artifact constraint are checked at once.
 	arrived bool
+	// resChanged says resources changed outside the schedule (an agent
+	// registered): the runs of jobs asking for resources are checked.
+	resChanged bool
 	// Work done off the loop goroutine hands its results back here:
 	// runs whose slow constraints were checked, and executor starts.
 	decided []decision
@@ -265,6 +268,16 @@ func (e *Engine) Kick() {
 	}
 }
 
+// ResourcesChanged tells the loop that resources changed outside the
+// schedule (an agent registered, with its slots): the blocked runs of
+// jobs that ask for resources are checked at once.
+func (e *Engine) ResourcesChanged() {
+	e.mu.Lock()
+	e.resChanged = true
+	e.mu.Unlock()
+	e.Kick()
+}
+
 // notify queues runs that changed outside the loop and wakes it.
 func (e *Engine) notify(ids ...int64) {
 	e.mu.Lock()
@@ -384,6 +397,14 @@ func (e *Engine) shutdown(ctx context.Context) {
 		}
 	}
 	e.procsMu.Lock()
+	for id, p := range e.procs {
+		// A run that goes on without its scheduler (on an agent) is left
+		// running, for the scheduler that recovers it to re-attach.
+		if d, ok := p.p.(executor.Detacher); ok {
+			d.Detach()
+			delete(e.procs, id)
+		}
+	}
 	n := len(e.procs)
 	for _, p := range e.procs {
 		p.p.Cancel(errors.New("scheduler shut down"))
@@ -694,9 +715,14 @@ func (e *Engine) drainInbox(ctx context.Context) error {
 	e.inboxRuns = nil
 	arrived := e.arrived
 	e.arrived = false
+	resChanged := e.resChanged
+	e.resChanged = false
 	e.mu.Unlock()
 	if arrived {
 		e.touchJobs(e.sched.Load().artifactJobs...)
+	}
+	if resChanged {
+		e.touchJobs(e.sched.Load().resJobs...)
 	}
 	for _, r := range created {
 		if r.State == talon.StateBlocked {

@@ -131,6 +131,10 @@ func (e *Engine) adopt(ctx context.Context, r talon.Run, pr executor.Process, no
 	if r.Started != nil {
 		pc.started = *r.Started // it may have ended before now
 	}
+	// A run that goes on (on an agent) keeps its timeout, from its start.
+	if j := e.sched.Load().jobs[r.Job]; j != nil && j.Timeout > 0 {
+		pc.deadline = pc.started.Add(j.Timeout)
+	}
 	e.procsMu.Lock()
 	e.procs[r.ID] = pc
 	e.procsMu.Unlock()

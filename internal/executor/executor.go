@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/resource"
 )
 
 // ErrLost is returned by Recover when a run started by an earlier
@@ -92,6 +93,15 @@ type Fencer interface {
 	FenceIn(d time.Duration)
 }
 
+// Detacher is implemented by processes that go on without their
+// scheduler (a run on a remote agent): a scheduler that shuts down
+// detaches them instead of stopping them, and their runs stay running in
+// the store for the scheduler that recovers them (a restarted one
+// re-attaches at once). After Detach the process's Wait may never return.
+type Detacher interface {
+	Detach()
+}
+
 // Outcome is how a run ended.
 type Outcome struct {
 	Succeeded bool
@@ -127,6 +137,9 @@ type Spec struct {
 	// an executor masks them in the run's log (see Masker) and never
 	// shows them elsewhere.
 	Secrets []string
+	// Holds are the resources the run holds, from its allocation: an
+	// executor that runs on an allocated host (agent) finds it here.
+	Holds []resource.Hold
 	// OnLine, when set, receives each output line, so the engine can read
 	// "::talon progress 40%" lines from executors that cannot reach the
 	// server.

@@ -58,6 +58,8 @@ type reader interface {
 	Waiters(ctx context.Context) ([]resource.Waiter, error)
 	PausedJobs(ctx context.Context) ([]talon.Pause, error)
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]talon.AuditEntry, error)
+	Agents(ctx context.Context) ([]store.Agent, time.Time, error)
+	AgentRuns(ctx context.Context, f store.AgentRunFilter) ([]store.AgentRun, error)
 }
 
 var _ reader = store.Store(nil)
@@ -65,9 +67,10 @@ var _ reader = store.Store(nil)
 // Service answers reads. Its errors are *talon.Error (invalid,
 // not_found, unavailable) when the user can act on them.
 type Service struct {
-	st    reader
-	sched Scheduler
-	now   func() time.Time
+	st         reader
+	sched      Scheduler
+	now        func() time.Time
+	agentTrees store.AgentTrees
 }
 
 // New returns a service reading st, with what only the scheduler knows
@@ -301,7 +304,18 @@ func (noLogYet) Pending() bool { return true }
 // consumable node the units used in each period. Nodes a reload removed
 // while runs held them are listed too, undeclared.
 func (s *Service) Resources(ctx context.Context) (view.ResourcesView, error) {
-	tree := s.sched.Schedule().Tree()
+	agents, dbNow, err := s.st.Agents(ctx)
+	if err != nil {
+		return view.ResourcesView{}, store.UserError(err, "resources")
+	}
+	var live []store.Agent
+	for _, a := range agents {
+		if a.Live(dbNow) {
+			live = append(live, a)
+		}
+	}
+	// The connected agents' nodes, as an allocation sees them.
+	tree := s.agentTrees.With(s.sched.Schedule().Tree(), live)
 	holds, err := s.st.Holds(ctx, nil)
 	if err != nil {
 		return view.ResourcesView{}, store.UserError(err, "resources")
@@ -394,6 +408,51 @@ func (s *Service) runResources(ctx context.Context, r talon.Run) (*view.RunResou
 		if w.RunID == r.ID {
 			out.Waiting = w.Reason
 		}
+	}
+	return out, nil
+}
+
+// Agents lists the agents the store knows, connected or gone (for a day
+// after their lease ran out), with the slots their runs hold and their
+// runs not ended.
+func (s *Service) Agents(ctx context.Context) ([]view.AgentInfo, error) {
+	agents, dbNow, err := s.st.Agents(ctx)
+	if err != nil {
+		return nil, store.UserError(err, "agents")
+	}
+	open, err := s.st.AgentRuns(ctx, store.AgentRunFilter{Open: true})
+	if err != nil {
+		return nil, store.UserError(err, "agents")
+	}
+	holds, err := s.st.Holds(ctx, nil)
+	if err != nil {
+		return nil, store.UserError(err, "agents")
+	}
+	used := map[string]int{}
+	for _, h := range holds {
+		if name, ok := store.AgentOf(h.Path); ok && h.Period == "" {
+			used[name] += h.Units
+		}
+	}
+	runs := map[string][]int64{}
+	for _, r := range open {
+		runs[r.Agent] = append(runs[r.Agent], r.RunID)
+	}
+	out := make([]view.AgentInfo, 0, len(agents))
+	for _, a := range agents {
+		state := view.AgentGone
+		if a.Live(dbNow) {
+			state = view.AgentConnected
+		}
+		rs := runs[a.Name]
+		if rs == nil {
+			rs = []int64{}
+		}
+		out = append(out, view.AgentInfo{
+			Name: a.Name, State: state, Slots: a.Slots, Used: used[a.Name], Labels: a.Labels,
+			Host: a.Host, Version: a.Version, RegisteredBy: a.By,
+			Registered: a.Registered, Heartbeat: a.Heartbeat, Expires: a.Expires, Runs: rs,
+		})
 	}
 	return out, nil
 }

@@ -12,6 +12,19 @@ import (
 	"github.com/talonhq/talon"
 )
 
+// AgentNamespace is the namespace remote agents (talon agent) register
+// under: the agent named NAME is the node hosts/agents/NAME, with its
+// slots as capacity and its labels as attributes. Its nodes come and go
+// with their agents, so a schedule may not declare any, and requests for
+// them are checked when a run allocates, not when the schedule loads.
+const AgentNamespace = "hosts/agents"
+
+// IsAgentPath reports whether a request path or pattern is within
+// AgentNamespace.
+func IsAgentPath(p string) bool {
+	return p == AgentNamespace || strings.HasPrefix(p, AgentNamespace+"/")
+}
+
 // Node is one declared resource.
 type Node struct {
 	Path       string            `json:"path"`

@@ -529,6 +529,10 @@ func (l *loader) resourcesSection(top scope, n *yaml.Node) {
 			top.errf(p.key, "", "resource %s defined twice (first at %s)", quote(p.name), first.pos)
 			continue
 		}
+		if resource.IsAgentPath(p.name) {
+			top.errf(p.key, "start `talon agent --name NAME` on the node instead", "resource %s: %s is where agents register themselves", quote(p.name), resource.AgentNamespace)
+			continue
+		}
 		rs := scope{l: l, f: top.f, where: fmt.Sprintf("resource %s: ", quote(p.name))}
 		r := Resource{Path: p.name}
 		l.resources[p.name] = &resDraft{res: r, pos: top.pos(p.key)}
@@ -1261,6 +1265,20 @@ func (l *loader) checkRef(s scope, n *yaml.Node, name string, jobs []string) {
 // matches passes the where filters, or none has the capacity asked for.
 // {{environment}} is resolved with the job's environment first.
 func (l *loader) checkResources(d *jobDraft, tree *resource.Tree) {
+	agents := 0
+	for _, rd := range d.res {
+		if resource.IsAgentPath(rd.req.Path) {
+			agents++
+		}
+	}
+	if d.job.Executor == "agent" && agents != 1 {
+		s, at := d.s, d.key.node()
+		if len(d.res) > 0 {
+			s, at = d.s.sub("resources"), d.res[0].key
+		}
+		s.errf(at, "add resources: {"+resource.AgentNamespace+"/*: 1} (or name an agent, or filter by its labels)",
+			"executor agent runs on the agent a run is allocated: ask for exactly one %s resource, not %d", resource.AgentNamespace, agents)
+	}
 	if len(d.res) == 0 {
 		return
 	}
@@ -1283,6 +1301,14 @@ func (l *loader) checkResources(d *jobDraft, tree *resource.Tree) {
 	s := d.s.sub("resources")
 	for _, rd := range d.res {
 		r := rd.req
+		if resource.IsAgentPath(r.Path) {
+			// Agents register at run time: there is nothing to check
+			// against now. The run waits for an agent that matches.
+			if d.job.Executor != "agent" {
+				s.errf(rd.key, "set executor: agent", "%s is for runs on agents, and this job's executor is %s", quote(r.Path), d.job.Executor)
+			}
+			continue
+		}
 		if strings.Contains(r.Path, resource.EnvironmentVar) && d.job.Environment == "" {
 			s.errf(rd.key, "set environment: on the job", "%s uses %s but the job has no environment", quote(r.Path), resource.EnvironmentVar)
 			continue

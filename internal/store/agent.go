@@ -29,11 +29,9 @@ import (
 // agent never overrides a loss that was decided first, and a run is
 // never both lost and succeeded.
 
-// AgentNamespace is the resource namespace agents register under: an
-// agent named NAME is the node hosts/agents/NAME, with its slots as
-// capacity and its labels as attributes. The schedule may not declare
-// nodes below it.
-const AgentNamespace = "hosts/agents"
+// AgentNamespace is the resource namespace agents register under
+// (resource.AgentNamespace).
+const AgentNamespace = resource.AgentNamespace
 
 // AgentPath is the resource path of the agent named name.
 func AgentPath(name string) string { return AgentNamespace + "/" + name }

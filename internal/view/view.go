@@ -131,3 +131,32 @@ type AuditFilter struct {
 	BeforeID int64
 	Limit    int
 }
+
+// AgentInfo is a remote agent (talon agent) as the API shows it.
+type AgentInfo struct {
+	Name string `json:"name"`
+	// State is "connected" while its lease holds, "gone" once it ran out.
+	State  string            `json:"state"`
+	Slots  int               `json:"slots"`
+	Used   int               `json:"used"` // slots held by runs now
+	Labels map[string]string `json:"labels,omitempty"`
+	Host   string            `json:"host,omitempty"`
+	// Version is the agent's talon version; RegisteredBy the name of
+	// the token it registered with.
+	Version      string `json:"version,omitempty"`
+	RegisteredBy string `json:"registered_by,omitempty"`
+	// Registered, Heartbeat and Expires are the database's clock: when
+	// this session of the agent registered, its last heartbeat, and when
+	// its lease runs out.
+	Registered time.Time `json:"registered"`
+	Heartbeat  time.Time `json:"heartbeat"`
+	Expires    time.Time `json:"expires"`
+	// Runs are the runs it has, not ended.
+	Runs []int64 `json:"runs"`
+}
+
+// Agent states.
+const (
+	AgentConnected = "connected"
+	AgentGone      = "gone"
+)

@@ -45,6 +45,7 @@ type Backend struct {
 	nextArtifact int64
 	paused       map[string]talon.Pause
 	audit        []talon.AuditEntry
+	agents       []view.AgentInfo
 }
 
 // Call records the arguments of the latest call, for tests that check
@@ -109,6 +110,24 @@ func (b *Backend) add(r talon.Run, decisions []talon.Decision, events []talon.Ev
 	}
 	b.runs[r.ID] = &view.RunDetail{Run: r, Decisions: decisions, Events: events}
 	return r
+}
+
+// SetAgents sets what Agents returns.
+func (b *Backend) SetAgents(as []view.AgentInfo) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.agents = as
+}
+
+// Agents lists the agents SetAgents set.
+func (b *Backend) Agents(ctx context.Context) ([]view.AgentInfo, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = Call{Method: "Agents"}
+	if b.Err != nil {
+		return nil, b.Err
+	}
+	return slices.Clone(b.agents), nil
 }
 
 // SetLog sets the text Logs returns for a run.
