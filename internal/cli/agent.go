@@ -8,16 +8,19 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/talonhq/talon/internal/agent"
+	"github.com/talonhq/talon/internal/executor/local"
 	"github.com/talonhq/talon/internal/store"
 )
 
 type agentOpts struct {
 	tokenFile, labels, name, dir string
 	slots                        int
+	grace                        time.Duration
 }
 
 // newAgentCmd builds the agent verb: a remote node that runs jobs the
@@ -49,6 +52,7 @@ docs/agents.md.`,
 	f.IntVar(&o.slots, "slots", runtime.NumCPU(), "how many runs (units of hosts/agents/NAME) at once")
 	f.StringVar(&o.name, "name", "", "the agent's name, its resource hosts/agents/NAME (default: the host name)")
 	f.StringVar(&o.dir, "dir", "", "state directory: lock, session, run logs (default talon-agent-NAME)")
+	f.DurationVar(&o.grace, "grace", local.DefaultGrace, "how long a cancelled run gets between SIGTERM and SIGKILL")
 	return cmd
 }
 
@@ -92,6 +96,9 @@ func (g *globals) agent(cmd *cobra.Command, o agentOpts) error {
 	if err := store.CheckAgent(a); err != nil {
 		return usagef("%v", err)
 	}
+	if o.grace <= 0 || o.grace > time.Hour {
+		return usagef("--grace %s: want more than 0 and at most 1h", o.grace)
+	}
 	if o.dir == "" {
 		o.dir = "talon-agent-" + o.name
 	}
@@ -120,7 +127,7 @@ func (g *globals) agent(cmd *cobra.Command, o agentOpts) error {
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	logger.Info("talon agent starting", "agent", o.name, "server", cl.BaseURL(), "slots", o.slots, "labels", o.labels, "dir", o.dir)
 	return agent.Run(cmd.Context(), agent.Config{
-		Client: cl, CAFile: ca, Name: o.name, Slots: o.slots, Labels: labels, Dir: o.dir, Logger: logger,
+		Client: cl, CAFile: ca, Name: o.name, Slots: o.slots, Labels: labels, Dir: o.dir, Logger: logger, Grace: o.grace,
 		Ready: func(session string) {
 			fmt.Fprintf(g.stdout, "talon: agent %s registered (session %s)\n", o.name, session)
 		},

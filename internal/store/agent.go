@@ -136,6 +136,7 @@ const (
 type AgentRun struct {
 	RunID   int64
 	Agent   string
+	Job     string
 	Session string // the session it was handed to
 	State   AgentRunState
 	// Spec is what the agent needs to start the run (the run's command,

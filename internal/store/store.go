@@ -258,10 +258,11 @@ type Store interface {
 	// and the database's now to judge them by.
 	Agents(ctx context.Context) ([]Agent, time.Time, error)
 
-	// OfferAgentRun hands a run to the current session of an agent,
-	// with the spec it needs to start it. ErrConflict when the agent has
-	// no live session, or the run was handed to an agent before.
-	OfferAgentRun(ctx context.Context, runID int64, agent string, spec []byte) (AgentRun, error)
+	// OfferAgentRun hands run r.RunID of job r.Job to the current session
+	// of agent r.Agent, with the spec it needs to start it (r.Spec); the
+	// other fields are the store's. ErrConflict when the agent has no
+	// live session, or the run was handed to an agent before.
+	OfferAgentRun(ctx context.Context, r AgentRun) (AgentRun, error)
 
 	// TakeAgentRuns moves the given runs that session of agent was
 	// offered to taken, and returns every run of ids that the session

@@ -28,12 +28,14 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,11 +65,10 @@ const (
 
 // agentStore is what the executor needs of the state store.
 type agentStore interface {
-	GetRun(ctx context.Context, id int64) (talon.Run, error)
 	RegisterAgent(ctx context.Context, a store.Agent, previous string, lease time.Duration) (store.Agent, []store.AgentRun, error)
 	RenewAgent(ctx context.Context, name, session string, lease time.Duration) (store.Agent, error)
 	Agents(ctx context.Context) ([]store.Agent, time.Time, error)
-	OfferAgentRun(ctx context.Context, runID int64, agent string, spec []byte) (store.AgentRun, error)
+	OfferAgentRun(ctx context.Context, r store.AgentRun) (store.AgentRun, error)
 	TakeAgentRuns(ctx context.Context, agent, session string, ids []int64) ([]store.AgentRun, error)
 	StartAgentRun(ctx context.Context, runID int64, session string, pid int) (store.AgentRun, error)
 	EndAgentRun(ctx context.Context, runID int64, session string, o store.AgentOutcome) (store.AgentRun, error)
@@ -218,10 +219,11 @@ func (x *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 		return nil, fmt.Errorf("encode the run for agent %s: %w", name, err)
 	}
 	p := x.newProcess(s.Run.ID, name)
+	p.logPath, p.onLine = s.LogPath, s.OnLine
 	if !x.watch(p) {
 		return nil, errors.New("agent executor closed")
 	}
-	ar, err := x.st.OfferAgentRun(ctx, s.Run.ID, name, spec)
+	ar, err := x.st.OfferAgentRun(ctx, store.AgentRun{RunID: s.Run.ID, Agent: name, Job: s.Job.Name, Spec: spec})
 	if err != nil {
 		x.unwatch(p)
 		if errors.Is(err, store.ErrConflict) {
@@ -293,6 +295,12 @@ type process struct {
 	agent   string
 	session string
 	offered time.Time // when this process began waiting for the take
+	// logPath and onLine are the spec's, for a run this executor
+	// started: the process follows the log the agent's reports fill and
+	// hands its lines to onLine (tail, used by the watcher alone).
+	logPath string
+	onLine  func(string)
+	tail    tail
 
 	mu         sync.Mutex
 	pid        int
@@ -500,6 +508,9 @@ func (x *Executor) look(ctx context.Context, ps []*process) error {
 	}
 	for _, p := range ps {
 		ar, ok := found[p.runID]
+		// Lines written so far, and at the end all of them: the engine
+		// has every line before it learns the outcome.
+		p.follow(ok && !ar.Open())
 		switch {
 		case !ok:
 			// Only a run never offered (Start is offering it now) or one
@@ -518,4 +529,65 @@ func (x *Executor) look(ctx context.Context, ps []*process) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// tail follows a run's log for its lines.
+type tail struct {
+	off     int64
+	partial []byte
+}
+
+// follow hands onLine the lines added to the run's log since the last
+// call; at the end (final), a last line without a newline too. The log
+// is the file the agent's reports fill on this host (LogPath); a run
+// whose reports reach another scheduler has none here, and that
+// scheduler reads its lines instead (see Report).
+func (p *process) follow(final bool) {
+	if p.onLine == nil || p.logPath == "" {
+		return
+	}
+	f, err := os.Open(p.logPath)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	t := &p.tail
+	for {
+		n, err := f.ReadAt(buf, t.off)
+		t.off += int64(n)
+		data := append(t.partial, buf[:n]...)
+		for {
+			i := bytes.IndexByte(data, '\n')
+			if i < 0 {
+				break
+			}
+			p.onLine(string(bytes.TrimSuffix(data[:i], []byte("\r"))))
+			data = data[i+1:]
+		}
+		t.partial = append(t.partial[:0], data...)
+		if len(t.partial) > maxLine {
+			t.partial = t.partial[:0] // not a directive; the log has it
+		}
+		if err != nil || n == 0 {
+			break
+		}
+	}
+	if final && len(t.partial) > 0 {
+		p.onLine(string(t.partial))
+		t.partial = nil
+	}
+}
+
+// maxLine bounds a line handed to onLine, as the local executor's.
+const maxLine = 64 << 10
+
+// directs reports whether lines of run id reaching this executor's hub
+// are handed to a process of this executor (it started the run, and
+// follows its log), rather than to Config.OnLine.
+func (x *Executor) directs(id int64) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	p := x.watched[id]
+	return p != nil && p.onLine != nil && p.logPath != ""
 }

@@ -186,7 +186,7 @@ func (x *Executor) Report(ctx context.Context, name string, runID int64, req api
 		}
 	}
 	if req.Output != nil {
-		n, err := x.output(ctx, runID, req.Output)
+		n, err := x.output(ar, req.Output)
 		if err != nil {
 			return out, err
 		}
@@ -211,31 +211,32 @@ func (x *Executor) Report(ctx context.Context, name string, runID int64, req api
 	return out, nil
 }
 
-// output appends what of o the run's log lacks, and hands its lines to
-// OnLine. The agent sends whole lines but at the end of the output, so
-// each piece's lines are whole.
-func (x *Executor) output(ctx context.Context, runID int64, o *api.AgentOutput) (int64, error) {
+// output appends what of o the run's log lacks. Its lines go to
+// Config.OnLine, unless a process of this executor follows the log (it
+// started the run, and hands them to its spec's OnLine). The agent sends
+// whole lines but at the end of the output, so each piece's lines are
+// whole.
+func (x *Executor) output(ar store.AgentRun, o *api.AgentOutput) (int64, error) {
 	if x.cfg.LogPath == nil {
 		return o.Offset + int64(len(o.Data)), nil
 	}
-	path, err := x.reports.path(ctx, x.st, runID, x.cfg.LogPath)
-	if err != nil {
-		return 0, userError(err)
-	}
+	// The path is the run's, from its id and job as the store has them,
+	// never from the request.
+	path := x.cfg.LogPath(talon.Run{ID: ar.RunID, Job: ar.Job})
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return 0, fmt.Errorf("run %d's log: %w", runID, err)
+			return 0, fmt.Errorf("run %d's log: %w", ar.RunID, err)
 		}
 		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("run %d's log: %w", runID, err)
+		return 0, fmt.Errorf("run %d's log: %w", ar.RunID, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, fmt.Errorf("run %d's log: %w", runID, err)
+		return 0, fmt.Errorf("run %d's log: %w", ar.RunID, err)
 	}
 	have := fi.Size()
 	data := o.Data
@@ -247,11 +248,11 @@ func (x *Executor) output(ctx context.Context, runID int64, o *api.AgentOutput) 
 		return have, nil
 	}
 	if _, err := f.Write(data); err != nil {
-		return 0, fmt.Errorf("run %d's log: %w", runID, err)
+		return 0, fmt.Errorf("run %d's log: %w", ar.RunID, err)
 	}
-	if x.cfg.OnLine != nil {
+	if x.cfg.OnLine != nil && !x.directs(ar.RunID) {
 		for line := range bytes.Lines(data) {
-			x.cfg.OnLine(runID, string(bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))))
+			x.cfg.OnLine(ar.RunID, string(bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))))
 		}
 	}
 	return have + int64(len(data)), nil
@@ -280,19 +281,18 @@ func (s *signals) get(name string) *store.Broadcast {
 func (s *signals) subscribe(name string) (<-chan struct{}, func()) { return s.get(name).Subscribe() }
 func (s *signals) wake(name string)                                { s.get(name).Wake() }
 
-// reportLocks serializes the reports of one run (an agent that sends a
+// reportLocks serializes the reports of one run: an agent that sends a
 // report again while the first is in flight must not append its output
-// twice) and keeps the run's log path between them.
+// twice.
 type reportLocks struct {
 	mu    sync.Mutex
 	locks map[int64]*sync.Mutex
-	paths map[int64]string
 }
 
 func (r *reportLocks) lock(runID int64) func() {
 	r.mu.Lock()
 	if r.locks == nil {
-		r.locks, r.paths = map[int64]*sync.Mutex{}, map[int64]string{}
+		r.locks = map[int64]*sync.Mutex{}
 	}
 	l := r.locks[runID]
 	if l == nil {
@@ -304,26 +304,6 @@ func (r *reportLocks) lock(runID int64) func() {
 	return l.Unlock
 }
 
-// path is the run's log path, looked up once per run. Called under the
-// run's lock.
-func (r *reportLocks) path(ctx context.Context, st agentStore, runID int64, logPath func(talon.Run) string) (string, error) {
-	r.mu.Lock()
-	p, ok := r.paths[runID]
-	r.mu.Unlock()
-	if ok {
-		return p, nil
-	}
-	run, err := st.GetRun(ctx, runID)
-	if err != nil {
-		return "", err
-	}
-	p = logPath(run)
-	r.mu.Lock()
-	r.paths[runID] = p
-	r.mu.Unlock()
-	return p, nil
-}
-
 // forget drops a run that ended. A report that still holds its lock
 // keeps its mutex; a later one makes a new one, which is harmless: the
 // run has ended and its output is complete.
@@ -331,5 +311,4 @@ func (r *reportLocks) forget(runID int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.locks, runID)
-	delete(r.paths, runID)
 }

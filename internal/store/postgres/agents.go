@@ -45,13 +45,13 @@ func scanAgents(rows pgx.Rows) ([]store.Agent, error) {
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Agent, error) { return scanAgent(row) })
 }
 
-const agentRunCols = `run_id, agent, session, state, spec, pid, offered, started, ended, succeeded, exit_code, reason, cancel`
+const agentRunCols = `run_id, agent, job, session, state, spec, pid, offered, started, ended, succeeded, exit_code, reason, cancel`
 
 func scanAgentRun(row pgx.Row, extra ...any) (store.AgentRun, error) {
 	var r store.AgentRun
 	var state string
 	var started, ended *time.Time
-	err := row.Scan(append([]any{&r.RunID, &r.Agent, &r.Session, &state, &r.Spec, &r.PID, &r.Offered, &started, &ended,
+	err := row.Scan(append([]any{&r.RunID, &r.Agent, &r.Job, &r.Session, &state, &r.Spec, &r.PID, &r.Offered, &started, &ended,
 		&r.Succeeded, &r.ExitCode, &r.Reason, &r.Cancel}, extra...)...)
 	r.State = store.AgentRunState(state)
 	r.Offered, r.Started, r.Ended = r.Offered.UTC(), utc(started), utc(ended)
@@ -201,7 +201,7 @@ func (db *DB) Agents(ctx context.Context) ([]store.Agent, time.Time, error) {
 }
 
 // OfferAgentRun hands a run to an agent's live session.
-func (db *DB) OfferAgentRun(ctx context.Context, runID int64, agent string, spec []byte) (store.AgentRun, error) {
+func (db *DB) OfferAgentRun(ctx context.Context, o store.AgentRun) (store.AgentRun, error) {
 	var r store.AgentRun
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		t, err := now(ctx, tx)
@@ -210,26 +210,26 @@ func (db *DB) OfferAgentRun(ctx context.Context, runID int64, agent string, spec
 		}
 		// Shared lock: a registration of a new session waits, so it
 		// sees this run and ends it lost.
-		a, found, err := scanAgentOrNot(tx.QueryRow(ctx, `SELECT `+agentCols+` FROM agents WHERE name = $1 FOR SHARE`, agent))
+		a, found, err := scanAgentOrNot(tx.QueryRow(ctx, `SELECT `+agentCols+` FROM agents WHERE name = $1 FOR SHARE`, o.Agent))
 		if err != nil {
 			return err
 		}
 		if !found || a.Session == "" || !a.Live(t) {
-			return fmt.Errorf("agent %s is not connected: %w", agent, store.ErrConflict)
+			return fmt.Errorf("agent %s is not connected: %w", o.Agent, store.ErrConflict)
 		}
-		r = store.AgentRun{RunID: runID, Agent: agent, Session: a.Session, State: store.AgentOffered, Spec: spec, Offered: t}
-		tag, err := tx.Exec(ctx, `INSERT INTO agent_runs (run_id, agent, session, state, spec, offered)
-			VALUES ($1, $2, $3, 'offered', $4, $5) ON CONFLICT (run_id) DO NOTHING`, runID, agent, a.Session, spec, t)
+		r = store.AgentRun{RunID: o.RunID, Agent: o.Agent, Job: o.Job, Session: a.Session, State: store.AgentOffered, Spec: o.Spec, Offered: t}
+		tag, err := tx.Exec(ctx, `INSERT INTO agent_runs (run_id, agent, job, session, state, spec, offered)
+			VALUES ($1, $2, $3, $4, 'offered', $5, $6) ON CONFLICT (run_id) DO NOTHING`, r.RunID, r.Agent, r.Job, r.Session, r.Spec, t)
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("run %d was already handed to an agent: %w", runID, store.ErrConflict)
+			return fmt.Errorf("run %d was already handed to an agent: %w", r.RunID, store.ErrConflict)
 		}
 		return nil
 	})
 	if err != nil {
-		return store.AgentRun{}, fmt.Errorf("hand run %d to agent %s: %w", runID, agent, err)
+		return store.AgentRun{}, fmt.Errorf("hand run %d to agent %s: %w", o.RunID, o.Agent, err)
 	}
 	return r, nil
 }
@@ -377,7 +377,7 @@ func (db *DB) WithdrawAgentRun(ctx context.Context, runID int64, reason string) 
 
 // expiredQuery finds the open runs whose session is not their agent's
 // live one, with that agent's session and heartbeat.
-const expiredQuery = `SELECT r.run_id, r.agent, r.session, r.state, r.spec, r.pid, r.offered, r.started, r.ended,
+const expiredQuery = `SELECT r.run_id, r.agent, r.job, r.session, r.state, r.spec, r.pid, r.offered, r.started, r.ended,
 		r.succeeded, r.exit_code, r.reason, r.cancel, a.session, a.heartbeat
 	FROM agent_runs r LEFT JOIN agents a ON a.name = r.agent
 	WHERE r.state <> 'ended' AND (a.name IS NULL OR a.session <> r.session OR a.expires <= %s)

@@ -34,14 +34,14 @@ func scanAgent(row interface{ Scan(...any) error }) (store.Agent, error) {
 	return a, nil
 }
 
-const agentRunCols = `run_id, agent, session, state, spec, pid, offered, started, ended, succeeded, exit_code, reason, cancel`
+const agentRunCols = `run_id, agent, job, session, state, spec, pid, offered, started, ended, succeeded, exit_code, reason, cancel`
 
 func scanAgentRun(row interface{ Scan(...any) error }) (store.AgentRun, error) {
 	var r store.AgentRun
 	var state string
 	var offered int64
 	var started, ended sql.NullInt64
-	err := row.Scan(&r.RunID, &r.Agent, &r.Session, &state, &r.Spec, &r.PID, &offered, &started, &ended,
+	err := row.Scan(&r.RunID, &r.Agent, &r.Job, &r.Session, &state, &r.Spec, &r.PID, &offered, &started, &ended,
 		&r.Succeeded, &r.ExitCode, &r.Reason, &r.Cancel)
 	r.State = store.AgentRunState(state)
 	r.Offered, r.Started, r.Ended = fromMicros(offered), fromNullMicros(started), fromNullMicros(ended)
@@ -209,32 +209,32 @@ func liveAgents(ctx context.Context, tx *sql.Tx, now time.Time) ([]store.Agent, 
 }
 
 // OfferAgentRun hands a run to an agent's live session.
-func (db *DB) OfferAgentRun(ctx context.Context, runID int64, agent string, spec []byte) (store.AgentRun, error) {
+func (db *DB) OfferAgentRun(ctx context.Context, o store.AgentRun) (store.AgentRun, error) {
 	var r store.AgentRun
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		now := store.NowOr(time.Time{})
-		a, found, err := getAgent(ctx, tx, agent)
+		a, found, err := getAgent(ctx, tx, o.Agent)
 		if err != nil {
 			return err
 		}
 		if !found || !a.Live(now) {
-			return fmt.Errorf("agent %s is not connected: %w", agent, store.ErrConflict)
+			return fmt.Errorf("agent %s is not connected: %w", o.Agent, store.ErrConflict)
 		}
-		r = store.AgentRun{RunID: runID, Agent: agent, Session: a.Session, State: store.AgentOffered, Spec: spec, Offered: now}
-		res, err := tx.ExecContext(ctx, `INSERT INTO agent_runs (run_id, agent, session, state, spec, offered)
-			VALUES (?, ?, ?, 'offered', ?, ?) ON CONFLICT (run_id) DO NOTHING`, runID, agent, a.Session, spec, micros(now))
+		r = store.AgentRun{RunID: o.RunID, Agent: o.Agent, Job: o.Job, Session: a.Session, State: store.AgentOffered, Spec: o.Spec, Offered: now}
+		res, err := tx.ExecContext(ctx, `INSERT INTO agent_runs (run_id, agent, job, session, state, spec, offered)
+			VALUES (?, ?, ?, ?, 'offered', ?, ?) ON CONFLICT (run_id) DO NOTHING`, r.RunID, r.Agent, r.Job, r.Session, r.Spec, micros(now))
 		if err != nil {
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			return fmt.Errorf("run %d was already handed to an agent: %w", runID, store.ErrConflict)
+			return fmt.Errorf("run %d was already handed to an agent: %w", r.RunID, store.ErrConflict)
 		}
 		return nil
 	})
 	if err != nil {
-		return store.AgentRun{}, fmt.Errorf("hand run %d to agent %s: %w", runID, agent, err)
+		return store.AgentRun{}, fmt.Errorf("hand run %d to agent %s: %w", o.RunID, o.Agent, err)
 	}
 	return r, nil
 }
@@ -372,7 +372,7 @@ func (db *DB) WithdrawAgentRun(ctx context.Context, runID int64, reason string) 
 
 // expiredQuery finds the open runs whose session is not their agent's
 // live one, with that agent's session, heartbeat and expiry.
-const expiredQuery = `SELECT r.run_id, r.agent, r.session, r.state, r.spec, r.pid, r.offered, r.started, r.ended,
+const expiredQuery = `SELECT r.run_id, r.agent, r.job, r.session, r.state, r.spec, r.pid, r.offered, r.started, r.ended,
 		r.succeeded, r.exit_code, r.reason, r.cancel, a.session, a.heartbeat
 	FROM agent_runs r LEFT JOIN agents a ON a.name = r.agent
 	WHERE r.state <> 'ended' AND (a.name IS NULL OR a.session <> r.session OR a.expires <= ?)
@@ -397,7 +397,7 @@ func queryExpired(ctx context.Context, q querier, now time.Time) ([]expired, err
 		var offered int64
 		var started, ended sql.NullInt64
 		r := &x.run
-		if err := rows.Scan(&r.RunID, &r.Agent, &r.Session, &state, &r.Spec, &r.PID, &offered, &started, &ended,
+		if err := rows.Scan(&r.RunID, &r.Agent, &r.Job, &r.Session, &state, &r.Spec, &r.PID, &offered, &started, &ended,
 			&r.Succeeded, &r.ExitCode, &r.Reason, &r.Cancel, &x.session, &x.beat); err != nil {
 			return nil, err
 		}

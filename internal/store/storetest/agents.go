@@ -29,7 +29,7 @@ func register(t *testing.T, s store.Store, a store.Agent, previous string, lease
 
 func offer(t *testing.T, s store.Store, runID int64, agent string) store.AgentRun {
 	t.Helper()
-	r, err := s.OfferAgentRun(ctxOf(t), runID, agent, []byte(`{"run":1}`))
+	r, err := s.OfferAgentRun(ctxOf(t), store.AgentRun{RunID: runID, Agent: agent, Job: "j", Spec: []byte(`{"run":1}`)})
 	if err != nil {
 		t.Fatalf("OfferAgentRun(%d, %s): %v", runID, agent, err)
 	}
@@ -127,15 +127,15 @@ func testAgentRunMoves(t *testing.T, open OpenFunc) {
 	s := open(t)
 	ctx := ctxOf(t)
 	r := newRun(t, s, "j", "daily/2026-11-26")
-	if _, err := s.OfferAgentRun(ctx, r.ID, "nobody", nil); !errors.Is(err, store.ErrConflict) {
+	if _, err := s.OfferAgentRun(ctx, store.AgentRun{RunID: r.ID, Agent: "nobody", Job: "j"}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("offer to an unknown agent = %v, want ErrConflict", err)
 	}
 	register(t, s, agentNamed("a1", "s1"), "", agentLease)
 	o := offer(t, s, r.ID, "a1")
-	if o.State != store.AgentOffered || o.Session != "s1" || o.Offered.IsZero() {
+	if o.State != store.AgentOffered || o.Session != "s1" || o.Offered.IsZero() || o.Job != "j" {
 		t.Fatalf("offered %+v", o)
 	}
-	if _, err := s.OfferAgentRun(ctx, r.ID, "a1", nil); !errors.Is(err, store.ErrConflict) {
+	if _, err := s.OfferAgentRun(ctx, store.AgentRun{RunID: r.ID, Agent: "a1", Job: "j"}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("offering a run twice = %v, want ErrConflict", err)
 	}
 	if got, err := s.TakeAgentRuns(ctx, "a1", "other", []int64{r.ID}); err != nil || len(got) != 0 {
@@ -276,7 +276,7 @@ func testAgentExpire(t *testing.T, open OpenFunc) {
 	if _, err := s.EndAgentRun(ctx, r.ID, "s1", store.AgentOutcome{Succeeded: true}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("a report after the loss = %v, want ErrConflict", err)
 	}
-	if _, err := s.OfferAgentRun(ctx, newRun(t, s, "j", "daily/2026-11-28").ID, "a1", nil); !errors.Is(err, store.ErrConflict) {
+	if _, err := s.OfferAgentRun(ctx, store.AgentRun{RunID: newRun(t, s, "j", "daily/2026-11-28").ID, Agent: "a1", Job: "j"}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("offer to an expired agent = %v, want ErrConflict", err)
 	}
 	// Its node is gone: the wildcard finds a2 only, then nothing more.

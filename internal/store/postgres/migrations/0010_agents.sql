@@ -19,6 +19,7 @@ CREATE TABLE agents (
 CREATE TABLE agent_runs (
 	run_id    bigint PRIMARY KEY,
 	agent     text    NOT NULL,
+	job       text    NOT NULL DEFAULT '',
 	session   text    NOT NULL,
 	state     text    NOT NULL,
 	spec      bytea,

@@ -20,6 +20,7 @@ CREATE TABLE agents (
 CREATE TABLE agent_runs (
 	run_id    INTEGER PRIMARY KEY,
 	agent     TEXT    NOT NULL,
+	job       TEXT    NOT NULL DEFAULT '',
 	session   TEXT    NOT NULL,
 	state     TEXT    NOT NULL,
 	spec      BLOB,
