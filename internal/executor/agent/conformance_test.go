@@ -5,12 +5,10 @@ package agent_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -53,10 +51,6 @@ func sharedStore() (store.Store, error) {
 		shared.st, shared.err = sqlite.Open(context.Background(), filepath.Join(dir, "state.db"))
 	})
 	return shared.st, shared.err
-}
-
-func logPath(dir string, r talon.Run) string {
-	return filepath.Join(dir, "logs", filepath.Base(r.Job), strconv.FormatInt(r.ID, 10)+".log")
 }
 
 // conformance is the agent executor as the executor suite sees it: each
@@ -176,5 +170,3 @@ func waitAgent(t *testing.T, st store.Store, name string) {
 	}
 	t.Fatalf("agent %s did not register within 30s", name)
 }
-
-func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
