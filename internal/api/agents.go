@@ -219,7 +219,18 @@ func (s *Server) agentPoll(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req, false); err != nil {
 		return err
 	}
-	out, err := a.Poll(r.Context(), agentName(r), req)
+	// A long poll ends when the server shuts down, as streams do: the
+	// agent asks the next server.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	out, err := a.Poll(ctx, agentName(r), req)
 	if err != nil {
 		return err
 	}
