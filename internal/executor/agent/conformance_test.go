@@ -108,7 +108,7 @@ func startServer(t *testing.T, st store.Store, dir string) {
 	waitAgent(t, st, agentName)
 }
 
-func buildTalon(t *testing.T) string {
+func buildTalon(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "talon")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/talon")
@@ -121,7 +121,7 @@ func buildTalon(t *testing.T) string {
 
 // startAgent starts `talon agent` and stops it (SIGTERM, then SIGKILL)
 // when the test ends.
-func startAgent(t *testing.T, bin, server, name, dir string, args ...string) *exec.Cmd {
+func startAgent(t testing.TB, bin, server, name, dir string, args ...string) *exec.Cmd {
 	t.Helper()
 	logf, err := os.Create(filepath.Join(t.TempDir(), "agent.log"))
 	if err != nil {
@@ -153,7 +153,7 @@ func startAgent(t *testing.T, bin, server, name, dir string, args ...string) *ex
 }
 
 // waitAgent waits, boundedly, until the agent has a live session.
-func waitAgent(t *testing.T, st store.Store, name string) {
+func waitAgent(t testing.TB, st store.Store, name string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
