@@ -241,6 +241,11 @@ func (a *Agent) serve(ctx context.Context, session string) error {
 	go func() { defer wg.Done(); cancel(a.fence(sctx)) }()
 	<-sctx.Done()
 	why := context.Cause(sctx)
+	// No run is accepted for the session from now on, so stopAll below
+	// sees every run it has.
+	a.mu.Lock()
+	a.session = ""
+	a.mu.Unlock()
 	if ctx.Err() == nil {
 		// Lost: the server is declaring (or declared) this session's runs
 		// lost; they must be dead before it retries them.
@@ -294,11 +299,11 @@ func isConflict(err error) bool {
 func (a *Agent) renew(sent time.Time, lease time.Duration) {
 	a.mu.Lock()
 	a.lease = lease
+	// Heartbeats go one at a time, so this one's deadline is the
+	// session's, earlier or later than the last one's (a server may
+	// shorten the lease).
 	at := sent.Add(lease - lease/6)
-	if at.After(a.fenceAt) {
-		a.fenceAt = at
-	}
-	at = a.fenceAt
+	a.fenceAt = at
 	rs := a.runList()
 	select {
 	case a.renewed <- struct{}{}:

@@ -180,12 +180,19 @@ func (e *Engine) fenceIfLapsed(now time.Time) {
 	since := now.Sub(l.lastBeat).Round(time.Second)
 	e.leaseMu.Unlock()
 	cause := fmt.Errorf("lost: scheduler %s could not renew its lease for %s, so it stopped the run before a peer could retry it", e.instance.ID, since)
-	ps := e.owned()
-	for _, p := range ps {
+	stopped := 0
+	for _, p := range e.owned() {
+		// A run that goes on without its scheduler (on an agent) is
+		// fenced by its own lease, and the peer that recovers it
+		// re-attaches to it: stopping it would only lose it.
+		if _, ok := p.(executor.Detacher); ok {
+			continue
+		}
 		p.Cancel(cause)
+		stopped++
 	}
-	if len(ps) > 0 {
-		e.log.Error("lease lapsed: runs stopped", "runs", len(ps), "since_heartbeat", since)
+	if stopped > 0 {
+		e.log.Error("lease lapsed: runs stopped", "runs", stopped, "since_heartbeat", since)
 	}
 }
 

@@ -469,14 +469,17 @@ func (x *Executor) look(ctx context.Context, ps []*process) error {
 	for _, p := range ps {
 		if reason := p.pendingCancel(); reason != "" {
 			ar, err := x.st.CancelAgentRun(ctx, p.runID, reason)
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
+			if errors.Is(err, store.ErrNotFound) {
+				continue // not handed yet (or forgotten: see below)
+			}
+			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			p.mu.Lock()
 			p.cancelSent = true
 			p.mu.Unlock()
-			if err == nil && ar.Open() {
+			if ar.Open() {
 				x.signals.wake(p.agent)
 			}
 		}
