@@ -113,8 +113,17 @@ type Spec struct {
 	// TALON_PERIOD, TALON_URL, TALON_TOKEN, TALON_PARAMS, …) as KEY=VALUE,
 	// to be added to the job's own env.
 	Env []string
-	// LogPath is the file that receives the run's stdout and stderr.
+	// LogPath is the file that receives the run's stdout and stderr, on
+	// the scheduler's host; empty for none.
 	LogPath string
+	// Logs, when set, is the log store: the run's output (masked) is
+	// copied to it, so every scheduler sharing the state store can show
+	// it (talon logs). Executors write output through an Output, which
+	// does so.
+	Logs LogStore
+	// LogLimit is how many bytes of the run's output Logs keeps; zero
+	// means DefaultLogLimit.
+	LogLimit int64
 	// Params is the JSON of the run's parameters (job params overlaid with
 	// the trigger's), also in Env as TALON_PARAMS.
 	Params []byte
@@ -124,8 +133,8 @@ type Spec struct {
 	// whose processes are not Fencers ignore it.
 	FenceIn time.Duration
 	// Secrets are the values of the job's secret env (in Env as KEY=VALUE):
-	// an executor masks them in the run's log (see Masker) and never
-	// shows them elsewhere.
+	// an executor masks them in the run's log (Output does, see Masker)
+	// and never shows them elsewhere.
 	Secrets []string
 	// OnLine, when set, receives each output line, so the engine can read
 	// "::talon progress 40%" lines from executors that cannot reach the

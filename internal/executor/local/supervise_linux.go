@@ -44,7 +44,7 @@ type supState struct {
 // startSupervised has the executor's supervisor start the command (see
 // shim_linux.go), and returns once the command has started or could not
 // start.
-func (e *Executor) startSupervised(s executor.Spec, job *exec.Cmd, out *output, log *slog.Logger) (executor.Process, error) {
+func (e *Executor) startSupervised(s executor.Spec, job *exec.Cmd, out *executor.Output, log *slog.Logger) (executor.Process, error) {
 	var nb [16]byte
 	_, _ = rand.Read(nb[:])
 	h := handle{nonce: hex.EncodeToString(nb[:])}
@@ -432,7 +432,7 @@ type supervisedProcess struct {
 	e         *Executor
 	sup       *supervisor
 	id        uint64
-	out       *output
+	out       *executor.Output
 	pr        *os.File    // the output pipe's read end; nil without output
 	drain     *time.Timer // closes pr WaitDelay after the end; set before ended closes
 	handle    handle
@@ -494,7 +494,7 @@ func (p *supervisedProcess) wait() {
 		p.drain.Stop()
 		p.pr.Close()
 	}
-	p.out.close()
+	_ = p.out.Close() // the store keeps trying by itself
 
 	var o executor.Outcome
 	if p.st != nil {

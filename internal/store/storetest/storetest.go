@@ -82,6 +82,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Marks", testMarks},
 		{"MarkStamps", testMarkStamps},
 		{"Audit", testAudit},
+		{"Logs", testLogs},
+		{"LogWriter", testLogWriter},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
