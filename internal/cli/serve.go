@@ -178,6 +178,12 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		return withHint(fmt.Errorf("listen on %s: bound %s, which is not a loopback address, and the config has no tls: and auth: (nor insecure: true)", cfg.Listen, ln.Addr()), "talon serve --listen 127.0.0.1:7070")
 	}
 	baseURL := serverURL(cfg.Listen, bound, ln.Addr(), cert != nil)
+	// Runs call the server at the advertised URL: its address as other
+	// hosts reach it, when the config says; else where it listens.
+	runURL := baseURL
+	if cfg.AdvertiseURL != "" {
+		runURL = strings.TrimSuffix(cfg.AdvertiseURL, "/")
+	}
 	if err := os.MkdirAll(cfg.Logs, 0o700); err != nil {
 		return fmt.Errorf("run log directory: %w", err)
 	}
@@ -197,8 +203,8 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	}()
 
 	e, err := engine.New(engine.Config{
-		Store: st, Schedule: sched, Load: load, Logger: logger, LogDir: logDir, URL: baseURL,
-		CAFile: runsCA(cfg, cert, baseURL, logger), Executors: exs, Lease: cfg.Lease, RunToken: runTokens.Mint, Feed: hub,
+		Store: st, Schedule: sched, Load: load, Logger: logger, LogDir: logDir, URL: runURL,
+		CAFile: runsCA(cfg, cert, runURL, logger), Executors: exs, Lease: cfg.Lease, RunToken: runTokens.Mint, Feed: hub,
 	})
 	if err != nil {
 		return err
@@ -275,7 +281,7 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		}
 	}()
 
-	logger.Info("talon serving", "url", baseURL, "schedule", cfg.Schedule, "jobs", len(sched.Jobs), "state", redact(cfg.State), "instance", e.InstanceID())
+	logger.Info("talon serving", "url", baseURL, "advertised", runURL, "schedule", cfg.Schedule, "jobs", len(sched.Jobs), "state", redact(cfg.State), "instance", e.InstanceID())
 	// Write the address for scripts that started us on port 0.
 	fmt.Fprintf(g.stdout, "talon: serving %s\n", baseURL)
 
