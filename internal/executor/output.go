@@ -30,9 +30,16 @@ type Output struct {
 	onLine  func(string)
 	partial []byte
 	werr    error
-	mask    *Masker    // nil without secrets
-	store   *LogWriter // nil without a log store
+	mask    *Masker // nil without secrets
 	closed  bool
+
+	// The log store's writer is made at the first write, so a run that
+	// prints nothing costs nothing there.
+	logs   LogStore // nil without a log store
+	logOpt LogOptions
+	run    int64
+	offset int64
+	store  *LogWriter
 }
 
 // OutputOptions are what NewOutput needs beyond a Spec's fields.
@@ -77,14 +84,8 @@ func NewOutput(s Spec, opt OutputOptions) (*Output, error) {
 		o.f = f
 	}
 	if s.Logs != nil {
-		where := ""
-		if s.LogPath != "" {
-			where = s.LogPath
-			if h := hostname(); h != "" {
-				where += " on " + h
-			}
-		}
-		o.store = NewLogWriter(s.Logs, s.Run.ID, opt.Offset, LogOptions{Limit: s.LogLimit, Where: where, Logger: opt.Logger})
+		o.logs, o.run, o.offset = s.Logs, s.Run.ID, opt.Offset
+		o.logOpt = LogOptions{Limit: s.LogLimit, Where: s.LogPath, Logger: opt.Logger}
 	}
 	return o, nil
 }
@@ -126,7 +127,15 @@ func (o *Output) write(b []byte) (int, error) {
 			o.werr = err
 		}
 	}
-	if o.store != nil {
+	if o.logs != nil && len(b) > 0 {
+		if o.store == nil {
+			if o.logOpt.Where != "" {
+				if h := hostname(); h != "" {
+					o.logOpt.Where += " on " + h
+				}
+			}
+			o.store = NewLogWriter(o.logs, o.run, o.offset, o.logOpt)
+		}
 		_, _ = o.store.Write(b) // never fails
 	}
 	if o.onLine == nil {
