@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -214,5 +216,105 @@ func TestLostRunLogCaughtUp(t *testing.T) {
 	stored, err := st.ReadLog(ctx, id, 0, 1<<20)
 	if err != nil || string(stored) != whole {
 		t.Fatalf("stored log = %q, %v; want %q", stored, err, whole)
+	}
+}
+
+// resumer is an executor that re-attaches to runs still going
+// (executor.Resumer): the run prints one more line and succeeds.
+type resumer struct{ secrets []string }
+
+func (resumer) Start(context.Context, executor.Spec) (executor.Process, error) {
+	return nil, errors.New("not started in this test")
+}
+
+func (resumer) Recover(context.Context, talon.Run, string) (executor.Process, error) {
+	return nil, fmt.Errorf("%w: Resume is the way", executor.ErrLost)
+}
+
+func (r *resumer) Resume(ctx context.Context, s executor.Spec, handle string) (executor.Process, error) {
+	size, err := s.Logs.LogSize(ctx, s.Run.ID)
+	if err != nil {
+		return nil, err
+	}
+	r.secrets = s.Secrets
+	out, err := executor.NewOutput(s, executor.OutputOptions{Offset: size})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "resumed %s with pw=%s\n", handle, os.Getenv("RESUME_SECRET"))
+	if err := out.Close(); err != nil {
+		return nil, err
+	}
+	return ended{handle}, nil
+}
+
+type ended struct{ h string }
+
+func (p ended) Handle() string       { return p.h }
+func (ended) Wait() executor.Outcome { return executor.Outcome{Succeeded: true, Reason: "succeeded"} }
+func (ended) Cancel(error)           {}
+
+// A run whose scheduler died is resumed through an executor that can
+// carry on with its output: the output goes on after what the dead
+// scheduler stored (and what its file had beyond), masked.
+func TestResumeContinuesTheLog(t *testing.T) {
+	t.Setenv("RESUME_SECRET", "hunter2")
+	st := openLogsSQLite(t)
+	s, err := schedule.LoadBytes(schedule.Options{Executors: []string{"remote"}}, "schedule.yaml", []byte(`
+jobs:
+  far:
+    period: daily
+    executor: remote
+    command: [x]
+    env:
+      PW: {env: RESUME_SECRET}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := &resumer{}
+	e, err := engine.New(engine.Config{Store: st, Schedule: s, LogDir: t.TempDir(), Now: func() time.Time { return logsNow },
+		Executors: map[string]executor.Executor{"remote": ex}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	host, _ := os.Hostname()
+	deadDir := t.TempDir()
+	if _, err := st.Heartbeat(ctx, store.Instance{ID: "dead", Host: host, PID: 1 << 30, Started: logsNow, Heartbeat: logsNow, LogDir: deadDir}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.CreateRuns(ctx, []store.CreateRun{{Job: "far", Period: "daily/2026-11-26", Trigger: "api", Executor: "remote", Now: logsNow}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res[0].Run.ID
+	for _, to := range []talon.State{talon.StateReady, talon.StateRunning} {
+		rs, err := st.Transition(ctx, []store.Transition{{RunID: id, From: []talon.State{talon.StateBlocked, talon.StateReady}, To: to, Now: logsNow, Owner: "dead", Handle: "remote:7"}})
+		if err != nil || rs[0].Err != nil {
+			t.Fatal(err, rs)
+		}
+	}
+	if err := st.AppendLog(ctx, id, 0, []byte("stored\n")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(deadDir, "far", strconv.FormatInt(id, 10)+".log")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("stored\nin the file only\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rs := settleAll(t, e, st)
+	if len(rs) != 1 || rs[0].State != talon.StateSucceeded {
+		t.Fatalf("runs = %+v, want the resumed run succeeded", rs)
+	}
+	stored, err := st.ReadLog(ctx, id, 0, 1<<20)
+	want := "stored\nin the file only\nresumed remote:7 with pw=***\n"
+	if err != nil || string(stored) != want {
+		t.Fatalf("stored log = %q, %v; want %q", stored, err, want)
+	}
+	if len(ex.secrets) != 1 || ex.secrets[0] != "hunter2" {
+		t.Fatalf("the resumed run's spec has secrets %q, want the job's", ex.secrets)
 	}
 }

@@ -106,7 +106,7 @@ func (e *Engine) reapOthers(ctx context.Context, p *plan, now time.Time) error {
 			e.catchUpLog(ctx, r, logPath(dir, r))
 		}
 		if ex != nil && handle != "" {
-			pr, err := ex.Recover(ctx, r, handle)
+			pr, err := e.recoverRun(ctx, p, ex, r, handle, now)
 			if err == nil {
 				if err := e.adopt(ctx, r, pr, now); err == nil {
 					continue
@@ -125,6 +125,23 @@ func (e *Engine) reapOthers(ctx context.Context, p *plan, now time.Time) error {
 		e.log.Warn("runs lost", "count", len(ts))
 	}
 	return e.apply(ctx, p, now, ts)
+}
+
+// recoverRun re-attaches to run r through its executor: with the spec
+// the run would start with now when the executor can carry on with a
+// running run's output (executor.Resumer), else from its handle alone.
+func (e *Engine) recoverRun(ctx context.Context, p *plan, ex executor.Executor, r talon.Run, handle string, now time.Time) (executor.Process, error) {
+	if rs, ok := ex.(executor.Resumer); ok {
+		if j := p.jobs[r.Job]; j != nil {
+			spec, err := e.spec(r, j)
+			if err == nil {
+				spec.FenceIn = e.fenceIn(now)
+				return rs.Resume(ctx, spec, handle)
+			}
+			e.log.Warn("recover run: its spec", "run", r.ID, "err", err)
+		}
+	}
+	return ex.Recover(ctx, r, handle)
 }
 
 // adopt takes ownership of a run another scheduler started and that its

@@ -46,6 +46,19 @@ type Process interface {
 	Cancel(cause error)
 }
 
+// Resumer is implemented by executors that can re-attach to a run still
+// going and carry on with its output (a remote process whose output they
+// can read again). For a run whose scheduler died, the engine calls
+// Resume instead of Recover, with the spec the run would start with now
+// (its log file, log store, OnLine, secrets, a fresh FenceIn); the
+// stored log goes on at its size: NewOutput(s, OutputOptions{Offset:
+// size}) with size from s.Logs.LogSize, so nothing is stored twice. Its
+// errors are Recover's. Executors that cannot re-attach to a running
+// run need only Recover.
+type Resumer interface {
+	Resume(ctx context.Context, s Spec, handle string) (Process, error)
+}
+
 // Locator is implemented by executors that can find a run they started
 // from the run alone: for a run whose scheduler died between starting it
 // and recording its handle. Locate returns a handle for Recover, or "".
