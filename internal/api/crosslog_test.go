@@ -52,10 +52,14 @@ type crossScheduler struct {
 	logDir string
 }
 
-func startCross(t *testing.T, st store.Store, dir string) *crossScheduler {
+func startCross(t testing.TB, st store.Store, dir string) *crossScheduler {
+	return startCrossWith(t, st, dir, crossSchedule)
+}
+
+func startCrossWith(t testing.TB, st store.Store, dir, yaml string) *crossScheduler {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
-	sched, err := schedule.LoadBytes(schedule.Options{Executors: []string{"local"}}, "schedule.yaml", []byte(strings.ReplaceAll(crossSchedule, "%DIR%", dir)))
+	sched, err := schedule.LoadBytes(schedule.Options{Executors: []string{"local"}}, "schedule.yaml", []byte(strings.ReplaceAll(yaml, "%DIR%", dir)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +212,7 @@ func TestLogsAcrossSchedulers(t *testing.T) {
 	}
 }
 
-func openCrossSQLite(t *testing.T, path string) store.Store {
+func openCrossSQLite(t testing.TB, path string) store.Store {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), path)
 	if err != nil {
@@ -218,7 +222,7 @@ func openCrossSQLite(t *testing.T, path string) store.Store {
 	return st
 }
 
-func openCrossPG(t *testing.T, u string) store.Store {
+func openCrossPG(t testing.TB, u string) store.Store {
 	t.Helper()
 	st, err := postgres.Open(t.Context(), u)
 	if err != nil {
@@ -226,4 +230,97 @@ func openCrossPG(t *testing.T, u string) store.Store {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
+}
+
+// A job that prints the time (ns since the epoch) every 20 ms, 200 times.
+const stampSchedule = `
+jobs:
+  stamps:
+    period: daily
+    poll: 1h
+    command: [sh, -c, 'i=0; while [ $i -lt 200 ]; do date +%s%N; sleep 0.02; i=$((i+1)); done']
+`
+
+// BenchmarkFollowAcrossSchedulers measures how late a line reaches a
+// follower through another scheduler's API (one that did not run the
+// run): from the moment the job printed it to the moment the follower
+// reads it, p50 and p99 over 200 lines a run. Both schedulers loop; the
+// follower follows through the one that does not own the run.
+//
+//	go test -run '^$' -bench FollowAcrossSchedulers -benchtime 3x ./internal/api/
+func BenchmarkFollowAcrossSchedulers(b *testing.B) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			dir := b.TempDir()
+			var stA, stB store.Store
+			if name == "sqlite" {
+				path := filepath.Join(dir, "state.db")
+				stA, stB = openCrossSQLite(b, path), openCrossSQLite(b, path)
+			} else {
+				u := talontest.PostgresURL(b)
+				stA, stB = openCrossPG(b, u), openCrossPG(b, u)
+			}
+			a, bb := startCrossWith(b, stA, dir, stampSchedule), startCrossWith(b, stB, dir, stampSchedule)
+			ctx := b.Context()
+			var lat []time.Duration
+			for i := 0; b.Loop(); i++ {
+				run, _, err := a.client.Trigger(ctx, "stamps", talon.TriggerRequest{Key: strconv.Itoa(i)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				// Follow through both; measure through the non-owner.
+				rcs := map[*crossScheduler]io.ReadCloser{}
+				for _, s := range []*crossScheduler{a, bb} {
+					rc, err := s.client.FollowLogs(ctx, run.ID)
+					if err != nil {
+						b.Fatal(err)
+					}
+					rcs[s] = rc
+				}
+				br := bufio.NewReader(rcs[a])
+				first, err := br.ReadString('\n')
+				if err != nil {
+					b.Fatal(err)
+				}
+				d, err := a.client.Run(ctx, run.ID)
+				if err != nil {
+					b.Fatal(err)
+				}
+				// The follower reads through the scheduler that does not
+				// own the run.
+				reader, other := bb, a
+				if d.Owner == bb.engine.InstanceID() {
+					reader, other = a, bb
+				} else {
+					br = bufio.NewReader(rcs[bb])
+					if first, err = br.ReadString('\n'); err != nil {
+						b.Fatal(err)
+					}
+				}
+				go io.Copy(io.Discard, rcs[other])
+				_ = reader
+				n := len(lat)
+				for line := first; ; {
+					now := time.Now().UnixNano()
+					ns, err := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
+					if err != nil {
+						b.Fatalf("line %q: %v", line, err)
+					}
+					lat = append(lat, time.Duration(now-ns))
+					if line, err = br.ReadString('\n'); err == io.EOF {
+						break
+					} else if err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.Logf("run %d: %d lines through the scheduler that did not run it", run.ID, len(lat)-n)
+				for _, rc := range rcs {
+					rc.Close()
+				}
+			}
+			b.ReportMetric(float64(talontest.Percentile(lat, 50))/1e6, "ms-p50")
+			b.ReportMetric(float64(talontest.Percentile(lat, 99))/1e6, "ms-p99")
+			b.ReportMetric(float64(len(lat))/float64(b.N), "lines/run")
+		})
+	}
 }

@@ -2,6 +2,16 @@
 // run — and the registry of executors named in schedules (local,
 // inprocess, and later ssh, sge, agent). Implementations live in
 // sub-packages and import only talon and this package.
+//
+// A run's output reaches its log through an Output (NewOutput(spec, …)),
+// wherever the run runs: the executor copies what the run prints into it
+// as it comes (a pipe, an SSH session, an agent's reports) and closes it
+// before it reports the run's end. Output masks the job's secrets, then
+// appends to the log file on the scheduler's host, hands lines to OnLine
+// ("::talon progress" directives) and copies the bytes, in batches, to
+// the LogStore (the state store, Spec.Logs), from which every scheduler
+// sharing it serves `talon logs`. LogWriter is the batching part alone,
+// for output that arrives already masked.
 package executor
 
 import (

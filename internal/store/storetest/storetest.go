@@ -118,9 +118,9 @@ func stored(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 func ctxOf(t *testing.T) context.Context { return t.Context() }
 
 // create creates runs and fails the test on error.
-func create(t *testing.T, s store.Store, ps ...store.CreateRun) []store.Created {
+func create(t testing.TB, s store.Store, ps ...store.CreateRun) []store.Created {
 	t.Helper()
-	out, err := s.CreateRuns(ctxOf(t), ps)
+	out, err := s.CreateRuns(t.Context(), ps)
 	if err != nil {
 		t.Fatalf("CreateRuns: %v", err)
 	}
