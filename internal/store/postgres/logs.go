@@ -32,6 +32,9 @@ func (db *DB) AppendLog(ctx context.Context, runID, off int64, data []byte) erro
 	if off < 0 {
 		return fmt.Errorf("append to log of run %d: negative offset %d", runID, off)
 	}
+	// One statement on the pool, without BEGIN and COMMIT; read's retry
+	// after a dead pooled connection is safe, since a write sent again
+	// stores nothing twice.
 	err := db.read(ctx, func(q querier) error {
 		var at int64
 		err := q.QueryRow(ctx, appendLog, runID, off, data).Scan(&at)
