@@ -732,7 +732,9 @@ func (r *run) report(ctx context.Context) (bool, error) {
 		r.started = true
 	}
 	if rep.Output != nil {
-		r.sent = max(r.sent, ans.Output)
+		// The server's word: it may ask for output again from an earlier
+		// offset (its store lacked it).
+		r.sent = min(ans.Output, rep.Output.Offset+int64(len(rep.Output.Data)))
 	}
 	if rep.Ended != nil {
 		r.reported = true

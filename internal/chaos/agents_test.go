@@ -138,12 +138,12 @@ type agentRig struct {
 
 // agentProc is one agent, as the processes that ran it in turn.
 type agentProc struct {
-	name  string
-	dir   string
-	cmd   *exec.Cmd
-	done  chan struct{}
-	n     int
-	logs  []string
+	name string
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	n    int
+	logs []string
 }
 
 func (r *agentRig) startServer() {
@@ -499,4 +499,3 @@ func (r *agentRig) serverRestart(t *testing.T, how string) {
 	}
 	r.waitConnected("a1", "a2")
 }
-

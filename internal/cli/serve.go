@@ -185,6 +185,12 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		return withHint(fmt.Errorf("listen on %s: bound %s, which is not a loopback address, and the config has no tls: and auth: (nor insecure: true)", cfg.Listen, ln.Addr()), "talon serve --listen 127.0.0.1:7070")
 	}
 	baseURL := serverURL(cfg.Listen, bound, ln.Addr(), cert != nil)
+	// Runs call the server at the advertised URL: its address as other
+	// hosts reach it, when the config says; else where it listens.
+	runURL := baseURL
+	if cfg.AdvertiseURL != "" {
+		runURL = strings.TrimSuffix(cfg.AdvertiseURL, "/")
+	}
 	if err := os.MkdirAll(cfg.Logs, 0o700); err != nil {
 		return fmt.Errorf("run log directory: %w", err)
 	}
@@ -205,12 +211,11 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 
 	// Runs on remote agents: the executor is also the server's side of
 	// the agents' protocol (the API's agent routes). It reaches the
-	// engine, made next, for logs, progress lines and resources.
+	// engine, made next, for log paths and resources.
 	var e *engine.Engine
 	agents, err := agentexec.New(agentexec.Config{
 		Store: st, Logger: logger,
 		LogPath: func(r talon.Run) string { return e.LogPath(r) },
-		OnLine:  func(id int64, line string) { e.Directive(id, line) },
 		Changed: func() { e.ResourcesChanged() },
 	})
 	if err != nil {
@@ -222,8 +227,8 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	}
 
 	e, err = engine.New(engine.Config{
-		Store: st, Schedule: sched, Load: load, Logger: logger, LogDir: logDir, URL: baseURL,
-		CAFile: runsCA(cfg, cert, baseURL, logger), Executors: exs, Lease: cfg.Lease, RunToken: runTokens.Mint, Feed: hub,
+		Store: st, Schedule: sched, Load: load, Logger: logger, LogDir: logDir, URL: runURL,
+		CAFile: runsCA(cfg, cert, runURL, logger), Executors: exs, Lease: cfg.Lease, RunToken: runTokens.Mint, Feed: hub,
 	})
 	if err != nil {
 		return err
@@ -300,7 +305,7 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		}
 	}()
 
-	logger.Info("talon serving", "url", baseURL, "schedule", cfg.Schedule, "jobs", len(sched.Jobs), "state", redact(cfg.State), "instance", e.InstanceID())
+	logger.Info("talon serving", "url", baseURL, "advertised", runURL, "schedule", cfg.Schedule, "jobs", len(sched.Jobs), "state", redact(cfg.State), "instance", e.InstanceID())
 	// Write the address for scripts that started us on port 0.
 	fmt.Fprintf(g.stdout, "talon: serving %s\n", baseURL)
 

@@ -582,7 +582,11 @@ func (e *Engine) spec(r talon.Run, j *schedule.Job) (executor.Spec, error) {
 	return executor.Spec{
 		Run: r, Job: &j.Job, Env: env, Params: pj, Secrets: secrets,
 		LogPath: e.LogPath(r),
-		OnLine:  e.onLine(r.ID),
+		// The store keeps the output too, so every scheduler sharing it
+		// shows the log (talon logs), whoever ran the run.
+		Logs:     e.st,
+		LogLimit: e.cfg.LogLimit,
+		OnLine:   e.onLine(r.ID),
 	}, nil
 }
 
@@ -636,12 +640,6 @@ func (e *Engine) LogPath(r talon.Run) string { return logPath(e.cfg.LogDir, r) }
 func logPath(dir string, r talon.Run) string {
 	return filepath.Join(dir, filepath.Base(r.Job), strconv.FormatInt(r.ID, 10)+".log")
 }
-
-// Directive applies one output line of a run that reached this
-// scheduler from elsewhere (an agent's report): "::talon progress 40%"
-// and "::talon artifact URL" lines, as onLine does; other lines are
-// ignored.
-func (e *Engine) Directive(runID int64, line string) { e.onLine(runID)(line) }
 
 // onLine reads "::talon progress 40%" and "::talon artifact URL [NAME]"
 // lines, so executors that cannot reach the API can still report. The

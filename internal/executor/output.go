@@ -5,19 +5,25 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 )
 
-// Output is a run's output as an executor receives it: it appends to the
-// run's log file and hands each line to the engine (Spec.OnLine).
-// The values of the job's secrets are masked first (the
-// file and onLine see "***"); every other byte reaches the file as it
-// arrives, but for a tail that may be the start of a secret, held until
-// the next write or the end. Lines longer than maxLine reach onLine cut
-// short, since they are meant for short "::talon" directives.
+// Output is where an executor writes what a run prints (its stdout and
+// stderr, in the order they came): it masks the values of the job's
+// secrets, then appends to the run's log file on the scheduler's host
+// (Spec.LogPath), copies to the log store (Spec.Logs, in batches: see
+// LogWriter) and hands each line to Spec.OnLine, so "::talon progress"
+// lines work whatever the executor. Nothing reaches the file, the store
+// or OnLine unmasked: a tail that may be the start of a secret is held
+// until the next write tells, or Close.
+//
+// Executors that get output from elsewhere (an SSH session, an agent)
+// copy it into an Output as it comes and Close it when the run ends,
+// before its end is reported, so the stored log is complete by then.
 type Output struct {
 	mu      sync.Mutex
 	f       *os.File
@@ -25,52 +31,88 @@ type Output struct {
 	partial []byte
 	werr    error
 	mask    *Masker // nil without secrets
+	closed  bool
+
+	// The log store's writer is made at the first write, so a run that
+	// prints nothing costs nothing there.
+	logs   LogStore // nil without a log store
+	logOpt LogOptions
+	run    int64
+	offset int64
+	store  *LogWriter
 }
 
-// rawOutput is the output after masking.
-type rawOutput struct{ o *Output }
+// OutputOptions are what NewOutput needs beyond a Spec's fields.
+type OutputOptions struct {
+	// Offset is where the stored log is continued: 0 for a run that
+	// starts, the store's LogSize for an executor that re-attaches to a
+	// run still printing.
+	Offset int64
+	// Logger receives what could not be stored; nil discards.
+	Logger *slog.Logger
+}
 
-func (r rawOutput) Write(b []byte) (int, error) { return r.o.write(b) }
-
+// maxLine bounds a line handed to OnLine: lines longer reach it cut
+// short, since they are meant for short "::talon" directives.
 const maxLine = 64 << 10
 
-// OpenOutput opens the output of a run that logs to path (none when "")
-// and hands its lines to onLine (none when nil), masking secrets. It
-// returns nil, a valid Output that discards, when there is neither.
-func OpenOutput(path string, onLine func(string), secrets []string) (*Output, error) {
-	if path == "" && onLine == nil {
+// NewOutput returns the output of the run s describes, or nil when there
+// is nowhere to write it (no log file, no log store, no OnLine): a nil
+// *Output takes writes and drops them. The log file is created (with its
+// directory) and opened for appending at once.
+func NewOutput(s Spec, opt OutputOptions) (*Output, error) {
+	if s.LogPath == "" && s.Logs == nil && s.OnLine == nil {
 		return nil, nil
 	}
-	o := &Output{onLine: onLine}
-	if len(secrets) > 0 {
-		o.mask = NewMasker(rawOutput{o}, secrets)
+	o := &Output{onLine: s.OnLine}
+	if len(s.Secrets) > 0 {
+		o.mask = NewMasker(rawOutput{o}, s.Secrets)
 	}
-	if path != "" {
+	if s.LogPath != "" {
 		// The directory is made only when the file cannot be opened: it
 		// is there for every run but the job's first.
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		f, err := os.OpenFile(s.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if errors.Is(err, fs.ErrNotExist) {
-			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			if err := os.MkdirAll(filepath.Dir(s.LogPath), 0o700); err != nil {
 				return nil, fmt.Errorf("create log directory: %w", err)
 			}
-			f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+			f, err = os.OpenFile(s.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("open log: %w", err)
 		}
 		o.f = f
 	}
+	if s.Logs != nil {
+		o.logs, o.run, o.offset = s.Logs, s.Run.ID, opt.Offset
+		o.logOpt = LogOptions{Limit: s.LogLimit, Where: s.LogPath, Logger: opt.Logger}
+	}
 	return o, nil
 }
 
-// Write never fails (and a nil Output discards): a full disk must not kill the command with SIGPIPE.
-// The first write error is kept for the executor's log.
+// hostname is this host's name, for the note at the log store's limit.
+var hostname = sync.OnceValue(func() string {
+	h, _ := os.Hostname()
+	return h
+})
+
+// rawOutput is the output after masking.
+type rawOutput struct{ o *Output }
+
+func (r rawOutput) Write(b []byte) (int, error) { return r.o.write(b) }
+
+// Write never fails: a full disk or a store that is away must not kill
+// the command with SIGPIPE. The first file error is kept (Err); the
+// store's writer keeps what it could not store and tries again.
 func (o *Output) Write(b []byte) (int, error) {
 	if o == nil {
 		return len(b), nil
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.closed {
+		return len(b), nil
+	}
 	if o.mask != nil {
 		_, _ = o.mask.Write(b) // rawOutput never fails
 		return len(b), nil
@@ -84,6 +126,17 @@ func (o *Output) write(b []byte) (int, error) {
 		if _, err := o.f.Write(b); err != nil {
 			o.werr = err
 		}
+	}
+	if o.logs != nil && len(b) > 0 {
+		if o.store == nil {
+			if o.logOpt.Where != "" {
+				if h := hostname(); h != "" {
+					o.logOpt.Where += " on " + h
+				}
+			}
+			o.store = NewLogWriter(o.logs, o.run, o.offset, o.logOpt)
+		}
+		_, _ = o.store.Write(b) // never fails
 	}
 	if o.onLine == nil {
 		return len(b), nil
@@ -126,13 +179,19 @@ func (o *Output) emit() {
 	o.onLine(line)
 }
 
-// Close flushes a last line without a newline and closes the file.
-func (o *Output) Close() {
+// Close writes what masking held back and a last line without a
+// newline, closes the file and stores what is left in the log store
+// (see LogWriter.Close). Later writes are dropped. It returns the log
+// store's error, if storing did not finish.
+func (o *Output) Close() error {
 	if o == nil {
-		return
+		return nil
 	}
 	o.mu.Lock()
-	defer o.mu.Unlock()
+	if o.closed {
+		o.mu.Unlock()
+		return nil
+	}
 	if o.mask != nil {
 		_ = o.mask.Flush() // rawOutput never fails
 	}
@@ -145,9 +204,17 @@ func (o *Output) Close() {
 		}
 		o.f = nil
 	}
+	o.closed = true
+	st := o.store
+	o.mu.Unlock()
+	if st != nil {
+		return st.Close()
+	}
+	return nil
 }
 
-// Err is the first error writing the log file met, if any.
+// Err is the first error writing the log file, if any: the file then
+// lacks what followed (the log store does not).
 func (o *Output) Err() error {
 	if o == nil {
 		return nil

@@ -35,7 +35,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,6 +64,8 @@ const (
 
 // agentStore is what the executor needs of the state store.
 type agentStore interface {
+	executor.LogStore
+	GetRun(ctx context.Context, id int64) (talon.Run, error)
 	RegisterAgent(ctx context.Context, a store.Agent, previous string, lease time.Duration) (store.Agent, []store.AgentRun, error)
 	RenewAgent(ctx context.Context, name, session string, lease time.Duration) (store.Agent, error)
 	Agents(ctx context.Context) ([]store.Agent, time.Time, error)
@@ -92,12 +93,12 @@ type Config struct {
 	// the agent to take it; then it is withdrawn and fails to start
 	// (Lease when zero).
 	TakeTimeout time.Duration
-	// LogPath is where a run's output goes on this server; nil: output
-	// reports are accepted and dropped.
+	// LogPath is where a copy of a run's output goes on this server (the
+	// log store, the state store, has it too); nil: no copy.
 	LogPath func(talon.Run) string
-	// OnLine receives each line of output of a run, for "::talon"
-	// directives; nil: none.
-	OnLine func(runID int64, line string)
+	// LogLimit is how much of a run's output the log store keeps
+	// (executor.DefaultLogLimit when zero), as Spec.LogLimit.
+	LogLimit int64
 	// Changed is called when an agent registered a session: its node's
 	// capacity changed, so runs waiting for resources should be checked.
 	Changed func()
@@ -123,6 +124,7 @@ type Executor struct {
 var (
 	_ executor.Executor = (*Executor)(nil)
 	_ executor.Locator  = (*Executor)(nil)
+	_ executor.Resumer  = (*Executor)(nil)
 	_ api.Agents        = (*Executor)(nil)
 )
 
@@ -219,7 +221,7 @@ func (x *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 		return nil, fmt.Errorf("encode the run for agent %s: %w", name, err)
 	}
 	p := x.newProcess(s.Run.ID, name)
-	p.logPath, p.onLine = s.LogPath, s.OnLine
+	p.onLine = s.OnLine
 	if !x.watch(p) {
 		return nil, errors.New("agent executor closed")
 	}
@@ -254,6 +256,17 @@ func (x *Executor) Locate(run talon.Run, logPath string) string { return "agent"
 // and one whose agent is gone is lost (its agent stopped it before its
 // lease ran out).
 func (x *Executor) Recover(ctx context.Context, run talon.Run, handle string) (executor.Process, error) {
+	return x.recoverRun(ctx, run, nil)
+}
+
+// Resume is Recover for a scheduler that follows the run's output
+// (s.OnLine) from now on, from the end of its stored log: the lines
+// stored before were handed on by the scheduler that started the run.
+func (x *Executor) Resume(ctx context.Context, s executor.Spec, handle string) (executor.Process, error) {
+	return x.recoverRun(ctx, s.Run, s.OnLine)
+}
+
+func (x *Executor) recoverRun(ctx context.Context, run talon.Run, onLine func(string)) (executor.Process, error) {
 	if _, err := x.st.ExpireAgentRuns(ctx); err != nil {
 		return nil, fmt.Errorf("recover run %d: %w", run.ID, err)
 	}
@@ -277,6 +290,13 @@ func (x *Executor) Recover(ctx context.Context, run talon.Run, handle string) (e
 		p.finish(outcomeOf(ar))
 		return p, nil
 	}
+	if onLine != nil {
+		size, err := x.st.LogSize(ctx, run.ID)
+		if err != nil {
+			return nil, fmt.Errorf("recover run %d: %w", run.ID, err)
+		}
+		p.onLine, p.tail.off = onLine, size
+	}
 	if !x.watch(p) {
 		return nil, errors.New("agent executor closed")
 	}
@@ -295,12 +315,12 @@ type process struct {
 	agent   string
 	session string
 	offered time.Time // when this process began waiting for the take
-	// logPath and onLine are the spec's, for a run this executor
-	// started: the process follows the log the agent's reports fill and
-	// hands its lines to onLine (tail, used by the watcher alone).
-	logPath string
-	onLine  func(string)
-	tail    tail
+	// onLine is the spec's, for a run this executor started or resumed:
+	// the process follows the run's stored log, which the agent's
+	// reports fill through whichever scheduler they reach, and hands its
+	// lines to onLine (tail, used by the watcher alone).
+	onLine func(string)
+	tail   tail
 
 	mu         sync.Mutex
 	pid        int
@@ -513,7 +533,7 @@ func (x *Executor) look(ctx context.Context, ps []*process) error {
 		ar, ok := found[p.runID]
 		// Lines written so far, and at the end all of them: the engine
 		// has every line before it learns the outcome.
-		p.follow(ok && !ar.Open())
+		p.follow(ctx, ok && !ar.Open())
 		switch {
 		case !ok:
 			// Only a run never offered (Start is offering it now) or one
@@ -540,26 +560,20 @@ type tail struct {
 	partial []byte
 }
 
-// follow hands onLine the lines added to the run's log since the last
-// call; at the end (final), a last line without a newline too. The log
-// is the file the agent's reports fill on this host (LogPath); a run
-// whose reports reach another scheduler has none here, and that
-// scheduler reads its lines instead (see Report).
-func (p *process) follow(final bool) {
-	if p.onLine == nil || p.logPath == "" {
+// follow hands onLine the lines added to the run's stored log since the
+// last call; at the end (final), a last line without a newline too.
+func (p *process) follow(ctx context.Context, final bool) {
+	if p.onLine == nil {
 		return
 	}
-	f, err := os.Open(p.logPath)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
 	t := &p.tail
 	for {
-		n, err := f.ReadAt(buf, t.off)
-		t.off += int64(n)
-		data := append(t.partial, buf[:n]...)
+		b, err := p.x.st.ReadLog(ctx, p.runID, t.off, 64<<10)
+		if err != nil || len(b) == 0 {
+			break
+		}
+		t.off += int64(len(b))
+		data := append(t.partial, b...)
 		for {
 			i := bytes.IndexByte(data, '\n')
 			if i < 0 {
@@ -572,9 +586,6 @@ func (p *process) follow(final bool) {
 		if len(t.partial) > maxLine {
 			t.partial = t.partial[:0] // not a directive; the log has it
 		}
-		if err != nil || n == 0 {
-			break
-		}
 	}
 	if final && len(t.partial) > 0 {
 		p.onLine(string(t.partial))
@@ -584,13 +595,3 @@ func (p *process) follow(final bool) {
 
 // maxLine bounds a line handed to onLine, as the local executor's.
 const maxLine = 64 << 10
-
-// directs reports whether lines of run id reaching this executor's hub
-// are handed to a process of this executor (it started the run, and
-// follows its log), rather than to Config.OnLine.
-func (x *Executor) directs(id int64) bool {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	p := x.watched[id]
-	return p != nil && p.onLine != nil && p.logPath != ""
-}

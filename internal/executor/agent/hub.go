@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
+	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/store"
 )
 
@@ -186,7 +186,7 @@ func (x *Executor) Report(ctx context.Context, name string, runID int64, req api
 		}
 	}
 	if req.Output != nil {
-		n, err := x.output(ar, req.Output)
+		n, err := x.output(ctx, ar, req.Output)
 		if err != nil {
 			return out, err
 		}
@@ -211,51 +211,98 @@ func (x *Executor) Report(ctx context.Context, name string, runID int64, req api
 	return out, nil
 }
 
-// output appends what of o the run's log lacks. Its lines go to
-// Config.OnLine, unless a process of this executor follows the log (it
-// started the run, and hands them to its spec's OnLine). The agent sends
-// whole lines but at the end of the output, so each piece's lines are
-// whole.
-func (x *Executor) output(ar store.AgentRun, o *api.AgentOutput) (int64, error) {
-	if x.cfg.LogPath == nil {
-		return o.Offset + int64(len(o.Data)), nil
+// output stores what of o the run's log lacks, and returns how much of
+// the agent's output the server has. The log store (the state store:
+// every scheduler reads it, and the process that started the run follows
+// it for "::talon" lines) keeps the first LogLimit bytes, then a note;
+// the agent's offsets are the stored log's up to there, so a piece sent
+// again stores nothing twice. The run's log file on this host (LogPath)
+// gets a copy, as the local executor's file does.
+func (x *Executor) output(ctx context.Context, ar store.AgentRun, o *api.AgentOutput) (int64, error) {
+	end := o.Offset + int64(len(o.Data))
+	if x.cfg.LogPath != nil {
+		if err := x.copyToFile(ar, o); err != nil {
+			x.log.Warn("agent run's log file", "run", ar.RunID, "err", err)
+		}
 	}
-	// The path is the run's, from its id and job as the store has them,
-	// never from the request.
+	size, err := x.st.LogSize(ctx, ar.RunID)
+	if err != nil {
+		return 0, userError(err)
+	}
+	limit := x.logLimit()
+	switch {
+	case size >= limit:
+		return end, nil // the store keeps no more; the agent has it all
+	case o.Offset > size:
+		// The store lacks what comes before: the agent sends again from
+		// there (a run the store does not know has no stored log).
+		if _, err := x.st.GetRun(ctx, ar.RunID); errors.Is(err, store.ErrNotFound) {
+			return end, nil
+		}
+		return size, nil
+	}
+	data := o.Data[min(size-o.Offset, int64(len(o.Data))):]
+	full := false
+	if room := limit - size; int64(len(data)) > room {
+		data, full = data[:room], true
+	}
+	if err := x.st.AppendLog(ctx, ar.RunID, size, data); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return end, nil
+		}
+		return 0, userError(err)
+	}
+	if full {
+		note := fmt.Sprintf("\n[talon: this run's output passed %d bytes; the state store keeps no more of it; the whole output is on agent %s, in its directory's logs/%s/%d.log]\n",
+			limit, ar.Agent, ar.Job, ar.RunID)
+		if err := x.st.AppendLog(ctx, ar.RunID, limit, []byte(note)); err != nil {
+			return 0, userError(err)
+		}
+	}
+	return end, nil
+}
+
+func (x *Executor) logLimit() int64 {
+	if x.cfg.LogLimit > 0 {
+		return x.cfg.LogLimit
+	}
+	return executor.DefaultLogLimit
+}
+
+// copyToFile appends what of o the run's log file on this host lacks.
+// The path is the run's, from its id and job as the store has them,
+// never from the request.
+func (x *Executor) copyToFile(ar store.AgentRun, o *api.AgentOutput) error {
 	path := x.cfg.LogPath(talon.Run{ID: ar.RunID, Job: ar.Job})
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return 0, fmt.Errorf("run %d's log: %w", ar.RunID, err)
+			return err
 		}
 		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("run %d's log: %w", ar.RunID, err)
+		return err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, fmt.Errorf("run %d's log: %w", ar.RunID, err)
+		return err
 	}
-	have := fi.Size()
-	data := o.Data
-	if skip := have - o.Offset; skip > 0 {
-		// Sent again after a lost answer: only the rest is new.
-		data = data[min(skip, int64(len(data))):]
+	// The file stays a prefix of the run's output, as the stored log is
+	// (a scheduler restarting here stores what the file has past it):
+	// output that reached another scheduler first leaves a gap here, and
+	// what follows it is not copied.
+	skip := fi.Size() - o.Offset
+	if skip < 0 {
+		return nil
 	}
+	data := o.Data[min(skip, int64(len(o.Data))):]
 	if len(data) == 0 {
-		return have, nil
+		return nil
 	}
-	if _, err := f.Write(data); err != nil {
-		return 0, fmt.Errorf("run %d's log: %w", ar.RunID, err)
-	}
-	if x.cfg.OnLine != nil && !x.directs(ar.RunID) {
-		for line := range bytes.Lines(data) {
-			x.cfg.OnLine(ar.RunID, string(bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))))
-		}
-	}
-	return have + int64(len(data)), nil
+	_, err = f.Write(data)
+	return err
 }
 
 // signals wakes the long polls of an agent.

@@ -69,12 +69,15 @@ func (f *fixture) register(name, session string) api.AgentLease {
 	return l
 }
 
-var nextRun int64 = 100
-
-// spec is a run of job "j" on agent name.
+// spec is a run of job "j" on agent name, a run of the store.
 func (f *fixture) spec(name string, lines *lineLog) executor.Spec {
-	nextRun++
-	r := talon.Run{ID: nextRun, Job: "j"}
+	f.t.Helper()
+	cs, err := f.st.CreateRuns(f.t.Context(), []store.CreateRun{{Job: "j", Period: "daily/2026-11-26", Trigger: "api",
+		Key: strconv.FormatInt(time.Now().UnixNano(), 10), Executor: "agent", Now: time.Now()}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	r := cs[0].Run
 	s := executor.Spec{Run: r, Job: &talon.Job{Name: "j", Command: []string{"true"}},
 		Env: []string{"TALON_RUN_ID=1"}, LogPath: logPath(f.dir, r),
 		Holds: []resource.Hold{{RunID: r.ID, Path: store.AgentPath(name), Units: 1}}}
@@ -192,9 +195,12 @@ func TestReports(t *testing.T) {
 	if o.Succeeded || o.ExitCode != 3 || o.Reason != "exit status 3" || o.Ended.IsZero() {
 		t.Errorf("outcome = %+v", o)
 	}
-	b, _ := os.ReadFile(s.LogPath)
-	if want := out[1] + "last, no newline"; string(b) != want {
-		t.Errorf("log = %q, want %q", b, want)
+	want := out[1] + "last, no newline"
+	if b, _ := os.ReadFile(s.LogPath); string(b) != want {
+		t.Errorf("log file = %q, want %q", b, want)
+	}
+	if b, err := f.st.ReadLog(t.Context(), s.Run.ID, 0, 1<<20); err != nil || string(b) != want {
+		t.Errorf("stored log = %q, %v; want %q", b, err, want)
 	}
 	if got, want := strings.Join(lines.get(), "|"), "one|::talon progress 50%|three|last, no newline"; got != want {
 		t.Errorf("OnLine = %q, want %q", got, want)
@@ -384,5 +390,32 @@ func TestCancel(t *testing.T) {
 	f.report("a1", s.Run.ID, api.AgentReport{Session: "s1", Ended: &api.AgentEnded{ExitCode: -1, Reason: "cancelled by alice"}})
 	if o := waitOutcome(t, st.p); o.Succeeded || o.Reason != "cancelled by alice" {
 		t.Errorf("outcome = %+v", o)
+	}
+}
+
+// TestLogLimit: the log store keeps the first LogLimit bytes and a note
+// saying where the rest is; the agent goes on sending, storing nothing.
+func TestLogLimit(t *testing.T) {
+	f := newFixture(t, agentexec.Config{LogLimit: 10})
+	f.register("a1", "s1")
+	s := f.spec("a1", nil)
+	res := f.start(s)
+	f.poll("a1", "s1")
+	f.report("a1", s.Run.ID, api.AgentReport{Session: "s1", Started: &api.AgentStarted{PID: 1}})
+	st := waitFor(t, res)
+	for i, piece := range []string{"0123456\n", "789abcdef\n", "more\n"} {
+		off := []int64{0, 8, 18}[i]
+		if a := f.report("a1", s.Run.ID, api.AgentReport{Session: "s1", Output: &api.AgentOutput{Offset: off, Data: []byte(piece)}}); a.Output != off+int64(len(piece)) {
+			t.Errorf("piece %d: server has %d, want %d", i, a.Output, off+int64(len(piece)))
+		}
+	}
+	f.report("a1", s.Run.ID, api.AgentReport{Session: "s1", Ended: &api.AgentEnded{Succeeded: true}})
+	waitOutcome(t, st.p)
+	b, err := f.st.ReadLog(t.Context(), s.Run.ID, 0, 1<<20)
+	if err != nil || !strings.HasPrefix(string(b), "0123456\n78\n[talon: this run's output passed 10 bytes; the state store keeps no more of it; the whole output is on agent a1, in its directory's logs/j/") {
+		t.Errorf("stored log = %q, %v", b, err)
+	}
+	if b, _ := os.ReadFile(s.LogPath); string(b) != "0123456\n789abcdef\nmore\n" {
+		t.Errorf("log file = %q: want all of it", b)
 	}
 }

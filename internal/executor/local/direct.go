@@ -64,7 +64,7 @@ func (p *directProcess) Wait() executor.Outcome {
 
 func (p *directProcess) wait() {
 	err := p.cmd.Wait()
-	p.out.Close()
+	_ = p.out.Close() // the store keeps trying by itself
 	p.mu.Lock()
 	p.finished = true
 	cause := p.cause

@@ -141,7 +141,7 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 	if cmd.Err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.Job.Name, cmd.Err)
 	}
-	out, err := executor.OpenOutput(s.LogPath, s.OnLine, s.Secrets)
+	out, err := executor.NewOutput(s, executor.OutputOptions{Logger: e.log})
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.Job.Name, err)
 	}
@@ -153,7 +153,7 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 		p, err = e.startDirect(s, cmd, out, log)
 	}
 	if err != nil {
-		out.Close()
+		_ = out.Close()
 		if errors.Is(err, os.ErrNotExist) {
 			if s.Job.Dir != "" {
 				if _, serr := os.Stat(s.Job.Dir); serr != nil {

@@ -494,7 +494,7 @@ func (p *supervisedProcess) wait() {
 		p.drain.Stop()
 		p.pr.Close()
 	}
-	p.out.Close()
+	_ = p.out.Close() // the store keeps trying by itself
 
 	var o executor.Outcome
 	if p.st != nil {
