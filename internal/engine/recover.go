@@ -93,7 +93,7 @@ func (e *Engine) reapOthers(ctx context.Context, p *plan, now time.Time) error {
 			handle = loc.Locate(r, logPath(dir, r))
 		}
 		if ex != nil && handle != "" {
-			pr, err := ex.Recover(ctx, r, handle)
+			pr, err := e.recoverRun(ctx, p, ex, r, handle, now)
 			if err == nil {
 				if err := e.adopt(ctx, r, pr, now); err == nil {
 					continue
@@ -112,6 +112,27 @@ func (e *Engine) reapOthers(ctx context.Context, p *plan, now time.Time) error {
 		e.log.Warn("runs lost", "count", len(ts))
 	}
 	return e.apply(ctx, p, now, ts)
+}
+
+// recoverRun re-attaches to a run through its executor: with the run's
+// spec (its log, its job) when the executor is an executor.Reattacher,
+// whose runs outlive their scheduler and go on writing output.
+func (e *Engine) recoverRun(ctx context.Context, p *plan, ex executor.Executor, r talon.Run, handle string, now time.Time) (executor.Process, error) {
+	ra, ok := ex.(executor.Reattacher)
+	if !ok {
+		return ex.Recover(ctx, r, handle)
+	}
+	s := executor.Spec{Run: r, LogPath: e.LogPath(r), OnLine: e.onLine(r.ID)}
+	if j := p.jobs[r.Job]; j != nil {
+		if js, err := e.spec(r, j); err == nil {
+			s = js
+		} else {
+			// A secret that cannot be read now only costs its masking.
+			s.Job = &j.Job
+		}
+	}
+	s.FenceIn = e.fenceIn(now)
+	return ra.Reattach(ctx, s, handle)
 }
 
 // adopt takes ownership of a run another scheduler started and that its

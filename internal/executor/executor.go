@@ -46,6 +46,17 @@ type Process interface {
 	Cancel(cause error)
 }
 
+// Reattacher is implemented by executors that can re-attach to a run
+// that is still going, whose output must then go on into the run's log
+// (ssh: the remote job outlives its scheduler). A restarted engine calls
+// Reattach instead of Recover, with the spec it would start the run with:
+// its LogPath, OnLine, Secrets, FenceIn and the job (s.Env is the new
+// scheduler's and is not sent: the run has its own). Reattach follows
+// Recover's contract otherwise.
+type Reattacher interface {
+	Reattach(ctx context.Context, s Spec, handle string) (Process, error)
+}
+
 // Locator is implemented by executors that can find a run they started
 // from the run alone: for a run whose scheduler died between starting it
 // and recording its handle. Locate returns a handle for Recover, or "".
@@ -131,6 +142,17 @@ type Spec struct {
 	// "::talon progress 40%" lines from executors that cannot reach the
 	// server.
 	OnLine func(line string)
+	// Resources are what the run holds, with each node's attributes as
+	// the schedule declares them, so an executor can go where the
+	// allocation says (ssh: the address of its hosts/... resource).
+	Resources []Resource
+}
+
+// Resource is units of a resource a run holds.
+type Resource struct {
+	Path       string
+	Units      int
+	Attributes map[string]string
 }
 
 var (

@@ -521,16 +521,26 @@ func testRestart(t *testing.T, b Backend) {
 			t.Errorf("re-attached outcome = %+v, want exit code 3", o)
 		}
 		assertNoneLeft(t, b, j.Marker, "after the re-attached run ended")
+		if _, ok := ex.(executor.Reattacher); ok {
+			// Its output went on into the run's log, once.
+			if n := strings.Count(readLog(t, s), "ended "+j.Marker); n != 1 {
+				t.Errorf("the log shows the job's last line %d times, want once:\n%s", n, readLog(t, s))
+			}
+		}
 	}
 	if n := strings.Count(readLog(t, s), "started "+j.Marker); n != 1 {
 		t.Errorf("the log shows the job started %d times, want once:\n%s", n, readLog(t, s))
 	}
 }
 
-// recoverRun recovers the run as a restarted engine does.
+// recoverRun recovers the run as a restarted engine does: through
+// Reattach, with the run's log, when the executor has it.
 func recoverRun(t *testing.T, ex executor.Executor, s executor.Spec, handle string) (executor.Process, error) {
 	ctx, cancel := context.WithTimeout(t.Context(), waitBound)
 	defer cancel()
+	if ra, ok := ex.(executor.Reattacher); ok {
+		return ra.Reattach(ctx, s, handle)
+	}
 	return ex.Recover(ctx, s.Run, handle)
 }
 

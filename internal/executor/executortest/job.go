@@ -40,9 +40,9 @@ const (
 	// prints "ready", and waits until it is killed. With Args[0] ==
 	// "ignoreterm", the job and its child ignore SIGTERM.
 	ModeBlock Mode = "block"
-	// ModeRun prints "started MARKER", sleeps Args[0] seconds and exits
-	// with the status in Args[1]: a job that ends by itself while its
-	// scheduler is away.
+	// ModeRun prints "started MARKER", sleeps Args[0] seconds, prints
+	// "ended MARKER" and exits with the status in Args[1]: a job that
+	// ends by itself while its scheduler is away.
 	ModeRun Mode = "run"
 	// ModeMissing is a command that does not exist.
 	ModeMissing Mode = "missing"
@@ -78,6 +78,7 @@ block)
 run)
   printf 'started %s\n' "$m"
   sleep "$1"
+  printf 'ended %s\n' "$m"
   exit "$2";;
 *)
   echo "unknown mode $mode" >&2; exit 2;;
@@ -156,6 +157,7 @@ func Behave(ctx context.Context, args []string, env []string, out io.Writer) err
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
+		fmt.Fprintf(out, "ended %s\n", m)
 		return exitStatus(args[1:])
 	}
 	return fmt.Errorf("executortest: unknown mode %q", mode)
