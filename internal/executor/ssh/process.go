@@ -228,6 +228,12 @@ type session struct {
 func (p *process) open(ctx context.Context, c *conn, pl string) (*session, error) {
 	s, err := c.c.NewSession()
 	if err != nil {
+		var oce *ssh.OpenChannelError
+		if !errors.As(err, &oce) {
+			// The connection is broken, though its end was not seen
+			// yet: close it, so the pool dials anew.
+			c.c.Close()
+		}
 		return nil, fmt.Errorf("open a session: %w", err)
 	}
 	stdin, err1 := s.StdinPipe()
@@ -396,7 +402,7 @@ func (p *process) loop(c *conn, w *session) {
 			p.log.Warn("ssh connection to the run's host dropped; re-attaching", "why", w.why())
 		}
 		c, w = nil, nil
-		for w == nil {
+		for tries := 0; w == nil; tries++ {
 			if time.Now().After(p.giveUpAt()) {
 				p.finish("lost: could not reach " + p.t.Addr + " before the run's lease lapsed; its wrapper stopped the job then")
 				return
@@ -408,8 +414,12 @@ func (p *process) loop(c *conn, w *session) {
 			cancel()
 			switch {
 			case err != nil:
+				// The first try may have met the dead connection before
+				// the pool knew it was dead: try again at once.
 				p.log.Debug("ssh re-attach failed", "err", err)
-				time.Sleep(retryEvery)
+				if tries > 0 {
+					time.Sleep(retryEvery)
+				}
 			case strings.HasPrefix(ev, "lost "):
 				w.close()
 				p.e.pool.release(c)
