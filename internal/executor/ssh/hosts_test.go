@@ -239,11 +239,23 @@ func TestDroppedConnection(t *testing.T) {
 	}
 }
 
-// killSessions SIGKILLs the test sshd's per-connection processes (the
-// sshd descendants of the listener, whose pid file scripts/sshd keeps),
-// so every connection to it drops. The listener stays, and so do the
-// shells the sessions started.
+// killSessions SIGKILLs the test sshd's per-connection processes, so
+// every connection to it drops. The listener stays, and so do the shells
+// the sessions started.
 func killSessions(t *testing.T) int {
+	t.Helper()
+	n := 0
+	for _, pid := range sshdDescendants(t) {
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// sshdDescendants are the sshd processes under the test sshd's listener
+// (whose pid file scripts/sshd keeps).
+func sshdDescendants(t *testing.T) []int {
 	t.Helper()
 	dir := filepath.Dir(testServer().Key)
 	b, err := os.ReadFile(filepath.Join(dir, "sshd.pid"))
@@ -264,8 +276,11 @@ func killSessions(t *testing.T) int {
 		}
 		i := bytes.IndexByte(st, '(')
 		j := bytes.LastIndexByte(st, ')')
+		if i < 0 || j < 0 || j+2 >= len(st) {
+			continue
+		}
 		f := strings.Fields(string(st[j+2:]))
-		if i < 0 || len(f) < 2 || f[0] == "Z" {
+		if len(f) < 2 || f[0] == "Z" {
 			continue
 		}
 		parent[e.Name()] = f[1]
@@ -279,14 +294,85 @@ func killSessions(t *testing.T) int {
 		}
 		return false
 	}
-	n := 0
+	var out []int
 	for pid := range parent {
 		if comm[pid] == "sshd" && pid != master && under(pid) {
 			id, _ := strconv.Atoi(pid)
-			if syscall.Kill(id, syscall.SIGKILL) == nil {
-				n++
-			}
+			out = append(out, id)
 		}
 	}
-	return n
+	return out
+}
+
+// TestUnreachable: a host that stops answering mid-run (its sshd frozen
+// with SIGSTOP, the job itself untouched) is noticed by the keepalives;
+// the run cannot re-attach, its lease is no longer renewed, so the
+// wrapper on the host stops the job when the lease lapses, and the run
+// ends "lost" only after that: a retry never overlaps it.
+func TestUnreachable(t *testing.T) {
+	srv := needServer(t)
+	s := srv.settings()
+	s.Lease = 2 * time.Second
+	s.Keepalive = 500 * time.Millisecond
+	ex := newExecutor(t, s)
+	marker := "talon-unreachable-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	sp := spec(t, "sh", "-c", `echo ready; while :; do sleep 1; done`, marker)
+	ready := make(chan struct{}, 1)
+	sp.OnLine = func(string) {
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
+	}
+	p, err := ex.Start(t.Context(), sp)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	select {
+	case <-ready:
+	case <-time.After(time.Minute):
+		t.Fatal("no output")
+	}
+	frozen := signalSSHD(t, syscall.SIGSTOP)
+	t.Cleanup(func() {
+		for _, pid := range frozen {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	})
+	begun := time.Now()
+	o := wait(t, p)
+	took := time.Since(begun)
+	for _, pid := range frozen {
+		_ = syscall.Kill(pid, syscall.SIGCONT)
+	}
+	t.Logf("outcome after %s: %+v", took.Round(time.Millisecond), o)
+	if o.Succeeded || !strings.HasPrefix(o.Reason, "lost: could not reach "+srv.Addr) {
+		t.Errorf("outcome = %+v, want lost", o)
+	}
+	out, err := srv.ssh("ps", "-eo", "pid=,stat=,args=")
+	if err != nil {
+		t.Fatalf("ps: %v", err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, marker) && !strings.Contains(l, " Z") {
+			t.Errorf("the job still runs after the run was declared lost: %s", l)
+		}
+	}
+}
+
+// signalSSHD sends sig to the test sshd's listener and every sshd process
+// under it, and returns their pids.
+func signalSSHD(t *testing.T, sig syscall.Signal) []int {
+	t.Helper()
+	dir := filepath.Dir(testServer().Key)
+	b, err := os.ReadFile(filepath.Join(dir, "sshd.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	pids := append(sshdDescendants(t), master)
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, sig)
+	}
+	return pids
 }

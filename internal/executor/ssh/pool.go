@@ -17,12 +17,11 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
-// Keepalive bounds: a connection whose keepalive request goes unanswered
-// for KeepaliveTimeout is closed, so a dropped connection is noticed
-// within KeepaliveInterval + KeepaliveTimeout.
+// Keepalive defaults: a connection whose keepalive request goes
+// unanswered for twice the interval is closed, so a dropped connection
+// is noticed within three intervals: 15 s by default.
 const (
-	KeepaliveInterval = 5 * time.Second
-	KeepaliveTimeout  = 10 * time.Second
+	DefaultKeepalive = 5 * time.Second
 	// dialTimeout bounds connecting and logging in to a host.
 	dialTimeout = 15 * time.Second
 	// runsPerConn is how many runs share one connection: OpenSSH allows 10
@@ -196,11 +195,12 @@ func (p *pool) dial(ctx context.Context, t target) (*conn, error) {
 	return c, nil
 }
 
-// keepalive sends a keepalive request every KeepaliveInterval and closes
-// the connection when one goes unanswered for KeepaliveTimeout, or when
-// it sat idle for idleClose.
+// keepalive sends a keepalive request every Settings.Keepalive and
+// closes the connection when one goes unanswered for twice as long, or
+// when it sat idle for idleClose.
 func (p *pool) keepalive(c *conn) {
-	tick := time.NewTicker(KeepaliveInterval)
+	every := p.e.settings.Keepalive
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
@@ -229,7 +229,7 @@ func (p *pool) keepalive(c *conn) {
 			_, _, err := c.c.SendRequest("keepalive@openssh.com", true, nil)
 			answered <- err
 		}()
-		timer := time.NewTimer(KeepaliveTimeout)
+		timer := time.NewTimer(2 * every)
 		select {
 		case err := <-answered:
 			timer.Stop()
@@ -238,7 +238,7 @@ func (p *pool) keepalive(c *conn) {
 				return
 			}
 		case <-timer.C:
-			p.e.log.Warn("ssh connection unanswered; closing it", "host", c.t.Addr, "after", KeepaliveTimeout)
+			p.e.log.Warn("ssh connection unanswered; closing it", "host", c.t.Addr, "after", 2*every)
 			c.c.Close()
 			return
 		case <-c.dead:

@@ -47,8 +47,8 @@
 //
 // # Dropped connections and restarts
 //
-// Each connection sends a keepalive request every KeepaliveInterval; one
-// unanswered for KeepaliveTimeout closes it: a dropped connection is
+// Each connection sends a keepalive request every Settings.Keepalive (5 s);
+// one unanswered for twice as long closes it: a dropped connection is
 // noticed within 15 s. The run then re-attaches over a new connection,
 // from the last byte it logged, while its lease holds; if the host stays
 // unreachable until the lease has lapsed (plus the grace), the run ends
@@ -121,6 +121,9 @@ type Settings struct {
 	// Grace is how long a cancel waits after SIGTERM before SIGKILL.
 	// Default DefaultGrace.
 	Grace time.Duration
+	// Keepalive is how often a connection is checked; one unanswered for
+	// twice as long is closed. Default DefaultKeepalive.
+	Keepalive time.Duration
 }
 
 // Executor runs commands on other hosts over SSH.
@@ -152,6 +155,9 @@ func New(s Settings, logger *slog.Logger) *Executor {
 	}
 	if s.Grace <= 0 {
 		s.Grace = DefaultGrace
+	}
+	if s.Keepalive <= 0 {
+		s.Keepalive = DefaultKeepalive
 	}
 	e := &Executor{settings: s, log: logger, keys: map[string]ssh.Signer{}}
 	e.pool = newPool(e)
