@@ -46,6 +46,10 @@ const (
 	ModeRun Mode = "run"
 	// ModeMissing is a command that does not exist.
 	ModeMissing Mode = "missing"
+	// ModeNow prints the time it started at, in nanoseconds since the
+	// Unix epoch, and exits 0: the benchmarks' job (date +%s%N, started
+	// directly, with no shell in between).
+	ModeNow Mode = "now"
 )
 
 // MissingProgram is the command of a ModeMissing job.
@@ -87,8 +91,11 @@ esac`
 // ShellCommand is the argv of j for backends that run commands through
 // execve (local, ssh, agent): sh -c SCRIPT MARKER MODE ARGS…
 func ShellCommand(j Job) []string {
-	if j.Mode == ModeMissing {
+	switch j.Mode {
+	case ModeMissing:
 		return []string{MissingProgram, j.Marker}
+	case ModeNow:
+		return []string{"date", "+%s%N"}
 	}
 	return append([]string{"sh", "-c", shellScript, j.Marker, string(j.Mode)}, j.Args...)
 }
@@ -143,6 +150,9 @@ func Behave(ctx context.Context, args []string, env []string, out io.Writer) err
 		fmt.Fprintf(out, "ready %s\n", m)
 		<-ctx.Done()
 		return context.Cause(ctx)
+	case ModeNow:
+		fmt.Fprintf(out, "%d\n", time.Now().UnixNano())
+		return nil
 	case ModeRun:
 		fmt.Fprintf(out, "started %s\n", m)
 		if len(args) < 2 {

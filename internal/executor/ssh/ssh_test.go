@@ -133,3 +133,11 @@ func (w tWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
 }
+
+// BenchmarkDispatchToStart: dispatch → process started on the loopback
+// sshd (p50/p99), with the executor's connection already open after the
+// first run, as it stays open between a host's runs.
+func BenchmarkDispatchToStart(b *testing.B) {
+	needServer(b)
+	executortest.BenchStart(b, conformance)
+}
