@@ -42,7 +42,7 @@ var (
 		"catchup", "catchup_window", "constraints", "resources", "executor",
 		"priority", "schedule", "artifacts", "group", "host", "ssh",
 	}
-	sshJobKeys  = []string{"user", "key_file", "port"}
+	sshJobKeys   = []string{"user", "key_file", "port"}
 	calendarKeys = []string{"weekend", "holidays", "extra_business_days", "through"}
 	resourceKeys = []string{"capacity", "attributes", "per"}
 	requestKeys  = []string{"path", "count", "where"}

@@ -94,6 +94,7 @@ func Run(t *testing.T, b Backend) {
 		{"CancelAfterEnd", testCancelAfterEnd},
 		{"Fence", testFence},
 		{"Restart", testRestart},
+		{"RestartLocated", testRestartLocated},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -498,11 +499,28 @@ func testFence(t *testing.T, b Backend) {
 // new one's Recover re-attaches to the run and gets its real outcome, or
 // declares it lost having killed what was left. Either way the job ran
 // once.
-func testRestart(t *testing.T, b Backend) {
+func testRestart(t *testing.T, b Backend) { restart(t, b, false) }
+
+// testRestartLocated: as testRestart, but the scheduler died before it
+// recorded the run's handle: an executor.Locator finds the run from the
+// run itself.
+func testRestartLocated(t *testing.T, b Backend) { restart(t, b, true) }
+
+func restart(t *testing.T, b Backend, locate bool) {
 	j := Job{Marker: newMarker(t), Mode: ModeRun, Args: []string{"3", "3"}}
 	s := spec(b, t.TempDir(), j)
 	handle := startDying(t, s)
 	ex := newExecutor(t, b)
+	if locate {
+		loc, ok := ex.(executor.Locator)
+		if !ok {
+			t.Skipf("%T is not an executor.Locator", ex)
+		}
+		if handle = loc.Locate(s.Run, s.LogPath); handle == "" {
+			t.Fatal("Locate found nothing of a run that is going")
+		}
+		t.Logf("located: %s", handle)
+	}
 	p, err := recoverRun(t, ex, s, handle)
 	if err != nil {
 		if !errors.Is(err, executor.ErrLost) {

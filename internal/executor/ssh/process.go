@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +37,7 @@ type process struct {
 	// little when another re-attaches).
 	out, lines *executor.Output
 	log        *slog.Logger
+	located    string // the file of its located handle; "" for none
 
 	mu       sync.Mutex
 	lease    time.Duration // the longest lease given (in the handle)
@@ -350,7 +352,7 @@ func (p *process) attach(ctx context.Context, off string) (*conn, *session, stri
 		lease = time.Millisecond
 	}
 	pl, err := payload("main_attach", [][2]string{
-		{"run", p.run}, {"j", strconv.Itoa(p.j)}, {"w", strconv.Itoa(p.w)},
+		{"run", p.run}, {"j", pidVar(p.j)}, {"w", pidVar(p.w)},
 		{"grace", centis(p.e.settings.Grace.Seconds())}, {"lease", centis(lease.Seconds())}, {"off", off},
 	}, nil, nil)
 	if err != nil {
@@ -371,9 +373,15 @@ func (p *process) attach(ctx context.Context, off string) (*conn, *session, stri
 		p.e.pool.release(c)
 		return nil, nil, "", err
 	}
-	if n, ok := strings.CutPrefix(ev, "attached "); ok {
-		got, _ := strconv.ParseInt(n, 10, 64)
+	if rest, ok := strings.CutPrefix(ev, "attached "); ok {
+		f := strings.Fields(rest)
+		got, _ := strconv.ParseInt(f[0], 10, 64)
 		p.mu.Lock()
+		if p.j == 0 && len(f) == 3 {
+			// A located run: its pids came from its directory.
+			p.j, _ = strconv.Atoi(f[1])
+			p.w, _ = strconv.Atoi(f[2])
+		}
 		if off == "" {
 			p.received = got
 		}
@@ -386,6 +394,14 @@ func (p *process) attach(ctx context.Context, off string) (*conn, *session, stri
 		}
 	}
 	return c, w, ev, nil
+}
+
+// pidVar is a pid for the wrapper: "" when unknown (a located run).
+func pidVar(pid int) string {
+	if pid == 0 {
+		return ""
+	}
+	return strconv.Itoa(pid)
 }
 
 // loop watches the run until it ends: the session's control lines, the
@@ -482,6 +498,9 @@ func (p *process) follow(w *session) (string, bool) {
 
 // finish records the outcome from the run's last control line.
 func (p *process) finish(ev string) {
+	if p.located != "" {
+		_ = os.Remove(p.located)
+	}
 	p.out.Close()
 	p.lines.Close()
 	if err := p.out.Err(); err != nil {

@@ -127,6 +127,7 @@ main_start() {
   exec 4<>"$d/ready"
   setsid /bin/sh "$d/wrapper.sh" "$d" "$grace" "$jobdir" "$@" </dev/null >/dev/null 2>&1 4<&- &
   w=$!
+  printf '%s\n' "$w" >"$d/wpid"
   IFS=' ' read -r what j <&4
   exec 4<&-
   case $what in
@@ -137,19 +138,23 @@ main_start() {
 main_attach() {
   d=$base/$run
   [ -d "$d" ] || { ctl "lost its run directory $d is gone"; exit 0; }
+  # A located run: its pids are in its directory.
+  [ -n "$w" ] || read -r w <"$d/wpid" 2>/dev/null
+  [ -n "$j" ] || read -r j <"$d/pid" 2>/dev/null
+  [ -n "$w" ] || { ctl "lost its scheduler died before its wrapper started"; exit 0; }
   if [ -z "$off" ]; then
     off=0; read -r off <"$d/ack" 2>/dev/null
     case $off in ''|*[!0-9]*) off=0;; esac
   fi
   if [ ! -e "$d/status" ]; then
     if ! alive "$w"; then
-      stop "$j" "$grace"
+      [ -n "$j" ] && stop "$j" "$grace"
       ctl "lost its wrapper (pid $w) is gone and recorded no end"
       exit 0
     fi
     setlease "$lease"
   fi
-  ctl "attached $off"
+  ctl "attached $off $j $w"
   watch "$w" "$off" "$j"
 }
 main_cancel() {

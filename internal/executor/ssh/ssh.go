@@ -78,6 +78,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -262,6 +263,7 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 		return nil, fmt.Errorf("start %s: %w", s.Job.Name, err)
 	}
 	p := e.newProcess(t, strconv.FormatInt(s.Run.ID, 10)+"-"+nonce(), s.Run)
+	p.located = locatedPath(s.LogPath)
 	if s.FenceIn > 0 {
 		p.fenced = true
 		p.fenceAt = time.Now().Add(s.FenceIn)
@@ -283,6 +285,15 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 		return nil, fmt.Errorf("start %s: %w", s.Job.Name, err)
 	}
 	p.out, p.lines = out, lines
+	if p.located != "" {
+		// Written before the host hears of the run, so a scheduler that
+		// dies before it records the handle leaves a way to it.
+		if err := os.WriteFile(p.located, []byte(p.Handle()+"\n"), 0o600); err != nil {
+			out.Close()
+			lines.Close()
+			return nil, fmt.Errorf("start %s: %w", s.Job.Name, err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	c, err := e.pool.acquire(ctx, t, true, false)
@@ -337,17 +348,28 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 // the command's pid (also its process group); SECONDS the longest lease
 // the run was given, which bounds how long it may still run unrenewed.
 func (p *process) Handle() string {
-	return fmt.Sprintf("ssh:%s@%s run:%s pid:%d wpid:%d lease:%d", p.t.User, p.t.Addr, p.run, p.j, p.w, int(p.lease.Round(time.Second).Seconds()))
+	h := fmt.Sprintf("ssh:%s@%s run:%s pid:%d wpid:%d lease:%d", p.t.User, p.t.Addr, p.run, p.j, p.w, int(p.lease.Round(time.Second).Seconds()))
+	if p.j == 0 {
+		// Not reached yet (a located run whose host did not answer).
+		return locatedPrefix + h
+	}
+	return h
 }
 
 type handle struct {
 	user, addr, run string
-	j, w            int
+	j, w            int // zero in a located handle
 	lease           time.Duration
 }
 
+// locatedPrefix starts a located handle (see Locate):
+//
+//	located:ssh:USER@HOST:PORT run:DIR pid:0 wpid:0 lease:SECONDS
+const locatedPrefix = "located:"
+
 func parseHandle(s string) (handle, error) {
 	var h handle
+	s, located := strings.CutPrefix(s, locatedPrefix)
 	f := strings.Fields(s)
 	if len(f) != 5 {
 		return h, errors.New("not an ssh handle")
@@ -377,16 +399,44 @@ func parseHandle(s string) (handle, error) {
 	if err != nil {
 		return h, err
 	}
-	if h.j <= 1 || h.w <= 1 || secs <= 0 || strings.ContainsAny(h.run, "/.'") || h.run == "" {
+	if !located && (h.j <= 1 || h.w <= 1) || secs <= 0 || strings.ContainsAny(h.run, "/.'") || h.run == "" {
 		return h, errors.New("bad fields")
 	}
 	return h, nil
 }
 
+// locatedPath is the file beside a run's log that holds its located
+// handle while it runs; "" without a log.
+func locatedPath(logPath string) string {
+	if logPath == "" {
+		return ""
+	}
+	return logPath + ".ssh"
+}
+
+// Locate is the handle of a run whose scheduler died before it recorded
+// one (executor.Locator): the located handle Start wrote beside the run's
+// log before it reached the host. Recover then finds the pids in the
+// run's directory on the host, or declares the run lost when the
+// scheduler died before the run's supervisor started.
+func (e *Executor) Locate(run talon.Run, logPath string) string {
+	b, err := os.ReadFile(locatedPath(logPath))
+	if err != nil || logPath == "" {
+		return ""
+	}
+	hs := strings.TrimSpace(string(b))
+	if h, err := parseHandle(hs); err != nil || !strings.HasPrefix(h.run, strconv.FormatInt(run.ID, 10)+"-") {
+		return ""
+	}
+	return hs
+}
+
+var _ executor.Locator = (*Executor)(nil)
+
 // Recover re-attaches to a run an earlier scheduler started, without a
 // log: its output is not kept. The engine calls Reattach instead.
 func (e *Executor) Recover(ctx context.Context, run talon.Run, hs string) (executor.Process, error) {
-	return e.reattach(ctx, run, hs, nil, nil, nil, 0)
+	return e.reattach(ctx, run, hs, nil, nil, nil, "", 0)
 }
 
 // Reattach re-attaches to a run an earlier scheduler started, from its
@@ -406,7 +456,7 @@ func (e *Executor) Reattach(ctx context.Context, s executor.Spec, hs string) (ex
 	if err != nil {
 		return nil, fmt.Errorf("%w: open its log: %v", executor.ErrLost, err)
 	}
-	p, err := e.reattach(ctx, s.Run, hs, so, out, lines, s.FenceIn)
+	p, err := e.reattach(ctx, s.Run, hs, so, out, lines, locatedPath(s.LogPath), s.FenceIn)
 	if err != nil {
 		out.Close()
 		lines.Close()
@@ -414,7 +464,7 @@ func (e *Executor) Reattach(ctx context.Context, s executor.Spec, hs string) (ex
 	return p, err
 }
 
-func (e *Executor) reattach(ctx context.Context, run talon.Run, hs string, so *talon.SSHOptions, out, lines *executor.Output, fenceIn time.Duration) (executor.Process, error) {
+func (e *Executor) reattach(ctx context.Context, run talon.Run, hs string, so *talon.SSHOptions, out, lines *executor.Output, located string, fenceIn time.Duration) (executor.Process, error) {
 	h, err := parseHandle(hs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: scheduler restarted; handle %q is not an ssh run (%v)", executor.ErrLost, hs, err)
@@ -429,6 +479,7 @@ func (e *Executor) reattach(ctx context.Context, run talon.Run, hs string, so *t
 	p := e.newProcess(t, h.run, run)
 	p.j, p.w = h.j, h.w
 	p.out, p.lines = out, lines
+	p.located = located
 	p.lease = max(h.lease, e.settings.Lease)
 	if fenceIn > 0 {
 		p.fenced = true
