@@ -464,6 +464,14 @@ func (p *process) follow(w *session) (string, bool) {
 	defer func() {
 		p.mu.Lock()
 		p.stdin = nil
+		// A renewal the host never acknowledged may still have reached
+		// it: count it as having arrived up to two keepalive intervals
+		// (the time the connection had to answer) after it was sent.
+		for i, d := range p.pending {
+			if u := p.sentAt[i].Add(d + 2*p.e.settings.Keepalive); u.After(p.upper) {
+				p.upper = u
+			}
+		}
 		p.pending, p.sentAt = nil, nil
 		p.mu.Unlock()
 	}()
