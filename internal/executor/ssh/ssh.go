@@ -348,6 +348,8 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 // the command's pid (also its process group); SECONDS the longest lease
 // the run was given, which bounds how long it may still run unrenewed.
 func (p *process) Handle() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	h := fmt.Sprintf("ssh:%s@%s run:%s pid:%d wpid:%d lease:%d", p.t.User, p.t.Addr, p.run, p.j, p.w, int(p.lease.Round(time.Second).Seconds()))
 	if p.j == 0 {
 		// Not reached yet (a located run whose host did not answer).
