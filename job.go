@@ -88,11 +88,17 @@ type Job struct {
 	Command     []string
 	Env         map[string]EnvValue
 	Dir         string
-	Params      map[string]any
-	Poll        time.Duration // default 1m
-	Timeout     time.Duration // zero: none
-	Retries     RetryPolicy
-	Catchup     CatchupPolicy
+	// Host is where a run of an ssh job goes when it holds no hosts/...
+	// resource: HOST or HOST:PORT. Other executors refuse it.
+	Host string
+	// SSH overrides the ssh executor's settings for the job's runs; nil
+	// for none. Other executors refuse it.
+	SSH     *SSHOptions
+	Params  map[string]any
+	Poll    time.Duration // default 1m
+	Timeout time.Duration // zero: none
+	Retries RetryPolicy
+	Catchup CatchupPolicy
 	// CatchupWindow bounds how far back missed fires are considered; zero
 	// means no bound.
 	CatchupWindow time.Duration
@@ -101,6 +107,14 @@ type Job struct {
 	// templates with placeholders such as {{period}} (internal/artifact).
 	// A run that succeeds without one of them says so in its reason.
 	Artifacts map[string]string
+}
+
+// SSHOptions are a job's overrides of the ssh executor's settings
+// (executors: {ssh: …} in talon.yaml); zero fields keep them.
+type SSHOptions struct {
+	User    string
+	KeyFile string // a private key file (absolute path)
+	Port    int    // when the host's address has none; default 22
 }
 
 // EnvValue is the value of one variable of a job's env: a literal, or a

@@ -21,7 +21,6 @@ import (
 	"github.com/talonhq/talon/internal/api/apitest"
 	"github.com/talonhq/talon/internal/executor"
 	agentexec "github.com/talonhq/talon/internal/executor/agent"
-	"github.com/talonhq/talon/internal/resource"
 	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/store/sqlite"
 	"github.com/talonhq/talon/internal/talontest"
@@ -111,8 +110,8 @@ func (r *rig) start(script string) (executor.Process, talon.Run) {
 	run := talon.Run{ID: id, Job: "j"}
 	p, err := r.ex.Start(r.t.Context(), executor.Spec{
 		Run: run, Job: &talon.Job{Name: "j", Command: []string{"sh", "-c", script}},
-		Env:   []string{"TALON_RUN_ID=" + strconv.FormatInt(id, 10), "TALON_TOKEN=talon-run.secret-of-this-run"},
-		Holds: []resource.Hold{{RunID: id, Path: store.AgentPath("a1"), Units: 1}},
+		Env:       []string{"TALON_RUN_ID=" + strconv.FormatInt(id, 10), "TALON_TOKEN=talon-run.secret-of-this-run"},
+		Resources: []executor.Resource{{Path: store.AgentPath("a1"), Units: 1}},
 	})
 	if err != nil {
 		r.t.Fatalf("Start: %v", err)

@@ -57,6 +57,10 @@ func TestScript(t *testing.T) {
 		// never pass that way.
 		t.Fatalf("TALON_TEST_POSTGRES is not set and CI=true: %s", talontest.HowToPostgres)
 	}
+	sshd, sshErr := testSSHD()
+	if sshErr != nil && os.Getenv("CI") == "true" {
+		t.Fatalf("no test sshd (%v) and CI=true: run scripts/sshd", sshErr)
+	}
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		UpdateScripts:       *update,
@@ -81,6 +85,9 @@ func TestScript(t *testing.T) {
 			// exit, waiting for late race reports; scripts run hundreds
 			// of them. A race still fails the process (exit status 66).
 			env.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+			for k, v := range sshd {
+				env.Setenv(k, v)
+			}
 			if pgBase != "" {
 				u, err := pgSchemaURL(env, pgBase)
 				if err != nil {
@@ -94,6 +101,11 @@ func TestScript(t *testing.T) {
 		Condition: func(cond string) (bool, error) {
 			if cond == "postgres" {
 				return pgBase != "", nil
+			}
+			// [sshd] holds when scripts/sshd's server answers, so
+			// $TALON_TEST_SSH_ADDR and the others are set.
+			if cond == "sshd" {
+				return sshErr == nil, nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
@@ -213,4 +225,30 @@ func fixtureBackend() *apitest.Backend {
 	b.SetLog(2, "extracting sales\nerror: bucket not found\n")
 	b.ReloadSummary = "ok: 3 jobs (1 time trigger, 1 completion trigger), 1 calendar, 0 resources in 1 file"
 	return b
+}
+
+// testSSHD reads the settings scripts/sshd writes to
+// $TALON_SSH_DIR/env (default /tmp/talon-ssh/env) and checks that its
+// server accepts connections.
+func testSSHD() (map[string]string, error) {
+	dir := os.Getenv("TALON_SSH_DIR")
+	if dir == "" {
+		dir = "/tmp/talon-ssh"
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "env"))
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && strings.HasPrefix(k, "TALON_TEST_SSH_") {
+			env[k] = v
+		}
+	}
+	c, err := net.DialTimeout("tcp", env["TALON_TEST_SSH_ADDR"], 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	c.Close()
+	return env, nil
 }

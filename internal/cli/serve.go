@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -29,6 +30,7 @@ import (
 	agentexec "github.com/talonhq/talon/internal/executor/agent"
 	"github.com/talonhq/talon/internal/executor/inprocess"
 	"github.com/talonhq/talon/internal/executor/local"
+	sshexec "github.com/talonhq/talon/internal/executor/ssh"
 	"github.com/talonhq/talon/internal/feed"
 	"github.com/talonhq/talon/internal/query"
 	"github.com/talonhq/talon/internal/schedule"
@@ -138,7 +140,10 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	}
 
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	exs := executors(logger)
+	exs := executors(logger, sshSettings(cfg, g.getenv))
+	if c, ok := exs["ssh"].(io.Closer); ok {
+		defer c.Close()
+	}
 	// The agent executor needs the store, opened below; its name is known
 	// now, for the schedule.
 	opt := schedule.Options{Executors: slices.Sorted(maps.Keys(exs))}
@@ -424,11 +429,13 @@ func (r *reloading) reloadAll(ctx context.Context) (summary string, problems []s
 }
 
 // executors returns the registered executors (a program embedding Talon
-// may register its own), plus local and inprocess unless it replaced them.
-func executors(logger *slog.Logger) map[string]executor.Executor {
+// may register its own), plus local, inprocess and ssh unless it replaced
+// them.
+func executors(logger *slog.Logger, ssh sshexec.Settings) map[string]executor.Executor {
 	out := map[string]executor.Executor{
 		"local":     local.New(logger),
 		"inprocess": inprocess.New(),
+		"ssh":       sshexec.New(ssh, logger),
 	}
 	for _, name := range executor.Names() {
 		if ex, err := executor.Get(name); err == nil {
@@ -438,11 +445,34 @@ func executors(logger *slog.Logger) map[string]executor.Executor {
 	return out
 }
 
+// sshSettings are the ssh executor's settings from the config, with the
+// defaults of the user running talon serve: its name, its
+// ~/.ssh/known_hosts and its ssh-agent.
+func sshSettings(cfg *config.Config, getenv func(string) string) sshexec.Settings {
+	s := sshexec.Settings{User: getenv("USER"), AgentSocket: getenv("SSH_AUTH_SOCK")}
+	if home := getenv("HOME"); home != "" {
+		s.KnownHosts = filepath.Join(home, ".ssh", "known_hosts")
+	}
+	if c := cfg.SSH; c != nil {
+		if c.User != "" {
+			s.User = c.User
+		}
+		if c.KeyFile != "" {
+			s.KeyFile = cfg.Resolve(c.KeyFile)
+		}
+		if c.KnownHosts != "" {
+			s.KnownHosts = cfg.Resolve(c.KnownHosts)
+		}
+		s.MaxSessionsPerHost = c.MaxSessionsPerHost
+	}
+	return s
+}
+
 // offlineOptions are what offline verbs (validate, calendar) check a
 // schedule against: the executors serve would have, without building
 // them.
 func offlineOptions() schedule.Options {
-	names := append([]string{"agent", "inprocess", "local"}, executor.Names()...)
+	names := append([]string{"agent", "inprocess", "local", "ssh"}, executor.Names()...)
 	slices.Sort(names)
 	return schedule.Options{Executors: slices.Compact(names)}
 }

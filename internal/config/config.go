@@ -12,9 +12,11 @@
 // strictly by its source. A listen address other hosts can reach needs
 // both, or an explicit insecure: true.
 //
-// Keys Talon does not act on yet (executors, node) are refused with a
-// positioned error that says what to do instead, never accepted and
-// ignored.
+// executors: holds the settings of executors that have some: today ssh
+// (user, key_file, known_hosts, max_sessions_per_host). Other executor
+// names under it are refused, as is a key Talon does not act on yet
+// (node): with a positioned error that says what to do instead, never
+// accepted and ignored.
 //
 // A single file may hold both config and schedule (the quick start is one
 // file): Load skips the schedule's top-level keys (jobs, calendars,
@@ -92,8 +94,27 @@ type Config struct {
 	// peers on a shared PostgreSQL declare its runs lost; it heartbeats
 	// every Lease/3. Zero: the engine's default (30s). Between 3s and 10m.
 	Lease time.Duration
+	// SSH is executors: {ssh: …}: the ssh executor's settings; nil when
+	// the config has none (the CLI then uses their defaults).
+	SSH *SSH
 
 	pos map[string]posValue
+}
+
+// SSH is the ssh executor's settings (executors: {ssh: …}). Paths are as
+// written; Resolve joins them to the config file's directory.
+type SSH struct {
+	// User is whom runs log in as. Default: the user running talon serve.
+	User string
+	// KeyFile is the private key to log in with. Default: none, the keys
+	// of the ssh-agent at SSH_AUTH_SOCK.
+	KeyFile string
+	// KnownHosts is the known_hosts file host keys are checked against.
+	// Default ~/.ssh/known_hosts of the user running talon serve.
+	KnownHosts string
+	// MaxSessionsPerHost caps the runs going to one host at once; zero:
+	// the executor's default (32).
+	MaxSessionsPerHost int
 }
 
 // TLS is the tls: mapping. Paths are as written; Resolve joins them to
@@ -124,15 +145,15 @@ type posValue struct {
 }
 
 var (
-	topKeys = []string{"state", "schedule", "listen", "advertise_url", "logs", "lease", "tls", "auth", "insecure"}
+	topKeys = []string{"state", "schedule", "listen", "advertise_url", "logs", "lease", "tls", "auth", "insecure", "executors"}
+	// sshKeys are the keys of executors: {ssh: …}.
+	sshKeys = []string{"user", "key_file", "known_hosts", "max_sessions_per_host"}
 	// scheduleKeys are internal/schedule's top-level keys.
 	scheduleKeys = []string{"jobs", "calendars", "resources"}
 	// notYet are keys of talon.yaml that Talon will read but does not
 	// act on yet, with why and what to do meanwhile. Accepting them
 	// silently would promise what Talon does not do.
 	notYet = map[string][2]string{
-		"executors": {"executors is not supported yet: the local and inprocess executors take no settings",
-			"remove executors:"},
 		"node": {"node is not supported yet: each scheduler names itself with a random instance id, logged at start",
 			"remove node:"},
 	}

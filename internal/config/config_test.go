@@ -74,12 +74,10 @@ jobs:
 // Keys Talon does not act on yet are refused where they are written,
 // saying what to do instead.
 func TestKeysNotSupportedYet(t *testing.T) {
-	data := "executors: {ssh: {user: batch}}\n" +
-		"node: sched-1\n"
+	data := "node: sched-1\n"
 	_, err := LoadBytes("t.yaml", []byte(data))
 	want := []string{
-		`t.yaml:1:1: executors is not supported yet: the local and inprocess executors take no settings (remove executors:)`,
-		`t.yaml:2:1: node is not supported yet: each scheduler names itself with a random instance id, logged at start (remove node:)`,
+		`t.yaml:1:1: node is not supported yet: each scheduler names itself with a random instance id, logged at start (remove node:)`,
 	}
 	if got := errLines(t, err); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -398,6 +396,49 @@ func TestLease(t *testing.T) {
 			}
 			if c.Lease != tt.want {
 				t.Errorf("Lease = %s, want %s", c.Lease, tt.want)
+			}
+		})
+	}
+}
+
+func TestExecutorsSSH(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		want    *SSH
+		wantErr []string
+	}{
+		{name: "all keys",
+			yaml: "executors:\n  ssh: {user: batch, key_file: keys/id_ed25519, known_hosts: /etc/talon/known_hosts, max_sessions_per_host: 4}\n",
+			want: &SSH{User: "batch", KeyFile: "keys/id_ed25519", KnownHosts: "/etc/talon/known_hosts", MaxSessionsPerHost: 4}},
+		{name: "empty ssh", yaml: "executors: {ssh: {}}\n", want: &SSH{}},
+		{name: "no executors", yaml: "state: sqlite:x.db\n"},
+		{name: "unknown key", yaml: "executors:\n  ssh: {user: batch, keyfile: k}\n",
+			wantErr: []string{`t.yaml:2:22: executors: ssh: unknown key "keyfile" (did you mean "key_file"?)`}},
+		{name: "bad max", yaml: "executors:\n  ssh: {max_sessions_per_host: 0}\n",
+			wantErr: []string{`t.yaml:2:32: executors: ssh: max_sessions_per_host: want a whole number of at least 1, not "0"`}},
+		{name: "other executors refused", yaml: "executors:\n  sge: {queue: batch.q}\n  local: {}\n",
+			wantErr: []string{
+				`t.yaml:2:3: executors: "sge" takes no settings (or is not built yet) (the executors that take settings: ssh)`,
+				`t.yaml:3:3: executors: local takes no settings (remove it from executors:)`,
+			}},
+		{name: "not a mapping", yaml: "executors: ssh\n",
+			wantErr: []string{`t.yaml:1:12: executors: want a mapping of executor names to their settings, not a scalar (executors: {ssh: {user: batch, key_file: /etc/talon/id_ed25519}})`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := LoadBytes("t.yaml", []byte(tt.yaml))
+			if tt.wantErr != nil {
+				if got := errLines(t, err); strings.Join(got, "\n") != strings.Join(tt.wantErr, "\n") {
+					t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.wantErr, "\n"))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("LoadBytes: %v", err)
+			}
+			if (c.SSH == nil) != (tt.want == nil) || (c.SSH != nil && *c.SSH != *tt.want) {
+				t.Errorf("SSH = %+v, want %+v", c.SSH, tt.want)
 			}
 		})
 	}

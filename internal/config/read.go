@@ -144,6 +144,9 @@ func (r *reader) top(n *yaml.Node) {
 	if kv, ok := fs["auth"]; ok {
 		r.auth(kv[1])
 	}
+	if kv, ok := fs["executors"]; ok {
+		r.executors(kv[1])
+	}
 	if kv, ok := fs["insecure"]; ok {
 		n := deref(kv[1])
 		var b bool
@@ -184,5 +187,57 @@ func (r *reader) lease(n *yaml.Node) {
 		r.errf(n, "", "lease: want between %s and %s, not %s", minLease, maxLease, d)
 	default:
 		r.c.Lease = d
+	}
+}
+
+// executors reads executors: {ssh: {…}}. Only ssh takes settings; the
+// others are refused by name, so a setting is never accepted and ignored.
+func (r *reader) executors(n *yaml.Node) {
+	dn := deref(n)
+	if dn.Kind != yaml.MappingNode {
+		r.errf(n, "executors: {ssh: {user: batch, key_file: /etc/talon/id_ed25519}}", "executors: want a mapping of executor names to their settings, not a %s", kindName(dn))
+		return
+	}
+	for i := 0; i+1 < len(dn.Content); i += 2 {
+		k, v := deref(dn.Content[i]), dn.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			r.errf(k, "", "executors: want an executor name as key, not a %s", kindName(k))
+			continue
+		}
+		switch k.Value {
+		case "ssh":
+			if r.c.SSH != nil {
+				r.errf(k, "", "executors: key %s repeated", suggest.Quote(k.Value))
+				continue
+			}
+			r.ssh(v)
+		case "local", "inprocess":
+			r.errf(k, "remove it from executors:", "executors: %s takes no settings", k.Value)
+		default:
+			r.errf(k, "the executors that take settings: ssh", "executors: %s takes no settings (or is not built yet)", suggest.Quote(k.Value))
+		}
+	}
+}
+
+func (r *reader) ssh(n *yaml.Node) {
+	s := &SSH{}
+	r.c.SSH = s
+	if isNull(n) {
+		return
+	}
+	fs := r.fields("executors: ssh: ", n, sshKeys, nil)
+	if fs == nil {
+		return
+	}
+	r.strField(fs, "executors: ssh: ", "user", "ssh.user", &s.User)
+	r.strField(fs, "executors: ssh: ", "key_file", "ssh.key_file", &s.KeyFile)
+	r.strField(fs, "executors: ssh: ", "known_hosts", "ssh.known_hosts", &s.KnownHosts)
+	if kv, ok := fs["max_sessions_per_host"]; ok {
+		v := deref(kv[1])
+		var m int
+		if v.Kind != yaml.ScalarNode || v.Decode(&m) != nil || m < 1 {
+			r.errf(kv[1], "", "executors: ssh: max_sessions_per_host: want a whole number of at least 1, not %s", suggest.Quote(v.Value))
+		}
+		s.MaxSessionsPerHost = m
 	}
 }

@@ -59,7 +59,7 @@ func (e *Engine) dispatch(ctx context.Context, p *plan, ready []talon.Run, now t
 		}
 		if hs, ok := held[r.ID]; ok {
 			spec.Env = append(spec.Env, "TALON_RESOURCES="+resourcesEnv(hs))
-			spec.Holds = hs
+			spec.Resources = specResources(p.tree, hs)
 		}
 		spec.FenceIn = fenceIn
 		if q, ok := ex.(executor.Quick); ok && q.Quick() {
@@ -251,6 +251,19 @@ func resourcesEnv(hs []resource.Hold) string {
 	}
 	b, _ := json.Marshal(m) // a map of strings to ints always encodes
 	return string(b)
+}
+
+// specResources are a run's holds with their nodes' attributes.
+func specResources(tree *resource.Tree, hs []resource.Hold) []executor.Resource {
+	out := make([]executor.Resource, 0, len(hs))
+	for _, h := range hs {
+		r := executor.Resource{Path: h.Path, Units: h.Units}
+		if n, ok := tree.Node(h.Path); ok {
+			r.Attributes = n.Attributes
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // recordCompletions records the runs whose processes ended.

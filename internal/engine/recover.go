@@ -129,19 +129,29 @@ func (e *Engine) reapOthers(ctx context.Context, p *plan, now time.Time) error {
 
 // recoverRun re-attaches to run r through its executor: with the spec
 // the run would start with now when the executor can carry on with a
-// running run's output (executor.Resumer), else from its handle alone.
+// running run's output (executor.Resumer, executor.Reattacher), else from
+// its handle alone.
 func (e *Engine) recoverRun(ctx context.Context, p *plan, ex executor.Executor, r talon.Run, handle string, now time.Time) (executor.Process, error) {
-	if rs, ok := ex.(executor.Resumer); ok {
-		if j := p.jobs[r.Job]; j != nil {
-			spec, err := e.spec(r, j)
-			if err == nil {
-				spec.FenceIn = e.fenceIn(now)
-				return rs.Resume(ctx, spec, handle)
-			}
+	rs, resumes := ex.(executor.Resumer)
+	ra, reattaches := ex.(executor.Reattacher)
+	if !resumes && !reattaches {
+		return ex.Recover(ctx, r, handle)
+	}
+	s := executor.Spec{Run: r, LogPath: e.LogPath(r), OnLine: e.onLine(r.ID), Logs: e.st, LogLimit: e.cfg.LogLimit}
+	if j := p.jobs[r.Job]; j != nil {
+		if js, err := e.spec(r, j); err == nil {
+			s = js
+		} else {
+			// A secret that cannot be read now only costs its masking.
 			e.log.Warn("recover run: its spec", "run", r.ID, "err", err)
+			s.Job = &j.Job
 		}
 	}
-	return ex.Recover(ctx, r, handle)
+	s.FenceIn = e.fenceIn(now)
+	if resumes {
+		return rs.Resume(ctx, s, handle)
+	}
+	return ra.Reattach(ctx, s, handle)
 }
 
 // adopt takes ownership of a run another scheduler started and that its

@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/talonhq/talon"
-	"github.com/talonhq/talon/internal/resource"
 )
 
 // ErrLost is returned by Recover when a run started by an earlier
@@ -68,6 +67,17 @@ type Process interface {
 // run need only Recover.
 type Resumer interface {
 	Resume(ctx context.Context, s Spec, handle string) (Process, error)
+}
+
+// Reattacher is implemented by executors that can re-attach to a run
+// that is still going, whose output must then go on into the run's log
+// (ssh: the remote job outlives its scheduler). A restarted engine calls
+// Reattach instead of Recover, with the spec it would start the run with:
+// its LogPath, OnLine, Secrets, FenceIn and the job (s.Env is the new
+// scheduler's and is not sent: the run has its own). Reattach follows
+// Recover's contract otherwise.
+type Reattacher interface {
+	Reattach(ctx context.Context, s Spec, handle string) (Process, error)
 }
 
 // Locator is implemented by executors that can find a run they started
@@ -169,13 +179,21 @@ type Spec struct {
 	// an executor masks them in the run's log (Output does, see Masker)
 	// and never shows them elsewhere.
 	Secrets []string
-	// Holds are the resources the run holds, from its allocation: an
-	// executor that runs on an allocated host (agent) finds it here.
-	Holds []resource.Hold
 	// OnLine, when set, receives each output line, so the engine can read
 	// "::talon progress 40%" lines from executors that cannot reach the
 	// server.
 	OnLine func(line string)
+	// Resources are what the run holds, with each node's attributes as
+	// the schedule declares them, so an executor can go where the
+	// allocation says (ssh: the address of its hosts/... resource).
+	Resources []Resource
+}
+
+// Resource is units of a resource a run holds.
+type Resource struct {
+	Path       string
+	Units      int
+	Attributes map[string]string
 }
 
 var (

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	_ "time/tzdata" // zones must load on hosts without a zoneinfo database
@@ -38,8 +40,9 @@ var (
 		"description", "period", "timezone", "environment", "triggers",
 		"command", "env", "dir", "params", "poll", "timeout", "retries",
 		"catchup", "catchup_window", "constraints", "resources", "executor",
-		"priority", "schedule", "artifacts", "group",
+		"priority", "schedule", "artifacts", "group", "host", "ssh",
 	}
+	sshJobKeys   = []string{"user", "key_file", "port"}
 	calendarKeys = []string{"weekend", "holidays", "extra_business_days", "through"}
 	resourceKeys = []string{"capacity", "attributes", "per"}
 	requestKeys  = []string{"path", "count", "where"}
@@ -693,6 +696,7 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 			}
 		}
 	}
+	l.sshKeys(d, s, fs)
 	if f, ok := fs.get("params"); ok {
 		ps := s.sub("params")
 		if deref(f.val).Kind != yaml.MappingNode {
@@ -750,6 +754,97 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 	if f, ok := fs.get("artifacts"); ok {
 		l.artifacts(d, s.sub("artifacts"), f.val)
 	}
+	if _, ok := fs.get("host"); !ok && j.Executor == "ssh" && !hasHostRequest(d) {
+		s.errf(d.key.node(), "set host: HOST[:PORT], or request a hosts/... resource whose address attribute names it",
+			"executor ssh needs a host to run on")
+	}
+}
+
+// hasHostRequest reports whether the job asks for a hosts/... resource.
+func hasHostRequest(d *jobDraft) bool {
+	for _, rd := range d.res {
+		if strings.HasPrefix(rd.req.Path, "hosts/") {
+			return true
+		}
+	}
+	return false
+}
+
+// sshKeys reads host: and ssh: {user, key_file, port}, the ssh
+// executor's per-job settings; other executors refuse them.
+func (l *loader) sshKeys(d *jobDraft, s scope, fs fieldSet) {
+	j := d.job
+	for _, k := range []string{"host", "ssh"} {
+		if f, ok := fs.get(k); ok && j.Executor != "ssh" {
+			s.errf(f.key, "set executor: ssh, or remove "+k+":", "%s has no effect with executor %s", k, j.Executor)
+		}
+	}
+	if j.Executor != "ssh" {
+		return
+	}
+	if f, ok := fs.get("host"); ok {
+		hs := s.sub("host")
+		if v, ok := hs.str(f.val); ok {
+			if msg := checkHost(v); msg != "" {
+				hs.errf(f.val, "want HOST or HOST:PORT, like batch01.example.com or 10.0.0.5:2222", "%s", msg)
+			} else {
+				j.Host = v
+			}
+		}
+	}
+	f, ok := fs.get("ssh")
+	if !ok {
+		return
+	}
+	ss := s.sub("ssh")
+	sf := ss.fields(f.val, sshJobKeys, "ssh settings (user, key_file, port)")
+	if sf == nil {
+		return
+	}
+	o := &talon.SSHOptions{}
+	if p, ok := sf.get("user"); ok {
+		if v, ok := ss.sub("user").str(p.val); ok {
+			if v == "" || strings.ContainsAny(v, " \t\n@/") {
+				ss.sub("user").errf(p.val, "", "invalid user name %s", quote(v))
+			}
+			o.User = v
+		}
+	}
+	if p, ok := sf.get("key_file"); ok {
+		ks := ss.sub("key_file")
+		if v, ok := ks.str(p.val); ok {
+			if !filepath.IsAbs(v) {
+				ks.errf(p.val, "write the key's absolute path", "%s is not an absolute path", quote(v))
+			}
+			o.KeyFile = v
+		}
+	}
+	if p, ok := sf.get("port"); ok {
+		if v, ok := ss.sub("port").integerIn(p.val, 1, 65535, "want a port number"); ok {
+			o.Port = v
+		}
+	}
+	j.SSH = o
+}
+
+// checkHost says what is wrong with a host: value, or "".
+func checkHost(v string) string {
+	if v == "" || strings.ContainsAny(v, " \t\n/@") {
+		return "invalid host " + quote(v)
+	}
+	if strings.Contains(v, ":") {
+		h, port, err := net.SplitHostPort(v)
+		if err != nil {
+			if net.ParseIP(v) != nil {
+				return "an IPv6 address needs brackets: [" + v + "]:22"
+			}
+			return "invalid host " + quote(v)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || h == "" {
+			return "invalid host " + quote(v)
+		}
+	}
+	return ""
 }
 
 // artifacts reads the artifacts a job declares: a mapping of names to URL
@@ -1324,6 +1419,16 @@ func (l *loader) checkResources(d *jobDraft, tree *resource.Tree) {
 		}
 		if msg := r.Satisfiable(tree); msg != "" {
 			s.errf(rd.val, "", "%s", msg)
+		}
+		if d.job.Executor == "ssh" && strings.HasPrefix(r.Path, "hosts/") {
+			// An ssh run goes to the address of the host it is given.
+			for _, n := range tree.Candidates(r.Path) {
+				if n.Attributes["address"] == "" {
+					s.errf(rd.key, "add attributes: {address: HOST[:PORT]} to "+n.Path,
+						"resource %s has no address attribute, which an ssh run needs to reach it", n.Path)
+					break
+				}
+			}
 		}
 	}
 }

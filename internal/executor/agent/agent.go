@@ -175,7 +175,7 @@ func (x *Executor) Close() error {
 // store.AgentNamespace among its holds.
 func agentOf(s executor.Spec) (string, error) {
 	var names []string
-	for _, h := range s.Holds {
+	for _, h := range s.Resources {
 		if name, ok := store.AgentOf(h.Path); ok && !slices.Contains(names, name) {
 			names = append(names, name)
 		}

@@ -20,7 +20,6 @@ import (
 	"github.com/talonhq/talon/internal/executor"
 	agentexec "github.com/talonhq/talon/internal/executor/agent"
 	"github.com/talonhq/talon/internal/executor/local"
-	"github.com/talonhq/talon/internal/resource"
 	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/store/sqlite"
 	"github.com/talonhq/talon/internal/talontest"
@@ -63,10 +62,10 @@ func (r *benchRig) spec(command ...string) executor.Spec {
 	run := talon.Run{ID: id, Job: "bench", Created: time.Now()}
 	return executor.Spec{
 		Run: run, Job: &talon.Job{Name: "bench", Command: command},
-		Env:     []string{"TALON_RUN_ID=" + strconv.FormatInt(id, 10), "TALON_JOB=bench"},
-		LogPath: logPath(r.dir, run),
-		OnLine:  func(string) {}, // as the engine does: it reads ::talon directives
-		Holds:   []resource.Hold{{RunID: id, Path: store.AgentPath("bench"), Units: 1}},
+		Env:       []string{"TALON_RUN_ID=" + strconv.FormatInt(id, 10), "TALON_JOB=bench"},
+		LogPath:   logPath(r.dir, run),
+		OnLine:    func(string) {}, // as the engine does: it reads ::talon directives
+		Resources: []executor.Resource{{Path: store.AgentPath("bench"), Units: 1}},
 	}
 }
 

@@ -22,7 +22,6 @@ import (
 	"github.com/talonhq/talon/internal/executor"
 	agentexec "github.com/talonhq/talon/internal/executor/agent"
 	"github.com/talonhq/talon/internal/executor/executortest"
-	"github.com/talonhq/talon/internal/resource"
 	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/store/sqlite"
 )
@@ -94,7 +93,7 @@ var conformance = executortest.Backend{
 				}
 			}
 		}
-		s.Holds = []resource.Hold{{RunID: s.Run.ID, Path: store.AgentPath(agentName), Units: 1}}
+		s.Resources = []executor.Resource{{Path: store.AgentPath(agentName), Units: 1}}
 		s.LogPath = logPath(os.Getenv(dirEnv), s.Run)
 	},
 	Left: executortest.LocalLeft,

@@ -16,7 +16,6 @@ import (
 	"github.com/talonhq/talon/internal/api"
 	"github.com/talonhq/talon/internal/executor"
 	agentexec "github.com/talonhq/talon/internal/executor/agent"
-	"github.com/talonhq/talon/internal/resource"
 	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/store/sqlite"
 )
@@ -80,7 +79,7 @@ func (f *fixture) spec(name string, lines *lineLog) executor.Spec {
 	r := cs[0].Run
 	s := executor.Spec{Run: r, Job: &talon.Job{Name: "j", Command: []string{"true"}},
 		Env: []string{"TALON_RUN_ID=1"}, LogPath: logPath(f.dir, r),
-		Holds: []resource.Hold{{RunID: r.ID, Path: store.AgentPath(name), Units: 1}}}
+		Resources: []executor.Resource{{Path: store.AgentPath(name), Units: 1}}}
 	if lines != nil {
 		s.OnLine = lines.add
 	}
@@ -278,7 +277,7 @@ func TestNotTaken(t *testing.T) {
 		t.Errorf("Start on an unknown agent = %v", err)
 	}
 	s := f.spec("nobody", nil)
-	s.Holds = nil
+	s.Resources = nil
 	if _, err := f.ex.Start(t.Context(), s); err == nil || !strings.Contains(err.Error(), "holds no hosts/agents/NAME") {
 		t.Errorf("Start without an agent = %v", err)
 	}

@@ -94,6 +94,7 @@ func Run(t *testing.T, b Backend) {
 		{"CancelAfterEnd", testCancelAfterEnd},
 		{"Fence", testFence},
 		{"Restart", testRestart},
+		{"RestartLocated", testRestartLocated},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -498,11 +499,28 @@ func testFence(t *testing.T, b Backend) {
 // new one's Recover re-attaches to the run and gets its real outcome, or
 // declares it lost having killed what was left. Either way the job ran
 // once.
-func testRestart(t *testing.T, b Backend) {
+func testRestart(t *testing.T, b Backend) { restart(t, b, false) }
+
+// testRestartLocated: as testRestart, but the scheduler died before it
+// recorded the run's handle: an executor.Locator finds the run from the
+// run itself.
+func testRestartLocated(t *testing.T, b Backend) { restart(t, b, true) }
+
+func restart(t *testing.T, b Backend, locate bool) {
 	j := Job{Marker: newMarker(t), Mode: ModeRun, Args: []string{"3", "3"}}
 	s := spec(b, t.TempDir(), j)
 	handle := startDying(t, s)
 	ex := newExecutor(t, b)
+	if locate {
+		loc, ok := ex.(executor.Locator)
+		if !ok {
+			t.Skipf("%T is not an executor.Locator", ex)
+		}
+		if handle = loc.Locate(s.Run, s.LogPath); handle == "" {
+			t.Fatal("Locate found nothing of a run that is going")
+		}
+		t.Logf("located: %s", handle)
+	}
 	p, err := recoverRun(t, ex, s, handle)
 	if err != nil {
 		if !errors.Is(err, executor.ErrLost) {
@@ -521,16 +539,26 @@ func testRestart(t *testing.T, b Backend) {
 			t.Errorf("re-attached outcome = %+v, want exit code 3", o)
 		}
 		assertNoneLeft(t, b, j.Marker, "after the re-attached run ended")
+		if _, ok := ex.(executor.Reattacher); ok {
+			// Its output went on into the run's log, once.
+			if n := strings.Count(readLog(t, s), "ended "+j.Marker); n != 1 {
+				t.Errorf("the log shows the job's last line %d times, want once:\n%s", n, readLog(t, s))
+			}
+		}
 	}
 	if n := strings.Count(readLog(t, s), "started "+j.Marker); n != 1 {
 		t.Errorf("the log shows the job started %d times, want once:\n%s", n, readLog(t, s))
 	}
 }
 
-// recoverRun recovers the run as a restarted engine does.
+// recoverRun recovers the run as a restarted engine does: through
+// Reattach, with the run's log, when the executor has it.
 func recoverRun(t *testing.T, ex executor.Executor, s executor.Spec, handle string) (executor.Process, error) {
 	ctx, cancel := context.WithTimeout(t.Context(), waitBound)
 	defer cancel()
+	if ra, ok := ex.(executor.Reattacher); ok {
+		return ra.Reattach(ctx, s, handle)
+	}
 	return ex.Recover(ctx, s.Run, handle)
 }
 

@@ -40,12 +40,16 @@ const (
 	// prints "ready", and waits until it is killed. With Args[0] ==
 	// "ignoreterm", the job and its child ignore SIGTERM.
 	ModeBlock Mode = "block"
-	// ModeRun prints "started MARKER", sleeps Args[0] seconds and exits
-	// with the status in Args[1]: a job that ends by itself while its
-	// scheduler is away.
+	// ModeRun prints "started MARKER", sleeps Args[0] seconds, prints
+	// "ended MARKER" and exits with the status in Args[1]: a job that
+	// ends by itself while its scheduler is away.
 	ModeRun Mode = "run"
 	// ModeMissing is a command that does not exist.
 	ModeMissing Mode = "missing"
+	// ModeNow prints the time it started at, in nanoseconds since the
+	// Unix epoch, and exits 0: the benchmarks' job (date +%s%N, started
+	// directly, with no shell in between).
+	ModeNow Mode = "now"
 )
 
 // MissingProgram is the command of a ModeMissing job.
@@ -78,6 +82,7 @@ block)
 run)
   printf 'started %s\n' "$m"
   sleep "$1"
+  printf 'ended %s\n' "$m"
   exit "$2";;
 *)
   echo "unknown mode $mode" >&2; exit 2;;
@@ -86,8 +91,11 @@ esac`
 // ShellCommand is the argv of j for backends that run commands through
 // execve (local, ssh, agent): sh -c SCRIPT MARKER MODE ARGS…
 func ShellCommand(j Job) []string {
-	if j.Mode == ModeMissing {
+	switch j.Mode {
+	case ModeMissing:
 		return []string{MissingProgram, j.Marker}
+	case ModeNow:
+		return []string{"date", "+%s%N"}
 	}
 	return append([]string{"sh", "-c", shellScript, j.Marker, string(j.Mode)}, j.Args...)
 }
@@ -142,6 +150,9 @@ func Behave(ctx context.Context, args []string, env []string, out io.Writer) err
 		fmt.Fprintf(out, "ready %s\n", m)
 		<-ctx.Done()
 		return context.Cause(ctx)
+	case ModeNow:
+		fmt.Fprintf(out, "%d\n", time.Now().UnixNano())
+		return nil
 	case ModeRun:
 		fmt.Fprintf(out, "started %s\n", m)
 		if len(args) < 2 {
@@ -156,6 +167,7 @@ func Behave(ctx context.Context, args []string, env []string, out io.Writer) err
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
+		fmt.Fprintf(out, "ended %s\n", m)
 		return exitStatus(args[1:])
 	}
 	return fmt.Errorf("executortest: unknown mode %q", mode)

@@ -24,3 +24,6 @@ var conformance = executortest.Backend{
 }
 
 func TestConformance(t *testing.T) { executortest.Run(t, conformance) }
+
+// BenchmarkDispatchToStart: dispatch → process started (p50/p99).
+func BenchmarkDispatchToStart(b *testing.B) { executortest.BenchStart(b, conformance) }
