@@ -19,6 +19,7 @@ import (
 	"github.com/talonhq/talon/internal/api/apitest"
 	"github.com/talonhq/talon/internal/executor"
 	agentexec "github.com/talonhq/talon/internal/executor/agent"
+	"github.com/talonhq/talon/internal/executor/executortest"
 	"github.com/talonhq/talon/internal/executor/local"
 	"github.com/talonhq/talon/internal/store"
 	"github.com/talonhq/talon/internal/store/sqlite"
@@ -30,6 +31,7 @@ import (
 // agent with 8 slots.
 type benchRig struct {
 	dir string
+	st  store.Store
 	ex  *agentexec.Executor
 	loc *local.Executor
 }
@@ -51,7 +53,7 @@ func newBenchRig(b *testing.B) *benchRig {
 	b.Cleanup(srv.Close)
 	startAgent(b, buildTalon(b), srv.URL, "bench", filepath.Join(dir, "agent"), "--slots", "8")
 	waitAgent(b, st, "bench")
-	return &benchRig{dir: dir, ex: ex, loc: local.New(nil)}
+	return &benchRig{dir: dir, st: st, ex: ex, loc: local.New(nil)}
 }
 
 var benchRun atomic.Int64
@@ -170,4 +172,28 @@ func runAll(b *testing.B, ex executor.Executor, r *benchRig, n, workers int) int
 		b.Fatal(err)
 	}
 	return int64(n)
+}
+
+// unclosed is an executor the suite's benchmark may not close: the rig's,
+// which serves the agent too, as one talon serve's does.
+type unclosed struct{ executor.Executor }
+
+// BenchmarkDispatchToStart is the suite's dispatch → process started
+// (executortest.BenchStart, as local and ssh run it), through a real
+// agent on loopback whose server is the executor that starts the runs.
+func BenchmarkDispatchToStart(b *testing.B) {
+	r := newBenchRig(b)
+	bk := conformance
+	bk.New = func() executor.Executor { return unclosed{r.ex} }
+	bk.Prepare = func(s *executor.Spec) {
+		cs, err := r.st.CreateRuns(b.Context(), []store.CreateRun{{Job: s.Run.Job, Period: s.Run.Period, Trigger: "api",
+			Key: "bench-" + strconv.FormatInt(s.Run.ID, 10), Executor: "agent", Now: time.Now()}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Run = cs[0].Run
+		s.Resources = []executor.Resource{{Path: store.AgentPath("bench"), Units: 1}}
+		s.LogPath = logPath(r.dir, s.Run)
+	}
+	executortest.BenchStart(b, bk)
 }
