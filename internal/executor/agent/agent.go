@@ -229,7 +229,9 @@ func (x *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 	if err != nil {
 		x.unwatch(p)
 		if errors.Is(err, store.ErrConflict) {
-			return nil, fmt.Errorf("agent %s: %w", name, errors.Unwrap(err))
+			// "hand run N to agent NAME: agent NAME is not connected"
+			_, why, _ := strings.Cut(plain(err), ": ")
+			return nil, errors.New(why)
 		}
 		return nil, err
 	}

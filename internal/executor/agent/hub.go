@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,11 +29,21 @@ func userError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
-		return talon.Errorf(talon.ECONFLICT, "%v", err)
+		return talon.Errorf(talon.ECONFLICT, "%s", plain(err))
 	case errors.Is(err, store.ErrUnavailable):
 		return talon.Errorf(talon.EUNAVAILABLE, "the state store is unavailable; try again (%v)", err)
 	}
 	return err
+}
+
+// plain is a store error's message without the sentinel it wraps (whose
+// words, "conflict: run is not in the expected state", are about runs).
+func plain(err error) string {
+	msg := err.Error()
+	for _, s := range []error{store.ErrConflict, store.ErrNotFound} {
+		msg = strings.TrimSuffix(msg, ": "+s.Error())
+	}
+	return msg
 }
 
 func (x *Executor) leaseAnswer() api.AgentLease {

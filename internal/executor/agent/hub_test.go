@@ -229,6 +229,10 @@ func TestSessions(t *testing.T) {
 	}
 	_, err := f.ex.Register(ctx, "a1", "test", api.AgentRegister{Session: "other", Slots: 1})
 	conflict("a second process under the name", err)
+	if err == nil || !strings.HasPrefix(err.Error(), "register agent a1: agent a1 is already connected (session s1 from an unknown host, last heartbeat 0s ago;") ||
+		!strings.HasSuffix(err.Error(), "stop it, or give this one another --name") {
+		t.Errorf("the conflict says %q", err)
+	}
 	_, err = f.ex.Heartbeat(ctx, "a1", api.AgentBeat{Session: "other"})
 	conflict("heartbeat of another session", err)
 	_, err = f.ex.Poll(ctx, "a1", api.AgentPoll{Session: "other"})
@@ -273,7 +277,7 @@ func (f *fixture) register2(name, session, previous string) api.AgentLease {
 // fails to start; a run for an agent that is not connected fails at once.
 func TestNotTaken(t *testing.T) {
 	f := newFixture(t, agentexec.Config{TakeTimeout: 100 * time.Millisecond})
-	if _, err := f.ex.Start(t.Context(), f.spec("nobody", nil)); err == nil || !strings.Contains(err.Error(), "agent nobody is not connected") {
+	if _, err := f.ex.Start(t.Context(), f.spec("nobody", nil)); err == nil || err.Error() != "agent nobody is not connected" {
 		t.Errorf("Start on an unknown agent = %v", err)
 	}
 	s := f.spec("nobody", nil)
