@@ -10,10 +10,10 @@ import "github.com/talonhq/talon/internal/executor/inprocess"
 //
 // ctx is cancelled when the run must stop: an operator's cancel, the
 // job's timeout, the scheduler shutting down. context.Cause(ctx) says
-// why ("cancelled by alice", "killed: timeout after 2h"), and the run
-// fails with that reason even if the function then returns nil. A
-// function that ignores ctx cannot be stopped: Go has no way to stop a
-// goroutine from outside.
+// why ("cancelled by alice", "timeout after 2h", "scheduler shut down"),
+// and the run fails even if the function then returns nil. A function
+// that ignores ctx cannot be stopped: Go has no way to stop a goroutine
+// from outside.
 //
 // Functions run in the scheduler's process, so nothing of them survives
 // it: after a crash, the next scheduler declares their runs lost, and
