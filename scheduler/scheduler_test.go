@@ -49,7 +49,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 // start opens a scheduler with cfg (its log and run logs the test's)
 // and runs it until the test ends; Close must stop it and Run must then
-// return nil.
+// return nil (or ErrClosed, when Close came first).
 func start(t *testing.T, cfg scheduler.Config) *scheduler.Scheduler {
 	t.Helper()
 	if cfg.Logger == nil {
@@ -72,7 +72,8 @@ func start(t *testing.T, cfg scheduler.Config) *scheduler.Scheduler {
 		}
 		select {
 		case err := <-ran:
-			if err != nil {
+			// ErrClosed: the test ended before Run began.
+			if err != nil && !errors.Is(err, scheduler.ErrClosed) {
 				t.Errorf("Run: %v", err)
 			}
 		case <-time.After(bound):
@@ -454,4 +455,63 @@ func getJSON(t *testing.T, url, token string, status int, out any) {
 			t.Fatalf("GET %s: %v", url, err)
 		}
 	}
+}
+
+// TestStopsFunctions: a function's context is cancelled with the
+// reason when its job's timeout passes, and when the scheduler is closed
+// under it; both runs are recorded failed with that reason, the second
+// one as the next scheduler on the store finds it.
+func TestStopsFunctions(t *testing.T) {
+	stores(t, func(t *testing.T, state string) {
+		causes := make(chan string, 2)
+		started := make(chan int64, 2)
+		block := func(ctx context.Context, r scheduler.Run) error {
+			started <- r.Run.ID
+			<-ctx.Done()
+			causes <- context.Cause(ctx).Error()
+			return nil // swallowed: the run fails all the same
+		}
+		cfg := scheduler.Config{
+			State: state,
+			Schedule: scheduler.Schedule{Jobs: []talon.Job{
+				{Name: "slow", Executor: "inprocess", Function: "block", Timeout: time.Second},
+				{Name: "long", Executor: "inprocess", Function: "block"},
+			}},
+			Functions: map[string]scheduler.Func{"block": block},
+			Anonymous: true,
+			LogDir:    t.TempDir(),
+			Logger:    testLogger(t),
+		}
+		s, err := scheduler.Open(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ran := make(chan error, 1)
+		go func() { ran <- s.Run(context.Background()) }()
+
+		slow := trigger(t, s, "slow")
+		receive(t, started, "slow started")
+		if got := receive(t, causes, "slow's cause"); got != "timeout after 1s" {
+			t.Errorf("slow's cause = %q", got)
+		}
+		if r := wait(t, s, slow.ID); r.State != talon.StateFailed || !strings.Contains(r.Reason, "timeout after 1s") {
+			t.Errorf("slow = %s %q, want failed by its timeout", r.State, r.Reason)
+		}
+
+		long := trigger(t, s, "long")
+		receive(t, started, "long started")
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := receive(t, ran, "Run's return"); err != nil {
+			t.Errorf("Run = %v", err)
+		}
+		if got := receive(t, causes, "long's cause"); got != "scheduler shut down" {
+			t.Errorf("long's cause = %q", got)
+		}
+		next := start(t, cfg)
+		if r := wait(t, next, long.ID); r.State != talon.StateFailed || r.Reason != "scheduler shut down" {
+			t.Errorf("long = %s %q, want failed, scheduler shut down", r.State, r.Reason)
+		}
+	})
 }
