@@ -228,7 +228,7 @@ func (cfg *Config) check() error {
 	return nil
 }
 
-// ErrClosed is returned by Run after Close.
+// ErrClosed is returned by Run and Wait after Close.
 var ErrClosed = errors.New("scheduler: closed")
 
 // Run runs the scheduler until ctx ends or Close is called: it fires
@@ -343,14 +343,21 @@ func (s *Scheduler) Reload(ctx context.Context) (string, error) {
 const waitFallback = 5 * time.Second
 
 // Wait blocks until run id has ended (succeeded, failed or skipped) and
-// returns it, or returns ctx's error. It needs no Run in this process:
-// it follows the state store, where another scheduler may run it.
+// returns it, or returns ctx's error (ErrClosed once Close is called).
+// It needs no Run in this process: it follows the state store, where
+// another scheduler may run it.
 func (s *Scheduler) Wait(ctx context.Context, id int64) (talon.Run, error) {
+	if s.closed.Load() {
+		return talon.Run{}, ErrClosed
+	}
 	wake, stop := s.st.Subscribe()
 	defer stop()
 	t := time.NewTimer(waitFallback)
 	defer t.Stop()
 	for {
+		if s.closed.Load() {
+			return talon.Run{}, ErrClosed
+		}
 		r, err := s.st.GetRun(ctx, id)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -364,7 +371,10 @@ func (s *Scheduler) Wait(ctx context.Context, id int64) (talon.Run, error) {
 		select {
 		case <-ctx.Done():
 			return talon.Run{}, ctx.Err()
-		case <-wake:
+		case _, ok := <-wake:
+			if !ok {
+				wake = nil // the store closed it: the fallback remains
+			}
 		case <-t.C:
 			t.Reset(waitFallback)
 		}

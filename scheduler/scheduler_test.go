@@ -406,6 +406,9 @@ func TestLifecycle(t *testing.T) {
 	if err := s.Run(t.Context()); !errors.Is(err, scheduler.ErrClosed) {
 		t.Errorf("Run after Close = %v, want ErrClosed", err)
 	}
+	if _, err := s.Wait(t.Context(), r.ID); !errors.Is(err, scheduler.ErrClosed) {
+		t.Errorf("Wait after Close = %v, want ErrClosed", err)
+	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/jobs", nil))
 	if rec.Code != http.StatusServiceUnavailable {

@@ -310,8 +310,9 @@ func logAccess(logger *slog.Logger, cfg *config.Config, loopback, anonymousOK, t
 	}
 }
 
-// executors returns the registered executors (a program embedding Talon
-// may register its own), plus local and inprocess unless it replaced them.
+// executors returns the executors of the executor package's registry,
+// plus local and inprocess unless it replaced them. (A program embedding
+// Talon gives its own in scheduler.Config instead.)
 func executors(logger *slog.Logger) map[string]executor.Executor {
 	out := map[string]executor.Executor{
 		"local":     local.New(logger),
