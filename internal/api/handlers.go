@@ -297,12 +297,13 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// Log following polls the file: it grows by appends from the executor,
-// and a poll costs one read at its end. The interval starts short, so a
-// chatty run streams at once, and grows while the log is quiet, up to a
-// bound: how late a quiet run's next line may show. The run's end comes
-// from the event feed, at once (without a feed, the run is polled at
-// the same pace).
+// Log following polls the log: it grows by appends (the executor stores
+// a batch of output every fraction of a second, from whichever scheduler
+// runs the run), and a poll costs one read at its end. The interval
+// starts short, so a chatty run streams at once, and grows while the log
+// is quiet, up to a bound: how late a quiet run's next line may show.
+// The run's end comes from the event feed, at once (without a feed, the
+// run is polled at the same pace).
 const (
 	followPollMin = 50 * time.Millisecond
 	followPollMax = 250 * time.Millisecond
@@ -310,10 +311,11 @@ const (
 
 // followLog streams a run's log while the run is not finished: what is
 // there, then what is appended, until the run has reached a terminal
-// state and the file is drained. The executor writes a run's last output
+// state and the log is drained. The executor stores a run's last output
 // before the run is recorded finished, so a read to the end after the
 // terminal state is seen has it all. A run that has not started yet has
-// no log; the stream waits for it.
+// no log; the stream waits for it. While the state store is away the
+// stream waits too, and reads on when it is back.
 func (s *Server) followLog(w http.ResponseWriter, r *http.Request, id int64) error {
 	ctx := r.Context()
 	// Subscribed before the run is read, so its end cannot fall between.
@@ -333,12 +335,6 @@ func (s *Server) followLog(w http.ResponseWriter, r *http.Request, id int64) err
 		}
 		if err != nil {
 			return err
-		}
-		if p, ok := f.(interface{ Pending() bool }); ok && p.Pending() && !finished {
-			// Started, nothing written yet: open it again at the next
-			// poll rather than follow an empty placeholder.
-			f.Close()
-			return nil
 		}
 		rc = f
 		return nil
@@ -370,8 +366,15 @@ func (s *Server) followLog(w http.ResponseWriter, r *http.Request, id int64) err
 	timer.Stop()
 	defer timer.Stop()
 	for {
+		away := false // the store is: the log is not drained yet
 		if rc != nil {
 			n, err := io.Copy(sw, rc)
+			var te *talon.Error
+			if err != nil && !sw.failed && errors.As(err, &te) && te.Code == talon.EUNAVAILABLE && ctx.Err() == nil {
+				// Read on from there once it is back.
+				s.logger.Debug("follow log: store unavailable", "run", id, "err", err)
+				err, away = nil, true
+			}
 			if err != nil {
 				if sw.failed {
 					return nil // the client is gone or stopped reading
@@ -383,7 +386,7 @@ func (s *Server) followLog(w http.ResponseWriter, r *http.Request, id int64) err
 				wait = followPollMin
 			}
 		}
-		if finished {
+		if finished && !away {
 			return nil
 		}
 		timer.Reset(wait)
@@ -395,7 +398,7 @@ func (s *Server) followLog(w http.ResponseWriter, r *http.Request, id int64) err
 			// stream abruptly, so the client reports it cut short.
 			panic(http.ErrAbortHandler)
 		case <-ended.c:
-			finished = true // drain the file, then end
+			finished = true // drain the log, then end
 		case <-timer.C:
 		}
 		wait = min(wait*2, followPollMax)

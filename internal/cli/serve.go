@@ -165,13 +165,19 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		return withHint(fmt.Errorf("listen on %s: bound %s, which is not a loopback address, and the config has no tls: and auth: (nor insecure: true)", cfg.Listen, ln.Addr()), "talon serve --listen 127.0.0.1:7070")
 	}
 	baseURL := serverURL(cfg.Listen, bound, ln.Addr(), cert != nil)
+	// Runs call the server at the advertised URL: its address as other
+	// hosts reach it, when the config says; else where it listens.
+	runURL := baseURL
+	if cfg.AdvertiseURL != "" {
+		runURL = strings.TrimSuffix(cfg.AdvertiseURL, "/")
+	}
 
 	// Anonymous callers may do everything only on a loopback address
 	// with no auth: configured — the API of a laptop or a single host.
 	anonymousOK := loopback && len(cfgSources) == 0
 	srv, err := server.New(ctx, st, server.Options{
 		Schedule: sched, Load: load, Executors: exs, Logger: logger, LogDir: cfg.Logs,
-		URL: baseURL, CAFile: runsCA(cfg, cert, baseURL, logger), Lease: cfg.Lease,
+		URL: runURL, CAFile: runsCA(cfg, cert, runURL, logger), Lease: cfg.Lease,
 		Auth: cfgSources, Anonymous: anonymousOK, SecureCookies: cert != nil,
 		Reload: func(context.Context) []string {
 			if cert == nil {
@@ -231,7 +237,7 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		}
 	}()
 
-	logger.Info("talon serving", "url", baseURL, "schedule", cfg.Schedule, "jobs", len(sched.Jobs), "state", server.Redact(cfg.State), "instance", e.InstanceID())
+	logger.Info("talon serving", "url", baseURL, "advertised", runURL, "schedule", cfg.Schedule, "jobs", len(sched.Jobs), "state", server.Redact(cfg.State), "instance", e.InstanceID())
 	// Write the address for scripts that started us on port 0.
 	fmt.Fprintf(g.stdout, "talon: serving %s\n", baseURL)
 

@@ -1,5 +1,6 @@
 // Package config reads talon.yaml: which state store, where the schedule
-// is, the listen address, the run log directory and the heartbeat lease.
+// is, the listen address and the URL advertised to runs, the run log
+// directory and the heartbeat lease.
 //
 // Every key is optional. Load keeps each value's position so Validate can
 // report every problem as file:line:col; WithDefaults fills the defaults
@@ -68,6 +69,14 @@ type Config struct {
 	// other hosts can reach (anything but 127.0.0.0/8, ::1, localhost)
 	// needs TLS and an Auth source, or Insecure.
 	Listen string
+	// AdvertiseURL is the URL runs are given as TALON_URL, to report
+	// progress and artifacts: the scheduler's address as they reach it
+	// (a host name other hosts resolve, a load balancer, a TLS proxy).
+	// Default: the listen address, with a loopback host when it listens
+	// on every interface — fine for local runs, not for runs on other
+	// hosts. An absolute http or https URL without a path; https under
+	// TLS.
+	AdvertiseURL string
 	// TLS, when set, serves the API over HTTPS.
 	TLS *TLS
 	// Auth are the sources that authenticate API callers, in the order
@@ -115,7 +124,7 @@ type posValue struct {
 }
 
 var (
-	topKeys = []string{"state", "schedule", "listen", "logs", "lease", "tls", "auth", "insecure"}
+	topKeys = []string{"state", "schedule", "listen", "advertise_url", "logs", "lease", "tls", "auth", "insecure"}
 	// scheduleKeys are internal/schedule's top-level keys.
 	scheduleKeys = []string{"jobs", "calendars", "resources"}
 	// notYet are keys of talon.yaml that Talon will read but does not
@@ -214,6 +223,11 @@ func (c *Config) Validate() error {
 			v.hintf("listen", c.Listen, hint, "listen: %s", msg)
 		}
 	}
+	if c.AdvertiseURL != "" {
+		if msg, hint := c.CheckAdvertiseURL(c.AdvertiseURL); msg != "" {
+			v.hintf("advertise_url", c.AdvertiseURL, hint, "advertise_url: %s", msg)
+		}
+	}
 	if c.TLS != nil {
 		if c.TLS.Cert == "" {
 			v.hintf("tls", "", "tls: {cert: server.pem, key: server-key.pem}", "tls: cert: required (the server's certificate, PEM)")
@@ -295,6 +309,37 @@ func (c *Config) CheckListen(addr string) (problem, hint string) {
 	}
 	return fmt.Sprintf("%s is reachable from other hosts, so it needs tls: and an auth: source (or insecure: true); this config lacks %s", suggest.Quote(addr), strings.Join(lacks, " and ")),
 		fmt.Sprintf("add %s; or insecure: true to serve it without, logged at every start; or listen on %s", strings.Join(add, " and "), net.JoinHostPort("127.0.0.1", port))
+}
+
+// CheckAdvertiseURL says what is wrong with an advertise_url, with a
+// hint, or returns "" when nothing is. Runs call it with talon's client,
+// which adds the API's paths to it: it must be an absolute http or https
+// URL of a host (and port), without a user, path, query or fragment, and
+// https when the server serves TLS (runs would otherwise speak plain HTTP
+// to a TLS port).
+func (c *Config) CheckAdvertiseURL(s string) (problem, hint string) {
+	const example = "https://talon.example.com:7070"
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("invalid URL %s: %v", suggest.Quote(s), errors.Unwrap(err)), "want a URL like " + example
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Sprintf("%s is not an http or https URL", suggest.Quote(s)), "want a URL like " + example
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Sprintf("%s has no host", suggest.Quote(s)), "want a URL like " + example
+	case u.User != nil:
+		return fmt.Sprintf("%s holds a user: runs authenticate with their own token (TALON_TOKEN)", suggest.Quote(u.Redacted())), "remove the user@ part"
+	case u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "":
+		return fmt.Sprintf("%s has a path, query or fragment: Talon serves its API and dashboard at the root of its address", suggest.Quote(s)), "want a URL like " + example
+	case u.Port() != "":
+		if n, err := strconv.Atoi(u.Port()); err != nil || n < 1 || n > 65535 {
+			return fmt.Sprintf("invalid port %s in %s", suggest.Quote(u.Port()), suggest.Quote(s)), "want a URL like " + example
+		}
+	}
+	if c.TLS != nil && u.Scheme != "https" {
+		return fmt.Sprintf("%s is http, but the server serves TLS (tls:)", suggest.Quote(s)), "use https://" + u.Host
+	}
+	return "", ""
 }
 
 // IsLoopback reports whether host names this machine only: localhost or a

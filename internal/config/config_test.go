@@ -36,6 +36,7 @@ func TestLoadFull(t *testing.T) {
 state: postgres://talon@db/talon
 schedule: ./schedule
 listen: 127.0.0.1:8443
+advertise_url: http://talon.example.com:8443
 logs: /var/log/talon
 x-defaults: &d {poll: 5m}
 jobs:
@@ -46,12 +47,13 @@ jobs:
 		t.Fatalf("LoadBytes: %v", err)
 	}
 	want := &Config{
-		File:        "/etc/talon/talon.yaml",
-		HasSchedule: true,
-		State:       "postgres://talon@db/talon",
-		Schedule:    "./schedule",
-		Listen:      "127.0.0.1:8443",
-		Logs:        "/var/log/talon",
+		File:         "/etc/talon/talon.yaml",
+		HasSchedule:  true,
+		State:        "postgres://talon@db/talon",
+		Schedule:     "./schedule",
+		Listen:       "127.0.0.1:8443",
+		AdvertiseURL: "http://talon.example.com:8443",
+		Logs:         "/var/log/talon",
 	}
 	got := *c
 	got.pos = nil
@@ -261,6 +263,57 @@ func TestValidate(t *testing.T) {
 		{
 			name: "non-loopback, insecure",
 			yaml: "listen: 0.0.0.0:7070\ninsecure: true\n",
+		},
+		{
+			name: "advertise_url",
+			yaml: "advertise_url: https://talon.example.com:7070/\n",
+		},
+		{
+			name: "advertise_url of a proxy terminating TLS",
+			yaml: "advertise_url: https://talon.example.com\n",
+		},
+		{
+			name: "advertise_url, IPv6",
+			yaml: "advertise_url: http://[2001:db8::1]:7070\n",
+		},
+		{
+			name: "advertise_url under tls",
+			yaml: "advertise_url: https://talon.example.com:7070\ntls: {cert: c.pem, key: k.pem}\n",
+		},
+		{
+			name: "advertise_url http under tls",
+			yaml: "advertise_url: http://talon.example.com:7070\ntls: {cert: c.pem, key: k.pem}\n",
+			want: []string{`t.yaml:1:16: advertise_url: "http://talon.example.com:7070" is http, but the server serves TLS (tls:) (use https://talon.example.com:7070)`},
+		},
+		{
+			name: "advertise_url not absolute",
+			yaml: "advertise_url: talon.example.com:7070\n",
+			want: []string{`t.yaml:1:16: advertise_url: "talon.example.com:7070" is not an http or https URL (want a URL like https://talon.example.com:7070)`},
+		},
+		{
+			name: "advertise_url without a host",
+			yaml: "advertise_url: \"http:///api\"\n",
+			want: []string{`t.yaml:1:16: advertise_url: "http:///api" has no host (want a URL like https://talon.example.com:7070)`},
+		},
+		{
+			name: "advertise_url of another scheme",
+			yaml: "advertise_url: ftp://talon.example.com\n",
+			want: []string{`t.yaml:1:16: advertise_url: "ftp://talon.example.com" is not an http or https URL (want a URL like https://talon.example.com:7070)`},
+		},
+		{
+			name: "advertise_url with a path",
+			yaml: "advertise_url: https://example.com/talon\n",
+			want: []string{`t.yaml:1:16: advertise_url: "https://example.com/talon" has a path, query or fragment: Talon serves its API and dashboard at the root of its address (want a URL like https://talon.example.com:7070)`},
+		},
+		{
+			name: "advertise_url with a user",
+			yaml: "advertise_url: https://bob:pw@example.com\n",
+			want: []string{`t.yaml:1:16: advertise_url: "https://bob:xxxxx@example.com" holds a user: runs authenticate with their own token (TALON_TOKEN) (remove the user@ part)`},
+		},
+		{
+			name: "advertise_url with a bad port",
+			yaml: "advertise_url: http://example.com:99999\n",
+			want: []string{`t.yaml:1:16: advertise_url: invalid port "99999" in "http://example.com:99999" (want a URL like https://talon.example.com:7070)`},
 		},
 		{
 			name: "tls without a key",

@@ -133,6 +133,7 @@ func (r *reader) top(n *yaml.Node) {
 	r.strField(fs, "", "state", "state", &c.State)
 	r.strField(fs, "", "schedule", "schedule", &c.Schedule)
 	r.strField(fs, "", "listen", "listen", &c.Listen)
+	r.strField(fs, "", "advertise_url", "advertise_url", &c.AdvertiseURL)
 	r.strField(fs, "", "logs", "logs", &c.Logs)
 	if kv, ok := fs["lease"]; ok {
 		r.lease(kv[1])

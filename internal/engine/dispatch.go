@@ -581,7 +581,11 @@ func (e *Engine) spec(r talon.Run, j *schedule.Job) (executor.Spec, error) {
 	return executor.Spec{
 		Run: r, Job: &j.Job, Env: env, Params: pj, Secrets: secrets,
 		LogPath: e.LogPath(r),
-		OnLine:  e.onLine(r.ID),
+		// The store keeps the output too, so every scheduler sharing it
+		// shows the log (talon logs), whoever ran the run.
+		Logs:     e.st,
+		LogLimit: e.cfg.LogLimit,
+		OnLine:   e.onLine(r.ID),
 	}, nil
 }
 

@@ -52,6 +52,10 @@ type Config struct {
 	LogDir string
 	// URL is the API address runs see as TALON_URL.
 	URL string
+	// LogLimit is how many bytes of each run's output the state store
+	// keeps (executor.Spec.LogLimit); zero means
+	// executor.DefaultLogLimit.
+	LogLimit int64
 	// CAFile, when set, is the CA certificate file runs see as TALON_CA,
 	// so their talon verifies an https URL signed by a private CA.
 	CAFile string
@@ -164,6 +168,9 @@ type Engine struct {
 	procsMu  sync.Mutex   // guards procs for Cancel from the API
 	stepping sync.Mutex   // one Step at a time
 }
+
+// The store keeps runs' output for executors (Spec.Logs).
+var _ executor.LogStore = store.Store(nil)
 
 type completion struct {
 	runID   int64

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"syscall"
@@ -80,20 +81,32 @@ func (e *Engine) reapOthers(ctx context.Context, p *plan, now time.Time) error {
 		}
 		ex := e.cfg.Executors[r.Executor]
 		handle := r.Handle
+		// The run's log file is under its owner's log directory when the
+		// owner ran on this host (peers on one host each have their
+		// own), else under ours (a restart of it).
+		dir, here := e.cfg.LogDir, true
+		if in, ok := byID[r.Owner]; ok && in.LogDir != "" {
+			dir, here = in.LogDir, in.Host == e.instance.Host
+		}
 		if loc, ok := ex.(executor.Locator); ok && handle == "" {
 			// Its scheduler may have started it and died (or froze)
 			// before it recorded the start: find it from the run itself,
-			// beside its log, which is under its owner's log directory
-			// when the owner ran on this host (peers on one host each
-			// have their own), else under ours (a restart of it).
-			dir := e.cfg.LogDir
-			if in, ok := byID[r.Owner]; ok && in.LogDir != "" && in.Host == e.instance.Host {
-				dir = in.LogDir
+			// beside its log.
+			if !here {
+				dir = e.cfg.LogDir
 			}
 			handle = loc.Locate(r, logPath(dir, r))
 		}
+		if here {
+			// Its scheduler is dead, and what it wrote to the run's log
+			// file is all it will: store what it had not stored yet,
+			// before the run is re-attached (an executor that goes on
+			// with its output continues the stored log) or its end is
+			// recorded.
+			e.catchUpLog(ctx, r, logPath(dir, r))
+		}
 		if ex != nil && handle != "" {
-			pr, err := ex.Recover(ctx, r, handle)
+			pr, err := e.recoverRun(ctx, p, ex, r, handle, now)
 			if err == nil {
 				if err := e.adopt(ctx, r, pr, now); err == nil {
 					continue
@@ -112,6 +125,23 @@ func (e *Engine) reapOthers(ctx context.Context, p *plan, now time.Time) error {
 		e.log.Warn("runs lost", "count", len(ts))
 	}
 	return e.apply(ctx, p, now, ts)
+}
+
+// recoverRun re-attaches to run r through its executor: with the spec
+// the run would start with now when the executor can carry on with a
+// running run's output (executor.Resumer), else from its handle alone.
+func (e *Engine) recoverRun(ctx context.Context, p *plan, ex executor.Executor, r talon.Run, handle string, now time.Time) (executor.Process, error) {
+	if rs, ok := ex.(executor.Resumer); ok {
+		if j := p.jobs[r.Job]; j != nil {
+			spec, err := e.spec(r, j)
+			if err == nil {
+				spec.FenceIn = e.fenceIn(now)
+				return rs.Resume(ctx, spec, handle)
+			}
+			e.log.Warn("recover run: its spec", "run", r.ID, "err", err)
+		}
+	}
+	return ex.Recover(ctx, r, handle)
 }
 
 // adopt takes ownership of a run another scheduler started and that its
@@ -136,6 +166,46 @@ func (e *Engine) adopt(ctx context.Context, r talon.Run, pr executor.Process, no
 	e.procsMu.Unlock()
 	e.watch(pc)
 	return nil
+}
+
+// catchUpLog copies into the log store what run r's log file at path
+// holds past what the store has: the last batch of output that a
+// scheduler that died had written to the file but not stored yet. The
+// store's log is a prefix of the file (both get the same masked bytes,
+// in order), unless the store's limit cut it, which leaves nothing to
+// add. A run without a file here has nothing to add either.
+func (e *Engine) catchUpLog(ctx context.Context, r talon.Run, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return
+	}
+	size, err := e.st.LogSize(ctx, r.ID)
+	if err != nil {
+		e.log.Warn("catch up a run's log", "run", r.ID, "err", err)
+		return
+	}
+	limit := e.cfg.LogLimit
+	if limit <= 0 {
+		limit = executor.DefaultLogLimit
+	}
+	if size >= fi.Size() || size >= limit {
+		return
+	}
+	if _, err := f.Seek(size, io.SeekStart); err != nil {
+		return
+	}
+	w := executor.NewLogWriter(e.st, r.ID, size, executor.LogOptions{Limit: limit, Where: path, Logger: e.log})
+	_, _ = io.Copy(w, io.LimitReader(f, fi.Size()-size)) // w never fails
+	if err := w.Close(); err != nil {
+		e.log.Warn("catch up a run's log", "run", r.ID, "err", err)
+		return
+	}
+	e.log.Info("stored the end of a run's log from its file", "run", r.ID, "bytes", fi.Size()-size)
 }
 
 func pidAlive(pid int) bool {

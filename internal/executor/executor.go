@@ -2,6 +2,16 @@
 // run — and the registry of executors named in schedules (local,
 // inprocess, and later ssh, sge, agent). Implementations live in
 // sub-packages and import only talon and this package.
+//
+// A run's output reaches its log through an Output (NewOutput(spec, …)),
+// wherever the run runs: the executor copies what the run prints into it
+// as it comes (a pipe, an SSH session, an agent's reports) and closes it
+// before it reports the run's end. Output masks the job's secrets, then
+// appends to the log file on the scheduler's host, hands lines to OnLine
+// ("::talon progress" directives) and copies the bytes, in batches, to
+// the LogStore (the state store, Spec.Logs), from which every scheduler
+// sharing it serves `talon logs`. LogWriter is the batching part alone,
+// for output that arrives already masked.
 package executor
 
 import (
@@ -44,6 +54,19 @@ type Process interface {
 	// Cancel stops the run (its whole process group, remote job, …); the
 	// cause becomes the reason. Wait then returns.
 	Cancel(cause error)
+}
+
+// Resumer is implemented by executors that can re-attach to a run still
+// going and carry on with its output (a remote process whose output they
+// can read again). For a run whose scheduler died, the engine calls
+// Resume instead of Recover, with the spec the run would start with now
+// (its log file, log store, OnLine, secrets, a fresh FenceIn); the
+// stored log goes on at its size: NewOutput(s, OutputOptions{Offset:
+// size}) with size from s.Logs.LogSize, so nothing is stored twice. Its
+// errors are Recover's. Executors that cannot re-attach to a running
+// run need only Recover.
+type Resumer interface {
+	Resume(ctx context.Context, s Spec, handle string) (Process, error)
 }
 
 // Locator is implemented by executors that can find a run they started
@@ -113,8 +136,17 @@ type Spec struct {
 	// TALON_PERIOD, TALON_URL, TALON_TOKEN, TALON_PARAMS, …) as KEY=VALUE,
 	// to be added to the job's own env.
 	Env []string
-	// LogPath is the file that receives the run's stdout and stderr.
+	// LogPath is the file that receives the run's stdout and stderr, on
+	// the scheduler's host; empty for none.
 	LogPath string
+	// Logs, when set, is the log store: the run's output (masked) is
+	// copied to it, so every scheduler sharing the state store can show
+	// it (talon logs). Executors write output through an Output, which
+	// does so.
+	Logs LogStore
+	// LogLimit is how many bytes of the run's output Logs keeps; zero
+	// means DefaultLogLimit.
+	LogLimit int64
 	// Params is the JSON of the run's parameters (job params overlaid with
 	// the trigger's), also in Env as TALON_PARAMS.
 	Params []byte
@@ -124,8 +156,8 @@ type Spec struct {
 	// whose processes are not Fencers ignore it.
 	FenceIn time.Duration
 	// Secrets are the values of the job's secret env (in Env as KEY=VALUE):
-	// an executor masks them in the run's log (see Masker) and never
-	// shows them elsewhere.
+	// an executor masks them in the run's log (Output does, see Masker)
+	// and never shows them elsewhere.
 	Secrets []string
 	// OnLine, when set, receives each output line, so the engine can read
 	// "::talon progress 40%" lines from executors that cannot reach the

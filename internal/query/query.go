@@ -14,12 +14,10 @@ package query
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/talonhq/talon"
@@ -40,8 +38,10 @@ type Scheduler interface {
 	NextFire(j *schedule.Job, after time.Time) time.Time
 	// TriggerErrors says why j's triggers stopped firing, if any did.
 	TriggerErrors(job string) []string
-	// LogPath is where run r's log is written: the one rule for it, so
-	// that a log is found by its run, never by a path from a request.
+	// LogPath is where this scheduler writes run r's log file: the one
+	// rule for it, so that a file is found by its run, never by a path
+	// from a request. (Logs are read from the state store; the file is
+	// the fallback for what the store holds nothing of.)
 	LogPath(r talon.Run) string
 }
 
@@ -58,6 +58,7 @@ type reader interface {
 	Waiters(ctx context.Context) ([]resource.Waiter, error)
 	PausedJobs(ctx context.Context) ([]talon.Pause, error)
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]talon.AuditEntry, error)
+	ReadLog(ctx context.Context, runID, off int64, limit int) ([]byte, error)
 }
 
 var _ reader = store.Store(nil)
@@ -270,31 +271,71 @@ func (s *Service) Audit(ctx context.Context, f view.AuditFilter) ([]talon.AuditE
 	return out, store.UserError(err, "audit")
 }
 
-// Logs opens run id's log (stdout and stderr), found by the run's job and
-// id under the scheduler's log directory. A run that started but wrote
-// nothing has an empty log; one that never started has none (not_found).
+// Logs opens run id's log (stdout and stderr) as the state store keeps
+// it, so every scheduler sharing the store shows it, whoever ran the run
+// and wherever. The reader returns io.EOF at the end of what is stored
+// so far, and reads on from there when asked again: a follower reads it
+// again as the run writes. A log the store holds nothing of is read from
+// the file under this scheduler's log directory, if there is one (a run
+// from before the log store, or output that has not reached it yet: a
+// batch is stored within a fraction of a second). A run that started but
+// wrote nothing has an empty log; one that never started has none
+// (not_found).
 func (s *Service) Logs(ctx context.Context, id int64) (io.ReadCloser, error) {
 	r, err := s.st.GetRun(ctx, id)
 	if err != nil {
 		return nil, store.UserError(err, fmt.Sprintf("run %d", id))
 	}
-	f, err := os.Open(s.sched.LogPath(r))
-	if errors.Is(err, os.ErrNotExist) {
+	first, err := s.st.ReadLog(ctx, id, 0, logPage)
+	if err != nil {
+		return nil, store.UserError(err, fmt.Sprintf("log of run %d", id))
+	}
+	if len(first) == 0 {
+		if f, err := os.Open(s.sched.LogPath(r)); err == nil {
+			if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
+				return f, nil
+			}
+			f.Close()
+		}
 		if r.Started == nil {
 			return nil, talon.Errorf(talon.ENOTFOUND, "run %d has no log: it never started (%s)", id, r.State)
 		}
-		return noLogYet{Reader: strings.NewReader("")}, nil
 	}
-	return f, err
+	return &storedLog{ctx: ctx, st: s.st, run: id, buf: first, off: int64(len(first))}, nil
 }
 
-// noLogYet is the log of a run that started and has written nothing yet
-// (an executor may create the file at its first write): empty for now.
-// Its Pending tells a follower to open it again later.
-type noLogYet struct{ io.Reader }
+// logPage is how much of a log one read asks the store for.
+const logPage = 64 << 10
 
-func (noLogYet) Close() error  { return nil }
-func (noLogYet) Pending() bool { return true }
+// storedLog reads a run's log from the state store, a page at a time.
+// It holds the request's context: it lives as long as the request.
+type storedLog struct {
+	ctx context.Context
+	st  reader
+	run int64
+	buf []byte // read from the store, not yet returned
+	off int64  // the offset after buf
+}
+
+// Read returns what the store holds past what was read, or io.EOF when
+// it holds no more yet. Store errors are *talon.Error (unavailable).
+func (l *storedLog) Read(p []byte) (int, error) {
+	if len(l.buf) == 0 {
+		b, err := l.st.ReadLog(l.ctx, l.run, l.off, logPage)
+		if err != nil {
+			return 0, store.UserError(err, fmt.Sprintf("log of run %d", l.run))
+		}
+		if len(b) == 0 {
+			return 0, io.EOF
+		}
+		l.buf, l.off = b, l.off+int64(len(b))
+	}
+	n := copy(p, l.buf)
+	l.buf = l.buf[n:]
+	return n, nil
+}
+
+func (l *storedLog) Close() error { return nil }
 
 // Resources returns the schedule's resource tree with what each node has
 // used now (by whom), the queued runs it could serve, and for a

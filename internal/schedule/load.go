@@ -30,7 +30,7 @@ var (
 	scheduleKeys = []string{"calendars", "resources", "jobs"}
 	// ConfigKeys are the top-level keys of talon.yaml that a schedule file
 	// may contain and the schedule loader ignores.
-	ConfigKeys = []string{"state", "schedule", "listen", "tls", "auth", "executors", "logs", "node", "lease", "insecure"}
+	ConfigKeys = []string{"state", "schedule", "listen", "advertise_url", "tls", "auth", "executors", "logs", "node", "lease", "insecure"}
 	// Keys are the top-level keys of a schedule.
 	Keys = scheduleKeys
 

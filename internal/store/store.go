@@ -39,6 +39,9 @@ var (
 	ErrFenced = errors.New("fenced limit reached")
 	// ErrUnavailable: the database cannot be reached; retry later.
 	ErrUnavailable = errors.New("state store unavailable")
+	// ErrLogGap: a write to a run's log at an offset past its end (see
+	// AppendLog); the log has no gaps.
+	ErrLogGap = errors.New("offset past the end of the log")
 	// ErrDown wraps the ErrUnavailable errors that prove the database is
 	// down for every client, not only for this one: it refused the
 	// connection, or said it is starting up or shutting down. No other
@@ -237,12 +240,53 @@ type Store interface {
 	// ListAudit returns audit entries matching f, newest first (by id).
 	ListAudit(ctx context.Context, f AuditFilter) ([]talon.AuditEntry, error)
 
+	// AppendLog stores data as the bytes of run runID's log from byte off
+	// on (executor.LogStore, which the engine gives executors): bytes
+	// below the log's current size were stored by an earlier try of the
+	// same write and are skipped, and only what lies past the end is
+	// added, as one chunk. An off past the end is refused with
+	// ErrLogGap; an unknown run with ErrNotFound. One statement when the
+	// write is the next one, the usual case.
+	AppendLog(ctx context.Context, runID, off int64, data []byte) error
+
+	// ReadLog returns the bytes of run runID's log from byte off on, at
+	// most limit of them: fewer at the end of what is stored so far, none
+	// at or past it, and none for a run without a stored log.
+	ReadLog(ctx context.Context, runID, off int64, limit int) ([]byte, error)
+
+	// LogSize is how many bytes of run runID's log are stored.
+	LogSize(ctx context.Context, runID int64) (int64, error)
+
 	// Ping checks that the database answers now, for health checks: nil,
 	// or an error wrapping ErrUnavailable. The caller bounds it with ctx.
 	Ping(ctx context.Context) error
 
 	// Close releases the store's connections.
 	Close() error
+}
+
+// LogRead is the rule both stores apply to a read of a log's chunks:
+// chunks is what the store holds from the chunk containing off on (by
+// offset, with their offsets in offs), and the answer is their bytes
+// from off on, at most limit of them.
+func LogRead(offs []int64, chunks [][]byte, off int64, limit int) []byte {
+	var out []byte
+	for i, c := range chunks {
+		end := offs[i] + int64(len(c))
+		if end <= off {
+			continue
+		}
+		from := max(off-offs[i], 0)
+		c = c[from:]
+		if room := limit - len(out); len(c) > room {
+			c = c[:room]
+		}
+		out = append(out, c...)
+		if len(out) >= limit {
+			break
+		}
+	}
+	return out
 }
 
 // Reportable is the rule both stores apply to progress and artifacts: a

@@ -54,7 +54,8 @@ type Run struct {
 	Args []string
 	// Env holds the TALON_* variables as KEY=VALUE.
 	Env []string
-	// Log receives the run's output: it goes to the run's log file and,
+	// Log receives the run's output: it goes to the run's log file, the
+	// log store (so every scheduler shows it) and,
 	// line by line, to the engine (so "::talon artifact URL" lines work
 	// as they do for subprocesses). Safe for concurrent use.
 	Log *Log
@@ -160,8 +161,8 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 	rctx, cancel := context.WithCancelCause(context.Background())
 	p := &process{name: name, cancel: cancel, done: make(chan struct{})}
 	r := Run{Run: s.Run, Params: s.Params, Args: args, Env: s.Env, onLine: s.OnLine}
-	if s.LogPath != "" || s.OnLine != nil {
-		r.Log = &Log{path: s.LogPath, onLine: s.OnLine}
+	if s.LogPath != "" || s.OnLine != nil || s.Logs != nil {
+		r.Log = &Log{path: s.LogPath, onLine: s.OnLine, logs: s.Logs, run: s.Run.ID, limit: s.LogLimit}
 	}
 	go p.run(rctx, f, r)
 	return p, nil
@@ -255,15 +256,20 @@ func sleep(ctx context.Context, r Run) error {
 	}
 }
 
-// Log is a run's output. The file is created on the first write, so a
-// run that writes nothing costs no file.
+// Log is a run's output. The file and the log store's writer are made
+// on the first write, so a run that writes nothing costs no file and no
+// statement.
 type Log struct {
 	path   string
 	onLine func(string)
+	logs   executor.LogStore // nil: no log store
+	run    int64
+	limit  int64
 
 	mu      sync.Mutex
 	f       *os.File
 	werr    error
+	store   *executor.LogWriter
 	partial []byte
 	closed  bool
 }
@@ -287,6 +293,12 @@ func (l *Log) Write(b []byte) (int, error) {
 		if l.f != nil && l.werr == nil {
 			_, l.werr = l.f.Write(b)
 		}
+	}
+	if l.logs != nil && !l.closed {
+		if l.store == nil {
+			l.store = executor.NewLogWriter(l.logs, l.run, 0, executor.LogOptions{Limit: l.limit, Where: l.path})
+		}
+		_, _ = l.store.Write(b) // never fails
 	}
 	if l.onLine != nil {
 		for len(b) > 0 {
@@ -328,14 +340,14 @@ func (l *Log) emit() {
 	l.onLine(line)
 }
 
-// close flushes a last unterminated line and closes the file; writes
-// after it reach no file (a goroutine the function left behind).
+// close flushes a last unterminated line, closes the file and stores
+// what the log store has not yet; writes after it reach neither (a
+// goroutine the function left behind).
 func (l *Log) close() error {
 	if l == nil {
 		return nil
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.onLine != nil && len(l.partial) > 0 {
 		l.emit()
 	}
@@ -346,5 +358,11 @@ func (l *Log) close() error {
 		}
 		l.f = nil
 	}
-	return l.werr
+	st, werr := l.store, l.werr
+	l.mu.Unlock()
+	if st != nil {
+		// The store keeps trying by itself when it is away.
+		_ = st.Close()
+	}
+	return werr
 }

@@ -15,7 +15,7 @@ import (
 // startDirect starts the command as the scheduler's own child, without a
 // supervisor: where there is no subreaper to find escaped descendants
 // and no socket to notice the scheduler's death.
-func (e *Executor) startDirect(s executor.Spec, cmd *exec.Cmd, out *output, log *slog.Logger) (executor.Process, error) {
+func (e *Executor) startDirect(s executor.Spec, cmd *exec.Cmd, out *executor.Output, log *slog.Logger) (executor.Process, error) {
 	cmd.Env = environ(s)
 	cmd.Dir = s.Job.Dir
 	setSysProcAttr(cmd)
@@ -43,7 +43,7 @@ func (e *Executor) startDirect(s executor.Spec, cmd *exec.Cmd, out *output, log 
 // directProcess is a command started without a supervisor.
 type directProcess struct {
 	cmd   *exec.Cmd
-	out   *output
+	out   *executor.Output
 	grace time.Duration
 	log   *slog.Logger
 
@@ -64,7 +64,7 @@ func (p *directProcess) Wait() executor.Outcome {
 
 func (p *directProcess) wait() {
 	err := p.cmd.Wait()
-	p.out.close()
+	_ = p.out.Close() // the store keeps trying by itself
 	p.mu.Lock()
 	p.finished = true
 	cause := p.cause
@@ -87,14 +87,14 @@ func (p *directProcess) wait() {
 }
 
 // finish applies a cancel's cause to an outcome and logs the end.
-func finish(o executor.Outcome, cause error, out *output, log *slog.Logger) executor.Outcome {
+func finish(o executor.Outcome, cause error, out *executor.Output, log *slog.Logger) executor.Outcome {
 	if cause != nil {
 		// A cancelled run failed, even if it exited cleanly on SIGTERM:
 		// the user asked for it to stop, not to finish.
 		o.Succeeded = false
 		o.Reason = cause.Error()
 	}
-	if werr := out.err(); werr != nil {
+	if werr := out.Err(); werr != nil {
 		log.Warn("run log incomplete", "err", werr)
 	}
 	log.Debug("process ended", "reason", o.Reason)

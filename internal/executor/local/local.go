@@ -53,7 +53,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -142,7 +141,7 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 	if cmd.Err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.Job.Name, cmd.Err)
 	}
-	out, err := newOutput(s.LogPath, s.OnLine, s.Secrets)
+	out, err := executor.NewOutput(s, executor.OutputOptions{Logger: e.log})
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.Job.Name, err)
 	}
@@ -154,7 +153,7 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 		p, err = e.startDirect(s, cmd, out, log)
 	}
 	if err != nil {
-		out.close()
+		_ = out.Close()
 		if errors.Is(err, os.ErrNotExist) {
 			if s.Job.Dir != "" {
 				if _, serr := os.Stat(s.Job.Dir); serr != nil {
@@ -460,143 +459,3 @@ type endedProcess struct {
 func (p *endedProcess) Handle() string         { return p.handle }
 func (p *endedProcess) Wait() executor.Outcome { return p.outcome }
 func (p *endedProcess) Cancel(error)           {}
-
-// output appends the command's output to the log file and hands each
-// line to onLine. The values of the job's secrets are masked first (the
-// file and onLine see "***"); every other byte reaches the file as it
-// arrives, but for a tail that may be the start of a secret, held until
-// the next write or the end. Lines longer than maxLine reach onLine cut
-// short, since they are meant for short "::talon" directives.
-type output struct {
-	mu      sync.Mutex
-	f       *os.File
-	onLine  func(string)
-	partial []byte
-	werr    error
-	mask    *executor.Masker // nil without secrets
-}
-
-// rawOutput is the output after masking.
-type rawOutput struct{ o *output }
-
-func (r rawOutput) Write(b []byte) (int, error) { return r.o.write(b) }
-
-const maxLine = 64 << 10
-
-func newOutput(path string, onLine func(string), secrets []string) (*output, error) {
-	if path == "" && onLine == nil {
-		return nil, nil
-	}
-	o := &output{onLine: onLine}
-	if len(secrets) > 0 {
-		o.mask = executor.NewMasker(rawOutput{o}, secrets)
-	}
-	if path != "" {
-		// The directory is made only when the file cannot be opened: it
-		// is there for every run but the job's first.
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-		if errors.Is(err, fs.ErrNotExist) {
-			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-				return nil, fmt.Errorf("create log directory: %w", err)
-			}
-			f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("open log: %w", err)
-		}
-		o.f = f
-	}
-	return o, nil
-}
-
-// Write never fails: a full disk must not kill the command with SIGPIPE.
-// The first write error is kept for the executor's log.
-func (o *output) Write(b []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.mask != nil {
-		_, _ = o.mask.Write(b) // rawOutput never fails
-		return len(b), nil
-	}
-	return o.write(b)
-}
-
-// write writes masked output; o.mu is held.
-func (o *output) write(b []byte) (int, error) {
-	if o.f != nil && o.werr == nil {
-		if _, err := o.f.Write(b); err != nil {
-			o.werr = err
-		}
-	}
-	if o.onLine == nil {
-		return len(b), nil
-	}
-	rest := b
-	for len(rest) > 0 {
-		i := indexNL(rest)
-		if i < 0 {
-			o.appendPartial(rest)
-			break
-		}
-		o.appendPartial(rest[:i])
-		o.emit()
-		rest = rest[i+1:]
-	}
-	return len(b), nil
-}
-
-func indexNL(b []byte) int {
-	for i, c := range b {
-		if c == '\n' {
-			return i
-		}
-	}
-	return -1
-}
-
-func (o *output) appendPartial(b []byte) {
-	if room := maxLine - len(o.partial); room > 0 {
-		if len(b) > room {
-			b = b[:room]
-		}
-		o.partial = append(o.partial, b...)
-	}
-}
-
-func (o *output) emit() {
-	line := strings.TrimSuffix(string(o.partial), "\r")
-	o.partial = o.partial[:0]
-	o.onLine(line)
-}
-
-// close flushes a last line without a newline and closes the file.
-func (o *output) close() {
-	if o == nil {
-		return
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.mask != nil {
-		_ = o.mask.Flush() // rawOutput never fails
-	}
-	if o.onLine != nil && len(o.partial) > 0 {
-		o.emit()
-	}
-	if o.f != nil {
-		if err := o.f.Close(); err != nil && o.werr == nil {
-			o.werr = err
-		}
-		o.f = nil
-	}
-}
-
-func (o *output) err() error {
-	if o == nil {
-		return nil
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.werr
-}
-
-var _ io.Writer = (*output)(nil)

@@ -41,7 +41,7 @@ type supState struct{}
 // Linux, which has subreapers and /proc.
 const supervised = false
 
-func (e *Executor) startSupervised(executor.Spec, *exec.Cmd, *output, *slog.Logger) (executor.Process, error) {
+func (e *Executor) startSupervised(executor.Spec, *exec.Cmd, *executor.Output, *slog.Logger) (executor.Process, error) {
 	return nil, errors.New("no local supervisor on this system")
 }
 

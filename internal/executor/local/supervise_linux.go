@@ -44,7 +44,7 @@ type supState struct {
 // startSupervised has the executor's supervisor start the command (see
 // shim_linux.go), and returns once the command has started or could not
 // start.
-func (e *Executor) startSupervised(s executor.Spec, job *exec.Cmd, out *output, log *slog.Logger) (executor.Process, error) {
+func (e *Executor) startSupervised(s executor.Spec, job *exec.Cmd, out *executor.Output, log *slog.Logger) (executor.Process, error) {
 	var nb [16]byte
 	_, _ = rand.Read(nb[:])
 	h := handle{nonce: hex.EncodeToString(nb[:])}
@@ -76,7 +76,7 @@ func (e *Executor) startSupervised(s executor.Spec, job *exec.Cmd, out *output, 
 	}
 	// A pipe per run, as os/exec makes one: the command writes to it and
 	// the scheduler masks the output, splits lines and appends them to
-	// the log. Only the read end is non-blocking (served by the runtime's
+	// the log (file and store: executor.Output). Only the read end is non-blocking (served by the runtime's
 	// poller); the command gets a blocking write end.
 	var pw = -1
 	if out != nil {
@@ -432,7 +432,7 @@ type supervisedProcess struct {
 	e         *Executor
 	sup       *supervisor
 	id        uint64
-	out       *output
+	out       *executor.Output
 	pr        *os.File    // the output pipe's read end; nil without output
 	drain     *time.Timer // closes pr WaitDelay after the end; set before ended closes
 	handle    handle
@@ -494,7 +494,7 @@ func (p *supervisedProcess) wait() {
 		p.drain.Stop()
 		p.pr.Close()
 	}
-	p.out.close()
+	_ = p.out.Close() // the store keeps trying by itself
 
 	var o executor.Outcome
 	if p.st != nil {

@@ -245,6 +245,11 @@ func BenchmarkCreateRuns10k(b *testing.B) {
 	storetest.BenchCreateRuns(b, func(b *testing.B) store.Store { return open(b) }, 10000)
 }
 
+// BenchmarkLogWriter: a chatty run's output stored in batches.
+func BenchmarkLogWriter(b *testing.B) {
+	storetest.BenchLogWriter(b, func(b *testing.B) store.Store { return open(b) })
+}
+
 func BenchmarkTransition(b *testing.B) {
 	storetest.BenchTransition(b, func(b *testing.B) store.Store { return open(b) }, 1000)
 }

@@ -2,10 +2,12 @@ package storetest
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/talonhq/talon"
+	"github.com/talonhq/talon/internal/executor"
 	"github.com/talonhq/talon/internal/store"
 )
 
@@ -65,4 +67,33 @@ func BenchTransition(b *testing.B, open func(b *testing.B) store.Store, n int) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n), "µs/transition")
+}
+
+// BenchLogWriter measures a chatty run's output through the executor's
+// LogWriter into the store: 100,000 lines of 60 bytes written as fast as
+// a loop can, then Close. It reports MB/s of output stored and the store
+// writes (statements) it took per 1,000 lines.
+func BenchLogWriter(b *testing.B, open func(b *testing.B) store.Store) {
+	s := open(b)
+	const lines = 100_000
+	line := []byte(strings.Repeat("x", 59) + "\n")
+	var writes int64
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		r := create(b, s, store.CreateRun{Job: "chatty", Period: fmt.Sprintf("oneshot/p%d", i), Trigger: "api", Now: t0})[0].Run
+		c := newCounting(s)
+		w := executor.NewLogWriter(c, r.ID, 0, executor.LogOptions{Limit: 1 << 30})
+		for range lines {
+			w.Write(line)
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if n, err := s.LogSize(b.Context(), r.ID); err != nil || n != int64(lines*len(line)) {
+			b.Fatalf("stored %d bytes, %v; want %d", n, err, lines*len(line))
+		}
+		writes += c.writes.Load()
+	}
+	b.ReportMetric(float64(b.N*lines*len(line))/1e6/b.Elapsed().Seconds(), "MB/s")
+	b.ReportMetric(float64(writes)/float64(b.N)/(lines/1000), "writes/1000-lines")
 }

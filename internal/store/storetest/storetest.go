@@ -83,6 +83,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MarkStamps", testMarkStamps},
 		{"Audit", testAudit},
 		{"AuditedCreate", testAuditedCreate},
+		{"Logs", testLogs},
+		{"LogWriter", testLogWriter},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,9 +119,9 @@ func stored(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 func ctxOf(t *testing.T) context.Context { return t.Context() }
 
 // create creates runs and fails the test on error.
-func create(t *testing.T, s store.Store, ps ...store.CreateRun) []store.Created {
+func create(t testing.TB, s store.Store, ps ...store.CreateRun) []store.Created {
 	t.Helper()
-	out, err := s.CreateRuns(ctxOf(t), ps)
+	out, err := s.CreateRuns(t.Context(), ps)
 	if err != nil {
 		t.Fatalf("CreateRuns: %v", err)
 	}
