@@ -107,6 +107,12 @@ type Job struct {
 	// templates with placeholders such as {{period}} (internal/artifact).
 	// A run that succeeds without one of them says so in its reason.
 	Artifacts map[string]string
+	// Function is the Go function a job of the inprocess executor runs,
+	// by the name it was registered under: the schedule's function: key,
+	// else the first word of its command: (whose other words are the
+	// function's arguments), else the job's own name. The loader fills
+	// it in for inprocess jobs; other executors leave it empty.
+	Function string
 }
 
 // SSHOptions are a job's overrides of the ssh executor's settings

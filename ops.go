@@ -66,4 +66,11 @@ type TriggerRequest struct {
 	Period string            `json:"period,omitempty"` // default: the period containing now
 	Params map[string]string `json:"params,omitempty"`
 	Key    string            `json:"key,omitempty"` // idempotency key
+	// Audit, set by the server that took the request (never read from
+	// it), is its audit entry: recorded in the transaction that creates
+	// the run, with "run ID for PERIOD" as its detail, so the run and its
+	// record commit together. When no run is created (the key matched an
+	// existing run, or the request failed) nothing is recorded, and the
+	// server records what came of it.
+	Audit *AuditEntry `json:"-"`
 }

@@ -58,7 +58,8 @@ type Reader interface {
 // Commander carries out the API's commands; *engine.Engine implements it.
 type Commander interface {
 	// Trigger creates a run of job from an external request. created is
-	// false when the idempotency key matched an existing run.
+	// false when the idempotency key matched an existing run. A created
+	// run's req.Audit, when set, is recorded with it (in its transaction).
 	Trigger(ctx context.Context, job string, req talon.TriggerRequest) (run talon.Run, created bool, err error)
 	// Cancel cancels a run: a blocked or ready run becomes skipped, a
 	// running one is killed and failed with reason "cancelled by USER".

@@ -207,18 +207,22 @@ func (s *Server) trigger(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req, true); err != nil {
 		return err
 	}
+	// The run and its audit entry commit together, in one round trip:
+	// the caller's next request on this connection waits for no second
+	// commit.
+	req.Audit = inTransaction(r)
 	run, created, err := s.backend.Trigger(r.Context(), r.PathValue("name"), req)
 	if err != nil {
 		return err
 	}
 	status := http.StatusOK
-	note := fmt.Sprintf("run %d for %s", run.ID, run.Period)
+	note := noteOf(r.Context())
 	if created {
 		status = http.StatusCreated
+		note.recorded = req.Audit != nil
 	} else {
-		note = fmt.Sprintf("existing run %d for %s (key %s)", run.ID, run.Period, run.Key)
+		note.detail = fmt.Sprintf("existing run %d for %s (key %s)", run.ID, run.Period, run.Key)
 	}
-	noteOf(r.Context()).detail = note
 	w.Header().Set("Location", fmt.Sprintf("%sruns/%d", Prefix, run.ID))
 	writeJSON(w, status, run)
 	return nil

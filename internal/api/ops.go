@@ -72,8 +72,11 @@ type auditKey struct{}
 
 // auditNote is what a handler adds to its audit entry.
 type auditNote struct {
-	object, detail string
-	skip           bool // a dry run: nothing was done
+	action, object, detail string
+	skip                   bool // a dry run: nothing was done
+	// recorded: the operation's own transaction recorded the entry
+	// (inTransaction); nothing is left to record unless it failed.
+	recorded bool
 }
 
 func noteOf(ctx context.Context) *auditNote {
@@ -92,10 +95,10 @@ func noteOf(ctx context.Context) *auditNote {
 // the answer: the operation has happened.
 func (s *Server) audited(action string, h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		note := &auditNote{}
+		note := &auditNote{action: action}
 		r = r.WithContext(context.WithValue(r.Context(), auditKey{}, note))
 		err := h(w, r)
-		if note.skip {
+		if note.skip || note.recorded && err == nil {
 			return err
 		}
 		if err == nil {
@@ -104,26 +107,46 @@ func (s *Server) audited(action string, h handlerFunc) handlerFunc {
 			// this returns, so nothing is flushed early then.)
 			_ = http.NewResponseController(w).Flush()
 		}
-		object := note.object
-		if object == "" {
-			if id := r.PathValue("id"); id != "" {
-				object = "run " + id
-			} else if name := r.PathValue("name"); name != "" {
-				object = "job " + name
-			}
-		}
-		a := talon.AuditEntry{
-			Actor: Caller(r.Context()), Action: action, Object: object,
-			Remote: r.RemoteAddr, Outcome: outcomeOf(err), Detail: note.detail,
-		}
+		a := note.entry(r)
+		a.Outcome, a.Detail = outcomeOf(err), note.detail
 		// The client may be gone; the record must not be.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 		defer cancel()
 		if rerr := s.backend.RecordAudit(ctx, a); rerr != nil {
-			s.logger.Error("audit not recorded", "action", action, "object", object, "actor", a.Actor, "err", rerr)
+			s.logger.Error("audit not recorded", "action", action, "object", a.Object, "actor", a.Actor, "err", rerr)
 		}
 		return err
 	}
+}
+
+// entry is the audit entry of r so far: who, what, which object, from
+// where; its outcome "ok" until the handler says otherwise.
+func (n *auditNote) entry(r *http.Request) talon.AuditEntry {
+	object := n.object
+	if object == "" {
+		if id := r.PathValue("id"); id != "" {
+			object = "run " + id
+		} else if name := r.PathValue("name"); name != "" {
+			object = "job " + name
+		}
+	}
+	return talon.AuditEntry{
+		Actor: Caller(r.Context()), Action: n.action, Object: object,
+		Remote: r.RemoteAddr, Outcome: "ok",
+	}
+}
+
+// inTransaction is the audit entry of a request whose handler has it
+// recorded in the transaction of the operation itself (see
+// talon.TriggerRequest.Audit), or nil on a route that is not audited.
+// The handler then calls recorded when that transaction committed it.
+func inTransaction(r *http.Request) *talon.AuditEntry {
+	n, ok := r.Context().Value(auditKey{}).(*auditNote)
+	if !ok {
+		return nil
+	}
+	a := n.entry(r)
+	return &a
 }
 
 // outcomeOf is an audit entry's outcome: "ok", or what the caller was told.

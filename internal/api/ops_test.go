@@ -157,6 +157,11 @@ func TestAuditRecordsOperations(t *testing.T) {
 	if p := entries[4]; p.Detail != "disk full" {
 		t.Errorf("pause detail = %q", p.Detail)
 	}
+	// A created run's entry is recorded in the run's own transaction
+	// (talon.TriggerRequest.Audit), with the same words.
+	if tr, want := entries[len(entries)-1].Detail, fmt.Sprintf("run %d for daily/2026-11-26", load.ID); tr != want {
+		t.Errorf("trigger detail = %q, want %q", tr, want)
+	}
 }
 
 // The audit pages like runs: a full page sends a Link to the next one.

@@ -78,6 +78,19 @@ type Server struct {
 // closeStreams ends the streams being served, and refuses new ones.
 func (s *Server) closeStreams() { s.closeOnce.Do(func() { close(s.closing) }) }
 
+// CloseStreams ends the streams being served (event streams, followed
+// logs), and refuses new ones. An HTTPServer does it when it shuts down;
+// a program that serves s on an http.Server of its own calls it when the
+// scheduler stops, so those requests end rather than wait for runs.
+func (s *Server) CloseStreams() { s.closeStreams() }
+
+// WithWriteTimeout bounds each write of a streamed answer, as
+// NewHTTPServer does from its limits, for a server served by another
+// http.Server: a client that stops reading is cut off after d.
+func WithWriteTimeout(d time.Duration) Option {
+	return func(s *Server) { s.writeTimeout = d }
+}
+
 // NewServer returns a Server for b that logs to logger.
 func NewServer(b Backend, logger *slog.Logger, opts ...Option) *Server {
 	s := &Server{

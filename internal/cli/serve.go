@@ -22,21 +22,14 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/talonhq/talon"
 	"github.com/talonhq/talon/internal/api"
-	"github.com/talonhq/talon/internal/auth"
-	"github.com/talonhq/talon/internal/auth/runtoken"
 	"github.com/talonhq/talon/internal/config"
-	"github.com/talonhq/talon/internal/engine"
 	"github.com/talonhq/talon/internal/executor"
-	agentexec "github.com/talonhq/talon/internal/executor/agent"
 	"github.com/talonhq/talon/internal/executor/inprocess"
 	"github.com/talonhq/talon/internal/executor/local"
 	sshexec "github.com/talonhq/talon/internal/executor/ssh"
-	"github.com/talonhq/talon/internal/feed"
-	"github.com/talonhq/talon/internal/query"
 	"github.com/talonhq/talon/internal/schedule"
-	"github.com/talonhq/talon/internal/store"
+	"github.com/talonhq/talon/internal/server"
 	"github.com/talonhq/talon/internal/tlscert"
-	"github.com/talonhq/talon/internal/web"
 
 	// The state stores register themselves by URL scheme.
 	_ "github.com/talonhq/talon/internal/store/postgres"
@@ -157,25 +150,18 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		return g.printList(err, "server not started")
 	}
 
-	unlock, err := lockState(cfg.State)
+	unlock, err := server.LockState(cfg.State)
 	if err != nil {
 		return withHint(err, "talon serve --state postgres://talon@db.example/talon")
 	}
 	defer unlock()
 
-	st, err := openStore(ctx, cfg.State, logger)
+	st, err := server.OpenStore(ctx, cfg.State, logger)
 	if err != nil {
-		return withHint(fmt.Errorf("open state store %s: %w", redact(cfg.State), err),
+		return withHint(fmt.Errorf("open state store %s: %w", server.Redact(cfg.State), err),
 			"talon serve --state sqlite:talon.db")
 	}
 	defer st.Close()
-	// Each run gets a token (TALON_TOKEN) signed with a key kept in the
-	// store, so every scheduler sharing it, and this one after a restart,
-	// verifies the tokens of the runs it did not start.
-	runTokens, err := runtoken.New(ctx, st)
-	if err != nil {
-		return fmt.Errorf("open state store %s: %w", redact(cfg.State), err)
-	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -196,88 +182,40 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	if cfg.AdvertiseURL != "" {
 		runURL = strings.TrimSuffix(cfg.AdvertiseURL, "/")
 	}
-	if err := os.MkdirAll(cfg.Logs, 0o700); err != nil {
-		return fmt.Errorf("run log directory: %w", err)
-	}
-	logDir, _ := filepath.Abs(cfg.Logs)
-	// One reader of the event feed for the process: the scheduler and
-	// the API's event streams and log followers share it.
-	hub := feed.New(st, logger, feed.Options{})
-	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
-	hubDone := make(chan struct{})
-	go func() {
-		defer close(hubDone)
-		hub.Run(hubCtx)
-	}()
-	defer func() {
-		stopHub()
-		<-hubDone
-	}()
 
-	// Runs on remote agents: the executor is also the server's side of
-	// the agents' protocol (the API's agent routes). It reaches the
-	// engine, made next, for log paths and resources.
-	var e *engine.Engine
-	agents, err := agentexec.New(agentexec.Config{
-		Store: st, Logger: logger,
-		LogPath: func(r talon.Run) string { return e.LogPath(r) },
-		Changed: func() { e.ResourcesChanged() },
-	})
-	if err != nil {
-		return err
-	}
-	defer agents.Close()
-	if _, own := exs["agent"]; !own {
-		exs["agent"] = agents
-	}
-
-	e, err = engine.New(engine.Config{
-		Store: st, Schedule: sched, Load: load, Logger: logger, LogDir: logDir, URL: runURL,
-		CAFile: runsCA(cfg, cert, runURL, logger), Executors: exs, Lease: cfg.Lease, RunToken: runTokens.Mint, Feed: hub,
-	})
-	if err != nil {
-		return err
-	}
-
-	// The engine's run-scoped tokens (TALON_TOKEN of each run) are asked
-	// before the config's sources, so a run's token is known whatever the
-	// config lists; a token of another form is not theirs and passes on.
-	chain := auth.NewChain(append([]auth.Source{runTokens}, cfgSources...)...)
 	// Anonymous callers may do everything only on a loopback address
 	// with no auth: configured — the API of a laptop or a single host.
 	anonymousOK := loopback && len(cfgSources) == 0
+	srv, err := server.New(ctx, st, server.Options{
+		Schedule: sched, Load: load, Executors: exs, Logger: logger, LogDir: cfg.Logs,
+		URL: runURL, CAFile: runsCA(cfg, cert, runURL, logger), Lease: cfg.Lease,
+		Auth: cfgSources, Anonymous: anonymousOK, SecureCookies: cert != nil,
+		Reload: func(context.Context) []string {
+			if cert == nil {
+				return nil
+			}
+			if err := cert.Reload(); err != nil {
+				logger.Error("tls reload refused; the old certificate keeps serving", "err", err)
+				return []string{err.Error() + " (the old certificate keeps serving)"}
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("server not started: %w", err)
+	}
+	defer srv.Close()
+	e := srv.Engine
 	logAccess(logger, cfg, loopback, anonymousOK, cert != nil)
 
-	// The API reads through the query service over the store, and acts
-	// through the engine (wrapped to reload auth and TLS with the
-	// schedule).
-	rl := &reloading{Commander: e, chain: chain, cert: cert, logger: logger}
-	reads := query.New(st, e, nil)
-	// The dashboard is pages of the same server: the same authorizer
-	// and permissions. Its CSRF tokens are signed with a key of the
-	// store, so every scheduler sharing it accepts them.
-	csrfKey, err := st.Secret(ctx, "dashboard-csrf")
-	if err != nil {
-		return fmt.Errorf("open state store %s: %w", redact(cfg.State), err)
-	}
-	sessions := api.NewSessions(csrfKey, cert != nil)
-	var login auth.Source
-	if !anonymousOK {
-		login = chain
-	}
-	dash, err := web.New(web.Join(reads, rl), sessions, login, logger)
-	if err != nil {
-		return err
-	}
-	srv := api.NewHTTPServer(api.NewServer(api.Join(reads, rl), logger,
-		api.WithAuthorizer(api.BearerAuth(chain, anonymousOK, logger)), api.WithFeed(hub),
-		api.WithSessions(sessions), api.WithPages(dash), api.WithAgents(agents)), api.HTTPLimits{})
+	hs := api.NewHTTPServer(srv.API, api.HTTPLimits{})
 	go func() {
 		var err error
 		if cert != nil {
-			err = srv.ServeTLS(ln, cert.ServerConfig())
+			err = hs.ServeTLS(ln, cert.ServerConfig())
 		} else {
-			err = srv.Serve(ln)
+			err = hs.Serve(ln)
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("http server", "err", err)
@@ -294,7 +232,7 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 				return
 			case <-hup:
 				// Auth and TLS problems are logged as they are found.
-				summary, _, err := rl.reloadAll(ctx)
+				summary, _, err := srv.Reload(ctx)
 				a := talon.AuditEntry{Actor: "SIGHUP", Action: "reload", Object: "schedule", Outcome: "ok", Detail: summary}
 				if err != nil {
 					logger.Error("schedule reload refused", "err", err)
@@ -310,14 +248,14 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 		}
 	}()
 
-	logger.Info("talon serving", "url", baseURL, "advertised", runURL, "schedule", cfg.Schedule, "jobs", len(sched.Jobs), "state", redact(cfg.State), "instance", e.InstanceID())
+	logger.Info("talon serving", "url", baseURL, "advertised", runURL, "schedule", cfg.Schedule, "jobs", len(sched.Jobs), "state", server.Redact(cfg.State), "instance", e.InstanceID())
 	// Write the address for scripts that started us on port 0.
 	fmt.Fprintf(g.stdout, "talon: serving %s\n", baseURL)
 
-	err = e.Loop(ctx)
+	err = srv.Run(ctx)
 	shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(shut)
+	_ = hs.Shutdown(shut)
 	return err
 }
 
@@ -389,48 +327,10 @@ func logAccess(logger *slog.Logger, cfg *config.Config, loopback, anonymousOK, t
 	}
 }
 
-// reloading is the engine's commands with a Reload that also re-reads the auth
-// sources (a token file, a JWKS) and the TLS certificate, for SIGHUP and
-// POST /api/v1/reload alike. What fails to reload keeps what it had.
-type reloading struct {
-	api.Commander
-	chain  *auth.Chain
-	cert   *tlscert.Keypair
-	logger *slog.Logger
-}
-
-// Reload reloads all; the error says what failed.
-func (r *reloading) Reload(ctx context.Context) (string, error) {
-	summary, problems, err := r.reloadAll(ctx)
-	if len(problems) == 0 {
-		return summary, err
-	}
-	if err != nil {
-		return "", talon.Errorf(talon.EINVALID, "%v; %s", err, strings.Join(problems, "; "))
-	}
-	return "", talon.Errorf(talon.EINVALID, "schedule %s, but: %s", summary, strings.Join(problems, "; "))
-}
-
-// reloadAll reloads the auth sources and the certificate (logging and
-// returning their problems) and then the schedule.
-func (r *reloading) reloadAll(ctx context.Context) (summary string, problems []string, scheduleErr error) {
-	if err := r.chain.Reload(ctx); err != nil {
-		r.logger.Error("auth reload refused; each source keeps what it had", "err", err)
-		problems = append(problems, err.Error())
-	}
-	if r.cert != nil {
-		if err := r.cert.Reload(); err != nil {
-			r.logger.Error("tls reload refused; the old certificate keeps serving", "err", err)
-			problems = append(problems, err.Error()+" (the old certificate keeps serving)")
-		}
-	}
-	summary, scheduleErr = r.Commander.Reload(ctx)
-	return summary, problems, scheduleErr
-}
-
-// executors returns the registered executors (a program embedding Talon
-// may register its own), plus local, inprocess and ssh unless it replaced
-// them.
+// executors returns the executors of the executor package's registry,
+// plus local, inprocess and ssh unless it replaced them. (A program
+// embedding Talon gives its own in scheduler.Config instead; the agent
+// executor needs the store, and internal/server adds it.)
 func executors(logger *slog.Logger, ssh sshexec.Settings) map[string]executor.Executor {
 	out := map[string]executor.Executor{
 		"local":     local.New(logger),
@@ -477,27 +377,6 @@ func offlineOptions() schedule.Options {
 	return schedule.Options{Executors: slices.Compact(names)}
 }
 
-// openStore opens the state store, waiting for a database that is not up
-// yet (a machine booting, PostgreSQL restarting) rather than giving up:
-// scheduling starts by itself once it answers. Other errors (a bad URL,
-// a file that cannot be created) end the command at once.
-func openStore(ctx context.Context, url string, logger *slog.Logger) (store.Store, error) {
-	wait := 500 * time.Millisecond
-	for {
-		st, err := store.Open(ctx, url)
-		if err == nil || !errors.Is(err, store.ErrUnavailable) {
-			return st, err
-		}
-		logger.Warn("state store unavailable; retrying", "state", redact(url), "err", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 10*time.Second)
-	}
-}
-
 // printList prints every error of a schedule.ErrorList on its own line
 // and returns a summary error; other errors are returned as they are.
 func (g *globals) printList(err error, what string) error {
@@ -509,13 +388,4 @@ func (g *globals) printList(err error, what string) error {
 		fmt.Fprintln(g.stderr, e.Error())
 	}
 	return fmt.Errorf("%s: %w", what, errorCount(list))
-}
-
-// redact hides a password in a store URL, so it never reaches a log.
-func redact(s string) string {
-	u, err := neturl.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
 }

@@ -68,6 +68,12 @@ func (e *Engine) Trigger(ctx context.Context, job string, req talon.TriggerReque
 			}
 		}
 	}
+	audit := req.Audit
+	if audit != nil && audit.Time.IsZero() {
+		a := *audit
+		a.Time = now // as RecordAudit stamps it
+		audit = &a
+	}
 	res, err := e.st.CreateRuns(ctx, []store.CreateRun{{
 		Job: job, Period: key, Environment: j.Environment, Trigger: talon.TriggerAPI, Key: req.Key,
 		Executor: j.Executor, Params: req.Params, Now: now, Reason: "triggered by request",
@@ -75,6 +81,7 @@ func (e *Engine) Trigger(ctx context.Context, job string, req talon.TriggerReque
 		// created to wait unseen for the resume. The store decides it in
 		// the transaction that would create the run.
 		IfPaused: store.PauseRefuse,
+		Audit:    audit,
 	}})
 	if err != nil {
 		return talon.Run{}, false, store.UserError(err, "job "+job)

@@ -27,6 +27,7 @@
 //	        period: previous     # same (default) | previous
 //	      - after: other-job     # when other-job succeeds
 //	    command: ["/opt/bin/extract", "--out", "/data"]
+//	    # function: resize       # executor inprocess: the Go function to run
 //	    dir: /data
 //	    env: {MODE: full}
 //	    params: {source: lse}    # any YAML mapping; TALON_PARAMS as JSON
@@ -63,7 +64,12 @@
 //     catchup latest, trigger period same, no timeout, no retries. The
 //     loader fills them in; the rest of Talon reads them from the Job.
 //   - command is an argv list, never a shell line, and is required unless
-//     the executor is inprocess (which runs a Go function by job name).
+//     the executor is inprocess, which runs a Go function: the one named
+//     by function:, else by the first word of command: (the older form,
+//     whose other words become the function's arguments), else the one
+//     named like the job. function: and command: do not mix, and
+//     function: needs executor inprocess. With Options.Functions the
+//     name must be a registered function.
 //   - Durations are Go durations (90s, 1h30m) or whole days (2d).
 //   - Numbers and durations have bounds (bounds.go): poll 1s to 24h,
 //     timeout 1s to 30d (0: none), retries.max 0 to 100, retries.delay

@@ -40,7 +40,7 @@ var (
 		"description", "period", "timezone", "environment", "triggers",
 		"command", "env", "dir", "params", "poll", "timeout", "retries",
 		"catchup", "catchup_window", "constraints", "resources", "executor",
-		"priority", "schedule", "artifacts", "group", "host", "ssh",
+		"priority", "schedule", "artifacts", "group", "function", "host", "ssh",
 	}
 	sshJobKeys   = []string{"user", "key_file", "port"}
 	calendarKeys = []string{"weekend", "holidays", "extra_business_days", "through"}
@@ -81,6 +81,11 @@ type Options struct {
 	// it is not among them, is an error. The loader imports no executor;
 	// its caller knows which exist.
 	Executors []string
+	// Functions, when not nil, names the Go functions inprocess jobs may
+	// run (the program's registered ones); a job naming another is an
+	// error. Nil: not checked here (an unknown name fails the run when
+	// it starts), as offline validation cannot know them.
+	Functions []string
 }
 
 // Load reads a schedule from files and directories. A directory
@@ -96,9 +101,37 @@ func Load(opt Options, paths ...string) (*Schedule, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("load schedule: no files given")
 	}
+	return LoadAll(opt, nil, paths)
+}
+
+// Text is schedule YAML a program holds in memory, loaded with files as
+// part of one schedule.
+type Text struct {
+	// Name is what positions in errors call it.
+	Name string
+	Data []byte
+	// Generated marks text a program made (EncodeJob): its errors name
+	// Name without a line and column, which would point into text no
+	// one wrote.
+	Generated bool
+}
+
+// LoadAll reads a schedule from files and directories, as Load does —
+// found in fsys (an embed.FS, say), or on disk when fsys is nil — and
+// from texts: all of them form one schedule. Errors are as for Load.
+func LoadAll(opt Options, fsys fs.FS, paths []string, texts ...Text) (*Schedule, error) {
+	if len(paths) == 0 && len(texts) == 0 {
+		return nil, errors.New("load schedule: nothing to load")
+	}
+	stat, walk, read := os.Stat, filepath.WalkDir, os.ReadFile
+	if fsys != nil {
+		stat = func(name string) (fs.FileInfo, error) { return fs.Stat(fsys, name) }
+		walk = func(root string, fn fs.WalkDirFunc) error { return fs.WalkDir(fsys, root, fn) }
+		read = func(name string) ([]byte, error) { return fs.ReadFile(fsys, name) }
+	}
 	var files []string
 	for _, p := range paths {
-		fi, err := os.Stat(p)
+		fi, err := stat(p)
 		if err != nil {
 			return nil, fmt.Errorf("load schedule: %w", err)
 		}
@@ -107,7 +140,7 @@ func Load(opt Options, paths ...string) (*Schedule, error) {
 			continue
 		}
 		var found []string
-		err = filepath.WalkDir(p, func(name string, d fs.DirEntry, err error) error {
+		err = walk(p, func(name string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
@@ -132,13 +165,27 @@ func Load(opt Options, paths ...string) (*Schedule, error) {
 			continue // a file named twice, or inside a directory also named
 		}
 		seen[name] = true
-		data, err := os.ReadFile(name)
+		data, err := read(name)
 		if err != nil {
 			return nil, fmt.Errorf("load schedule: %w", err)
 		}
 		l.file(name, data)
 	}
-	return l.finish()
+	generated := map[string]bool{}
+	for _, t := range texts {
+		l.file(t.Name, t.Data)
+		generated[t.Name] = t.Generated
+	}
+	s, err := l.finish()
+	var list ErrorList
+	if errors.As(err, &list) && len(generated) > 0 {
+		for _, e := range list {
+			if generated[e.Pos.File] {
+				e.Pos.Line, e.Pos.Col = 0, 0
+			}
+		}
+	}
+	return s, err
 }
 
 // LoadBytes reads a schedule from one file's contents; name is used in
@@ -649,12 +696,13 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 	} else if !contains(l.opt.Executors, j.Executor) {
 		s.errf(d.key.node(), "set executor: to "+executorList(l.opt.Executors), "the default executor %q is not available", j.Executor)
 	}
-	if f, ok := fs.get("command"); ok {
+	cmd, hasCmd := fs.get("command")
+	if hasCmd {
 		cs := s.sub("command")
 		const want = `a non-empty list of strings (argv), like ["/opt/bin/load", "--all"]`
-		if v, ok := cs.strs(f.val, want); ok {
+		if v, ok := cs.strs(cmd.val, want); ok {
 			if len(v) == 0 || v[0] == "" {
-				cs.errf(f.val, "", "want %s", want)
+				cs.errf(cmd.val, "", "want %s", want)
 			} else {
 				for i := range v {
 					v[i] = l.intern(v[i])
@@ -662,11 +710,8 @@ func (l *loader) job(d *jobDraft, name string, n *yaml.Node) {
 				j.Command = v
 			}
 		}
-	} else if j.Executor != "inprocess" {
-		// The inprocess executor runs a Go function registered under the
-		// job's name, so only it can do without a command.
-		s.errf(d.key.node(), "", "missing command")
 	}
+	l.function(d, fs, cmd, hasCmd)
 	if f, ok := fs.get("env"); ok {
 		es := s.sub("env")
 		j.Env = map[string]talon.EnvValue{}
@@ -845,6 +890,61 @@ func checkHost(v string) string {
 		}
 	}
 	return ""
+}
+
+// function reads which Go function an inprocess job runs: function:,
+// else the first word of command: (the rest are its arguments), else the
+// job's name. Only the inprocess executor runs functions, and only it
+// can do without a command. With Options.Functions, the name must be
+// among them, so a typo is an error here rather than a failed run.
+func (l *loader) function(d *jobDraft, fs fieldSet, cmd pair, hasCmd bool) {
+	s, j := d.s, d.job
+	fn, hasFn := fs.get("function")
+	if j.Executor != "inprocess" {
+		if hasFn {
+			s.errf(fn.key, "add executor: inprocess, or use command: for a program", "function applies to executor inprocess, not %s", j.Executor)
+		} else if !hasCmd {
+			s.errf(d.key.node(), "", "missing command")
+		}
+		return
+	}
+	node := d.key.node()
+	switch {
+	case hasFn && hasCmd:
+		s.errf(fn.key, "function: NAME, with values in params; command: [NAME, ARGS...] is the older form", "function and command: use one")
+		return
+	case hasFn:
+		ss := s.sub("function")
+		v, ok := ss.str(fn.val)
+		if !ok {
+			return
+		}
+		if v == "" {
+			ss.errf(fn.val, "", "want the name a Go function was registered under")
+			return
+		}
+		j.Function, node = l.intern(v), fn.val
+	case len(j.Command) > 0:
+		j.Function, node = j.Command[0], deref(cmd.val)
+		if len(node.Content) > 0 {
+			node = node.Content[0]
+		}
+	case hasCmd:
+		return // the command was reported
+	default:
+		j.Function = j.Name
+	}
+	if l.opt.Functions == nil || contains(l.opt.Functions, j.Function) {
+		return
+	}
+	hint := didYouMean(j.Function, l.opt.Functions)
+	if hint == "" {
+		hint = "register it, or use one of " + strings.Join(l.opt.Functions, ", ")
+		if len(l.opt.Functions) == 0 {
+			hint = "register it: no function is registered"
+		}
+	}
+	s.errf(node, hint, "unknown function %s", quote(j.Function))
 }
 
 // artifacts reads the artifacts a job declares: a mapping of names to URL

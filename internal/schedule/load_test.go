@@ -1004,6 +1004,86 @@ func TestExecutorsFromCaller(t *testing.T) {
 	}
 }
 
+// An inprocess job names its function with function:, the first word of
+// command: (the older form) or its own name; function: is for inprocess
+// jobs only and does not mix with command:. With Options.Functions the
+// name must be a registered one, reported where it is written.
+func TestFunctions(t *testing.T) {
+	src := []byte(`jobs:
+  byfunc:
+    executor: inprocess
+    function: resize
+  bycommand:
+    executor: inprocess
+    command: [resize, --width, "800"]
+  byname:
+    executor: inprocess
+  local:
+    command: [/bin/true]
+`)
+	s, err := LoadBytes(testOpt, "s.yaml", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for job, want := range map[string]string{"byfunc": "resize", "bycommand": "resize", "byname": "byname", "local": ""} {
+		if got := s.ByName[job].Function; got != want {
+			t.Errorf("%s: Function = %q, want %q", job, got, want)
+		}
+	}
+	if c := s.ByName["byfunc"].Command; c != nil {
+		t.Errorf("byfunc: Command = %q, want none", c)
+	}
+
+	bad := []byte(`jobs:
+  both:
+    executor: inprocess
+    function: resize
+    command: [resize]
+  local:
+    function: resize
+    command: [x]
+  empty:
+    executor: inprocess
+    function: ""
+  list:
+    executor: inprocess
+    function: [resize]
+`)
+	_, err = LoadBytes(testOpt, "s.yaml", bad)
+	want := []string{
+		`s.yaml:4:5: job "both": function and command: use one (function: NAME, with values in params; command: [NAME, ARGS...] is the older form)`,
+		`s.yaml:7:5: job "local": function applies to executor inprocess, not local (add executor: inprocess, or use command: for a program)`,
+		`s.yaml:11:15: job "empty": function: want the name a Go function was registered under`,
+		`s.yaml:14:15: job "list": function: want a string, not a list`,
+	}
+	if got := errLines(t, err); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	opt := Options{Executors: []string{"inprocess", "local"}, Functions: []string{"report", "resize"}}
+	_, err = LoadBytes(opt, "s.yaml", []byte(`jobs:
+  a:
+    executor: inprocess
+    function: resise
+  b:
+    executor: inprocess
+    command: [compress, --all]
+  c:
+    executor: inprocess
+`))
+	want = []string{
+		`s.yaml:4:15: job "a": unknown function "resise" (did you mean "resize"?)`,
+		`s.yaml:7:15: job "b": unknown function "compress" (register it, or use one of report, resize)`,
+		`s.yaml:8:3: job "c": unknown function "c" (register it, or use one of report, resize)`,
+	}
+	if got := errLines(t, err); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if _, err := LoadBytes(opt, "s.yaml", []byte("jobs:\n  report: {executor: inprocess}\n")); err != nil {
+		t.Errorf("a job named like a registered function: %v", err)
+	}
+}
+
 func TestLoadArtifacts(t *testing.T) {
 	useParser(t, fakeParse)
 	const yaml = `

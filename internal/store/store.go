@@ -386,6 +386,18 @@ type CreateRun struct {
 	// needed): created as asked (the default), recorded skipped with the
 	// pause in its reason, or refused.
 	IfPaused PausePolicy
+	// Audit, when set, is recorded in the audit in the transaction that
+	// creates the run, with CreatedDetail as its detail: the operation and
+	// its record commit together, in the same round trip on PostgreSQL.
+	// When the run is not created (its key was held, or a pause refused
+	// it) nothing is recorded; the caller records what came of it.
+	Audit *talon.AuditEntry
+}
+
+// CreatedDetail is the detail of the audit entry CreateRun.Audit records
+// for the run it created.
+func CreatedDetail(id int64, period string) string {
+	return fmt.Sprintf("run %d for %s", id, period)
 }
 
 // PausePolicy is what CreateRuns does with a run of a paused job.

@@ -7,6 +7,7 @@ package apitest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"slices"
 	"sort"
@@ -245,6 +246,7 @@ func (b *Backend) Trigger(ctx context.Context, job string, req talon.TriggerRequ
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.last = Call{Method: "Trigger", Job: job, Trigger: req}
+	b.last.Trigger.Audit = nil // the server's, not the caller's
 	if b.Err != nil {
 		return talon.Run{}, false, b.Err
 	}
@@ -268,6 +270,15 @@ func (b *Backend) Trigger(ctx context.Context, job string, req talon.TriggerRequ
 		Trigger: talon.TriggerAPI, Key: req.Key, Params: req.Params, Reason: "created by api",
 	}, nil, []talon.Event{{RunID: 0, Time: b.Now(), To: talon.StateBlocked, Reason: "created by api"}})
 	b.runs[r.ID].Events[0].RunID = r.ID
+	if a := req.Audit; a != nil {
+		// Recorded with the run, as the stores do (store.CreateRun.Audit).
+		e := *a
+		e.ID, e.Detail = int64(len(b.audit)+1), fmt.Sprintf("run %d for %s", r.ID, r.Period)
+		if e.Time.IsZero() {
+			e.Time = b.Now()
+		}
+		b.audit = append(b.audit, e)
+	}
 	return r, true, nil
 }
 

@@ -1,9 +1,10 @@
 // Package inprocess is the executor that runs Go functions inside the
 // scheduler, for programs that embed Talon, and for tests and benchmarks.
 //
-// A job names the function in its command: command: [resize, --width,
-// 800] calls the function registered as "resize" with args [--width,
-// 800]. Functions run in their own goroutine with a context that Cancel
+// A job names its function with function: resize (talon.Job.Function),
+// or in the older form in its command: command: [resize, --width, 800]
+// calls the function registered as "resize" with args [--width, 800].
+// A job with neither runs the function named like itself. Functions run in their own goroutine with a context that Cancel
 // cancels with its cause; a function that ignores its context cannot be
 // stopped, and Wait returns when it returns. A panic fails the run with
 // the panic's text.
@@ -48,7 +49,8 @@ type Run struct {
 	Run talon.Run
 	// Params is the JSON of the run's parameters.
 	Params []byte
-	// Args are the job's command after the function name.
+	// Args are the job's command after the function name (the older
+	// form, command: [NAME, ARGS...]); nil with function: NAME.
 	Args []string
 	// Env holds the TALON_* variables as KEY=VALUE.
 	Env []string
@@ -82,10 +84,29 @@ func (e *Executor) Quick() bool { return true }
 
 // HandleOf is a run's handle, known before it starts (executor.Prestarter).
 func (e *Executor) HandleOf(job *talon.Job) string {
-	if job == nil || len(job.Command) == 0 {
-		return "func:"
+	name, _ := function(job)
+	return "func:" + name
+}
+
+// function is the name of the function job runs and its arguments: its
+// Function, else its command's first word, else its name; the arguments
+// are the rest of its command. (The schedule loader fills Function in;
+// jobs built by hand may rely on the rest.)
+func function(job *talon.Job) (name string, args []string) {
+	if job == nil {
+		return "", nil
 	}
-	return "func:" + job.Command[0]
+	name = job.Function
+	if len(job.Command) > 0 {
+		if name == "" {
+			name = job.Command[0]
+		}
+		args = job.Command[1:]
+	}
+	if name == "" {
+		name = job.Name
+	}
+	return name, args
 }
 
 // New returns an executor with the built-in functions "noop" (returns
@@ -98,7 +119,8 @@ func New() *Executor {
 	return e
 }
 
-// Register makes f available to jobs whose command starts with name.
+// Register makes f available to jobs that name it (function: name, or
+// command: [name, …]).
 // Registering a name again replaces the earlier function.
 func (e *Executor) Register(name string, f Func) {
 	e.mu.Lock()
@@ -118,14 +140,14 @@ func (e *Executor) Names() []string {
 	return out
 }
 
-// Start calls the function named by s.Job.Command[0] in a new goroutine.
-// It returns an error listing the known names when there is no such
+// Start calls the job's function (see function) in a new goroutine. It
+// returns an error listing the known names when there is no such
 // function.
 func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process, error) {
-	if s.Job == nil || len(s.Job.Command) == 0 {
-		return nil, errors.New("start: job has no command (want the name of a registered function)")
+	name, args := function(s.Job)
+	if name == "" {
+		return nil, errors.New("start: job names no function (want function: NAME)")
 	}
-	name := s.Job.Command[0]
 	e.mu.RLock()
 	f := e.funcs[name]
 	e.mu.RUnlock()
@@ -138,7 +160,7 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 	// The run outlives Start's ctx: only Cancel ends it.
 	rctx, cancel := context.WithCancelCause(context.Background())
 	p := &process{name: name, cancel: cancel, done: make(chan struct{})}
-	r := Run{Run: s.Run, Params: s.Params, Args: s.Job.Command[1:], Env: s.Env, onLine: s.OnLine}
+	r := Run{Run: s.Run, Params: s.Params, Args: args, Env: s.Env, onLine: s.OnLine}
 	if s.LogPath != "" || s.OnLine != nil || s.Logs != nil {
 		r.Log = &Log{path: s.LogPath, onLine: s.OnLine, logs: s.Logs, run: s.Run.ID, limit: s.LogLimit}
 		if len(s.Secrets) > 0 {

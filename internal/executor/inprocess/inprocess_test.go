@@ -191,7 +191,8 @@ func TestStartErrors(t *testing.T) {
 		want string
 	}{
 		{name: "unknown", argv: []string{"resize"}, want: `start load: unknown function "resize" (known: noop, sleep)`},
-		{name: "no command", want: "start: job has no command (want the name of a registered function)"},
+		// Without a command, the function named like the job runs.
+		{name: "no command", want: `start load: unknown function "load" (known: noop, sleep)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -351,5 +352,50 @@ func BenchmarkStartWait(b *testing.B) {
 			b.Fatal(err)
 		}
 		p.Wait()
+	}
+}
+
+// TestFunctionName: function: names the function and passes no
+// arguments; command: [NAME, ARGS...] is the older form; with neither,
+// the function named like the job runs. The handle names the function
+// before and after the start.
+func TestFunctionName(t *testing.T) {
+	tests := []struct {
+		name     string
+		job      talon.Job
+		wantFunc string
+		wantArgs []string
+	}{
+		{name: "function", job: talon.Job{Name: "load", Function: "f"}, wantFunc: "f"},
+		{name: "command", job: talon.Job{Name: "load", Command: []string{"f", "--a", "b c"}}, wantFunc: "f", wantArgs: []string{"--a", "b c"}},
+		{name: "job name", job: talon.Job{Name: "f"}, wantFunc: "f"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ex := inprocess.New()
+			got := make(chan []string, 1)
+			ex.Register("f", func(_ context.Context, r inprocess.Run) error {
+				got <- r.Args
+				return nil
+			})
+			s := spec("")
+			s.Job = &tt.job
+			if h := ex.HandleOf(&tt.job); h != "func:"+tt.wantFunc {
+				t.Errorf("HandleOf = %q, want %q", h, "func:"+tt.wantFunc)
+			}
+			p, err := ex.Start(t.Context(), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o := wait(t, p); !o.Succeeded {
+				t.Fatalf("outcome = %+v, want success", o)
+			}
+			if args := <-got; strings.Join(args, "|") != strings.Join(tt.wantArgs, "|") || len(args) != len(tt.wantArgs) {
+				t.Errorf("args = %q, want %q", args, tt.wantArgs)
+			}
+			if h := p.Handle(); h != "func:"+tt.wantFunc {
+				t.Errorf("Handle = %q, want %q", h, "func:"+tt.wantFunc)
+			}
+		})
 	}
 }

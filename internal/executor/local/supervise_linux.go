@@ -76,7 +76,7 @@ func (e *Executor) startSupervised(s executor.Spec, job *exec.Cmd, out *executor
 	}
 	// A pipe per run, as os/exec makes one: the command writes to it and
 	// the scheduler masks the output, splits lines and appends them to
-	// the log. Only the read end is non-blocking (served by the runtime's
+	// the log (file and store: executor.Output). Only the read end is non-blocking (served by the runtime's
 	// poller); the command gets a blocking write end.
 	var pw = -1
 	if out != nil {

@@ -112,12 +112,15 @@ func (db *DB) PausedJobs(ctx context.Context) ([]talon.Pause, error) {
 	return out, nil
 }
 
+// insertAudit records one audit entry.
+const insertAudit = `INSERT INTO audit (time, actor, action, object, remote, outcome, detail)
+	VALUES ($1, $2, $3, $4, $5, $6, $7)`
+
 // AddAudit records one operation.
 func (db *DB) AddAudit(ctx context.Context, a talon.AuditEntry) (int64, error) {
 	var id int64
 	err := db.tx(ctx, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `INSERT INTO audit (time, actor, action, object, remote, outcome, detail)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+		return tx.QueryRow(ctx, insertAudit+` RETURNING id`,
 			store.NowOr(a.Time), a.Actor, a.Action, a.Object, a.Remote, a.Outcome, a.Detail).Scan(&id)
 	})
 	if err != nil {

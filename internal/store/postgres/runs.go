@@ -130,6 +130,22 @@ func counted(insert string) string {
 
 var insertRunsCounted, insertRunCounted = counted(insertRuns), counted(insertRun)
 
+// insertRunAudited is insertRunCounted that also records the run's
+// store.CreateRun.Audit ($17–$22: time, actor, action, object, remote,
+// outcome) when it inserts the run, its detail written as
+// store.CreatedDetail writes it.
+var insertRunAudited = strings.TrimSuffix(insertRunCounted, "\nSELECT * FROM ins") + `, aud AS (
+	INSERT INTO audit (time, actor, action, object, remote, outcome, detail)
+	SELECT $17, $18, $19, $20, $21, $22, 'run ' || id || ' for ' || period FROM ins
+)
+SELECT * FROM ins`
+
+// queueAudit queues the record of a's entry for run r, which the
+// transaction created.
+func queueAudit(b *pgx.Batch, a *talon.AuditEntry, r talon.Run) {
+	b.Queue(insertAudit, store.NowOr(a.Time), a.Actor, a.Action, a.Object, a.Remote, a.Outcome, store.CreatedDetail(r.ID, r.Period))
+}
+
 // existingRuns finds the runs holding the unique keys of runs that were
 // not inserted: (job, key), or (job, period, trigger, fire time).
 var existingRuns = `SELECT ` + runCols + ` FROM runs
@@ -234,7 +250,8 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 	// A few runs (a trigger, the runs a success fires) go in one round
 	// trip; a large batch rather in two, reading back only the runs
 	// whose keys were taken instead of every key's.
-	if len(valid) <= oneTripMax && (len(unkeyed) == 0 || len(unkeyed) == 1 && len(keyed.job) == 0) {
+	single := len(unkeyed) == 1 && len(keyed.job) == 0
+	if len(valid) <= oneTripMax && (len(unkeyed) == 0 && !audited(valid) || single) {
 		return db.createOneTrip(ctx, valid, params, keys, order, &keyed, unkeyed)
 	}
 	var out []store.Created
@@ -311,6 +328,12 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 		if queueCounts(b, counts) {
 			nCounts = 1
 		}
+		for i, c := range out {
+			if c.Created && valid[i].Audit != nil {
+				queueAudit(b, valid[i].Audit, c.Run)
+				nCounts++
+			}
+		}
 		holders := holdersOf(valid, missing)
 		if len(missing) > 0 {
 			b.Queue(existingRuns, holders...)
@@ -319,7 +342,7 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 		err = tx.send(ctx, b, true, func(br pgx.BatchResults, n int) error {
 			if n < nCounts {
 				if _, err := br.Exec(); err != nil {
-					return fmt.Errorf("count runs: %w", err)
+					return fmt.Errorf("count runs and record their audit: %w", err)
 				}
 				return nil
 			}
@@ -375,7 +398,11 @@ func (db *DB) createOneTrip(ctx context.Context, valid []store.CreateRun, params
 		if len(unkeyed) == 1 {
 			i := unkeyed[0]
 			p := valid[i]
-			queueRun(b, insertRunCounted, p, params[i])
+			if a := p.Audit; a != nil {
+				queueRun(b, insertRunAudited, p, params[i], store.NowOr(a.Time), a.Actor, a.Action, a.Object, a.Remote, a.Outcome)
+			} else {
+				queueRun(b, insertRunCounted, p, params[i])
+			}
 		} else {
 			keyed.queue(b, insertRunsCounted)
 		}
@@ -497,7 +524,7 @@ func (db *DB) resolveMissing(ctx context.Context, valid []store.CreateRun, missi
 }
 
 // queueRun queues the insert of one run without a unique key.
-func queueRun(b *pgx.Batch, query string, p store.CreateRun, params *string) {
+func queueRun(b *pgx.Batch, query string, p store.CreateRun, params *string, more ...any) {
 	var finished, retryOf any
 	if p.State.Terminal() {
 		finished = p.Now
@@ -505,8 +532,18 @@ func queueRun(b *pgx.Batch, query string, p store.CreateRun, params *string) {
 	if p.RetryOf != 0 {
 		retryOf = p.RetryOf
 	}
-	b.Queue(query, p.Job, p.Period, p.Environment, string(p.State), p.Attempt, p.Executor, p.Trigger,
-		nil, nil, params, retryOf, p.Now, finished, p.Reason, tstz(p.NotBefore), string(p.IfPaused))
+	b.Queue(query, append([]any{p.Job, p.Period, p.Environment, string(p.State), p.Attempt, p.Executor, p.Trigger,
+		nil, nil, params, retryOf, p.Now, finished, p.Reason, tstz(p.NotBefore), string(p.IfPaused)}, more...)...)
+}
+
+// audited reports whether a run of valid asks for an audit record.
+func audited(valid []store.CreateRun) bool {
+	for _, p := range valid {
+		if p.Audit != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // queue queues the insert of the runs with a unique key.

@@ -100,12 +100,24 @@ func pausedJobs(ctx context.Context, tx *sql.Tx) ([]talon.Pause, error) {
 	return out, rows.Err()
 }
 
+const qInsertAudit = `INSERT INTO audit (time, actor, action, object, remote, outcome, detail)
+	VALUES (?, ?, ?, ?, ?, ?, ?)`
+
+// insertAudit records a in tx with detail.
+func insertAudit(ctx context.Context, tx *sql.Tx, a talon.AuditEntry, detail string) error {
+	_, err := tx.ExecContext(ctx, qInsertAudit,
+		micros(store.NowOr(a.Time)), a.Actor, a.Action, a.Object, a.Remote, a.Outcome, detail)
+	if err != nil {
+		return fmt.Errorf("record audit: %w", err)
+	}
+	return nil
+}
+
 // AddAudit records one operation.
 func (db *DB) AddAudit(ctx context.Context, a talon.AuditEntry) (int64, error) {
 	var id int64
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, `INSERT INTO audit (time, actor, action, object, remote, outcome, detail)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		return tx.QueryRowContext(ctx, qInsertAudit+` RETURNING id`,
 			micros(store.NowOr(a.Time)), a.Actor, a.Action, a.Object, a.Remote, a.Outcome, a.Detail).Scan(&id)
 	})
 	if err != nil {

@@ -106,7 +106,17 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 		if err := db.insertEvents(ctx, tx, c.events); err != nil {
 			return err
 		}
-		return db.addCounts(ctx, tx, c.counts)
+		if err := db.addCounts(ctx, tx, c.counts); err != nil {
+			return err
+		}
+		for i, p := range c.rows {
+			if a := p.Audit; a != nil && c.created[i] {
+				if err := insertAudit(ctx, tx, *a, store.CreatedDetail(c.ids[i], p.Period)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create runs: %w", err)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +55,74 @@ func testPause(t *testing.T, open OpenFunc) {
 // of a paused job is created as asked, recorded skipped naming the pause,
 // or refused with the pause; other jobs' runs are created, in batches
 // small and large, with and without unique keys.
+// testAuditedCreate: CreateRun.Audit is recorded with the run it created,
+// in its transaction, on every path a batch may take (one run without a
+// key, one with a key, a batch); a run not created (its key held, a
+// pause refusing it) records nothing.
+func testAuditedCreate(t *testing.T, open OpenFunc) {
+	s := open(t)
+	ctx := t.Context()
+	if _, _, err := s.PauseJob(ctx, talon.Pause{Job: "paused", By: "alice", Since: t0}); err != nil {
+		t.Fatal(err)
+	}
+	entry := func(object string) *talon.AuditEntry {
+		return &talon.AuditEntry{Time: t0, Actor: "bob", Action: "trigger", Object: object, Remote: "10.0.0.9:1234", Outcome: "ok", Detail: "ignored"}
+	}
+	trigger := func(job, key string) store.CreateRun {
+		return store.CreateRun{Job: job, Period: "daily/2026-11-26", Trigger: talon.TriggerAPI, Key: key, Now: t0,
+			IfPaused: store.PauseRefuse, Audit: entry("job " + job)}
+	}
+	var batch []store.CreateRun
+	for i := range 20 {
+		batch = append(batch, trigger(fmt.Sprintf("b%02d", i), ""))
+	}
+	batch = append(batch, store.CreateRun{Job: "plain", Period: "daily/2026-11-26", Trigger: "cron", FireTime: t0, Now: t0})
+	steps := []struct {
+		name    string
+		runs    []store.CreateRun
+		created []bool
+	}{
+		{"one run without a key", []store.CreateRun{trigger("a", "")}, []bool{true}},
+		{"one run with a key", []store.CreateRun{trigger("a", "k1")}, []bool{true}},
+		{"its key again", []store.CreateRun{trigger("a", "k1")}, []bool{false}},
+		{"paused job", []store.CreateRun{trigger("paused", "")}, []bool{false}},
+		{"paused job with a key", []store.CreateRun{trigger("paused", "k2")}, []bool{false}},
+		{"batch", batch, nil},
+	}
+	var want []string
+	for _, st := range steps {
+		res, err := s.CreateRuns(ctx, st.runs)
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		for i, c := range res {
+			if st.created != nil && c.Created != st.created[i] {
+				t.Fatalf("%s: run #%d created = %v, want %v", st.name, i, c.Created, st.created[i])
+			}
+			if c.Created && st.runs[i].Audit != nil {
+				want = append(want, fmt.Sprintf("bob trigger job %s: run %d for daily/2026-11-26", c.Run.Job, c.Run.ID))
+			}
+		}
+	}
+	as, err := s.ListAudit(ctx, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := len(as) - 1; i >= 0; i-- {
+		a := as[i]
+		if a.Outcome != "ok" || a.Remote != "10.0.0.9:1234" || !a.Time.Equal(stored(t0)) {
+			t.Errorf("entry %+v: want outcome ok, remote and time as given", a)
+		}
+		got = append(got, fmt.Sprintf("%s %s %s: %s", a.Actor, a.Action, a.Object, a.Detail))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("audit =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func testPausePolicy(t *testing.T, open OpenFunc) {
 	s := open(t)
 	ctx := t.Context()

@@ -82,6 +82,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Marks", testMarks},
 		{"MarkStamps", testMarkStamps},
 		{"Audit", testAudit},
+		{"AuditedCreate", testAuditedCreate},
 		{"AgentRegister", testAgentRegister},
 		{"AgentRegisterRace", testAgentRegisterRace},
 		{"AgentRunMoves", testAgentRunMoves},

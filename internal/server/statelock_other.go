@@ -1,6 +1,6 @@
 //go:build !unix
 
-package cli
+package server
 
 // lockFile takes no lock where flock does not exist; the README says the
 // check is made on Unix.

@@ -1,11 +1,12 @@
-package cli
+package server
 
 import (
 	"fmt"
 	"strings"
 )
 
-// errStateInUse says that another talon serve has the SQLite state file.
+// errStateInUse says that another scheduler (talon serve, or a program
+// embedding Talon) has the SQLite state file.
 // The embedded store is for one scheduler: two on one file would both
 // fire every trigger's runs (idempotently, but each would start and
 // judge the other's), and neither would know of the other.
@@ -15,7 +16,7 @@ type errStateInUse struct {
 }
 
 func (e *errStateInUse) Error() string {
-	who := "another talon serve"
+	who := "another Talon scheduler"
 	if e.owner != "" {
 		who += " (" + e.owner + ")"
 	}
@@ -32,12 +33,13 @@ func sqlitePath(state string) (string, bool) {
 	return strings.TrimPrefix(p, "//"), true
 }
 
-// lockState takes the state store for this server's lifetime when it is
-// an SQLite file, so that a second talon serve on the same file refuses
-// to start instead of sharing it silently. It is taken here rather than
+// LockState takes the state store for this scheduler's lifetime when it
+// is an SQLite file, so that a second scheduler on the same file (another
+// talon serve, a program embedding Talon, or a second one in this
+// process) refuses to start instead of sharing it silently. It is taken here rather than
 // in the store, which may be opened twice in one process on purpose (the
 // conformance suite races two handles). The returned func releases it.
-func lockState(state string) (release func(), err error) {
+func LockState(state string) (release func(), err error) {
 	path, ok := sqlitePath(state)
 	if !ok || path == "" {
 		return func() {}, nil
