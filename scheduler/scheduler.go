@@ -141,6 +141,12 @@ func Open(ctx context.Context, cfg Config) (*Scheduler, error) {
 	}
 	maps.Copy(exs, cfg.Executors)
 	opt := schedule.Options{Executors: slices.Sorted(maps.Keys(exs)), Functions: fns.Names()}
+	if _, own := exs["agent"]; !own {
+		// Remote agents (talon agent): the server adds their executor,
+		// which needs the store, and serves their protocol on Handler.
+		opt.Executors = append(opt.Executors, "agent")
+		slices.Sort(opt.Executors)
+	}
 	var texts []schedule.Text
 	for i, j := range cfg.Schedule.Jobs {
 		data, err := schedule.EncodeJob(j)
