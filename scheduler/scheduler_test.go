@@ -335,7 +335,7 @@ func TestOpenErrors(t *testing.T) {
 			want: []string{
 				`Schedule.Jobs[0]: job "a": unknown function "reprot" (did you mean "report"?)`,
 				`Schedule.Jobs[1]: job "b": constraint gate: want true or false, not ajar`,
-				`Schedule.Jobs[2]: job "c": executor: unknown executor "kubernetes" (want one of inprocess, local)`,
+				`Schedule.Jobs[2]: job "c": executor: unknown executor "kubernetes" (want one of agent, inprocess, local)`,
 			},
 		},
 	}
