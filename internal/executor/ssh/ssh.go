@@ -294,19 +294,24 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 			return nil, fmt.Errorf("start %s: %w", s.Job.Name, err)
 		}
 	}
+	fail := func() {
+		out.Close()
+		lines.Close()
+		if p.located != "" {
+			_ = os.Remove(p.located)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	c, err := e.pool.acquire(ctx, t, true, false)
 	if err != nil {
-		out.Close()
-		lines.Close()
+		fail()
 		return nil, fmt.Errorf("start %s on %s: %w", s.Job.Name, t.Addr, err)
 	}
 	w, err := p.open(ctx, c, pl)
 	if err != nil {
 		e.pool.release(c)
-		out.Close()
-		lines.Close()
+		fail()
 		return nil, fmt.Errorf("start %s on %s: %w", s.Job.Name, t.Addr, err)
 	}
 	ev, err := w.first(ctx)
@@ -330,8 +335,7 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 	if err != nil {
 		w.close()
 		e.pool.release(c)
-		out.Close()
-		lines.Close()
+		fail()
 		return nil, fmt.Errorf("start %s: %w", s.Job.Name, err)
 	}
 	p.upper = time.Now().Add(initial)
