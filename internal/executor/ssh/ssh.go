@@ -442,7 +442,7 @@ var _ executor.Locator = (*Executor)(nil)
 // Recover re-attaches to a run an earlier scheduler started, without a
 // log: its output is not kept. The engine calls Reattach instead.
 func (e *Executor) Recover(ctx context.Context, run talon.Run, hs string) (executor.Process, error) {
-	return e.reattach(ctx, run, hs, nil, nil, nil, "", 0)
+	return e.reattach(ctx, run, hs, nil, nil, nil, "", "", 0)
 }
 
 // Reattach re-attaches to a run an earlier scheduler started, from its
@@ -462,7 +462,14 @@ func (e *Executor) Reattach(ctx context.Context, s executor.Spec, hs string) (ex
 	if err != nil {
 		return nil, fmt.Errorf("%w: open its log: %v", executor.ErrLost, err)
 	}
-	p, err := e.reattach(ctx, s.Run, hs, so, out, lines, locatedPath(s.LogPath), s.FenceIn)
+	// Without secrets the log holds the job's output byte for byte: its
+	// size says exactly where to go on from, where the host's record of
+	// what was acknowledged may lag behind the scheduler's death.
+	logged := ""
+	if fi, err := os.Stat(s.LogPath); err == nil && len(s.Secrets) == 0 && s.LogPath != "" {
+		logged = strconv.FormatInt(fi.Size(), 10)
+	}
+	p, err := e.reattach(ctx, s.Run, hs, so, out, lines, locatedPath(s.LogPath), logged, s.FenceIn)
 	if err != nil {
 		out.Close()
 		lines.Close()
@@ -470,7 +477,10 @@ func (e *Executor) Reattach(ctx context.Context, s executor.Spec, hs string) (ex
 	return p, err
 }
 
-func (e *Executor) reattach(ctx context.Context, run talon.Run, hs string, so *talon.SSHOptions, out, lines *executor.Output, located string, fenceIn time.Duration) (executor.Process, error) {
+//
+// logged is how much of the run's output its log holds, "" when unknown:
+// the host then goes on from what it recorded as acknowledged.
+func (e *Executor) reattach(ctx context.Context, run talon.Run, hs string, so *talon.SSHOptions, out, lines *executor.Output, located, logged string, fenceIn time.Duration) (executor.Process, error) {
 	h, err := parseHandle(hs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: scheduler restarted; handle %q is not an ssh run (%v)", executor.ErrLost, hs, err)
@@ -497,7 +507,7 @@ func (e *Executor) reattach(ctx context.Context, run talon.Run, hs string, so *t
 	p.log = p.log.With("pid", p.j)
 	actx, cancel := context.WithTimeout(ctx, dialTimeout+10*time.Second)
 	defer cancel()
-	c, w, ev, err := p.attach(actx, "")
+	c, w, ev, err := p.attach(actx, logged)
 	switch {
 	case err != nil:
 		// The host cannot be reached: the run may be going. Keep trying
