@@ -477,7 +477,6 @@ func (e *Executor) Reattach(ctx context.Context, s executor.Spec, hs string) (ex
 	return p, err
 }
 
-//
 // logged is how much of the run's output its log holds, "" when unknown:
 // the host then goes on from what it recorded as acknowledged.
 func (e *Executor) reattach(ctx context.Context, run talon.Run, hs string, so *talon.SSHOptions, out, lines *executor.Output, located, logged string, fenceIn time.Duration) (executor.Process, error) {
