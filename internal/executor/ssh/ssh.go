@@ -58,8 +58,10 @@
 //
 // The handle holds the host, the run directory and the pids. A restarted
 // scheduler's Recover (Reattach, with the run's log) re-attaches to a run
-// still going, and streams its output on from what the old scheduler had
-// acknowledged (the lines written just before a crash may appear twice);
+// still going, and streams its output on from where the run's log ends
+// (with secrets, whose masking changes lengths, from what the old
+// scheduler had acknowledged to the host: the lines written just before a
+// crash may then appear twice);
 // a run that ended meanwhile yields its recorded status. A run whose
 // supervisor is gone without a status is lost, and what is left of it is
 // killed. While its host cannot be reached, the recovered run stays
