@@ -646,9 +646,10 @@ func startDying(t *testing.T, s executor.Spec) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	var exit error
 	kill := func() {
 		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
+		exit = cmd.Wait()
 		_ = stdin.Close()
 	}
 	got := make(chan string, 1)
@@ -661,7 +662,7 @@ func startDying(t *testing.T, s executor.Spec) string {
 		kill()
 		h, ok := strings.CutPrefix(strings.TrimSpace(line), "handle ")
 		if !ok {
-			t.Fatalf("the scheduler subprocess said %q, want a handle (does TestMain call executortest.Main?); stderr:\n%s", line, stderr.String())
+			t.Fatalf("the scheduler subprocess said %q and ended (%v), want a handle (does TestMain call executortest.Main?); stderr:\n%s", line, exit, stderr.String())
 		}
 		return h
 	case <-time.After(waitBound):

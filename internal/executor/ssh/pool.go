@@ -5,11 +5,13 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -110,7 +112,7 @@ func (p *pool) acquire(ctx context.Context, t target, run, overCap bool) (*conn,
 			return pick, nil
 		}
 		p.mu.Unlock()
-		c, err := p.dial(ctx, t)
+		c, err := p.dialRetry(ctx, t)
 		if err != nil {
 			return nil, err
 		}
@@ -150,6 +152,32 @@ func (p *pool) close() {
 	for _, c := range all {
 		c.c.Close()
 	}
+}
+
+// dialRetry dials, trying twice more when the connection was reset or
+// closed during the handshake: sshd drops connections beyond its
+// MaxStartups that way, and a busy host may too.
+func (p *pool) dialRetry(ctx context.Context, t target) (*conn, error) {
+	wait := 200 * time.Millisecond
+	for i := 0; ; i++ {
+		c, err := p.dial(ctx, t)
+		if err == nil || i == 2 || !transient(err) {
+			return c, err
+		}
+		p.e.log.Debug("ssh connection reset during the handshake; trying again", "host", t.Addr, "err", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, err
+		}
+		wait *= 2
+	}
+}
+
+// transient reports whether a failed dial may succeed at once if tried
+// again.
+func transient(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // dial connects to t and logs in, checking the host's key against

@@ -382,9 +382,7 @@ func (p *process) attach(ctx context.Context, off string) (*conn, *session, stri
 			p.j, _ = strconv.Atoi(f[1])
 			p.w, _ = strconv.Atoi(f[2])
 		}
-		if off == "" {
-			p.received = got
-		}
+		p.received = got // the offset the host goes on from
 		if !p.cancelOn {
 			p.upper = time.Now().Add(lease)
 		}

@@ -58,8 +58,10 @@
 //
 // The handle holds the host, the run directory and the pids. A restarted
 // scheduler's Recover (Reattach, with the run's log) re-attaches to a run
-// still going, and streams its output on from what the old scheduler had
-// acknowledged (the lines written just before a crash may appear twice);
+// still going, and streams its output on from where the run's log ends
+// (with secrets, whose masking changes lengths, from what the old
+// scheduler had acknowledged to the host: the lines written just before a
+// crash may then appear twice);
 // a run that ended meanwhile yields its recorded status. A run whose
 // supervisor is gone without a status is lost, and what is left of it is
 // killed. While its host cannot be reached, the recovered run stays
@@ -304,19 +306,24 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 			return nil, fmt.Errorf("start %s: %w", s.Job.Name, err)
 		}
 	}
+	fail := func() {
+		out.Close()
+		lines.Close()
+		if p.located != "" {
+			_ = os.Remove(p.located)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	c, err := e.pool.acquire(ctx, t, true, false)
 	if err != nil {
-		out.Close()
-		lines.Close()
+		fail()
 		return nil, fmt.Errorf("start %s on %s: %w", s.Job.Name, t.Addr, err)
 	}
 	w, err := p.open(ctx, c, pl)
 	if err != nil {
 		e.pool.release(c)
-		out.Close()
-		lines.Close()
+		fail()
 		return nil, fmt.Errorf("start %s on %s: %w", s.Job.Name, t.Addr, err)
 	}
 	ev, err := w.first(ctx)
@@ -340,8 +347,7 @@ func (e *Executor) Start(ctx context.Context, s executor.Spec) (executor.Process
 	if err != nil {
 		w.close()
 		e.pool.release(c)
-		out.Close()
-		lines.Close()
+		fail()
 		return nil, fmt.Errorf("start %s: %w", s.Job.Name, err)
 	}
 	p.upper = time.Now().Add(initial)
@@ -448,7 +454,7 @@ var _ executor.Locator = (*Executor)(nil)
 // Recover re-attaches to a run an earlier scheduler started, without a
 // log: its output is not kept. The engine calls Reattach instead.
 func (e *Executor) Recover(ctx context.Context, run talon.Run, hs string) (executor.Process, error) {
-	return e.reattach(ctx, run, hs, nil, nil, nil, "", 0)
+	return e.reattach(ctx, run, hs, nil, nil, nil, "", "", 0)
 }
 
 // Reattach re-attaches to a run an earlier scheduler started, from its
@@ -468,7 +474,14 @@ func (e *Executor) Reattach(ctx context.Context, s executor.Spec, hs string) (ex
 	if err != nil {
 		return nil, fmt.Errorf("%w: open its log: %v", executor.ErrLost, err)
 	}
-	p, err := e.reattach(ctx, s.Run, hs, so, out, lines, locatedPath(s.LogPath), s.FenceIn)
+	// Without secrets the log holds the job's output byte for byte: its
+	// size says exactly where to go on from, where the host's record of
+	// what was acknowledged may lag behind the scheduler's death.
+	logged := ""
+	if fi, err := os.Stat(s.LogPath); err == nil && len(s.Secrets) == 0 && s.LogPath != "" {
+		logged = strconv.FormatInt(fi.Size(), 10)
+	}
+	p, err := e.reattach(ctx, s.Run, hs, so, out, lines, locatedPath(s.LogPath), logged, s.FenceIn)
 	if err != nil {
 		out.Close()
 		lines.Close()
@@ -476,7 +489,9 @@ func (e *Executor) Reattach(ctx context.Context, s executor.Spec, hs string) (ex
 	return p, err
 }
 
-func (e *Executor) reattach(ctx context.Context, run talon.Run, hs string, so *talon.SSHOptions, out, lines *executor.Output, located string, fenceIn time.Duration) (executor.Process, error) {
+// logged is how much of the run's output its log holds, "" when unknown:
+// the host then goes on from what it recorded as acknowledged.
+func (e *Executor) reattach(ctx context.Context, run talon.Run, hs string, so *talon.SSHOptions, out, lines *executor.Output, located, logged string, fenceIn time.Duration) (executor.Process, error) {
 	h, err := parseHandle(hs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: scheduler restarted; handle %q is not an ssh run (%v)", executor.ErrLost, hs, err)
@@ -503,7 +518,7 @@ func (e *Executor) reattach(ctx context.Context, run talon.Run, hs string, so *t
 	p.log = p.log.With("pid", p.j)
 	actx, cancel := context.WithTimeout(ctx, dialTimeout+10*time.Second)
 	defer cancel()
-	c, w, ev, err := p.attach(actx, "")
+	c, w, ev, err := p.attach(actx, logged)
 	switch {
 	case err != nil:
 		// The host cannot be reached: the run may be going. Keep trying
