@@ -68,8 +68,8 @@
 // values, one set per Scheduler (Config.Executors), as are the sources
 // that authenticate API callers (Config.Auth; NewTokens and
 // OpenTokenFile build Talon's own). The optional interfaces the engine
-// looks for on them are declared here: Quick, Prestarter, Locator and
-// Fencer for executors; Slow, ArtifactWaiter, Fenced, Dependent and
+// looks for on them are declared here: Quick, Prestarter, Locator,
+// Reattacher and Fencer for executors; Slow, ArtifactWaiter, Fenced, Dependent and
 // PeriodDependent for constraints.
 //
 // State stores are chosen by URL (Config.State): "sqlite:PATH" or

@@ -15,7 +15,7 @@ import (
 //
 // The engine also looks for these optional capabilities on an executor
 // or its processes, and uses them when present: Quick, Prestarter,
-// Locator (executors) and Fencer (processes).
+// Locator, Reattacher (executors) and Fencer (processes).
 type Executor = executor.Executor
 
 // Process is one started run: its Handle (stored, for Recover), Wait
@@ -43,6 +43,25 @@ var ErrLost = executor.ErrLost
 // alone (Locate returns a handle for Recover, or ""): for a run whose
 // scheduler died between starting it and recording its handle.
 type Locator = executor.Locator
+
+// Reattacher is implemented by executors that can re-attach to a run
+// still going and carry on with its output (a remote job outlives its
+// scheduler): a restarted engine calls Reattach instead of Recover, with
+// the spec it would start the run with; the run's stored log goes on at
+// its size (NewOutput with OutputOptions.Offset).
+type Reattacher = executor.Reattacher
+
+// Output is where an executor writes a run's output: secrets masked,
+// then the run's log file, its log in the state store (readable from any
+// scheduler) and OnLine. Close it before the run's end is reported.
+type Output = executor.Output
+
+// OutputOptions says where an Output starts: Offset, the size of the
+// run's stored log when carrying on after a re-attach.
+type OutputOptions = executor.OutputOptions
+
+// NewOutput returns the Output of the run s describes.
+func NewOutput(s Spec, o OutputOptions) (*Output, error) { return executor.NewOutput(s, o) }
 
 // Quick is implemented by executors whose Start returns at once (it only
 // starts a goroutine): the engine then calls Start on its loop. Other

@@ -220,7 +220,7 @@ func TestLostRunLogCaughtUp(t *testing.T) {
 }
 
 // resumer is an executor that re-attaches to runs still going
-// (executor.Resumer): the run prints one more line and succeeds.
+// (executor.Reattacher): the run prints one more line and succeeds.
 type resumer struct{ secrets []string }
 
 func (resumer) Start(context.Context, executor.Spec) (executor.Process, error) {
@@ -228,10 +228,10 @@ func (resumer) Start(context.Context, executor.Spec) (executor.Process, error) {
 }
 
 func (resumer) Recover(context.Context, talon.Run, string) (executor.Process, error) {
-	return nil, fmt.Errorf("%w: Resume is the way", executor.ErrLost)
+	return nil, fmt.Errorf("%w: Reattach is the way", executor.ErrLost)
 }
 
-func (r *resumer) Resume(ctx context.Context, s executor.Spec, handle string) (executor.Process, error) {
+func (r *resumer) Reattach(ctx context.Context, s executor.Spec, handle string) (executor.Process, error) {
 	size, err := s.Logs.LogSize(ctx, s.Run.ID)
 	if err != nil {
 		return nil, err

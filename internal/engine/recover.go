@@ -129,12 +129,11 @@ func (e *Engine) reapOthers(ctx context.Context, p *plan, now time.Time) error {
 
 // recoverRun re-attaches to run r through its executor: with the spec
 // the run would start with now when the executor can carry on with a
-// running run's output (executor.Resumer, executor.Reattacher), else from
-// its handle alone.
+// running run's output (executor.Reattacher), else from its handle
+// alone.
 func (e *Engine) recoverRun(ctx context.Context, p *plan, ex executor.Executor, r talon.Run, handle string, now time.Time) (executor.Process, error) {
-	rs, resumes := ex.(executor.Resumer)
 	ra, reattaches := ex.(executor.Reattacher)
-	if !resumes && !reattaches {
+	if !reattaches {
 		return ex.Recover(ctx, r, handle)
 	}
 	s := executor.Spec{Run: r, LogPath: e.LogPath(r), OnLine: e.onLine(r.ID), Logs: e.st, LogLimit: e.cfg.LogLimit}
@@ -148,9 +147,6 @@ func (e *Engine) recoverRun(ctx context.Context, p *plan, ex executor.Executor, 
 		}
 	}
 	s.FenceIn = e.fenceIn(now)
-	if resumes {
-		return rs.Resume(ctx, s, handle)
-	}
 	return ra.Reattach(ctx, s, handle)
 }
 

@@ -56,26 +56,16 @@ type Process interface {
 	Cancel(cause error)
 }
 
-// Resumer is implemented by executors that can re-attach to a run still
-// going and carry on with its output (a remote process whose output they
-// can read again). For a run whose scheduler died, the engine calls
-// Resume instead of Recover, with the spec the run would start with now
-// (its log file, log store, OnLine, secrets, a fresh FenceIn); the
-// stored log goes on at its size: NewOutput(s, OutputOptions{Offset:
-// size}) with size from s.Logs.LogSize, so nothing is stored twice. Its
-// errors are Recover's. Executors that cannot re-attach to a running
-// run need only Recover.
-type Resumer interface {
-	Resume(ctx context.Context, s Spec, handle string) (Process, error)
-}
-
 // Reattacher is implemented by executors that can re-attach to a run
-// that is still going, whose output must then go on into the run's log
-// (ssh: the remote job outlives its scheduler). A restarted engine calls
-// Reattach instead of Recover, with the spec it would start the run with:
-// its LogPath, OnLine, Secrets, FenceIn and the job (s.Env is the new
-// scheduler's and is not sent: the run has its own). Reattach follows
-// Recover's contract otherwise.
+// that is still going and carry on with its output (ssh, agent: the
+// remote job outlives its scheduler). For a run whose scheduler died, the
+// engine calls Reattach instead of Recover, with the spec it would start
+// the run with now: its log file and log store, OnLine, Secrets, a fresh
+// FenceIn and the job (s.Env is the new scheduler's and is not sent: the
+// run has its own). The stored log goes on at its size (NewOutput(s,
+// OutputOptions{Offset: size}), size from s.Logs.LogSize), so nothing is
+// stored twice. Reattach follows Recover's contract otherwise; executors
+// that cannot re-attach to a running run need only Recover.
 type Reattacher interface {
 	Reattach(ctx context.Context, s Spec, handle string) (Process, error)
 }

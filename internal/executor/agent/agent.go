@@ -122,10 +122,10 @@ type Executor struct {
 }
 
 var (
-	_ executor.Executor = (*Executor)(nil)
-	_ executor.Locator  = (*Executor)(nil)
-	_ executor.Resumer  = (*Executor)(nil)
-	_ api.Agents        = (*Executor)(nil)
+	_ executor.Executor   = (*Executor)(nil)
+	_ executor.Locator    = (*Executor)(nil)
+	_ executor.Reattacher = (*Executor)(nil)
+	_ api.Agents          = (*Executor)(nil)
 )
 
 // New returns an executor over cfg.Store.
@@ -261,10 +261,10 @@ func (x *Executor) Recover(ctx context.Context, run talon.Run, handle string) (e
 	return x.recoverRun(ctx, run, nil)
 }
 
-// Resume is Recover for a scheduler that follows the run's output
+// Reattach is Recover for a scheduler that follows the run's output
 // (s.OnLine) from now on, from the end of its stored log: the lines
 // stored before were handed on by the scheduler that started the run.
-func (x *Executor) Resume(ctx context.Context, s executor.Spec, handle string) (executor.Process, error) {
+func (x *Executor) Reattach(ctx context.Context, s executor.Spec, handle string) (executor.Process, error) {
 	return x.recoverRun(ctx, s.Run, s.OnLine)
 }
 
