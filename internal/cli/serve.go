@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -136,6 +137,13 @@ func (g *globals) serve(ctx context.Context, o serveOpts) error {
 	exs := executors(logger, sshSettings(cfg, g.getenv))
 	if c, ok := exs["ssh"].(io.Closer); ok {
 		defer c.Close()
+	}
+	if ex, ok := exs["ssh"].(*sshexec.Executor); ok && cfg.SSH != nil {
+		// The files the config names are read now: a wrong path is an
+		// error at start, not at the first ssh run.
+		if err := ex.Check(cfg.SSH.KnownHosts != ""); err != nil {
+			return withHint(fmt.Errorf("server not started: executors: ssh: %w", err), "ssh-keygen -l -f %s", cmp.Or(cfg.SSH.KeyFile, cfg.SSH.KnownHosts))
+		}
 	}
 	// The agent executor needs the store, opened below; its name is known
 	// now, for the schedule.

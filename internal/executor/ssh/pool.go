@@ -372,6 +372,24 @@ func (e *Executor) auth(keyFile string) ([]ssh.AuthMethod, func(), error) {
 	return []ssh.AuthMethod{ssh.PublicKeysCallback(agent.NewClient(ac).Signers)}, func() { ac.Close() }, nil
 }
 
+// Check reads the files the settings name — the key file, and the
+// known_hosts file when knownHosts — so that a configuration naming a
+// missing, unreadable or malformed one is refused when the server starts,
+// not at its first ssh run.
+func (e *Executor) Check(knownHosts bool) error {
+	if f := e.settings.KeyFile; f != "" {
+		if _, err := e.signer(f); err != nil {
+			return err
+		}
+	}
+	if f := e.settings.KnownHosts; knownHosts && f != "" {
+		if _, err := knownhosts.New(f); err != nil {
+			return fmt.Errorf("read known_hosts %s: %w", f, err)
+		}
+	}
+	return nil
+}
+
 // signer reads and parses a private key file, once.
 func (e *Executor) signer(path string) (ssh.Signer, error) {
 	e.keysMu.Lock()
