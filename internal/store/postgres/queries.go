@@ -78,7 +78,7 @@ func (db *DB) Events(ctx context.Context, runID int64) ([]talon.Event, error) {
 // EventsAfter returns the events with an id above afterID, oldest first.
 func (db *DB) EventsAfter(ctx context.Context, afterID int64, limit int) ([]talon.Event, error) {
 	var out []talon.Event
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := db.read(ctx, func(tx querier) error {
 		var err error
 		out, err = queryEvents(ctx, tx, `WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
 		return err
@@ -90,7 +90,7 @@ func (db *DB) EventsAfter(ctx context.Context, afterID int64, limit int) ([]talo
 }
 
 // queryEvents reads the events selected by the clause where.
-func queryEvents(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]talon.Event, error) {
+func queryEvents(ctx context.Context, tx querier, where string, args ...any) ([]talon.Event, error) {
 	rows, err := tx.Query(ctx, `SELECT id, run_id, time, from_state, to_state, reason,
 		type, job, period, detail FROM events `+where, args...)
 	if err != nil {
