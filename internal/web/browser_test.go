@@ -186,6 +186,23 @@ jobs:
 `, sha(operatorToken), sha(viewerToken), xssDesc, xssLog)
 }
 
+// awayFromMidnight waits, when now is in the last minutes of a UTC day,
+// for the next day to begin: the test's runs are for today's daily
+// period, and load's start_by is 23:59, so a test that crossed midnight
+// would see its periods change halfway. At most a few minutes, once a day;
+// the wait is for the calendar, not for the scheduler.
+func awayFromMidnight(t *testing.T, now time.Time) {
+	t.Helper()
+	next := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 5, 0, time.UTC)
+	if d := next.Sub(now); d < 8*time.Minute {
+		t.Logf("waiting %s for the next UTC day: the test's periods must not change while it runs", d.Round(time.Second))
+		select {
+		case <-time.After(d):
+		case <-t.Context().Done():
+		}
+	}
+}
+
 // TestBrowser drives Chromium against a real `talon serve` (the binary)
 // with auth: an operator logs in, reads the grid and a blocked run's
 // reasons, cancels and retries while another tab's grid follows live, and
@@ -193,6 +210,7 @@ jobs:
 // no buttons and its posts get 403. It saves screenshots of each page.
 func TestBrowser(t *testing.T) {
 	ctx := browser(t)
+	awayFromMidnight(t, time.Now().UTC())
 	// A second tab of the same browser (the same cookies), opened now,
 	// without a timeout.
 	tab, cancelTab := chromedp.NewContext(ctx)
