@@ -96,7 +96,7 @@ var updateDirect = `WITH c AS (
 ), rk AS (
 	SELECT c.id, row_number() OVER (PARTITION BY r.job ORDER BY c.ord) AS rank
 	FROM c JOIN runs AS r ON r.id = c.id
-	WHERE r.id = ANY($1::bigint[]) AND c.max_running > 0 AND r.state = c.from_state
+	WHERE c.max_running > 0 AND r.state = c.from_state
 		AND NOT EXISTS (SELECT 1 FROM paused_jobs AS p WHERE p.job = r.job)
 ), upd AS (
 	UPDATE runs AS r SET state = c.to_state, reason = c.reason, recheck_at = c.recheck_at,

@@ -103,38 +103,54 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 }
 
 // endedCounts sets Result.Counts of the items that ended their run: the
-// counters of its job and period as the transaction leaves them.
+// counters of its job and period as the transaction leaves them, read
+// for every such (job, period) of the batch in one statement.
 func (st *transitionStmts) endedCounts(ctx context.Context, ts []store.Transition, results []store.Result) error {
 	read := map[store.JobPeriod]store.Summary{}
+	var keys [][2]string
 	for i, t := range ts {
 		r := results[i]
 		if !t.To.Terminal() || r.Err != nil || r.Run.ID == 0 {
 			continue
 		}
 		k := store.JobPeriod{Job: r.Run.Job, Period: r.Run.Period}
-		c, ok := read[k]
-		if !ok {
-			c = store.Summary{}
-			rows, err := st.tx.QueryContext(ctx, `SELECT state, n FROM run_counts WHERE job = ? AND period = ? AND n > 0`, k.Job, k.Period)
-			if err != nil {
-				return fmt.Errorf("read counters: %w", err)
-			}
-			for rows.Next() {
-				var state string
-				var n int
-				if err := rows.Scan(&state, &n); err != nil {
-					rows.Close()
-					return fmt.Errorf("read counters: %w", err)
-				}
-				c[talon.State(state)] = n
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("read counters: %w", err)
-			}
-			read[k] = c
+		if _, ok := read[k]; !ok {
+			read[k] = store.Summary{}
+			keys = append(keys, [2]string{k.Job, k.Period})
 		}
-		results[i].Counts = c
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(keys)
+	if err != nil {
+		return fmt.Errorf("read counters: %w", err)
+	}
+	rows, err := st.query(ctx, qEndedCounts, string(b))
+	if err != nil {
+		return fmt.Errorf("read counters: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k store.JobPeriod
+		var state string
+		var n int
+		if err := rows.Scan(&k.Job, &k.Period, &state, &n); err != nil {
+			return fmt.Errorf("read counters: %w", err)
+		}
+		if c, ok := read[k]; ok {
+			c[talon.State(state)] = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read counters: %w", err)
+	}
+	for i, t := range ts {
+		r := results[i]
+		if !t.To.Terminal() || r.Err != nil || r.Run.ID == 0 {
+			continue
+		}
+		results[i].Counts = read[store.JobPeriod{Job: r.Run.Job, Period: r.Run.Period}]
 	}
 	return nil
 }
@@ -327,6 +343,9 @@ const (
 	qCounts = `INSERT INTO run_counts (job, period, state, n)
 		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?) WHERE true
 		ON CONFLICT (job, period, state) DO UPDATE SET n = n + excluded.n`
+	// The counters of the (job, period) pairs given as [[job, period], …].
+	qEndedCounts = `SELECT c.job, c.period, c.state, c.n FROM json_each(?) AS k
+		JOIN run_counts AS c ON c.job = k.value ->> 0 AND c.period = k.value ->> 1 AND c.n > 0`
 	qSucceededCount = `SELECT n FROM run_counts WHERE job = ? AND period = ? AND state = 'succeeded'`
 	qSucceededRun   = `SELECT id FROM runs
 		WHERE job = ? AND period = ? AND state = 'succeeded' AND id <> ? LIMIT 1`
@@ -343,7 +362,7 @@ const (
 
 // writeStmts are prepared when the store opens.
 var writeStmts = []string{qUpdateRun, qDelDecisions, qAddDecision, qAddHold, qAddHeld, qDelHolds, qDelWaiter,
-	qCurrent, qPaused, qHolding, qWaiting, qEvents, qCounts, qSucceededCount, qSucceededRun, qTakenRun, qActiveCount, qActiveRuns,
+	qCurrent, qPaused, qHolding, qWaiting, qEvents, qCounts, qEndedCounts, qSucceededCount, qSucceededRun, qTakenRun, qActiveCount, qActiveRuns,
 	qInsertRun, qRunByKey, qRunByFire}
 
 func (db *DB) prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error) {
