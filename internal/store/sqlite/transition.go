@@ -49,7 +49,11 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 			}
 			results[i] = store.Result{Run: run, Err: err}
 		}
-		// The runs that follow the ends, in the same transaction.
+		// The runs that follow the ends, in the same transaction; they
+		// read the runs as moved.
+		if err := st.flush(ctx, ""); err != nil {
+			return err
+		}
 		for i, t := range ts {
 			if len(thens[i]) == 0 {
 				continue
@@ -171,13 +175,22 @@ func (st *transitionStmts) endedAs(ctx context.Context, t store.Transition) (boo
 	return talon.State(state) == t.To && finished.Valid && finished.Int64 == micros(store.NowOr(t.Now)), nil
 }
 
+// prefixed scans its own destinations first, then the caller's: a row
+// with columns before those scanRun reads.
+type prefixed struct {
+	s   scanner
+	pre []any
+}
+
+func (p prefixed) Scan(dest ...any) error { return p.s.Scan(append(p.pre[:len(p.pre):len(p.pre)], dest...)...) }
+
 // itemError reports whether err belongs to one item rather than the batch.
 func itemError(err error) bool {
 	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrFenced)
 }
 
 type transitionStmts struct {
-	update, delDecisions, addDecision     *sql.Stmt
+	delDecisions, addDecision             *sql.Stmt
 	addHold, addHeld, delHolds, delWaiter *sql.Stmt
 	tx                                    *sql.Tx
 	db                                    *DB
@@ -186,6 +199,7 @@ type transitionStmts struct {
 	// What the batch knows, read once at its start and kept up to date
 	// as its items apply: the batch holds the write lock throughout.
 	cur    map[int64]*current
+	dirty  []int64 // runs with unwritten changes, in the order first moved
 	paused map[string]talon.Pause
 	// The batch's runs that hold resources (until released) or wait in
 	// the resource queue: the others have no rows to delete.
@@ -195,10 +209,18 @@ type transitionStmts struct {
 	counts store.CountChanges
 }
 
-// current is what a transition batch knows of one run.
+// current is what a transition batch knows of one run: its row as the
+// batch leaves it so far. A batch writes each run it moves once, with
+// its last values (flush), so a run that goes blocked → ready → running
+// in one batch costs one UPDATE, and every item's result is computed
+// here from the row read at the start rather than read back.
 type current struct {
-	state                       talon.State
-	job, period, reason, answer string
+	run    talon.Run
+	answer string
+	// stored is the state the row has in the database; dirty says run
+	// holds changes not yet written.
+	stored talon.State
+	dirty  bool
 }
 
 // eventRow is a transition's event, written with the batch's others.
@@ -230,14 +252,13 @@ func (st *transitionStmts) load(ctx context.Context, ts []store.Transition) erro
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id int64
-		var state string
 		c := &current{}
-		if err := rows.Scan(&id, &state, &c.job, &c.period, &c.reason, &c.answer); err != nil {
+		run, err := scanRun(prefixed{rows, []any{&c.answer}})
+		if err != nil {
 			return fmt.Errorf("read runs: %w", err)
 		}
-		c.state = talon.State(state)
-		st.cur[id] = c
+		c.run, c.stored = run, run.State
+		st.cur[run.ID] = c
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read runs: %w", err)
@@ -317,12 +338,6 @@ func (db *DB) insertEvents(ctx context.Context, tx *sql.Tx, events []eventRow) e
 
 // The write path's statements, prepared once (see DB.stmt).
 const (
-	// COALESCE keeps a column when its parameter is NULL ("not given").
-	qUpdateRun = `UPDATE runs SET state = ?, reason = ?, recheck_at = ?,
-		started = COALESCE(?, started), finished = COALESCE(?, finished),
-		owner = COALESCE(?, owner), handle = COALESCE(?, handle), executor = COALESCE(?, executor),
-		answer = COALESCE(?, answer)
-		WHERE id = ? AND state = ? RETURNING ` + runCols
 	qDelDecisions = `DELETE FROM decisions WHERE run_id = ?`
 	qAddDecision  = `INSERT INTO decisions (run_id, pos, constraint_name, action, reason, recheck_at)
 		VALUES (?, ?, ?, ?, ?, ?)`
@@ -330,8 +345,15 @@ const (
 	qAddHeld   = `INSERT INTO held (run_id, path, units, period, created) VALUES (?, ?, ?, ?, ?)`
 	qDelHolds  = `DELETE FROM allocations WHERE run_id = ? AND period = ''`
 	qDelWaiter = `DELETE FROM waiters WHERE run_id = ?`
-	qCurrent   = `SELECT id, state, job, period, reason, answer FROM runs
+	qCurrent = `SELECT answer, ` + runCols + ` FROM runs
 		WHERE id IN (SELECT value FROM json_each(?))`
+	// qFlush writes a batch's moved runs, given as JSON objects (flushRow),
+	// each a compare-and-set on the state the batch read.
+	qFlush = `UPDATE runs SET state = c.value ->> 's', reason = c.value ->> 'm', recheck_at = c.value ->> 'k',
+		started = c.value ->> 'b', finished = c.value ->> 'f', owner = c.value ->> 'o', handle = c.value ->> 'h',
+		executor = c.value ->> 'x', answer = c.value ->> 'a'
+		FROM json_each(?) AS c
+		WHERE runs.id = c.value ->> 'i' AND runs.state = c.value ->> 'w'`
 	qPaused  = `SELECT job, paused_by, reason, since FROM paused_jobs`
 	qHolding = `SELECT DISTINCT run_id FROM allocations
 		WHERE run_id IN (SELECT value FROM json_each(?)) AND period = ''`
@@ -361,7 +383,7 @@ const (
 )
 
 // writeStmts are prepared when the store opens.
-var writeStmts = []string{qUpdateRun, qDelDecisions, qAddDecision, qAddHold, qAddHeld, qDelHolds, qDelWaiter,
+var writeStmts = []string{qFlush, qDelDecisions, qAddDecision, qAddHold, qAddHeld, qDelHolds, qDelWaiter,
 	qCurrent, qPaused, qHolding, qWaiting, qEvents, qCounts, qEndedCounts, qSucceededCount, qSucceededRun, qTakenRun, qActiveCount, qActiveRuns,
 	qInsertRun, qRunByKey, qRunByFire}
 
@@ -376,7 +398,6 @@ func (db *DB) prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStm
 		s, err = db.stmt(ctx, tx, q)
 		return s
 	}
-	st.update = prep(qUpdateRun)
 	st.delDecisions = prep(qDelDecisions)
 	st.addDecision = prep(qAddDecision)
 	st.addHold = prep(qAddHold)
@@ -411,7 +432,7 @@ func (st *transitionStmts) queryRow(ctx context.Context, q string, args ...any) 
 }
 
 func (st *transitionStmts) close() {
-	for _, s := range []*sql.Stmt{st.update, st.delDecisions, st.addDecision, st.addHold, st.addHeld, st.delHolds, st.delWaiter} {
+	for _, s := range []*sql.Stmt{st.delDecisions, st.addDecision, st.addHold, st.addHeld, st.delHolds, st.delWaiter} {
 		if s != nil {
 			s.Close()
 		}
@@ -438,7 +459,7 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 	if c == nil {
 		return talon.Run{}, fmt.Errorf("run %d: %w", t.RunID, store.ErrNotFound)
 	}
-	from, job, period := c.state, c.job, c.period
+	from, job, period := c.run.State, c.run.Job, c.run.Period
 	if err := store.CheckTransition(t, from); err != nil {
 		return talon.Run{}, err
 	}
@@ -446,6 +467,11 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 		return talon.Run{}, store.PausedFence(p)
 	}
 	if t.To == talon.StateReady && t.Fence != nil {
+		// The fence reads the job's runs: the batch's moves of them go
+		// first.
+		if err := st.flush(ctx, job); err != nil {
+			return talon.Run{}, err
+		}
 		if ferr, err := st.checkFence(ctx, t.RunID, job, period, t.Fence); err != nil {
 			return talon.Run{}, err
 		} else if ferr != nil {
@@ -454,6 +480,9 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 	}
 	now := store.NowOr(t.Now)
 	if t.To == talon.StateReady && t.Allocate != nil {
+		if err := st.flush(ctx, ""); err != nil {
+			return talon.Run{}, err
+		}
 		if ferr, err := st.allocate(ctx, t, now); err != nil {
 			return talon.Run{}, err
 		} else if ferr != nil {
@@ -461,24 +490,39 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 		}
 	}
 	started, finished, owner := store.Stamps(t, from, now)
-	evented, newAnswer := store.Evented(t, from, c.reason, c.answer)
+	evented, newAnswer := store.Evented(t, from, c.run.Reason, c.answer)
 	// A run without an answer has no decisions to replace.
 	hadDecisions := c.answer != ""
-	run, err := scanRun(st.update.QueryRowContext(ctx, string(t.To), t.Reason, nullMicros(t.RecheckAt),
-		nullMicrosPtr(started), nullMicrosPtr(finished), nonEmpty(owner), nonEmpty(t.Handle), nonEmpty(t.Executor), nonEmpty(newAnswer), t.RunID, string(from)))
-	if errors.Is(err, sql.ErrNoRows) {
-		// Cannot happen while this transaction holds the write lock, but
-		// the compare-and-set is the guarantee, not the lock.
-		return talon.Run{}, fmt.Errorf("run %d: %w", t.RunID, store.ErrConflict)
+	// The row as flush will write it, at the store's precision
+	// (microseconds): a column the transition does not give keeps its
+	// value.
+	r := &c.run
+	r.State, r.Reason, r.RecheckAt = t.To, t.Reason, stored(t.RecheckAt)
+	if started != nil {
+		at := stored(*started)
+		r.Started = &at
 	}
-	if err != nil {
-		return talon.Run{}, err
+	if finished != nil {
+		at := stored(*finished)
+		r.Finished = &at
 	}
-	st.counts.Moved(job, period, from, t.To)
-	c.state, c.reason = t.To, t.Reason
+	if owner != "" {
+		r.Owner = owner
+	}
+	if t.Handle != "" {
+		r.Handle = t.Handle
+	}
+	if t.Executor != "" {
+		r.Executor = t.Executor
+	}
 	if newAnswer != "" {
 		c.answer = newAnswer
 	}
+	if !c.dirty {
+		c.dirty = true
+		st.dirty = append(st.dirty, t.RunID)
+	}
+	st.counts.Moved(job, period, from, t.To)
 	if err := st.settle(ctx, t, from); err != nil {
 		return talon.Run{}, err
 	}
@@ -499,7 +543,84 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 		st.events = append(st.events, eventRow{RunID: t.RunID, Time: micros(now), From: string(from), To: string(t.To),
 			Reason: t.Reason, Type: string(talon.TransitionEvent(from, t.To)), Job: job, Period: period})
 	}
-	return run, nil
+	return *r, nil
+}
+
+// stored is t as the store keeps it: microseconds, UTC; zero stays zero.
+func stored(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return fromMicros(micros(t))
+}
+
+// flushRow is one moved run as qFlush reads it.
+type flushRow struct {
+	ID       int64  `json:"i"`
+	Was      string `json:"w"`
+	State    string `json:"s"`
+	Reason   string `json:"m"`
+	Recheck  *int64 `json:"k"`
+	Started  *int64 `json:"b"`
+	Finished *int64 `json:"f"`
+	Owner    string `json:"o"`
+	Handle   string `json:"h"`
+	Executor string `json:"x"`
+	Answer   string `json:"a"`
+}
+
+// flush writes the runs the batch moved and has not written yet — those
+// of job, or all when job is "" — in one statement. Each is a
+// compare-and-set on the state the batch read: a row found in another
+// state fails the batch (the write lock makes that impossible, but the
+// compare-and-set is the guarantee, not the lock).
+func (st *transitionStmts) flush(ctx context.Context, job string) error {
+	var rows []flushRow
+	keep := st.dirty[:0]
+	for _, id := range st.dirty {
+		c := st.cur[id]
+		if job != "" && c.run.Job != job {
+			keep = append(keep, id)
+			continue
+		}
+		r := c.run
+		row := flushRow{ID: id, Was: string(c.stored), State: string(r.State), Reason: r.Reason,
+			Owner: r.Owner, Handle: r.Handle, Executor: r.Executor, Answer: c.answer}
+		if !r.RecheckAt.IsZero() {
+			v := micros(r.RecheckAt)
+			row.Recheck = &v
+		}
+		if r.Started != nil {
+			v := micros(*r.Started)
+			row.Started = &v
+		}
+		if r.Finished != nil {
+			v := micros(*r.Finished)
+			row.Finished = &v
+		}
+		rows = append(rows, row)
+		c.dirty, c.stored = false, r.State
+	}
+	st.dirty = keep
+	if len(rows) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(rows)
+	if err != nil {
+		return fmt.Errorf("record runs: %w", err)
+	}
+	s, err := st.db.stmt(ctx, st.tx, qFlush)
+	if err != nil {
+		return fmt.Errorf("record runs: %w", err)
+	}
+	res, err := s.ExecContext(ctx, string(b))
+	if err != nil {
+		return fmt.Errorf("record runs: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != int64(len(rows)) {
+		return fmt.Errorf("record runs: %d of %d rows were in the state read (%v): %w", n, len(rows), err, store.ErrConflict)
+	}
+	return nil
 }
 
 // checkFence decides the fenced limits inside the write transaction,
