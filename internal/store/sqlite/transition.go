@@ -182,7 +182,9 @@ type prefixed struct {
 	pre []any
 }
 
-func (p prefixed) Scan(dest ...any) error { return p.s.Scan(append(p.pre[:len(p.pre):len(p.pre)], dest...)...) }
+func (p prefixed) Scan(dest ...any) error {
+	return p.s.Scan(append(p.pre[:len(p.pre):len(p.pre)], dest...)...)
+}
 
 // itemError reports whether err belongs to one item rather than the batch.
 func itemError(err error) bool {
@@ -345,7 +347,7 @@ const (
 	qAddHeld   = `INSERT INTO held (run_id, path, units, period, created) VALUES (?, ?, ?, ?, ?)`
 	qDelHolds  = `DELETE FROM allocations WHERE run_id = ? AND period = ''`
 	qDelWaiter = `DELETE FROM waiters WHERE run_id = ?`
-	qCurrent = `SELECT answer, ` + runCols + ` FROM runs
+	qCurrent   = `SELECT answer, ` + runCols + ` FROM runs
 		WHERE id IN (SELECT value FROM json_each(?))`
 	// qFlush writes a batch's moved runs, given as JSON objects (flushRow),
 	// each a compare-and-set on the state the batch read.
