@@ -154,7 +154,7 @@ func (db *DB) Summaries(ctx context.Context, keys []store.JobPeriod) (map[store.
 		// with the runs a period has. CROSS JOIN makes SQLite walk the
 		// keys and look each up by the counters' key.
 		rows, err := tx.QueryContext(ctx, `SELECT c.job, c.period, c.state, c.n
-			FROM json_each(?) AS k CROSS JOIN run_counts AS c
+			FROM jsonb_each(?) AS k CROSS JOIN run_counts AS c
 			ON c.job = k.value ->> 0 AND c.period = k.value ->> 1
 			WHERE c.n > 0`, string(b))
 		if err != nil {

@@ -354,7 +354,7 @@ const (
 	qFlush = `UPDATE runs SET state = c.value ->> 's', reason = c.value ->> 'm', recheck_at = c.value ->> 'k',
 		started = c.value ->> 'b', finished = c.value ->> 'f', owner = c.value ->> 'o', handle = c.value ->> 'h',
 		executor = c.value ->> 'x', answer = c.value ->> 'a'
-		FROM json_each(?) AS c
+		FROM jsonb_each(?) AS c
 		WHERE runs.id = c.value ->> 'i' AND runs.state = c.value ->> 'w'`
 	qPaused  = `SELECT job, paused_by, reason, since FROM paused_jobs`
 	qHolding = `SELECT DISTINCT run_id FROM allocations
@@ -362,13 +362,13 @@ const (
 	qWaiting = `SELECT run_id FROM waiters WHERE run_id IN (SELECT value FROM json_each(?))`
 	qEvents  = `INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
 		SELECT value ->> 'r', value ->> 't', value ->> 'f', value ->> 's', value ->> 'm', value ->> 'y', value ->> 'j', value ->> 'p'
-		FROM json_each(?) ORDER BY key`
+		FROM jsonb_each(?) ORDER BY key`
 	// WHERE true lets SQLite tell the upsert's ON CONFLICT from a join.
 	qCounts = `INSERT INTO run_counts (job, period, state, n)
-		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?) WHERE true
+		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM jsonb_each(?) WHERE true
 		ON CONFLICT (job, period, state) DO UPDATE SET n = n + excluded.n`
 	// The counters of the (job, period) pairs given as [[job, period], …].
-	qEndedCounts = `SELECT c.job, c.period, c.state, c.n FROM json_each(?) AS k
+	qEndedCounts = `SELECT c.job, c.period, c.state, c.n FROM jsonb_each(?) AS k
 		JOIN run_counts AS c ON c.job = k.value ->> 0 AND c.period = k.value ->> 1 AND c.n > 0`
 	qSucceededCount = `SELECT n FROM run_counts WHERE job = ? AND period = ? AND state = 'succeeded'`
 	qSucceededRun   = `SELECT id FROM runs
