@@ -57,6 +57,7 @@ func (db *DB) AddArtifact(ctx context.Context, runID int64, url, name string, no
 	if err != nil {
 		return talon.Artifact{}, fmt.Errorf("add artifact to run %d: %w", runID, err)
 	}
+	db.eventsCommitted()
 	return a, nil
 }
 

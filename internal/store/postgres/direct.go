@@ -138,13 +138,13 @@ var updateDirect = `WITH c AS (
 	DELETE FROM waiters AS w USING c JOIN upd ON upd.id = c.id
 	WHERE w.run_id = c.id AND c.unwait
 ), cnt AS (
-	INSERT INTO run_counts (job, period, state, n)
-	SELECT job, period, state, sum(d) FROM (
+	INSERT INTO run_counts (job, period, state, shard, n)
+	SELECT job, period, state, ` + countShard + `, sum(d) FROM (
 		SELECT upd.job, upd.period, c.from_state AS state, -1 AS d FROM c JOIN upd ON upd.id = c.id
 		UNION ALL SELECT upd.job, upd.period, upd.state, 1 FROM upd) AS x
 	GROUP BY job, period, state HAVING sum(d) <> 0
 	ORDER BY job, period, state
-	ON CONFLICT (job, period, state) DO UPDATE SET n = run_counts.n + EXCLUDED.n
+	ON CONFLICT (job, period, state, shard) DO UPDATE SET n = run_counts.n + EXCLUDED.n
 )
 SELECT * FROM upd`
 
@@ -260,6 +260,7 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, ae *a
 	updated := map[int64]talon.Run{}
 	if n > 0 {
 		err := db.pipeTx(ctx, func(tx *pipe) error {
+			tx.events = true
 			clear(updated)
 			b := &pgx.Batch{}
 			first := 0

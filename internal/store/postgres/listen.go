@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,6 +32,7 @@ const (
 type listener struct {
 	cfg    *pgx.ConnConfig
 	notify store.Broadcast
+	own    *announcer // its notifications are skipped: the DB woke its subscribers itself
 
 	mu        sync.Mutex
 	connected bool
@@ -39,8 +41,8 @@ type listener struct {
 	done      chan struct{}
 }
 
-func newListener(cfg *pgx.ConnConfig) *listener {
-	return &listener{cfg: cfg}
+func newListener(cfg *pgx.ConnConfig, own *announcer) *listener {
+	return &listener{cfg: cfg, own: own}
 }
 
 // subscribe adds a subscriber, starting the listening connection if it
@@ -127,8 +129,133 @@ func (l *listener) listen(ctx context.Context) bool {
 		if err != nil {
 			return true
 		}
-		if n.Payload == schema {
+		if n.Payload == schema && (l.own == nil || n.PID != l.own.pid.Load()) {
 			l.notify.Wake()
 		}
 	}
+}
+
+// Announcing committed events. A NOTIFY sent inside a writing transaction
+// holds PostgreSQL's notification-queue lock from that transaction's
+// commit until the commit is durable, so every transaction that wrote
+// events committed one after the other (with 8 clients triggering at
+// once, half of the server's backends were found waiting on that lock).
+// The store therefore notifies after its commits, on a connection of its
+// own, and coalesces: the commits made while one NOTIFY is on its way are
+// told by the next, at most one every announceGap. Subscribers of the
+// same DB are woken at once, without the round trip, and the listener
+// skips the announcer's own notifications.
+const announceGap = 2 * time.Millisecond
+
+// announcer sends the NOTIFYs of one DB.
+type announcer struct {
+	cfg     *pgx.ConnConfig
+	pending chan struct{} // holds a token while commits are untold
+	pid     atomic.Uint32 // backend of the announcing connection, 0 without one
+
+	once   sync.Once
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newAnnouncer(cfg *pgx.ConnConfig) *announcer {
+	return &announcer{cfg: cfg, pending: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// committed notes that events were committed: they are announced soon.
+func (a *announcer) committed() {
+	a.once.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		a.cancel = cancel
+		go a.run(ctx)
+	})
+	select {
+	case a.pending <- struct{}{}:
+	default:
+	}
+}
+
+// close stops the announcer after one last NOTIFY for what is untold,
+// within a second.
+func (a *announcer) close() {
+	started := false
+	a.once.Do(func() { close(a.done) }) // never started: nothing to tell
+	select {
+	case <-a.done:
+	default:
+		started = true
+	}
+	if started {
+		a.cancel()
+		<-a.done
+	}
+}
+
+func (a *announcer) run(ctx context.Context) {
+	defer close(a.done)
+	var conn *pgx.Conn
+	defer func() {
+		if conn == nil {
+			return
+		}
+		// What was committed last is still told, if it can be at once.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		select {
+		case <-a.pending:
+			_, _ = conn.Exec(fctx, `SELECT pg_notify($1, COALESCE(current_schema(), ''))`, eventsChannel)
+		default:
+		}
+		conn.Close(fctx) //nolint:errcheck // the connection is given up either way
+	}()
+	retry := listenRetryMin
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.pending:
+		}
+		if conn == nil {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			c, err := pgx.ConnectConfig(cctx, a.cfg.Copy())
+			cancel()
+			if err != nil {
+				a.retryAfter(ctx, &retry)
+				continue
+			}
+			conn = c
+			a.pid.Store(conn.PgConn().PID())
+		}
+		nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := conn.Exec(nctx, `SELECT pg_notify($1, COALESCE(current_schema(), ''))`, eventsChannel)
+		cancel()
+		if err != nil {
+			a.pid.Store(0)
+			conn.Close(context.Background()) //nolint:errcheck // it is replaced
+			conn = nil
+			a.retryAfter(ctx, &retry)
+			continue
+		}
+		retry = listenRetryMin
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(announceGap):
+		}
+	}
+}
+
+// retryAfter keeps the untold commits pending and waits before the next
+// attempt, doubling the wait up to listenRetryMax. Meanwhile the
+// listeners of other processes fall back on their timers.
+func (a *announcer) retryAfter(ctx context.Context, wait *time.Duration) {
+	select {
+	case a.pending <- struct{}{}:
+	default:
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(*wait):
+	}
+	*wait = min(*wait*2, listenRetryMax)
 }

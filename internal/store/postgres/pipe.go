@@ -20,6 +20,9 @@ type pipe struct {
 	begun      bool
 	commitSent bool // COMMIT went out: whether it applied may be unknown
 	committed  bool
+	// events says the transaction writes events: once it commits, the
+	// subscribers are woken and other processes told (DB.eventsCommitted).
+	events bool
 }
 
 // send sends b in the transaction, BEGIN first when it is the first
@@ -104,6 +107,9 @@ func (db *DB) pipeTx(ctx context.Context, fn func(p *pipe) error) error {
 		}
 		conn.Release()
 		if err == nil {
+			if p.events {
+				db.eventsCommitted()
+			}
 			return nil
 		}
 		err = classify(err)

@@ -60,7 +60,8 @@ func init() {
 // DB is a state store in a PostgreSQL database (or one schema of it).
 type DB struct {
 	pool   *pgxpool.Pool
-	listen *listener // the notifier (see Subscribe)
+	listen *listener  // the notifier (see Subscribe)
+	tell   *announcer // tells the other processes of committed events
 	// agentTrees caches the schedule's tree with the live agents' nodes;
 	// agentPrune is when ExpireAgentRuns last forgot old rows (µs).
 	agentTrees store.AgentTrees
@@ -100,7 +101,8 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", classify(err))
 	}
-	db := &DB{pool: pool, listen: newListener(cfg.ConnConfig)}
+	tell := newAnnouncer(cfg.ConnConfig)
+	db := &DB{pool: pool, listen: newListener(cfg.ConnConfig, tell), tell: tell}
 	if err := db.migrate(ctx, schema); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
@@ -152,15 +154,24 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close releases the store's connections.
 func (db *DB) Close() error {
 	db.listen.close()
+	db.tell.close()
 	db.pool.Close()
 	return nil
 }
 
 // Subscribe returns a channel woken after each committed write that
-// added events to this schema, by any process (LISTEN/NOTIFY on a
-// connection of its own, opened by the first subscription), and after
-// that connection is (re)established.
+// added events to this schema: at once for this DB's own writes, and by
+// LISTEN/NOTIFY (on a connection of its own, opened by the first
+// subscription) for other processes' writes, and after that connection
+// is (re)established.
 func (db *DB) Subscribe() (<-chan struct{}, func()) { return db.listen.subscribe() }
+
+// eventsCommitted wakes this DB's subscribers and has the other
+// processes told (see announcer), after a commit that added events.
+func (db *DB) eventsCommitted() {
+	db.listen.notify.Wake()
+	db.tell.committed()
+}
 
 // migrate creates the schema if needed and applies missing migrations,
 // holding a session advisory lock so concurrent Opens take turns.

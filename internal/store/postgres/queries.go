@@ -132,14 +132,14 @@ var summariesFew [fewKeys + 1]string
 func init() {
 	for n := 1; n <= fewKeys; n++ {
 		var sb strings.Builder
-		sb.WriteString(`SELECT job, period, state, n FROM run_counts WHERE n > 0 AND (job, period) IN (`)
+		sb.WriteString(`SELECT job, period, state, sum(n)::bigint FROM run_counts WHERE (job, period) IN (`)
 		for i := range n {
 			if i > 0 {
 				sb.WriteString(", ")
 			}
 			fmt.Fprintf(&sb, "($%d::text, $%d::text)", 2*i+1, 2*i+2)
 		}
-		sb.WriteString(")")
+		sb.WriteString(") GROUP BY job, period, state HAVING sum(n) > 0")
 		summariesFew[n] = sb.String()
 	}
 }
@@ -161,10 +161,10 @@ func (db *DB) Summaries(ctx context.Context, keys []store.JobPeriod) (map[store.
 		}
 	}
 	err := db.read(ctx, func(tx querier) error {
-		q, args := `SELECT c.job, c.period, c.state, c.n
+		q, args := `SELECT c.job, c.period, c.state, sum(c.n)::bigint
 			FROM unnest($1::text[], $2::text[]) AS k(job, period)
 			JOIN run_counts AS c ON c.job = k.job AND c.period = k.period
-			WHERE c.n > 0`, []any{jobs, periods}
+			GROUP BY c.job, c.period, c.state HAVING sum(c.n) > 0`, []any{jobs, periods}
 		if len(jobs) <= fewKeys {
 			// The common case (a run checked alone) in a form whose
 			// cached generic plan the server keeps: with an array it
@@ -324,6 +324,7 @@ func (db *DB) SetProgress(ctx context.Context, runID int64, p talon.Progress) er
 	if err != nil {
 		return fmt.Errorf("set progress of run %d: %w", runID, err)
 	}
+	db.eventsCommitted()
 	return nil
 }
 

@@ -116,9 +116,9 @@ var insertRun = insertFrom(`(SELECT $1::text, $2::text, $3::text, $4::text, $5::
 // created (store.CountChanges): in key order, and after the runs, like
 // every transaction's counters.
 const countInserted = `, cnt AS (
-	INSERT INTO run_counts (job, period, state, n)
-	SELECT job, period, state, count(*) FROM ins GROUP BY job, period, state ORDER BY job, period, state
-	ON CONFLICT (job, period, state) DO UPDATE SET n = run_counts.n + EXCLUDED.n
+	INSERT INTO run_counts (job, period, state, shard, n)
+	SELECT job, period, state, ` + countShard + `, count(*) FROM ins GROUP BY job, period, state ORDER BY job, period, state
+	ON CONFLICT (job, period, state, shard) DO UPDATE SET n = run_counts.n + EXCLUDED.n
 )
 SELECT * FROM ins`
 
@@ -257,6 +257,7 @@ func (db *DB) CreateRuns(ctx context.Context, ps []store.CreateRun) ([]store.Cre
 	var out []store.Created
 	var refused []int // not inserted, perhaps for a pause (PauseRefuse)
 	err := db.pipeTx(ctx, func(tx *pipe) error {
+		tx.events = true
 		out = make([]store.Created, len(valid))
 		refused = refused[:0]
 		inserted := map[string]talon.Run{} // by unique key
@@ -391,6 +392,7 @@ func (db *DB) createOneTrip(ctx context.Context, valid []store.CreateRun, params
 	var inserted map[string]talon.Run // by unique key
 	var missing []int
 	err := db.pipeTx(ctx, func(tx *pipe) error {
+		tx.events = true
 		out = make([]store.Created, len(valid))
 		inserted = map[string]talon.Run{}
 		missing = missing[:0]

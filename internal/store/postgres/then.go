@@ -165,7 +165,8 @@ func (tb *thenBatch) results(ctx context.Context, db *DB, results []store.Result
 // LATERAL keeps every plan on run_counts' primary key.
 const countsOfRuns = `SELECT k.job, k.period, c.state, c.n
 	FROM (SELECT DISTINCT job, period FROM runs WHERE id = ANY($1::bigint[])) AS k,
-	LATERAL (SELECT state, n FROM run_counts WHERE job = k.job AND period = k.period AND n > 0) AS c`
+	LATERAL (SELECT state, sum(n)::bigint AS n FROM run_counts WHERE job = k.job AND period = k.period
+		GROUP BY state HAVING sum(n) > 0) AS c`
 
 // endedCounts gathers the runs of a batch's items that end them, and
 // reads their counters for Result.Counts.

@@ -69,7 +69,9 @@ const takenInPeriods = `WITH k AS (SELECT DISTINCT job, period FROM runs WHERE i
 	UNION ALL
 	SELECT k.job, k.period, COALESCE((SELECT id FROM runs AS r
 		WHERE r.job = k.job AND r.period = k.period AND r.state = 'succeeded' LIMIT 1), 0), 'succeeded', c.n
-	FROM k JOIN run_counts AS c ON c.job = k.job AND c.period = k.period AND c.state = 'succeeded' AND c.n > 0`
+	FROM k, LATERAL (SELECT sum(n)::bigint AS n FROM run_counts AS c
+		WHERE c.job = k.job AND c.period = k.period AND c.state = 'succeeded') AS c
+	WHERE c.n > 0`
 
 // updateRuns applies each run's net change of a batch — at most one row
 // per run, however many of its items the batch applied — as a
@@ -257,6 +259,7 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 
 	var results []store.Result
 	err = db.pipeTx(ctx, func(tx *pipe) error {
+		tx.events = true
 		results = make([]store.Result, len(ts))
 		cur := make(map[int64]*current, len(ids))
 		fs := newFenceState()
