@@ -62,6 +62,11 @@ type Options struct {
 	LookBack int64
 	// Buffer is the capacity of each subscriber's channel (default 1024).
 	Buffer int
+	// Gap is the least time from one read to the next (default 2ms): the
+	// wake-ups that come meanwhile are answered by one read. Under a
+	// steady stream of commits (two a run) a reader woken by each would
+	// cost the database a query per commit.
+	Gap time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -81,6 +86,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Buffer <= 0 {
 		o.Buffer = 1024
+	}
+	if o.Gap <= 0 {
+		o.Gap = 2 * time.Millisecond
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -139,6 +147,7 @@ func (h *Hub) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	started := false
+	var lastRead time.Time // on the monotonic clock, unlike opts.Now
 	for {
 		select {
 		case <-ctx.Done():
@@ -159,6 +168,21 @@ func (h *Hub) Run(ctx context.Context) {
 			}
 			started = true
 		}
+		if wait := time.Until(lastRead.Add(h.opts.Gap)); wait > 0 {
+			gap := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				gap.Stop()
+				return
+			case <-gap.C:
+			}
+			// The wake-ups of the gap are answered by this read.
+			select {
+			case <-wake:
+			default:
+			}
+		}
+		lastRead = time.Now()
 		rctx, cancel := context.WithTimeout(ctx, readTimeout)
 		next, err := h.read(rctx)
 		cancel()
