@@ -13,7 +13,7 @@ const addCounts = `INSERT INTO run_counts (job, period, state, shard, n)
 	ON CONFLICT (job, period, state, shard) DO UPDATE SET n = run_counts.n + EXCLUDED.n`
 
 // countShard is the shard of a counter a transaction adds to (migration
-// 0014): one per connection, so that transactions on different
+// 0013): one per connection, so that transactions on different
 // connections moving runs of the same job and period do not wait for
 // each other's commit on one row. Readers sum the shards.
 const countShard = `pg_backend_pid() % 8`

@@ -11,10 +11,11 @@ import (
 	"github.com/talonhq/talon/internal/store"
 )
 
-// eventsChannel is the channel the events_notify trigger (migration
-// 0005) notifies, with the schema's name as payload: databases shared
-// by several schemas (one per test, or per environment) wake only the
-// listeners of their own.
+// eventsChannel is the channel the announcer notifies after commits
+// that wrote events (until migration 0012, a trigger on events did),
+// with the schema's name as payload: databases shared by several schemas
+// (one per test, or per environment) wake only the listeners of their
+// own.
 const eventsChannel = "talon_events"
 
 // Reconnection delays of the listening connection after it is lost.
