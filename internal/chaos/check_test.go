@@ -508,6 +508,20 @@ func (c *checker) checkLostOnlyIfFaulted() *checkResult {
 	return res
 }
 
+// detectionDeadline is when peers must have detected a scheduler whose
+// last heartbeat was at base, judged at t: a bound after base, or — as
+// peers judge others only once they have heartbeated for a whole lease
+// without a gap — a bound after the end of a database outage that began
+// before t and ended after base less a lease. why names that outage.
+func (c *checker) detectionDeadline(base, t time.Time) (deadline time.Time, why string) {
+	deadline = base.Add(c.bound)
+	if o, ok := c.lastOutageBefore(t); ok && o.to.After(base.Add(-c.lease)) && o.to.Add(c.bound).After(deadline) {
+		deadline = o.to.Add(c.bound)
+		why = fmt.Sprintf(", or of the database outage %s–%s", clock(o.from), clock(o.to))
+	}
+	return deadline, why
+}
+
 // lastOutageBefore is the last database outage that began before t.
 func (c *checker) lastOutageBefore(t time.Time) (interval, bool) {
 	var best interval
@@ -573,23 +587,20 @@ func (c *checker) checkDetection() *checkResult {
 		}
 		if len(undetected) > 0 {
 			// A frozen scheduler may finish its runs itself after
-			// SIGCONT, but only if it was not frozen past the bound.
-			if f.kind != faultStop || f.restored.After(base.Add(c.bound)) {
-				res.violations = append(res.violations, fmt.Sprintf("%s: runs %v it had running were neither declared lost nor re-attached (%s)",
-					f, undetected, c.fate(undetected)))
+			// SIGCONT, but only if it was not frozen past the deadline
+			// its peers had to detect it by.
+			deadline, why := c.detectionDeadline(base, f.restored)
+			if f.kind != faultStop || f.restored.After(deadline) {
+				res.violations = append(res.violations, fmt.Sprintf("%s: runs %v it had running were neither declared lost nor re-attached (%s); bound %s of its last heartbeat at %s%s",
+					f, undetected, c.fate(undetected), c.bound, clock(base), why))
 			}
 			continue
 		}
 		d := last.Sub(base)
 		samples = append(samples, d)
 		fromSignal = append(fromSignal, last.Sub(f.at))
-		// Peers judge others only once they have heartbeated for a whole
-		// lease without a gap: a database outage ending after the last
-		// heartbeat moves the deadline to a bound after its end.
-		deadline, why := base.Add(c.bound), ""
-		if o, ok := c.lastOutageBefore(last); ok && o.to.After(base.Add(-c.lease)) && o.to.Add(c.bound).After(deadline) {
-			deadline = o.to.Add(c.bound)
-			why = fmt.Sprintf(", or of the database outage %s–%s", clock(o.from), clock(o.to))
+		deadline, why := c.detectionDeadline(base, last)
+		if why != "" {
 			after++
 		}
 		if last.After(deadline) {
