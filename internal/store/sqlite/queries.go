@@ -133,10 +133,34 @@ func (db *DB) LastEventID(ctx context.Context) (int64, error) {
 // Summaries counts runs by state for each (job, period). Keys travel as
 // one JSON parameter, so any number of them fits in one query.
 func (db *DB) Summaries(ctx context.Context, keys []store.JobPeriod) (map[store.JobPeriod]store.Summary, error) {
-	out := map[store.JobPeriod]store.Summary{}
 	if len(keys) == 0 {
-		return out, nil
+		return map[store.JobPeriod]store.Summary{}, nil
 	}
+	var out map[store.JobPeriod]store.Summary
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = db.readCounters(ctx, tx, keys)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("summaries: %w", err)
+	}
+	return out, nil
+}
+
+// qCounters reads the run counters (migration 0009) of the (job, period)
+// pairs given as [[job, period], …]: the cost does not grow with the runs
+// a period has. CROSS JOIN makes SQLite walk the keys and look each up by
+// the counters' key.
+const qCounters = `SELECT c.job, c.period, c.state, c.n
+	FROM jsonb_each(?) AS k CROSS JOIN run_counts AS c
+	ON c.job = k.value ->> 0 AND c.period = k.value ->> 1
+	WHERE c.n > 0`
+
+// readCounters reads in tx the counters of keys; a key without runs is
+// absent from the answer.
+func (db *DB) readCounters(ctx context.Context, tx *sql.Tx, keys []store.JobPeriod) (map[store.JobPeriod]store.Summary, error) {
+	out := map[store.JobPeriod]store.Summary{}
 	seen := make(map[store.JobPeriod]bool, len(keys))
 	pairs := make([][2]string, 0, len(keys))
 	for _, k := range keys {
@@ -147,38 +171,28 @@ func (db *DB) Summaries(ctx context.Context, keys []store.JobPeriod) (map[store.
 	}
 	b, err := json.Marshal(pairs)
 	if err != nil {
-		return nil, fmt.Errorf("summaries: %w", err)
+		return nil, err
 	}
-	err = db.read(ctx, func(tx *sql.Tx) error {
-		// From the run counters (migration 0009): the cost does not grow
-		// with the runs a period has. CROSS JOIN makes SQLite walk the
-		// keys and look each up by the counters' key.
-		rows, err := tx.QueryContext(ctx, `SELECT c.job, c.period, c.state, c.n
-			FROM jsonb_each(?) AS k CROSS JOIN run_counts AS c
-			ON c.job = k.value ->> 0 AND c.period = k.value ->> 1
-			WHERE c.n > 0`, string(b))
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var k store.JobPeriod
-			var state string
-			var n int
-			if err := rows.Scan(&k.Job, &k.Period, &state, &n); err != nil {
-				return err
-			}
-			if out[k] == nil {
-				out[k] = store.Summary{}
-			}
-			out[k][talon.State(state)] = n
-		}
-		return rows.Err()
-	})
+	// Not a statement of writeStmts: those are the writer's, and
+	// Summaries reads on the readers' connections.
+	rows, err := tx.QueryContext(ctx, qCounters, string(b))
 	if err != nil {
-		return nil, fmt.Errorf("summaries: %w", err)
+		return nil, err
 	}
-	return out, nil
+	defer rows.Close()
+	for rows.Next() {
+		var k store.JobPeriod
+		var state string
+		var n int
+		if err := rows.Scan(&k.Job, &k.Period, &state, &n); err != nil {
+			return nil, err
+		}
+		if out[k] == nil {
+			out[k] = store.Summary{}
+		}
+		out[k][talon.State(state)] = n
+	}
+	return out, rows.Err()
 }
 
 // JobCounts counts each job's runs by state over all periods. Jobs without

@@ -110,51 +110,27 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 // counters of its job and period as the transaction leaves them, read
 // for every such (job, period) of the batch in one statement.
 func (st *transitionStmts) endedCounts(ctx context.Context, ts []store.Transition, results []store.Result) error {
-	read := map[store.JobPeriod]store.Summary{}
-	var keys [][2]string
+	var keys []store.JobPeriod
 	for i, t := range ts {
-		r := results[i]
-		if !t.To.Terminal() || r.Err != nil || r.Run.ID == 0 {
-			continue
-		}
-		k := store.JobPeriod{Job: r.Run.Job, Period: r.Run.Period}
-		if _, ok := read[k]; !ok {
-			read[k] = store.Summary{}
-			keys = append(keys, [2]string{k.Job, k.Period})
+		if r := results[i]; t.To.Terminal() && r.Err == nil && r.Run.ID != 0 {
+			keys = append(keys, store.JobPeriod{Job: r.Run.Job, Period: r.Run.Period})
 		}
 	}
 	if len(keys) == 0 {
 		return nil
 	}
-	b, err := json.Marshal(keys)
+	read, err := st.db.readCounters(ctx, st.tx, keys)
 	if err != nil {
-		return fmt.Errorf("read counters: %w", err)
-	}
-	rows, err := st.query(ctx, qEndedCounts, string(b))
-	if err != nil {
-		return fmt.Errorf("read counters: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k store.JobPeriod
-		var state string
-		var n int
-		if err := rows.Scan(&k.Job, &k.Period, &state, &n); err != nil {
-			return fmt.Errorf("read counters: %w", err)
-		}
-		if c, ok := read[k]; ok {
-			c[talon.State(state)] = n
-		}
-	}
-	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read counters: %w", err)
 	}
 	for i, t := range ts {
-		r := results[i]
-		if !t.To.Terminal() || r.Err != nil || r.Run.ID == 0 {
-			continue
+		if r := results[i]; t.To.Terminal() && r.Err == nil && r.Run.ID != 0 {
+			c := read[store.JobPeriod{Job: r.Run.Job, Period: r.Run.Period}]
+			if c == nil {
+				c = store.Summary{}
+			}
+			results[i].Counts = c
 		}
-		results[i].Counts = read[store.JobPeriod{Job: r.Run.Job, Period: r.Run.Period}]
 	}
 	return nil
 }
@@ -367,9 +343,6 @@ const (
 	qCounts = `INSERT INTO run_counts (job, period, state, n)
 		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM jsonb_each(?) WHERE true
 		ON CONFLICT (job, period, state) DO UPDATE SET n = n + excluded.n`
-	// The counters of the (job, period) pairs given as [[job, period], …].
-	qEndedCounts = `SELECT c.job, c.period, c.state, c.n FROM jsonb_each(?) AS k
-		JOIN run_counts AS c ON c.job = k.value ->> 0 AND c.period = k.value ->> 1 AND c.n > 0`
 	qSucceededCount = `SELECT n FROM run_counts WHERE job = ? AND period = ? AND state = 'succeeded'`
 	qSucceededRun   = `SELECT id FROM runs
 		WHERE job = ? AND period = ? AND state = 'succeeded' AND id <> ? LIMIT 1`
@@ -386,7 +359,7 @@ const (
 
 // writeStmts are prepared when the store opens.
 var writeStmts = []string{qFlush, qDelDecisions, qAddDecision, qAddHold, qAddHeld, qDelHolds, qDelWaiter,
-	qCurrent, qPaused, qHolding, qWaiting, qEvents, qCounts, qEndedCounts, qSucceededCount, qSucceededRun, qTakenRun, qActiveCount, qActiveRuns,
+	qCurrent, qPaused, qHolding, qWaiting, qEvents, qCounts, qSucceededCount, qSucceededRun, qTakenRun, qActiveCount, qActiveRuns,
 	qInsertRun, qRunByKey, qRunByFire}
 
 func (db *DB) prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error) {
