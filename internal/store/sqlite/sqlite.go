@@ -71,6 +71,8 @@ type DB struct {
 	// agentPrune is when ExpireAgentRuns last forgot old rows (µs).
 	agentTrees store.AgentTrees
 	agentPrune atomic.Int64
+	// ckpt copies the WAL back into the file after commits.
+	ckpt *checkpointer
 }
 
 // stmt returns query for use in tx: prepared once on the writer's one
@@ -160,6 +162,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// pages every step touches would be read again and again. The writer,
 	// which touches them all, keeps up to 64 MB (as it uses it).
 	wq.Add("_pragma", "cache_size(-65536)")
+	// Checkpoints run in the background (see checkpointer); a commit runs
+	// one itself only past walLimit pages.
+	wq.Add("_pragma", "wal_autocheckpoint("+strconv.Itoa(walLimit)+")")
 	rq := url.Values{}
 	for k, v := range q {
 		rq[k] = v
@@ -191,6 +196,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
 	db.r = r
+	c, err := sql.Open("sqlite", path+"?"+q.Encode())
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	db.ckpt = newCheckpointer(c)
 	return db, nil
 }
 
@@ -223,7 +234,11 @@ func (db *DB) Close() error {
 		s.(*sql.Stmt).Close()
 		return true
 	})
-	err := db.w.Close()
+	var err error
+	if db.ckpt != nil {
+		err = db.ckpt.close()
+	}
+	err = errors.Join(err, db.w.Close())
 	if db.r != nil {
 		err = errors.Join(err, db.r.Close())
 	}
@@ -330,6 +345,9 @@ func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return classify(fmt.Errorf("commit: %w", err))
+	}
+	if db.ckpt != nil { // nil while Open migrates
+		db.ckpt.committed()
 	}
 	return nil
 }
