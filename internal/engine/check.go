@@ -19,8 +19,31 @@ import (
 
 // checkDue checks up to MaxBatch blocked runs that are dirty or due, moves
 // each to what its constraints decide, and dispatches those that pass. It
-// returns how many runs it checked.
-func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, error) {
+// returns how many runs it checked, plus one when the ends it recorded
+// made runs due that it did not check.
+//
+// ends are the runs whose processes ended (see completions), of the jobs
+// endJobs. Each is recorded: in the transaction of the batch's decisions
+// when none of them could be decided otherwise after it (affectedBy) and
+// no decision takes a fenced limit or resources, which the store decides
+// at commit and an end may free; else on its own, before the runs are
+// decided, as a step did before this batch. One commit and one round trip
+// instead of two when runs end and others start in one step, which is
+// the life of one-at-a-time triggers.
+func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time, ends []store.Transition, endJobs []string) (int, error) {
+	// more is 1 when the ends made runs due that this batch did not
+	// check, so the caller's loop goes on.
+	more := 0
+	recordEnds := func() error {
+		ts := ends
+		ends = nil
+		n := len(e.dirty)
+		err := e.apply(ctx, p, now, ts)
+		if len(e.dirty) > n {
+			more = 1
+		}
+		return err
+	}
 	ids := make([]int64, 0, min(e.cfg.MaxBatch, len(e.dirty)+8))
 	for id := range e.dirty {
 		if len(ids) == e.cfg.MaxBatch {
@@ -51,7 +74,8 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 	e.decided = nil
 	e.mu.Unlock()
 	if len(ids) == 0 && len(decided) == 0 {
-		return 0, nil
+		err := recordEnds()
+		return more, err
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
@@ -69,10 +93,16 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 		runs, err = e.st.ListRuns(ctx, store.RunFilter{IDs: unread})
 		if err != nil {
 			e.requeueDecided(decided)
-			return 0, fmt.Errorf("read blocked runs: %w", err)
+			return 0, errors.Join(fmt.Errorf("read blocked runs: %w", err), recordEnds())
 		}
 	}
 	runs = append(runs, fresh...)
+	if len(ends) > 0 && endsMatter(p, endJobs, runs, decided) {
+		if err := recordEnds(); err != nil {
+			e.requeueDecided(decided)
+			return 0, err
+		}
+	}
 	for _, id := range ids {
 		delete(e.dirty, id)
 		delete(e.fresh, id)
@@ -117,16 +147,36 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 		ts = append(ts, d.t)
 	}
 	if len(ts) == 0 {
-		return len(ids), nil
+		err := recordEnds()
+		return len(ids) + more, err
 	}
 	decisions := len(ts)
 	ts, prestarted := e.prestart(p, ts, toCheck, now)
-	res, err := e.st.Transition(ctx, ts)
+	if slices.ContainsFunc(ts, func(t store.Transition) bool { return t.Fence != nil || t.Allocate != nil }) {
+		if err := recordEnds(); err != nil {
+			for _, t := range ts[:decisions] {
+				e.dirty[t.RunID] = true
+			}
+			return 0, err
+		}
+	}
+	carried := ends
+	res, err := e.st.Transition(ctx, append(slices.Clip(carried), ts...))
 	if err != nil {
 		for _, t := range ts[:decisions] {
 			e.dirty[t.RunID] = true
 		}
+		e.pendingTx = append(e.pendingTx, carried...)
 		return 0, fmt.Errorf("record decisions: %w", err)
+	}
+	var endsErr error // follow-ups not created: kept for the next step
+	if len(carried) > 0 {
+		n := len(e.dirty)
+		endsErr = e.applied(ctx, p, now, carried, res[:len(carried)])
+		if len(e.dirty) > n {
+			more = 1
+		}
+		res = res[len(carried):]
 	}
 	var ready, running []talon.Run
 	var refence []store.Transition
@@ -182,12 +232,30 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time) (int, err
 		}
 	}
 	if err := e.startRecorded(ctx, p, running, now); err != nil {
-		return 0, err
+		return 0, errors.Join(endsErr, err)
 	}
 	if err := e.dispatch(ctx, p, ready, now); err != nil {
-		return 0, err
+		return 0, errors.Join(endsErr, err)
 	}
-	return len(ids) + len(decided), nil
+	return len(ids) + len(decided) + more, endsErr
+}
+
+// endsMatter reports whether the ends of runs of endJobs may change the
+// decision on one of the runs about to be decided.
+func endsMatter(p *plan, endJobs []string, runs []talon.Run, decided []decision) bool {
+	for _, j := range endJobs {
+		for _, r := range runs {
+			if p.affectedBy(j, r.Job) {
+				return true
+			}
+		}
+		for _, d := range decided {
+			if p.affectedBy(j, d.run.Job) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // prestart appends, for each decision letting a run into ready whose

@@ -268,6 +268,13 @@ func specResources(tree *resource.Tree, hs []resource.Hold) []executor.Resource 
 
 // recordCompletions records the runs whose processes ended.
 func (e *Engine) recordCompletions(ctx context.Context, p *plan, now time.Time) error {
+	ts, _ := e.completions(ctx, p, now)
+	return e.apply(ctx, p, now, ts)
+}
+
+// completions takes the runs whose processes ended and returns the
+// transitions that record them, with the jobs of those runs.
+func (e *Engine) completions(ctx context.Context, p *plan, now time.Time) ([]store.Transition, []string) {
 	e.mu.Lock()
 	done := e.done
 	e.done = nil
@@ -293,9 +300,10 @@ func (e *Engine) recordCompletions(ctx context.Context, p *plan, now time.Time) 
 	}
 	e.mu.Unlock()
 	if len(done) == 0 {
-		return nil
+		return nil, nil
 	}
 	ts := make([]store.Transition, 0, len(done))
+	jobs := make([]string, 0, len(done))
 	for _, c := range done {
 		to := talon.StateFailed
 		if c.outcome.Succeeded {
@@ -330,6 +338,7 @@ func (e *Engine) recordCompletions(ctx context.Context, p *plan, now time.Time) 
 			reason += e.missingArtifacts(ctx, p, run)
 		}
 		t := store.Transition{RunID: c.runID, From: []talon.State{talon.StateRunning}, To: to, Reason: reason, Now: at}
+		jobs = append(jobs, run.Job) // "" when unknown
 		if run.ID != 0 {
 			// What follows the end is created in the transaction that
 			// records it: one commit, and no end without its follow-ups.
@@ -337,7 +346,7 @@ func (e *Engine) recordCompletions(ctx context.Context, p *plan, now time.Time) 
 		}
 		ts = append(ts, t)
 	}
-	return e.apply(ctx, p, now, ts)
+	return ts, jobs
 }
 
 // followUps are the runs that follow r's end in state to at finished:
@@ -378,6 +387,12 @@ func (e *Engine) apply(ctx context.Context, p *plan, now time.Time, ts []store.T
 		e.pendingTx = append(e.pendingTx, ts...)
 		return fmt.Errorf("record run transitions: %w", err)
 	}
+	return e.applied(ctx, p, now, ts, res)
+}
+
+// applied is what follows apply's transitions ts once the store has
+// answered them with res.
+func (e *Engine) applied(ctx context.Context, p *plan, now time.Time, ts []store.Transition, res []store.Result) error {
 	defer func() {
 		for _, t := range ts {
 			delete(e.noRetry, t.RunID)

@@ -526,7 +526,11 @@ func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
 	// Retry transitions an outage interrupted before anything else, so a
 	// finished run is never forgotten.
 	if len(e.pendingTx) > 0 {
-		ts := e.pendingTx
+		// Runs that ended meanwhile join them: while the store keeps
+		// failing, each try records them as well, rather than leaving
+		// them behind the ones it cannot answer for.
+		ends, _ := e.completions(ctx, p, now)
+		ts := append(e.pendingTx, ends...)
 		e.pendingTx = nil
 		if err := e.apply(ctx, p, now, ts); err != nil {
 			return wake, err
@@ -565,9 +569,6 @@ func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
 	if err := e.recordStarts(ctx, p, now); err != nil {
 		return wake, err
 	}
-	if err := e.recordCompletions(ctx, p, now); err != nil {
-		return wake, err
-	}
 	next, err := e.fire(ctx, p, now)
 	if err != nil {
 		return wake, fmt.Errorf("fire triggers: %w", err)
@@ -581,10 +582,10 @@ func (e *Engine) step(ctx context.Context, now time.Time) (time.Time, error) {
 		if err := e.recordStarts(ctx, p, now); err != nil {
 			return wake, err
 		}
-		if err := e.recordCompletions(ctx, p, now); err != nil {
-			return wake, err
-		}
-		n, err := e.checkDue(ctx, p, now)
+		// The ends are recorded with the batch's decisions when they
+		// cannot change them (see checkDue).
+		ends, endJobs := e.completions(ctx, p, now)
+		n, err := e.checkDue(ctx, p, now, ends, endJobs)
 		if err != nil {
 			return wake, err
 		}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/talonhq/talon"
@@ -133,6 +134,22 @@ func compile(s *schedule.Schedule) (*plan, error) {
 }
 
 func (p *plan) dependents(job string) []string { return p.deps[job] }
+
+// affectedBy reports whether the end of a run of job (its counts, what it
+// releases) may change the decision on a blocked run of other: other
+// waits on job, or holds to a limit of its own runs (every job is its
+// own dependent, but one without constraints passes whatever its runs
+// do), or both queue for resources. An unknown job may affect anything.
+func (p *plan) affectedBy(job, other string) bool {
+	j := p.jobs[job]
+	if j == nil || p.isRes[job] && p.isRes[other] {
+		return true
+	}
+	if other == job {
+		return len(j.Checks) > 0
+	}
+	return slices.Contains(p.deps[job], other)
+}
 
 // freed lists the jobs to re-check when a run of job leaves the
 // resource queue or releases what it held.
