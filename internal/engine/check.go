@@ -243,19 +243,14 @@ func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time, ends []st
 // endsMatter reports whether the ends of runs of endJobs may change the
 // decision on one of the runs about to be decided.
 func endsMatter(p *plan, endJobs []string, runs []talon.Run, decided []decision) bool {
-	for _, j := range endJobs {
-		for _, r := range runs {
-			if p.affectedBy(j, r.Job) {
-				return true
-			}
-		}
-		for _, d := range decided {
-			if p.affectedBy(j, d.run.Job) {
-				return true
-			}
-		}
+	jobs := make(map[string]bool, len(runs)+len(decided))
+	for _, r := range runs {
+		jobs[r.Job] = true
 	}
-	return false
+	for _, d := range decided {
+		jobs[d.run.Job] = true
+	}
+	return slices.ContainsFunc(endJobs, func(j string) bool { return p.affects(j, jobs) })
 }
 
 // prestart appends, for each decision letting a run into ready whose

@@ -135,20 +135,21 @@ func compile(s *schedule.Schedule) (*plan, error) {
 
 func (p *plan) dependents(job string) []string { return p.deps[job] }
 
-// affectedBy reports whether the end of a run of job (its counts, what it
-// releases) may change the decision on a blocked run of other: other
-// waits on job, or holds to a limit of its own runs (every job is its
-// own dependent, but one without constraints passes whatever its runs
-// do), or both queue for resources. An unknown job may affect anything.
-func (p *plan) affectedBy(job, other string) bool {
+// affects reports whether the end of a run of job (its counts, what it
+// releases) may change the decision on a blocked run of one of jobs: the
+// run waits on job, or holds to a limit of its own job's runs (every job
+// is its own dependent, but one without constraints passes whatever its
+// runs do), or both jobs queue for resources. An unknown job may affect
+// anything.
+func (p *plan) affects(job string, jobs map[string]bool) bool {
 	j := p.jobs[job]
-	if j == nil || p.isRes[job] && p.isRes[other] {
+	if j == nil {
 		return true
 	}
-	if other == job {
-		return len(j.Checks) > 0
+	if p.isRes[job] && slices.ContainsFunc(p.resJobs, func(o string) bool { return jobs[o] }) {
+		return true
 	}
-	return slices.Contains(p.deps[job], other)
+	return slices.ContainsFunc(p.deps[job], func(o string) bool { return jobs[o] && (o != job || len(j.Checks) > 0) })
 }
 
 // freed lists the jobs to re-check when a run of job leaves the
