@@ -24,7 +24,7 @@ import (
 //
 // ends are the runs whose processes ended (see completions), of the jobs
 // endJobs. Each is recorded: in the transaction of the batch's decisions
-// when none of them could be decided otherwise after it (affectedBy) and
+// when none of them could be decided otherwise after it (plan.affects) and
 // no decision takes a fenced limit or resources, which the store decides
 // at commit and an end may free; else on its own, before the runs are
 // decided, as a step did before this batch. One commit and one round trip
