@@ -26,8 +26,8 @@ import (
 // endJobs. Each is recorded: in the transaction of the batch's decisions
 // when none of them could be decided otherwise after it (plan.affects) and
 // no decision takes a fenced limit or resources, which the store decides
-// at commit and an end may free; else on its own, before the runs are
-// decided, as a step did before this batch. One commit and one round trip
+// at commit and an end may free; else on its own before the runs are
+// decided, so that their decisions see it. One commit and one round trip
 // instead of two when runs end and others start in one step, which is
 // the life of one-at-a-time triggers.
 func (e *Engine) checkDue(ctx context.Context, p *plan, now time.Time, ends []store.Transition, endJobs []string) (int, error) {

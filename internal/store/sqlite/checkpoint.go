@@ -9,10 +9,10 @@ import (
 
 // SQLite copies the WAL back into the database file in checkpoints. By
 // default the commit that takes the WAL past 1,000 pages runs one itself,
-// before it returns: copying the pages and syncing the file made one
-// commit in a few hundred wait several milliseconds (a dependency hop's
-// p99 was 5.7–6.1 ms in BenchmarkChain1000/sqlite, against 1.7–2.0 ms
-// with no checkpoint at all). The store checkpoints from a goroutine of
+// before it returns: copying the pages and syncing the file made those
+// commits wait several milliseconds (a dependency hop's p99 was
+// 5.7–6.1 ms in BenchmarkChain1000/sqlite, against 1.7–2.0 ms with no
+// checkpoint at all). The store checkpoints from a goroutine of
 // its own instead, on a connection of its own, after commits; a commit
 // checkpoints by itself only past walLimit pages, when the background has
 // fallen behind, and then finds little left to copy.
