@@ -3,9 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/talonhq/talon"
@@ -78,6 +78,9 @@ func (db *DB) Transition(ctx context.Context, ts []store.Transition) ([]store.Re
 			creations[i] = c
 		}
 		added = len(st.events) > 0
+		if err := st.writeDecisions(ctx); err != nil {
+			return err
+		}
 		if err := st.writeEvents(ctx); err != nil {
 			return err
 		}
@@ -168,7 +171,6 @@ func itemError(err error) bool {
 }
 
 type transitionStmts struct {
-	delDecisions, addDecision             *sql.Stmt
 	addHold, addHeld, delHolds, delWaiter *sql.Stmt
 	tx                                    *sql.Tx
 	db                                    *DB
@@ -182,9 +184,16 @@ type transitionStmts struct {
 	// The batch's runs that hold resources (until released) or wait in
 	// the resource queue: the others have no rows to delete.
 	holding, waiting map[int64]bool
-	// What the batch writes at its end, in one statement each.
-	events []eventRow
-	counts store.CountChanges
+	// What the batch writes at its end, a few statements each: the runs
+	// whose decisions are replaced (undecide), the last decisions of
+	// each run decided (in the order first decided), the events and the
+	// changes to the counters.
+	undecide     []int64
+	undecided    map[int64]bool
+	decided      map[int64][]talon.Decision
+	decidedOrder []int64
+	events       []eventRow
+	counts       store.CountChanges
 }
 
 // current is what a transition batch knows of one run: its row as the
@@ -203,14 +212,14 @@ type current struct {
 
 // eventRow is a transition's event, written with the batch's others.
 type eventRow struct {
-	RunID  int64  `json:"r"`
-	Time   int64  `json:"t"`
-	From   string `json:"f"`
-	To     string `json:"s"`
-	Reason string `json:"m"`
-	Type   string `json:"y"`
-	Job    string `json:"j"`
-	Period string `json:"p"`
+	RunID  int64
+	Time   int64
+	From   string
+	To     string
+	Reason string
+	Type   string
+	Job    string
+	Period string
 }
 
 // load reads the batch's runs, and the paused jobs when a run may enter
@@ -218,6 +227,8 @@ type eventRow struct {
 func (st *transitionStmts) load(ctx context.Context, ts []store.Transition) error {
 	st.cur = make(map[int64]*current, len(ts))
 	st.counts = store.CountChanges{}
+	st.undecide, st.decidedOrder = nil, nil
+	st.undecided, st.decided = map[int64]bool{}, map[int64][]talon.Decision{}
 	ids := make([]int64, 0, len(ts))
 	toReady := false
 	for _, t := range ts {
@@ -295,19 +306,42 @@ func (st *transitionStmts) writeEvents(ctx context.Context) error {
 	return st.db.insertEvents(ctx, st.tx, st.events)
 }
 
-// insertEvents writes events in one statement, in order.
-func (db *DB) insertEvents(ctx context.Context, tx *sql.Tx, events []eventRow) error {
-	if len(events) == 0 {
-		return nil
-	}
-	b, err := json.Marshal(events)
+// writeDecisions replaces the decisions of the runs the batch decided.
+func (st *transitionStmts) writeDecisions(ctx context.Context) error {
+	_, err := st.db.execRows(ctx, st.tx, qDelDecisions, len(st.undecide), func(i int, args []any) []any {
+		return append(args, st.undecide[i])
+	})
 	if err != nil {
-		return fmt.Errorf("record events: %w", err)
+		return fmt.Errorf("replace decisions: %w", err)
 	}
-	s, err := db.stmt(ctx, tx, qEvents)
-	if err == nil {
-		_, err = s.ExecContext(ctx, string(b))
+	type row struct {
+		run int64
+		pos int
+		d   *talon.Decision
 	}
+	var rows []row
+	for _, id := range st.decidedOrder {
+		ds := st.decided[id]
+		for i := range ds {
+			rows = append(rows, row{id, i, &ds[i]})
+		}
+	}
+	_, err = st.db.execRows(ctx, st.tx, qAddDecision, len(rows), func(i int, args []any) []any {
+		r := rows[i]
+		return append(args, r.run, r.pos, r.d.Constraint, string(r.d.Action), r.d.Reason, nullMicros(r.d.RecheckAt))
+	})
+	if err != nil {
+		return fmt.Errorf("replace decisions: %w", err)
+	}
+	return nil
+}
+
+// insertEvents writes events, in order.
+func (db *DB) insertEvents(ctx context.Context, tx *sql.Tx, events []eventRow) error {
+	_, err := db.execRows(ctx, tx, qEvents, len(events), func(i int, args []any) []any {
+		e := &events[i]
+		return append(args, e.RunID, e.Time, e.From, e.To, e.Reason, e.Type, e.Job, e.Period)
+	})
 	if err != nil {
 		return fmt.Errorf("record events: %w", err)
 	}
@@ -316,33 +350,16 @@ func (db *DB) insertEvents(ctx context.Context, tx *sql.Tx, events []eventRow) e
 
 // The write path's statements, prepared once (see DB.stmt).
 const (
-	qDelDecisions = `DELETE FROM decisions WHERE run_id = ?`
-	qAddDecision  = `INSERT INTO decisions (run_id, pos, constraint_name, action, reason, recheck_at)
-		VALUES (?, ?, ?, ?, ?, ?)`
 	qAddHold   = `INSERT INTO allocations (run_id, path, units, period, created) VALUES (?, ?, ?, ?, ?)`
 	qAddHeld   = `INSERT INTO held (run_id, path, units, period, created) VALUES (?, ?, ?, ?, ?)`
 	qDelHolds  = `DELETE FROM allocations WHERE run_id = ? AND period = ''`
 	qDelWaiter = `DELETE FROM waiters WHERE run_id = ?`
 	qCurrent   = `SELECT answer, ` + runCols + ` FROM runs
 		WHERE id IN (SELECT value FROM json_each(?))`
-	// qFlush writes a batch's moved runs, given as JSON objects (flushRow),
-	// each a compare-and-set on the state the batch read.
-	qFlush = `UPDATE runs SET state = c.value ->> 's', reason = c.value ->> 'm', recheck_at = c.value ->> 'k',
-		started = c.value ->> 'b', finished = c.value ->> 'f', owner = c.value ->> 'o', handle = c.value ->> 'h',
-		executor = c.value ->> 'x', answer = c.value ->> 'a'
-		FROM jsonb_each(?) AS c
-		WHERE runs.id = c.value ->> 'i' AND runs.state = c.value ->> 'w'`
 	qPaused  = `SELECT job, paused_by, reason, since FROM paused_jobs`
 	qHolding = `SELECT DISTINCT run_id FROM allocations
 		WHERE run_id IN (SELECT value FROM json_each(?)) AND period = ''`
-	qWaiting = `SELECT run_id FROM waiters WHERE run_id IN (SELECT value FROM json_each(?))`
-	qEvents  = `INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
-		SELECT value ->> 'r', value ->> 't', value ->> 'f', value ->> 's', value ->> 'm', value ->> 'y', value ->> 'j', value ->> 'p'
-		FROM jsonb_each(?) ORDER BY key`
-	// WHERE true lets SQLite tell the upsert's ON CONFLICT from a join.
-	qCounts = `INSERT INTO run_counts (job, period, state, n)
-		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM jsonb_each(?) WHERE true
-		ON CONFLICT (job, period, state) DO UPDATE SET n = n + excluded.n`
+	qWaiting        = `SELECT run_id FROM waiters WHERE run_id IN (SELECT value FROM json_each(?))`
 	qSucceededCount = `SELECT n FROM run_counts WHERE job = ? AND period = ? AND state = 'succeeded'`
 	qSucceededRun   = `SELECT id FROM runs
 		WHERE job = ? AND period = ? AND state = 'succeeded' AND id <> ? LIMIT 1`
@@ -357,10 +374,25 @@ const (
 		WHERE ` + store.LiveStates + ` AND state IN ('ready', 'running') AND job = ? AND id <> ? ORDER BY id LIMIT ?`
 )
 
+// The write path's statements that take their rows as parameters.
+var (
+	// qFlush writes a batch's moved runs (flushRow), each a compare-and-set
+	// on the state the batch read.
+	qFlush = newRowsStmt(`UPDATE runs SET state = c.column3, reason = c.column4, recheck_at = c.column5,
+		started = c.column6, finished = c.column7, owner = c.column8, handle = c.column9,
+		executor = c.column10, answer = c.column11
+		FROM`, 11, true, `WHERE runs.id = c.column1 AND runs.state = c.column2`)
+	qEvents       = newRowsStmt(`INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)`, 8, false, ``)
+	qDelDecisions = newRowsStmt(`DELETE FROM decisions WHERE run_id IN (`, 1, false, `)`)
+	qAddDecision  = newRowsStmt(`INSERT INTO decisions (run_id, pos, constraint_name, action, reason, recheck_at)`, 6, false, ``)
+	qCounts       = newRowsStmt(`INSERT INTO run_counts (job, period, state, n)`, 4, false,
+		`ON CONFLICT (job, period, state) DO UPDATE SET n = n + excluded.n`)
+)
+
 // writeStmts are prepared when the store opens.
-var writeStmts = []string{qFlush, qDelDecisions, qAddDecision, qAddHold, qAddHeld, qDelHolds, qDelWaiter,
-	qCurrent, qPaused, qHolding, qWaiting, qEvents, qCounts, qSucceededCount, qSucceededRun, qTakenRun, qActiveCount, qActiveRuns,
-	qInsertRun, qRunByKey, qRunByFire}
+var writeStmts = slices.Concat([]string{qAddHold, qAddHeld, qDelHolds, qDelWaiter,
+	qCurrent, qPaused, qHolding, qWaiting, qSucceededCount, qSucceededRun, qTakenRun, qActiveCount, qActiveRuns,
+	qInsertRun, qRunByKey, qRunByFire}, qFlush.all(), qEvents.all(), qCounts.all(), qDelDecisions.all(), qAddDecision.all())
 
 func (db *DB) prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error) {
 	st := &transitionStmts{tx: tx, db: db}
@@ -373,8 +405,6 @@ func (db *DB) prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStm
 		s, err = db.stmt(ctx, tx, q)
 		return s
 	}
-	st.delDecisions = prep(qDelDecisions)
-	st.addDecision = prep(qAddDecision)
 	st.addHold = prep(qAddHold)
 	st.addHeld = prep(qAddHeld)
 	st.delHolds = prep(qDelHolds)
@@ -407,7 +437,7 @@ func (st *transitionStmts) queryRow(ctx context.Context, q string, args ...any) 
 }
 
 func (st *transitionStmts) close() {
-	for _, s := range []*sql.Stmt{st.delDecisions, st.addDecision, st.addHold, st.addHeld, st.delHolds, st.delWaiter} {
+	for _, s := range []*sql.Stmt{st.addHold, st.addHeld, st.delHolds, st.delWaiter} {
 		if s != nil {
 			s.Close()
 		}
@@ -502,17 +532,16 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 		return talon.Run{}, err
 	}
 	if t.Decisions != nil {
-		if hadDecisions {
-			if _, err := st.delDecisions.ExecContext(ctx, t.RunID); err != nil {
-				return talon.Run{}, fmt.Errorf("replace decisions: %w", err)
-			}
+		// Written at the batch's end (writeDecisions): nothing in the
+		// batch reads them.
+		if hadDecisions && !st.undecided[t.RunID] {
+			st.undecided[t.RunID] = true
+			st.undecide = append(st.undecide, t.RunID)
 		}
-		for i, d := range t.Decisions {
-			if _, err := st.addDecision.ExecContext(ctx, t.RunID, i, d.Constraint, string(d.Action), d.Reason,
-				nullMicros(d.RecheckAt)); err != nil {
-				return talon.Run{}, fmt.Errorf("replace decisions: %w", err)
-			}
+		if _, ok := st.decided[t.RunID]; !ok {
+			st.decidedOrder = append(st.decidedOrder, t.RunID)
 		}
+		st.decided[t.RunID] = t.Decisions
 	}
 	if evented {
 		st.events = append(st.events, eventRow{RunID: t.RunID, Time: micros(now), From: string(from), To: string(t.To),
@@ -531,17 +560,17 @@ func stored(t time.Time) time.Time {
 
 // flushRow is one moved run as qFlush reads it.
 type flushRow struct {
-	ID       int64  `json:"i"`
-	Was      string `json:"w"`
-	State    string `json:"s"`
-	Reason   string `json:"m"`
-	Recheck  *int64 `json:"k"`
-	Started  *int64 `json:"b"`
-	Finished *int64 `json:"f"`
-	Owner    string `json:"o"`
-	Handle   string `json:"h"`
-	Executor string `json:"x"`
-	Answer   string `json:"a"`
+	ID       int64
+	Was      string
+	State    string
+	Reason   string
+	Recheck  *int64
+	Started  *int64
+	Finished *int64
+	Owner    string
+	Handle   string
+	Executor string
+	Answer   string
 }
 
 // flush writes the runs the batch moved and has not written yet — those
@@ -580,20 +609,15 @@ func (st *transitionStmts) flush(ctx context.Context, job string) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	b, err := json.Marshal(rows)
+	n, err := st.db.execRows(ctx, st.tx, qFlush, len(rows), func(i int, args []any) []any {
+		r := &rows[i]
+		return append(args, r.ID, r.Was, r.State, r.Reason, r.Recheck, r.Started, r.Finished, r.Owner, r.Handle, r.Executor, r.Answer)
+	})
 	if err != nil {
 		return fmt.Errorf("record runs: %w", err)
 	}
-	s, err := st.db.stmt(ctx, st.tx, qFlush)
-	if err != nil {
-		return fmt.Errorf("record runs: %w", err)
-	}
-	res, err := s.ExecContext(ctx, string(b))
-	if err != nil {
-		return fmt.Errorf("record runs: %w", err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n != int64(len(rows)) {
-		return fmt.Errorf("record runs: %d of %d rows were in the state read (%v): %w", n, len(rows), err, store.ErrConflict)
+	if n != int64(len(rows)) {
+		return fmt.Errorf("record runs: %d of %d rows were in the state read: %w", n, len(rows), store.ErrConflict)
 	}
 	return nil
 }
