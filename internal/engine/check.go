@@ -420,7 +420,7 @@ type lookup struct {
 	st       store.Store
 	p        *plan
 	sums     map[store.JobPeriod]constraint.Counts
-	counts   map[string]store.Summary
+	active   map[string]int
 	blocked  map[string][]int64
 	periods  map[string]talon.Period
 	arts     map[store.JobPeriod][]talon.Artifact
@@ -428,7 +428,7 @@ type lookup struct {
 }
 
 func newLookup(st store.Store, p *plan) *lookup {
-	return &lookup{st: st, p: p, sums: map[store.JobPeriod]constraint.Counts{}, counts: map[string]store.Summary{}, blocked: map[string][]int64{}, periods: map[string]talon.Period{}, arts: map[store.JobPeriod][]talon.Artifact{}}
+	return &lookup{st: st, p: p, sums: map[store.JobPeriod]constraint.Counts{}, active: map[string]int{}, blocked: map[string][]int64{}, periods: map[string]talon.Period{}, arts: map[store.JobPeriod][]talon.Artifact{}}
 }
 
 // Artifacts answers the artifact constraint from the store's index by
@@ -506,13 +506,9 @@ func (l *lookup) prefetch(ctx context.Context, runs []talon.Run) {
 		}
 	}
 	if len(jobs) > 0 {
-		if cs, err := l.st.JobCounts(ctx, jobs); err == nil {
+		if cs, err := l.st.ActiveCounts(ctx, jobs); err == nil {
 			for _, j := range jobs {
-				c := cs[j]
-				if c == nil {
-					c = store.Summary{}
-				}
-				l.counts[j] = c
+				l.active[j] = cs[j]
 			}
 		}
 	}
@@ -551,19 +547,15 @@ func (l *lookup) Summary(ctx context.Context, job, period string) (constraint.Co
 }
 
 func (l *lookup) Active(ctx context.Context, job string) (int, error) {
-	if c, ok := l.counts[job]; ok {
-		return c.Active(), nil
+	if n, ok := l.active[job]; ok {
+		return n, nil
 	}
-	cs, err := l.st.JobCounts(ctx, []string{job})
+	cs, err := l.st.ActiveCounts(ctx, []string{job})
 	if err != nil {
 		return 0, err
 	}
-	c := cs[job]
-	if c == nil {
-		c = store.Summary{}
-	}
-	l.counts[job] = c
-	return c.Active(), nil
+	l.active[job] = cs[job]
+	return cs[job], nil
 }
 
 func (l *lookup) BlockedBefore(ctx context.Context, job string, id int64) (int, error) {

@@ -151,11 +151,11 @@ type Store interface {
 	// state. Pairs without runs are absent from the map.
 	Summaries(ctx context.Context, keys []JobPeriod) (map[JobPeriod]Summary, error)
 
-	// JobCounts returns, for each job, the counts of its live runs
-	// (blocked, ready, running) over all periods, for limits. Finished
-	// runs are not counted: history grows without bound. Jobs without
-	// live runs are absent.
-	JobCounts(ctx context.Context, jobs []string) (map[string]Summary, error)
+	// ActiveCounts returns, for each job, how many of its runs are ready
+	// or running over all periods, for max_running. Neither finished runs
+	// (history grows without bound) nor blocked ones (a backlog can be as
+	// long) are read. Jobs without such runs are absent.
+	ActiveCounts(ctx context.Context, jobs []string) (map[string]int, error)
 
 	// ListPeriods returns the periods that have runs, with counts per job,
 	// newest period first.
@@ -611,9 +611,6 @@ type JobPeriod struct {
 
 // Summary counts runs by state.
 type Summary map[talon.State]int
-
-// Active is the number of runs ready or running.
-func (s Summary) Active() int { return s[talon.StateReady] + s[talon.StateRunning] }
 
 // PeriodFilter selects periods.
 type PeriodFilter struct {

@@ -200,36 +200,33 @@ func (db *DB) Summaries(ctx context.Context, keys []store.JobPeriod) (map[store.
 	return out, nil
 }
 
-// JobCounts counts each job's runs by state over all periods. Jobs without
-// runs are absent from the map.
-func (db *DB) JobCounts(ctx context.Context, jobs []string) (map[string]store.Summary, error) {
-	out := map[string]store.Summary{}
+// ActiveCounts counts each job's ready and running runs over all periods
+// through the index of live runs, whose leading column the states select.
+func (db *DB) ActiveCounts(ctx context.Context, jobs []string) (map[string]int, error) {
+	out := map[string]int{}
 	if len(jobs) == 0 {
 		return out, nil
 	}
 	err := db.read(ctx, func(tx querier) error {
-		rows, err := tx.Query(ctx, `SELECT job, state, count(*) FROM runs
-			WHERE job = ANY($1) AND state IN ('blocked', 'ready', 'running')
-			GROUP BY job, state`, jobs)
+		rows, err := tx.Query(ctx, `SELECT job, count(*) FROM runs
+			WHERE state IN ('ready', 'running') AND job = ANY($1)
+			GROUP BY job`, jobs)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var job, state string
+			var job string
 			var n int
-			if err := rows.Scan(&job, &state, &n); err != nil {
+			if err := rows.Scan(&job, &n); err != nil {
 				return err
 			}
-			if out[job] == nil {
-				out[job] = store.Summary{}
-			}
-			out[job][talon.State(state)] = n
+			out[job] = n
 		}
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("job counts: %w", err)
+		return nil, fmt.Errorf("count active runs: %w", err)
 	}
 	return out, nil
 }

@@ -195,41 +195,38 @@ func (db *DB) readCounters(ctx context.Context, tx *sql.Tx, keys []store.JobPeri
 	return out, rows.Err()
 }
 
-// JobCounts counts each job's runs by state over all periods. Jobs without
-// runs are absent from the map.
-func (db *DB) JobCounts(ctx context.Context, jobs []string) (map[string]store.Summary, error) {
-	out := map[string]store.Summary{}
+// ActiveCounts counts each job's ready and running runs over all periods
+// through the index of live runs (store.LiveStates lets SQLite use it).
+func (db *DB) ActiveCounts(ctx context.Context, jobs []string) (map[string]int, error) {
+	out := map[string]int{}
 	if len(jobs) == 0 {
 		return out, nil
 	}
 	b, err := json.Marshal(dedupe(jobs))
 	if err != nil {
-		return nil, fmt.Errorf("job counts: %w", err)
+		return nil, fmt.Errorf("count active runs: %w", err)
 	}
 	err = db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT r.job, r.state, count(*)
+		rows, err := tx.QueryContext(ctx, `SELECT r.job, count(*)
 			FROM json_each(?) AS k CROSS JOIN runs AS r ON r.job = k.value
-			WHERE r.state IN ('blocked', 'ready', 'running')
-			GROUP BY r.job, r.state`, string(b))
+			WHERE r.`+store.LiveStates+` AND r.state IN ('ready', 'running')
+			GROUP BY r.job`, string(b))
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var job, state string
+			var job string
 			var n int
-			if err := rows.Scan(&job, &state, &n); err != nil {
+			if err := rows.Scan(&job, &n); err != nil {
 				return err
 			}
-			if out[job] == nil {
-				out[job] = store.Summary{}
-			}
-			out[job][talon.State(state)] = n
+			out[job] = n
 		}
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("job counts: %w", err)
+		return nil, fmt.Errorf("count active runs: %w", err)
 	}
 	return out, nil
 }

@@ -264,11 +264,11 @@ func testFenceBatchRace(t *testing.T, open OpenFunc) {
 	if got := moved[0] + moved[1]; got != limit {
 		t.Errorf("%d + %d runs moved to ready, want %d in all", moved[0], moved[1], limit)
 	}
-	counts, err := handles[1].JobCounts(t.Context(), []string{"j"})
+	counts, err := handles[1].ActiveCounts(t.Context(), []string{"j"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := counts["j"].Active(); got != limit {
+	if got := counts["j"]; got != limit {
 		t.Errorf("%d runs active, want %d", got, limit)
 	}
 }

@@ -62,7 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListRuns", testListRuns},
 		{"Summaries", testSummaries},
 		{"SummariesFollowRuns", testSummariesFollowRuns},
-		{"JobCounts", testJobCounts},
+		{"ActiveCounts", testActiveCounts},
 		{"ListPeriods", testListPeriods},
 		{"Cursors", testCursors},
 		{"Heartbeat", testHeartbeat},

@@ -452,11 +452,11 @@ func testFenceMaxRunningRace(t *testing.T, open OpenFunc) {
 	if won.Load() != limit || fenced.Load() != n-limit {
 		t.Fatalf("%d moved to ready, %d fenced; want %d and %d", won.Load(), fenced.Load(), limit, n-limit)
 	}
-	counts, err := handles[1].JobCounts(t.Context(), []string{"j"})
+	counts, err := handles[1].ActiveCounts(t.Context(), []string{"j"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := counts["j"].Active(); got != limit {
+	if got := counts["j"]; got != limit {
 		t.Errorf("%d runs active, want %d", got, limit)
 	}
 }
