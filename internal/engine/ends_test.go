@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -102,11 +103,12 @@ jobs:
 		}
 		close(gate)
 		deadline := time.After(10 * time.Second)
+		// Its own end: another run's (other's, a no-op) may arrive first.
 		for {
 			e.mu.Lock()
-			n := len(e.done)
+			ended := slices.ContainsFunc(e.done, func(c completion) bool { return c.runID == r.ID })
 			e.mu.Unlock()
-			if n > 0 {
+			if ended {
 				return r
 			}
 			select {
