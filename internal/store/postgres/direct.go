@@ -74,7 +74,8 @@ func activeState(s talon.State) bool { return s == talon.StateReady || s == talo
 // compare-and-set of each run's net change, the events of its items, its
 // decisions (upserted by position, the extra ones deleted), the
 // resources the runs release and the queue rows they leave (of the runs
-// updated only), and the counters, which it takes last and in key order,
+// updated only; not looked for at all while no run holds or waits), and
+// the counters, which it takes last and in key order,
 // as every transaction does. A run entering ready is not updated while
 // its job is paused: the statement before it (lockJobs) took the jobs'
 // locks, which PauseJob takes too, so this statement's snapshot sees a
@@ -134,9 +135,10 @@ var updateDirect = `WITH c AS (
 ), rel AS (
 	DELETE FROM allocations AS a USING c JOIN upd ON upd.id = c.id
 	WHERE a.run_id = c.id AND c.release AND a.period = ''
+		AND EXISTS (SELECT FROM allocations WHERE period = '')
 ), unq AS (
 	DELETE FROM waiters AS w USING c JOIN upd ON upd.id = c.id
-	WHERE w.run_id = c.id AND c.unwait
+	WHERE w.run_id = c.id AND c.unwait AND EXISTS (SELECT FROM waiters)
 ), cnt AS (
 	INSERT INTO run_counts (job, period, state, shard, n)
 	SELECT job, period, state, ` + countShard + `, sum(d) FROM (
@@ -177,7 +179,8 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, ae *a
 	byID := map[int64]*change{}
 	at := make(map[int64]int) // run → its index in w.runs
 	var readyIDs []int64
-	failed := map[int64]bool{} // runs with an item refused before the store is asked
+	failed := map[int64]bool{}  // runs with an item refused before the store is asked
+	decided := map[int64]bool{} // runs with decisions queued
 	for i, t := range ts {
 		ch := byID[t.RunID]
 		from := t.From[0]
@@ -217,12 +220,13 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, ae *a
 			w.ndec[k] = int32(len(t.Decisions))
 			// The last item's decisions stand: drop those queued before.
 			d := &w.dec
-			for j := len(d.ids) - 1; j >= 0; j-- {
+			for j := len(d.ids) - 1; j >= 0 && decided[t.RunID]; j-- {
 				if d.ids[j] == t.RunID {
 					d.ids, d.pos, d.name, d.action, d.reason, d.recheck = slices.Delete(d.ids, j, j+1), slices.Delete(d.pos, j, j+1),
 						slices.Delete(d.name, j, j+1), slices.Delete(d.action, j, j+1), slices.Delete(d.reason, j, j+1), slices.Delete(d.recheck, j, j+1)
 				}
 			}
+			decided[t.RunID] = true
 			for p, dd := range t.Decisions {
 				d.ids, d.pos = append(d.ids, t.RunID), append(d.pos, int32(p))
 				d.name, d.action, d.reason = append(d.name, dd.Constraint), append(d.action, string(dd.Action)), append(d.reason, dd.Reason)

@@ -231,6 +231,28 @@ func (db *DB) ActiveCounts(ctx context.Context, jobs []string) (map[string]int, 
 	return out, nil
 }
 
+// The periods of ListPeriods: of all jobs from the (period, job, id)
+// index of runs; of one job from its counters, as no index of runs begins
+// with the job (migration 0015). A (job, period) has runs while its
+// counters add up to more than 0.
+const (
+	listPeriods = `WITH p AS (
+			SELECT DISTINCT period FROM runs WHERE $2 = '' OR period < $2
+			ORDER BY period DESC LIMIT $1)
+		SELECT r.period, r.job, r.state, count(*), max(r.id)
+		FROM p JOIN runs AS r ON r.period = p.period
+		GROUP BY r.period, r.job, r.state
+		ORDER BY r.period DESC, r.job`
+	listJobPeriods = `WITH p AS (
+			SELECT period FROM run_counts WHERE job = $3 AND ($2 = '' OR period < $2)
+			GROUP BY period HAVING sum(n) > 0
+			ORDER BY period DESC LIMIT $1)
+		SELECT r.period, r.job, r.state, count(*), max(r.id)
+		FROM p JOIN runs AS r ON r.period = p.period AND r.job = $3
+		GROUP BY r.period, r.job, r.state
+		ORDER BY r.period DESC, r.job`
+)
+
 // ListPeriods returns (period, job) rows with counts, newest period first
 // (period keys sort by date within a period type). Limit counts periods,
 // not rows, so a dashboard gets whole periods.
@@ -242,14 +264,11 @@ func (db *DB) ListPeriods(ctx context.Context, f store.PeriodFilter) ([]store.Pe
 	var out []store.PeriodRow
 	err := db.read(ctx, func(tx querier) error {
 		out = nil
-		rows, err := tx.Query(ctx, `WITH p AS (
-				SELECT DISTINCT period FROM runs WHERE ($1 = '' OR job = $1) AND ($3 = '' OR period < $3)
-				ORDER BY period DESC LIMIT $2)
-			SELECT r.period, r.job, r.state, count(*), max(r.id)
-			FROM p JOIN runs AS r ON r.period = p.period
-			WHERE $1 = '' OR r.job = $1
-			GROUP BY r.period, r.job, r.state
-			ORDER BY r.period DESC, r.job`, f.Job, limit, f.Before)
+		q, args := listPeriods, []any{limit, f.Before}
+		if f.Job != "" {
+			q, args = listJobPeriods, []any{limit, f.Before, f.Job}
+		}
+		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
 			return err
 		}

@@ -65,7 +65,7 @@ func TestCheckpointsInBackground(t *testing.T) {
 	next() // the checkpointer now waits in after, as if it had fallen behind
 
 	// More than SQLite's default of 1,000 pages, in separate commits.
-	for i := 1; i <= 800; i++ {
+	for i := 1; i <= 1600; i++ {
 		create(i)
 	}
 	fi, err := os.Stat(path + "-wal")
@@ -73,7 +73,7 @@ func TestCheckpointsInBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	if pages := fi.Size() / 4096; pages < 1500 || pages > walLimit+100 {
-		t.Fatalf("WAL of %d pages after 800 commits of 8 KB with the checkpointer held: want more than 1,000 (no commit checkpointed) and at most about %d", pages, walLimit)
+		t.Fatalf("WAL of %d pages after 1,600 commits of 8 KB with the checkpointer held: want more than 1,000 (no commit checkpointed) and at most about %d", pages, walLimit)
 	}
 
 	close(release)

@@ -243,6 +243,28 @@ func dedupe(ss []string) []string {
 	return out
 }
 
+// The periods of ListPeriods: of all jobs from the (period, job, id)
+// index of runs; of one job from its counters (run_counts_job), as no
+// index of runs begins with the job (migration 0012). A (job, period) has
+// runs while its counters add up to more than 0.
+const (
+	listPeriods = `WITH p AS (
+			SELECT DISTINCT period FROM runs WHERE ?3 = '' OR period < ?3
+			ORDER BY period DESC LIMIT ?2)
+		SELECT r.period, r.job, r.state, count(*), max(r.id)
+		FROM p JOIN runs AS r ON r.period = p.period
+		GROUP BY r.period, r.job, r.state
+		ORDER BY r.period DESC, r.job`
+	listJobPeriods = `WITH p AS (
+			SELECT period FROM run_counts WHERE job = ?1 AND (?3 = '' OR period < ?3)
+			GROUP BY period HAVING sum(n) > 0
+			ORDER BY period DESC LIMIT ?2)
+		SELECT r.period, r.job, r.state, count(*), max(r.id)
+		FROM p JOIN runs AS r ON r.period = p.period AND r.job = ?1
+		GROUP BY r.period, r.job, r.state
+		ORDER BY r.period DESC, r.job`
+)
+
 // ListPeriods returns (period, job) rows with counts, newest period first
 // (period keys sort by date within a period type). Limit counts periods,
 // not rows, so a dashboard gets whole periods.
@@ -253,14 +275,11 @@ func (db *DB) ListPeriods(ctx context.Context, f store.PeriodFilter) ([]store.Pe
 	}
 	var out []store.PeriodRow
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `WITH p AS (
-				SELECT DISTINCT period FROM runs WHERE (?1 = '' OR job = ?1) AND (?3 = '' OR period < ?3)
-				ORDER BY period DESC LIMIT ?2)
-			SELECT r.period, r.job, r.state, count(*), max(r.id)
-			FROM p JOIN runs AS r ON r.period = p.period
-			WHERE ?1 = '' OR r.job = ?1
-			GROUP BY r.period, r.job, r.state
-			ORDER BY r.period DESC, r.job`, f.Job, limit, f.Before)
+		q := listPeriods
+		if f.Job != "" {
+			q = listJobPeriods
+		}
+		rows, err := tx.QueryContext(ctx, q, f.Job, limit, f.Before)
 		if err != nil {
 			return err
 		}

@@ -346,6 +346,12 @@ func (db *DB) ListRuns(ctx context.Context, f store.RunFilter) ([]talon.Run, err
 	if f.Job != "" {
 		where = append(where, "job = ?")
 		args = append(args, f.Job)
+		if f.Period == "" && f.IDs == nil && !store.OnlyLive(f.States) {
+			// No index of runs begins with the job (migration 0012):
+			// its periods come from the counters.
+			where = append(where, "period IN (SELECT period FROM run_counts WHERE job = ?)")
+			args = append(args, f.Job)
+		}
 	}
 	if f.Period != "" {
 		where = append(where, "period = ?")

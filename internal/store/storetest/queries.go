@@ -137,19 +137,26 @@ func testListRuns(t *testing.T, open OpenFunc) {
 	a2 := runIn(t, s, "a", "daily/2026-11-26", talon.StateRunning)
 	b1 := runIn(t, s, "b", "daily/2026-11-26", talon.StateBlocked)
 	a3 := runIn(t, s, "a", "daily/2026-11-26", talon.StateFailed)
+	// The newest run of a is in its older period (a backfill): a job's
+	// runs are ordered by id across its periods.
+	a4 := runIn(t, s, "a", "daily/2026-11-25", talon.StateSucceeded)
 	tests := []struct {
 		name string
 		f    store.RunFilter
 		want []int64
 	}{
-		{name: "all newest first", f: store.RunFilter{}, want: []int64{a3.ID, b1.ID, a2.ID, a1.ID}},
-		{name: "job", f: store.RunFilter{Job: "a"}, want: []int64{a3.ID, a2.ID, a1.ID}},
+		{name: "all newest first", f: store.RunFilter{}, want: []int64{a4.ID, a3.ID, b1.ID, a2.ID, a1.ID}},
+		{name: "job", f: store.RunFilter{Job: "a"}, want: []int64{a4.ID, a3.ID, a2.ID, a1.ID}},
+		{name: "job limit", f: store.RunFilter{Job: "a", Limit: 2}, want: []int64{a4.ID, a3.ID}},
+		{name: "job next page", f: store.RunFilter{Job: "a", BeforeID: a3.ID, Limit: 2}, want: []int64{a2.ID, a1.ID}},
+		{name: "job finished", f: store.RunFilter{Job: "a", States: []talon.State{talon.StateSucceeded, talon.StateFailed}, Limit: 5},
+			want: []int64{a4.ID, a3.ID, a1.ID}},
 		{name: "period", f: store.RunFilter{Period: "daily/2026-11-26"}, want: []int64{a3.ID, b1.ID, a2.ID}},
 		{name: "job and period", f: store.RunFilter{Job: "a", Period: "daily/2026-11-26"}, want: []int64{a3.ID, a2.ID}},
 		{name: "states", f: store.RunFilter{States: []talon.State{talon.StateBlocked, talon.StateRunning}}, want: []int64{b1.ID, a2.ID}},
 		{name: "ids", f: store.RunFilter{IDs: []int64{a1.ID, b1.ID, 999999}}, want: []int64{b1.ID, a1.ID}},
 		{name: "empty ids match nothing", f: store.RunFilter{IDs: []int64{}}, want: nil},
-		{name: "limit", f: store.RunFilter{Limit: 2}, want: []int64{a3.ID, b1.ID}},
+		{name: "limit", f: store.RunFilter{Limit: 2}, want: []int64{a4.ID, a3.ID}},
 		{name: "next page", f: store.RunFilter{BeforeID: b1.ID, Limit: 2}, want: []int64{a2.ID, a1.ID}},
 		{name: "nothing", f: store.RunFilter{Job: "zzz"}, want: nil},
 	}
