@@ -189,7 +189,6 @@ type transitionStmts struct {
 	// each run decided (in the order first decided), the events and the
 	// changes to the counters.
 	undecide     []int64
-	undecided    map[int64]bool
 	decided      map[int64][]talon.Decision
 	decidedOrder []int64
 	events       []eventRow
@@ -228,7 +227,7 @@ func (st *transitionStmts) load(ctx context.Context, ts []store.Transition) erro
 	st.cur = make(map[int64]*current, len(ts))
 	st.counts = store.CountChanges{}
 	st.undecide, st.decidedOrder = nil, nil
-	st.undecided, st.decided = map[int64]bool{}, map[int64][]talon.Decision{}
+	st.decided = map[int64][]talon.Decision{}
 	ids := make([]int64, 0, len(ts))
 	toReady := false
 	for _, t := range ts {
@@ -534,12 +533,13 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 	if t.Decisions != nil {
 		// Written at the batch's end (writeDecisions): nothing in the
 		// batch reads them.
-		if hadDecisions && !st.undecided[t.RunID] {
-			st.undecided[t.RunID] = true
-			st.undecide = append(st.undecide, t.RunID)
-		}
+		// Only the decisions stored before the batch are deleted: those
+		// of its earlier items were never written.
 		if _, ok := st.decided[t.RunID]; !ok {
 			st.decidedOrder = append(st.decidedOrder, t.RunID)
+			if hadDecisions {
+				st.undecide = append(st.undecide, t.RunID)
+			}
 		}
 		st.decided[t.RunID] = t.Decisions
 	}

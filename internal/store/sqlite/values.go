@@ -9,8 +9,8 @@ import (
 // chunks are the row counts of a batch statement (rowsStmt): a batch of
 // n rows is written in statements of the largest chunks that fit, each
 // prepared once when the store opens (writeStmts). Rows bound as
-// parameters cost SQLite about half of what the same rows cost decoded
-// from one JSON parameter, and 64 rows keep a statement's parameters
+// parameters took 40–50 % less time than the same rows decoded from one
+// JSON parameter (1,000 events: 3.8 ms against 6.3–7.3 ms), and 64 rows keep a statement's parameters
 // (at most 11 columns here) far below SQLite's limit of 32,766.
 var chunks = []int{64, 16, 4, 1}
 
@@ -44,7 +44,7 @@ func (s rowsStmt) all() []string {
 	return out
 }
 
-// exec runs s in tx over n rows, in order; row appends the parameters of
+// execRows runs s in tx over n rows, in order; row appends the parameters of
 // row i to args. It returns the number of rows the statements changed.
 func (db *DB) execRows(ctx context.Context, tx *sql.Tx, s rowsStmt, n int, row func(i int, args []any) []any) (int64, error) {
 	var changed int64

@@ -2,7 +2,7 @@
 -- as many pages as it has jobs: with a long history each is a different
 -- page, far apart, and SQLite writes every page a commit changed to the
 -- write-ahead log, so a step cost more the more runs the jobs had before
--- (BenchmarkHistory100k: 0.67 of an empty store's rate). Beginning with
+-- (BenchmarkHistory100k: 0.67–0.77 of an empty store's rate). Beginning with
 -- the period, a step's rows, which share a few periods, land together.
 --
 -- Runs: (period, job, id) serves what (job, period) and (period) served,
