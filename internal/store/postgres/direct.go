@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -70,6 +71,32 @@ func refusedEarlier(id int64) error {
 // activeState reports whether a run in s counts toward max_running.
 func activeState(s talon.State) bool { return s == talon.StateReady || s == talon.StateRunning }
 
+// directParts says which parts of updateDirect a batch needs: a part
+// for no row of the batch is left out of the statement. The executor's
+// set-up of a statement (each write opens its table and indexes, each
+// join builds its state) was about a fifth of the server's CPU in a
+// profile of one-at-a-time triggers, whose batches move one run and
+// rarely write decisions.
+type directParts struct {
+	deleteDecisions bool // a run's decisions are replaced (ndec ≥ 0)
+	setDecisions    bool // decisions to write
+	release         bool // a run may release resources
+	unwait          bool // a run may leave the resource queue
+	limit           bool // a run enters ready under max_running
+	one             bool // the batch moves one run: $1–$15 and $22 are scalars
+}
+
+// directStmts holds updateDirect's text for each combination of parts,
+// built once: each is a statement of its own in the connection's cache.
+var directStmts = func() map[directParts]string {
+	m := map[directParts]string{}
+	for i := range 1 << 6 {
+		p := directParts{i&1 != 0, i&2 != 0, i&4 != 0, i&8 != 0, i&16 != 0, i&32 != 0}
+		m[p] = updateDirect(p)
+	}
+	return m
+}()
+
 // updateDirect applies a direct batch in one statement: the
 // compare-and-set of each run's net change, the events of its items, its
 // decisions (upserted by position, the extra ones deleted), the
@@ -90,28 +117,58 @@ func activeState(s talon.State) bool { return s == talon.StateReady || s == talo
 // of the whole table. rk, which only reads, joins on c's ids: "id = ANY"
 // there was evaluated again for every row of c (without it the
 // statement's server time in BenchmarkEndToEnd fell by about 6 %).
-var updateDirect = `WITH c AS (
+//
+// $1–$21 are the runs' changes and the items' events, $22 their limits,
+// $23–$28 the decisions (only with p.setDecisions).
+func updateDirect(p directParts) string {
+	var sb strings.Builder
+	ids := "ANY($1::bigint[])"
+	if p.one {
+		// One run: c is one row the planner knows as one, so every join
+		// on it is a nested loop with nothing to build.
+		ids = "$1::bigint"
+		sb.WriteString(`WITH c AS (
+	SELECT $1::bigint AS id, $2::text AS from_state, $3::text AS to_state, $4::text AS reason, $5::timestamptz AS recheck_at,
+		$6::timestamptz AS started, $7::timestamptz AS finished, $8::text AS owner, $9::text AS handle, $10::text AS executor,
+		$11::text AS answer, $12::bool AS ready, $13::bool AS release, $14::bool AS unwait, $15::int AS ndec,
+		$22::int AS max_running, 1::bigint AS ord
+)`)
+	} else {
+		sb.WriteString(`WITH c AS (
 	SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
 		$6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[],
-		$12::bool[], $13::bool[], $14::bool[], $15::int[], $28::int[])
+		$12::bool[], $13::bool[], $14::bool[], $15::int[], $22::int[])
 		WITH ORDINALITY AS c(id, from_state, to_state, reason, recheck_at, started, finished, owner, handle, executor, answer,
 			ready, release, unwait, ndec, max_running, ord)
 	ORDER BY id
-), rk AS (
+)`)
+	}
+	if p.limit {
+		sb.WriteString(`, rk AS (
 	SELECT c.id, row_number() OVER (PARTITION BY r.job ORDER BY c.ord) AS rank
 	FROM c JOIN runs AS r ON r.id = c.id
 	WHERE c.max_running > 0 AND r.state = c.from_state
 		AND NOT EXISTS (SELECT 1 FROM paused_jobs AS p WHERE p.job = r.job)
-), upd AS (
+)`)
+	}
+	sb.WriteString(`, upd AS (
 	UPDATE runs AS r SET state = c.to_state, reason = c.reason, recheck_at = c.recheck_at,
 		started = COALESCE(c.started, r.started), finished = COALESCE(c.finished, r.finished),
 		owner = COALESCE(c.owner, r.owner), handle = COALESCE(c.handle, r.handle), executor = COALESCE(c.executor, r.executor),
 		answer = COALESCE(c.answer, r.answer)
-	FROM c LEFT JOIN rk ON rk.id = c.id
-	WHERE r.id = ANY($1::bigint[]) AND r.id = c.id AND r.state = c.from_state
-		AND NOT (c.ready AND EXISTS (SELECT 1 FROM paused_jobs AS p WHERE p.job = r.job))
+	FROM c`)
+	if p.limit {
+		sb.WriteString(` LEFT JOIN rk ON rk.id = c.id`)
+	}
+	sb.WriteString(`
+	WHERE r.id = ` + ids + ` AND r.id = c.id AND r.state = c.from_state
+		AND NOT (c.ready AND EXISTS (SELECT 1 FROM paused_jobs AS p WHERE p.job = r.job))`)
+	if p.limit {
+		sb.WriteString(`
 		AND (c.max_running = 0 OR rk.rank + (SELECT count(*) FROM runs AS a
-			WHERE a.job = r.job AND a.state IN ('ready', 'running') AND a.` + store.LiveStates + `) <= c.max_running)
+			WHERE a.job = r.job AND a.state IN ('ready', 'running') AND a.` + store.LiveStates + `) <= c.max_running)`)
+	}
+	sb.WriteString(`
 	RETURNING ` + qualified("r", runCols) + `
 ), ev AS (
 	INSERT INTO events (run_id, time, from_state, to_state, reason, type, job, period)
@@ -120,26 +177,39 @@ var updateDirect = `WITH c AS (
 		WITH ORDINALITY AS e(id, at, from_state, to_state, reason, type, ord)
 	JOIN upd ON upd.id = e.id
 	ORDER BY e.ord
-), ddel AS (
+)`)
+	if p.deleteDecisions {
+		sb.WriteString(`, ddel AS (
 	DELETE FROM decisions AS d USING c JOIN upd ON upd.id = c.id
 	WHERE d.run_id = c.id AND c.ndec >= 0 AND d.pos >= c.ndec
-), dset AS (
+)`)
+	}
+	if p.setDecisions {
+		sb.WriteString(`, dset AS (
 	INSERT INTO decisions (run_id, pos, constraint_name, action, reason, recheck_at)
 	SELECT x.run_id, x.pos, x.name, x.action, x.reason, x.recheck_at
-	FROM unnest($22::bigint[], $23::int[], $24::text[], $25::text[], $26::text[], $27::timestamptz[])
+	FROM unnest($23::bigint[], $24::int[], $25::text[], $26::text[], $27::text[], $28::timestamptz[])
 		AS x(run_id, pos, name, action, reason, recheck_at)
 	JOIN upd ON upd.id = x.run_id
 	ORDER BY x.run_id, x.pos
 	ON CONFLICT (run_id, pos) DO UPDATE SET constraint_name = EXCLUDED.constraint_name, action = EXCLUDED.action,
 		reason = EXCLUDED.reason, recheck_at = EXCLUDED.recheck_at
-), rel AS (
+)`)
+	}
+	if p.release {
+		sb.WriteString(`, rel AS (
 	DELETE FROM allocations AS a USING c JOIN upd ON upd.id = c.id
 	WHERE a.run_id = c.id AND c.release AND a.period = ''
 		AND EXISTS (SELECT FROM allocations WHERE period = '')
-), unq AS (
+)`)
+	}
+	if p.unwait {
+		sb.WriteString(`, unq AS (
 	DELETE FROM waiters AS w USING c JOIN upd ON upd.id = c.id
 	WHERE w.run_id = c.id AND c.unwait AND EXISTS (SELECT FROM waiters)
-), cnt AS (
+)`)
+	}
+	sb.WriteString(`, cnt AS (
 	INSERT INTO run_counts (job, period, state, shard, n)
 	SELECT job, period, state, ` + countShard + `, sum(d) FROM (
 		SELECT upd.job, upd.period, c.from_state AS state, -1 AS d FROM c JOIN upd ON upd.id = c.id
@@ -148,7 +218,9 @@ var updateDirect = `WITH c AS (
 	ORDER BY job, period, state
 	ON CONFLICT (job, period, state, shard) DO UPDATE SET n = run_counts.n + EXCLUDED.n
 )
-SELECT * FROM upd`
+SELECT * FROM upd`)
+	return sb.String()
+}
 
 // directRows holds the arguments of updateDirect.
 type directRows struct {
@@ -261,6 +333,14 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, ae *a
 		recheck[k], started[k], fin[k] = timePtr(ch.recheck), ch.started, ch.finished
 		owner[k], handle[k], exec[k], answer[k] = strPtr(ch.owner), strPtr(ch.handle), strPtr(ch.executor), strPtr(ch.answr)
 	}
+	parts := directParts{
+		deleteDecisions: slices.ContainsFunc(w.ndec, func(n int32) bool { return n >= 0 }),
+		setDecisions:    len(w.dec.ids) > 0,
+		release:         slices.Contains(w.release, true),
+		unwait:          slices.Contains(w.unwai, true),
+		limit:           slices.ContainsFunc(w.maxRunning, func(n int32) bool { return n > 0 }),
+		one:             n == 1,
+	}
 	updated := map[int64]talon.Run{}
 	if n > 0 {
 		err := db.pipeTx(ctx, func(tx *pipe) error {
@@ -273,10 +353,18 @@ func (db *DB) transitionDirect(ctx context.Context, ts []store.Transition, ae *a
 				first = 1
 			}
 			d, e := &w.dec, &w.ev
-			b.Queue(updateDirect, ids, from, to, reason, recheck, started, fin, owner, handle, exec, answer,
+			args := []any{ids, from, to, reason, recheck, started, fin, owner, handle, exec, answer,
 				w.ready, w.release, w.unwai, w.ndec,
-				e.ids, e.at, e.from, e.to, e.reason, e.typ,
-				d.ids, d.pos, d.name, d.action, d.reason, d.recheck, w.maxRunning)
+				e.ids, e.at, e.from, e.to, e.reason, e.typ, w.maxRunning}
+			if parts.one {
+				args = []any{ids[0], from[0], to[0], reason[0], recheck[0], started[0], fin[0], owner[0], handle[0], exec[0], answer[0],
+					w.ready[0], w.release[0], w.unwai[0], w.ndec[0],
+					e.ids, e.at, e.from, e.to, e.reason, e.typ, w.maxRunning[0]}
+			}
+			if parts.setDecisions {
+				args = append(args, d.ids, d.pos, d.name, d.action, d.reason, d.recheck)
+			}
+			b.Queue(directStmts[parts], args...)
 			ae.queue(b)
 			return tx.send(ctx, b, true, func(br pgx.BatchResults, i int) error {
 				if i < first {

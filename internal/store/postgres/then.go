@@ -162,9 +162,14 @@ func (tb *thenBatch) results(ctx context.Context, db *DB, results []store.Result
 
 // countsOfRuns reads the counters of the (job, period) of the given runs,
 // in the transaction that moved them, after its writes (Result.Counts).
-// LATERAL keeps every plan on run_counts' primary key.
+// LATERAL keeps every plan on run_counts' primary key. The ids come
+// through ARRAY(SELECT …) so that no plan knows their number: with the
+// array itself, a plan for one id looked eight times cheaper than the
+// cached generic one, and the server planned the statement again at
+// every call (in a profile of one-at-a-time triggers, 0.14 ms of
+// planning a call, four times its execution).
 const countsOfRuns = `SELECT k.job, k.period, c.state, c.n
-	FROM (SELECT DISTINCT job, period FROM runs WHERE id = ANY($1::bigint[])) AS k,
+	FROM (SELECT DISTINCT job, period FROM runs WHERE id = ANY(ARRAY(SELECT unnest($1::bigint[])))) AS k,
 	LATERAL (SELECT state, sum(n)::bigint AS n FROM run_counts WHERE job = k.job AND period = k.period
 		GROUP BY state HAVING sum(n) > 0) AS c`
 

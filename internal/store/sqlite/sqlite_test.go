@@ -180,3 +180,9 @@ func TestMigrateEvents(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLifecycle: one run at a time, created, started and ended, as
+// a trigger over the API lives.
+func BenchmarkLifecycle(b *testing.B) {
+	storetest.BenchLifecycle(b, func(b *testing.B) store.Store { return open(b) })
+}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -96,4 +97,52 @@ func BenchLogWriter(b *testing.B, open func(b *testing.B) store.Store) {
 	}
 	b.ReportMetric(float64(b.N*lines*len(line))/1e6/b.Elapsed().Seconds(), "MB/s")
 	b.ReportMetric(float64(writes)/float64(b.N)/(lines/1000), "writes/1000-lines")
+}
+
+// BenchLifecycle measures one run's whole life in the store, one run at
+// a time, as a run triggered over the API lives it: created (with its
+// audit entry, refused if its job is paused), let in and started (one
+// batch: blocked → ready with its decisions, ready → running), and
+// ended. It reports µs/run: the store's share of a one-at-a-time
+// trigger's cost, each write a round trip and a commit.
+func BenchLifecycle(b *testing.B, open func(b *testing.B) store.Store) {
+	s := open(b)
+	ctx := b.Context()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		now := t0.Add(time.Duration(i) * time.Millisecond)
+		out, err := s.CreateRuns(ctx, []store.CreateRun{{
+			Job: "noop", Period: "daily/2026-11-26", Trigger: talon.TriggerAPI, Executor: "inprocess",
+			Reason: "triggered by request", Now: now, IfPaused: store.PauseRefuse,
+			Audit: &talon.AuditEntry{Time: now, Actor: "bench", Action: "trigger", Object: "job noop", Remote: "127.0.0.1", Outcome: "ok"},
+		}})
+		if err != nil || !out[0].Created {
+			b.Fatalf("create: %v", err)
+		}
+		id := out[0].Run.ID
+		res, err := s.Transition(ctx, []store.Transition{
+			{RunID: id, From: []talon.State{talon.StateBlocked}, To: talon.StateReady, Reason: "all constraints passed",
+				Now: now, Owner: "bench", Executor: "inprocess", Decisions: []talon.Decision{}},
+			{RunID: id, From: []talon.State{talon.StateReady}, To: talon.StateRunning, Reason: "started on inprocess",
+				Now: now, Owner: "bench", Handle: "inprocess"},
+		})
+		if err == nil {
+			err = errors.Join(res[0].Err, res[1].Err)
+		}
+		if err != nil {
+			b.Fatalf("start: %v", err)
+		}
+		res, err = s.Transition(ctx, []store.Transition{
+			{RunID: id, From: []talon.State{talon.StateRunning}, To: talon.StateSucceeded, Reason: "exit 0", Now: now},
+		})
+		if err == nil {
+			err = res[0].Err
+		}
+		if err != nil {
+			b.Fatalf("end: %v", err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/run")
 }
