@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -74,14 +75,17 @@ func paramsJSON(m map[string]string) (any, error) {
 
 // CreateRuns' statements, prepared once (see DB.stmt).
 const (
-	qInsertRun = `INSERT INTO runs (job, period, environment, state, attempt,
-		executor, trigger_name, fire_time, idem_key, params, retry_of, created, finished, reason, recheck_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT DO NOTHING RETURNING ` + runCols
 	qRunByKey  = `SELECT id FROM runs WHERE job = ? AND idem_key = ?`
 	qRunByFire = `SELECT id FROM runs
 		WHERE job = ? AND period = ? AND trigger_name = ? AND fire_time = ? AND idem_key IS NULL`
 )
+
+// qInsertRuns inserts runs as the rows of a multi-row statement (see
+// rowsStmt), skipping those whose unique key is taken, and returns those
+// it inserted.
+var qInsertRuns = newRowsStmt(`INSERT INTO runs (job, period, environment, state, attempt,
+	executor, trigger_name, fire_time, idem_key, params, retry_of, created, finished, reason, recheck_at)`, 15, false,
+	`ON CONFLICT DO NOTHING RETURNING `+runCols)
 
 // CreateRuns creates runs in one transaction, idempotently on (job,
 // period, trigger, fire time) or (job, key).
@@ -151,11 +155,6 @@ func (db *DB) createIn(ctx context.Context, tx *sql.Tx, c *creation) error {
 	if err := applyPauses(ctx, tx, c.rows, c.refused); err != nil {
 		return err
 	}
-	ins, err := db.stmt(ctx, tx, qInsertRun)
-	if err != nil {
-		return err
-	}
-	defer ins.Close()
 	byKey, err := db.stmt(ctx, tx, qRunByKey)
 	if err != nil {
 		return err
@@ -167,6 +166,8 @@ func (db *DB) createIn(ctx context.Context, tx *sql.Tx, c *creation) error {
 	}
 	defer byFire.Close()
 
+	var rows []int // the runs to insert, by index in c.rows
+	args := make([][]any, len(c.rows))
 	for i, p := range c.rows {
 		if c.refused[i] != nil {
 			continue
@@ -185,30 +186,61 @@ func (db *DB) createIn(ctx context.Context, tx *sql.Tx, c *creation) error {
 		if p.State.Terminal() {
 			finished = micros(p.Now)
 		}
-		r, err := scanRun(ins.QueryRowContext(ctx, p.Job, p.Period, p.Environment, string(p.State), p.Attempt,
+		args[i] = []any{p.Job, p.Period, p.Environment, string(p.State), p.Attempt,
 			p.Executor, p.Trigger, nullMicros(p.FireTime), key, params, retryOf, micros(p.Now),
-			finished, p.Reason, nullMicros(p.NotBefore)))
-		switch {
-		case err == nil:
+			finished, p.Reason, nullMicros(p.NotBefore)}
+		rows = append(rows, i)
+	}
+	inserted := make([]talon.Run, 0, len(rows))
+	err = db.queryRows(ctx, tx, qInsertRuns, len(rows), func(k int, a []any) []any {
+		return append(a, args[rows[k]]...)
+	}, func(r *sql.Rows) error {
+		run, err := scanRun(r)
+		inserted = append(inserted, run)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create runs: %w", err)
+	}
+	// SQLite gives a statement's new rows increasing ids in the order of
+	// its VALUES, but does not promise RETURNING's order: the runs
+	// inserted, by id, are the batch's rows in order less those whose key
+	// was taken, and a row's own run is the next one with its contents.
+	slices.SortFunc(inserted, func(a, b talon.Run) int { return cmp.Compare(a.ID, b.ID) })
+	next := 0
+	for _, i := range rows {
+		p := c.rows[i]
+		if next < len(inserted) && isRunOf(inserted[next], p) {
+			r := inserted[next]
+			next++
 			c.ids[i], c.created[i], c.fresh[r.ID] = r.ID, true, r
 			c.counts.Created(p.Job, p.Period, p.State)
 			c.events = append(c.events, eventRow{RunID: r.ID, Time: micros(p.Now), To: string(p.State), Reason: p.Reason,
 				Type: string(talon.EventTransition), Job: p.Job, Period: p.Period})
-		case errors.Is(err, sql.ErrNoRows):
-			// It exists: find the run that holds its unique key.
-			if p.Key != "" {
-				err = byKey.QueryRowContext(ctx, p.Job, p.Key).Scan(&c.ids[i])
-			} else {
-				err = byFire.QueryRowContext(ctx, p.Job, p.Period, p.Trigger, micros(p.FireTime)).Scan(&c.ids[i])
-			}
-			if err != nil {
-				return fmt.Errorf("create run #%d: find existing run: %w", i, err)
-			}
-		default:
-			return fmt.Errorf("create run #%d: %w", i, err)
+			continue
+		}
+		// Its key is taken: find the run that holds it.
+		if p.Key != "" {
+			err = byKey.QueryRowContext(ctx, p.Job, p.Key).Scan(&c.ids[i])
+		} else {
+			err = byFire.QueryRowContext(ctx, p.Job, p.Period, p.Trigger, micros(p.FireTime)).Scan(&c.ids[i])
+		}
+		if err != nil {
+			return fmt.Errorf("create run #%d: find existing run: %w", i, err)
 		}
 	}
+	if next != len(inserted) {
+		return fmt.Errorf("create runs: %d runs inserted, %d matched to the batch", len(inserted), next)
+	}
 	return nil
+}
+
+// isRunOf reports whether r, just inserted, is the run p asked for:
+// the same job, period, trigger, fire time, key, state and attempt.
+func isRunOf(r talon.Run, p store.CreateRun) bool {
+	return r.Job == p.Job && r.Period == p.Period && r.Trigger == p.Trigger && r.Key == p.Key &&
+		r.State == p.State && r.Attempt == p.Attempt && r.RetryOf == p.RetryOf &&
+		micros(r.FireTime) == micros(p.FireTime) && r.Reason == p.Reason
 }
 
 // createdRuns is the result of a committed creation: the runs inserted,

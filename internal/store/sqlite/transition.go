@@ -391,7 +391,7 @@ var (
 // writeStmts are prepared when the store opens.
 var writeStmts = slices.Concat([]string{qAddHold, qAddHeld, qDelHolds, qDelWaiter,
 	qCurrent, qPaused, qHolding, qWaiting, qSucceededCount, qSucceededRun, qTakenRun, qActiveCount, qActiveRuns,
-	qInsertRun, qRunByKey, qRunByFire}, qFlush.all(), qEvents.all(), qCounts.all(), qDelDecisions.all(), qAddDecision.all())
+	qRunByKey, qRunByFire}, qInsertRuns.all(), qFlush.all(), qEvents.all(), qCounts.all(), qDelDecisions.all(), qAddDecision.all())
 
 func (db *DB) prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error) {
 	st := &transitionStmts{tx: tx, db: db}

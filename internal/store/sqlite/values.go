@@ -50,13 +50,7 @@ func (db *DB) execRows(ctx context.Context, tx *sql.Tx, s rowsStmt, n int, row f
 	var changed int64
 	args := make([]any, 0, chunks[0]*s.cols)
 	for i := 0; i < n; {
-		size := chunks[len(chunks)-1]
-		for _, c := range chunks {
-			if c <= n-i {
-				size = c
-				break
-			}
-		}
+		size := chunkOf(n - i)
 		args = args[:0]
 		for k := i; k < i+size; k++ {
 			args = row(k, args)
@@ -75,4 +69,49 @@ func (db *DB) execRows(ctx context.Context, tx *sql.Tx, s rowsStmt, n int, row f
 		i += size
 	}
 	return changed, nil
+}
+
+// queryRows runs s, whose statements return rows, in tx over n rows as
+// execRows does, and hands each returned row to scan.
+func (db *DB) queryRows(ctx context.Context, tx *sql.Tx, s rowsStmt, n int, row func(i int, args []any) []any, scan func(*sql.Rows) error) error {
+	args := make([]any, 0, chunks[0]*s.cols)
+	for i := 0; i < n; {
+		size := chunkOf(n - i)
+		args = args[:0]
+		for k := i; k < i+size; k++ {
+			args = row(k, args)
+		}
+		st, err := db.stmt(ctx, tx, s.texts[size])
+		if err != nil {
+			return err
+		}
+		rows, err := st.QueryContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		i += size
+	}
+	return nil
+}
+
+// chunkOf is the largest chunk that fits in n rows (n > 0).
+func chunkOf(n int) int {
+	for _, c := range chunks {
+		if c <= n {
+			return c
+		}
+	}
+	return chunks[len(chunks)-1]
 }
