@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -184,6 +185,10 @@ type transitionStmts struct {
 	// The batch's runs that hold resources (until released) or wait in
 	// the resource queue: the others have no rows to delete.
 	holding, waiting map[int64]bool
+	// active counts the runs ready or running of each job whose runs the
+	// batch lets in under max_running, as the batch leaves them so far:
+	// read for all those jobs at once at the start, kept by apply.
+	active map[string]int
 	// What the batch writes at its end, a few statements each: the runs
 	// whose decisions are replaced (undecide), the last decisions of
 	// each run decided (in the order first decided), the events and the
@@ -260,6 +265,9 @@ func (st *transitionStmts) load(ctx context.Context, ts []store.Transition) erro
 	if !toReady {
 		return nil
 	}
+	if err := st.loadActive(ctx, ts); err != nil {
+		return err
+	}
 	// A paused job's runs stay blocked; deciding it here, under the
 	// write lock, means none slips through as the pause is written.
 	st.paused = map[string]talon.Pause{}
@@ -279,6 +287,48 @@ func (st *transitionStmts) load(ctx context.Context, ts []store.Transition) erro
 	}
 	if err := prows.Err(); err != nil {
 		return fmt.Errorf("check pause: %w", err)
+	}
+	return nil
+}
+
+// loadActive reads how many runs are ready or running of each job the
+// batch lets a run in under max_running: one statement for the batch,
+// rather than one for each run it lets in.
+func (st *transitionStmts) loadActive(ctx context.Context, ts []store.Transition) error {
+	st.active = map[string]int{}
+	var jobs []string
+	for _, t := range ts {
+		c := st.cur[t.RunID]
+		if c == nil || t.To != talon.StateReady || t.Fence == nil || t.Fence.MaxRunning == 0 {
+			continue
+		}
+		if _, ok := st.active[c.run.Job]; !ok {
+			st.active[c.run.Job] = 0
+			jobs = append(jobs, c.run.Job)
+		}
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(jobs)
+	if err != nil {
+		return err
+	}
+	rows, err := st.query(ctx, qActiveCounts, string(b))
+	if err != nil {
+		return fmt.Errorf("count active runs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var job string
+		var n int
+		if err := rows.Scan(&job, &n); err != nil {
+			return fmt.Errorf("count active runs: %w", err)
+		}
+		st.active[job] = n
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("count active runs: %w", err)
 	}
 	return nil
 }
@@ -369,6 +419,9 @@ const (
 		ORDER BY id LIMIT 1`
 	qActiveCount = `SELECT count(*) FROM runs
 		WHERE ` + store.LiveStates + ` AND state IN ('ready', 'running') AND job = ? AND id <> ?`
+	qActiveCounts = `SELECT job, count(*) FROM runs
+		WHERE ` + store.LiveStates + ` AND state IN ('ready', 'running') AND job IN (SELECT value FROM json_each(?))
+		GROUP BY job`
 	qActiveRuns = `SELECT id FROM runs
 		WHERE ` + store.LiveStates + ` AND state IN ('ready', 'running') AND job = ? AND id <> ? ORDER BY id LIMIT ?`
 )
@@ -390,7 +443,7 @@ var (
 
 // writeStmts are prepared when the store opens.
 var writeStmts = slices.Concat([]string{qAddHold, qAddHeld, qDelHolds, qDelWaiter,
-	qCurrent, qPaused, qHolding, qWaiting, qSucceededCount, qSucceededRun, qTakenRun, qActiveCount, qActiveRuns,
+	qCurrent, qPaused, qHolding, qWaiting, qSucceededCount, qSucceededRun, qTakenRun, qActiveCount, qActiveCounts, qActiveRuns,
 	qRunByKey, qRunByFire}, qInsertRuns.all(), qFlush.all(), qEvents.all(), qCounts.all(), qDelDecisions.all(), qAddDecision.all())
 
 func (db *DB) prepareTransition(ctx context.Context, tx *sql.Tx) (*transitionStmts, error) {
@@ -471,12 +524,7 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 		return talon.Run{}, store.PausedFence(p)
 	}
 	if t.To == talon.StateReady && t.Fence != nil {
-		// The fence reads the job's runs: the batch's moves of them go
-		// first.
-		if err := st.flush(ctx, job); err != nil {
-			return talon.Run{}, err
-		}
-		if ferr, err := st.checkFence(ctx, t.RunID, job, period, t.Fence); err != nil {
+		if ferr, err := st.checkFence(ctx, t.RunID, from, job, period, t.Fence); err != nil {
 			return talon.Run{}, err
 		} else if ferr != nil {
 			return talon.Run{}, ferr
@@ -527,6 +575,9 @@ func (st *transitionStmts) apply(ctx context.Context, t store.Transition) (talon
 		st.dirty = append(st.dirty, t.RunID)
 	}
 	st.counts.Moved(job, period, from, t.To)
+	if n, ok := st.active[job]; ok {
+		st.active[job] = n + activeOf(t.To) - activeOf(from)
+	}
 	if err := st.settle(ctx, t, from); err != nil {
 		return talon.Run{}, err
 	}
@@ -624,7 +675,14 @@ func (st *transitionStmts) flush(ctx context.Context, job string) error {
 
 // checkFence decides the fenced limits inside the write transaction,
 // counting the batch's own changes to the counters not yet written.
-func (st *transitionStmts) checkFence(ctx context.Context, runID int64, job, period string, f *store.Fence) (*store.FenceError, error) {
+func (st *transitionStmts) checkFence(ctx context.Context, runID int64, from talon.State, job, period string, f *store.Fence) (*store.FenceError, error) {
+	if n, ok := st.active[job]; ok && !f.OncePerPeriod && n-activeOf(from) < f.MaxRunning {
+		return nil, nil // room, as counted by the batch (loadActive)
+	}
+	// The fence reads the job's runs: the batch's moves of them go first.
+	if err := st.flush(ctx, job); err != nil {
+		return nil, err
+	}
 	if f.OncePerPeriod {
 		// A succeeded run first, counted by the run counters; then the
 		// lowest run ready or running, through the index of live runs. No
@@ -681,4 +739,12 @@ func (st *transitionStmts) checkFence(ctx context.Context, runID int64, job, per
 		}
 	}
 	return nil, nil
+}
+
+// activeOf is 1 for a state that counts toward max_running, else 0.
+func activeOf(s talon.State) int {
+	if s == talon.StateReady || s == talon.StateRunning {
+		return 1
+	}
+	return 0
 }
