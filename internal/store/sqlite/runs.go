@@ -236,7 +236,10 @@ func (db *DB) createIn(ctx context.Context, tx *sql.Tx, c *creation) error {
 }
 
 // isRunOf reports whether r, just inserted, is the run p asked for:
-// the same job, period, trigger, fire time, key, state and attempt.
+// the same job, period, trigger, fire time, key, state, attempt, retried
+// run and reason. Rows alike in all of these have the same unique key:
+// after the first, each is skipped if it has one and inserted after the
+// first if not, so matching in order never gives a row another's run.
 func isRunOf(r talon.Run, p store.CreateRun) bool {
 	return r.Job == p.Job && r.Period == p.Period && r.Trigger == p.Trigger && r.Key == p.Key &&
 		r.State == p.State && r.Attempt == p.Attempt && r.RetryOf == p.RetryOf &&
