@@ -114,41 +114,47 @@ var directStmts = func() map[directParts]string {
 // ready or running, which would make room the snapshot does not show. The
 // update finds its runs by "id = ANY", which every plan answers from the
 // primary key: a join on c alone may be planned, and cached, as a scan
-// of the whole table. rk, which only reads, joins on c's ids: "id = ANY"
-// there was evaluated again for every row of c (without it the
-// statement's server time in BenchmarkEndToEnd fell by about 6 %).
+// of the whole table. The read of the runs that ranks them joins on c's
+// ids: "id = ANY" there was evaluated again for every row of c (without
+// it the statement's server time in BenchmarkEndToEnd fell by about 6 %).
 //
 // $1–$21 are the runs' changes and the items' events, $22 their limits,
 // $23–$28 the decisions (only with p.setDecisions).
 func updateDirect(p directParts) string {
 	var sb strings.Builder
 	ids := "ANY($1::bigint[])"
+	u := `unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+		$6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[],
+		$12::bool[], $13::bool[], $14::bool[], $15::int[], $22::int[])
+		WITH ORDINALITY AS u(id, from_state, to_state, reason, recheck_at, started, finished, owner, handle, executor, answer,
+			ready, release, unwait, ndec, max_running, ord)`
 	if p.one {
 		// One run: c is one row the planner knows as one, so every join
 		// on it is a nested loop with nothing to build.
 		ids = "$1::bigint"
-		sb.WriteString(`WITH c AS (
-	SELECT $1::bigint AS id, $2::text AS from_state, $3::text AS to_state, $4::text AS reason, $5::timestamptz AS recheck_at,
+		u = `(SELECT $1::bigint AS id, $2::text AS from_state, $3::text AS to_state, $4::text AS reason, $5::timestamptz AS recheck_at,
 		$6::timestamptz AS started, $7::timestamptz AS finished, $8::text AS owner, $9::text AS handle, $10::text AS executor,
 		$11::text AS answer, $12::bool AS ready, $13::bool AS release, $14::bool AS unwait, $15::int AS ndec,
-		$22::int AS max_running, 1::bigint AS ord
+		$22::int AS max_running, 1::bigint AS ord) AS u`
+	}
+	if p.limit {
+		// rank: the run's place among the batch's runs of its job that
+		// may enter (in their state, job not paused). It is computed with
+		// c, from one read of each run: as a subquery joined to c, a plan
+		// that expected one row of it ran it again for every run (500
+		// runs: 130 ms).
+		sb.WriteString(`WITH c AS (
+	SELECT x.*, CASE WHEN x.ok THEN row_number() OVER (PARTITION BY x.ok, x.rjob ORDER BY x.ord) END AS rank
+	FROM (SELECT u.*, r.job AS rjob, u.max_running > 0 AND r.state = u.from_state
+			AND NOT EXISTS (SELECT 1 FROM paused_jobs AS p WHERE p.job = r.job) AS ok
+		FROM ` + u + `
+		LEFT JOIN runs AS r ON r.id = u.id) AS x
+	ORDER BY x.id
 )`)
 	} else {
 		sb.WriteString(`WITH c AS (
-	SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-		$6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[],
-		$12::bool[], $13::bool[], $14::bool[], $15::int[], $22::int[])
-		WITH ORDINALITY AS c(id, from_state, to_state, reason, recheck_at, started, finished, owner, handle, executor, answer,
-			ready, release, unwait, ndec, max_running, ord)
+	SELECT * FROM ` + u + `
 	ORDER BY id
-)`)
-	}
-	if p.limit {
-		sb.WriteString(`, rk AS (
-	SELECT c.id, row_number() OVER (PARTITION BY r.job ORDER BY c.ord) AS rank
-	FROM c JOIN runs AS r ON r.id = c.id
-	WHERE c.max_running > 0 AND r.state = c.from_state
-		AND NOT EXISTS (SELECT 1 FROM paused_jobs AS p WHERE p.job = r.job)
 )`)
 	}
 	sb.WriteString(`, upd AS (
@@ -156,16 +162,12 @@ func updateDirect(p directParts) string {
 		started = COALESCE(c.started, r.started), finished = COALESCE(c.finished, r.finished),
 		owner = COALESCE(c.owner, r.owner), handle = COALESCE(c.handle, r.handle), executor = COALESCE(c.executor, r.executor),
 		answer = COALESCE(c.answer, r.answer)
-	FROM c`)
-	if p.limit {
-		sb.WriteString(` LEFT JOIN rk ON rk.id = c.id`)
-	}
-	sb.WriteString(`
+	FROM c
 	WHERE r.id = ` + ids + ` AND r.id = c.id AND r.state = c.from_state
 		AND NOT (c.ready AND EXISTS (SELECT 1 FROM paused_jobs AS p WHERE p.job = r.job))`)
 	if p.limit {
 		sb.WriteString(`
-		AND (c.max_running = 0 OR rk.rank + (SELECT count(*) FROM runs AS a
+		AND (c.max_running = 0 OR c.rank + (SELECT count(*) FROM runs AS a
 			WHERE a.job = r.job AND a.state IN ('ready', 'running') AND a.` + store.LiveStates + `) <= c.max_running)`)
 	}
 	sb.WriteString(`
