@@ -48,32 +48,40 @@ func (s rowsStmt) all() []string {
 // row i to args. It returns the number of rows the statements changed.
 func (db *DB) execRows(ctx context.Context, tx *sql.Tx, s rowsStmt, n int, row func(i int, args []any) []any) (int64, error) {
 	var changed int64
-	args := make([]any, 0, chunks[0]*s.cols)
-	for i := 0; i < n; {
-		size := chunkOf(n - i)
-		args = args[:0]
-		for k := i; k < i+size; k++ {
-			args = row(k, args)
-		}
-		st, err := db.stmt(ctx, tx, s.texts[size])
-		if err != nil {
-			return changed, err
-		}
+	err := db.eachChunk(ctx, tx, s, n, row, func(st *sql.Stmt, args []any) error {
 		res, err := st.ExecContext(ctx, args...)
 		if err != nil {
-			return changed, err
+			return err
 		}
 		if k, err := res.RowsAffected(); err == nil {
 			changed += k
 		}
-		i += size
-	}
-	return changed, nil
+		return nil
+	})
+	return changed, err
 }
 
 // queryRows runs s, whose statements return rows, in tx over n rows as
 // execRows does, and hands each returned row to scan.
 func (db *DB) queryRows(ctx context.Context, tx *sql.Tx, s rowsStmt, n int, row func(i int, args []any) []any, scan func(*sql.Rows) error) error {
+	return db.eachChunk(ctx, tx, s, n, row, func(st *sql.Stmt, args []any) error {
+		rows, err := st.QueryContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+}
+
+// eachChunk splits n rows into chunks (chunkOf), and calls run with each
+// chunk's prepared statement and the parameters row appended for it.
+func (db *DB) eachChunk(ctx context.Context, tx *sql.Tx, s rowsStmt, n int, row func(i int, args []any) []any, run func(*sql.Stmt, []any) error) error {
 	args := make([]any, 0, chunks[0]*s.cols)
 	for i := 0; i < n; {
 		size := chunkOf(n - i)
@@ -85,20 +93,7 @@ func (db *DB) queryRows(ctx context.Context, tx *sql.Tx, s rowsStmt, n int, row 
 		if err != nil {
 			return err
 		}
-		rows, err := st.QueryContext(ctx, args...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				rows.Close()
-				return err
-			}
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
+		if err := run(st, args); err != nil {
 			return err
 		}
 		i += size
